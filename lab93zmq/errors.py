@@ -1,0 +1,53 @@
+"""Every error a user can see.
+
+Each exception's docstring is the sentence shown when it is raised without a
+more specific message; ``cli.main`` is the only place that turns these into
+stderr text and an exit status (the magic-wormhole habit).
+"""
+
+from __future__ import annotations
+
+
+class Lab93Error(Exception):
+    """Something went wrong."""
+
+    exit_status = 1
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text or (self.__doc__ or "").strip()
+
+
+class UsageError(Lab93Error):
+    """The command line is not valid; see lab93-node --help."""
+
+    exit_status = 2
+
+
+class ConfigError(Lab93Error):
+    """The configuration is not usable."""
+
+
+class StoreError(Lab93Error):
+    """The inbox could not be opened or written."""
+
+
+class ProtocolError(Lab93Error, ValueError):
+    """A peer sent something this node does not understand."""
+
+
+class MessageError(ProtocolError):
+    """A message is not valid."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"message field {field!r} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UnreachableError(Lab93Error):
+    """The server could not be reached."""
+
+
+class UndeliveredError(Lab93Error):
+    """Some messages were not delivered; they are kept in the inbox and sent next time."""

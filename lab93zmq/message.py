@@ -1,0 +1,195 @@
+"""The Message value type: fields, validation, wire form and JSON line form.
+
+Pure: no sockets, no clock. The caller passes ``sent_at`` and the random bytes
+of the id, so tests are exact.
+
+Limits (documented in docs/PROTOCOL.rst and README.rst):
+
+* ``content``: 1 to 65,536 bytes of UTF-8 (a line of a log, a paragraph of chat);
+* ``subject``: at most 200 characters, no line breaks;
+* user names (``from``, ``to``): 1 to 64 characters, no white space or control
+  characters, so ``/msg USER text`` is never ambiguous;
+* a whole encoded message: at most 80 KiB (``MAX_WIRE_BYTES``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import MessageError
+
+WIRE_VERSION = 1
+MAX_CONTENT_BYTES = 65_536
+MAX_SUBJECT_CHARS = 200
+MAX_NAME_CHARS = 64
+MAX_WIRE_BYTES = 80 * 1024
+
+_HEX_ID = re.compile(r"[0-9a-f]{32}\Z")
+_BAD_NAME = re.compile(r"[\s\x00-\x1f\x7f]")
+_LINE_BREAK = re.compile(r"[\r\n\x00]")
+
+
+def make_id(sent_at: datetime, entropy: bytes) -> str:
+    """A unique id that sorts by time: 48 bits of milliseconds, 80 random bits, as hex."""
+    if len(entropy) != 10:
+        raise ValueError("a message id needs exactly 10 bytes of entropy")
+    millis = int(sent_at.timestamp() * 1000)
+    return f"{millis:012x}{entropy.hex()}"
+
+
+def check_name(value: object, field: str) -> str:
+    """Validate a user name; return it or raise MessageError naming ``field``."""
+    if not isinstance(value, str):
+        raise MessageError(field, "must be a string")
+    if not value:
+        raise MessageError(field, "must not be empty")
+    if len(value) > MAX_NAME_CHARS:
+        raise MessageError(field, f"is longer than {MAX_NAME_CHARS} characters")
+    if _BAD_NAME.search(value):
+        raise MessageError(field, "must not contain spaces or control characters")
+    return value
+
+
+def check_node_id(value: object, field: str = "origin") -> str:
+    """A node id is 32 lowercase hex digits (16 random bytes)."""
+    if not isinstance(value, str) or not _HEX_ID.match(value):
+        raise MessageError(field, "must be 32 lowercase hex digits")
+    return value
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message, as authored; immutable and valid by construction.
+
+    ``recipient`` None means the room. ``origin`` is the id of the node that
+    authored it and ``origin_seq`` that node's own counter (1, 2, 3, ...), which
+    is what catch-up between broadcast peers is based on.
+    """
+
+    id: str
+    author: str
+    recipient: str | None
+    subject: str | None
+    content: str
+    sent_at: datetime
+    origin: str
+    origin_seq: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not _HEX_ID.match(self.id):
+            raise MessageError("id", "must be 32 lowercase hex digits")
+        check_name(self.author, "from")
+        if self.recipient is not None:
+            check_name(self.recipient, "to")
+        if self.subject is not None:
+            if not isinstance(self.subject, str):
+                raise MessageError("subject", "must be a string or null")
+            if len(self.subject) > MAX_SUBJECT_CHARS:
+                raise MessageError("subject", f"is longer than {MAX_SUBJECT_CHARS} characters")
+            if _LINE_BREAK.search(self.subject):
+                raise MessageError("subject", "must not contain line breaks")
+        if not isinstance(self.content, str):
+            raise MessageError("content", "must be a string")
+        if not self.content:
+            raise MessageError("content", "must not be empty")
+        try:
+            size = len(self.content.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise MessageError("content", "is not valid Unicode text") from None
+        if size > MAX_CONTENT_BYTES:
+            raise MessageError("content", f"is longer than {MAX_CONTENT_BYTES} bytes")
+        if not isinstance(self.sent_at, datetime) or self.sent_at.utcoffset() is None:
+            raise MessageError("sent_at", "must be a timezone-aware time")
+        if self.sent_at.utcoffset().total_seconds() != 0:
+            object.__setattr__(self, "sent_at", self.sent_at.astimezone(timezone.utc))
+        check_node_id(self.origin)
+        if type(self.origin_seq) is not int or self.origin_seq < 1:
+            raise MessageError("seq", "must be a whole number from 1 up")
+
+    @property
+    def is_direct(self) -> bool:
+        return self.recipient is not None
+
+    # -- the JSON line form: exactly DESIGN.md's contract -----------------
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "from": self.author,
+            "to": self.recipient,
+            "subject": self.subject,
+            "content": self.content,
+            "sent_at": self.sent_at.isoformat(timespec="microseconds"),
+            "origin": self.origin,
+        }
+
+    def to_json_line(self) -> str:
+        return json.dumps(self.to_json_dict(), ensure_ascii=False)
+
+    # -- the wire form ----------------------------------------------------
+
+    def to_wire_dict(self) -> dict[str, Any]:
+        fields = self.to_json_dict()
+        fields["seq"] = self.origin_seq
+        fields["v"] = WIRE_VERSION
+        return fields
+
+    def encode(self) -> bytes:
+        """The wire form: one UTF-8 JSON object, see docs/PROTOCOL.rst."""
+        return json.dumps(self.to_wire_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_wire_dict(cls, fields: object) -> Message:
+        """Build a Message from a decoded wire object; MessageError names the bad field."""
+        if not isinstance(fields, dict):
+            raise MessageError("message", "must be a JSON object")
+        version = fields.get("v")
+        if version != WIRE_VERSION:
+            raise MessageError("v", f"is {version!r}; this node speaks version {WIRE_VERSION}")
+        for name in ("id", "from", "to", "subject", "content", "sent_at", "origin", "seq"):
+            if name not in fields:
+                raise MessageError(name, "is missing")
+        return cls(
+            id=fields["id"],
+            author=fields["from"],
+            recipient=fields["to"],
+            subject=fields["subject"],
+            content=fields["content"],
+            sent_at=parse_time(fields["sent_at"]),
+            origin=fields["origin"],
+            origin_seq=fields["seq"],
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Message:
+        """Parse the wire form; raises MessageError, never returns None."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise MessageError("message", "must be bytes")
+        if len(data) > MAX_WIRE_BYTES:
+            raise MessageError("message", f"is larger than {MAX_WIRE_BYTES} bytes")
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MessageError("message", "is not valid UTF-8") from None
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            raise MessageError("message", "is not valid JSON") from None
+        return cls.from_wire_dict(fields)
+
+
+def parse_time(value: object, field: str = "sent_at") -> datetime:
+    """An ISO 8601 time with a UTC offset, as written by ``to_json_dict``."""
+    if not isinstance(value, str):
+        raise MessageError(field, "must be an ISO 8601 string")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise MessageError(field, "is not an ISO 8601 time") from None
+    if when.utcoffset() is None:
+        raise MessageError(field, "must carry a UTC offset")
+    return when.astimezone(timezone.utc)

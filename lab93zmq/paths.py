@@ -1,0 +1,50 @@
+"""Where the inbox lives: ``--db`` > ``$XDG_DATA_HOME/lab93`` > ``~/.local/share/lab93``.
+
+Resolved when used, never at import time; directories are created mode 0700
+because an inbox holds private messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import ConfigError
+
+INBOX_FILENAME = "inbox.db"
+
+
+def data_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The lab93 data directory; an empty or relative ``XDG_DATA_HOME`` counts as unset.
+
+    The XDG Base Directory spec says relative values must be ignored.
+    """
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_DATA_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "lab93"
+    home = Path.home() if home is None else home
+    return home / ".local" / "share" / "lab93"
+
+
+def inbox_path(
+    db_option: str | None,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> Path:
+    """The inbox file to use: ``--db PATH`` when given, else the default one."""
+    if db_option:
+        return Path(db_option).expanduser()
+    return data_dir(environ, home) / INBOX_FILENAME
+
+
+def prepare_parent(path: Path) -> None:
+    """Create the inbox's directory (mode 0700) the first time it is needed."""
+    parent = path.parent
+    if parent.is_dir():
+        return
+    try:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create the inbox directory {parent}: {error.strerror}") from None

@@ -1,0 +1,475 @@
+"""The inbox: every message a node has seen, its identity, and its outbox.
+
+peewee over SQLite in WAL mode. One ``Inbox`` per node; it must be used from
+one thread only (the actor that owns it). Each ``Inbox`` gets its own model
+classes bound to its own database, so a server and its clients can live in one
+test process without sharing state.
+
+Two numbering schemes meet here:
+
+* ``origin``/``origin_seq``: the authoring node's own counter. Room messages
+  and direct messages are counted separately, so the room sequence of an origin
+  has no holes and catch-up can compare contiguous high-water marks.
+* ``server_id``/``server_seq``: the order a repeater server gave a message.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import peewee as pw
+
+from .errors import StoreError
+from .message import Message
+from .paths import prepare_parent
+
+SCHEMA_VERSION = 1
+_CHUNK = 500  # stay far below SQLite's bound-parameter limit
+
+
+def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Model]]:
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+
+    class Meta(Base):
+        key = pw.CharField(primary_key=True)
+        value = pw.TextField()
+
+    class StoredMessage(Base):
+        id = pw.CharField(primary_key=True, max_length=32)
+        author = pw.CharField(max_length=64)
+        recipient = pw.CharField(max_length=64, null=True)
+        subject = pw.TextField(null=True)
+        content = pw.TextField()
+        sent_at = pw.CharField(max_length=40)  # ISO 8601 UTC: sorts as text
+        origin = pw.CharField(max_length=32)
+        origin_seq = pw.IntegerField()
+        server_id = pw.CharField(max_length=32, null=True)
+        server_seq = pw.IntegerField(null=True)
+        # Local arrival order, for --history and "last N".
+        arrival = pw.IntegerField(index=True)
+
+        class Meta:
+            table_name = "message"
+
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.origin,
+            StoredMessage.origin_seq,
+            unique=True,
+            where=StoredMessage.recipient.is_null(True),
+            name="message_room_origin_seq",
+        )
+    )
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.origin,
+            StoredMessage.origin_seq,
+            unique=True,
+            where=StoredMessage.recipient.is_null(False),
+            name="message_direct_origin_seq",
+        )
+    )
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.server_id,
+            StoredMessage.server_seq,
+            unique=True,
+            where=StoredMessage.server_seq.is_null(False),
+            name="message_server_seq",
+        )
+    )
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.recipient,
+            StoredMessage.server_id,
+            StoredMessage.server_seq,
+            where=StoredMessage.recipient.is_null(False),
+            name="message_direct_recipient",
+        )
+    )
+
+    class Outbox(Base):
+        """Messages this node authored that are not acknowledged yet."""
+
+        message_id = pw.CharField(primary_key=True, max_length=32)
+        queued = pw.IntegerField()  # order of queueing, so re-sends keep order
+
+    return Meta, StoredMessage, Outbox
+
+
+def _to_row(message: Message, server_id: str | None, server_seq: int | None) -> dict:
+    return {
+        "id": message.id,
+        "author": message.author,
+        "recipient": message.recipient,
+        "subject": message.subject,
+        "content": message.content,
+        "sent_at": message.sent_at.isoformat(timespec="microseconds"),
+        "origin": message.origin,
+        "origin_seq": message.origin_seq,
+        "server_id": server_id,
+        "server_seq": server_seq,
+    }
+
+
+def _from_row(row: pw.Model) -> Message:
+    return Message(
+        id=row.id,
+        author=row.author,
+        recipient=row.recipient,
+        subject=row.subject,
+        content=row.content,
+        sent_at=datetime.fromisoformat(row.sent_at),
+        origin=row.origin,
+        origin_seq=row.origin_seq,
+    )
+
+
+class Inbox:
+    """A node's inbox file. Open it, use it from one thread, close it."""
+
+    def __init__(self, path: Path | str, *, new_node_id: bytes | None = None) -> None:
+        self.path = Path(path)
+        prepare_parent(self.path)
+        self._db = pw.SqliteDatabase(
+            str(self.path),
+            pragmas={
+                "journal_mode": "wal",
+                # WAL + NORMAL is durable against a process crash (kill -9); only
+                # a power cut may lose the last transactions.
+                "synchronous": "normal",
+                "foreign_keys": 1,
+                "busy_timeout": 5000,
+            },
+            check_same_thread=False,  # opened by one thread, used by the actor thread
+        )
+        self._meta, self._message, self._outbox = _models(self._db)
+        try:
+            self._db.connect()
+            with self._db.atomic():
+                self._db.create_tables([self._meta, self._message, self._outbox])
+                self._check_schema()
+                self.node_id = self._load_node_id(new_node_id)
+            os.chmod(self.path, 0o600)
+        except (pw.DatabaseError, sqlite3.DatabaseError) as error:
+            self._db.close()
+            raise StoreError(f"cannot open the inbox {self.path}: {error}") from None
+        self._arrival = self._message.select(pw.fn.MAX(self._message.arrival)).scalar() or 0
+        self._queued = self._outbox.select(pw.fn.MAX(self._outbox.queued)).scalar() or 0
+
+    # -- housekeeping ------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Inbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_schema(self) -> None:
+        stored = self.get_meta("schema_version")
+        if stored is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(stored) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the inbox {self.path} was written by a newer lab93-node "
+                f"(schema {stored}); this one reads schema {SCHEMA_VERSION}"
+            )
+        # Older schemas would be migrated here, one step per version.
+
+    def _load_node_id(self, new_node_id: bytes | None) -> str:
+        node_id = self.get_meta("node_id")
+        if node_id is None:
+            node_id = (new_node_id or os.urandom(16)).hex()
+            self.set_meta("node_id", node_id)
+        return node_id
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._meta.get_or_none(self._meta.key == key)
+        return default if row is None else row.value
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._meta.replace(key=key, value=value).execute()
+
+    # -- saving --------------------------------------------------------------
+
+    def save(
+        self, message: Message, server_id: str | None = None, server_seq: int | None = None
+    ) -> bool:
+        """Store one message; False when its id was already stored (a no-op)."""
+        return self.save_many([(message, server_id, server_seq)])[0]
+
+    def save_many(
+        self, batch: Sequence[tuple[Message, str | None, int | None]]
+    ) -> list[bool]:
+        """Store a batch in one transaction; for each item, whether it was new.
+
+        A message whose id is already stored is skipped, as is a second copy
+        within the batch itself.
+        """
+        if not batch:
+            return []
+        try:
+            with self._db.atomic():
+                known = self._known_ids([m.id for m, _, _ in batch])
+                rows, fresh = [], []
+                for message, server_id, server_seq in batch:
+                    is_new = message.id not in known
+                    fresh.append(is_new)
+                    if is_new:
+                        known.add(message.id)
+                        self._arrival += 1
+                        row = _to_row(message, server_id, server_seq)
+                        row["arrival"] = self._arrival
+                        rows.append(row)
+                for chunk in pw.chunked(rows, _CHUNK // 11):
+                    self._message.insert_many(chunk).execute()
+        except pw.IntegrityError as error:
+            self._arrival = self._message.select(pw.fn.MAX(self._message.arrival)).scalar() or 0
+            raise StoreError(f"the inbox refused a message: {error}") from None
+        return fresh
+
+    def _known_ids(self, ids: Iterable[str]) -> set[str]:
+        known: set[str] = set()
+        for chunk in pw.chunked(list(ids), _CHUNK):
+            query = self._message.select(self._message.id).where(self._message.id.in_(chunk))
+            known.update(row[0] for row in query.tuples())
+        return known
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, message_id: str) -> Message | None:
+        row = self._message.get_or_none(self._message.id == message_id)
+        return None if row is None else _from_row(row)
+
+    def __contains__(self, message_id: str) -> bool:
+        return self._message.select().where(self._message.id == message_id).exists()
+
+    def count(self) -> int:
+        return self._message.select().count()
+
+    def history(self, limit: int | None = None) -> list[Message]:
+        """The inbox oldest first in arrival order; with ``limit`` the newest N."""
+        query = self._message.select().order_by(self._message.arrival.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return [_from_row(row) for row in reversed(list(query))]
+
+    # -- repeater: server order ----------------------------------------------------
+
+    def server_seqs(self, server_id: str, ids: Sequence[str]) -> dict[str, int]:
+        """The server sequence numbers already given to these message ids."""
+        seqs: dict[str, int] = {}
+        m = self._message
+        for chunk in pw.chunked(list(ids), _CHUNK):
+            query = m.select(m.id, m.server_seq).where(
+                (m.id.in_(chunk)) & (m.server_id == server_id)
+            )
+            seqs.update({mid: seq for mid, seq in query.tuples() if seq is not None})
+        return seqs
+
+    def max_server_seq(self, server_id: str) -> int:
+        m = self._message
+        value = m.select(pw.fn.MAX(m.server_seq)).where(m.server_id == server_id).scalar()
+        return value or 0
+
+    def visible_after(
+        self, server_id: str, after_seq: int, user: str | None, limit: int
+    ) -> list[tuple[int, Message]]:
+        """Messages after ``after_seq`` in server order that ``user`` may see.
+
+        That is every room message and the direct messages to or from ``user``;
+        nobody else's direct messages.
+        """
+        m = self._message
+        visible = m.recipient.is_null(True)
+        if user is not None:
+            visible = visible | (m.recipient == user) | (m.recipient.is_null(False) & (m.author == user))
+        query = (
+            m.select()
+            .where((m.server_id == server_id) & (m.server_seq > after_seq) & visible)
+            .order_by(m.server_seq)
+            .limit(limit)
+        )
+        return [(row.server_seq, _from_row(row)) for row in query]
+
+    def room_tail_start(self, server_id: str, count: int) -> int:
+        """The server sequence number just before the last ``count`` room messages.
+
+        A new client is replayed from here (IRC-style channel history).
+        """
+        m = self._message
+        query = (
+            m.select(m.server_seq)
+            .where((m.server_id == server_id) & m.recipient.is_null(True) & m.server_seq.is_null(False))
+            .order_by(m.server_seq.desc())
+            .offset(count - 1)
+            .limit(1)
+        )
+        nth = query.scalar()
+        return 0 if nth is None else nth - 1
+
+    def direct_for(
+        self, server_id: str, user: str, through_seq: int
+    ) -> list[tuple[int, Message]]:
+        """Direct messages to or from ``user`` up to ``through_seq``, in server order."""
+        m = self._message
+        query = (
+            m.select()
+            .where(
+                (m.server_id == server_id)
+                & (m.server_seq <= through_seq)
+                & m.recipient.is_null(False)
+                & ((m.recipient == user) | (m.author == user))
+            )
+            .order_by(m.server_seq)
+        )
+        return [(row.server_seq, _from_row(row)) for row in query]
+
+    def visible_since(
+        self, server_id: str, room_after: int, direct_after: int, user: str, limit: int
+    ) -> tuple[list[tuple[int, Message]], bool]:
+        """What ``user`` may see past two marks, in server order, and whether more is left.
+
+        Room messages numbered above ``room_after`` and direct messages to or
+        from ``user`` numbered above ``direct_after``; at most ``limit`` of
+        them. The answer is complete up to its last number (nothing visible
+        below it is left out), so a caller can page on by moving its marks.
+        """
+        m = self._message
+        room = (
+            m.select()
+            .where((m.server_id == server_id) & m.recipient.is_null(True) & (m.server_seq > room_after))
+            .order_by(m.server_seq)
+            .limit(limit + 1)
+        )
+        direct = (
+            m.select()
+            .where(
+                (m.server_id == server_id)
+                & m.recipient.is_null(False)
+                & (m.server_seq > direct_after)
+                & ((m.recipient == user) | (m.author == user))
+            )
+            .order_by(m.server_seq)
+            .limit(limit + 1)
+        )
+        rows = sorted([*room, *direct], key=lambda row: row.server_seq)
+        return [(row.server_seq, _from_row(row)) for row in rows[:limit]], len(rows) > limit
+
+    def last_seqs(
+        self, server_id: str, user: str | None, through: int | None = None
+    ) -> tuple[int, int]:
+        """The highest server number of a room message, and of a direct message to or from
+        ``user`` (0 when there is none), counting only numbers up to ``through`` if given."""
+        m = self._message
+        bound = (m.server_id == server_id) & m.server_seq.is_null(False)
+        if through is not None:
+            bound &= m.server_seq <= through
+        room = m.select(pw.fn.MAX(m.server_seq)).where(bound & m.recipient.is_null(True)).scalar()
+        direct = None
+        if user is not None:
+            # Two queries, so the "to" side can use its index.
+            to_user = m.select(pw.fn.MAX(m.server_seq)).where(bound & (m.recipient == user)).scalar()
+            from_user = (
+                m.select(pw.fn.MAX(m.server_seq))
+                .where(bound & m.recipient.is_null(False) & (m.author == user))
+                .scalar()
+            )
+            direct = max(to_user or 0, from_user or 0)
+        return room or 0, direct or 0
+
+    def transaction(self):
+        """Everything done inside ``with inbox.transaction():`` commits together (or not at all)."""
+        return self._db.atomic()
+
+    # -- broadcast: per-origin sequences ------------------------------------------
+
+    def next_origin_seq(self, origin: str, direct: bool) -> int:
+        """The next number ``origin`` gives to a room (or direct) message it authors."""
+        m = self._message
+        kind = m.recipient.is_null(False) if direct else m.recipient.is_null(True)
+        value = m.select(pw.fn.MAX(m.origin_seq)).where((m.origin == origin) & kind).scalar()
+        return (value or 0) + 1
+
+    def origin_marks(self) -> dict[str, int]:
+        """For each origin, the highest n such that room messages 1..n are all here.
+
+        Uses the (origin, origin_seq) index: for each origin, the first place
+        where ``origin_seq`` stops matching its rank is the end of the prefix.
+        """
+        sql = """
+            SELECT origin, COUNT(*), MAX(origin_seq) FROM message
+            WHERE recipient IS NULL GROUP BY origin
+        """
+        marks: dict[str, int] = {}
+        for origin, count, highest in self._db.execute_sql(sql).fetchall():
+            marks[origin] = highest if count == highest else self._contiguous(origin)
+        return marks
+
+    def _contiguous(self, origin: str) -> int:
+        # Only reached when an origin has a hole: find the first missing number.
+        sql = """
+            SELECT origin_seq FROM message
+            WHERE recipient IS NULL AND origin = ? ORDER BY origin_seq
+        """
+        expected = 1
+        for (seq,) in self._db.execute_sql(sql, (origin,)):
+            if seq != expected:
+                break
+            expected += 1
+        return expected - 1
+
+    def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]:
+        """Room messages of ``origin`` numbered above ``after_seq``, in order."""
+        m = self._message
+        query = (
+            m.select()
+            .where((m.origin == origin) & m.recipient.is_null(True) & (m.origin_seq > after_seq))
+            .order_by(m.origin_seq)
+            .limit(limit)
+        )
+        return [_from_row(row) for row in query]
+
+    # -- outbox -------------------------------------------------------------------
+
+    def queue(self, message: Message) -> None:
+        """Store a message this node authored and keep it until acknowledged."""
+        with self._db.atomic():
+            self.save(message)
+            if not self._outbox.select().where(self._outbox.message_id == message.id).exists():
+                self._queued += 1
+                self._outbox.insert(message_id=message.id, queued=self._queued).execute()
+
+    def outbox(self) -> list[Message]:
+        """Unacknowledged messages, in the order they were queued."""
+        m, o = self._message, self._outbox
+        query = m.select().join(o, on=(o.message_id == m.id)).order_by(o.queued)
+        return [_from_row(row) for row in query]
+
+    def acknowledge(self, message_ids: Iterable[str]) -> int:
+        """Drop acknowledged messages from the outbox; how many were there."""
+        removed = 0
+        with self._db.atomic():
+            for chunk in pw.chunked(list(message_ids), _CHUNK):
+                removed += self._outbox.delete().where(self._outbox.message_id.in_(chunk)).execute()
+        return removed
+
+    def set_server_seq(self, message_id: str, server_id: str, server_seq: int) -> None:
+        """Record the order a server gave a message this node had already stored."""
+        m = self._message
+        m.update(server_id=server_id, server_seq=server_seq).where(m.id == message_id).execute()
+
+
+def utc_now() -> datetime:
+    """The wall clock, for the I/O shell only."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,51 @@
+"""Shared fixtures: every test gets its own inbox directory and XDG_DATA_HOME."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from lab93zmq.message import Message, make_id
+
+NODE_A = "a" * 32
+NODE_B = "b" * 32
+T0 = datetime(2026, 11, 24, 20, 1, 2, 123456, tzinfo=timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_home(tmp_path, monkeypatch):
+    """No test may touch the real ~/.local/share/lab93."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "xdg"
+
+
+def make_message(
+    seq: int = 1,
+    content: str | None = None,
+    *,
+    origin: str = NODE_A,
+    author: str = "alice",
+    to: str | None = None,
+    subject: str | None = None,
+) -> Message:
+    """A valid message whose id is fixed by (origin, seq, to)."""
+    entropy = bytes.fromhex(origin[:8]) + seq.to_bytes(4, "big") + (b"dm" if to else b"rm")
+    return Message(
+        id=make_id(T0, entropy),
+        author=author,
+        recipient=to,
+        subject=subject,
+        content=content if content is not None else f"message {seq}",
+        sent_at=T0,
+        origin=origin,
+        origin_seq=seq,
+    )
+
+
+def free_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env

@@ -1,0 +1,99 @@
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from conftest import NODE_A, T0, make_message
+
+from lab93zmq.errors import MessageError
+from lab93zmq.message import MAX_CONTENT_BYTES, MAX_WIRE_BYTES, Message, make_id
+
+
+def test_wire_round_trip_keeps_every_field():
+    original = make_message(7, "pizza?", subject="lunch", to="bob")
+    decoded = Message.decode(original.encode())
+    assert decoded == original
+    assert decoded.sent_at.tzinfo is not None
+
+
+def test_json_line_is_exactly_the_contract():
+    line = make_message(1, "pizza?", subject="lunch").to_json_line()
+    fields = json.loads(line)
+    assert list(fields) == ["id", "from", "to", "subject", "content", "sent_at", "origin"]
+    assert fields["from"] == "alice" and fields["to"] is None
+    assert fields["sent_at"] == "2026-11-24T20:01:02.123456+00:00"
+    assert fields["origin"] == NODE_A
+
+
+def test_ids_sort_by_time_and_are_unique():
+    early = make_id(T0, bytes(10))
+    late = make_id(T0 + timedelta(milliseconds=1), bytes(10))
+    assert early < late
+    assert make_id(T0, b"\x01" * 10) != make_id(T0, b"\x02" * 10)
+    assert len(early) == 32
+
+
+def test_non_utc_time_is_normalised():
+    plus_two = timezone(timedelta(hours=2))
+    message = Message(
+        make_id(T0, bytes(10)), "a", None, None, "x", T0.astimezone(plus_two), NODE_A, 1
+    )
+    assert message.sent_at.utcoffset() == timedelta(0)
+    assert message.sent_at == T0
+
+
+def wire(**changes):
+    fields = make_message(1).to_wire_dict()
+    fields.update(changes)
+    return json.dumps(fields).encode()
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        (wire(content=5), "content"),
+        (wire(content=""), "content"),
+        (wire(content="x" * (MAX_CONTENT_BYTES + 1)), "content"),
+        (wire(subject="s" * 201), "subject"),
+        (wire(subject="two\nlines"), "subject"),
+        (wire(**{"from": "has space"}), "from"),
+        (wire(**{"from": ""}), "from"),
+        (wire(to=12), "to"),
+        (wire(sent_at="yesterday"), "sent_at"),
+        (wire(sent_at="2026-11-24T20:01:02"), "sent_at"),
+        (wire(origin="xyz"), "origin"),
+        (wire(seq=0), "seq"),
+        (wire(seq=True), "seq"),
+        (wire(id="nothex"), "id"),
+        (wire(v=2), "v"),
+        (b"\xff\xfe not utf-8", "message"),
+        (b"{not json", "message"),
+        (b"[1, 2]", "message"),
+        (b"x" * (MAX_WIRE_BYTES + 1), "message"),
+    ],
+)
+def test_bad_input_names_the_field(data, field):
+    with pytest.raises(MessageError) as caught:
+        Message.decode(data)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "missing", ["id", "from", "to", "subject", "content", "sent_at", "origin", "seq"]
+)
+def test_missing_field_is_named(missing):
+    fields = make_message(1).to_wire_dict()
+    del fields[missing]
+    with pytest.raises(MessageError) as caught:
+        Message.decode(json.dumps(fields).encode())
+    assert caught.value.field == missing
+
+
+def test_naive_time_is_refused():
+    with pytest.raises(MessageError):
+        Message(make_id(T0, bytes(10)), "a", None, None, "x", datetime(2026, 1, 1), NODE_A, 1)
+
+
+def test_unknown_extra_fields_are_ignored_for_forward_compatibility():
+    fields = make_message(3).to_wire_dict()
+    fields["future"] = {"anything": 1}
+    assert Message.decode(json.dumps(fields).encode()) == make_message(3)

@@ -1,0 +1,49 @@
+import stat
+from pathlib import Path
+
+import pytest
+
+from lab93zmq.errors import ConfigError
+from lab93zmq.paths import data_dir, inbox_path, prepare_parent
+
+HOME = Path("/home/alice")
+
+
+def test_xdg_data_home_is_used_when_absolute():
+    assert data_dir({"XDG_DATA_HOME": "/data"}, HOME) == Path("/data/lab93")
+
+
+@pytest.mark.parametrize("value", [None, "", "relative/dir"])
+def test_xdg_unset_empty_or_relative_means_default(value):
+    environ = {} if value is None else {"XDG_DATA_HOME": value}
+    assert data_dir(environ, HOME) == HOME / ".local/share/lab93"
+
+
+def test_db_option_wins():
+    assert inbox_path("/tmp/x.db", {"XDG_DATA_HOME": "/data"}, HOME) == Path("/tmp/x.db")
+    assert inbox_path(None, {"XDG_DATA_HOME": "/data"}, HOME) == Path("/data/lab93/inbox.db")
+
+
+def test_directory_is_created_private_only_when_used(tmp_path):
+    target = tmp_path / "deep" / "lab93" / "inbox.db"
+    inbox_path(None, {"XDG_DATA_HOME": str(tmp_path / "deep")})
+    assert not target.parent.exists()  # resolving creates nothing
+    prepare_parent(target)
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+
+
+def test_unusable_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot create the inbox directory"):
+        prepare_parent(blocker / "sub" / "inbox.db")
+
+
+def test_importing_creates_nothing(tmp_path, monkeypatch):
+    import importlib
+
+    import lab93zmq.paths
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "never"))
+    importlib.reload(lab93zmq.paths)
+    assert not (tmp_path / "never").exists()
