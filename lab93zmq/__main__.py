@@ -1,0 +1,7 @@
+"""``python -m lab93zmq``: the same as the lab93-node command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

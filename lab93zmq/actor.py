@@ -1,0 +1,215 @@
+"""The actor pattern: one thread owns every ZeroMQ socket and the inbox.
+
+A front end (console.py) talks to its actor only through an ``inproc://`` PAIR
+pipe carrying typed messages: a kind frame and a JSON body frame. The actor's
+thread creates its own sockets, sends ``READY`` (or ``FATAL``) once it is
+serving, and returns after ``STOP``; start-up waits for that signal with a
+timeout, as pyzmq's auth thread does.
+
+Requests (front end -> actor):
+
+``POST``     {"id", "content", "subject", "to", "sent_at"}: author and queue a message
+``SCAN``     {}: answer with ``SCAN_RESULT``
+``WHO``      {}: answer with ``WHO_RESULT``
+``HISTORY``  {"limit"}: answer with ``HISTORY_RESULT``
+``STOP``     {}: leave cleanly (leaving beacon, inbox closed), then ``STOPPED``
+
+Events (actor -> front end):
+
+``READY``          {"node_id", "detail"}
+``FATAL``          {"error"}: the actor cannot go on; ``error`` is a user sentence
+``INCOMING``       {"message": wire dict}: a message new to this inbox
+``ACCEPTED``       {"ids": [...]}: these posts are delivered (see DESIGN.md)
+``REJECTED``       {"id", "reason"}: this post can never be delivered
+``STATUS``         {"connected": bool, "detail"}: connection state changed
+``NOTICE``         {"text"}: something a user may want to know
+``SCAN_RESULT``    {"beacons": [beacon JSON dicts, as DESIGN.md's --scan --json]}
+``WHO_RESULT``     {"users": [...]}
+``HISTORY_RESULT`` {"messages": [wire dicts]}
+``STOPPED``        {}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import zmq
+
+from .errors import Lab93Error, ProtocolError
+from .message import Message, parse_time
+
+log = logging.getLogger(__name__)
+
+
+class Kind(str, Enum):
+    POST = "post"
+    SCAN = "scan"
+    WHO = "who"
+    HISTORY = "history"
+    STOP = "stop"
+    READY = "ready"
+    FATAL = "fatal"
+    INCOMING = "incoming"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    STATUS = "status"
+    NOTICE = "notice"
+    SCAN_RESULT = "scan_result"
+    WHO_RESULT = "who_result"
+    HISTORY_RESULT = "history_result"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class PipeMessage:
+    kind: Kind
+    body: dict[str, Any]
+
+    def frames(self) -> list[bytes]:
+        return [self.kind.value.encode(), json.dumps(self.body).encode()]
+
+    @classmethod
+    def parse(cls, frames: list[bytes]) -> PipeMessage:
+        if len(frames) != 2:
+            raise ProtocolError(f"a pipe message has 2 frames, not {len(frames)}")
+        try:
+            return cls(Kind(frames[0].decode()), json.loads(frames[1]))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ProtocolError(f"bad pipe message: {error}") from None
+
+
+def send(pipe: zmq.Socket, kind: Kind, **body: Any) -> None:
+    pipe.send_multipart(PipeMessage(kind, body).frames())
+
+
+def recv(pipe: zmq.Socket) -> PipeMessage:
+    return PipeMessage.parse(pipe.recv_multipart())
+
+
+@dataclass(frozen=True)
+class Post:
+    """A front end's request to send a message; the actor fills in the rest."""
+
+    id: str
+    content: str
+    subject: str | None
+    to: str | None
+    sent_at: datetime
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "content": self.content,
+            "subject": self.subject,
+            "to": self.to,
+            "sent_at": self.sent_at.isoformat(timespec="microseconds"),
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Post:
+        return cls(body["id"], body["content"], body["subject"], body["to"], parse_time(body["sent_at"]))
+
+    def author(self, user: str, origin: str, origin_seq: int) -> Message:
+        """The Message this post becomes; MessageError when a field is invalid."""
+        return Message(
+            id=self.id,
+            author=user,
+            recipient=self.to,
+            subject=self.subject,
+            content=self.content,
+            sent_at=self.sent_at,
+            origin=origin,
+            origin_seq=origin_seq,
+        )
+
+
+class Actor(ABC):
+    """A body of code that runs in its own thread and owns its sockets."""
+
+    name = "actor"
+
+    @abstractmethod
+    def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
+        """Serve until ``STOP`` arrives on ``pipe``.
+
+        Send ``READY`` once serving, or raise a Lab93Error (the handle turns it
+        into ``FATAL``). Must answer ``STOP`` with ``STOPPED`` and return.
+        """
+
+
+class ActorHandle:
+    """The front end's side: starts the actor thread and holds its pipe."""
+
+    def __init__(self, actor: Actor, ctx: zmq.Context | None = None) -> None:
+        self.actor = actor
+        self.ctx = ctx or zmq.Context.instance()
+        self.endpoint = f"inproc://lab93-{actor.name}-{uuid.uuid4().hex}"
+        self.pipe = self.ctx.socket(zmq.PAIR)
+        self.pipe.linger = 0
+        self.pipe.bind(self.endpoint)
+        self._thread = threading.Thread(target=self._main, name=actor.name, daemon=True)
+        self.node_id: str | None = None
+        self.ready_detail = ""
+
+    def _main(self) -> None:
+        pipe = self.ctx.socket(zmq.PAIR)
+        pipe.linger = 0
+        pipe.connect(self.endpoint)
+        try:
+            self.actor.run(self.ctx, pipe)
+        except Lab93Error as error:
+            send(pipe, Kind.FATAL, error=str(error))
+        except Exception as error:  # a bug: say so rather than hang the front end
+            log.exception("the %s thread failed", self.actor.name)
+            send(pipe, Kind.FATAL, error=f"internal error in {self.actor.name}: {error!r}")
+        finally:
+            pipe.close()
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread and wait for READY; raise the actor's error otherwise."""
+        self._thread.start()
+        if not self.pipe.poll(int(timeout * 1000)):
+            raise Lab93Error(f"the {self.actor.name} did not start within {timeout:g} s")
+        event = recv(self.pipe)
+        if event.kind is Kind.FATAL:
+            self._thread.join(timeout)
+            raise Lab93Error(event.body["error"])
+        if event.kind is not Kind.READY:
+            raise Lab93Error(f"the {self.actor.name} sent {event.kind.value} before ready")
+        self.node_id = event.body.get("node_id")
+        self.ready_detail = event.body.get("detail", "")
+
+    def request(self, kind: Kind, **body: Any) -> None:
+        send(self.pipe, kind, **body)
+
+    def poll(self, timeout: float) -> PipeMessage | None:
+        """The next event, or None after ``timeout`` seconds."""
+        if self.pipe.poll(max(0, int(timeout * 1000))):
+            return recv(self.pipe)
+        return None
+
+    def stop(self, timeout: float = 5.0, on_event: Callable[[PipeMessage], None] | None = None) -> None:
+        """Ask the actor to leave cleanly and wait for it; events met meanwhile go to ``on_event``."""
+        if self._thread.is_alive():
+            send(self.pipe, Kind.STOP)
+            deadline = time.monotonic() + timeout
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                event = self.poll(0.05)
+                if event is None:
+                    continue
+                if event.kind in (Kind.STOPPED, Kind.FATAL):
+                    break
+                if on_event is not None:
+                    on_event(event)
+            self._thread.join(max(deadline - time.monotonic(), 0.1))
+        self.pipe.close()

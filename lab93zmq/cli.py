@@ -1,0 +1,260 @@
+"""The lab93-node command line: docopt usage, option checks, ``main(argv) -> status``.
+
+This is the only place that turns exceptions into stderr text and an exit
+status (0 ok, 1 failure, 2 usage, 130 Ctrl-C, 143 SIGTERM).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any
+
+import docopt
+
+from . import __version__
+from .errors import Lab93Error, MessageError, UsageError
+from .message import check_name
+
+USAGE = """\
+Usage:
+  lab93-node (-b | --broadcast | -m broadcast) [options]
+  lab93-node (-r | --repeater | -m repeater) (-s | --server | -c | --client) [options]
+  lab93-node --scan [options]
+  lab93-node --history [options]
+  lab93-node -h | --help | --version
+"""
+
+OPTIONS = """\
+Modes:
+  -b, --broadcast          Serverless chat with every node on the subnet.
+  -r, --repeater           Chat through a self-hosted repeater server.
+  -s, --server             With -r: run the repeater server.
+  -c, --client             With -r: connect to a repeater server.
+  -m MODE, --mode MODE     The mode by name: broadcast or repeater.
+  --scan                   List the nodes and repeaters on the network, then exit.
+  --history                Print the inbox, oldest first, then exit.
+
+Options:
+  -a ADDR, --address ADDR  Bind address of a server or broadcast node
+                           (default 0.0.0.0); for a client, the server's
+                           address (default: the first repeater heard).
+  -p PORT, --port PORT     TCP port: a server's or node's ROUTER, a client's
+                           server [default: 5190].
+  -u NAME, --user NAME     Display name (default: your login name).
+  -i IFACE, --interface IFACE
+                           Interface to beacon on; repeat or comma-separate for
+                           several; lo beacons to 127.255.255.255 (default:
+                           every interface that is up, not loopback, with a
+                           broadcast address).
+  --beacon-port PORT       UDP beacon port [default: 5190].
+  --db PATH                Inbox file (default:
+                           $XDG_DATA_HOME/lab93/inbox.db, else
+                           ~/.local/share/lab93/inbox.db).
+  --send TEXT              Send one message, wait until it is accepted, exit.
+  --subject TEXT           Subject for --send and for piped lines.
+  --to USER                Send direct messages to USER instead of the room.
+  --listen                 Do not read stdin; print incoming messages until
+                           interrupted.
+  --json                   Machine output: one JSON object per line on stdout.
+  --timeout SEC            How long --scan (default 2), --send and the end of
+                           piped input (default 10) may wait.
+  -v, --verbose            More logging on stderr (-vv for debugging).
+  --traceback              Show the Python traceback of an error (debugging).
+  -h, --help               Show this help.
+  --version                Show the version.
+"""
+
+DESCRIPTION = "lab93-node: a ZeroMQ messaging node for local networks.\n\n"
+
+EPILOG = """
+Chat commands (interactive or piped): /msg USER TEXT, /subject SUBJECT TEXT,
+/who, /scan, /history [N], /help, /quit.
+
+Exit status: 0 ok, 1 failure (e.g. undelivered messages, kept for next time),
+2 bad command line, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+"""
+
+HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
+
+# docopt parses with one permissive pattern; the checks below give each wrong
+# combination its own sentence instead of a usage dump.
+_PARSE_DOC = "Usage: lab93-node [options] [-i IFACE]... [-v]...\n\n" + OPTIONS
+
+DEFAULT_SCAN_TIMEOUT = 2.0
+DEFAULT_DELIVERY_TIMEOUT = 10.0
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM: leave cleanly, exactly as for Ctrl-C."""
+
+
+def _option_name(option: docopt.Option) -> str:
+    return "/".join(name for name in (option.short, option.longer) if name)
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, Any]:
+    """docopt's parse, with unknown or stray words named in one sentence."""
+    known = docopt.parse_options(_PARSE_DOC)
+    known_names = {name for o in known for name in (o.short, o.longer) if name}
+    try:
+        items = docopt.parse_argv(docopt.Tokens(list(argv)), list(known))
+    except docopt.DocoptExit as error:
+        # e.g. "-a requires argument", "--to is not a unique prefix: ..."
+        first = str(error).splitlines()[0]
+        flag, _, problem = first.partition(" ")
+        if problem == "requires argument":
+            named = next((o for o in known if flag in (o.short, o.longer)), None)
+            first = f"{_option_name(named) if named else flag} needs a value"
+        raise UsageError(f"{first}; see lab93-node --help") from None
+    for item in items:
+        if isinstance(item, docopt.Option) and not (
+            item.short in known_names or item.longer in known_names
+        ):
+            raise UsageError(f"unknown option {item.longer or item.short}; see lab93-node --help")
+        if isinstance(item, docopt.Argument):
+            raise UsageError(f"unexpected argument {item.value!r}; see lab93-node --help")
+    try:
+        return dict(docopt.docopt(_PARSE_DOC, list(argv), default_help=False))
+    except docopt.DocoptExit:
+        repeated = [o for o in items if isinstance(o, docopt.Option)]
+        names = [_option_name(o) for o in repeated]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        detail = (
+            f"{', '.join(twice)} given more than once"
+            if twice
+            else "the options do not fit together"
+        )
+        raise UsageError(f"{detail}; see lab93-node --help") from None
+
+
+def _number(args: dict[str, Any], key: str, low: float, high: float, kind: type = int) -> Any:
+    raw = args[key]
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not low <= value <= high:
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{key} takes {what} from {low:g} to {high:g}, not {raw!r}")
+    return value
+
+
+def choose_mode(args: dict[str, Any]) -> str:
+    """broadcast, server, client, scan or history; UsageError names the flags at fault."""
+    mode_name = args["--mode"]
+    if mode_name is not None and mode_name not in ("broadcast", "repeater"):
+        raise UsageError(f"unknown mode {mode_name!r} for -m/--mode; use broadcast or repeater")
+    broadcast = args["--broadcast"] or mode_name == "broadcast"
+    repeater = args["--repeater"] or mode_name == "repeater"
+    if args["--broadcast"] and mode_name == "repeater":
+        raise UsageError("-b/--broadcast and -m repeater cannot be used together")
+    if args["--repeater"] and mode_name == "broadcast":
+        raise UsageError("-r/--repeater and -m broadcast cannot be used together")
+    if broadcast and repeater:
+        raise UsageError("-b/--broadcast and -r/--repeater cannot be used together")
+    if args["--server"] and args["--client"]:
+        raise UsageError("-s/--server and -c/--client cannot be used together")
+    one_shot = [flag for flag in ("--scan", "--history") if args[flag]]
+    if len(one_shot) == 2:
+        raise UsageError("--scan and --history cannot be used together")
+    if one_shot and (broadcast or repeater or args["--server"] or args["--client"]):
+        raise UsageError(f"{one_shot[0]} runs on its own; leave out -b, -r, -m, -s and -c")
+    if one_shot:
+        return one_shot[0][2:]
+    if (args["--server"] or args["--client"]) and not repeater:
+        flag = "-s/--server" if args["--server"] else "-c/--client"
+        raise UsageError(f"{flag} goes with -r/--repeater")
+    if repeater and not (args["--server"] or args["--client"]):
+        raise UsageError("-r/--repeater needs -s/--server or -c/--client")
+    if broadcast:
+        return "broadcast"
+    if repeater:
+        return "server" if args["--server"] else "client"
+    raise UsageError("choose a mode: -b (broadcast) or -r with -s or -c (repeater)\n" + USAGE)
+
+
+def check_options(args: dict[str, Any], mode: str) -> None:
+    """Option values and the options that make no sense in ``mode``."""
+    if args["--send"] is not None and args["--listen"]:
+        raise UsageError("--send and --listen cannot be used together")
+    talk = [flag for flag in ("--send", "--subject", "--to", "--listen") if args[flag]]
+    if talk and mode in ("server", "scan", "history"):
+        where = "-s/--server" if mode == "server" else f"--{mode}"
+        raise UsageError(f"{talk[0]} is for a client or broadcast node, not {where}")
+    for flag, field in (("--user", "user name"), ("--to", "recipient")):
+        if args[flag] is not None:
+            try:
+                check_name(args[flag], field)
+            except MessageError as error:
+                raise UsageError(f"{flag} {args[flag]!r}: the {field} {error.problem}") from None
+
+
+def _logging(verbosity: int, stderr: Any) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("lab93-node: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def main(argv: Sequence[str] | None = None, env: Any = None) -> int:
+    """Run lab93-node; returns the exit status (the console script exits with it)."""
+    from .console import Environment
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = env or Environment()
+    traceback = "--traceback" in argv
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        args = parse_args(argv)
+        if args["--help"]:
+            print(HELP, file=env.stdout, end="")
+            return ExitStatus.OK
+        if args["--version"]:
+            print(f"lab93-node {__version__}", file=env.stdout)
+            return ExitStatus.OK
+        mode = choose_mode(args)
+        check_options(args, mode)
+        _logging(args["--verbose"], env.stderr)
+        from . import run
+
+        return run.run_mode(mode, args, env)
+    except KeyboardInterrupt:
+        print("lab93-node: interrupted", file=env.stderr)
+        return ExitStatus.INTERRUPTED
+    except Terminated:
+        return ExitStatus.TERMINATED
+    except Lab93Error as error:
+        if traceback:
+            raise
+        print(f"lab93-node: {error}", file=env.stderr)
+        return ExitStatus(error.exit_status)
+
+
+def default_user() -> str:
+    """The login name, as DESIGN.md says; a name that is not valid here falls back to 'user'."""
+    try:
+        name = getpass.getuser()
+        return check_name(name, "from")
+    except (MessageError, KeyError, OSError):
+        return "user"

@@ -1,0 +1,106 @@
+"""Turn parsed options into a NodeConfig and run the chosen mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import cli
+from .actor import Actor, ActorHandle
+from .config import DEFAULT_ADDRESS, NodeConfig
+from .console import Environment, FrontEnd, FrontEndOptions
+from .console import run as run_front_end
+from .paths import inbox_path
+from .store import Inbox
+
+
+def interface_names(raw: list[str]) -> tuple[str, ...] | None:
+    """``-i lo -i eth0`` and ``-i lo,eth0`` alike; None when not given."""
+    names = tuple(name.strip() for value in raw for name in value.split(",") if name.strip())
+    return names or None
+
+
+def build_config(mode: str, args: dict[str, Any]) -> NodeConfig:
+    address = args["--address"]
+    if address is None and mode != "client":
+        address = DEFAULT_ADDRESS
+    scan_default = cli.DEFAULT_SCAN_TIMEOUT if mode == "scan" else cli.DEFAULT_DELIVERY_TIMEOUT
+    timeout = scan_default
+    if args["--timeout"] is not None:
+        timeout = cli._number(args, "--timeout", 0.001, 86_400, float)
+    return NodeConfig(
+        user=args["--user"] or cli.default_user(),
+        db_path=inbox_path(args["--db"]),
+        address=address,
+        port=cli._number(args, "--port", 0, 65_535),
+        interfaces=interface_names(args["--interface"]),
+        beacon_port=cli._number(args, "--beacon-port", 1, 65_535),
+        timeout=timeout,
+    )
+
+
+def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
+    config = build_config(mode, args)
+    if mode == "history":
+        return show_history(config, env, args["--json"])
+    if mode == "scan":
+        return run_scan(config, env, args["--json"])
+    actor = make_actor(mode, config)
+    handle = ActorHandle(actor)
+    handle.start(timeout=max(config.timeout, 10.0))
+    options = FrontEndOptions(
+        subject=args["--subject"], to=args["--to"], json=args["--json"], timeout=config.timeout
+    )
+    if mode == "server":
+        front = FrontEnd(handle, env, options)
+        try:
+            if handle.ready_detail:
+                front.printer.note(f"* {handle.ready_detail}")
+            front.serve()
+        finally:
+            handle.stop()
+        return cli.ExitStatus.OK
+    run_front_end(
+        handle,
+        env,
+        options,
+        send=args["--send"],
+        listen=args["--listen"],
+        prompt=f"{config.user}> ",
+    )
+    return cli.ExitStatus.OK
+
+
+def make_actor(mode: str, config: NodeConfig) -> Actor:
+    if mode == "broadcast":
+        from .node import BroadcastNode
+
+        return BroadcastNode(config)
+    from .repeater import RepeaterClient, RepeaterServer
+
+    return RepeaterServer(config) if mode == "server" else RepeaterClient(config)
+
+
+def show_history(config: NodeConfig, env: Environment, json_mode: bool) -> int:
+    """``--history``: the whole inbox, oldest first."""
+    from .console import Printer
+
+    printer = Printer(env, json_mode)
+    with Inbox(config.db_path) as inbox:
+        messages = inbox.history()
+    if not messages:
+        printer.note(f"the inbox {config.db_path} holds no messages yet")
+    for message in messages:
+        printer.message(message, with_date=True)
+    return cli.ExitStatus.OK
+
+
+def run_scan(config: NodeConfig, env: Environment, json_mode: bool) -> int:
+    """``--scan``: one probe, every live node and repeater heard within the timeout."""
+    from .console import Printer
+    from .interfaces import resolve
+    from .scan import scan
+
+    targets = resolve(list(config.interfaces) if config.interfaces else None)
+    sightings = scan(targets, config.beacon_port, config.timeout, user=config.user)
+    Printer(env, json_mode).beacons([s.to_json_dict() for s in sightings])
+    return cli.ExitStatus.OK

@@ -1,0 +1,104 @@
+"""ZeroMQ frames <-> protocol commands, shared by repeater and broadcast mode. Pure.
+
+Every protocol message (after a ROUTER's identity frame) is::
+
+    frame 0  signature  b"L93" + one version byte (PROTOCOL_VERSION)
+    frame 1  command    ASCII name, e.g. b"HELLO"
+    frame 2  header     a UTF-8 JSON object (at most MAX_HEADER_BYTES)
+    frame 3… payloads   zero or more encoded messages (Message.encode), so a
+                        server can store and forward them without re-encoding
+
+A frame list that breaks these rules raises ProtocolError naming what is wrong;
+the caller logs it, answers with an error where it can, and keeps serving.
+The commands themselves belong to each mode and are listed in docs/PROTOCOL.rst.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ProtocolError
+from .message import MAX_WIRE_BYTES, Message
+
+PROTOCOL_VERSION = 1
+MAGIC = b"L93"
+SIGNATURE = MAGIC + bytes([PROTOCOL_VERSION])
+MAX_HEADER_BYTES = 64 * 1024
+MAX_PAYLOADS = 10_000
+MAX_COMMAND_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Command:
+    """One decoded protocol message. ``payloads`` are still encoded messages."""
+
+    name: str
+    header: dict[str, Any] = field(default_factory=dict)
+    payloads: tuple[bytes, ...] = ()
+
+    def frames(self) -> list[bytes]:
+        header = json.dumps(self.header, separators=(",", ":")).encode()
+        return [SIGNATURE, self.name.encode("ascii"), header, *self.payloads]
+
+    def messages(self) -> list[Message]:
+        """Decode every payload; MessageError (a ProtocolError) on the first bad one."""
+        return [Message.decode(p) for p in self.payloads]
+
+
+def command(name: str, header: dict[str, Any] | None = None, messages: Sequence[Message] = ()) -> Command:
+    """Build a Command, encoding ``messages`` as payload frames."""
+    return Command(name, header or {}, tuple(m.encode() for m in messages))
+
+
+def decode(frames: Sequence[bytes]) -> Command:
+    """Parse frames; raises ProtocolError, never returns None."""
+    if len(frames) < 3:
+        raise ProtocolError(f"a command has at least 3 frames, this has {len(frames)}")
+    signature = bytes(frames[0])
+    if signature[:3] != MAGIC or len(signature) != 4:
+        raise ProtocolError("not a lab93 command (bad signature frame)")
+    if signature[3] != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"peer speaks protocol version {signature[3]}; this node speaks {PROTOCOL_VERSION}"
+        )
+    raw_name = bytes(frames[1])
+    if not raw_name or len(raw_name) > MAX_COMMAND_CHARS or not raw_name.isalpha():
+        raise ProtocolError("bad command name frame")
+    name = raw_name.decode("ascii")
+    raw_header = bytes(frames[2])
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"{name} header is larger than {MAX_HEADER_BYTES} bytes")
+    try:
+        header = json.loads(raw_header.decode("utf-8")) if raw_header else {}
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError(f"{name} header is not UTF-8 JSON") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(f"{name} header is not a JSON object")
+    payloads = tuple(bytes(f) for f in frames[3:])
+    if len(payloads) > MAX_PAYLOADS:
+        raise ProtocolError(f"{name} carries more than {MAX_PAYLOADS} messages")
+    for payload in payloads:
+        if len(payload) > MAX_WIRE_BYTES:
+            raise ProtocolError(f"{name} carries a message larger than {MAX_WIRE_BYTES} bytes")
+    return Command(name, header, payloads)
+
+
+def header_int(header: dict[str, Any], key: str, minimum: int = 0) -> int:
+    """A whole-number header field, checked; ProtocolError names the field."""
+    value = header.get(key)
+    if type(value) is not int or value < minimum:
+        raise ProtocolError(f"header field {key!r} must be a whole number >= {minimum}")
+    return value
+
+
+def header_str(header: dict[str, Any], key: str, optional: bool = False) -> str | None:
+    """A string header field, checked; ProtocolError names the field."""
+    value = header.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(f"header field {key!r} must be a string")
+    return value
