@@ -1,0 +1,144 @@
+"""The UDP edge of discovery: beacon datagrams in and out, nothing else.
+
+No thread of its own: the owning actor registers ``filenos()`` in its one
+``zmq.Poller`` (which polls plain sockets by file descriptor), calls
+``receive(fd)`` when one is readable and ``send(packet)`` when its
+``BeaconSchedule`` says so. Decoding and every decision live in
+``presence.py``.
+
+Per target interface there are two sockets:
+
+* a listener bound to the interface's *broadcast* address and the beacon
+  port, so it hears only broadcasts on that interface (with ``-i lo`` only
+  127.255.255.255) - not unicast, not other subnets. ``SO_REUSEADDR`` and
+  ``SO_REUSEPORT`` let several nodes on one host share the port; Linux hands
+  every broadcast datagram to each of them.
+* a sender with ``SO_BROADCAST`` bound to the interface's own address on an
+  ephemeral port, so peers see that address as the source (``recvfrom``),
+  which is the address they connect to.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+
+from .errors import ConfigError
+from .interfaces import BeaconTarget
+from .presence import MAX_BEACON_SIZE
+
+log = logging.getLogger(__name__)
+
+# One byte more than the largest valid beacon: a longer datagram is truncated
+# to this size and then fails to decode, as it should.
+RECV_SIZE = MAX_BEACON_SIZE + 1
+# Datagrams taken per receive() call, so a flood cannot starve the actor's
+# other sockets; the poller is level-triggered and calls again.
+MAX_DRAIN = 64
+
+
+class BeaconSocketError(ConfigError):
+    """The UDP beacon port could not be opened."""
+
+
+class BeaconSocket:
+    """Listening and sending UDP sockets for each beacon target, polled by the owner."""
+
+    def __init__(self, targets: Sequence[BeaconTarget], port: int) -> None:
+        if not targets:
+            raise ValueError("a BeaconSocket needs at least one target")
+        if not 0 < port <= 0xFFFF:
+            raise ValueError(f"beacon port {port} is not a port number")
+        self.port = port
+        self.targets = list(targets)
+        self._listeners: dict[int, tuple[socket.socket, BeaconTarget]] = {}
+        self._senders: list[tuple[socket.socket, BeaconTarget]] = []
+        self._send_failing: set[str] = set()
+        try:
+            for target in self.targets:
+                listener = self._open(target, "listen for", (target.broadcast, port))
+                self._listeners[listener.fileno()] = (listener, target)
+                sender = self._open(target, "send", (target.address, 0), broadcast=True)
+                self._senders.append((sender, target))
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(
+        self, target: BeaconTarget, verb: str, where: tuple[str, int], broadcast: bool = False
+    ) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            if broadcast:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            else:
+                # Only the listener shares its port; a shared *ephemeral*
+                # sender port could be handed to two sockets at once.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if hasattr(socket, "SO_REUSEPORT"):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.setblocking(False)
+            sock.bind(where)
+        except OSError as exc:
+            sock.close()
+            raise BeaconSocketError(
+                f"Cannot {verb} beacons on {target.name} ({where[0]}:{where[1]}): "
+                f"{exc.strerror or exc}."
+            ) from exc
+        return sock
+
+    def filenos(self) -> list[int]:
+        """The listening descriptors, to register with the poller for reading."""
+        return list(self._listeners)
+
+    def send(self, packet: bytes) -> int:
+        """Broadcast one datagram on every target; return how many sends succeeded.
+
+        A failed send is logged (once per outage, then at debug level) and
+        never raised: a node with a flaky interface keeps serving the others.
+        """
+        sent = 0
+        for sock, target in self._senders:
+            try:
+                sock.sendto(packet, (target.broadcast, self.port))
+            except OSError as exc:
+                level = logging.DEBUG if target.name in self._send_failing else logging.WARNING
+                log.log(
+                    level, "beacon send on %s to %s failed: %s", target.name, target.broadcast, exc
+                )
+                self._send_failing.add(target.name)
+            else:
+                sent += 1
+                if target.name in self._send_failing:
+                    self._send_failing.discard(target.name)
+                    log.info("beacon send on %s works again", target.name)
+        return sent
+
+    def receive(self, fileno: int) -> list[tuple[bytes, str]]:
+        """Read waiting datagrams (up to MAX_DRAIN) as ``(data, source ip)``; never blocks."""
+        sock, target = self._listeners[fileno]
+        received: list[tuple[bytes, str]] = []
+        for _ in range(MAX_DRAIN):
+            try:
+                data, (address, _port) = sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. a queued ICMP error; the socket stays usable
+                log.debug("beacon receive on %s: %s", target.name, exc)
+                break
+            received.append((data, address))
+        return received
+
+    def close(self) -> None:
+        """Close every socket; safe to call twice."""
+        for sock, _target in list(self._listeners.values()) + self._senders:
+            sock.close()
+        self._listeners.clear()
+        self._senders.clear()
+
+    def __enter__(self) -> BeaconSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,375 @@
+"""Discovery and presence, sans-IO: the beacon codec, the live-peer table, the beacon schedule.
+
+Pure: nothing here touches a socket, a thread or a clock. The I/O edge
+(``beacon.py``) hands over datagrams with their *source* address, and the
+actor passes ``now`` (monotonic seconds) into every time-dependent call, so
+expiry and rate limits are tested exactly.
+
+The beacon datagram (all integers big-endian; see docs/PROTOCOL.rst)::
+
+    offset size  field
+         0    4  magic        b"L93B" (never ZRE's b"ZRE", so no cross-talk with Zyre)
+         4    1  version      1
+         5    1  kind         1 ANNOUNCE, 2 LEAVING, 3 PROBE
+         6    1  mode         0 none (PROBE only), 1 broadcast, 2 repeater
+         7   16  node id      16 raw bytes (32 lowercase hex digits elsewhere)
+        23    2  router port  u16; 1..65535 in ANNOUNCE and LEAVING
+        25    2  pub port     u16; 1..65535 in ANNOUNCE and LEAVING
+        27    2  user length  u16, 0..256 (bytes)
+        29    n  user         UTF-8; a valid user name (empty only in PROBE)
+
+The datagram is exactly ``29 + n`` bytes; anything else is a ``BeaconError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from .errors import MessageError, ProtocolError
+from .message import MAX_NAME_CHARS, check_name
+
+MAGIC = b"L93B"
+VERSION = 1
+HEADER = struct.Struct(">4sBBB16sHHH")
+HEADER_SIZE = HEADER.size  # 29
+# A user name is at most MAX_NAME_CHARS characters of at most 4 UTF-8 bytes each.
+MAX_USER_BYTES = 4 * MAX_NAME_CHARS
+MAX_BEACON_SIZE = HEADER_SIZE + MAX_USER_BYTES
+
+MODES = {0: "none", 1: "broadcast", 2: "repeater"}
+_MODE_CODES = {name: code for code, name in MODES.items()}
+_NODE_ID = re.compile(r"[0-9a-f]{32}\Z")
+
+
+class BeaconError(ProtocolError):
+    """A beacon datagram is not valid."""
+
+
+class Kind(enum.IntEnum):
+    """What a beacon says; the value is the wire byte."""
+
+    ANNOUNCE = 1  # "I am here, reach me at these ports"
+    LEAVING = 2  # "I am going away now; drop me"
+    PROBE = 3  # "whoever is alive, announce yourself now" (--scan); never a peer
+
+
+def is_node_id(value: object) -> bool:
+    """True for a node id in its text form: 32 lowercase hex digits."""
+    return isinstance(value, str) and _NODE_ID.match(value) is not None
+
+
+@dataclass(frozen=True)
+class Beacon:
+    """One beacon, valid by construction: a bad field raises BeaconError."""
+
+    kind: Kind
+    node_id: str
+    mode: str
+    router_port: int
+    pub_port: int
+    user: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, Kind):
+            raise BeaconError(f"unknown beacon kind {self.kind!r}")
+        if not is_node_id(self.node_id):
+            raise BeaconError("beacon node id must be 32 lowercase hex digits")
+        if not isinstance(self.mode, str) or self.mode not in _MODE_CODES:
+            raise BeaconError(f"unknown beacon mode {self.mode!r}")
+        for name in ("router_port", "pub_port"):
+            port = getattr(self, name)
+            if type(port) is not int or not 0 <= port <= 0xFFFF:
+                raise BeaconError(f"beacon {name} {port!r} is not a port number")
+        if self.kind is Kind.PROBE:
+            # A prober is not reachable and not listed, so it needs no name
+            # and no ports; whatever it carries is ignored.
+            if not isinstance(self.user, str):
+                raise BeaconError("beacon user name must be a string")
+            if self.user:
+                self._check_user()
+            return
+        if self.mode == "none":
+            raise BeaconError(f"a {self.kind.name} beacon needs mode broadcast or repeater")
+        if self.router_port == 0 or self.pub_port == 0:
+            raise BeaconError(f"a {self.kind.name} beacon needs both ports (got port 0)")
+        self._check_user()
+
+    def _check_user(self) -> None:
+        # The message name rule (at most MAX_NAME_CHARS characters) keeps the
+        # encoded name within MAX_USER_BYTES.
+        try:
+            check_name(self.user, "user")
+            self.user.encode("utf-8")
+        except MessageError as exc:
+            raise BeaconError(f"bad beacon user name: {exc.problem}") from None
+        except UnicodeEncodeError:
+            raise BeaconError("bad beacon user name: not valid Unicode text") from None
+
+    @classmethod
+    def probe(cls, node_id: str, user: str = "") -> Beacon:
+        """The one datagram ``--scan`` sends so live instances answer at once."""
+        return cls(Kind.PROBE, node_id, "none", 0, 0, user)
+
+    def encode(self) -> bytes:
+        user = self.user.encode("utf-8")
+        head = HEADER.pack(
+            MAGIC,
+            VERSION,
+            int(self.kind),
+            _MODE_CODES[self.mode],
+            bytes.fromhex(self.node_id),
+            self.router_port,
+            self.pub_port,
+            len(user),
+        )
+        return head + user
+
+    @classmethod
+    def decode(cls, data: bytes) -> Beacon:
+        """Parse one datagram; raises BeaconError saying what is wrong, never returns None."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise BeaconError("beacon must be bytes")
+        data = bytes(data)
+        if len(data) < HEADER_SIZE:
+            raise BeaconError(f"beacon too short ({len(data)} bytes, need at least {HEADER_SIZE})")
+        magic, version, kind, mode, raw_id, router, pub, user_len = HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise BeaconError(f"bad beacon magic {magic!r}")
+        if version != VERSION:
+            raise BeaconError(f"unknown beacon version {version} (this node speaks {VERSION})")
+        try:
+            kind = Kind(kind)
+        except ValueError:
+            raise BeaconError(f"unknown beacon kind {kind}") from None
+        if mode not in MODES:
+            raise BeaconError(f"unknown beacon mode {mode}")
+        if user_len > MAX_USER_BYTES:
+            raise BeaconError(f"beacon user length {user_len} is over {MAX_USER_BYTES} bytes")
+        if len(data) != HEADER_SIZE + user_len:
+            raise BeaconError(
+                f"beacon is {len(data)} bytes but its header says {HEADER_SIZE + user_len}"
+            )
+        try:
+            user = data[HEADER_SIZE:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BeaconError("beacon user name is not valid UTF-8") from None
+        return cls(kind, raw_id.hex(), MODES[mode], router, pub, user)
+
+
+# -- the live-peer table ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A live peer as this node knows it.
+
+    ``address`` is where its beacons come from (``recvfrom``), never what a
+    beacon claims. ``last_seen`` is monotonic seconds of the last sign of life
+    (beacon or traffic); ``address_seen`` the last beacon from ``address``.
+    """
+
+    node_id: str
+    user: str
+    mode: str
+    address: str
+    router_port: int
+    pub_port: int
+    last_seen: float
+    address_seen: float
+
+    @property
+    def endpoint(self) -> tuple[str, int, int]:
+        """What the actor connects to; when it changes, reconnect."""
+        return (self.address, self.router_port, self.pub_port)
+
+
+@dataclass(frozen=True)
+class PeerJoined:
+    peer: Peer
+
+
+@dataclass(frozen=True)
+class PeerChanged:
+    """A known peer now has another endpoint, name or mode (e.g. it restarted)."""
+
+    peer: Peer
+    previous: Peer
+
+
+@dataclass(frozen=True)
+class PeerLeft:
+    peer: Peer
+    reason: str  # "leaving" (it said so) or "expired" (silent too long)
+
+
+@dataclass(frozen=True)
+class ProbeSeen:
+    """Someone ran --scan; answer with a beacon soon. The prober is not a peer."""
+
+    node_id: str
+    address: str
+
+
+PresenceEvent = PeerJoined | PeerChanged | PeerLeft | ProbeSeen
+
+
+def wants_answer(events: Iterable[PresenceEvent]) -> bool:
+    """True when these events call for an immediate beacon: a newcomer, a restart or a probe."""
+    return any(isinstance(e, (PeerJoined, PeerChanged, ProbeSeen)) for e in events)
+
+
+class PeerTable:
+    """Who is alive, fed with decoded beacons and signs of traffic, aged by ``now``.
+
+    A peer is gone after ``expiry_intervals * interval`` seconds without a
+    beacon or traffic, or at once when it sends LEAVING.
+    """
+
+    def __init__(self, own_id: str, interval: float, expiry_intervals: int = 5) -> None:
+        if not is_node_id(own_id):
+            raise ValueError("own_id must be 32 lowercase hex digits")
+        if not interval > 0:
+            raise ValueError("the beacon interval must be positive")
+        if type(expiry_intervals) is not int or expiry_intervals < 1:
+            raise ValueError("expiry_intervals must be a whole number from 1 up")
+        self.own_id = own_id
+        self.interval = float(interval)
+        self.timeout = self.interval * expiry_intervals
+        self._peers: dict[str, Peer] = {}
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._peers
+
+    def get(self, node_id: str) -> Peer | None:
+        """The live peer with this id, or None when it is not (or no longer) live."""
+        return self._peers.get(node_id)
+
+    def live(self) -> list[Peer]:
+        """Every live peer, sorted by user name then node id (what /who and /scan show)."""
+        return sorted(self._peers.values(), key=lambda p: (p.user, p.node_id))
+
+    def on_beacon(self, beacon: Beacon, address: str, now: float) -> list[PresenceEvent]:
+        """Take one decoded beacon that came from ``address``; return what changed."""
+        if beacon.node_id == self.own_id:
+            return []  # we hear our own broadcasts
+        if beacon.kind is Kind.PROBE:
+            return [ProbeSeen(beacon.node_id, address)]
+        known = self._peers.get(beacon.node_id)
+        if beacon.kind is Kind.LEAVING:
+            # Only the instance on record may take itself away: a late LEAVING
+            # from before a restart (other ports) must not drop the new one.
+            if known is None or _ports(known) != (beacon.router_port, beacon.pub_port):
+                return []
+            del self._peers[beacon.node_id]
+            return [PeerLeft(known, "leaving")]
+        return self._announce(beacon, address, now, known)
+
+    def _announce(
+        self, beacon: Beacon, address: str, now: float, known: Peer | None
+    ) -> list[PresenceEvent]:
+        fresh = Peer(
+            node_id=beacon.node_id,
+            user=beacon.user,
+            mode=beacon.mode,
+            address=address,
+            router_port=beacon.router_port,
+            pub_port=beacon.pub_port,
+            last_seen=now,
+            address_seen=now,
+        )
+        if known is None:
+            self._peers[beacon.node_id] = fresh
+            return [PeerJoined(fresh)]
+        if address != known.address and _ports(known) == _ports(fresh):
+            # Same instance heard on another of its interfaces. Keep the
+            # address on record while it still beacons, so a multi-homed peer
+            # does not flap between addresses; move when it has gone quiet.
+            if now - known.address_seen < 2 * self.interval:
+                self._peers[beacon.node_id] = replace(known, last_seen=max(known.last_seen, now))
+                return []
+        self._peers[beacon.node_id] = fresh
+        if (known.endpoint, known.user, known.mode) == (fresh.endpoint, fresh.user, fresh.mode):
+            return []
+        return [PeerChanged(fresh, known)]
+
+    def on_traffic(self, node_id: str, now: float) -> bool:
+        """Any frame from a peer counts as life. False when the peer is not in the table."""
+        known = self._peers.get(node_id)
+        if known is None:
+            return False
+        if now > known.last_seen:
+            self._peers[node_id] = replace(known, last_seen=now)
+        return True
+
+    def expire(self, now: float) -> list[PeerLeft]:
+        """Drop every peer silent for ``timeout`` seconds or more."""
+        gone = [p for p in self._peers.values() if now >= p.last_seen + self.timeout]
+        gone.sort(key=lambda p: (p.last_seen, p.node_id))
+        for peer in gone:
+            del self._peers[peer.node_id]
+        return [PeerLeft(peer, "expired") for peer in gone]
+
+    def next_deadline(self) -> float | None:
+        """When ``expire`` next has work to do; None with no peers."""
+        if not self._peers:
+            return None
+        return min(p.last_seen for p in self._peers.values()) + self.timeout
+
+
+def _ports(peer: Peer) -> tuple[int, int]:
+    return (peer.router_port, peer.pub_port)
+
+
+# -- when to beacon --------------------------------------------------------
+
+
+class BeaconSchedule:
+    """When the next beacon is due: every ``interval``, and soon after a newcomer or probe.
+
+    A node beacons at once when it starts (the first beacon is due at
+    ``now``). ``request_answer`` asks for an early beacon so a newcomer sees
+    us in far less than one interval; answers are rate-limited to one per
+    ``answer_gap`` (default ``interval / 10``) so a burst of newcomers or
+    probes costs at most ten datagrams per interval. Any beacon sent restarts
+    the periodic timer. Answering says nothing about anyone's liveness.
+    """
+
+    def __init__(self, interval: float, now: float, answer_gap: float | None = None) -> None:
+        if not interval > 0:
+            raise ValueError("the beacon interval must be positive")
+        self.interval = float(interval)
+        self.answer_gap = self.interval / 10 if answer_gap is None else float(answer_gap)
+        if not 0 <= self.answer_gap <= self.interval:
+            raise ValueError("answer_gap must be between 0 and the interval")
+        self._periodic_due = now
+        self._last_sent: float | None = None
+        self._answer_wanted = False
+
+    def request_answer(self) -> None:
+        """A newcomer or a probe was seen: beacon as soon as the rate limit allows."""
+        self._answer_wanted = True
+
+    def next_deadline(self) -> float:
+        """When the next beacon is due (monotonic seconds); use it as a poll timeout."""
+        due = self._periodic_due
+        if self._answer_wanted and self._last_sent is not None:
+            # Before the first beacon nothing is earlier than the start-up one.
+            due = min(due, self._last_sent + self.answer_gap)
+        return due
+
+    def due(self, now: float) -> bool:
+        """True when a beacon should go out now."""
+        return now >= self.next_deadline()
+
+    def sent(self, now: float) -> None:
+        """Record that a beacon went out at ``now``."""
+        self._last_sent = now
+        self._periodic_due = now + self.interval
+        self._answer_wanted = False

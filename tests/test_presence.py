@@ -1,0 +1,332 @@
+"""The beacon codec, the live-peer table and the beacon schedule: pure, fake clock."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from lab93zmq.presence import (
+    HEADER_SIZE,
+    MAX_BEACON_SIZE,
+    Beacon,
+    BeaconError,
+    BeaconSchedule,
+    Kind,
+    PeerChanged,
+    PeerJoined,
+    PeerLeft,
+    PeerTable,
+    ProbeSeen,
+    wants_answer,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+OWN = "00" * 16
+ALICE = "a1" * 16
+BOB = "b0" * 16
+
+
+def announce(node=ALICE, user="alice", router=5190, pub=40123, mode="broadcast", kind=None):
+    return Beacon(kind or Kind.ANNOUNCE, node, mode, router, pub, user)
+
+
+# -- codec -----------------------------------------------------------------
+
+
+def test_encode_matches_the_documented_layout():
+    beacon = Beacon(Kind.ANNOUNCE, "0123456789abcdef" * 2, "repeater", 5190, 40123, "zoë")
+    expected = (
+        b"L93B"
+        + bytes([1, 1, 2])
+        + bytes.fromhex("0123456789abcdef" * 2)
+        + struct.pack(">HHH", 5190, 40123, 4)
+        + "zoë".encode()
+    )
+    assert beacon.encode() == expected
+    assert len(expected) == HEADER_SIZE + 4 == 33
+
+
+@pytest.mark.parametrize(
+    "beacon",
+    [
+        announce(),
+        announce(mode="repeater", user="x" * 64),
+        announce(kind=Kind.LEAVING),
+        announce(user="😀" * 64),  # the longest user name: 256 bytes
+        Beacon.probe(BOB),
+        Beacon.probe(BOB, "scanner"),
+    ],
+)
+def test_round_trip(beacon):
+    data = beacon.encode()
+    assert len(data) <= MAX_BEACON_SIZE
+    assert Beacon.decode(data) == beacon
+
+
+def test_decode_accepts_bytearray_and_memoryview():
+    data = announce().encode()
+    assert Beacon.decode(bytearray(data)) == Beacon.decode(memoryview(data)) == announce()
+
+
+def _with(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value) :]
+
+
+VALID = announce().encode()
+
+
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        (b"", "too short"),
+        (VALID[: HEADER_SIZE - 1], "too short"),
+        (VALID[:-1], "header says"),
+        (VALID + b"\0", "header says"),
+        (_with(VALID, 0, b"ZRE\x01"), "magic"),
+        (_with(VALID, 4, b"\x02"), "version"),
+        (_with(VALID, 5, b"\x00"), "kind"),
+        (_with(VALID, 5, b"\x09"), "kind"),
+        (_with(VALID, 6, b"\x07"), "mode"),
+        (_with(VALID, 6, b"\x00"), "needs mode"),
+        (_with(VALID, 23, b"\0\0"), "port 0"),
+        (_with(VALID, 25, b"\0\0"), "port 0"),
+        (_with(VALID, 27, b"\x01\x01") + b"x" * 252, "over 256"),
+        (_with(VALID, 27, b"\0\x02")[:HEADER_SIZE] + b"\xff\xfe", "UTF-8"),
+        (_with(VALID, 27, b"\0\x00")[:HEADER_SIZE], "must not be empty"),
+        (_with(VALID, 27, b"\0\x03")[:HEADER_SIZE] + b"a b", "spaces or control"),
+        (_with(VALID, 27, b"\0\x02")[:HEADER_SIZE] + b"a\n", "spaces or control"),
+        ("not bytes", "must be bytes"),
+    ],
+)
+def test_decode_names_what_is_wrong(data, problem):
+    with pytest.raises(BeaconError, match=problem):
+        Beacon.decode(data)
+
+
+def test_beacon_error_is_a_value_error():
+    assert issubclass(BeaconError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ((Kind.ANNOUNCE, "A1" * 16, "broadcast", 1, 2, "a"), "node id"),
+        ((Kind.ANNOUNCE, "a1" * 15, "broadcast", 1, 2, "a"), "node id"),
+        ((1, ALICE, "broadcast", 1, 2, "a"), "kind"),
+        ((Kind.ANNOUNCE, ALICE, "server", 1, 2, "a"), "mode"),
+        ((Kind.ANNOUNCE, ALICE, "broadcast", 70000, 2, "a"), "not a port"),
+        ((Kind.ANNOUNCE, ALICE, "broadcast", True, 2, "a"), "not a port"),
+        ((Kind.LEAVING, ALICE, "broadcast", 1, 0, "a"), "port 0"),
+        ((Kind.ANNOUNCE, ALICE, "broadcast", 1, 2, "x" * 65), "longer than 64"),
+        ((Kind.ANNOUNCE, ALICE, "broadcast", 1, 2, "\ud800"), "Unicode"),
+        ((Kind.PROBE, ALICE, "none", 0, 0, None), "must be a string"),
+    ],
+)
+def test_construction_validates(fields, problem):
+    with pytest.raises(BeaconError, match=problem):
+        Beacon(*fields)
+
+
+def _decode_or_error(data: bytes) -> None:
+    """Decoding any bytes either returns a Beacon or raises BeaconError, nothing else."""
+    try:
+        result = Beacon.decode(data)
+    except BeaconError:
+        return
+    assert isinstance(result, Beacon)
+    assert result.encode() == data  # whatever decodes is canonical
+
+
+def test_fuzz_random_bytes_never_crash():
+    rng = random.Random(93)
+    for size in [0, 1, 4, 28, 29, 30, 54, 92, 285, 286, 1000]:
+        for _ in range(200):
+            _decode_or_error(rng.randbytes(size))
+    for _ in range(2000):  # 54 bytes crashed pyre's parser
+        _decode_or_error(rng.randbytes(54))
+
+
+def test_fuzz_truncations_and_mutations_of_a_valid_packet():
+    rng = random.Random(5190)
+    data = announce(user="éric").encode()
+    for end in range(len(data)):
+        with pytest.raises(BeaconError):
+            Beacon.decode(data[:end])
+    for _ in range(3000):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        _decode_or_error(bytes(mutated))
+    # Right magic and version, random rest: the hard case for a parser.
+    for _ in range(3000):
+        _decode_or_error(b"L93B\x01" + rng.randbytes(rng.randint(0, 300)))
+
+
+# -- peer table ------------------------------------------------------------
+
+
+def test_join_refresh_and_source_address():
+    table = PeerTable(OWN, interval=1.0)
+    events = table.on_beacon(announce(), "198.18.93.2", now=10.0)
+    assert [type(e) for e in events] == [PeerJoined]
+    peer = events[0].peer
+    assert (peer.node_id, peer.user, peer.mode) == (ALICE, "alice", "broadcast")
+    assert peer.endpoint == ("198.18.93.2", 5190, 40123)
+    assert table.on_beacon(announce(), "198.18.93.2", now=11.0) == []
+    assert table.get(ALICE).last_seen == 11.0
+    assert [p.node_id for p in table.live()] == [ALICE]
+
+
+def test_own_beacons_and_probes_are_not_peers():
+    table = PeerTable(OWN, interval=1.0)
+    assert table.on_beacon(announce(node=OWN), "127.0.0.1", 1.0) == []
+    assert table.on_beacon(Beacon.probe(OWN), "127.0.0.1", 1.0) == []
+    assert table.on_beacon(Beacon.probe(BOB), "127.0.0.1", 1.0) == [ProbeSeen(BOB, "127.0.0.1")]
+    assert len(table) == 0 and table.live() == [] and table.get(BOB) is None
+    assert table.next_deadline() is None
+
+
+def test_restart_with_new_ports_replaces_the_endpoint():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(pub=40123), "127.0.0.1", 1.0)
+    events = table.on_beacon(announce(pub=40999), "127.0.0.1", 1.5)
+    assert len(events) == 1 and isinstance(events[0], PeerChanged)
+    assert events[0].previous.pub_port == 40123
+    assert events[0].peer.endpoint == ("127.0.0.1", 5190, 40999)
+    assert table.get(ALICE).pub_port == 40999
+
+
+def test_name_change_is_reported():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(), "127.0.0.1", 1.0)
+    (event,) = table.on_beacon(announce(user="alicia"), "127.0.0.1", 2.0)
+    assert isinstance(event, PeerChanged) and event.peer.user == "alicia"
+
+
+def test_multihomed_peer_does_not_flap_but_a_moved_peer_moves():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(), "198.18.93.2", 1.0)
+    # The same instance heard on its other interface: life, not a move.
+    assert table.on_beacon(announce(), "10.0.0.2", 1.2) == []
+    assert table.get(ALICE).address == "198.18.93.2"
+    assert table.get(ALICE).last_seen == 1.2
+    assert table.on_beacon(announce(), "198.18.93.2", 2.0) == []
+    # The old address went quiet for two intervals: the peer has moved.
+    (event,) = table.on_beacon(announce(), "10.0.0.2", 4.0)
+    assert isinstance(event, PeerChanged) and event.peer.address == "10.0.0.2"
+
+
+def test_leaving_drops_at_once_but_only_for_the_instance_on_record():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(pub=2), "127.0.0.1", 1.0)
+    # A late LEAVING from the instance before a restart (other ports): ignored.
+    assert table.on_beacon(announce(pub=1, kind=Kind.LEAVING), "127.0.0.1", 1.1) == []
+    assert ALICE in table
+    (event,) = table.on_beacon(announce(pub=2, kind=Kind.LEAVING), "127.0.0.1", 1.2)
+    assert event == PeerLeft(event.peer, "leaving") and event.peer.node_id == ALICE
+    assert ALICE not in table
+    assert table.on_beacon(announce(pub=2, kind=Kind.LEAVING), "127.0.0.1", 1.3) == []
+
+
+def test_expiry_after_five_silent_intervals_and_traffic_counts_as_life():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(), "127.0.0.1", 0.0)
+    table.on_beacon(announce(node=BOB, user="bob"), "127.0.0.2", 1.0)
+    assert table.next_deadline() == 5.0
+    assert table.expire(4.999) == []
+    assert table.on_traffic(ALICE, 4.5) is True
+    assert table.on_traffic("cc" * 16, 4.5) is False
+    assert table.next_deadline() == 6.0  # bob's, now the oldest
+    (gone,) = table.expire(6.0)
+    assert gone.reason == "expired" and gone.peer.node_id == BOB
+    assert [p.node_id for p in table.live()] == [ALICE]
+    assert table.next_deadline() == 9.5
+    assert [e.peer.node_id for e in table.expire(9.5)] == [ALICE]
+    assert table.next_deadline() is None
+
+
+def test_live_is_sorted_by_user():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(node=ALICE, user="zed"), "127.0.0.1", 0.0)
+    table.on_beacon(announce(node=BOB, user="amy"), "127.0.0.1", 0.0)
+    assert [p.user for p in table.live()] == ["amy", "zed"]
+
+
+@pytest.mark.parametrize("args", [("xyz", 1.0), (OWN, 0.0), (OWN, 1.0, 0)])
+def test_table_rejects_bad_settings(args):
+    with pytest.raises(ValueError):
+        PeerTable(*args)
+
+
+def test_wants_answer_for_newcomers_restarts_and_probes_only():
+    table = PeerTable(OWN, interval=1.0)
+    assert wants_answer(table.on_beacon(announce(), "127.0.0.1", 0.0))
+    assert not wants_answer(table.on_beacon(announce(), "127.0.0.1", 0.5))
+    assert wants_answer(table.on_beacon(announce(pub=9), "127.0.0.1", 0.6))
+    assert wants_answer(table.on_beacon(Beacon.probe(BOB), "127.0.0.1", 0.7))
+    assert not wants_answer(table.on_beacon(announce(pub=9, kind=Kind.LEAVING), "127.0.0.1", 0.8))
+
+
+# -- beacon schedule -------------------------------------------------------
+
+
+def test_schedule_beacons_at_start_then_every_interval():
+    schedule = BeaconSchedule(1.0, now=100.0)
+    assert schedule.due(100.0)
+    schedule.sent(100.0)
+    assert not schedule.due(100.99)
+    assert schedule.next_deadline() == 101.0
+    assert schedule.due(101.0)
+
+
+def test_answers_are_immediate_but_rate_limited():
+    schedule = BeaconSchedule(1.0, now=0.0)
+    schedule.sent(0.0)
+    schedule.request_answer()  # a newcomer right after our start-up beacon
+    assert schedule.next_deadline() == pytest.approx(0.1)
+    assert not schedule.due(0.05)
+    assert schedule.due(0.1)
+    schedule.sent(0.1)
+    # The answer went out; the periodic beacon restarts from it.
+    assert schedule.next_deadline() == pytest.approx(1.1)
+    schedule.sent(0.5)  # (say the actor beaconed for another reason)
+    schedule.request_answer()  # a probe long after the last beacon: answer at once
+    assert schedule.due(0.7)
+    schedule.sent(0.7)
+    assert not schedule.due(0.75)
+
+
+def test_a_burst_of_requests_costs_one_beacon():
+    schedule = BeaconSchedule(1.0, now=0.0)
+    schedule.sent(0.0)
+    for _ in range(50):
+        schedule.request_answer()
+    sent_at = []
+    for step in range(1, 101):  # one second in 10 ms steps
+        now = step / 100
+        if schedule.due(now):
+            schedule.sent(now)
+            sent_at.append(now)
+    # One answer at the rate limit; the next periodic beacon is then due at 1.1.
+    assert sent_at == [pytest.approx(0.1)]
+
+
+@pytest.mark.parametrize("module", ["presence", "sync"])
+def test_pure_modules_import_no_io(module):
+    """House rule 1: protocol logic never imports zmq, socket, threading or time."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    path = Path(importlib.import_module(f"lab93zmq.{module}").__file__)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert imported.isdisjoint({"zmq", "socket", "threading", "time", "select", "asyncio"})
