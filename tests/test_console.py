@@ -1,0 +1,175 @@
+"""Front ends over a scripted actor: real inproc pipes, no network.
+
+The scripted actor accepts every post whose content does not start with
+"hold", so a test can leave some undelivered and check the exit path.
+"""
+
+import io
+import json
+
+import pytest
+import zmq
+
+from conftest import NODE_A, make_message
+from lab93zmq import actor as pipe_protocol
+from lab93zmq.actor import Actor, ActorHandle, Kind, Post
+from lab93zmq.console import Environment, FrontEnd, FrontEndOptions, run
+from lab93zmq.errors import Lab93Error, UndeliveredError
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class ScriptedActor(Actor):
+    name = "scripted"
+
+    def __init__(self, greet=(), fail_on_start=None):
+        self.greet = list(greet)
+        self.fail_on_start = fail_on_start
+        self.posts: list[Post] = []
+        self.requests: list[Kind] = []
+        self.seq = 0
+
+    def run(self, ctx, pipe):
+        if self.fail_on_start:
+            raise Lab93Error(self.fail_on_start)
+        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="scripted actor ready")
+        for message in self.greet:
+            pipe_protocol.send(pipe, Kind.INCOMING, message=message.to_wire_dict())
+        while True:
+            request = pipe_protocol.recv(pipe)
+            self.requests.append(request.kind)
+            if request.kind is Kind.STOP:
+                pipe_protocol.send(pipe, Kind.STOPPED)
+                return
+            if request.kind is Kind.POST:
+                post = Post.from_body(request.body)
+                self.posts.append(post)
+                if post.content == "too big":
+                    pipe_protocol.send(pipe, Kind.REJECTED, id=post.id, reason="too big")
+                elif not post.content.startswith("hold"):
+                    pipe_protocol.send(pipe, Kind.ACCEPTED, ids=[post.id])
+                else:
+                    pipe_protocol.send(pipe, Kind.STATUS, connected=False, detail="nobody there")
+            elif request.kind is Kind.WHO:
+                pipe_protocol.send(pipe, Kind.WHO_RESULT, users=["bob", "carol"])
+            elif request.kind is Kind.HISTORY:
+                rows = [make_message(1, "old news").to_wire_dict()]
+                pipe_protocol.send(
+                    pipe, Kind.HISTORY_RESULT, messages=rows[: request.body["limit"]]
+                )
+
+
+@pytest.fixture
+def ctx():
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def environment(stdin=""):
+    return Environment(
+        stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=io.StringIO(), stdin_isatty=False
+    )
+
+
+def start(ctx, scripted):
+    handle = ActorHandle(scripted, ctx)
+    handle.start(timeout=5)
+    return handle
+
+
+def test_pipeline_sends_each_line_and_waits_for_acceptance(ctx):
+    scripted = ScriptedActor()
+    env = environment("disk full\n\n/subject db replica lag\nthird line\n")
+    run(start(ctx, scripted), env, FrontEndOptions(subject="app", timeout=5))
+    assert [(p.content, p.subject) for p in scripted.posts] == [
+        ("disk full", "app"),
+        ("replica lag", "db"),
+        ("third line", "app"),
+    ]
+    assert scripted.requests[-1] is Kind.STOP  # the actor was stopped cleanly
+    assert env.stdout.getvalue() == ""
+
+
+def test_pipeline_exit_path_names_the_undelivered_and_why(ctx):
+    scripted = ScriptedActor()
+    env = environment("one\nhold two\nhold three\n")
+    with pytest.raises(UndeliveredError) as caught:
+        run(start(ctx, scripted), env, FrontEndOptions(timeout=0.5))
+    text = str(caught.value)
+    assert "2 of 3 messages were not delivered within 0.5 s (nobody there)" in text
+    assert "kept in the inbox" in text
+
+
+def test_unknown_command_gets_a_hint_and_is_not_sent(ctx):
+    scripted = ScriptedActor()
+    env = environment("/frobnicate now\nreal message\n")
+    run(start(ctx, scripted), env, FrontEndOptions(timeout=5))
+    assert [p.content for p in scripted.posts] == ["real message"]
+    assert "unknown command /frobnicate; type /help" in env.stderr.getvalue()
+
+
+def test_quit_stops_reading(ctx):
+    scripted = ScriptedActor()
+    env = environment("before\n/quit\nafter\n")
+    run(start(ctx, scripted), env, FrontEndOptions(timeout=5))
+    assert [p.content for p in scripted.posts] == ["before"]
+
+
+def test_commands_answer_on_stdout_or_on_stderr_in_json_mode(ctx):
+    env = environment("/who\n/history 1\n/help\n")
+    front = FrontEnd(start(ctx, ScriptedActor()), env, FrontEndOptions(timeout=5))
+    front.run_lines(lambda: iter(env.stdin))
+    for _ in range(2):  # the answers to /who and /history
+        front.pump(2)
+    front.handle.stop()
+    out = env.stdout.getvalue()
+    assert "online: bob, carol" in out and "old news" in out and "/msg USER TEXT" in out
+
+    env = environment("/who\n")
+    front = FrontEnd(start(ctx, ScriptedActor()), env, FrontEndOptions(json=True, timeout=5))
+    front.run_lines(lambda: iter(env.stdin))
+    front.pump(2)
+    front.handle.stop()
+    assert env.stdout.getvalue() == ""
+    assert "online: bob, carol" in env.stderr.getvalue()
+
+
+def test_send_one_and_rejection(ctx):
+    scripted = ScriptedActor()
+    env = environment()
+    run(start(ctx, scripted), env, FrontEndOptions(to="bob", timeout=5), send="hello bob")
+    assert [(p.content, p.to) for p in scripted.posts] == [("hello bob", "bob")]
+
+    env = environment()
+    run(start(ctx, ScriptedActor()), env, FrontEndOptions(timeout=5), send="too big")
+    assert "not sent: too big" in env.stderr.getvalue()
+
+
+def test_listen_prints_json_lines_only_on_stdout(ctx):
+    greet = [make_message(1, "pizza?", subject="lunch"), make_message(2, "psst", to="me")]
+    env = environment()
+    front = FrontEnd(start(ctx, ScriptedActor(greet)), env, FrontEndOptions(json=True))
+    for _ in greet:
+        front.pump(2)
+    front.handle.stop()
+    rows = [json.loads(line) for line in env.stdout.getvalue().splitlines()]
+    assert rows == [m.to_json_dict() for m in greet]
+
+
+def test_human_form_of_incoming(ctx):
+    env = environment()
+    front = FrontEnd(
+        start(ctx, ScriptedActor([make_message(1, "pizza?", subject="lunch")])),
+        env,
+        FrontEndOptions(),
+    )
+    front.pump(2)
+    front.handle.stop()
+    assert "<alice> [lunch] pizza?" in env.stdout.getvalue()
+
+
+def test_an_actor_that_cannot_start_is_a_clear_error(ctx):
+    handle = ActorHandle(ScriptedActor(fail_on_start="port 5190 is taken"), ctx)
+    with pytest.raises(Lab93Error, match="port 5190 is taken"):
+        handle.start(timeout=5)
