@@ -117,7 +117,8 @@ class Post:
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Post:
-        return cls(body["id"], body["content"], body["subject"], body["to"], parse_time(body["sent_at"]))
+        sent_at = parse_time(body["sent_at"])
+        return cls(body["id"], body["content"], body["subject"], body["to"], sent_at)
 
     def author(self, user: str, origin: str, origin_seq: int) -> Message:
         """The Message this post becomes; MessageError when a field is invalid."""
@@ -198,8 +199,10 @@ class ActorHandle:
             return recv(self.pipe)
         return None
 
-    def stop(self, timeout: float = 5.0, on_event: Callable[[PipeMessage], None] | None = None) -> None:
-        """Ask the actor to leave cleanly and wait for it; events met meanwhile go to ``on_event``."""
+    def stop(
+        self, timeout: float = 5.0, on_event: Callable[[PipeMessage], None] | None = None
+    ) -> None:
+        """Ask the actor to leave cleanly and wait; events met meanwhile go to ``on_event``."""
         if self._thread.is_alive():
             send(self.pipe, Kind.STOP)
             deadline = time.monotonic() + timeout

@@ -48,7 +48,9 @@ class Command:
         return [Message.decode(p) for p in self.payloads]
 
 
-def command(name: str, header: dict[str, Any] | None = None, messages: Sequence[Message] = ()) -> Command:
+def command(
+    name: str, header: dict[str, Any] | None = None, messages: Sequence[Message] = ()
+) -> Command:
     """Build a Command, encoding ``messages`` as payload frames."""
     return Command(name, header or {}, tuple(m.encode() for m in messages))
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 import zmq
-
 from conftest import NODE_A, make_message
+
 from lab93zmq import actor as pipe_protocol
 from lab93zmq.actor import Actor, ActorHandle, Kind, Post
 from lab93zmq.console import Environment, FrontEnd, FrontEndOptions, run

@@ -140,8 +140,10 @@ def test_queries_stay_fast_at_a_million_rows(tmp_path):
     """The indexes, not the row count, decide the cost (EXPLAIN shows no full scan)."""
     with Inbox(tmp_path / "inbox.db") as inbox:
         plans = {
-            "origin_after": "SELECT * FROM message WHERE origin=? AND recipient IS NULL AND origin_seq>? ORDER BY origin_seq",
-            "visible_after": "SELECT * FROM message WHERE server_id=? AND server_seq>? ORDER BY server_seq",
+            "origin_after": "SELECT * FROM message WHERE origin=? AND recipient IS NULL"
+            " AND origin_seq>? ORDER BY origin_seq",
+            "visible_after": "SELECT * FROM message WHERE server_id=? AND server_seq>?"
+            " ORDER BY server_seq",
             "by_id": "SELECT * FROM message WHERE id=?",
         }
         for name, sql in plans.items():
