@@ -42,6 +42,9 @@ class Environment:
     monotonic: Callable[[], float] = time.monotonic
     utc_now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     entropy: Callable[[int], bytes] = os.urandom
+    # prompt_toolkit Input/Output for the interactive prompt; None: the terminal.
+    prompt_input: Any = None
+    prompt_output: Any = None
 
     def __post_init__(self) -> None:
         if self.stdin_isatty is None:
@@ -303,7 +306,9 @@ class FrontEnd:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.patch_stdout import patch_stdout
 
-        session: PromptSession[str] = PromptSession()
+        session: PromptSession[str] = PromptSession(
+            input=self.env.prompt_input, output=self.env.prompt_output
+        )
 
         def lines() -> Iterator[str]:
             while True:

@@ -173,3 +173,23 @@ def test_an_actor_that_cannot_start_is_a_clear_error(ctx):
     handle = ActorHandle(ScriptedActor(fail_on_start="port 5190 is taken"), ctx)
     with pytest.raises(Lab93Error, match="port 5190 is taken"):
         handle.start(timeout=5)
+
+
+def test_interactive_prompt_sends_lines_and_quits(ctx):
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    scripted = ScriptedActor([make_message(1, "welcome back")])
+    with create_pipe_input() as keyboard:
+        env = Environment(
+            stdin=io.StringIO(),
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+            stdin_isatty=True,
+            prompt_input=keyboard,
+            prompt_output=DummyOutput(),
+        )
+        keyboard.send_text("hello room\r/msg bob psst\r/bogus\r/quit\r")
+        run(start(ctx, scripted), env, FrontEndOptions(timeout=5))
+    assert [(p.content, p.to) for p in scripted.posts] == [("hello room", None), ("psst", "bob")]
+    assert "unknown command /bogus" in env.stderr.getvalue()
