@@ -293,7 +293,8 @@ class Inbox:
         m = self._message
         visible = m.recipient.is_null(True)
         if user is not None:
-            visible = visible | (m.recipient == user) | (m.recipient.is_null(False) & (m.author == user))
+            mine = (m.recipient == user) | (m.recipient.is_null(False) & (m.author == user))
+            visible = visible | mine
         query = (
             m.select()
             .where((m.server_id == server_id) & (m.server_seq > after_seq) & visible)
@@ -310,7 +311,11 @@ class Inbox:
         m = self._message
         query = (
             m.select(m.server_seq)
-            .where((m.server_id == server_id) & m.recipient.is_null(True) & m.server_seq.is_null(False))
+            .where(
+                (m.server_id == server_id)
+                & m.recipient.is_null(True)
+                & m.server_seq.is_null(False)
+            )
             .order_by(m.server_seq.desc())
             .offset(count - 1)
             .limit(1)
@@ -348,7 +353,11 @@ class Inbox:
         m = self._message
         room = (
             m.select()
-            .where((m.server_id == server_id) & m.recipient.is_null(True) & (m.server_seq > room_after))
+            .where(
+                (m.server_id == server_id)
+                & m.recipient.is_null(True)
+                & (m.server_seq > room_after)
+            )
             .order_by(m.server_seq)
             .limit(limit + 1)
         )
@@ -379,7 +388,9 @@ class Inbox:
         direct = None
         if user is not None:
             # Two queries, so the "to" side can use its index.
-            to_user = m.select(pw.fn.MAX(m.server_seq)).where(bound & (m.recipient == user)).scalar()
+            to_user = (
+                m.select(pw.fn.MAX(m.server_seq)).where(bound & (m.recipient == user)).scalar()
+            )
             from_user = (
                 m.select(pw.fn.MAX(m.server_seq))
                 .where(bound & m.recipient.is_null(False) & (m.author == user))
@@ -450,6 +461,26 @@ class Inbox:
                 self._queued += 1
                 self._outbox.insert(message_id=message.id, queued=self._queued).execute()
 
+    def queue_many(self, messages: Sequence[Message]) -> None:
+        """``queue`` for a batch, in one transaction (a front end's burst of lines)."""
+        if not messages:
+            return
+        o = self._outbox
+        with self._db.atomic():
+            self.save_many([(m, None, None) for m in messages])
+            queued: set[str] = set()
+            for chunk in pw.chunked([m.id for m in messages], _CHUNK):
+                query = o.select(o.message_id).where(o.message_id.in_(chunk))
+                queued.update(row[0] for row in query.tuples())
+            rows = []
+            for message in messages:
+                if message.id not in queued:
+                    queued.add(message.id)
+                    self._queued += 1
+                    rows.append({"message_id": message.id, "queued": self._queued})
+            for chunk in pw.chunked(rows, _CHUNK // 2):
+                o.insert_many(chunk).execute()
+
     def outbox(self) -> list[Message]:
         """Unacknowledged messages, in the order they were queued."""
         m, o = self._message, self._outbox
@@ -467,7 +498,21 @@ class Inbox:
     def set_server_seq(self, message_id: str, server_id: str, server_seq: int) -> None:
         """Record the order a server gave a message this node had already stored."""
         m = self._message
-        m.update(server_id=server_id, server_seq=server_seq).where(m.id == message_id).execute()
+        try:
+            m.update(server_id=server_id, server_seq=server_seq).where(m.id == message_id).execute()
+        except pw.IntegrityError as error:
+            raise StoreError(f"the inbox refused a server number: {error}") from None
+
+    def set_server_seqs(self, server_id: str, numbers: Iterable[tuple[str, int]]) -> None:
+        """``set_server_seq`` for many ``(message_id, server_seq)`` pairs, in one transaction."""
+        rows = [(server_id, seq, mid) for mid, seq in numbers]
+        table = self._message._meta.table_name
+        sql = f"UPDATE {table} SET server_id = ?, server_seq = ? WHERE id = ?"
+        try:
+            with self._db.atomic():
+                self._db.cursor().executemany(sql, rows)
+        except (pw.IntegrityError, sqlite3.IntegrityError) as error:
+            raise StoreError(f"the inbox refused a server number: {error}") from None
 
 
 def utc_now() -> datetime:
