@@ -1,0 +1,682 @@
+"""Repeater mode's I/O shells: the server and client actors.
+
+Each runs in its own thread (see ``actor.py``), creates and owns its ZeroMQ
+sockets, its inbox and its beacon sockets, and polls them all in one
+``zmq.Poller`` whose timeout is the next deadline of the protocol core
+(``repeater_protocol.py``), which decides everything else. Only this module
+reads the clock.
+
+Every send to a peer is non-blocking: a peer whose queue is full loses that
+message (``zmq.Again``) and recovers through the protocol (the client fetches
+what it missed, or re-sends what was not acknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import zmq
+
+from . import actor
+from .actor import Actor, Kind, Post
+from .beacon import BeaconSocket
+from .config import NodeConfig
+from .errors import ConfigError, MessageError, ProtocolError
+from .interfaces import resolve
+from .message import Message
+from .presence import (
+    Beacon,
+    BeaconError,
+    BeaconSchedule,
+    PeerChanged,
+    PeerJoined,
+    PeerLeft,
+    PeerTable,
+    PresenceEvent,
+    wants_answer,
+)
+from .presence import Kind as BeaconKind
+from .repeater_protocol import (
+    DEAD_AFTER,
+    HEARTBEAT,
+    SESSION_TIMEOUT,
+    TAIL,
+    Accepted,
+    ClientCore,
+    Connect,
+    Incoming,
+    Notice,
+    Publish,
+    Rejected,
+    Reply,
+    ServerCore,
+    Status,
+    Subscribe,
+    ToServer,
+    Users,
+)
+from .store import Inbox
+
+log = logging.getLogger(__name__)
+
+DRAIN = 1000  # frame lists taken from one socket per loop turn
+MAX_PENDING = 2000  # posts the server gathers before it stores them
+PEER_HWM = 10_000  # messages queued per peer before sends fail (zmq.Again)
+PUB_HWM = 100_000  # room fan-out queued per subscriber before the PUB drops
+MAX_FRAME = 16 * 1024 * 1024  # a peer sending a bigger frame is disconnected by ZeroMQ
+SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
+GOODBYE_MS = 200  # how long a clean stop waits for its BYE to leave
+
+
+def _tcp(address: str, port: int | str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"tcp://{host}:{port}"
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rpartition(":")[2])
+
+
+def _timeout_ms(deadlines: list[float | None], now: float, cap: float = 1.0) -> int:
+    """The poll timeout: until the earliest deadline, at most ``cap`` seconds."""
+    due = min([d for d in deadlines if d is not None], default=now + cap)
+    return max(0, math.ceil(min(due - now, cap) * 1000))
+
+
+def _tune(sock: zmq.Socket, hwm: int = PEER_HWM) -> zmq.Socket:
+    sock.linger = 0
+    sock.sndhwm = hwm
+    sock.rcvhwm = hwm
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+    return sock
+
+
+def _send_event(pipe: zmq.Socket, event: Any) -> None:
+    """A core event to the front end, as the typed pipe message actor.py lists."""
+    if isinstance(event, Incoming):
+        actor.send(pipe, Kind.INCOMING, message=event.message.to_wire_dict())
+    elif isinstance(event, Accepted):
+        actor.send(pipe, Kind.ACCEPTED, ids=list(event.ids))
+    elif isinstance(event, Rejected):
+        actor.send(pipe, Kind.REJECTED, id=event.id, reason=event.reason)
+    elif isinstance(event, Status):
+        actor.send(pipe, Kind.STATUS, connected=event.connected, detail=event.detail)
+    elif isinstance(event, Notice):
+        actor.send(pipe, Kind.NOTICE, text=event.text)
+    elif isinstance(event, Users):
+        actor.send(pipe, Kind.WHO_RESULT, users=list(event.users), connected=event.connected)
+    else:  # pragma: no cover - a new event type without a mapping is a bug
+        raise TypeError(f"no pipe message for {event!r}")
+
+
+def _drain_pipe(pipe: zmq.Socket) -> list[actor.PipeMessage]:
+    requests = []
+    while len(requests) < DRAIN:
+        try:
+            frames = pipe.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        try:
+            requests.append(actor.PipeMessage.parse(frames))
+        except ProtocolError as exc:
+            log.error("bad request from the front end: %s", exc)
+    return requests
+
+
+def _author(post_body: dict, user: str, inbox: Inbox, next_seq: dict[bool, int]):
+    """A front end's POST body -> (Message, None) or (None, reason).
+
+    ``next_seq`` holds this node's next room and direct origin numbers; the
+    actor is their only author, so it counts them itself and a burst of
+    posts needs no query each.
+    """
+    try:
+        post = Post.from_body(post_body)
+        direct = post.to is not None
+        message = post.author(user, inbox.node_id, next_seq[direct])
+    except (KeyError, TypeError, MessageError) as exc:
+        return None, f"not a valid message: {exc}"
+    next_seq[direct] += 1
+    return message, None
+
+
+def _history(inbox: Inbox, body: dict) -> list[dict]:
+    limit = body.get("limit")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        limit = None
+    return [m.to_wire_dict() for m in inbox.history(limit)]
+
+
+# -- discovery ---------------------------------------------------------------------
+
+
+class _Beacons:
+    """The beacon edge of an actor: UDP sockets, live table, and (server) announcing."""
+
+    def __init__(
+        self, config: NodeConfig, node_id: str, now: float, announce: Beacon | None = None
+    ) -> None:
+        targets = resolve(list(config.interfaces) if config.interfaces else None)
+        self.socket = BeaconSocket(targets, config.beacon_port)
+        self.node_id = node_id
+        self.user = config.user
+        self.table = PeerTable(node_id, config.beacon_interval)
+        self.announce = announce
+        self.schedule = BeaconSchedule(config.beacon_interval, now) if announce else None
+        self.dropped = 0
+
+    def filenos(self) -> list[int]:
+        return self.socket.filenos()
+
+    def receive(self, fd: int, now: float) -> list[PresenceEvent]:
+        events: list[PresenceEvent] = []
+        for data, address in self.socket.receive(fd):
+            try:
+                beacon = Beacon.decode(data)
+            except BeaconError as exc:
+                self.dropped += 1
+                log.debug("dropped a datagram from %s: %s", address, exc)
+                continue
+            events += self.table.on_beacon(beacon, address, now)
+        if self.schedule is not None and wants_answer(events):
+            self.schedule.request_answer()
+        return events
+
+    def tick(self, now: float) -> list[PeerLeft]:
+        gone = self.table.expire(now)
+        if self.schedule is not None and self.schedule.due(now):
+            self.socket.send(self.announce.encode())
+            self.schedule.sent(now)
+        return gone
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self.table.next_deadline()]
+        if self.schedule is not None:
+            deadlines.append(self.schedule.next_deadline())
+        return min([d for d in deadlines if d is not None], default=None)
+
+    def probe(self) -> None:
+        self.socket.send(Beacon.probe(self.node_id, self.user).encode())
+
+    def leave(self) -> None:
+        if self.announce is not None:
+            a = self.announce
+            leaving = Beacon(
+                BeaconKind.LEAVING, a.node_id, a.mode, a.router_port, a.pub_port, a.user
+            )
+            self.socket.send(leaving.encode())
+
+    def sightings(self, now: float) -> list[dict]:
+        """The live table as DESIGN.md's ``--scan --json`` objects."""
+        wall = datetime.now(timezone.utc)
+        return [
+            {
+                "node": p.node_id,
+                "user": p.user,
+                "mode": p.mode,
+                "address": p.address,
+                "router": p.router_port,
+                "pub": p.pub_port,
+                "last_seen": (wall - timedelta(seconds=max(0.0, now - p.last_seen))).isoformat(),
+            }
+            for p in self.table.live()
+        ]
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class _Scans:
+    """SCAN requests: probe, listen SCAN_WAIT seconds, answer from the live table.
+
+    An actor without its own beacon sockets opens some for the scan only.
+    """
+
+    def __init__(self, config: NodeConfig, node_id: str) -> None:
+        self.config = config
+        self.node_id = node_id
+        self.deadline: float | None = None
+        self.waiting = 0
+        self.own: _Beacons | None = None  # opened for a scan, closed after
+
+    def start(self, beacons: _Beacons | None, pipe: zmq.Socket, now: float) -> None:
+        """Begin a scan: probe, and answer at ``deadline``."""
+        if beacons is None and self.own is None:
+            try:
+                self.own = _Beacons(self.config, self.node_id, now)
+            except (ConfigError, ValueError) as exc:
+                actor.send(pipe, Kind.NOTICE, text=f"cannot scan: {exc}")
+                actor.send(pipe, Kind.SCAN_RESULT, beacons=[])
+                return
+        (beacons or self.own).probe()
+        self.waiting += 1
+        self.deadline = now + SCAN_WAIT
+
+    def tick(self, beacons: _Beacons | None, pipe: zmq.Socket, now: float) -> None:
+        """Answer waiting scans when due."""
+        if self.deadline is None or now < self.deadline:
+            return
+        edge = beacons or self.own
+        found = edge.sightings(now) if edge is not None else []
+        for _ in range(self.waiting):
+            actor.send(pipe, Kind.SCAN_RESULT, beacons=found)
+        self.waiting, self.deadline = 0, None
+        if self.own is not None:
+            self.own.close()
+            self.own = None
+
+
+# -- the server ----------------------------------------------------------------------
+
+
+class RepeaterServer(Actor):
+    """``lab93-node -r -s``: ROUTER for clients, PUB for room fan-out, inbox, beacon.
+
+    After ``READY`` these attributes tell where it listens: ``router_endpoint``,
+    ``pub_endpoint``, ``router_port``, ``pub_port``, ``server_id``. A STOP with
+    ``abrupt=True`` in its body (tests) closes everything without a goodbye,
+    as a crash would.
+    """
+
+    name = "repeater-server"
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        heartbeat: float = HEARTBEAT,
+        session_timeout: float = SESSION_TIMEOUT,
+        tail: int = TAIL,
+    ) -> None:
+        self.config = config
+        self.heartbeat = heartbeat
+        self.session_timeout = session_timeout
+        self.tail = tail
+        self.router_endpoint: str | None = None
+        self.pub_endpoint: str | None = None
+        self.router_port: int | None = None
+        self.pub_port: int | None = None
+        self.server_id: str | None = None
+        self.core: ServerCore | None = None
+
+    def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
+        # The network sockets get a context of their own: terminating it
+        # releases the ports at once, so a restart can bind them again.
+        net = zmq.Context()
+        inbox = router = pub = beacons = None
+        scans = None
+        goodbye = 0  # ms a clean stop lets the BYEs go out
+        try:
+            inbox = Inbox(self.config.db_path)
+            router, pub = self._bind(net)
+            now = time.monotonic()
+            self.server_id = inbox.node_id
+            self.core = core = ServerCore(
+                inbox,
+                self.pub_port,
+                now,
+                heartbeat=self.heartbeat,
+                session_timeout=self.session_timeout,
+                tail=self.tail,
+            )
+            if self.config.beacon:
+                announce = Beacon(
+                    BeaconKind.ANNOUNCE,
+                    inbox.node_id,
+                    "repeater",
+                    self.router_port,
+                    self.pub_port,
+                    self.config.user,
+                )
+                beacons = _Beacons(self.config, inbox.node_id, now, announce)
+            scans = _Scans(self.config, inbox.node_id)
+            actor.send(
+                pipe,
+                Kind.READY,
+                node_id=inbox.node_id,
+                detail=f"repeater at {self.router_endpoint}, room feed at {self.pub_endpoint}",
+            )
+            log.info("repeater %s serving at %s", inbox.node_id, self.router_endpoint)
+            abrupt = self._serve(pipe, router, pub, core, inbox, beacons, scans)
+            if not abrupt:
+                self._write(router, pub, pipe, core.close())
+                goodbye = GOODBYE_MS
+                if beacons is not None:
+                    beacons.leave()
+        finally:
+            for edge in (beacons, scans.own if scans else None):
+                if edge is not None:
+                    edge.close()
+            for sock in (router, pub):
+                if sock is not None:
+                    sock.close(linger=goodbye)
+            net.term()
+            if inbox is not None:
+                inbox.close()
+        actor.send(pipe, Kind.STOPPED)
+
+    def _bind(self, net: zmq.Context) -> tuple[zmq.Socket, zmq.Socket]:
+        address = self.config.address or "0.0.0.0"
+        router = _tune(net.socket(zmq.ROUTER))
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or gone peer raises, never blocks
+        pub = _tune(net.socket(zmq.PUB), PUB_HWM)
+        try:
+            where = _tcp(address, self.config.port or "*")
+            try:
+                router.bind(where)
+            except zmq.ZMQError as exc:
+                raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+            where = _tcp(address, "*")
+            try:
+                pub.bind(where)
+            except zmq.ZMQError as exc:
+                raise ConfigError(f"cannot open the room feed on {where}: {exc.strerror}") from None
+        except BaseException:
+            router.close(linger=0)
+            pub.close(linger=0)
+            raise
+        self.router_endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.pub_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.router_port = _port(self.router_endpoint)
+        self.pub_port = _port(self.pub_endpoint)
+        return router, pub
+
+    def _serve(self, pipe, router, pub, core: ServerCore, inbox: Inbox, beacons, scans) -> bool:
+        """The loop; returns whether the stop was abrupt."""
+        poller = zmq.Poller()
+        poller.register(pipe, zmq.POLLIN)
+        poller.register(router, zmq.POLLIN)
+        for fd in beacons.filenos() if beacons else ():
+            poller.register(fd, zmq.POLLIN)
+        local_seq = {
+            False: inbox.next_origin_seq(inbox.node_id, False),
+            True: inbox.next_origin_seq(inbox.node_id, True),
+        }
+        while True:
+            now = time.monotonic()
+            deadlines = [core.next_deadline(), scans.deadline]
+            if beacons is not None:
+                deadlines.append(beacons.next_deadline())
+            ready = dict(poller.poll(_timeout_ms(deadlines, now)))
+            now = time.monotonic()
+            if ready.get(pipe):
+                for request in _drain_pipe(pipe):
+                    if request.kind is Kind.STOP:
+                        return bool(request.body.get("abrupt"))
+                    self._request(request, pipe, core, inbox, beacons, scans, local_seq, now)
+            if ready.get(router):
+                for _ in range(DRAIN):
+                    try:
+                        frames = router.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._write(router, pub, pipe, core.receive(frames[0], frames[1:], now))
+                    if core.pending >= MAX_PENDING:
+                        break
+            self._write(router, pub, pipe, core.flush(now))
+            if beacons is not None:
+                for fd in beacons.filenos():
+                    if ready.get(fd):
+                        beacons.receive(fd, now)
+                beacons.tick(now)
+            self._poll_scan_edge(scans, now)
+            self._write(router, pub, pipe, core.tick(now))
+            scans.tick(beacons, pipe, now)
+
+    @staticmethod
+    def _poll_scan_edge(scans: _Scans, now: float) -> None:
+        # A temporary scan edge is read without the poller: it lives half a second.
+        if scans.own is not None:
+            for fd in scans.own.filenos():
+                scans.own.receive(fd, now)
+
+    def _request(self, request, pipe, core: ServerCore, inbox, beacons, scans, local_seq, now):
+        kind, body = request.kind, request.body
+        if kind is Kind.POST:
+            message, reason = _author(body, self.config.user, inbox, local_seq)
+            if message is None:
+                actor.send(pipe, Kind.REJECTED, id=body.get("id"), reason=reason)
+            else:
+                core.post_local(message)
+        elif kind is Kind.WHO:
+            actor.send(pipe, Kind.WHO_RESULT, users=core.users(), connected=True)
+        elif kind is Kind.HISTORY:
+            actor.send(pipe, Kind.HISTORY_RESULT, messages=_history(inbox, body))
+        elif kind is Kind.SCAN:
+            scans.start(beacons, pipe, now)
+        else:
+            log.warning("the repeater server ignores %s requests", kind.value)
+
+    @staticmethod
+    def _write(router: zmq.Socket, pub: zmq.Socket, pipe: zmq.Socket, outputs) -> None:
+        for out in outputs:
+            if isinstance(out, Reply):
+                try:
+                    router.send_multipart([out.identity, *out.command.frames()], zmq.NOBLOCK)
+                except zmq.Again:
+                    log.debug(
+                        "session %s is full; dropped a %s", out.identity.hex(), out.command.name
+                    )
+                except zmq.ZMQError as exc:  # EHOSTUNREACH: that peer is gone
+                    log.debug("session %s: %s", out.identity.hex(), exc)
+            elif isinstance(out, Publish):
+                try:
+                    pub.send_multipart(out.command.frames(), zmq.NOBLOCK)
+                except zmq.Again:  # pragma: no cover - a PUB drops instead
+                    log.debug("the PUB dropped a %s", out.command.name)
+            else:
+                _send_event(pipe, out)
+
+
+# -- the client -----------------------------------------------------------------------
+
+
+class RepeaterClient(Actor):
+    """``lab93-node -r -c``: a DEALER to the repeater's ROUTER, a SUB to its PUB, an inbox.
+
+    With ``config.address`` None it listens for beacons and uses the first
+    repeater it hears. ``endpoint`` is the server it talks to now.
+    """
+
+    name = "repeater-client"
+
+    def __init__(
+        self, config: NodeConfig, *, heartbeat: float = HEARTBEAT, dead_after: float = DEAD_AFTER
+    ) -> None:
+        self.config = config
+        self.heartbeat = heartbeat
+        self.dead_after = dead_after
+        self.core: ClientCore | None = None
+        self.endpoint: str | None = None
+        self._chosen: str | None = None  # node id of the repeater found by beacon
+
+    def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
+        inbox = sub = beacons = None
+        self._dealer = None
+        scans = None
+        try:
+            inbox = Inbox(self.config.db_path)
+            now = time.monotonic()
+            self.core = core = ClientCore(
+                inbox, self.config.user, now, heartbeat=self.heartbeat, dead_after=self.dead_after
+            )
+            sub = _tune(ctx.socket(zmq.SUB), PUB_HWM)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            self._sub, self._sub_endpoint = sub, None
+            self._poller = zmq.Poller()
+            self._poller.register(pipe, zmq.POLLIN)
+            self._poller.register(sub, zmq.POLLIN)
+            if self.config.address is None:
+                beacons = _Beacons(self.config, inbox.node_id, now)
+                for fd in beacons.filenos():
+                    self._poller.register(fd, zmq.POLLIN)
+            scans = _Scans(self.config, inbox.node_id)
+            # The next origin numbers of this node (it is the only author of them).
+            self._seq = {
+                False: inbox.next_origin_seq(inbox.node_id, False),
+                True: inbox.next_origin_seq(inbox.node_id, True),
+            }
+            actor.send(
+                pipe,
+                Kind.READY,
+                node_id=inbox.node_id,
+                detail=f"repeater client for {self.config.user}",
+            )
+            if self.config.address is not None:
+                endpoint = _tcp(self.config.address, self.config.port)
+                self._write(ctx, pipe, core.use_server(endpoint, now), now)
+            else:
+                beacons.probe()  # repeaters answer a probe at once
+                self._write(ctx, pipe, core.use_server(None, now), now)
+            self._serve(ctx, pipe, core, inbox, beacons, scans)
+            self._write(ctx, pipe, core.flush(time.monotonic()), time.monotonic())
+            self._write(ctx, pipe, core.stop(), time.monotonic())  # BYE
+            if self._dealer is not None:
+                self._dealer.close(linger=GOODBYE_MS)
+        finally:
+            for edge in (beacons, scans.own if scans else None):
+                if edge is not None:
+                    edge.close()
+            for sock in (self._dealer, sub):
+                if sock is not None and not sock.closed:
+                    sock.close(linger=0)
+            if inbox is not None:
+                inbox.close()
+        actor.send(pipe, Kind.STOPPED)
+
+    def _serve(self, ctx, pipe, core: ClientCore, inbox: Inbox, beacons, scans) -> None:
+        while True:
+            now = time.monotonic()
+            deadlines = [core.next_deadline(), scans.deadline]
+            if beacons is not None:
+                deadlines.append(beacons.next_deadline())
+            ready = dict(self._poller.poll(_timeout_ms(deadlines, now)))
+            now = time.monotonic()
+            if ready.get(pipe):
+                posts: list[Message] = []
+                for request in _drain_pipe(pipe):
+                    if request.kind is Kind.STOP:
+                        self._write(ctx, pipe, core.submit_many(posts), now)
+                        return
+                    if request.kind is Kind.POST:
+                        message, reason = _author(request.body, self.config.user, inbox, self._seq)
+                        if message is None:
+                            actor.send(
+                                pipe, Kind.REJECTED, id=request.body.get("id"), reason=reason
+                            )
+                        else:
+                            posts.append(message)
+                    else:
+                        self._request(ctx, request, pipe, core, inbox, beacons, scans, now)
+                # One transaction for the whole burst of lines.
+                self._write(ctx, pipe, core.submit_many(posts), now)
+            dealer = self._dealer
+            if dealer is not None and ready.get(dealer):
+                for _ in range(DRAIN):
+                    try:
+                        frames = dealer.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._write(ctx, pipe, core.receive(frames, now), now)
+                    if self._dealer is not dealer:
+                        break  # the core asked for a new connection
+            if ready.get(self._sub):
+                for _ in range(DRAIN):
+                    try:
+                        frames = self._sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._write(ctx, pipe, core.receive_pub(frames, now), now)
+            if beacons is not None:
+                events: list[PresenceEvent] = []
+                for fd in beacons.filenos():
+                    if ready.get(fd):
+                        events += beacons.receive(fd, now)
+                events += beacons.tick(now)
+                self._discovered(ctx, pipe, core, beacons, events, now)
+            if scans.own is not None:
+                for fd in scans.own.filenos():
+                    scans.own.receive(fd, now)
+            self._write(ctx, pipe, core.flush(now), now)
+            self._write(ctx, pipe, core.tick(now), now)
+            scans.tick(beacons, pipe, now)
+
+    def _request(self, ctx, request, pipe, core: ClientCore, inbox, beacons, scans, now) -> None:
+        kind, body = request.kind, request.body
+        if kind is Kind.WHO:
+            self._write(ctx, pipe, core.who(now), now)
+        elif kind is Kind.HISTORY:
+            actor.send(pipe, Kind.HISTORY_RESULT, messages=_history(inbox, body))
+        elif kind is Kind.SCAN:
+            scans.start(beacons, pipe, now)
+        else:
+            log.warning("the repeater client ignores %s requests", kind.value)
+
+    def _discovered(self, ctx, pipe, core: ClientCore, beacons: _Beacons, events, now) -> None:
+        """Use the first repeater heard; follow it when it moves; look again when it leaves."""
+        for event in events:
+            if isinstance(event, PeerLeft) and event.peer.node_id == self._chosen:
+                self._chosen = None
+                actor.send(pipe, Kind.NOTICE, text=f"the repeater of {event.peer.user} went away")
+            elif (
+                isinstance(event, (PeerJoined, PeerChanged)) and event.peer.node_id == self._chosen
+            ):
+                self._use(ctx, pipe, core, event.peer, now)
+        if self._chosen is None:
+            repeaters = [p for p in beacons.table.live() if p.mode == "repeater"]
+            if repeaters:
+                # The first one heard, not the first by name.
+                peer = min(repeaters, key=lambda p: p.last_seen)
+                self._chosen = peer.node_id
+                self._use(ctx, pipe, core, peer, now)
+            elif core.endpoint is not None:
+                self._write(ctx, pipe, core.use_server(None, now), now)
+
+    def _use(self, ctx, pipe, core: ClientCore, peer, now) -> None:
+        endpoint = _tcp(peer.address, peer.router_port)
+        if endpoint != core.endpoint:
+            actor.send(
+                pipe,
+                Kind.NOTICE,
+                text=f"using the repeater of {peer.user} at {peer.address}:{peer.router_port}"
+                " (found by its beacon)",
+            )
+            self._write(ctx, pipe, core.use_server(endpoint, now), now)
+
+    def _write(self, ctx: zmq.Context, pipe: zmq.Socket, outputs, now: float) -> None:
+        core = self.core
+        for out in outputs:
+            if isinstance(out, ToServer):
+                if self._dealer is None:
+                    core.send_failed(out.command, now)
+                    continue
+                try:
+                    self._dealer.send_multipart(out.command.frames(), zmq.NOBLOCK)
+                except zmq.Again:
+                    core.send_failed(out.command, now)
+            elif isinstance(out, Connect):
+                if self._dealer is not None:
+                    self._poller.unregister(self._dealer)
+                    self._dealer.close(linger=0)
+                self._dealer = _tune(ctx.socket(zmq.DEALER))
+                if out.endpoint.startswith("tcp://["):
+                    self._dealer.ipv6 = True
+                self._dealer.connect(out.endpoint)
+                self._poller.register(self._dealer, zmq.POLLIN)
+                self.endpoint = out.endpoint
+            elif isinstance(out, Subscribe):
+                if self._sub_endpoint is not None:
+                    try:
+                        self._sub.disconnect(self._sub_endpoint)
+                    except zmq.ZMQError:
+                        pass
+                if out.endpoint.startswith("tcp://["):
+                    self._sub.ipv6 = True
+                self._sub.connect(out.endpoint)
+                self._sub_endpoint = out.endpoint
+            else:
+                _send_event(pipe, out)

@@ -1,0 +1,479 @@
+"""Repeater actors over real sockets on 127.0.0.1, driven through their pipes.
+
+Random ports, short heartbeats, and every wait is on an event with a
+deadline - never a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+import zmq
+
+from lab93zmq.actor import ActorHandle, Kind, PipeMessage
+from lab93zmq.config import NodeConfig
+from lab93zmq.message import MAX_CONTENT_BYTES, make_id
+from lab93zmq.repeater import RepeaterClient, RepeaterServer
+from lab93zmq.store import Inbox
+from lab93zmq.wire import SIGNATURE, Command, decode
+
+pytestmark = pytest.mark.timeout(60)
+
+FAST = {"heartbeat": 0.2}
+CLIENT_FAST = {"heartbeat": 0.2, "dead_after": 0.8}
+WAIT = 15.0
+
+
+class Node:
+    """An actor handle plus everything it has said so far."""
+
+    def __init__(self, actor) -> None:
+        self.actor = actor
+        self.handle = ActorHandle(actor)
+        self.handle.start()
+        self.events: list[PipeMessage] = []
+        self.taken: set[int] = set()
+        self.stopped = False
+
+    def pump(self, timeout: float) -> PipeMessage | None:
+        event = self.handle.poll(timeout)
+        if event is not None:
+            self.events.append(event)
+        return event
+
+    def wait(self, predicate, timeout: float = WAIT, what: str = "an event"):
+        """Read events until ``predicate(self)`` holds; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.actor.name}: no {what} within {timeout} s")
+            self.pump(min(left, 0.1))
+
+    def wait_kind(self, kind: Kind, timeout: float = WAIT, **match) -> PipeMessage:
+        """The oldest matching event not yet returned by ``wait_kind`` (a queue)."""
+
+        def first(node):
+            for index, e in enumerate(node.events):
+                if index in node.taken or e.kind is not kind:
+                    continue
+                if all(e.body.get(k) == v for k, v in match.items()):
+                    return index
+            return None
+
+        self.wait(lambda node: first(node) is not None, timeout, kind.value)
+        index = first(self)
+        self.taken.add(index)
+        return self.events[index]
+
+    def post(self, content: str, to: str | None = None) -> str:
+        now = datetime.now(timezone.utc)
+        mid = make_id(now, os.urandom(10))
+        self.handle.request(
+            Kind.POST, id=mid, content=content, subject=None, to=to, sent_at=now.isoformat()
+        )
+        return mid
+
+    def incoming(self) -> list[str]:
+        return [e.body["message"]["content"] for e in self.events if e.kind is Kind.INCOMING]
+
+    def accepted(self) -> set[str]:
+        return {i for e in self.events if e.kind is Kind.ACCEPTED for i in e.body["ids"]}
+
+    def statuses(self) -> list[bool]:
+        return [e.body["connected"] for e in self.events if e.kind is Kind.STATUS]
+
+    def stop(self, **body) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        if body:
+            self.handle.request(Kind.STOP, **body)
+        self.handle.stop(on_event=self.events.append)
+
+
+@pytest.fixture
+def nodes():
+    started: list[Node] = []
+    yield started
+    for node in reversed(started):
+        node.stop()
+
+
+def start_server(nodes, tmp_path, port: int = 0, db: str = "server.db", **options) -> Node:
+    config = NodeConfig(
+        user="server", db_path=tmp_path / db, address="127.0.0.1", port=port, beacon=False
+    )
+    node = Node(RepeaterServer(config, **{**FAST, **options}))
+    nodes.append(node)
+    return node
+
+
+def start_client(nodes, tmp_path, user: str, port: int, db: str | None = None, **opts) -> Node:
+    config = NodeConfig(
+        user=user,
+        db_path=tmp_path / f"{db or user}.db",
+        address="127.0.0.1",
+        port=port,
+        beacon=False,
+    )
+    node = Node(RepeaterClient(config, **{**CLIENT_FAST, **opts}))
+    nodes.append(node)
+    return node
+
+
+def connected(node: Node) -> Node:
+    node.wait_kind(Kind.STATUS, connected=True)
+    return node
+
+
+def all_accepted(node: Node, ids) -> None:
+    node.wait(lambda n: set(ids) <= n.accepted(), what="ACCEPTED for every post")
+
+
+def got(node: Node, count: int) -> None:
+    node.wait(lambda n: len(n.incoming()) >= count, what=f"{count} INCOMING")
+
+
+# -- the basics -------------------------------------------------------------------------
+
+
+def test_server_reports_its_real_endpoints(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    actor = server.actor
+    assert actor.router_port and actor.pub_port and actor.router_port != actor.pub_port
+    assert actor.router_endpoint == f"tcp://127.0.0.1:{actor.router_port}"
+    assert actor.router_endpoint in server.handle.ready_detail
+    assert actor.pub_endpoint in server.handle.ready_detail
+    assert actor.server_id == server.handle.node_id
+
+
+def test_two_clients_chat(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    alice = start_client(nodes, tmp_path, "alice", server.actor.router_port)
+    status = alice.wait_kind(Kind.STATUS)
+    assert status.body == {
+        "connected": True,
+        "detail": f"connected to repeater at tcp://127.0.0.1:{server.actor.router_port}",
+    }
+    bob = connected(start_client(nodes, tmp_path, "bob", server.actor.router_port))
+    ids = [alice.post("hi bob"), alice.post("lunch?", to="bob")]
+    bob_id = bob.post("hi alice")
+    all_accepted(alice, ids)
+    all_accepted(bob, [bob_id])
+    got(bob, 2)
+    got(alice, 1)
+    assert bob.incoming() == ["hi bob", "lunch?"]
+    assert alice.incoming() == ["hi alice"]
+    bob.handle.request(Kind.WHO)
+    assert bob.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice", "bob"]
+    bob.handle.request(Kind.HISTORY, limit=2)
+    history = bob.wait_kind(Kind.HISTORY_RESULT).body["messages"]
+    # arrival order in bob's inbox: his own post raced the others
+    assert len(history) == 2
+    assert {m["content"] for m in history} <= {"hi bob", "lunch?", "hi alice"}
+
+
+def test_the_server_front_end_can_post_and_list_users(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    alice = connected(start_client(nodes, tmp_path, "alice", server.actor.router_port))
+    mid = server.post("welcome, everyone")
+    assert server.wait_kind(Kind.ACCEPTED).body["ids"] == [mid]
+    got(alice, 1)
+    assert alice.events[-1].body["message"]["from"] == "server"
+    server.handle.request(Kind.WHO)
+    assert server.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
+    assert server.post("") not in server.accepted()
+    assert server.wait_kind(Kind.REJECTED)
+
+
+def test_away_client_gets_exactly_what_it_missed(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    all_accepted(alice, [alice.post("before")])
+    got(bob, 1)
+    bob.stop()
+    ids = [alice.post(f"missed {n}") for n in range(10)] + [alice.post("psst", to="bob")]
+    all_accepted(alice, ids)
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    got(bob, 11)
+    all_accepted(alice, [alice.post("after")])
+    got(bob, 12)
+    assert bob.incoming() == [*[f"missed {n}" for n in range(10)], "psst", "after"]
+    # Back once more: nothing at all is new.
+    bob.stop()
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    bob.handle.request(Kind.WHO)  # a round trip after the replay
+    bob.wait_kind(Kind.WHO_RESULT)
+    assert bob.incoming() == []
+
+
+def test_new_client_gets_the_last_100_room_messages(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    ids = [alice.post(f"m{n}") for n in range(130)]
+    ids.append(alice.post("for carol", to="carol"))
+    ids.append(alice.post("for dave", to="dave"))
+    all_accepted(alice, ids)
+    carol = connected(start_client(nodes, tmp_path, "carol", port))
+    got(carol, 101)
+    carol.handle.request(Kind.WHO)
+    carol.wait_kind(Kind.WHO_RESULT)
+    assert carol.incoming() == [*[f"m{n}" for n in range(30, 130)], "for carol"]
+
+
+# -- privacy -------------------------------------------------------------------------------
+
+
+def test_direct_messages_stay_private_and_wait_for_an_absent_recipient(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    eve = connected(start_client(nodes, tmp_path, "eve", port))
+    ids = [alice.post("secret for bob", to="bob"), alice.post("room news")]
+    all_accepted(alice, ids)
+    got(eve, 1)
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    got(bob, 2)
+    assert bob.incoming() == ["secret for bob", "room news"]
+    # Eve again from a fresh inbox (a full replay): still nothing private.
+    eve2 = connected(start_client(nodes, tmp_path, "eve", port, db="eve-new"))
+    got(eve2, 1)
+    eve2.handle.request(Kind.WHO)
+    eve2.wait_kind(Kind.WHO_RESULT)
+    assert eve.incoming() == ["room news"]
+    assert eve2.incoming() == ["room news"]
+
+
+# -- crash and restart ---------------------------------------------------------------------
+
+
+def test_server_restart_mid_stream_loses_nothing_and_duplicates_nothing(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    a_lines = [f"a{n}" for n in range(300)]
+    b_lines = [f"b{n}" for n in range(300)]
+    ids = {"alice": [alice.post(t) for t in a_lines], "bob": [bob.post(t) for t in b_lines]}
+    alice.wait(lambda n: len(n.accepted()) >= 20, what="some ACCEPTED")
+    server.stop(abrupt=True)  # sockets closed, no goodbye, inbox as it was: like kill -9
+    down = [f"c{n}" for n in range(20)]
+    ids["alice"] += [alice.post(t) for t in down]  # while no server runs
+    server = start_server(nodes, tmp_path, port=port)  # same inbox, same port
+    after = [f"d{n}" for n in range(20)]
+    ids["bob"] += [bob.post(t) for t in after]
+    all_accepted(alice, ids["alice"])
+    all_accepted(bob, ids["bob"])
+    want_alice = b_lines + after
+    want_bob = a_lines + down
+    got(alice, len(want_alice))
+    got(bob, len(want_bob))
+    for node in (alice, bob):
+        node.handle.request(Kind.WHO)  # one more round trip: nothing else comes
+        node.wait_kind(Kind.WHO_RESULT)
+    assert Counter(alice.incoming()) == Counter(want_alice)
+    assert Counter(bob.incoming()) == Counter(want_bob)
+    # Room order is the server's: each author's lines arrive in their order.
+    assert [c for c in bob.incoming() if c[0] == "a"] == a_lines
+    assert [c for c in alice.incoming() if c[0] == "b"] == b_lines
+    assert False in alice.statuses() and alice.statuses()[-1] is True
+    for node in (alice, bob):
+        node.stop()
+        with Inbox(node.actor.config.db_path) as inbox:
+            assert inbox.outbox() == []
+    server.stop()
+    with Inbox(tmp_path / "server.db") as inbox:
+        assert inbox.count() == 640
+
+
+def test_clean_stops_say_goodbye(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    bob.stop()  # BYE: gone from WHO at once, no waiting for a timeout
+    alice.handle.request(Kind.WHO)
+    assert alice.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
+    server.stop()  # BYE to alice: she reconnects without waiting to notice
+    status = alice.wait_kind(Kind.STATUS, connected=False)
+    assert status.body["detail"] == f"the repeater at tcp://127.0.0.1:{port} closed; reconnecting"
+    server = start_server(nodes, tmp_path, port=port)
+    connected(alice)
+    all_accepted(alice, [alice.post("back")])
+
+
+def test_no_server_reachable_reports_disconnected_and_keeps_the_outbox(nodes, tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    alice = start_client(nodes, tmp_path, "alice", port)
+    mid = alice.post("into the void")
+    status = alice.wait_kind(Kind.STATUS, connected=False)
+    assert status.body["detail"] == f"no answer from the repeater at tcp://127.0.0.1:{port}"
+    alice.stop()
+    assert not alice.accepted()
+    with Inbox(tmp_path / "alice.db") as inbox:
+        assert [m.id for m in inbox.outbox()] == [mid]
+
+
+def test_too_big_a_post_is_rejected(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    alice = connected(start_client(nodes, tmp_path, "alice", server.actor.router_port))
+    big = alice.post('"' * MAX_CONTENT_BYTES)
+    empty = alice.post("")
+    assert alice.wait_kind(Kind.REJECTED, id=big).body["reason"].startswith("the message is larger")
+    assert "content" in alice.wait_kind(Kind.REJECTED, id=empty).body["reason"]
+
+
+# -- many at once, and garbage ---------------------------------------------------------------
+
+
+def test_twenty_clients_at_once(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    users = [f"user{n:02d}" for n in range(20)]
+    clients = [start_client(nodes, tmp_path, u, port) for u in users]
+    for c in clients:
+        connected(c)
+    sent = {
+        c.actor.config.user: [c.post(f"{c.actor.config.user} says {n}") for n in range(10)]
+        for c in clients
+    }
+    for c in clients:
+        all_accepted(c, sent[c.actor.config.user])
+    for c in clients:
+        got(c, 190)
+    for c in clients:
+        me = c.actor.config.user
+        assert sorted(c.incoming()) == sorted(
+            f"{u} says {n}" for u in users if u != me for n in range(10)
+        )
+
+
+def test_garbage_frames_do_not_stop_service(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.DEALER)
+    raw.linger = 0
+    raw.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        garbage = [
+            [os.urandom(64)],
+            [os.urandom(8), os.urandom(8), os.urandom(8)],
+            [b"XYZ\x01", b"HELLO", b"{}"],
+            [b"L93\x63", b"HELLO", b"{}"],
+            [SIGNATURE, b"HELLO", b"not json"],
+            [SIGNATURE, b"NONSENSE", b"{}"],
+            [SIGNATURE, b"POST", b"{}", os.urandom(2 * 1024 * 1024)],
+            [SIGNATURE, b"FETCH", b"[1, 2]"],
+        ]
+        expected = [
+            "malformed",
+            "malformed",
+            "malformed",
+            "version",
+            "malformed",
+            "unknown-command",
+            "malformed",
+            "malformed",
+        ]
+        codes = []
+        for frames in garbage:
+            raw.send_multipart(frames)
+            assert raw.poll(5000), "no ERROR reply"
+            reply = decode(raw.recv_multipart())
+            assert reply.name == "ERROR"
+            codes.append(reply.header["code"])
+        assert codes == expected
+        all_accepted(alice, [alice.post("still here")])
+        got(bob, 1)
+        assert bob.incoming() == ["still here"]
+    finally:
+        raw.close()
+
+
+def test_a_stuck_client_does_not_slow_the_others(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    ctx = zmq.Context.instance()
+    stuck = ctx.socket(zmq.DEALER)  # says hello, subscribes, then never reads again
+    stuck.linger = 0
+    stuck.rcvhwm = 10
+    stuck.connect(f"tcp://127.0.0.1:{port}")
+    sub = ctx.socket(zmq.SUB)
+    sub.linger = 0
+    sub.rcvhwm = 10
+    try:
+        stuck.send_multipart(Command("HELLO", {"user": "slow", "node": "f" * 32}).frames())
+        assert stuck.poll(5000)
+        welcome = decode(stuck.recv_multipart())
+        sub.connect(f"tcp://127.0.0.1:{welcome.header['pub_port']}")
+        sub.subscribe(b"")
+        alice = connected(start_client(nodes, tmp_path, "alice", port))
+        bob = connected(start_client(nodes, tmp_path, "bob", port))
+        ids = [alice.post("x" * 2000 + f" {n}") for n in range(1500)]
+        all_accepted(alice, ids)
+        got(bob, 1500)
+        assert len(set(bob.incoming())) == 1500
+    finally:
+        stuck.close()
+        sub.close()
+
+
+# -- discovery --------------------------------------------------------------------------------
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path):
+    beacon_port = _free_udp_port()
+    config = NodeConfig(
+        user="hub",
+        db_path=tmp_path / "server.db",
+        address="127.0.0.1",
+        port=0,
+        interfaces=("lo",),
+        beacon_port=beacon_port,
+        beacon_interval=0.5,
+    )
+    server = Node(RepeaterServer(config, **FAST))
+    nodes.append(server)
+    client_config = NodeConfig(
+        user="alice",
+        db_path=tmp_path / "alice.db",
+        address=None,
+        interfaces=("lo",),
+        beacon_port=beacon_port,
+        beacon_interval=0.5,
+    )
+    alice = Node(RepeaterClient(client_config, **CLIENT_FAST))
+    nodes.append(alice)
+    notice = alice.wait_kind(Kind.NOTICE)
+    assert notice.body["text"] == (
+        f"using the repeater of hub at 127.0.0.1:{server.actor.router_port} (found by its beacon)"
+    )
+    connected(alice)
+    all_accepted(alice, [alice.post("found you")])
+    alice.handle.request(Kind.SCAN)
+    [found] = alice.wait_kind(Kind.SCAN_RESULT).body["beacons"]
+    assert found["node"] == server.actor.server_id
+    assert (found["mode"], found["user"], found["address"]) == ("repeater", "hub", "127.0.0.1")
+    assert (found["router"], found["pub"]) == (server.actor.router_port, server.actor.pub_port)
+    server.handle.request(Kind.SCAN)  # the server scans too (and does not list itself)
+    assert server.wait_kind(Kind.SCAN_RESULT).body["beacons"] == []

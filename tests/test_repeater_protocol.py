@@ -1,0 +1,705 @@
+"""Repeater protocol cores paired over an in-memory link with a fake clock.
+
+No sockets: ``Net`` plays ROUTER, DEALER, PUB and SUB, delivers frames in
+order and can lose chosen ones, so every recovery path is exercised exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from datetime import timedelta
+
+import pytest
+from conftest import T0
+
+from lab93zmq.errors import StoreError
+from lab93zmq.message import MAX_CONTENT_BYTES, Message, make_id
+from lab93zmq.repeater_protocol import (
+    Accepted,
+    ClientCore,
+    Connect,
+    ErrorCode,
+    Incoming,
+    Notice,
+    Phase,
+    Publish,
+    Rejected,
+    Reply,
+    ServerCore,
+    Status,
+    Subscribe,
+    ToServer,
+    Users,
+    state_key,
+)
+from lab93zmq.store import Inbox
+from lab93zmq.wire import SIGNATURE, Command, decode
+
+pytestmark = pytest.mark.timeout(60)
+
+SERVER = "tcp://server:5190"
+PUB_PORT = 40123
+
+
+class Client:
+    """One client core with its inbox and what reached it."""
+
+    def __init__(self, net: Net, user: str, path) -> None:
+        self.net = net
+        self.user = user
+        self.path = path
+        self.inbox = Inbox(path)
+        self.core = ClientCore(self.inbox, user, net.now)
+        self.identity: bytes | None = None
+        self.subscribed: str | None = None
+        self.events: list = []
+        self.from_server: deque[list[bytes]] = deque()
+        self.from_pub: deque[list[bytes]] = deque()
+        self.sent: list[Command] = []
+        self._n = itertools.count(1)
+
+    def apply(self, outputs) -> None:
+        for out in outputs:
+            if isinstance(out, ToServer):
+                self.sent.append(out.command)
+                if self.identity is not None:
+                    self.net.to_server.append((self.identity, out.command.frames()))
+            elif isinstance(out, Connect):
+                assert out.endpoint == SERVER
+                self.identity = b"id-%d" % next(self.net.identities)
+                self.from_server.clear()
+            elif isinstance(out, Subscribe):
+                self.subscribed = out.endpoint
+            else:
+                self.events.append(out)
+
+    def connect(self) -> None:
+        self.apply(self.core.use_server(SERVER, self.net.now))
+        self.net.run()
+
+    def say(self, content: str, to: str | None = None) -> Message:
+        n = next(self._n)
+        message = Message(
+            id=make_id(T0 + timedelta(seconds=n), os.urandom(10)),
+            author=self.user,
+            recipient=to,
+            subject=None,
+            content=content,
+            sent_at=T0,
+            origin=self.inbox.node_id,
+            origin_seq=self.inbox.next_origin_seq(self.inbox.node_id, to is not None),
+        )
+        self.apply(self.core.submit(message))
+        return message
+
+    def restart(self) -> None:
+        """The client process ends and starts again on the same inbox."""
+        self.inbox.close()
+        self.inbox = Inbox(self.path)
+        self.core = ClientCore(self.inbox, self.user, self.net.now)
+        self.identity = None
+        self.subscribed = None
+        self.from_server.clear()
+        self.from_pub.clear()
+
+    def incoming(self) -> list[str]:
+        return [e.message.content for e in self.events if isinstance(e, Incoming)]
+
+    def accepted(self) -> list[str]:
+        return [i for e in self.events if isinstance(e, Accepted) for i in e.ids]
+
+    def of(self, kind) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class Net:
+    """A server core and client cores, wired in memory; ``now`` is the fake clock."""
+
+    def __init__(self, tmp_path, **server_options) -> None:
+        self.tmp = tmp_path
+        self.now = 1000.0
+        self.identities = itertools.count(1)
+        self.server_options = server_options
+        self.server_inbox = Inbox(tmp_path / "server.db")
+        self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **server_options)
+        self.server_up = True
+        self.clients: dict[str, Client] = {}
+        self.to_server: deque[tuple[bytes, list[bytes]]] = deque()
+        self.lose_pub: dict[str, object] = {}  # user -> predicate(command) -> lose it
+        self.lose_reply: dict[str, object] = {}
+        self.published: list[Command] = []
+        self.replies: list[tuple[bytes, Command]] = []
+        self.server_events: list = []
+
+    def client(self, user: str, *, db: str | None = None, connect: bool = True) -> Client:
+        c = Client(self, user, self.tmp / f"{db or user}.db")
+        self.clients[user if db is None else f"{user}@{db}"] = c
+        if connect:
+            c.connect()
+        return c
+
+    def route(self, outputs) -> None:
+        for out in outputs:
+            if isinstance(out, Reply):
+                self.replies.append((out.identity, out.command))
+                for c in self.clients.values():
+                    if c.identity == out.identity:
+                        lose = self.lose_reply.get(c.user)
+                        if lose is None or not lose(out.command):
+                            c.from_server.append(out.command.frames())
+            elif isinstance(out, Publish):
+                self.published.append(out.command)
+                for c in self.clients.values():
+                    if c.subscribed == f"tcp://server:{PUB_PORT}":
+                        lose = self.lose_pub.get(c.user)
+                        if lose is None or not lose(out.command):
+                            c.from_pub.append(out.command.frames())
+            else:
+                self.server_events.append(out)
+
+    def run(self, limit: int = 10_000) -> None:
+        for _ in range(limit):
+            busy = False
+            while self.to_server:
+                identity, frames = self.to_server.popleft()
+                busy = True
+                if self.server_up:
+                    self.route(self.server.receive(identity, frames, self.now))
+            if self.server_up:
+                self.route(self.server.flush(self.now))
+            for c in list(self.clients.values()):
+                while c.from_server:
+                    busy = True
+                    c.apply(c.core.receive(c.from_server.popleft(), self.now))
+                while c.from_pub:
+                    busy = True
+                    c.apply(c.core.receive_pub(c.from_pub.popleft(), self.now))
+                c.apply(c.core.flush(self.now))
+            if not busy and not self.to_server:
+                return
+        raise AssertionError("the link never went quiet")
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        """Let time pass in small steps, ticking everyone."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            if self.server_up:
+                self.route(self.server.tick(self.now))
+            for c in list(self.clients.values()):
+                c.apply(c.core.tick(self.now))
+            self.run()
+
+    def restart_server(self) -> None:
+        """A crash: no goodbye; a new core on the same inbox file."""
+        self.server_inbox.close()
+        self.server_inbox = Inbox(self.tmp / "server.db")
+        self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **self.server_options)
+
+
+@pytest.fixture
+def net(tmp_path):
+    n = Net(tmp_path)
+    yield n
+    for c in n.clients.values():
+        c.inbox.close()
+    n.server_inbox.close()
+
+
+# -- connecting ------------------------------------------------------------------------
+
+
+def test_hello_welcome_subscribe_and_status(net):
+    alice = net.client("alice")
+    assert alice.core.phase is Phase.READY
+    assert alice.subscribed == f"tcp://server:{PUB_PORT}"  # learned, not guessed
+    assert alice.of(Status) == [Status(True, f"connected to repeater at {SERVER}")]
+    assert net.server.users() == ["alice"]
+    assert [c.name for c in alice.sent[:2]] == ["HELLO", "FETCH"]
+
+
+def test_two_clients_chat_and_own_messages_are_not_incoming(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    m1 = alice.say("hi bob")
+    m2 = bob.say("hi alice")
+    net.run()
+    assert alice.incoming() == ["hi alice"]
+    assert bob.incoming() == ["hi bob"]
+    assert alice.accepted() == [m1.id] and bob.accepted() == [m2.id]
+    assert alice.inbox.outbox() == [] and bob.inbox.outbox() == []
+    assert net.server_inbox.server_seqs(net.server.server_id, [m1.id, m2.id]) == {
+        m1.id: 1,
+        m2.id: 2,
+    }
+    # the author's own copy got its server number too
+    assert alice.inbox.server_seqs(net.server.server_id, [m1.id]) == {m1.id: 1}
+
+
+def test_posts_are_stored_before_they_are_acked_or_published(net):
+    alice = net.client("alice")
+    alice.say("one")
+    alice.apply(alice.core.flush(net.now))
+    # Hand the POST to the server but do not flush: nothing may go out yet.
+    identity, frames = net.to_server.popleft()
+    assert net.server.receive(identity, frames, net.now) == []
+    assert net.server_inbox.count() == 0
+    out = net.server.flush(net.now)
+    assert net.server_inbox.count() == 1
+    assert {type(o) for o in out} == {Reply, Publish}
+
+
+def test_a_resend_is_acked_with_its_original_number_and_stored_once(net):
+    alice = net.client("alice")
+    m = alice.say("once")
+    net.run()
+    again = Command("POST", {}, (m.encode(),)).frames()
+    net.route(net.server.receive(alice.identity, again, net.now))
+    net.route(net.server.flush(net.now))
+    acks = [c for i, c in net.replies if c.name == "ACK"]
+    assert [a.header["items"] for a in acks] == [[[m.id, 1]], [[m.id, 1]]]
+    assert net.server_inbox.count() == 1
+    assert net.server.head == 1
+    assert len([c for c in net.published if c.name == "ROOM"]) == 1
+
+
+def test_duplicates_within_one_batch_are_stored_once(net):
+    alice = net.client("alice")
+    m = alice.say("twice")
+    frames = Command("POST", {}, (m.encode(), m.encode())).frames()
+    net.to_server.clear()
+    net.route(net.server.receive(alice.identity, frames, net.now))
+    out = net.server.flush(net.now)
+    [ack] = [o.command for o in out if isinstance(o, Reply) and o.command.name == "ACK"]
+    assert ack.header["items"] == [[m.id, 1], [m.id, 1]]
+    assert net.server_inbox.count() == 1
+
+
+# -- catching up -------------------------------------------------------------------------
+
+
+def test_new_client_gets_last_tail_room_messages_and_all_its_direct_ones(tmp_path):
+    net = Net(tmp_path, tail=10)
+    alice = net.client("alice")
+    alice.say("early note for carol", to="carol")
+    alice.say("early note for dave", to="dave")
+    for n in range(25):
+        alice.say(f"room {n}")
+    alice.say("late note for carol", to="carol")
+    net.run()
+    carol = net.client("carol")
+    assert carol.incoming() == [
+        "early note for carol",
+        *[f"room {n}" for n in range(15, 25)],
+        "late note for carol",
+    ]
+
+
+def test_a_client_that_was_away_gets_exactly_what_it_missed(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    alice.say("before")
+    net.run()
+    bob.restart()  # gone: its session lingers until the server forgets it
+    for n in range(7):
+        alice.say(f"missed {n}")
+    alice.say("psst", to="bob")
+    net.run()
+    bob.events.clear()
+    bob.connect()
+    assert bob.incoming() == [*[f"missed {n}" for n in range(7)], "psst"]
+    # and nothing twice: once more, nothing
+    bob.events.clear()
+    bob.restart()
+    bob.connect()
+    assert bob.incoming() == []
+    marks = bob.inbox.get_meta(state_key(net.server.server_id, "bob"))
+    assert marks == '{"room": 8, "dm": 9}'
+
+
+def test_incoming_follows_server_order_across_replay_and_live(net):
+    alice = net.client("alice")
+    for n in range(5):
+        alice.say(f"m{n}")
+    net.run()
+    bob = net.client("bob", connect=False)
+    bob.apply(bob.core.use_server(SERVER, net.now))
+    # Deliver HELLO and WELCOME by hand, then let live traffic race the FETCH.
+    net.route(net.server.receive(*net.to_server.popleft(), net.now))
+    bob.apply(bob.core.receive(bob.from_server.popleft(), net.now))
+    fetch = net.to_server.popleft()  # held back
+    for n in range(5, 8):
+        alice.say(f"m{n}")
+    net.run()  # m5..m7 reach bob on the PUB before his replay
+    assert bob.incoming() == []
+    net.to_server.append(fetch)
+    net.run()
+    assert bob.incoming() == [f"m{n}" for n in range(8)]
+
+
+def test_a_lost_publication_is_fetched_and_order_kept(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    lost = {2, 3}
+    net.lose_pub["bob"] = lambda cmd: cmd.name == "ROOM" and cmd.header["items"][0][0] in lost
+    for n in range(1, 6):
+        alice.say(f"m{n}")
+        net.run()
+    assert bob.incoming() == [f"m{n}" for n in range(1, 6)]
+    fetches = [c for c in bob.sent if c.name == "FETCH"]
+    assert len(fetches) == 2  # the replay at connect, and one for the hole
+
+
+def test_a_lost_last_publication_is_noticed_by_the_next_tick(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    net.lose_pub["bob"] = lambda cmd: cmd.name == "ROOM"
+    alice.say("quiet")
+    net.run()
+    assert bob.incoming() == []
+    net.advance(1.0)  # one heartbeat: TICK says room_head 1
+    assert bob.incoming() == ["quiet"]
+
+
+def test_a_lost_direct_message_is_noticed_by_the_next_ping(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    net.lose_reply["bob"] = lambda cmd: cmd.name == "DELIVER"
+    alice.say("secret", to="bob")
+    net.run()
+    assert bob.incoming() == []
+    net.advance(1.0)
+    assert bob.incoming() == ["secret"]
+
+
+def test_replay_pages_through_a_long_absence(tmp_path):
+    net = Net(tmp_path, batch_limit=50)
+    alice = net.client("alice")
+    bob = net.client("bob")
+    bob.restart()
+    for n in range(180):
+        alice.say(f"m{n}")
+    net.run()
+    bob.connect()
+    assert bob.incoming() == [f"m{n}" for n in range(180)]
+    batches = [c for i, c in net.replies if c.name == "BATCH" and i == bob.identity]
+    assert [len(b.payloads) for b in batches] == [50, 50, 50, 30]
+
+
+# -- direct messages ------------------------------------------------------------------------
+
+
+def test_direct_messages_stay_private_and_wait_for_their_addressee(net):
+    alice, carol = net.client("alice"), net.client("carol")
+    alice.say("for bob only", to="bob")
+    alice.say("room")
+    net.run()
+    assert carol.incoming() == ["room"]
+    assert all(
+        c.name != "ROOM" or not any(m.is_direct for m in c.messages()) for c in net.published
+    )
+    bob = net.client("bob")
+    assert bob.incoming() == ["for bob only", "room"]
+    carol2 = net.client("carol", db="fresh")  # a new inbox: replayed, still no direct message
+    assert carol2.incoming() == ["room"]
+
+
+def test_a_direct_message_reaches_the_authors_other_sessions(net):
+    alice = net.client("alice")
+    alice2 = net.client("alice", db="laptop")
+    bob = net.client("bob")
+    alice.say("to bob", to="bob")
+    net.run()
+    assert bob.incoming() == ["to bob"]
+    assert alice2.incoming() == ["to bob"]
+    assert alice.incoming() == []  # its own message, already in its inbox
+
+
+# -- posting ---------------------------------------------------------------------------------
+
+
+def test_posts_wait_in_the_outbox_until_connected(net):
+    alice = net.client("alice", connect=False)
+    m = alice.say("queued")
+    assert [x.id for x in alice.inbox.outbox()] == [m.id]
+    alice.connect()
+    assert alice.accepted() == [m.id]
+    assert alice.inbox.outbox() == []
+
+
+def test_posts_go_in_chunks_within_the_window(net):
+    alice = net.client("alice")
+    alice.core.window = 250
+    ids = [alice.say(f"m{n}").id for n in range(600)]
+    out = alice.core.flush(net.now)
+    posts = [o.command for o in out if isinstance(o, ToServer)]
+    assert [len(p.payloads) for p in posts] == [100, 100, 50]
+    alice.apply(out)
+    net.run()
+    assert alice.accepted() == ids
+    assert net.server_inbox.count() == 600
+
+
+def test_server_rejects_an_undecodable_message_and_stores_the_rest(net):
+    alice = net.client("alice")
+    good = alice.say("fine")
+    bad = alice.say("from the future")
+    net.to_server.clear()  # send by hand instead, one payload spoiled
+    alice.core._inflight.clear()
+    spoiled = bad.encode().replace(b'"v":1', b'"v":7')
+    frames = Command("POST", {}, (good.encode(), spoiled)).frames()
+    net.route(net.server.receive(alice.identity, frames, net.now))
+    net.route(net.server.flush(net.now))
+    net.run()
+    assert alice.accepted() == [good.id]
+    [rejected] = alice.of(Rejected)
+    assert rejected.id == bad.id
+    assert "'v' is 7; this node speaks version 1" in rejected.reason
+    assert [m.id for m in alice.inbox.outbox()] == []
+    assert net.server_inbox.count() == 1
+
+
+def test_a_reject_for_an_unknown_id_is_only_logged(net):
+    alice = net.client("alice")
+    reject = Command("REJECT", {"items": [[None, "no id"], ["f" * 32, "not ours"]]})
+    assert alice.core.receive(reject.frames(), net.now) == []
+    assert alice.core.flush(net.now) == []
+
+
+def test_oversized_post_is_rejected_at_once(net):
+    alice = net.client("alice")
+    big = Message(
+        id=make_id(T0, b"\x02" * 10),
+        author="alice",
+        recipient=None,
+        subject=None,
+        content='"' * MAX_CONTENT_BYTES,
+        sent_at=T0,
+        origin=alice.inbox.node_id,
+        origin_seq=1,
+    )
+    assert alice.core.submit(big) == [
+        Rejected(big.id, "the message is larger than 81920 bytes encoded")
+    ]
+    assert alice.inbox.outbox() == []
+
+
+def test_a_clashing_message_is_refused_alone(net):
+    alice = net.client("alice")
+    first = alice.say("first")
+    net.run()
+    clash = Message(  # same origin and origin number as "first", another id
+        id=make_id(T0, b"\x03" * 10),
+        author="alice",
+        recipient=None,
+        subject=None,
+        content="clash",
+        sent_at=T0,
+        origin=first.origin,
+        origin_seq=first.origin_seq,
+    )
+    ok = alice.say("fine")
+    frames = Command("POST", {}, (clash.encode(), ok.encode())).frames()
+    net.to_server.clear()
+    net.route(net.server.receive(alice.identity, frames, net.now))
+    out = net.server.flush(net.now)
+    names = [(o.command.name, o.command.header.get("items")) for o in out if isinstance(o, Reply)]
+    assert ("REJECT", [[clash.id, names[0][1][0][1]]]) == names[0]
+    assert ("ACK", [[ok.id, 2]]) in names
+    assert net.server.head == 2
+
+
+def test_who_lists_connected_users(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    alice.apply(alice.core.who(net.now))
+    net.run()
+    assert alice.of(Users) == [Users(("alice", "bob"))]
+    bob.apply(bob.core.stop())  # BYE
+    net.run()
+    assert net.server.users() == ["alice"]
+
+
+# -- liveness -------------------------------------------------------------------------------
+
+
+def test_a_silent_server_is_noticed_and_the_client_reconnects(net):
+    alice = net.client("alice")
+    m = alice.say("while down")
+    net.server_up = False
+    net.to_server.clear()
+    net.advance(3.25)
+    assert alice.of(Status)[-1].connected is False
+    assert "no answer from the repeater" in alice.of(Status)[-1].detail
+    assert alice.core.phase is Phase.HELLO
+    assert [x.id for x in alice.inbox.outbox()] == [m.id]
+    net.restart_server()
+    net.server_up = True
+    net.advance(3.25)  # the next HELLO goes through
+    assert alice.core.phase is Phase.READY
+    assert alice.of(Status)[-1].connected is True
+    assert alice.accepted() == [m.id]
+
+
+def test_a_restarted_server_is_noticed_by_hello_first_and_nothing_is_lost(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    alice.say("before")
+    net.run()
+    net.lose_reply["alice"] = lambda cmd: cmd.name == "ACK"  # crash before the ACK went out
+    m = alice.say("stored, never acked")
+    net.run()
+    del net.lose_reply["alice"]
+    net.restart_server()
+    net.advance(1.0)  # PINGs reach a server with no sessions
+    for c in (alice, bob):
+        assert c.core.phase is Phase.READY
+        assert any(e.name == "ERROR" and e.header["code"] == "hello-first" for _, e in net.replies)
+    assert alice.accepted()[-1] == m.id
+    assert bob.incoming() == ["before", "stored, never acked"]
+    assert net.server_inbox.count() == 2
+
+
+def test_the_server_forgets_silent_sessions_and_pings_live_ones(net):
+    alice = net.client("alice")
+    net.clients.pop("alice")  # alice's process froze: she ticks no more
+    net.advance(4.5)
+    assert net.server.users() == ["alice"]
+    net.advance(1.0)
+    assert net.server.users() == []
+    frames = Command("PING").frames()
+    net.route(net.server.receive(alice.identity, frames, net.now))
+    assert net.replies[-1][1].header["code"] == ErrorCode.HELLO_FIRST.value
+    alice.inbox.close()
+
+
+def test_a_new_hello_from_the_same_node_replaces_its_session(net):
+    alice = net.client("alice")
+    alice.connect()
+    alice.apply(alice.core.use_server(None, net.now))
+    alice.apply(alice.core.use_server(SERVER, net.now))
+    net.run()
+    assert len(net.server.sessions) == 1
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frames, code",
+    [
+        ([b"garbage"], "malformed"),
+        ([os.urandom(40), b"HELLO", b"{}"], "malformed"),
+        ([b"L93\x09", b"HELLO", b"{}"], "version"),
+        ([SIGNATURE, b"SHOUT", b"{}"], "unknown-command"),
+        ([SIGNATURE, b"FETCH", b"{}"], "hello-first"),
+        ([SIGNATURE, b"HELLO", b'{"user": "no body"}'], "bad-request"),
+        ([SIGNATURE, b"POST", b"{}", b"x" * 100_000], "malformed"),
+    ],
+)
+def test_bad_frames_get_an_error_reply(net, frames, code):
+    out = net.server.receive(b"raw", frames, net.now)
+    assert len(out) == 1 and out[0].identity == b"raw"
+    reply = out[0].command
+    assert reply.name == "ERROR" and reply.header["code"] == code
+    assert decode(reply.frames()) == reply
+
+
+def test_a_bad_fetch_gets_an_error_and_the_session_goes_on(net):
+    alice = net.client("alice")
+    frames = Command("FETCH", {"room": "x", "dm": 0}).frames()
+    [out] = net.server.receive(alice.identity, frames, net.now)
+    assert out.command.header["code"] == "bad-request"
+    assert net.server.users() == ["alice"]
+
+
+def test_garbage_on_the_client_side_is_dropped(net):
+    alice = net.client("alice")
+    assert alice.core.receive([b"nonsense"], net.now) == []
+    bad_room = Command("ROOM", {"server": net.server.server_id, "items": [[1, 5]]}, (b"{}",))
+    assert alice.core.receive_pub(bad_room.frames(), net.now) == []
+    error = Command("ERROR", {"code": "bad-request", "reason": "nope"})
+    assert alice.core.receive(error.frames(), net.now) == [Notice("the repeater says: nope")]
+
+
+def test_a_server_that_lost_messages_is_followed_from_where_it_is(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    for n in range(3):
+        alice.say(f"m{n}")
+    net.run()
+    # The server comes back from an older copy of its inbox: it forgot m1 and m2.
+    server_id = net.server.server_id
+    net.server_inbox.close()
+    (net.tmp / "server.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (net.tmp / f"server.db{suffix}").unlink(missing_ok=True)
+    net.server_inbox = Inbox(net.tmp / "server.db", new_node_id=bytes.fromhex(server_id))
+    [m0] = [m for m in bob.inbox.history() if m.content == "m0"]
+    net.server_inbox.save(m0, server_id, 1)
+    net.server = ServerCore(net.server_inbox, PUB_PORT, net.now)
+    net.advance(1.0)  # hello-first, a new WELCOME with room_head 1
+    assert bob.of(Notice) == [Notice("the repeater has lost messages this inbox holds")]
+    alice.say("after the loss")  # numbered 2 again
+    net.run()
+    assert bob.incoming() == ["m0", "m1", "m2", "after the loss"]
+
+
+# -- the store queries the repeater relies on -------------------------------------------------
+
+
+def _numbered(inbox, server_id, specs):
+    """Store messages numbered 1, 2, ... as (author, to) pairs say."""
+    batch = []
+    for seq, (author, to) in enumerate(specs, start=1):
+        message = Message(
+            id=make_id(T0, seq.to_bytes(10, "big")),
+            author=author,
+            recipient=to,
+            subject=None,
+            content=f"{seq}",
+            sent_at=T0,
+            origin="c" * 32,
+            origin_seq=seq,
+        )
+        batch.append((message, server_id, seq))
+    inbox.save_many(batch)
+
+
+def test_visible_since_pages_two_chains_without_holes(tmp_path):
+    server_id = "d" * 32
+    with Inbox(tmp_path / "s.db") as inbox:
+        specs = [("a", None), ("a", "bob"), ("bob", "a"), ("a", "eve"), ("a", None), ("a", "bob")]
+        _numbered(inbox, server_id, specs)
+        found, more = inbox.visible_since(server_id, 0, 0, "bob", 2)
+        assert [s for s, _ in found] == [1, 2] and more
+        found, more = inbox.visible_since(server_id, 1, 2, "bob", 10)
+        assert [s for s, _ in found] == [3, 5, 6] and not more
+        found, more = inbox.visible_since(server_id, 5, 0, "bob", 10)  # dm from the start
+        assert [s for s, _ in found] == [2, 3, 6] and not more
+        assert inbox.last_seqs(server_id, "bob") == (5, 6)
+        assert inbox.last_seqs(server_id, "eve") == (5, 4)
+        assert inbox.last_seqs(server_id, "a", through=4) == (1, 4)
+        assert inbox.last_seqs("e" * 32, "a") == (0, 0)
+
+
+def test_queue_many_and_set_server_seqs(tmp_path):
+    with Inbox(tmp_path / "c.db") as inbox:
+        messages = [
+            Message(
+                id=make_id(T0, n.to_bytes(10, "big")),
+                author="alice",
+                recipient=None,
+                subject=None,
+                content=f"{n}",
+                sent_at=T0,
+                origin=inbox.node_id,
+                origin_seq=n,
+            )
+            for n in range(1, 4)
+        ]
+        inbox.queue_many(messages)
+        inbox.queue_many(messages[:1])  # again: a no-op
+        assert [m.id for m in inbox.outbox()] == [m.id for m in messages]
+        inbox.set_server_seqs("d" * 32, [(messages[0].id, 7), (messages[1].id, 8)])
+        assert inbox.server_seqs("d" * 32, [m.id for m in messages]) == {
+            messages[0].id: 7,
+            messages[1].id: 8,
+        }
+        with pytest.raises(StoreError):  # a number given twice is refused, all or nothing
+            inbox.set_server_seqs("d" * 32, [(messages[2].id, 9), (messages[1].id, 7)])
+        assert inbox.server_seqs("d" * 32, [messages[2].id]) == {}
