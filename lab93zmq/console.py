@@ -10,6 +10,7 @@ on one poller for both lines and actor events.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -26,6 +27,8 @@ from . import commands
 from .actor import ActorHandle, Kind, PipeMessage, Post
 from .errors import Lab93Error, UndeliveredError
 from .message import Message, make_id
+
+log = logging.getLogger(__name__)
 
 _EOF = b""  # the line reader's end-of-input marker (a real line is never empty: it has "\n")
 
@@ -99,6 +102,7 @@ class Printer:
     def __init__(self, env: Environment, json_mode: bool) -> None:
         self.env = env
         self.json_mode = json_mode
+        self.show_info = True
 
     @property
     def out(self) -> IO[str]:
@@ -113,6 +117,13 @@ class Printer:
 
     def note(self, text: str) -> None:
         print(text, file=self.env.stderr, flush=True)
+
+    def info(self, text: str) -> None:
+        """A ``* status`` line: shown to people, kept out of scripts unless -v."""
+        if self.show_info:
+            self.note(f"* {text}")
+        else:
+            log.info("%s", text)
 
     def answer(self, text: str) -> None:
         print(text, file=self._answer_stream(), flush=True)
@@ -198,9 +209,9 @@ class FrontEnd:
             self.connected = bool(body["connected"])
             if body["detail"] != self.status_detail:
                 self.status_detail = body["detail"]
-                self.printer.note(f"* {self.status_detail}")
+                self.printer.info(self.status_detail)
         elif kind is Kind.NOTICE:
-            self.printer.note(f"* {body['text']}")
+            self.printer.info(body["text"])
         elif kind is Kind.SCAN_RESULT:
             self.printer.beacons(body["beacons"])
         elif kind is Kind.WHO_RESULT:
@@ -346,9 +357,11 @@ def run(
 ) -> None:
     """Pick the front end the way DESIGN.md says and run it; stops the actor at the end."""
     front = FrontEnd(handle, env, options)
+    # --send and pipelines are scripts: their stderr is for what went wrong.
+    front.printer.show_info = listen or (send is None and bool(env.stdin_isatty))
     try:
         if handle.ready_detail:
-            front.printer.note(f"* {handle.ready_detail}")
+            front.printer.info(handle.ready_detail)
         if send is not None:
             front.send_one(send)
         elif listen:

@@ -629,6 +629,7 @@ class ClientCore:
         self.pub_endpoint: str | None = None
         self.server_id: str | None = None
         self.connected_status: bool | None = None  # last STATUS told to the front end
+        self._status_detail = ""
         self.chains = {ROOM: _Chain(None), DIRECT: _Chain(0)}
         self._saved_tips: tuple[int | None, int | None] = (None, None)
         self._deadline = now  # phase HELLO: give up; READY: see tick
@@ -669,7 +670,11 @@ class ClientCore:
         self.phase = Phase.HELLO
         self._deadline = now + self.dead_after
         hello = {"user": self.user, "node": self.node_id, "software": __version__}
-        return [Connect(self.endpoint), ToServer(Command("HELLO", hello))]
+        out: list[Output | Event] = [Connect(self.endpoint), ToServer(Command("HELLO", hello))]
+        if self.connected_status is None:
+            # So a front end that gives up before any answer can say where it was trying.
+            out += self._status(False, f"connecting to the repeater at {self.endpoint}")
+        return out
 
     def _drop_connection(self) -> list[Output | Event]:
         """Forget the session: in-flight posts go back to the queue, WHO gets an empty answer."""
@@ -687,9 +692,10 @@ class ClientCore:
         return self._drop_connection() + self._status(False, why) + self._hello(now)
 
     def _status(self, connected: bool, detail: str) -> list[Event]:
-        if self.connected_status is connected:
+        if (self.connected_status, self._status_detail) == (connected, detail):
             return []
         self.connected_status = connected
+        self._status_detail = detail
         return [Status(connected, detail)]
 
     # -- input from the server -----------------------------------------------------

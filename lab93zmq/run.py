@@ -54,7 +54,7 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
         front = FrontEnd(handle, env, options)
         try:
             if handle.ready_detail:
-                front.printer.note(f"* {handle.ready_detail}")
+                front.printer.info(handle.ready_detail)
             front.serve()
         finally:
             handle.stop()

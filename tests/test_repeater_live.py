@@ -156,6 +156,7 @@ def test_server_reports_its_real_endpoints(nodes, tmp_path):
 def test_two_clients_chat(nodes, tmp_path):
     server = start_server(nodes, tmp_path)
     alice = start_client(nodes, tmp_path, "alice", server.actor.router_port)
+    assert alice.wait_kind(Kind.STATUS).body["connected"] is False  # "connecting to ..."
     status = alice.wait_kind(Kind.STATUS)
     assert status.body == {
         "connected": True,
@@ -304,8 +305,8 @@ def test_clean_stops_say_goodbye(nodes, tmp_path):
     alice.handle.request(Kind.WHO)
     assert alice.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
     server.stop()  # BYE to alice: she reconnects without waiting to notice
-    status = alice.wait_kind(Kind.STATUS, connected=False)
-    assert status.body["detail"] == f"the repeater at tcp://127.0.0.1:{port} closed; reconnecting"
+    closed = f"the repeater at tcp://127.0.0.1:{port} closed; reconnecting"
+    assert alice.wait_kind(Kind.STATUS, connected=False, detail=closed)
     server = start_server(nodes, tmp_path, port=port)
     connected(alice)
     all_accepted(alice, [alice.post("back")])
@@ -317,8 +318,10 @@ def test_no_server_reachable_reports_disconnected_and_keeps_the_outbox(nodes, tm
         port = probe.getsockname()[1]
     alice = start_client(nodes, tmp_path, "alice", port)
     mid = alice.post("into the void")
-    status = alice.wait_kind(Kind.STATUS, connected=False)
-    assert status.body["detail"] == f"no answer from the repeater at tcp://127.0.0.1:{port}"
+    connecting = alice.wait_kind(Kind.STATUS, connected=False)
+    assert connecting.body["detail"] == f"connecting to the repeater at tcp://127.0.0.1:{port}"
+    no_answer = f"no answer from the repeater at tcp://127.0.0.1:{port}"
+    assert alice.wait_kind(Kind.STATUS, connected=False, detail=no_answer)
     alice.stop()
     assert not alice.accepted()
     with Inbox(tmp_path / "alice.db") as inbox:

@@ -215,7 +215,10 @@ def test_hello_welcome_subscribe_and_status(net):
     alice = net.client("alice")
     assert alice.core.phase is Phase.READY
     assert alice.subscribed == f"tcp://server:{PUB_PORT}"  # learned, not guessed
-    assert alice.of(Status) == [Status(True, f"connected to repeater at {SERVER}")]
+    assert alice.of(Status) == [
+        Status(False, f"connecting to the repeater at {SERVER}"),
+        Status(True, f"connected to repeater at {SERVER}"),
+    ]
     assert net.server.users() == ["alice"]
     assert [c.name for c in alice.sent[:2]] == ["HELLO", "FETCH"]
 
