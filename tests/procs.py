@@ -1,0 +1,101 @@
+"""Running lab93-node as real processes in tests: start, read output lines, stop.
+
+Output is read by one thread per stream into a list, so a test waits on a
+condition over the lines seen so far (bounded), never on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+WAIT = 20.0
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class NodeProcess:
+    """``python -m lab93zmq ARGS`` with its stdout and stderr collected line by line."""
+
+    def __init__(self, args: list[str], stdin: bool = False, prefix: list[str] | None = None):
+        self.args = args
+        self.proc = subprocess.Popen(
+            [*(prefix or []), sys.executable, "-m", "lab93zmq", *args],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for(self, condition: Callable[[NodeProcess], bool], what: str, timeout: float = WAIT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition(self):
+                return
+            if self.proc.poll() is not None and not condition(self):
+                # Give the readers a moment to drain what the process wrote last.
+                for reader in self._readers:
+                    reader.join(1)
+                if condition(self):
+                    return
+                raise AssertionError(
+                    f"exited {self.proc.returncode} before {what}: {self.err[-5:]}"
+                )
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}; stderr: {self.err[-5:]}")
+
+    def wait_err(self, text: str, timeout: float = WAIT) -> None:
+        self.wait_for(lambda p: any(text in line for line in p.err), repr(text), timeout)
+
+    def write(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        self.proc.stdin.close()
+
+    def finish(self, timeout: float = WAIT) -> int:
+        status = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(2)
+        return status
+
+    def signal(self, signum: int = signal.SIGTERM, timeout: float = WAIT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        return self.finish(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
