@@ -104,31 +104,34 @@ def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mo
     return Meta, StoredMessage, Outbox
 
 
-def _to_row(message: Message, server_id: str | None, server_seq: int | None) -> dict:
-    return {
-        "id": message.id,
-        "author": message.author,
-        "recipient": message.recipient,
-        "subject": message.subject,
-        "content": message.content,
-        "sent_at": message.sent_at.isoformat(timespec="microseconds"),
-        "origin": message.origin,
-        "origin_seq": message.origin_seq,
-        "server_id": server_id,
-        "server_seq": server_seq,
-    }
+# The group-commit hot path: one executemany of plain tuples. peewee's
+# insert_many builds the SQL row by row (~45 us a row here); this is ~10x less.
+_INSERT = (
+    "INSERT INTO message (id, author, recipient, subject, content, sent_at, origin,"
+    " origin_seq, server_id, server_seq, arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
-def _from_row(row: pw.Model) -> Message:
-    return Message(
-        id=row.id,
-        author=row.author,
-        recipient=row.recipient,
-        subject=row.subject,
-        content=row.content,
-        sent_at=datetime.fromisoformat(row.sent_at),
-        origin=row.origin,
-        origin_seq=row.origin_seq,
+def _to_row(message: Message, server_id: str | None, server_seq: int | None, arrival: int) -> tuple:
+    return (
+        message.id,
+        message.author,
+        message.recipient,
+        message.subject,
+        message.content,
+        message.sent_at.isoformat(timespec="microseconds"),
+        message.origin,
+        message.origin_seq,
+        server_id,
+        server_seq,
+        arrival,
+    )
+
+
+def _from_tuple(row: tuple) -> Message:
+    """A Message from the columns of ``Inbox._columns`` (validated when it was stored)."""
+    return Message.trusted(
+        row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]), row[6], row[7]
     )
 
 
@@ -151,6 +154,19 @@ class Inbox:
             check_same_thread=False,  # opened by one thread, used by the actor thread
         )
         self._meta, self._message, self._outbox = _models(self._db)
+        m = self._message
+        # What reads select: a Message's fields, then its server number (row[8]).
+        self._columns = (
+            m.id,
+            m.author,
+            m.recipient,
+            m.subject,
+            m.content,
+            m.sent_at,
+            m.origin,
+            m.origin_seq,
+            m.server_seq,
+        )
         try:
             self._db.connect()
             with self._db.atomic():
@@ -208,9 +224,7 @@ class Inbox:
         """Store one message; False when its id was already stored (a no-op)."""
         return self.save_many([(message, server_id, server_seq)])[0]
 
-    def save_many(
-        self, batch: Sequence[tuple[Message, str | None, int | None]]
-    ) -> list[bool]:
+    def save_many(self, batch: Sequence[tuple[Message, str | None, int | None]]) -> list[bool]:
         """Store a batch in one transaction; for each item, whether it was new.
 
         A message whose id is already stored is skipped, as is a second copy
@@ -228,12 +242,9 @@ class Inbox:
                     if is_new:
                         known.add(message.id)
                         self._arrival += 1
-                        row = _to_row(message, server_id, server_seq)
-                        row["arrival"] = self._arrival
-                        rows.append(row)
-                for chunk in pw.chunked(rows, _CHUNK // 11):
-                    self._message.insert_many(chunk).execute()
-        except pw.IntegrityError as error:
+                        rows.append(_to_row(message, server_id, server_seq, self._arrival))
+                self._db.cursor().executemany(_INSERT, rows)
+        except (pw.IntegrityError, sqlite3.IntegrityError) as error:
             self._arrival = self._message.select(pw.fn.MAX(self._message.arrival)).scalar() or 0
             raise StoreError(f"the inbox refused a message: {error}") from None
         return fresh
@@ -248,8 +259,9 @@ class Inbox:
     # -- reading ---------------------------------------------------------------
 
     def get(self, message_id: str) -> Message | None:
-        row = self._message.get_or_none(self._message.id == message_id)
-        return None if row is None else _from_row(row)
+        m = self._message
+        row = m.select(*self._columns).where(m.id == message_id).tuples().first()
+        return None if row is None else _from_tuple(row)
 
     def __contains__(self, message_id: str) -> bool:
         return self._message.select().where(self._message.id == message_id).exists()
@@ -259,10 +271,10 @@ class Inbox:
 
     def history(self, limit: int | None = None) -> list[Message]:
         """The inbox oldest first in arrival order; with ``limit`` the newest N."""
-        query = self._message.select().order_by(self._message.arrival.desc())
+        query = self._message.select(*self._columns).order_by(self._message.arrival.desc())
         if limit is not None:
             query = query.limit(limit)
-        return [_from_row(row) for row in reversed(list(query))]
+        return [_from_tuple(row) for row in reversed(list(query.tuples()))]
 
     # -- repeater: server order ----------------------------------------------------
 
@@ -296,12 +308,12 @@ class Inbox:
             mine = (m.recipient == user) | (m.recipient.is_null(False) & (m.author == user))
             visible = visible | mine
         query = (
-            m.select()
+            m.select(*self._columns)
             .where((m.server_id == server_id) & (m.server_seq > after_seq) & visible)
             .order_by(m.server_seq)
             .limit(limit)
         )
-        return [(row.server_seq, _from_row(row)) for row in query]
+        return [(row[8], _from_tuple(row)) for row in query.tuples()]
 
     def room_tail_start(self, server_id: str, count: int) -> int:
         """The server sequence number just before the last ``count`` room messages.
@@ -312,9 +324,7 @@ class Inbox:
         query = (
             m.select(m.server_seq)
             .where(
-                (m.server_id == server_id)
-                & m.recipient.is_null(True)
-                & m.server_seq.is_null(False)
+                (m.server_id == server_id) & m.recipient.is_null(True) & m.server_seq.is_null(False)
             )
             .order_by(m.server_seq.desc())
             .offset(count - 1)
@@ -323,13 +333,11 @@ class Inbox:
         nth = query.scalar()
         return 0 if nth is None else nth - 1
 
-    def direct_for(
-        self, server_id: str, user: str, through_seq: int
-    ) -> list[tuple[int, Message]]:
+    def direct_for(self, server_id: str, user: str, through_seq: int) -> list[tuple[int, Message]]:
         """Direct messages to or from ``user`` up to ``through_seq``, in server order."""
         m = self._message
         query = (
-            m.select()
+            m.select(*self._columns)
             .where(
                 (m.server_id == server_id)
                 & (m.server_seq <= through_seq)
@@ -338,7 +346,7 @@ class Inbox:
             )
             .order_by(m.server_seq)
         )
-        return [(row.server_seq, _from_row(row)) for row in query]
+        return [(row[8], _from_tuple(row)) for row in query.tuples()]
 
     def visible_since(
         self, server_id: str, room_after: int, direct_after: int, user: str, limit: int
@@ -352,17 +360,15 @@ class Inbox:
         """
         m = self._message
         room = (
-            m.select()
+            m.select(*self._columns)
             .where(
-                (m.server_id == server_id)
-                & m.recipient.is_null(True)
-                & (m.server_seq > room_after)
+                (m.server_id == server_id) & m.recipient.is_null(True) & (m.server_seq > room_after)
             )
             .order_by(m.server_seq)
             .limit(limit + 1)
         )
         direct = (
-            m.select()
+            m.select(*self._columns)
             .where(
                 (m.server_id == server_id)
                 & m.recipient.is_null(False)
@@ -372,8 +378,8 @@ class Inbox:
             .order_by(m.server_seq)
             .limit(limit + 1)
         )
-        rows = sorted([*room, *direct], key=lambda row: row.server_seq)
-        return [(row.server_seq, _from_row(row)) for row in rows[:limit]], len(rows) > limit
+        rows = sorted([*room.tuples(), *direct.tuples()], key=lambda row: row[8])
+        return [(row[8], _from_tuple(row)) for row in rows[:limit]], len(rows) > limit
 
     def last_seqs(
         self, server_id: str, user: str | None, through: int | None = None
@@ -444,12 +450,12 @@ class Inbox:
         """Room messages of ``origin`` numbered above ``after_seq``, in order."""
         m = self._message
         query = (
-            m.select()
+            m.select(*self._columns)
             .where((m.origin == origin) & m.recipient.is_null(True) & (m.origin_seq > after_seq))
             .order_by(m.origin_seq)
             .limit(limit)
         )
-        return [_from_row(row) for row in query]
+        return [_from_tuple(row) for row in query.tuples()]
 
     # -- outbox -------------------------------------------------------------------
 
@@ -484,8 +490,8 @@ class Inbox:
     def outbox(self) -> list[Message]:
         """Unacknowledged messages, in the order they were queued."""
         m, o = self._message, self._outbox
-        query = m.select().join(o, on=(o.message_id == m.id)).order_by(o.queued)
-        return [_from_row(row) for row in query]
+        query = m.select(*self._columns).join(o, on=(o.message_id == m.id)).order_by(o.queued)
+        return [_from_tuple(row) for row in query.tuples()]
 
     def acknowledge(self, message_ids: Iterable[str]) -> int:
         """Drop acknowledged messages from the outbox; how many were there."""
