@@ -1,0 +1,339 @@
+"""Broadcast mode's I/O shell: the actor that owns the sockets and drives ``BroadcastSession``.
+
+One thread, one ``zmq.Poller``, whose timeout is the session's next deadline.
+It polls the front end's pipe, the ROUTER, one SUB per live peer and the UDP
+beacon sockets (by file descriptor). Everything it reads goes into the
+session with ``now``; everything the session returns is carried out here.
+Every decision lives in ``node_protocol.py``.
+
+Sockets, all with ``LINGER=0``:
+
+* PUB, bound to an ephemeral port on ``config.address``: our room messages
+  and heartbeats.
+* ROUTER, bound to ``config.port`` on ``config.address`` when free, else to
+  an ephemeral port: what peers send us (sync, direct messages, acks). It
+  never sends.
+* per live broadcast peer: a SUB on its PUB and a DEALER to its ROUTER
+  (``SNDHWM`` bounded, sends never block: ``zmq.Again`` drops that one
+  command for that peer, and the protocol's retries repair it). Both close
+  when the peer leaves or expires.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import zmq
+
+from .actor import Actor, Kind, PipeMessage, Post, send
+from .beacon import BeaconSocket
+from .config import EXPIRY_INTERVALS, NodeConfig
+from .errors import ConfigError, Lab93Error, ProtocolError
+from .interfaces import resolve
+from .message import MAX_WIRE_BYTES
+from .node_protocol import (
+    Accepted,
+    BroadcastSession,
+    Connect,
+    Disconnect,
+    Incoming,
+    Notice,
+    Output,
+    Publish,
+    Rejected,
+    SendBeacon,
+    SendTo,
+    Status,
+)
+from .store import Inbox, utc_now
+from .wire import MAX_HEADER_BYTES
+
+log = logging.getLogger(__name__)
+
+PEER_SNDHWM = 100  # commands queued for one peer (a BATCH is <= 1 MiB) before drops
+MAX_FRAME_BYTES = max(MAX_WIRE_BYTES, MAX_HEADER_BYTES) + 1024  # larger frames cut the link
+DRAIN = 100  # messages read from one socket per loop turn, so none starves the others
+
+
+class BroadcastNode(Actor):
+    """A broadcast-mode node: ``ActorHandle(BroadcastNode(config)).start()``.
+
+    After READY, ``router_port``, ``pub_port`` and ``node_id`` are set, and
+    ``stats`` counts what was dropped (for tests and ``-v`` logs).
+    """
+
+    name = "broadcast-node"
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = config
+        self._monotonic = monotonic
+        self._wall = wall
+        self.router_port = 0
+        self.pub_port = 0
+        self.node_id: str | None = None
+        self.session: BroadcastSession | None = None
+        self._peers: dict[str, tuple[zmq.Socket, zmq.Socket]] = {}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self.session.stats) if self.session else {}
+
+    # -- the thread -------------------------------------------------------------
+
+    def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
+        config = self.config
+        names = list(config.interfaces) if config.interfaces else None
+        targets = resolve(names)  # InterfaceError before anything is opened
+        where = ", ".join(t.name for t in targets)
+        inbox = Inbox(config.db_path)
+        sockets: list[zmq.Socket] = []
+        beacons: BeaconSocket | None = None
+        try:
+            self.node_id = inbox.node_id
+            router = self._socket(ctx, zmq.ROUTER, sockets)
+            router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+            self.router_port = self._bind_router(router)
+            pub = self._socket(ctx, zmq.PUB, sockets)
+            pub.setsockopt(zmq.SNDHWM, 10_000)
+            self.pub_port = _bind(pub, config.address, 0)
+            beacons = BeaconSocket(targets, config.beacon_port)
+            now = self._monotonic()
+            session = self.session = BroadcastSession(
+                inbox,
+                config.user,
+                self.router_port,
+                self.pub_port,
+                config.beacon_interval,
+                now,
+                where=where,
+                expiry_intervals=EXPIRY_INTERVALS,
+            )
+            poller = zmq.Poller()
+            poller.register(pipe, zmq.POLLIN)
+            poller.register(router, zmq.POLLIN)
+            for fd in beacons.filenos():
+                poller.register(fd, zmq.POLLIN)
+            detail = (
+                f"broadcast node {inbox.node_id[:8]} as {config.user} on {where}: "
+                f"router {config.address}:{self.router_port}, pub port {self.pub_port}"
+            )
+            send(pipe, Kind.READY, node_id=inbox.node_id, detail=detail)
+            io = _Io(ctx, pipe, pub, beacons, poller, self._peers, session)
+            io.perform(session.start(now))
+            self._serve(io, router, inbox)
+            io.perform(session.stop(self._monotonic()))
+            dropped = {key: n for key, n in session.stats.items() if n}
+            if dropped:
+                log.info("dropped while running: %s", dropped)
+        finally:
+            for sub, dealer in self._peers.values():
+                sub.close()
+                dealer.close()
+            self._peers.clear()
+            if beacons is not None:
+                beacons.close()
+            for sock in sockets:
+                sock.close()
+            inbox.close()
+        send(pipe, Kind.STOPPED)
+
+    def _serve(self, io: _Io, router: zmq.Socket, inbox: Inbox) -> None:
+        session = io.session
+        while True:
+            timeout = max(0.0, session.next_deadline() - self._monotonic())
+            ready = io.poller.poll(min(int(timeout * 1000) + 1, 60_000))
+            now = self._monotonic()
+            for item, _event in ready:
+                if item is io.pipe:
+                    if not self._request(io, inbox, now):
+                        return
+                elif item is router:
+                    # A ROUTER prepends the sender's identity frame; we answer over DEALERs.
+                    batch = [frames[1:] for frames in _drain(router) if len(frames) > 1]
+                    io.perform(session.receive_many(batch, now))
+                elif isinstance(item, int):
+                    for data, address in io.beacons.receive(item):
+                        io.perform(session.receive_beacon(data, address, now))
+                else:
+                    node_id = io.sub_owner.get(item)
+                    if node_id is None:
+                        continue
+                    io.perform(session.receive_many(_drain(item), now, via=node_id))
+            io.perform(session.tick(self._monotonic()))
+
+    def _request(self, io: _Io, inbox: Inbox, now: float) -> bool:
+        """One front-end request; False on STOP."""
+        try:
+            request = PipeMessage.parse(io.pipe.recv_multipart())
+        except ProtocolError as error:
+            log.warning("ignored a bad request from the front end: %s", error)
+            return True
+        body = request.body
+        if request.kind is Kind.STOP:
+            return False
+        if request.kind is Kind.POST:
+            try:
+                post = Post.from_body(body)
+            except (KeyError, TypeError, Lab93Error) as error:
+                io.event(Kind.REJECTED, id=str(body.get("id")), reason=f"bad post: {error}")
+                return True
+            io.perform(io.session.post(post, now))
+        elif request.kind is Kind.SCAN:
+            io.event(Kind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
+        elif request.kind is Kind.WHO:
+            io.event(Kind.WHO_RESULT, users=io.session.who())
+        elif request.kind is Kind.HISTORY:
+            limit = body.get("limit")
+            limit = limit if type(limit) is int and limit > 0 else None
+            messages = [m.to_wire_dict() for m in inbox.history(limit)]
+            io.event(Kind.HISTORY_RESULT, messages=messages)
+        else:
+            log.warning("ignored a %s request", request.kind.value)
+        return True
+
+    # -- binding -------------------------------------------------------------------
+
+    def _socket(self, ctx: zmq.Context, kind: int, owned: list[zmq.Socket]) -> zmq.Socket:
+        sock = ctx.socket(kind)
+        sock.linger = 0
+        owned.append(sock)
+        return sock
+
+    def _bind_router(self, router: zmq.Socket) -> int:
+        port = self.config.port
+        if port:
+            try:
+                return _bind(router, self.config.address, port)
+            except ConfigError as error:
+                if not isinstance(error.__cause__, zmq.ZMQError) or (
+                    error.__cause__.errno != errno.EADDRINUSE
+                ):
+                    raise
+                log.info("port %d is taken; the ROUTER binds an ephemeral port", port)
+        return _bind(router, self.config.address, 0)
+
+
+def _bind(sock: zmq.Socket, address: str | None, port: int) -> int:
+    """Bind ``tcp://address:port`` (0: ephemeral) and return the real port."""
+    where = f"tcp://{address or '0.0.0.0'}:{port or '*'}"
+    try:
+        sock.bind(where)
+    except zmq.ZMQError as error:
+        raise ConfigError(f"Cannot listen on {where[6:]}: {error.strerror}.") from error
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def _drain(sock: zmq.Socket) -> list[list[bytes]]:
+    received = []
+    for _ in range(DRAIN):
+        try:
+            received.append(sock.recv_multipart(zmq.NOBLOCK))
+        except zmq.Again:
+            break
+    return received
+
+
+class _Io:
+    """Carries out the session's outputs on the real sockets."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        pipe: zmq.Socket,
+        pub: zmq.Socket,
+        beacons: BeaconSocket,
+        poller: zmq.Poller,
+        peers: dict[str, tuple[zmq.Socket, zmq.Socket]],
+        session: BroadcastSession,
+    ) -> None:
+        self.ctx = ctx
+        self.pipe = pipe
+        self.pub = pub
+        self.beacons = beacons
+        self.poller = poller
+        self.peers = peers
+        self.session = session
+        self.sub_owner: dict[zmq.Socket, str] = {}
+
+    def event(self, kind: Kind, **body: Any) -> None:
+        send(self.pipe, kind, **body)
+
+    def perform(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, SendBeacon):
+                self.beacons.send(output.data)
+            elif isinstance(output, Publish):
+                self._send(self.pub, output.frames, "the PUB")
+            elif isinstance(output, SendTo):
+                link = self.peers.get(output.node_id)
+                if link is None:
+                    log.debug("no link to %s for a send", output.node_id[:8])
+                else:
+                    self._send(link[1], output.frames, output.node_id[:8])
+            elif isinstance(output, Connect):
+                self._connect(output)
+            elif isinstance(output, Disconnect):
+                self._disconnect(output.node_id)
+            elif isinstance(output, Incoming):
+                self.event(Kind.INCOMING, message=output.message.to_wire_dict())
+            elif isinstance(output, Accepted):
+                self.event(Kind.ACCEPTED, ids=list(output.ids))
+            elif isinstance(output, Rejected):
+                self.event(Kind.REJECTED, id=output.id, reason=output.reason)
+            elif isinstance(output, Status):
+                self.event(Kind.STATUS, connected=output.connected, detail=output.detail)
+            elif isinstance(output, Notice):
+                self.event(Kind.NOTICE, text=output.text)
+
+    def _send(self, sock: zmq.Socket, frames: tuple[bytes, ...], where: str) -> None:
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self.session.stats["send_dropped"] += 1
+            log.debug("send to %s dropped: its queue is full", where)
+
+    def _connect(self, connect: Connect) -> None:
+        peer = connect.peer
+        self._disconnect(peer.node_id)
+        sub = self.ctx.socket(zmq.SUB)
+        dealer = self.ctx.socket(zmq.DEALER)
+        for sock in (sub, dealer):
+            sock.linger = 0
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        dealer.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+        dealer.setsockopt(zmq.SNDTIMEO, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        try:
+            sub.connect(f"tcp://{peer.address}:{peer.pub_port}")
+            dealer.connect(f"tcp://{peer.address}:{peer.router_port}")
+        except zmq.ZMQError as error:
+            log.warning("cannot connect to %s at %s: %s", peer.user, peer.address, error)
+            sub.close()
+            dealer.close()
+            return
+        self.peers[peer.node_id] = (sub, dealer)
+        self.sub_owner[sub] = peer.node_id
+        self.poller.register(sub, zmq.POLLIN)
+        log.info("connected to %s (%s) at %s", peer.user, peer.node_id[:8], peer.address)
+
+    def _disconnect(self, node_id: str) -> None:
+        link = self.peers.pop(node_id, None)
+        if link is None:
+            return
+        sub, dealer = link
+        self.poller.unregister(sub)
+        self.sub_owner.pop(sub, None)
+        sub.close()
+        dealer.close()

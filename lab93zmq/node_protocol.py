@@ -1,0 +1,753 @@
+"""Broadcast mode, sans-IO: what a node says to its peers and when. Pure.
+
+``BroadcastSession`` is the whole behaviour of a broadcast node with the I/O
+taken out: the shell (``node.py``) feeds it beacon datagrams, frames from its
+sockets, posts from the front end and the time (``now``, monotonic seconds),
+and carries out the *actions* it returns. It never touches a socket or a
+clock; the inbox is injected (anything with the ``Store`` methods below).
+
+Sockets (the shell's): a PUB every peer subscribes to, a ROUTER every peer's
+DEALER connects to; for each live broadcast peer a SUB on its PUB and a DEALER
+to its ROUTER. The ROUTER only receives: an answer to a peer always goes over
+our own DEALER to *its* ROUTER, so every exchange works the same in both
+directions.
+
+Commands (frames as in ``wire.py``; every header carries ``"node"``, the
+sender's node id; see docs/PROTOCOL.rst, "Broadcast mode")::
+
+    on the PUB (to every subscriber)
+      MSG    {node}          1 payload: a room message the sender authored
+      BEAT   {node, vector}  the sender's version vector, every interval and
+                             soon after it stored new room messages
+    to a peer's ROUTER (over our DEALER)
+      SYNC   {node, vector}  "this is what I hold; send me what I lack"
+      BATCH  {node, vector}  0..BATCH_MESSAGES payloads: room messages the
+                             asker lacks, and the answerer's own vector
+      DM     {node}          1..BATCH_MESSAGES payloads: direct messages to
+                             the receiver's user
+      ACK    {node, ids}     the receiver stored these direct messages
+
+Catch-up is pull-based: a node sends SYNC to a peer when they meet, when a
+live MSG shows a gap in an origin's sequence, and when a BEAT (or a SYNC)
+shows the peer holds more of some origin than it does. It keeps at most one
+SYNC outstanding per peer and asks again at once after a BATCH that made
+progress while the peer still holds more, so a long catch-up goes in bounded
+batches with flow control. Every node answers SYNC from everything it holds,
+so messages of authors who have left are relayed too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from . import wire
+from .errors import MessageError, ProtocolError, StoreError
+from .message import Message
+from .presence import (
+    Beacon,
+    BeaconError,
+    BeaconSchedule,
+    Kind,
+    Peer,
+    PeerChanged,
+    PeerJoined,
+    PeerLeft,
+    PeerTable,
+    is_node_id,
+    wants_answer,
+)
+from .sync import SequenceTracker, SyncError, decode_vector, encode_vector, wanted_from
+
+log = logging.getLogger(__name__)
+
+MODE = "broadcast"
+BATCH_MESSAGES = 200  # messages in one BATCH or DM command
+BATCH_BYTES = 1 << 20  # and about this many bytes of payload
+MAX_ACK_IDS = 10_000
+PENDING_LIMIT = 256  # strangers whose SYNC or owed ACK we keep until they beacon
+
+# Command names (frame 1).
+MSG, BEAT, SYNC, BATCH, DM, ACK = "MSG", "BEAT", "SYNC", "BATCH", "DM", "ACK"
+PUB, ROUTER = "pub", "router"
+# What ``BroadcastSession.stats`` counts (dropped input, and sends the shell had to drop).
+STAT_KEYS = ("bad_beacons", "bad_frames", "bad_messages", "misaddressed", "conflicts",
+             "send_dropped")
+
+
+# -- what the shell must do ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendBeacon:
+    """Broadcast this datagram on every beacon interface."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Send these frames on the PUB socket."""
+
+    frames: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class SendTo:
+    """Send these frames over the DEALER connected to this peer's ROUTER (never block)."""
+
+    node_id: str
+    frames: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Open a SUB to ``tcp://address:pub_port`` and a DEALER to ``tcp://address:router_port``."""
+
+    peer: Peer
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """Close this peer's SUB and DEALER."""
+
+    node_id: str
+
+
+# -- what the front end must hear (the shell turns these into pipe events) --
+
+
+@dataclass(frozen=True)
+class Incoming:
+    message: Message
+
+
+@dataclass(frozen=True)
+class Accepted:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Status:
+    connected: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+
+
+Action = SendBeacon | Publish | SendTo | Connect | Disconnect
+Event = Incoming | Accepted | Rejected | Status | Notice
+Output = Action | Event
+
+
+class Store(Protocol):
+    """The inbox methods the session uses (``store.Inbox`` has them all)."""
+
+    node_id: str
+
+    def save(self, message: Message) -> bool: ...
+
+    def save_many(self, batch: Sequence[tuple[Message, str | None, int | None]]) -> list[bool]: ...
+
+    def origin_marks(self) -> dict[str, int]: ...
+
+    def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]: ...
+
+    def next_origin_seq(self, origin: str, direct: bool) -> int: ...
+
+    def queue(self, message: Message) -> None: ...
+
+    def outbox(self) -> list[Message]: ...
+
+    def acknowledge(self, message_ids: Iterable[str]) -> int: ...
+
+
+class Draft(Protocol):
+    """A front end's post (``actor.Post``): an id, a recipient, and how to become a Message."""
+
+    id: str
+    to: str | None
+
+    def author(self, user: str, origin: str, origin_seq: int) -> Message: ...
+
+
+@dataclass
+class _Link:
+    """What we know about one connected broadcast peer."""
+
+    peer: Peer
+    vector: dict[str, int] | None = None  # its last reported holdings
+    pull_since: float | None = None  # our SYNC to it still unanswered since then
+
+
+def _vector_of(header: Mapping[str, Any]) -> dict[str, int]:
+    if "vector" not in header:
+        raise ProtocolError("header field 'vector' is missing")
+    try:
+        return decode_vector(header["vector"])
+    except SyncError as error:
+        raise ProtocolError(f"bad vector: {error}") from None
+
+
+def _behind(theirs: Mapping[str, int], mine: Mapping[str, int]) -> bool:
+    """True when ``theirs`` holds some origin further than ``mine``."""
+    return any(mark > mine.get(origin, 0) for origin, mark in theirs.items())
+
+
+def peer_json(peer: Peer, last_seen: datetime) -> dict[str, Any]:
+    """A live peer in DESIGN.md's ``--scan --json`` form (as ``scan.Sighting.to_json_dict``)."""
+    return {
+        "node": peer.node_id,
+        "user": peer.user,
+        "mode": peer.mode,
+        "address": peer.address,
+        "router": peer.router_port,
+        "pub": peer.pub_port,
+        "last_seen": last_seen.isoformat(timespec="microseconds"),
+    }
+
+
+class BroadcastSession:
+    """One broadcast node's protocol state. Every method takes ``now`` and returns outputs.
+
+    ``where`` names the beacon interfaces for status lines ("lo", "eth0").
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        user: str,
+        router_port: int,
+        pub_port: int,
+        interval: float,
+        now: float,
+        where: str = "the network",
+        expiry_intervals: int = 5,
+    ) -> None:
+        self.store = store
+        self.node_id = store.node_id
+        self.user = user
+        self.where = where
+        self.interval = float(interval)
+        self.started = now
+        self._discovery_due: float | None = now + self.interval
+        self.peers = PeerTable(self.node_id, self.interval, expiry_intervals)
+        self.beacons = BeaconSchedule(self.interval, now)
+        self.beats = BeaconSchedule(self.interval, now)
+        self.tracker = SequenceTracker(store.origin_marks())
+        # The numbers our next room and direct message get; we are our origin's only author.
+        self._next_seq = {
+            False: store.next_origin_seq(self.node_id, direct=False),
+            True: store.next_origin_seq(self.node_id, direct=True),
+        }
+        self.pull_timeout = max(2 * self.interval, 0.5)
+        self.resend_after = max(2 * self.interval, 0.5)
+        # Every key exists from the start, so another thread may copy it safely.
+        self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
+        self._announce = Beacon(Kind.ANNOUNCE, self.node_id, MODE, router_port, pub_port, user)
+        self._links: dict[str, _Link] = {}
+        self._stranger_syncs: dict[str, dict[str, int]] = {}
+        self._owed_acks: dict[str, set[str]] = {}
+        self._pending_room: dict[str, int] = {}  # post id -> origin seq, this run
+        self._pending_direct: set[str] = set()
+        # Direct messages this node authored and nobody acknowledged, oldest first.
+        self._outbox: dict[str, Message] = {
+            m.id: m for m in store.outbox() if m.is_direct and m.origin == self.node_id
+        }
+        self._offered: dict[str, float] = {}  # direct message id -> last offered
+        self._status: Status | None = None
+        self._ever_connected = False
+        self._handlers = {
+            (PUB, MSG): None,  # gathered and stored together by receive_many
+            (PUB, BEAT): self._on_beat,
+            (ROUTER, SYNC): self._on_sync,
+            (ROUTER, BATCH): self._on_batch,
+            (ROUTER, DM): self._on_dm,
+            (ROUTER, ACK): self._on_ack,
+        }
+
+    # -- the front end's requests ------------------------------------------
+
+    def start(self, now: float) -> list[Output]:
+        """Beacon at once and say we are looking."""
+        return self._refresh_status() + self.tick(now)
+
+    def stop(self, now: float) -> list[Output]:
+        """A clean exit: the LEAVING beacon (same ports as our ANNOUNCE)."""
+        leaving = Beacon(Kind.LEAVING, self.node_id, MODE, *self._ports(), self.user)
+        return [SendBeacon(leaving.encode())]
+
+    def post(self, draft: Draft, now: float) -> list[Output]:
+        """Author a message (room or direct), store it and send it.
+
+        A number is used only once the message is stored, so this node's room
+        sequence never has a hole (peers' contiguous marks depend on that).
+        """
+        direct = draft.to is not None
+        try:
+            message = draft.author(self.user, self.node_id, self._next_seq[direct])
+            if direct:
+                self.store.queue(message)
+            elif not self.store.save(message):
+                raise StoreError("a message with this id is already in the inbox")
+        except (MessageError, StoreError) as error:
+            return [Rejected(draft.id, str(error))]
+        self._next_seq[direct] += 1
+        if direct:
+            return self._post_direct(message, now)
+        self.tracker.observe(self.node_id, message.origin_seq)
+        self._pending_room[message.id] = message.origin_seq
+        frames = wire.command(MSG, {"node": self.node_id}, [message]).frames()
+        return [Publish(tuple(frames))] + self._check_accepted(now)
+
+    def _post_direct(self, message: Message, now: float) -> list[Output]:
+        self._pending_direct.add(message.id)
+        outputs: list[Output] = []
+        if message.recipient == self.user:
+            # A note to self is delivered here; other nodes of ours get a copy if live.
+            self.store.acknowledge([message.id])
+            self._pending_direct.discard(message.id)
+            outputs.append(Accepted((message.id,)))
+            for link in self._links_of(self.user):
+                outputs.append(self._dm_command(link.peer.node_id, [message]))
+            return outputs
+        self._outbox[message.id] = message
+        links = self._links_of(message.recipient)
+        if not links:
+            outputs.append(
+                Notice(f"{message.recipient} is not online; the message waits in the outbox")
+            )
+        for link in links:
+            outputs.append(self._dm_command(link.peer.node_id, [message]))
+            self._offered[message.id] = now
+        return outputs
+
+    def who(self) -> list[str]:
+        """The users of live broadcast peers, sorted, each once."""
+        return sorted({link.peer.user for link in self._links.values()})
+
+    def scan(self, now: float, wall: datetime) -> list[dict[str, Any]]:
+        """Every live instance in the table (nodes and repeaters), as ``--scan --json``.
+
+        This is the table as it stands (every instance beacons each interval);
+        no probe is sent. ``wall`` is the UTC time matching ``now``.
+        """
+        return [
+            peer_json(peer, wall - timedelta(seconds=max(0.0, now - peer.last_seen)))
+            for peer in self.peers.live()
+        ]
+
+    # -- time ------------------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        """When ``tick`` next has work to do (monotonic seconds)."""
+        deadlines = [self.beacons.next_deadline(), self.beats.next_deadline()]
+        expiry = self.peers.next_deadline()
+        if expiry is not None:
+            deadlines.append(expiry)
+        if self._pending_room and self._discovery_due is not None:
+            deadlines.append(self._discovery_due)
+        live_users = {link.peer.user for link in self._links.values()}
+        offered = [
+            self._offered.get(i, 0.0) for i, m in self._outbox.items() if m.recipient in live_users
+        ]
+        if offered:
+            deadlines.append(min(offered) + self.resend_after)
+        return min(deadlines)
+
+    def tick(self, now: float) -> list[Output]:
+        """Do what is due: expire peers, beacon, heartbeat, re-offer direct messages."""
+        outputs: list[Output] = []
+        if self._discovery_due is not None and now >= self._discovery_due:
+            self._discovery_due = None
+        for left in self.peers.expire(now):
+            outputs += self._left(left.peer, f"{left.peer.user} is gone (silent for "
+                                              f"{self.peers.timeout:g} s)")
+        if self.beacons.due(now):
+            outputs.append(SendBeacon(self._announce.encode()))
+            self.beacons.sent(now)
+        if self.beats.due(now):
+            outputs.append(Publish(self._beat_frames()))
+            self.beats.sent(now)
+        outputs += self._offer_due(now)
+        outputs += self._check_accepted(now)
+        return outputs + self._refresh_status()
+
+    # -- beacons -----------------------------------------------------------------
+
+    def receive_beacon(self, data: bytes, address: str, now: float) -> list[Output]:
+        """One datagram from the beacon port, with its source address."""
+        try:
+            beacon = Beacon.decode(data)
+        except BeaconError as error:
+            self.stats["bad_beacons"] += 1
+            log.debug("dropped a datagram from %s: %s", address, error)
+            return []
+        events = self.peers.on_beacon(beacon, address, now)
+        if wants_answer(events):
+            self.beacons.request_answer()
+        outputs: list[Output] = []
+        for event in events:
+            if isinstance(event, PeerJoined):
+                outputs += self._joined(event.peer, now, f"{event.peer.user} joined from "
+                                                         f"{event.peer.address}")
+            elif isinstance(event, PeerChanged):
+                outputs += self._left(event.previous, None)
+                outputs += self._joined(event.peer, now, f"{event.peer.user} rejoined from "
+                                                         f"{event.peer.address}")
+            elif isinstance(event, PeerLeft):
+                outputs += self._left(event.peer, f"{event.peer.user} left")
+        if self.beacons.due(now):  # an answer may be due right away
+            outputs.append(SendBeacon(self._announce.encode()))
+            self.beacons.sent(now)
+        return outputs + self._check_accepted(now) + self._refresh_status()
+
+    def _joined(self, peer: Peer, now: float, notice: str) -> list[Output]:
+        if peer.mode != MODE:
+            return []  # a repeater server: listed by /scan, not a chat peer
+        self._links[peer.node_id] = _Link(peer)
+        self._ever_connected = True
+        outputs: list[Output] = [Connect(peer), Notice(notice)]
+        outputs += self._pull(peer.node_id, now)
+        stranger = self._stranger_syncs.pop(peer.node_id, None)
+        if stranger is not None:
+            outputs += self._answer_sync(peer.node_id, stranger, now)
+        owed = self._owed_acks.pop(peer.node_id, None)
+        if owed:
+            outputs.append(self._ack_command(peer.node_id, owed))
+        outputs += self._offer(peer, now)
+        return outputs
+
+    def _left(self, peer: Peer, notice: str | None) -> list[Output]:
+        if self._links.pop(peer.node_id, None) is None:
+            return []
+        outputs: list[Output] = [Disconnect(peer.node_id)]
+        if notice:
+            outputs.append(Notice(notice))
+        return outputs
+
+    # -- frames --------------------------------------------------------------------
+
+    def receive(self, frames: Sequence[bytes], now: float, via: str | None = None) -> list[Output]:
+        """Frames from the ROUTER (``via`` None, identity frame removed) or from the SUB
+        connected to peer ``via``. Bad input is counted, logged and dropped."""
+        return self.receive_many([frames], now, via)
+
+    def receive_many(
+        self, batch: Sequence[Sequence[bytes]], now: float, via: str | None = None
+    ) -> list[Output]:
+        """Several frame lists read in a row from one socket, handled in order.
+
+        Consecutive MSGs are stored in one transaction, which is what lets a
+        node keep up with a busy room.
+        """
+        outputs: list[Output] = []
+        room: list[Message] = []
+        for frames in batch:
+            parsed = self._parse(frames, now, via)
+            if parsed is None:
+                continue
+            sender, command = parsed
+            try:
+                if command.name == MSG:
+                    room.append(self._room_message(command))
+                    continue
+                outputs += self._flush(room, via, now)
+                outputs += self._handlers[(ROUTER if via is None else PUB, command.name)](
+                    sender, command, now
+                )
+            except ProtocolError as error:
+                self._dropped(via, error)
+        outputs += self._flush(room, via, now)
+        return outputs + self._check_accepted(now)
+
+    def _parse(
+        self, frames: Sequence[bytes], now: float, via: str | None
+    ) -> tuple[str, wire.Command] | None:
+        channel = ROUTER if via is None else PUB
+        try:
+            command = wire.decode(frames)
+            sender = command.header.get("node")
+            if not is_node_id(sender):
+                raise ProtocolError("header field 'node' must be 32 lowercase hex digits")
+            if via is not None and sender != via:
+                raise ProtocolError(f"{command.name} on {via[:8]}'s PUB claims node {sender[:8]}")
+            if (channel, command.name) not in self._handlers:
+                raise ProtocolError(f"unexpected {command.name} on the {channel} socket")
+            if sender == self.node_id:
+                raise ProtocolError("a command carrying our own node id")
+        except ProtocolError as error:
+            self._dropped(via, error)
+            return None
+        self.peers.on_traffic(sender, now)
+        return sender, command
+
+    def _dropped(self, via: str | None, error: ProtocolError) -> None:
+        self.stats["bad_frames"] += 1
+        log.info("dropped frames from %s: %s", via[:8] if via else "the ROUTER", error)
+
+    def _room_message(self, command: wire.Command) -> Message:
+        """The one room message a MSG carries; ProtocolError otherwise."""
+        if len(command.payloads) != 1:
+            raise ProtocolError(f"MSG carries {len(command.payloads)} messages, not 1")
+        message = Message.decode(command.payloads[0])
+        if message.is_direct:
+            raise ProtocolError("a direct message was published to the room")
+        return message
+
+    def _flush(self, room: list[Message], via: str | None, now: float) -> list[Output]:
+        """Store the MSGs gathered so far (and empty the list); pull from ``via`` on a gap."""
+        if not room:
+            return []
+        outputs, gap = self._take(room)
+        room.clear()
+        if gap and via is not None:
+            outputs += self._pull(via, now)
+        return outputs
+
+    def _on_beat(self, sender: str, command: wire.Command, now: float) -> list[Output]:
+        vector = _vector_of(command.header)
+        link = self._links.get(sender)
+        if link is None:
+            return []
+        link.vector = vector
+        if _behind(vector, self.tracker.vector()):
+            return self._pull(sender, now)
+        return []
+
+    def _on_sync(self, sender: str, command: wire.Command, now: float) -> list[Output]:
+        vector = _vector_of(command.header)
+        link = self._links.get(sender)
+        if link is None:
+            # Not heard its beacon yet: answer as soon as it joins.
+            if sender in self._stranger_syncs or len(self._stranger_syncs) < PENDING_LIMIT:
+                self._stranger_syncs[sender] = vector
+            return []
+        return self._answer_sync(sender, vector, now)
+
+    def _answer_sync(self, sender: str, vector: dict[str, int], now: float) -> list[Output]:
+        link = self._links[sender]
+        link.vector = vector
+        mine = self.tracker.vector()
+        payloads: list[bytes] = []
+        size = 0
+        wanted = wanted_from(vector, mine)
+        for origin in sorted(wanted):
+            room = BATCH_MESSAGES - len(payloads)
+            if room <= 0 or size >= BATCH_BYTES:
+                break
+            for message in self.store.origin_after(origin, wanted[origin], room):
+                data = message.encode()
+                if payloads and size + len(data) > BATCH_BYTES:
+                    break
+                payloads.append(data)
+                size += len(data)
+        header = {"node": self.node_id, "vector": encode_vector(mine)}
+        batch = wire.Command(BATCH, header, tuple(payloads))
+        outputs: list[Output] = [SendTo(sender, tuple(batch.frames()))]
+        if _behind(vector, mine):
+            outputs += self._pull(sender, now)
+        return outputs
+
+    def _on_batch(self, sender: str, command: wire.Command, now: float) -> list[Output]:
+        vector = _vector_of(command.header)
+        messages = []
+        for payload in command.payloads:
+            try:
+                message = Message.decode(payload)
+            except MessageError as error:
+                self.stats["bad_messages"] += 1
+                log.info("dropped a message in a BATCH from %s: %s", sender[:8], error)
+                continue
+            if message.is_direct:
+                self.stats["bad_messages"] += 1
+                continue
+            messages.append(message)
+        before = self.tracker.vector()
+        outputs, _gap = self._take(messages)
+        link = self._links.get(sender)
+        if link is None:
+            return outputs
+        link.vector = vector
+        link.pull_since = None
+        progressed = self.tracker.vector() != before
+        if progressed and _behind(vector, self.tracker.vector()):
+            outputs += self._pull(sender, now)
+        return outputs
+
+    def _on_dm(self, sender: str, command: wire.Command, now: float) -> list[Output]:
+        mine: list[Message] = []
+        for payload in command.payloads:
+            try:
+                message = Message.decode(payload)
+            except MessageError as error:
+                self.stats["bad_messages"] += 1
+                log.info("dropped a direct message from %s: %s", sender[:8], error)
+                continue
+            if message.recipient != self.user:
+                self.stats["misaddressed"] += 1
+                log.info("dropped a direct message to %r from %s", message.recipient, sender[:8])
+                continue
+            mine.append(message)
+        if not mine:
+            return []
+        outputs: list[Output] = [
+            Incoming(m) for m, new in zip(mine, self._save(mine), strict=True) if new
+        ]
+        ids = {m.id for m in mine}
+        if sender in self._links:
+            outputs.append(self._ack_command(sender, ids))
+        elif sender in self._owed_acks or len(self._owed_acks) < PENDING_LIMIT:
+            self._owed_acks.setdefault(sender, set()).update(ids)
+        return outputs
+
+    def _on_ack(self, sender: str, command: wire.Command, now: float) -> list[Output]:
+        ids = command.header.get("ids")
+        if not isinstance(ids, list) or len(ids) > MAX_ACK_IDS:
+            raise ProtocolError(f"header field 'ids' must be a list of at most {MAX_ACK_IDS} ids")
+        link = self._links.get(sender)
+        if link is None:
+            return []  # we cannot tell whose node it is; the next offer is acked again
+        user = link.peer.user
+        done = [
+            i for i in ids
+            if isinstance(i, str) and i in self._outbox and self._outbox[i].recipient == user
+        ]
+        if not done:
+            return []
+        self.store.acknowledge(done)
+        for message_id in done:
+            del self._outbox[message_id]
+            self._offered.pop(message_id, None)
+        accepted = tuple(i for i in done if i in self._pending_direct)
+        self._pending_direct.difference_update(accepted)
+        return [Accepted(accepted)] if accepted else []
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _take(self, messages: list[Message]) -> tuple[list[Output], bool]:
+        """Store room messages; INCOMING for the new ones; True when an origin has a gap."""
+        if not messages:
+            return [], False
+        fresh = self._save(messages)
+        gap = False
+        for message in messages:
+            gap = self.tracker.observe(message.origin, message.origin_seq) or gap
+            if message.origin == self.node_id:  # our own, from an older copy of this inbox
+                self._next_seq[False] = max(self._next_seq[False], message.origin_seq + 1)
+        if any(fresh):
+            self.beats.request_answer()  # tell the authors soon that we hold them
+        return [Incoming(m) for m, new in zip(messages, fresh, strict=True) if new], gap
+
+    def _save(self, messages: list[Message]) -> list[bool]:
+        try:
+            return self.store.save_many([(m, None, None) for m in messages])
+        except StoreError:
+            pass  # one of them clashes (same origin and number, other id): go one by one
+        fresh = []
+        for message in messages:
+            try:
+                fresh.append(self.store.save(message))
+            except StoreError as error:
+                self.stats["conflicts"] += 1
+                log.warning("kept the stored message over %s: %s", message.id, error)
+                fresh.append(False)
+        return fresh
+
+    def _pull(self, node_id: str, now: float) -> list[Output]:
+        """Send SYNC to a peer unless one is already on its way."""
+        link = self._links.get(node_id)
+        if link is None:
+            return []
+        if link.pull_since is not None and now < link.pull_since + self.pull_timeout:
+            return []
+        link.pull_since = now
+        header = {"node": self.node_id, "vector": encode_vector(self.tracker.vector())}
+        return [SendTo(node_id, tuple(wire.command(SYNC, header).frames()))]
+
+    def _beat_frames(self) -> tuple[bytes, ...]:
+        header = {"node": self.node_id, "vector": encode_vector(self.tracker.vector())}
+        return tuple(wire.command(BEAT, header).frames())
+
+    def _ack_command(self, node_id: str, ids: Iterable[str]) -> SendTo:
+        header = {"node": self.node_id, "ids": sorted(ids)}
+        return SendTo(node_id, tuple(wire.command(ACK, header).frames()))
+
+    def _dm_command(self, node_id: str, messages: Sequence[Message]) -> SendTo:
+        frames = wire.command(DM, {"node": self.node_id}, messages).frames()
+        return SendTo(node_id, tuple(frames))
+
+    def _links_of(self, user: str | None) -> list[_Link]:
+        return [link for link in self._links.values() if link.peer.user == user]
+
+    def _offer(self, peer: Peer, now: float) -> list[Output]:
+        """Every unacknowledged direct message to this peer's user, in bounded batches."""
+        waiting = [m for m in self._outbox.values() if m.recipient == peer.user]
+        outputs: list[Output] = []
+        for start in range(0, len(waiting), BATCH_MESSAGES):
+            chunk = waiting[start:start + BATCH_MESSAGES]
+            outputs.append(self._dm_command(peer.node_id, chunk))
+            for message in chunk:
+                self._offered[message.id] = now
+        return outputs
+
+    def _offer_due(self, now: float) -> list[Output]:
+        """Re-offer direct messages still unacknowledged ``resend_after`` after the last try."""
+        due = {
+            m.recipient for i, m in self._outbox.items()
+            if self._offered.get(i, 0.0) + self.resend_after <= now
+        }
+        outputs: list[Output] = []
+        for link in list(self._links.values()):
+            if link.peer.user in due:
+                outputs += self._offer(link.peer, now)
+        return outputs
+
+    def _check_accepted(self, now: float) -> list[Output]:
+        """Room posts every live peer holds, once discovery had one interval and a peer exists.
+
+        Marks are contiguous, so every pending post numbered up to the lowest
+        mark any live peer reported for our origin is held by all of them.
+        Pending posts are in numbering order (dict order = posting order).
+        """
+        if not self._pending_room or now < self.started + self.interval or not self._links:
+            return []
+        floor = min((link.vector or {}).get(self.node_id, 0) for link in self._links.values())
+        done = []
+        for message_id, seq in self._pending_room.items():
+            if seq > floor:
+                break
+            done.append(message_id)
+        for message_id in done:
+            del self._pending_room[message_id]
+        return [Accepted(tuple(done))] if done else []
+
+    def _refresh_status(self) -> list[Output]:
+        users = sorted(link.peer.user for link in self._links.values())
+        if users:
+            noun = "peer" if len(users) == 1 else "peers"
+            status = Status(True, f"{len(users)} {noun}: {', '.join(users)}")
+        elif self._ever_connected:
+            status = Status(False, f"no broadcast peers left on {self.where}")
+        else:
+            status = Status(False, f"no broadcast peers heard yet on {self.where}")
+        if status == self._status:
+            return []
+        self._status = status
+        return [status]
+
+    def _ports(self) -> tuple[int, int]:
+        return (self._announce.router_port, self._announce.pub_port)

@@ -1,0 +1,330 @@
+"""Several BroadcastNode actors in one process, on loopback only.
+
+Every node binds 127.0.0.1 and beacons only to 127.255.255.255 (``-i lo``) on
+a beacon port chosen per test; waits end as soon as their condition holds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import pytest
+import zmq
+
+from lab93zmq import wire
+from lab93zmq.actor import ActorHandle, Kind, PipeMessage, Post
+from lab93zmq.config import NodeConfig
+from lab93zmq.message import Message, make_id
+from lab93zmq.node import BroadcastNode
+from lab93zmq.node_protocol import SYNC
+from lab93zmq.store import Inbox
+
+pytestmark = pytest.mark.timeout(60)
+
+INTERVAL = 0.2
+WAIT = 10.0  # generous upper bound; every wait ends as soon as its condition holds
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Live:
+    """One node actor and every event it sent to its front end."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.user = config.user
+        self.node = BroadcastNode(config)
+        self.handle = ActorHandle(self.node)
+        self.events: list[PipeMessage] = []
+        self.running = False
+
+    def start(self) -> Live:
+        self.handle.start()
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self.handle.stop(on_event=self.events.append)
+
+    def pump(self) -> None:
+        if self.running:
+            while (event := self.handle.poll(0)) is not None:
+                self.events.append(event)
+
+    def post(self, content: str, to: str | None = None) -> str:
+        sent_at = datetime.now(timezone.utc)
+        post = Post(make_id(sent_at, os.urandom(10)), content, None, to, sent_at)
+        self.handle.request(Kind.POST, **post.body())
+        return post.id
+
+    def of(self, kind: Kind) -> list[dict]:
+        return [e.body for e in self.events if e.kind is kind]
+
+    def incoming(self) -> list[str]:
+        return [Message.from_wire_dict(b["message"]).content for b in self.of(Kind.INCOMING)]
+
+    def accepted(self) -> set[str]:
+        return {i for b in self.of(Kind.ACCEPTED) for i in b["ids"]}
+
+    def notices(self) -> list[str]:
+        return [b["text"] for b in self.of(Kind.NOTICE)]
+
+    def connected_to(self, count: int) -> bool:
+        statuses = self.of(Kind.STATUS)
+        return bool(statuses) and statuses[-1]["connected"] and (
+            statuses[-1]["detail"].startswith(f"{count} peer")
+        )
+
+    def request(self, kind: Kind, answer: Kind, **body) -> dict:
+        self.handle.request(kind, **body)
+        wait_for([self], lambda: bool(self.of(answer)))
+        return self.of(answer)[-1]
+
+
+class Cluster:
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.beacon_port = free_port()
+        self.nodes: list[Live] = []
+
+    def config(self, user: str, db: str | None = None, port: int = 0) -> NodeConfig:
+        return NodeConfig(
+            user=user,
+            db_path=self.tmp_path / f"{db or user}.db",
+            address="127.0.0.1",
+            port=port,
+            interfaces=("lo",),
+            beacon_port=self.beacon_port,
+            beacon_interval=INTERVAL,
+        )
+
+    def start(self, user: str, db: str | None = None, port: int = 0) -> Live:
+        live = Live(self.config(user, db, port)).start()
+        self.nodes.append(live)
+        return live
+
+    def close(self) -> None:
+        for live in self.nodes:
+            live.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nodes = Cluster(tmp_path)
+    yield nodes
+    nodes.close()
+
+
+def wait_for(nodes: list[Live], done: Callable[[], bool], timeout: float = WAIT) -> float:
+    """Pump every node's events until ``done()``; return the seconds it took."""
+    start = time.monotonic()
+    poller = zmq.Poller()
+    for live in nodes:
+        if live.running:
+            poller.register(live.handle.pipe, zmq.POLLIN)
+    while True:
+        for live in nodes:
+            live.pump()
+        if done():
+            return time.monotonic() - start
+        left = start + timeout - time.monotonic()
+        assert left > 0, "timed out waiting for a condition"
+        poller.poll(min(left, 0.05) * 1000)
+
+
+def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
+    cluster = Cluster(tmp_path)
+    cluster_interval = 1.0
+    try:
+        port = free_port(socket.SOCK_STREAM)
+        configs = [
+            NodeConfig(
+                user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1", port=port,
+                interfaces=("lo",), beacon_port=cluster.beacon_port,
+                beacon_interval=cluster_interval,
+            )
+            for user in ("alice", "bob")
+        ]
+        alice = Live(configs[0]).start()
+        cluster.nodes.append(alice)
+        # A newcomer is answered at once unless the last beacon went out less than
+        # interval / 10 ago (the rate limit); let alice's start-up beacon age past that.
+        up = time.monotonic()
+        wait_for([alice], lambda: time.monotonic() > up + cluster_interval / 10)
+        started = time.monotonic()
+        bob = Live(configs[1]).start()
+        cluster.nodes.append(bob)
+        wait_for(cluster.nodes, lambda: alice.connected_to(1) and bob.connected_to(1))
+        took = time.monotonic() - started
+        print(f"discovery took {took * 1000:.1f} ms (interval {cluster_interval:g} s)")
+        assert took < cluster_interval / 2
+        # Both asked for port: the first got it, the second an ephemeral one.
+        assert alice.node.router_port == port and bob.node.router_port not in (0, port)
+        assert alice.notices() == ["bob joined from 127.0.0.1"]
+        assert alice.request(Kind.WHO, Kind.WHO_RESULT) == {"users": ["bob"]}
+        table = alice.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+        assert [(b["user"], b["mode"], b["address"], b["router"], b["pub"]) for b in table] == [
+            ("bob", "broadcast", "127.0.0.1", bob.node.router_port, bob.node.pub_port)
+        ]
+        assert table[0]["node"] == bob.handle.node_id
+    finally:
+        cluster.close()
+
+
+def test_three_nodes_chat_and_every_post_is_accepted(cluster):
+    nodes = [cluster.start(user) for user in ("alice", "bob", "carol")]
+    wait_for(nodes, lambda: all(n.connected_to(2) for n in nodes))
+    sent = {n.user: [n.post(f"{n.user} says {i}") for i in range(5)] for n in nodes}
+    took = wait_for(nodes, lambda: all(set(sent[n.user]) <= n.accepted() for n in nodes))
+    print(f"15 posts among 3 nodes accepted in {took * 1000:.0f} ms")
+    for node in nodes:
+        expected = sorted(f"{u} says {i}" for u in sent if u != node.user for i in range(5))
+        assert sorted(node.incoming()) == expected  # exactly once each
+    history = nodes[0].request(Kind.HISTORY, Kind.HISTORY_RESULT, limit=3)["messages"]
+    assert len(history) == 3
+
+
+def test_a_returning_node_catches_up_even_from_an_author_who_left(cluster):
+    alice, bob, carol = (cluster.start(u) for u in ("alice", "bob", "carol"))
+    nodes = [alice, bob, carol]
+    wait_for(nodes, lambda: all(n.connected_to(2) for n in nodes))
+    bob.stop()
+    wait_for(nodes, lambda: alice.connected_to(1) and carol.connected_to(1))
+    alice.post("alice while bob was away")
+    ids = [carol.post(f"carol {i}") for i in range(3)]
+    wait_for(nodes, lambda: set(ids) <= carol.accepted())
+    carol.stop()  # the author leaves before bob returns
+    wait_for(nodes, lambda: "carol left" in alice.notices())
+    back = cluster.start("bob")
+    assert back.handle.node_id == bob.handle.node_id  # the identity lives in the inbox
+    took = wait_for([alice, back], lambda: len(back.incoming()) == 4)
+    print(f"catch-up of 4 messages took {took * 1000:.0f} ms")
+    assert sorted(back.incoming()) == ["alice while bob was away", "carol 0", "carol 1", "carol 2"]
+
+
+def test_catch_up_of_many_messages(cluster):
+    total = 2000
+    alice_db = cluster.tmp_path / "alice.db"
+    with Inbox(alice_db) as inbox:
+        origin = inbox.node_id
+        now = datetime.now(timezone.utc)
+        inbox.save_many([
+            (Message(make_id(now, os.urandom(10)), "alice", None, None, f"m{n}", now, origin,
+                     n + 1), None, None)
+            for n in range(total)
+        ])
+    alice = cluster.start("alice")
+    started = time.monotonic()
+    bob = cluster.start("bob")
+    took = wait_for([alice, bob], lambda: len(bob.of(Kind.INCOMING)) >= total, timeout=30)
+    print(f"catch-up of {total} messages took {took:.2f} s")
+    assert len(set(bob.incoming())) == total
+    assert time.monotonic() - started < 20
+
+
+def test_direct_messages_reach_only_the_addressee_and_wait_for_it(cluster):
+    alice, carol = cluster.start("alice"), cluster.start("carol")
+    wait_for([alice, carol], lambda: alice.connected_to(1))
+    dm = alice.post("psst, bob", to="bob")
+    wait_for([alice], lambda: any("bob is not online" in t for t in alice.notices()))
+    assert dm not in alice.accepted()
+    bob = cluster.start("bob")
+    wait_for([alice, bob, carol], lambda: dm in alice.accepted())
+    wait_for([bob], lambda: bob.incoming() == ["psst, bob"])
+    reply = bob.post("hi alice", to="alice")
+    wait_for([alice, bob, carol], lambda: reply in bob.accepted())
+    assert alice.incoming() == ["hi alice"]
+    carol_history = carol.request(Kind.HISTORY, Kind.HISTORY_RESULT, limit=100)["messages"]
+    assert carol_history == [] and carol.incoming() == []
+
+
+def test_garbage_datagrams_and_frames_do_not_stop_service(cluster):
+    alice, bob = cluster.start("alice"), cluster.start("bob")
+    wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        udp.bind(("127.0.0.1", 0))
+        for data in (b"", b"\x00" * 54, b"L93B" + os.urandom(40), os.urandom(2000)):
+            udp.sendto(data, ("127.255.255.255", cluster.beacon_port))
+    ctx = zmq.Context.instance()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.linger = 0
+    try:
+        dealer.connect(f"tcp://127.0.0.1:{alice.node.router_port}")
+        garbage = [
+            [b"hello"],
+            [b"L93\x01", b"SYNC", b"[]"],
+            [b"L93\x01", SYNC.encode(), b'{"node": "' + b"f" * 32 + b'", "vector": 5}'],
+            [b"L93\x01", b"DM", b'{"node": "' + b"f" * 32 + b'"}', os.urandom(100)],
+            [os.urandom(64) for _ in range(5)],
+        ]
+        for frames in garbage:
+            dealer.send_multipart(frames)
+        wait_for([alice], lambda: alice.node.stats.get("bad_frames", 0) >= 4)
+    finally:
+        dealer.close()
+    wait_for([alice], lambda: alice.node.stats.get("bad_beacons", 0) >= 3)
+    message = bob.post("still here?")
+    wait_for([alice, bob], lambda: message in bob.accepted())
+    assert alice.incoming() == ["still here?"]
+
+
+def test_a_stopped_node_is_dropped_at_once_and_a_killed_one_after_five_intervals(cluster):
+    alice, bob, carol = (cluster.start(u) for u in ("alice", "bob", "carol"))
+    nodes = [alice, bob, carol]
+    wait_for(nodes, lambda: all(n.connected_to(2) for n in nodes))
+    started = time.monotonic()
+    bob.stop()
+    wait_for(nodes, lambda: "bob left" in alice.notices())
+    took = time.monotonic() - started
+    print(f"a LEAVING node was dropped in {took * 1000:.1f} ms")
+    assert took < 2 * INTERVAL  # expiry would take 5
+    # "Kill" carol: her thread ends without the LEAVING beacon.
+    carol.node.session.stop = lambda now: []
+    started = time.monotonic()
+    carol.stop()
+    gone = f"carol is gone (silent for {5 * INTERVAL:g} s)"
+    wait_for([alice], lambda: gone in alice.notices())
+    took = time.monotonic() - started
+    print(f"a killed node expired after {took:.2f} s ({5 * INTERVAL:g} s rule)")
+    assert 3.5 * INTERVAL < took < 8 * INTERVAL
+    assert alice.of(Kind.STATUS)[-1] == {
+        "connected": False, "detail": "no broadcast peers left on lo",
+    }
+
+
+def test_a_post_with_nobody_around_is_not_accepted_and_says_why(cluster):
+    alice = cluster.start("alice")
+    message = alice.post("anyone?")
+    wait_for([alice], lambda: bool(alice.of(Kind.STATUS)))
+    assert alice.of(Kind.STATUS)[0] == {
+        "connected": False, "detail": "no broadcast peers heard yet on lo",
+    }
+    bob = cluster.start("bob")
+    wait_for([alice, bob], lambda: message in alice.accepted())
+    assert bob.incoming() == ["anyone?"]
+
+
+def test_frames_from_an_old_protocol_version_are_dropped(cluster):
+    alice = cluster.start("alice")
+    ctx = zmq.Context.instance()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.linger = 0
+    try:
+        dealer.connect(f"tcp://127.0.0.1:{alice.node.router_port}")
+        frames = wire.command("SYNC", {"node": "f" * 32, "vector": {}}).frames()
+        frames[0] = b"L93\x09"
+        dealer.send_multipart(frames)
+        wait_for([alice], lambda: alice.node.stats.get("bad_frames", 0) == 1)
+    finally:
+        dealer.close()

@@ -1,0 +1,549 @@
+"""Broadcast sessions over an in-memory link with a fake clock: pure, no sockets.
+
+``Lan`` plays the network: beacons reach every node that is up and not cut
+off, a PUB reaches the nodes that connected a SUB to it, a DEALER send reaches
+the peer's ROUTER. Each node has a real inbox file (SQLite, no network).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from lab93zmq import wire
+from lab93zmq.actor import Post
+from lab93zmq.message import Message, make_id
+from lab93zmq.node_protocol import (
+    BATCH,
+    BATCH_MESSAGES,
+    DM,
+    MSG,
+    SYNC,
+    Accepted,
+    BroadcastSession,
+    Connect,
+    Disconnect,
+    Incoming,
+    Notice,
+    Publish,
+    Rejected,
+    SendBeacon,
+    SendTo,
+    Status,
+)
+from lab93zmq.presence import Beacon, Kind
+from lab93zmq.scan import Sighting
+from lab93zmq.store import Inbox
+
+pytestmark = pytest.mark.timeout(30)
+
+INTERVAL = 1.0
+T0 = datetime(2026, 11, 24, 20, 0, 0, tzinfo=timezone.utc)
+
+
+class Node:
+    def __init__(self, lan: Lan, name: str, user: str, address: str) -> None:
+        self.lan = lan
+        self.name = name
+        self.user = user
+        self.address = address
+        self.path = lan.tmp_path / f"{name}.db"
+        self.inbox = Inbox(self.path)
+        self.node_id = self.inbox.node_id
+        self.router_port = 5000 + len(lan.nodes)
+        self.pub_port = 6000 + len(lan.nodes)
+        self.session: BroadcastSession | None = None
+        self.events: list = []
+        self.subs: set[str] = set()  # node ids whose PUB we subscribed to
+        self.sent: list[tuple[str, str, int]] = []  # (command, to, payload count)
+        self.posts = 0
+
+    @property
+    def up(self) -> bool:
+        return self.session is not None
+
+    def start(self) -> None:
+        self.session = BroadcastSession(
+            self.inbox, self.user, self.router_port, self.pub_port, INTERVAL, self.lan.now,
+            where="lan",
+        )
+        self.lan.perform(self, self.session.start(self.lan.now))
+
+    def stop(self, clean: bool = True) -> None:
+        if clean:
+            self.lan.perform(self, self.session.stop(self.lan.now))
+        self.session = None
+        self.subs.clear()
+
+    def post(self, content: str, to: str | None = None) -> str:
+        self.posts += 1
+        sent_at = T0 + timedelta(seconds=self.lan.now)
+        entropy = self.name.encode().ljust(6, b"-")[:6] + self.posts.to_bytes(4, "big")
+        post = Post(make_id(sent_at, entropy), content, None, to, sent_at)
+        self.lan.perform(self, self.session.post(post, self.lan.now))
+        return post.id
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def incoming(self) -> list[str]:
+        return [e.message.content for e in self.of(Incoming)]
+
+    def accepted(self) -> set[str]:
+        return {i for e in self.of(Accepted) for i in e.ids}
+
+    def contents(self) -> list[str]:
+        return sorted(m.content for m in self.inbox.history())
+
+
+class Lan:
+    """The in-memory network; ``cut`` holds pairs of node names that cannot talk."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.now = 0.0
+        self.nodes: dict[str, Node] = {}
+        self.cut: set[frozenset[str]] = set()
+        self.beacon_cut: set[tuple[str, str]] = set()  # (from, to): beacons only
+        self.drop: Callable[[Node, Node, str], bool] = lambda src, dst, name: False
+        self.queue: deque[tuple[Node, object]] = deque()
+        self.busy = False
+
+    def node(self, name: str, user: str | None = None, start: bool = True) -> Node:
+        node = Node(self, name, user or name, f"198.18.93.{len(self.nodes) + 1}")
+        self.nodes[name] = node
+        if start:
+            node.start()
+        return node
+
+    def by_id(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes.values() if n.node_id == node_id), None)
+
+    def reachable(self, src: Node, dst: Node) -> bool:
+        return dst.up and dst is not src and frozenset((src.name, dst.name)) not in self.cut
+
+    def perform(self, src: Node, outputs: list) -> None:
+        self.queue.extend((src, o) for o in outputs)
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            while self.queue:
+                self._one(*self.queue.popleft())
+        finally:
+            self.busy = False
+
+    def _one(self, src: Node, output: object) -> None:
+        if isinstance(output, SendBeacon):
+            for dst in list(self.nodes.values()):
+                if self.reachable(src, dst) and (src.name, dst.name) not in self.beacon_cut:
+                    heard = dst.session.receive_beacon(output.data, src.address, self.now)
+                    self.perform(dst, heard)
+        elif isinstance(output, Publish):
+            name = wire.decode(output.frames).name
+            for dst in list(self.nodes.values()):
+                if src.node_id in dst.subs and self.reachable(src, dst):
+                    if not self.drop(src, dst, name):
+                        self.perform(dst, dst.session.receive(output.frames, self.now, src.node_id))
+        elif isinstance(output, SendTo):
+            command = wire.decode(output.frames)
+            src.sent.append((command.name, output.node_id, len(command.payloads)))
+            dst = self.by_id(output.node_id)
+            assert dst is not None and output.node_id in src.subs, "sent to a peer never connected"
+            if self.reachable(src, dst) and not self.drop(src, dst, command.name):
+                self.perform(dst, dst.session.receive(output.frames, self.now))
+        elif isinstance(output, Connect):
+            src.subs.add(output.peer.node_id)
+        elif isinstance(output, Disconnect):
+            src.subs.discard(output.node_id)
+        else:
+            src.events.append(output)
+
+    def run(self, seconds: float) -> None:
+        """Advance the fake clock, waking each node at its own deadlines."""
+        end = self.now + seconds
+        while True:
+            live = [n for n in self.nodes.values() if n.up]
+            due = min((n.session.next_deadline() for n in live), default=end)
+            if due > end:
+                break
+            self.now = max(self.now, due)
+            for node in live:
+                if node.up and node.session.next_deadline() <= self.now:
+                    self.perform(node, node.session.tick(self.now))
+        self.now = end
+        for node in [n for n in self.nodes.values() if n.up]:
+            self.perform(node, node.session.tick(self.now))
+
+
+@pytest.fixture
+def lan(tmp_path):
+    network = Lan(tmp_path)
+    yield network
+    for node in network.nodes.values():
+        node.inbox.close()
+
+
+# -- meeting ------------------------------------------------------------------------
+
+
+def test_two_nodes_meet_at_once_and_swap_what_each_wrote_alone(lan):
+    alice = lan.node("alice")
+    for n in range(3):
+        alice.post(f"a{n}")
+    lan.run(2.0)
+    bob = lan.node("bob")
+    bob.post("b0")
+    # Far less than one interval: a newcomer is answered at once (rate limit: interval / 10).
+    lan.run(INTERVAL / 10)
+    assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
+    assert sorted(bob.incoming()) == ["a0", "a1", "a2"]
+    assert alice.incoming() == ["b0"]
+    assert alice.contents() == bob.contents() == ["a0", "a1", "a2", "b0"]
+    lan.run(3.0)
+    # Exactly once, however many heartbeats went by.
+    assert sorted(bob.incoming()) == ["a0", "a1", "a2"] and alice.incoming() == ["b0"]
+    assert [n for n, _, _ in bob.sent].count(SYNC) == 1
+
+
+def test_status_and_notices_say_who_is_there(lan):
+    alice = lan.node("alice")
+    assert alice.of(Status) == [Status(False, "no broadcast peers heard yet on lan")]
+    lan.node("bob")
+    lan.node("carol")
+    lan.run(0.1)
+    assert alice.of(Status)[-1] == Status(True, "2 peers: bob, carol")
+    assert Notice("bob joined from 198.18.93.2") in alice.of(Notice)
+    lan.nodes["bob"].stop()
+    lan.nodes["carol"].stop(clean=False)
+    lan.run(0.1)
+    assert Notice("bob left") in alice.of(Notice)
+    assert alice.of(Status)[-1] == Status(True, "1 peer: carol")
+    lan.run(5.0)
+    assert Notice("carol is gone (silent for 5 s)") in alice.of(Notice)
+    assert alice.of(Status)[-1] == Status(False, "no broadcast peers left on lan")
+    assert alice.subs == set()
+
+
+def test_any_traffic_keeps_a_peer_alive(lan):
+    alice = lan.node("alice")
+    bob = lan.node("bob")
+    lan.run(0.1)
+    # Bob's beacons stop reaching alice, but his heartbeats on the PUB still do.
+    lan.beacon_cut = {(bob.name, alice.name)}
+    lan.run(12.0)
+    assert alice.session.who() == ["bob"]
+    lan.cut = {frozenset((bob.name, alice.name))}
+    lan.run(5.0)
+    assert alice.session.who() == []
+
+
+# -- gaps and digests --------------------------------------------------------------
+
+
+def test_a_gap_in_the_live_stream_is_repaired_at_once(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    lost = {"a1"}
+    lan.drop = lambda src, dst, name: name == MSG and _last_content(src) in lost
+    for n in range(4):
+        alice.post(f"a{n}")
+    lan.drop = lambda *args: False
+    assert sorted(bob.incoming()) == ["a0", "a1", "a2", "a3"]  # a2 showed the gap: pulled at once
+    assert bob.session.tracker.vector()[alice.node_id] == 4
+
+
+def test_a_lost_last_message_is_repaired_by_the_heartbeat_digest(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    alice.post("a0")
+    lan.drop = lambda src, dst, name: name == MSG
+    alice.post("a1")  # nothing after it shows a gap
+    lan.drop = lambda *args: False
+    assert bob.incoming() == ["a0"]
+    lan.run(1.1)  # one heartbeat later
+    assert bob.incoming() == ["a0", "a1"]
+
+
+def test_a_partition_heals_and_both_sides_hold_everything_exactly_once(lan):
+    a, b, c = lan.node("a"), lan.node("b"), lan.node("c")
+    lan.run(0.1)
+    a.post("before")
+    lan.cut = {frozenset("ac"), frozenset("bc")}
+    lan.run(6.0)  # long enough to expire each other
+    assert c.session.who() == [] and a.session.who() == ["b"]
+    a.post("a-side")
+    b.post("b-side")
+    c.post("c-side")
+    lan.cut = set()
+    lan.run(2.0)
+    everything = ["a-side", "b-side", "before", "c-side"]
+    for node in (a, b, c):
+        assert node.contents() == everything
+        assert sorted(node.incoming() + [m for m in everything if _authored(node, m)]) == everything
+
+
+def test_a_long_catch_up_goes_in_bounded_batches(lan):
+    alice = lan.node("alice")
+    total = 2 * BATCH_MESSAGES + 50
+    for n in range(total):
+        alice.post(f"m{n}")
+    bob = lan.node("bob")
+    lan.run(0.1)
+    assert len(bob.incoming()) == total
+    batches = [count for name, to, count in alice.sent if name == BATCH and to == bob.node_id]
+    assert max(batches) <= BATCH_MESSAGES and len([c for c in batches if c]) == 3
+    assert len(set(bob.incoming())) == total
+
+
+# -- a departed author ---------------------------------------------------------------
+
+
+def test_messages_of_an_author_who_left_are_relayed_by_a_third_node(lan):
+    alice, carol = lan.node("alice"), lan.node("carol")
+    lan.run(0.1)
+    carol.post("carol was here")
+    carol.post("and left")
+    carol.stop()
+    lan.run(0.5)
+    assert alice.session.who() == []
+    bob = lan.node("bob")
+    lan.run(0.1)
+    assert bob.incoming() == ["carol was here", "and left"]
+    assert all(m.origin == carol.node_id for m in bob.inbox.history())
+
+
+def test_a_returning_node_catches_up_and_restart_keeps_its_identity(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    bob.post("b1")
+    bob.stop()
+    bob_id = bob.node_id
+    alice.post("while bob was away")
+    lan.run(1.0)
+    bob.inbox.close()
+    bob.inbox = Inbox(bob.path)
+    assert bob.inbox.node_id == bob_id
+    bob.start()
+    lan.run(0.1)
+    assert bob.incoming() == ["while bob was away"]
+    bob.post("b2")
+    assert [m.origin_seq for m in bob.inbox.history() if m.origin == bob_id] == [1, 2]
+    assert "b2" in alice.incoming()
+
+
+# -- direct messages ------------------------------------------------------------------
+
+
+def test_a_direct_message_waits_for_its_addressee_and_reaches_only_it(lan):
+    alice, carol = lan.node("alice"), lan.node("carol")
+    lan.run(0.1)
+    dm = alice.post("for bob only", to="bob")
+    assert Notice("bob is not online; the message waits in the outbox") in alice.of(Notice)
+    lan.run(3.0)
+    assert dm not in alice.accepted()
+    assert [m.id for m in alice.inbox.outbox()] == [dm]
+    bob = lan.node("bob")
+    lan.run(0.1)
+    assert bob.incoming() == ["for bob only"]
+    assert dm in alice.accepted()
+    assert alice.inbox.outbox() == []
+    assert dm not in carol.inbox and carol.incoming() == []
+    assert all(name != DM for name, to, _ in alice.sent if to == carol.node_id)
+    lan.run(3.0)
+    assert bob.incoming() == ["for bob only"]  # exactly once
+
+
+def test_a_lost_direct_message_or_ack_is_offered_again(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    lan.drop = lambda src, dst, name: name in ("DM", "ACK") and lan.now < 1.0
+    dm = alice.post("hello", to="bob")
+    assert dm not in alice.accepted()
+    lan.drop = lambda src, dst, name: name == "ACK" and lan.now < 2.5
+    lan.run(4.0)
+    assert dm in alice.accepted()
+    assert bob.incoming() == ["hello"]
+
+
+def test_a_direct_message_from_the_outbox_is_offered_after_a_restart(lan):
+    alice = lan.node("alice")
+    alice.post("kept", to="bob")
+    alice.stop()
+    alice.inbox.close()
+    alice.inbox = Inbox(alice.path)
+    alice.start()
+    bob = lan.node("bob")
+    lan.run(0.1)
+    assert bob.incoming() == ["kept"]
+    assert alice.inbox.outbox() == []
+
+
+def test_a_misaddressed_direct_message_is_not_stored_or_acknowledged(lan):
+    alice, carol = lan.node("alice"), lan.node("carol")
+    lan.run(0.1)
+    message = _message(alice.node_id, "to bob", to="bob")
+    frames = wire.command(DM, {"node": alice.node_id}, [message]).frames()
+    outputs = carol.session.receive(frames, lan.now)
+    assert outputs == []
+    assert message.id not in carol.inbox
+    assert carol.session.stats["misaddressed"] == 1
+
+
+# -- accepted ---------------------------------------------------------------------------
+
+
+def test_a_post_is_accepted_after_discovery_once_every_live_peer_holds_it(lan):
+    alice, bob, carol = lan.node("alice"), lan.node("bob"), lan.node("carol")
+    # Carol gets nothing that carries messages, from anyone (bob would relay it).
+    lan.drop = lambda src, dst, name: dst is carol and name in (MSG, BATCH)
+    first = alice.post("early")
+    lan.run(0.5)
+    assert bob.incoming() == ["early"]
+    assert first not in alice.accepted()  # before one interval, and carol lacks it
+    lan.run(1.0)
+    assert first not in alice.accepted()  # carol still lacks it
+    lan.drop = lambda *args: False
+    lan.run(1.2)
+    assert carol.incoming() == ["early"]
+    assert alice.accepted() == {first}
+    assert len(alice.of(Accepted)) == 1
+
+
+def test_no_peer_means_no_accepted_and_no_busy_loop(lan):
+    alice = lan.node("alice")
+    message_id = alice.post("anyone?")
+    lan.run(5.0)
+    assert alice.accepted() == set()
+    assert alice.session.next_deadline() > lan.now
+    bob = lan.node("bob")  # the message stays and is offered when a peer comes
+    lan.run(1.5)
+    assert bob.incoming() == ["anyone?"] and alice.accepted() == {message_id}
+
+
+def test_an_invalid_post_is_rejected(lan):
+    alice = lan.node("alice")
+    sent_at = T0
+    post = Post(make_id(sent_at, b"x" * 10), "", None, None, sent_at)
+    outputs = alice.session.post(post, lan.now)
+    assert outputs == [Rejected(post.id, "message field 'content' must not be empty")]
+
+
+# -- garbage ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [],
+        [b"junk"],
+        [b"L93\x01", b"SYNC", b"{not json"],
+        [b"L93\x02", b"SYNC", b"{}"],
+        [b"L93\x01", b"SYNC", b"{}"],  # no node
+        [b"L93\x01", b"SYNC", b'{"node": "' + b"b" * 32 + b'"}'],  # no vector
+        [b"L93\x01", b"SYNC", b'{"node": "' + b"b" * 32 + b'", "vector": {"x": 1}}'],
+        [b"L93\x01", b"HELLO", b'{"node": "' + b"b" * 32 + b'"}'],
+        [b"L93\x01", b"MSG", b'{"node": "' + b"b" * 32 + b'"}'],  # a PUB command on the ROUTER
+        [b"L93\x01", b"ACK", b'{"node": "' + b"b" * 32 + b'", "ids": 7}'],
+    ],
+)
+def test_garbage_frames_are_counted_and_dropped(lan, frames):
+    alice = lan.node("alice")
+    assert alice.session.receive(frames, lan.now) == []
+    assert alice.session.stats["bad_frames"] == 1
+
+
+def test_garbage_on_a_sub_and_beacons_is_counted_and_service_goes_on(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    session = alice.session
+    assert session.receive_beacon(b"\x00" * 54, "198.18.93.9", lan.now) == []
+    assert session.receive_beacon(b"L93B" + bytes(300), "198.18.93.9", lan.now) == []
+    assert session.stats["bad_beacons"] == 2
+    bad = wire.Command(MSG, {"node": bob.node_id}, (b'{"v": 1}',)).frames()
+    assert session.receive(bad, lan.now, via=bob.node_id) == []
+    spoofed = wire.command(MSG, {"node": "c" * 32}, [_message("c" * 32, "x")]).frames()
+    assert session.receive(spoofed, lan.now, via=bob.node_id) == []
+    dm = _message(bob.node_id, "dm on the pub", to="alice")
+    published = wire.command(MSG, {"node": bob.node_id}, [dm]).frames()
+    assert session.receive(published, lan.now, via=bob.node_id) == []
+    assert session.stats["bad_frames"] == 3
+    bob.post("still fine")
+    assert alice.incoming() == ["still fine"]
+
+
+def test_a_batch_with_one_bad_message_keeps_the_good_ones(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    good = _message(bob.node_id, "good", seq=1)
+    frames = wire.Command(
+        BATCH, {"node": bob.node_id, "vector": {}}, (b"{}", good.encode())
+    ).frames()
+    lan.perform(alice, alice.session.receive(frames, lan.now))
+    assert alice.incoming() == ["good"]
+    assert alice.session.stats["bad_messages"] == 1
+
+
+def test_messages_read_in_a_row_are_stored_in_one_transaction(lan, monkeypatch):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    calls = []
+    save_many = alice.inbox.save_many
+    monkeypatch.setattr(alice.inbox, "save_many", lambda batch: calls.append(len(batch))
+                        or save_many(batch))
+    published = [
+        wire.command(MSG, {"node": bob.node_id}, [_message(bob.node_id, f"m{n}", seq=n)]).frames()
+        for n in (1, 2, 3)
+    ]
+    batch = [published[0], [b"junk"], published[1], published[2]]
+    lan.perform(alice, alice.session.receive_many(batch, lan.now, via=bob.node_id))
+    assert alice.incoming() == ["m1", "m2", "m3"]
+    assert calls == [3]
+    assert alice.session.stats["bad_frames"] == 1
+
+
+# -- scan and who -------------------------------------------------------------------------
+
+
+def test_scan_lists_the_live_table_in_the_scan_json_form(lan):
+    alice = lan.node("alice")
+    bob = lan.node("bob")
+    repeater = Beacon(Kind.ANNOUNCE, "e" * 32, "repeater", 7000, 7001, "srv")
+    lan.perform(alice, alice.session.receive_beacon(repeater.encode(), "198.18.93.50", lan.now))
+    lan.run(0.5)
+    wall = datetime(2026, 11, 24, 21, 0, 0, tzinfo=timezone.utc)
+    table = alice.session.scan(lan.now, wall)
+    assert [b["user"] for b in table] == ["bob", "srv"]
+    sighting = Sighting(Beacon(Kind.ANNOUNCE, bob.node_id, "broadcast", bob.router_port,
+                               bob.pub_port, "bob"), bob.address, wall)
+    assert table[0].keys() == sighting.to_json_dict().keys()
+    assert table[0]["address"] == bob.address and table[0]["router"] == bob.router_port
+    assert alice.session.who() == ["bob"]  # a repeater is listed by scan, not by who
+    assert alice.subs == {bob.node_id}
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _last_content(node: Node) -> str:
+    return node.inbox.history(1)[0].content
+
+
+def _authored(node: Node, content: str) -> bool:
+    return any(m.content == content and m.origin == node.node_id for m in node.inbox.history())
+
+
+def _message(origin: str, content: str, to: str | None = None, seq: int = 1) -> Message:
+    return Message(
+        id=make_id(T0, origin[:8].encode()[:6] + seq.to_bytes(4, "big")),
+        author="someone",
+        recipient=to,
+        subject=None,
+        content=content,
+        sent_at=T0,
+        origin=origin,
+        origin_seq=seq,
+    )
