@@ -81,7 +81,12 @@ def _named(name: str) -> list[BeaconTarget]:
         raise InterfaceError(f"Network interface {name!r} has no IPv4 address.")
     targets = _targets(name, ipv4)
     if not targets:
-        raise InterfaceError(f"Network interface {name!r} has no IPv4 broadcast address.")
+        # The kernel must know the broadcast address to send and accept one; with
+        # iproute2, `ip addr add ADDR/LEN brd + dev NAME` sets it.
+        raise InterfaceError(
+            f"Network interface {name!r} has no IPv4 broadcast address "
+            f"(give it one, e.g. ip addr add ADDR/LEN brd + dev {name})."
+        )
     return targets
 
 

@@ -91,7 +91,11 @@ def test_named_interfaces_in_order_without_duplicate_broadcasts(host):
         (["e1,nosuch"], "There is no network interface named 'nosuch'."),
         (["down0"], "Network interface 'down0' is down."),
         (["v6only"], "Network interface 'v6only' has no IPv4 address."),
-        (["tun0"], "Network interface 'tun0' has no IPv4 broadcast address."),
+        (
+            ["tun0"],
+            "Network interface 'tun0' has no IPv4 broadcast address "
+            "(give it one, e.g. ip addr add ADDR/LEN brd + dev tun0).",
+        ),
         ([" , "], "The interface list is empty; name an interface with -i, e.g. -i lo."),
     ],
 )
