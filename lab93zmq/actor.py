@@ -46,6 +46,7 @@ from typing import Any
 import zmq
 
 from .errors import Lab93Error, ProtocolError
+from .events import Event, pipe_form
 from .message import Message, parse_time
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,12 @@ class PipeMessage:
 
 def send(pipe: zmq.Socket, kind: Kind, **body: Any) -> None:
     pipe.send_multipart(PipeMessage(kind, body).frames())
+
+
+def send_event(pipe: zmq.Socket, event: Event) -> None:
+    """A protocol core's event to the front end, as its typed pipe message."""
+    kind, body = pipe_form(event)
+    send(pipe, Kind(kind), **body)
 
 
 def recv(pipe: zmq.Socket) -> PipeMessage:

@@ -30,25 +30,20 @@ from typing import Any
 
 import zmq
 
-from .actor import Actor, Kind, PipeMessage, Post, send
+from .actor import Actor, Kind, PipeMessage, Post, send, send_event
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig
 from .errors import ConfigError, Lab93Error, ProtocolError
 from .interfaces import resolve
 from .message import MAX_WIRE_BYTES
 from .node_protocol import (
-    Accepted,
     BroadcastSession,
     Connect,
     Disconnect,
-    Incoming,
-    Notice,
     Output,
     Publish,
-    Rejected,
     SendBeacon,
     SendTo,
-    Status,
 )
 from .store import Inbox, utc_now
 from .wire import MAX_HEADER_BYTES
@@ -286,16 +281,8 @@ class _Io:
                 self._connect(output)
             elif isinstance(output, Disconnect):
                 self._disconnect(output.node_id)
-            elif isinstance(output, Incoming):
-                self.event(Kind.INCOMING, message=output.message.to_wire_dict())
-            elif isinstance(output, Accepted):
-                self.event(Kind.ACCEPTED, ids=list(output.ids))
-            elif isinstance(output, Rejected):
-                self.event(Kind.REJECTED, id=output.id, reason=output.reason)
-            elif isinstance(output, Status):
-                self.event(Kind.STATUS, connected=output.connected, detail=output.detail)
-            elif isinstance(output, Notice):
-                self.event(Kind.NOTICE, text=output.text)
+            else:
+                send_event(self.pipe, output)
 
     def _send(self, sock: zmq.Socket, frames: tuple[bytes, ...], where: str) -> None:
         try:

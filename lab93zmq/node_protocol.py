@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 from . import wire
 from .errors import MessageError, ProtocolError, StoreError
+from .events import Accepted, Event, Incoming, Notice, Rejected, Status
 from .message import Message
 from .presence import (
     Beacon,
@@ -118,38 +119,8 @@ class Disconnect:
     node_id: str
 
 
-# -- what the front end must hear (the shell turns these into pipe events) --
-
-
-@dataclass(frozen=True)
-class Incoming:
-    message: Message
-
-
-@dataclass(frozen=True)
-class Accepted:
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Rejected:
-    id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Status:
-    connected: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    text: str
-
-
+# Events for the front end are events.py's, shared with repeater mode.
 Action = SendBeacon | Publish | SendTo | Connect | Disconnect
-Event = Incoming | Accepted | Rejected | Status | Notice
 Output = Action | Event
 
 

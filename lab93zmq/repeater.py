@@ -17,7 +17,6 @@ import logging
 import math
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import zmq
 
@@ -45,19 +44,13 @@ from .repeater_protocol import (
     HEARTBEAT,
     SESSION_TIMEOUT,
     TAIL,
-    Accepted,
     ClientCore,
     Connect,
-    Incoming,
-    Notice,
     Publish,
-    Rejected,
     Reply,
     ServerCore,
-    Status,
     Subscribe,
     ToServer,
-    Users,
 )
 from .store import Inbox
 
@@ -93,24 +86,6 @@ def _tune(sock: zmq.Socket, hwm: int = PEER_HWM) -> zmq.Socket:
     sock.rcvhwm = hwm
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     return sock
-
-
-def _send_event(pipe: zmq.Socket, event: Any) -> None:
-    """A core event to the front end, as the typed pipe message actor.py lists."""
-    if isinstance(event, Incoming):
-        actor.send(pipe, Kind.INCOMING, message=event.message.to_wire_dict())
-    elif isinstance(event, Accepted):
-        actor.send(pipe, Kind.ACCEPTED, ids=list(event.ids))
-    elif isinstance(event, Rejected):
-        actor.send(pipe, Kind.REJECTED, id=event.id, reason=event.reason)
-    elif isinstance(event, Status):
-        actor.send(pipe, Kind.STATUS, connected=event.connected, detail=event.detail)
-    elif isinstance(event, Notice):
-        actor.send(pipe, Kind.NOTICE, text=event.text)
-    elif isinstance(event, Users):
-        actor.send(pipe, Kind.WHO_RESULT, users=list(event.users), connected=event.connected)
-    else:  # pragma: no cover - a new event type without a mapping is a bug
-        raise TypeError(f"no pipe message for {event!r}")
 
 
 def _drain_pipe(pipe: zmq.Socket) -> list[actor.PipeMessage]:
@@ -469,7 +444,7 @@ class RepeaterServer(Actor):
                 except zmq.Again:  # pragma: no cover - a PUB drops instead
                     log.debug("the PUB dropped a %s", out.command.name)
             else:
-                _send_event(pipe, out)
+                actor.send_event(pipe, out)
 
 
 # -- the client -----------------------------------------------------------------------
@@ -679,4 +654,4 @@ class RepeaterClient(Actor):
                 self._sub.connect(out.endpoint)
                 self._sub_endpoint = out.endpoint
             else:
-                _send_event(pipe, out)
+                actor.send_event(pipe, out)

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .errors import MessageError, ProtocolError, StoreError
+from .events import Accepted, Event, Incoming, Notice, Rejected, Status, Users
 from .message import MAX_WIRE_BYTES, Message, check_name, check_node_id
 from .store import Inbox
 from .wire import MAGIC, PROTOCOL_VERSION, Command, decode, header_int
@@ -122,44 +123,9 @@ class Subscribe:
     endpoint: str
 
 
-# -- events for the front end ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Incoming:
-    message: Message
-
-
-@dataclass(frozen=True)
-class Accepted:
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Rejected:
-    id: str | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class Status:
-    connected: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    text: str
-
-
-@dataclass(frozen=True)
-class Users:
-    users: tuple[str, ...]
-    connected: bool = True
-
+# Events for the front end are events.py's, shared with broadcast mode.
 
 Output = Reply | Publish | ToServer | Connect | Subscribe
-Event = Incoming | Accepted | Rejected | Status | Notice | Users
 
 
 def error(code: ErrorCode, reason: str) -> Command:

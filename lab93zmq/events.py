@@ -1,0 +1,77 @@
+"""What a protocol core tells the front end, in both modes. Pure.
+
+A core returns these among its outputs; the actor's shell passes each to
+``actor.send_event``, which writes the typed pipe message listed in actor.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .message import Message
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message new to this inbox."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """These posts are delivered (what that means depends on the mode)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """This post can never be delivered; ``id`` None when it had none."""
+
+    id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """The connection state changed (or its description did)."""
+
+    connected: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a user may want to know."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Users:
+    """The answer to WHO."""
+
+    users: tuple[str, ...]
+    connected: bool = True
+
+
+Event = Incoming | Accepted | Rejected | Status | Notice | Users
+
+
+def pipe_form(event: Event) -> tuple[str, dict[str, Any]]:
+    """The pipe message kind (actor.Kind's value) and body for ``event``."""
+    if isinstance(event, Incoming):
+        return "incoming", {"message": event.message.to_wire_dict()}
+    if isinstance(event, Accepted):
+        return "accepted", {"ids": list(event.ids)}
+    if isinstance(event, Rejected):
+        return "rejected", {"id": event.id, "reason": event.reason}
+    if isinstance(event, Status):
+        return "status", {"connected": event.connected, "detail": event.detail}
+    if isinstance(event, Notice):
+        return "notice", {"text": event.text}
+    if isinstance(event, Users):
+        return "who_result", {"users": list(event.users), "connected": event.connected}
+    raise TypeError(f"no pipe message for {event!r}")  # a new event type without a form is a bug
