@@ -178,6 +178,10 @@ def _behind(theirs: Mapping[str, int], mine: Mapping[str, int]) -> bool:
     return any(mark > mine.get(origin, 0) for origin, mark in theirs.items())
 
 
+def _hold_deadline(held: dict[int, tuple[Message, float]]) -> float:
+    return min(until for _, until in held.values())
+
+
 def peer_json(peer: Peer, last_seen: datetime) -> dict[str, Any]:
     """A live peer in DESIGN.md's ``--scan --json`` form (as ``scan.Sighting.to_json_dict``)."""
     return {
@@ -225,6 +229,9 @@ class BroadcastSession:
             True: store.next_origin_seq(self.node_id, direct=True),
         }
         self.pull_timeout = max(2 * self.interval, 0.5)
+        # How long a message that arrived ahead of a gap waits for the gap to fill.
+        self.hold_for = max(2 * self.interval, 1.0)
+        self._held: dict[str, dict[int, tuple[Message, float]]] = {}  # origin -> seq -> held
         self.resend_after = max(2 * self.interval, 0.5)
         # Every key exists from the start, so another thread may copy it safely.
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
@@ -337,6 +344,7 @@ class BroadcastSession:
         ]
         if offered:
             deadlines.append(min(offered) + self.resend_after)
+        deadlines += [_hold_deadline(held) for held in self._held.values()]
         return min(deadlines)
 
     def tick(self, now: float) -> list[Output]:
@@ -354,6 +362,7 @@ class BroadcastSession:
             outputs.append(Publish(self._beat_frames()))
             self.beats.sent(now)
         outputs += self._offer_due(now)
+        outputs += self._release_overdue(now)
         outputs += self._check_accepted(now)
         return outputs + self._refresh_status()
 
@@ -483,7 +492,7 @@ class BroadcastSession:
         """Store the MSGs gathered so far (and empty the list); pull from ``via`` on a gap."""
         if not room:
             return []
-        outputs, gap = self._take(room)
+        outputs, gap = self._take(room, now)
         room.clear()
         if gap and via is not None:
             outputs += self._pull(via, now)
@@ -548,7 +557,7 @@ class BroadcastSession:
                 continue
             messages.append(message)
         before = self.tracker.vector()
-        outputs, _gap = self._take(messages)
+        outputs, _gap = self._take(messages, now)
         link = self._links.get(sender)
         if link is None:
             return outputs
@@ -609,19 +618,53 @@ class BroadcastSession:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _take(self, messages: list[Message]) -> tuple[list[Output], bool]:
-        """Store room messages; INCOMING for the new ones; True when an origin has a gap."""
+    def _take(self, messages: list[Message], now: float) -> tuple[list[Output], bool]:
+        """Store room messages; INCOMING for the new ones; True when an origin has a gap.
+
+        Each author's messages are shown in that author's order: one that
+        arrives ahead of a gap is stored at once but held back until the gap is
+        filled - or, if nobody can fill it, until ``hold_for`` has passed.
+        """
         if not messages:
             return [], False
         fresh = self._save(messages)
         gap = False
-        for message in messages:
+        touched: dict[str, None] = {}  # origins in order of first appearance
+        for message, new in zip(messages, fresh, strict=True):
             gap = self.tracker.observe(message.origin, message.origin_seq) or gap
             if message.origin == self.node_id:  # our own, from an older copy of this inbox
                 self._next_seq[False] = max(self._next_seq[False], message.origin_seq + 1)
+            if new:
+                held = self._held.setdefault(message.origin, {})
+                held[message.origin_seq] = (message, now + self.hold_for)
+                touched[message.origin] = None
         if any(fresh):
             self.beats.request_answer()  # tell the authors soon that we hold them
-        return [Incoming(m) for m, new in zip(messages, fresh, strict=True) if new], gap
+        outputs: list[Output] = []
+        for origin in touched:
+            outputs += self._release(origin, everything=False)
+        return outputs, gap
+
+    def _release(self, origin: str, everything: bool) -> list[Output]:
+        """INCOMING for the held messages of ``origin`` now in order (or all of them)."""
+        held = self._held.get(origin)
+        if not held:
+            return []
+        mark = self.tracker.mark(origin)
+        ready = sorted(seq for seq in held if everything or seq <= mark)
+        outputs: list[Output] = [Incoming(held.pop(seq)[0]) for seq in ready]
+        if not held:
+            del self._held[origin]
+        return outputs
+
+    def _release_overdue(self, now: float) -> list[Output]:
+        """Give up waiting for a gap nobody filled: show what was held, in order."""
+        outputs: list[Output] = []
+        for origin in [o for o, held in self._held.items() if _hold_deadline(held) <= now]:
+            log.info("showing %d messages of %s without the ones before them",
+                     len(self._held[origin]), origin[:8])
+            outputs += self._release(origin, everything=True)
+        return outputs
 
     def _save(self, messages: list[Message]) -> list[bool]:
         try:

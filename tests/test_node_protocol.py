@@ -252,8 +252,28 @@ def test_a_gap_in_the_live_stream_is_repaired_at_once(lan):
     for n in range(4):
         alice.post(f"a{n}")
     lan.drop = lambda *args: False
-    assert sorted(bob.incoming()) == ["a0", "a1", "a2", "a3"]  # a2 showed the gap: pulled at once
+    # a2 showed the gap: a1 was pulled at once, and a2 waited for it to be shown in order.
+    assert bob.incoming() == ["a0", "a1", "a2", "a3"]
     assert bob.session.tracker.vector()[alice.node_id] == 4
+
+
+def test_a_gap_nobody_fills_holds_messages_back_only_briefly(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    alice.post("a0")
+    # a1 is lost live, and so is every attempt to repair it for a while.
+    lan.drop = lambda src, dst, name: name in (SYNC, BATCH) or (
+        name == MSG and _last_content(src) == "a1"
+    )
+    alice.post("a1")
+    alice.post("a2")
+    assert bob.incoming() == ["a0"]  # a2 is stored, but waits for a1
+    assert [m.content for m in bob.inbox.history()] == ["a0", "a2"]
+    lan.run(bob.session.hold_for + 0.1)
+    assert bob.incoming() == ["a0", "a2"]  # waited long enough: shown without a1
+    lan.drop = lambda *args: False
+    lan.run(2.0)
+    assert bob.incoming() == ["a0", "a2", "a1"]  # and a1 when it finally comes
 
 
 def test_a_lost_last_message_is_repaired_by_the_heartbeat_digest(lan):
