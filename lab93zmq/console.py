@@ -326,14 +326,15 @@ class FrontEnd:
                 yield session.prompt(prompt)
 
         self.printer.answer("Type a message and press Enter; /help lists the commands.")
-        terminal = self.env.stdout
+        terminal = self.env.stdout, self.env.stderr
         with patch_stdout(raw=True):
-            # patch_stdout swaps sys.stdout for a proxy that prints above the prompt.
-            self.env.stdout = sys.stdout
+            # patch_stdout swaps sys.stdout and sys.stderr for a proxy that prints
+            # above the prompt; notices and hints must go through it too.
+            self.env.stdout, self.env.stderr = sys.stdout, sys.stderr
             try:
                 self.run_lines(lines)
             finally:
-                self.env.stdout = terminal
+                self.env.stdout, self.env.stderr = terminal
         if self.pending:
             self.printer.note(
                 f"* waiting up to {self.options.timeout:g} s for {len(self.pending)} messages"
