@@ -1,0 +1,76 @@
+"""Item 1: durable repeater fan-out, beside the bare broker.
+
+10 clients all sending and all subscribed, so every message is delivered 10
+times. Our server stores every message before it acknowledges it; the bare
+broker (bare_broker.py) just forwards. Server and load generators are separate
+processes (the generators are raw pyzmq clients, see loadgen.py).
+
+Figures per run: deliveries/s (SUB arrivals over the time from "go" to the
+last arrival), acknowledged messages/s, messages a subscriber missed on the
+live feed, and for ours the messages acknowledged but not found in the
+server's inbox afterwards (must be 0: "stored before acked").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import harness
+from common import Figure, Procs, Settings, interleave, log, py_spy
+
+CLIENTS = 10
+GENERATORS = 2
+
+
+def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict:
+    duration = settings.pick(2.0, 5.0)
+    tag = f"{kind}{number}"
+    with Procs(workdir) as procs:
+        server = harness.start_server(procs, kind, workdir, tag)
+        profile = None
+        if settings.profile and kind == harness.OURS and number == 0:
+            profile = settings.profile / "fanout-server.txt"
+        with py_spy(server.child.pid, profile, duration + 2):
+            results = harness.run_load(
+                procs, server, processes=GENERATORS, clients=CLIENTS, mode="fanout",
+                duration=duration, drain=15.0, tag=tag,
+            )  # fmt: skip
+        summary = harness.summarize(results)
+        harness.stop_server(procs, server)
+    if server.db is not None:
+        summary["stored"] = harness.stored_messages(server.db)
+        summary["acked_not_stored"] = max(summary["acked"] - summary["stored"], 0)
+    summary["acked_per_s"] = summary["acked"] / summary["elapsed"]
+    log(
+        f"fanout {kind} #{number}: {summary['deliveries_per_s']:,.0f} deliveries/s, "
+        f"{summary['acked']:,} acked, {summary['missed_live']:,} missed live"
+        + (f", {summary['acked_not_stored']} acked-not-stored" if server.db else "")
+    )
+    harness.settle()
+    return summary
+
+
+def run(settings: Settings, workdir: Path) -> list[Figure]:
+    results = interleave(
+        settings.rounds,
+        [
+            ("ours", lambda n: one_run(harness.OURS, settings, workdir, n)),
+            ("bare", lambda n: one_run(harness.BARE, settings, workdir, n)),
+        ],
+    )
+    ours, bare = results["ours"], results["bare"]
+    item = "fan-out (10 clients)"
+    base = "bare ROUTER->PUB"
+    return [
+        Figure(item, "deliveries/s", "msg/s", "higher",
+               [r["deliveries_per_s"] for r in ours], [r["deliveries_per_s"] for r in bare],
+               base, ">= 200k and >= 0.6x bare", details=ours + bare),
+        Figure(item, "acked messages/s", "msg/s", "higher",
+               [r["acked_per_s"] for r in ours], [r["acked_per_s"] for r in bare], base),
+        Figure(item, "missed on the live feed", "msgs", "lower",
+               [r["missed_live"] for r in ours], [r["missed_live"] for r in bare], base,
+               note="deliveries a subscriber never saw on the PUB (a real client of ours "
+                    "would FETCH them; the bare broker's are gone)"),
+        Figure(item, "acked but not stored", "msgs", "lower",
+               [r["acked_not_stored"] for r in ours], [], "", "0"),
+    ]  # fmt: skip

@@ -1,0 +1,144 @@
+"""Start a repeater (ours or the bare broker) in its own process and drive it with loadgen.py.
+
+Shared by the fan-out, latency and overload items. The server under test and
+the load generators are separate processes, so the generators' GIL never caps
+the server (and the server's never caps them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import (
+    BenchError,
+    Child,
+    Procs,
+    free_port,
+    free_udp_port,
+    our_node_argv,
+    script_argv,
+)
+
+OURS = "ours"
+BARE = "bare"
+
+
+@dataclass
+class Server:
+    kind: str
+    port: int
+    child: Child
+    db: Path | None
+
+
+def start_server(
+    procs: Procs, kind: str, workdir: Path, tag: str, keep: bool = False, db: Path | None = None
+) -> Server:
+    """Our repeater server (``python -m lab93zmq -r -s``) or the bare broker, on loopback.
+
+    ``keep``: the bare broker keeps payloads in memory and answers FETCH.
+    ``db``: our server's inbox (default: a new one in ``workdir``).
+    """
+    port = free_port()
+    if kind == BARE:
+        argv = script_argv("bare_broker.py", str(port), *(["--keep"] if keep else []))
+        child = procs.start(f"bare-{tag}", argv)
+        return Server(kind, port, child, None)
+    db = db or workdir / f"server-{tag}.db"
+    argv = our_node_argv(
+        "-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-u", "benchserver",
+        "--db", str(db), "-i", "lo", "--beacon-port", str(free_udp_port()),
+    )  # fmt: skip
+    child = procs.start(f"server-{tag}", argv)
+    return Server(kind, port, child, db)
+
+
+def stop_server(procs: Procs, server: Server) -> None:
+    """SIGTERM (a clean exit for ours) and wait."""
+    procs.stop(server.child, timeout=10)
+
+
+def stored_messages(db: Path) -> int:
+    """Rows in the server's inbox (read after the server stopped)."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from message").fetchone()[0]
+
+
+def run_load(
+    procs: Procs,
+    server: Server,
+    *,
+    processes: int,
+    clients: int,
+    mode: str,
+    duration: float,
+    drain: float = 10.0,
+    extra: list[str] | None = None,
+    extras: list[list[str]] | None = None,
+    tag: str = "",
+) -> list[dict[str, Any]]:
+    """Start ``processes`` generators sharing ``clients`` clients; go together; results.
+
+    ``extra`` goes to every generator, ``extras[i]`` to generator ``i`` only.
+    """
+    gens: list[Child] = []
+    share, rest = divmod(clients, processes)
+    first = 0
+    for number in range(processes):
+        count = share + (1 if number < rest else 0)
+        argv = script_argv(
+            "loadgen.py", "--port", str(server.port), "--clients", str(count),
+            "--first", str(first), "--mode", mode, "--duration", str(duration),
+            "--drain", str(drain), *(extra or []), *(extras[number] if extras else []),
+        )  # fmt: skip
+        first += count
+        gens.append(procs.start(f"loadgen-{tag}-{number}", argv, talk=True))
+    for gen in gens:
+        try:
+            gen.expect("ready", 30)
+        except BenchError as error:
+            if not server.child.alive():
+                tail = server.child.stderr_tail()
+                raise BenchError(f"the {server.kind} server died: {tail}") from error
+            raise error
+    for gen in gens:
+        gen.send(cmd="go")
+    results = [gen.expect("result", duration + drain + 20) for gen in gens]
+    for gen in gens:
+        procs.stop(gen, timeout=5)
+    return results
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum up the generators: deliveries/s over the whole run, and what went missing."""
+    t0 = min(r["t0"] for r in results)
+    last = max(r["last_rx"] for r in results)
+    sent = sum(r["sent"] for r in results)
+    acked = sum(r["acked"] for r in results)
+    listeners = sum(len(r["received"]) for r in results)
+    received = sum(sum(r["received"]) for r in results)
+    expected = acked * listeners
+    elapsed = max(last - t0, 1e-9)
+    return {
+        "elapsed": elapsed,
+        "sent": sent,
+        "acked": acked,
+        "unacked": sent - acked,
+        "listeners": listeners,
+        "expected": expected,
+        "received": received,
+        "missed_live": max(expected - received, 0),
+        "deliveries_per_s": received / elapsed,
+        "timed_out": any(r["timed_out"] for r in results),
+        "errors": [e for r in results for e in r["errors"]][:5],
+        "again": sum(r["again"] for r in results),
+    }
+
+
+def settle(seconds: float = 0.3) -> None:
+    """A short pause between runs so the last run's sockets and pages are gone."""
+    time.sleep(seconds)
