@@ -141,7 +141,10 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
         raise UsageError(f"{detail}; see lab93-node --help") from None
 
 
-def _number(args: dict[str, Any], key: str, low: float, high: float, kind: type = int) -> Any:
+def number_option(
+    args: dict[str, Any], key: str, low: float, high: float, kind: type = int
+) -> Any:
+    """The value of option ``key`` as ``kind`` within [low, high]; UsageError names it."""
     raw = args[key]
     try:
         value = kind(raw)

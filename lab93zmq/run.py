@@ -26,14 +26,14 @@ def build_config(mode: str, args: dict[str, Any]) -> NodeConfig:
     scan_default = cli.DEFAULT_SCAN_TIMEOUT if mode == "scan" else cli.DEFAULT_DELIVERY_TIMEOUT
     timeout = scan_default
     if args["--timeout"] is not None:
-        timeout = cli._number(args, "--timeout", 0.001, 86_400, float)
+        timeout = cli.number_option(args, "--timeout", 0.001, 86_400, float)
     return NodeConfig(
         user=args["--user"] or cli.default_user(),
         db_path=inbox_path(args["--db"]),
         address=address,
-        port=cli._number(args, "--port", 0, 65_535),
+        port=cli.number_option(args, "--port", 0, 65_535),
         interfaces=interface_names(args["--interface"]),
-        beacon_port=cli._number(args, "--beacon-port", 1, 65_535),
+        beacon_port=cli.number_option(args, "--beacon-port", 1, 65_535),
         timeout=timeout,
     )
 
