@@ -203,7 +203,9 @@ class PeerChanged:
 @dataclass(frozen=True)
 class PeerLeft:
     peer: Peer
-    reason: str  # "leaving" (it said so) or "expired" (silent too long)
+    # "leaving" (it said so), "expired" (silent too long) or "lost" (its
+    # connection dropped and no beacon came within the link grace)
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -222,14 +224,32 @@ def wants_answer(events: Iterable[PresenceEvent]) -> bool:
     return any(isinstance(e, (PeerJoined, PeerChanged, ProbeSeen)) for e in events)
 
 
+# After our connection to a peer drops, how long (in intervals) a beacon from it may take.
+LINK_GRACE_INTERVALS = 1.5
+
+
 class PeerTable:
     """Who is alive, fed with decoded beacons and signs of traffic, aged by ``now``.
 
     A peer is gone after ``expiry_intervals * interval`` seconds without a
-    beacon or traffic, or at once when it sends LEAVING.
+    beacon or traffic, or at once when it sends LEAVING. When the owner
+    reports that its connection to a peer dropped (``on_link_down``: a killed
+    process's kernel closes its TCP connections at once), the peer is also
+    gone if no beacon from it arrives within ``link_grace`` seconds (default
+    1.5 intervals: a live peer's next periodic beacon is due at most one
+    interval after the drop, and half an interval more absorbs scheduling
+    jitter) - so a connection that only blipped does not drop a live peer;
+    ``on_link_up`` (reconnected) clears the doubt too. A silent peer whose
+    connections stay up (a partition) still takes the full ``timeout``.
     """
 
-    def __init__(self, own_id: str, interval: float, expiry_intervals: int = 5) -> None:
+    def __init__(
+        self,
+        own_id: str,
+        interval: float,
+        expiry_intervals: int = 5,
+        link_grace: float | None = None,
+    ) -> None:
         if not is_node_id(own_id):
             raise ValueError("own_id must be 32 lowercase hex digits")
         if not interval > 0:
@@ -239,7 +259,13 @@ class PeerTable:
         self.own_id = own_id
         self.interval = float(interval)
         self.timeout = self.interval * expiry_intervals
+        if link_grace is None:
+            link_grace = LINK_GRACE_INTERVALS * self.interval
+        self.link_grace = float(link_grace)
+        if not 0 < self.link_grace <= self.timeout:
+            raise ValueError("link_grace must be positive and at most the expiry timeout")
         self._peers: dict[str, Peer] = {}
+        self._doubted: dict[str, float] = {}  # node id -> gone at, unless it beacons first
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -267,8 +293,9 @@ class PeerTable:
             # from before a restart (other ports) must not drop the new one.
             if known is None or _ports(known) != (beacon.router_port, beacon.pub_port):
                 return []
-            del self._peers[beacon.node_id]
+            self._drop(beacon.node_id)
             return [PeerLeft(known, "leaving")]
+        self._doubted.pop(beacon.node_id, None)  # it beacons: alive, whatever its links do
         return self._announce(beacon, address, now, known)
 
     def _announce(
@@ -308,19 +335,46 @@ class PeerTable:
             self._peers[node_id] = replace(known, last_seen=now)
         return True
 
+    def on_link_down(self, node_id: str, now: float) -> bool:
+        """Our connection to this peer dropped: unless it beacons within ``link_grace``
+        seconds (or the link comes back), it is gone. False when it is not in the table.
+
+        Only the first drop counts until a beacon or ``on_link_up`` clears it,
+        so a connection that keeps failing cannot postpone the verdict.
+        """
+        if node_id not in self._peers:
+            return False
+        self._doubted.setdefault(node_id, now + self.link_grace)
+        return True
+
+    def on_link_up(self, node_id: str) -> None:
+        """Our connection to this peer is (back) up: forget a drop reported before."""
+        self._doubted.pop(node_id, None)
+
     def expire(self, now: float) -> list[PeerLeft]:
-        """Drop every peer silent for ``timeout`` seconds or more."""
-        gone = [p for p in self._peers.values() if now >= p.last_seen + self.timeout]
-        gone.sort(key=lambda p: (p.last_seen, p.node_id))
-        for peer in gone:
-            del self._peers[peer.node_id]
-        return [PeerLeft(peer, "expired") for peer in gone]
+        """Drop every peer silent for ``timeout`` seconds or more, or lost (see above)."""
+        gone = []
+        for peer in self._peers.values():
+            doubted = self._doubted.get(peer.node_id)
+            if now >= peer.last_seen + self.timeout:
+                gone.append(PeerLeft(peer, "expired"))
+            elif doubted is not None and now >= doubted:
+                gone.append(PeerLeft(peer, "lost"))
+        gone.sort(key=lambda left: (left.peer.last_seen, left.peer.node_id))
+        for left in gone:
+            self._drop(left.peer.node_id)
+        return gone
 
     def next_deadline(self) -> float | None:
         """When ``expire`` next has work to do; None with no peers."""
         if not self._peers:
             return None
-        return min(p.last_seen for p in self._peers.values()) + self.timeout
+        silent = min(p.last_seen for p in self._peers.values()) + self.timeout
+        return min([silent, *self._doubted.values()])
+
+    def _drop(self, node_id: str) -> None:
+        del self._peers[node_id]
+        self._doubted.pop(node_id, None)
 
 
 def _ports(peer: Peer) -> tuple[int, int]:
@@ -331,14 +385,17 @@ def _ports(peer: Peer) -> tuple[int, int]:
 
 
 class BeaconSchedule:
-    """When the next beacon is due: every ``interval``, and soon after a newcomer or probe.
+    """When the next beacon is due: every ``interval``, and at once for a newcomer or probe.
 
     A node beacons at once when it starts (the first beacon is due at
     ``now``). ``request_answer`` asks for an early beacon so a newcomer sees
-    us in far less than one interval; answers are rate-limited to one per
-    ``answer_gap`` (default ``interval / 10``) so a burst of newcomers or
-    probes costs at most ten datagrams per interval. Any beacon sent restarts
-    the periodic timer. Answering says nothing about anyone's liveness.
+    us in far less than one interval. Answers are rate-limited to one per
+    ``answer_gap`` (default ``interval / 10``) counted from the last *answer*
+    - the start-up and periodic beacons do not count - so a newcomer that
+    starts just after us is answered at once, and a burst of newcomers or
+    probes costs at most ten datagrams per interval (plus the periodic one).
+    Any beacon sent restarts the periodic timer. Answering says nothing about
+    anyone's liveness.
     """
 
     def __init__(self, interval: float, now: float, answer_gap: float | None = None) -> None:
@@ -350,6 +407,7 @@ class BeaconSchedule:
             raise ValueError("answer_gap must be between 0 and the interval")
         self._periodic_due = now
         self._last_sent: float | None = None
+        self._last_answer: float | None = None
         self._answer_wanted = False
 
     def request_answer(self) -> None:
@@ -361,7 +419,12 @@ class BeaconSchedule:
         due = self._periodic_due
         if self._answer_wanted and self._last_sent is not None:
             # Before the first beacon nothing is earlier than the start-up one.
-            due = min(due, self._last_sent + self.answer_gap)
+            # Otherwise answer now (the last beacon's time is past) unless an
+            # answer went out less than answer_gap ago.
+            earliest = self._last_sent
+            if self._last_answer is not None:
+                earliest = max(earliest, self._last_answer + self.answer_gap)
+            due = min(due, earliest)
         return due
 
     def due(self, now: float) -> bool:
@@ -369,7 +432,9 @@ class BeaconSchedule:
         return now >= self.next_deadline()
 
     def sent(self, now: float) -> None:
-        """Record that a beacon went out at ``now``."""
+        """Record that a beacon went out at ``now`` (an answer, if one was wanted)."""
+        if self._answer_wanted:
+            self._last_answer = now
         self._last_sent = now
         self._periodic_due = now + self.interval
         self._answer_wanted = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 
@@ -248,6 +249,56 @@ def test_expiry_after_five_silent_intervals_and_traffic_counts_as_life():
     assert table.next_deadline() is None
 
 
+def test_a_dropped_link_and_no_beacon_for_one_and_a_half_intervals_means_lost():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(), "127.0.0.1", 10.0)
+    assert table.on_link_down(ALICE, 10.3) is True
+    assert table.next_deadline() == pytest.approx(11.8)  # before the 5-interval expiry
+    assert table.on_traffic(ALICE, 10.5)  # frames read after the drop prove nothing
+    assert table.expire(11.79) == []
+    (gone,) = table.expire(11.8)
+    assert gone.reason == "lost" and gone.peer.node_id == ALICE
+    assert ALICE not in table and table.next_deadline() is None
+
+
+def test_a_beacon_after_the_drop_keeps_the_peer():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(), "127.0.0.1", 10.0)
+    table.on_link_down(ALICE, 10.3)
+    assert table.on_beacon(announce(), "127.0.0.1", 10.9) == []  # alive, same endpoint
+    assert table.next_deadline() == pytest.approx(15.9)  # only the silence rule is left
+    assert table.expire(12.0) == []
+
+
+def test_a_link_that_comes_back_clears_the_doubt_but_repeated_drops_do_not_postpone_it():
+    table = PeerTable(OWN, interval=1.0)
+    table.on_beacon(announce(), "127.0.0.1", 0.0)
+    table.on_link_down(ALICE, 0.5)
+    table.on_link_up(ALICE)
+    assert table.next_deadline() == 5.0
+    table.on_link_down(ALICE, 1.0)
+    table.on_link_down(ALICE, 2.4)  # still failing: the first drop counts
+    assert [e.reason for e in table.expire(2.5)] == ["lost"]
+
+
+def test_link_events_for_unknown_or_departed_peers_are_ignored():
+    table = PeerTable(OWN, interval=1.0)
+    assert table.on_link_down(ALICE, 0.0) is False
+    table.on_link_up(ALICE)
+    table.on_beacon(announce(pub=2), "127.0.0.1", 0.0)
+    table.on_link_down(ALICE, 0.1)
+    table.on_beacon(announce(pub=2, kind=Kind.LEAVING), "127.0.0.1", 0.2)
+    table.on_beacon(announce(pub=2), "127.0.0.1", 0.3)  # back: no doubt left over
+    assert table.expire(3.0) == [] and table.next_deadline() == pytest.approx(5.3)
+
+
+def test_silence_wins_over_a_drop_when_both_are_due():
+    table = PeerTable(OWN, interval=1.0, link_grace=2.0)
+    table.on_beacon(announce(), "127.0.0.1", 0.0)
+    table.on_link_down(ALICE, 4.0)
+    assert [e.reason for e in table.expire(6.0)] == ["expired"]
+
+
 def test_live_is_sorted_by_user():
     table = PeerTable(OWN, interval=1.0)
     table.on_beacon(announce(node=ALICE, user="zed"), "127.0.0.1", 0.0)
@@ -255,7 +306,9 @@ def test_live_is_sorted_by_user():
     assert [p.user for p in table.live()] == ["amy", "zed"]
 
 
-@pytest.mark.parametrize("args", [("xyz", 1.0), (OWN, 0.0), (OWN, 1.0, 0)])
+@pytest.mark.parametrize(
+    "args", [("xyz", 1.0), (OWN, 0.0), (OWN, 1.0, 0), (OWN, 1.0, 5, 0.0), (OWN, 1.0, 5, 6.0)]
+)
 def test_table_rejects_bad_settings(args):
     with pytest.raises(ValueError):
         PeerTable(*args)
@@ -284,19 +337,41 @@ def test_schedule_beacons_at_start_then_every_interval():
 
 def test_answers_are_immediate_but_rate_limited():
     schedule = BeaconSchedule(1.0, now=0.0)
-    schedule.sent(0.0)
+    schedule.sent(0.0)  # the start-up beacon
     schedule.request_answer()  # a newcomer right after our start-up beacon
-    assert schedule.next_deadline() == pytest.approx(0.1)
-    assert not schedule.due(0.05)
-    assert schedule.due(0.1)
-    schedule.sent(0.1)
+    assert schedule.due(0.001)  # the start-up beacon was no answer: answer at once
+    schedule.sent(0.001)
     # The answer went out; the periodic beacon restarts from it.
-    assert schedule.next_deadline() == pytest.approx(1.1)
+    assert schedule.next_deadline() == pytest.approx(1.001)
+    schedule.request_answer()  # a second newcomer: one answer per answer_gap
+    assert schedule.next_deadline() == pytest.approx(0.101)
+    assert not schedule.due(0.05)
+    assert schedule.due(0.101)
+    schedule.sent(0.101)
     schedule.sent(0.5)  # (say the actor beaconed for another reason)
-    schedule.request_answer()  # a probe long after the last beacon: answer at once
+    schedule.request_answer()  # a probe long after the last answer: answer at once
     assert schedule.due(0.7)
     schedule.sent(0.7)
     assert not schedule.due(0.75)
+
+
+def test_a_request_before_the_first_beacon_waits_for_it_and_is_answered_by_it():
+    schedule = BeaconSchedule(1.0, now=5.0)
+    schedule.request_answer()
+    assert schedule.next_deadline() == 5.0
+    schedule.sent(5.0)
+    schedule.request_answer()  # that start-up beacon was an answer: the rate limit holds
+    assert schedule.next_deadline() == pytest.approx(5.1)
+
+
+def test_a_periodic_beacon_is_not_an_answer():
+    schedule = BeaconSchedule(1.0, now=0.0)
+    for now in (0.0, 1.0, 2.0):
+        assert schedule.due(now)
+        schedule.sent(now)
+    schedule.request_answer()  # just after a periodic beacon: still answered at once
+    assert schedule.next_deadline() == 2.0
+    assert schedule.due(2.001)
 
 
 def test_a_burst_of_requests_costs_one_beacon():
@@ -310,11 +385,25 @@ def test_a_burst_of_requests_costs_one_beacon():
         if schedule.due(now):
             schedule.sent(now)
             sent_at.append(now)
-    # One answer at the rate limit; the next periodic beacon is then due at 1.1.
-    assert sent_at == [pytest.approx(0.1)]
+    # One answer at once; the next periodic beacon is then due at 1.01.
+    assert sent_at == [pytest.approx(0.01)]
 
 
-@pytest.mark.parametrize("module", ["presence", "sync"])
+def test_newcomers_arriving_all_the_time_cost_ten_answers_per_interval():
+    schedule = BeaconSchedule(1.0, now=0.0)
+    schedule.sent(0.0)
+    sent_at = []
+    for step in range(1, 1001):  # a request every millisecond for one second
+        now = step / 1000
+        schedule.request_answer()
+        if schedule.due(now):
+            schedule.sent(now)
+            sent_at.append(now)
+    assert len(sent_at) == 10
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(sent_at))
+
+
+@pytest.mark.parametrize("module", ["presence", "sync", "node_protocol"])
 def test_pure_modules_import_no_io(module):
     """House rule 1: protocol logic never imports zmq, socket, threading or time."""
     import ast
