@@ -17,12 +17,16 @@ Sockets, all with ``LINGER=0``:
   (``SNDHWM`` bounded, sends never block: ``zmq.Again`` drops that one
   command for that peer, and the protocol's retries repair it). Both close
   when the peer leaves or expires.
+* per DEALER, its socket monitor (an inproc PAIR): a dropped connection
+  (``EVENT_DISCONNECTED``: a killed peer's kernel closes it at once) goes to
+  ``session.on_link_down``, a completed handshake to ``session.on_link_up``.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import struct
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -53,6 +57,11 @@ log = logging.getLogger(__name__)
 PEER_SNDHWM = 100  # commands queued for one peer (a BATCH is <= 1 MiB) before drops
 MAX_FRAME_BYTES = max(MAX_WIRE_BYTES, MAX_HEADER_BYTES) + 1024  # larger frames cut the link
 DRAIN = 100  # messages read from one socket per loop turn, so none starves the others
+DRAIN_FRAMES = 1_000  # and at most about this many frames (a MSG or BATCH carries up to 200)
+# What a DEALER's monitor reports: the connection dropped / a handshake completed.
+LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_MONITOR_HEAD = struct.Struct("=Hi")  # event number, value (native order, as libzmq writes)
+PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
 
 class BroadcastNode(Actor):
@@ -78,7 +87,7 @@ class BroadcastNode(Actor):
         self.pub_port = 0
         self.node_id: str | None = None
         self.session: BroadcastSession | None = None
-        self._peers: dict[str, tuple[zmq.Socket, zmq.Socket]] = {}
+        self._peers: dict[str, _Link] = {}
 
     @property
     def stats(self) -> dict[str, int]:
@@ -132,9 +141,8 @@ class BroadcastNode(Actor):
             if dropped:
                 log.info("dropped while running: %s", dropped)
         finally:
-            for sub, dealer in self._peers.values():
-                sub.close()
-                dealer.close()
+            for link in self._peers.values():
+                link.close()
             self._peers.clear()
             if beacons is not None:
                 beacons.close()
@@ -151,7 +159,7 @@ class BroadcastNode(Actor):
             now = self._monotonic()
             for item, _event in ready:
                 if item is io.pipe:
-                    if not self._request(io, inbox, now):
+                    if not self._requests(io, inbox, now):
                         return
                 elif item is router:
                     # A ROUTER prepends the sender's identity frame; we answer over DEALERs.
@@ -160,31 +168,48 @@ class BroadcastNode(Actor):
                 elif isinstance(item, int):
                     for data, address in io.beacons.receive(item):
                         io.perform(session.receive_beacon(data, address, now))
-                else:
-                    node_id = io.sub_owner.get(item)
-                    if node_id is None:
-                        continue
+                elif item in io.sub_owner:
+                    node_id = io.sub_owner[item]
                     io.perform(session.receive_many(_drain(item), now, via=node_id))
+                elif item in io.monitor_owner:
+                    io.link_events(item, now)
             io.perform(session.tick(self._monotonic()))
 
-    def _request(self, io: _Io, inbox: Inbox, now: float) -> bool:
-        """One front-end request; False on STOP."""
-        try:
-            request = PipeMessage.parse(io.pipe.recv_multipart())
-        except ProtocolError as error:
-            log.warning("ignored a bad request from the front end: %s", error)
-            return True
+    def _requests(self, io: _Io, inbox: Inbox, now: float) -> bool:
+        """The front end's waiting requests, in order; False on STOP.
+
+        A burst of posts (a pasted or piped block, a benchmark) becomes one
+        ``post_many``: one transaction for all of it, not one per line.
+        """
+        posts: list[Post] = []
+        for frames in _drain(io.pipe, PIPE_DRAIN):
+            try:
+                request = PipeMessage.parse(frames)
+            except ProtocolError as error:
+                log.warning("ignored a bad request from the front end: %s", error)
+                continue
+            if request.kind is Kind.POST:
+                body = request.body
+                try:
+                    posts.append(Post.from_body(body))
+                except (KeyError, TypeError, Lab93Error) as error:
+                    io.event(Kind.REJECTED, id=str(body.get("id")), reason=f"bad post: {error}")
+                continue
+            if posts:  # what was posted before this request comes first
+                io.perform(io.session.post_many(posts, now))
+                posts = []
+            if not self._request(io, inbox, request, now):
+                return False
+        if posts:
+            io.perform(io.session.post_many(posts, now))
+        return True
+
+    def _request(self, io: _Io, inbox: Inbox, request: PipeMessage, now: float) -> bool:
+        """One front-end request other than POST; False on STOP."""
         body = request.body
         if request.kind is Kind.STOP:
             return False
-        if request.kind is Kind.POST:
-            try:
-                post = Post.from_body(body)
-            except (KeyError, TypeError, Lab93Error) as error:
-                io.event(Kind.REJECTED, id=str(body.get("id")), reason=f"bad post: {error}")
-                return True
-            io.perform(io.session.post(post, now))
-        elif request.kind is Kind.SCAN:
+        if request.kind is Kind.SCAN:
             io.event(Kind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
         elif request.kind is Kind.WHO:
             io.event(Kind.WHO_RESULT, users=io.session.who())
@@ -230,14 +255,47 @@ def _bind(sock: zmq.Socket, address: str | None, port: int) -> int:
     return int(endpoint.rsplit(":", 1)[1])
 
 
-def _drain(sock: zmq.Socket) -> list[list[bytes]]:
+def _drain(sock: zmq.Socket, limit: int = DRAIN) -> list[list[bytes]]:
+    """What is waiting on ``sock``: at most ``limit`` messages or about DRAIN_FRAMES frames."""
     received = []
-    for _ in range(DRAIN):
+    frames = 0
+    for _ in range(limit):
         try:
-            received.append(sock.recv_multipart(zmq.NOBLOCK))
+            message = sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             break
+        received.append(message)
+        frames += len(message)
+        if frames >= DRAIN_FRAMES:
+            break
     return received
+
+
+def _monitor_event(frames: list[bytes]) -> int | None:
+    """The event number of a socket monitor message (libzmq's: a 6-byte frame, then the
+    endpoint), or None. zmq.utils.monitor does the same but imports asyncio (3.5 MiB)."""
+    if len(frames) != 2 or len(frames[0]) != _MONITOR_HEAD.size:
+        return None
+    return _MONITOR_HEAD.unpack(frames[0])[0]
+
+
+class _Link:
+    """The sockets of one connected peer."""
+
+    def __init__(self, sub: zmq.Socket, dealer: zmq.Socket, monitor: zmq.Socket | None) -> None:
+        self.sub = sub
+        self.dealer = dealer
+        self.monitor = monitor
+
+    def close(self) -> None:
+        if self.monitor is not None:
+            try:
+                self.dealer.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self.monitor.close()
+        self.sub.close()
+        self.dealer.close()
 
 
 class _Io:
@@ -250,7 +308,7 @@ class _Io:
         pub: zmq.Socket,
         beacons: BeaconSocket,
         poller: zmq.Poller,
-        peers: dict[str, tuple[zmq.Socket, zmq.Socket]],
+        peers: dict[str, _Link],
         session: BroadcastSession,
     ) -> None:
         self.ctx = ctx
@@ -261,6 +319,7 @@ class _Io:
         self.peers = peers
         self.session = session
         self.sub_owner: dict[zmq.Socket, str] = {}
+        self.monitor_owner: dict[zmq.Socket, str] = {}
 
     def event(self, kind: Kind, **body: Any) -> None:
         send(self.pipe, kind, **body)
@@ -276,13 +335,26 @@ class _Io:
                 if link is None:
                     log.debug("no link to %s for a send", output.node_id[:8])
                 else:
-                    self._send(link[1], output.frames, output.node_id[:8])
+                    self._send(link.dealer, output.frames, output.node_id[:8])
             elif isinstance(output, Connect):
                 self._connect(output)
             elif isinstance(output, Disconnect):
                 self._disconnect(output.node_id)
             else:
                 send_event(self.pipe, output)
+
+    def link_events(self, monitor: zmq.Socket, now: float) -> None:
+        """What a DEALER's monitor reported: its connection dropped or came (back) up."""
+        for frames in _drain(monitor):
+            node_id = self.monitor_owner.get(monitor)
+            if node_id is None:  # its peer was disconnected by an earlier event
+                return
+            event = _monitor_event(frames)
+            if event == zmq.EVENT_DISCONNECTED:
+                log.debug("the connection to %s dropped", node_id[:8])
+                self.perform(self.session.on_link_down(node_id, now))
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.perform(self.session.on_link_up(node_id, now))
 
     def _send(self, sock: zmq.Socket, frames: tuple[bytes, ...], where: str) -> None:
         try:
@@ -302,25 +374,29 @@ class _Io:
         dealer.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
         dealer.setsockopt(zmq.SNDTIMEO, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        monitor = None
         try:
+            monitor = dealer.get_monitor_socket(LINK_EVENTS)
+            monitor.linger = 0
             sub.connect(f"tcp://{peer.address}:{peer.pub_port}")
             dealer.connect(f"tcp://{peer.address}:{peer.router_port}")
         except zmq.ZMQError as error:
             log.warning("cannot connect to %s at %s: %s", peer.user, peer.address, error)
-            sub.close()
-            dealer.close()
+            _Link(sub, dealer, monitor).close()
             return
-        self.peers[peer.node_id] = (sub, dealer)
+        self.peers[peer.node_id] = _Link(sub, dealer, monitor)
         self.sub_owner[sub] = peer.node_id
         self.poller.register(sub, zmq.POLLIN)
+        self.monitor_owner[monitor] = peer.node_id
+        self.poller.register(monitor, zmq.POLLIN)
         log.info("connected to %s (%s) at %s", peer.user, peer.node_id[:8], peer.address)
 
     def _disconnect(self, node_id: str) -> None:
         link = self.peers.pop(node_id, None)
         if link is None:
             return
-        sub, dealer = link
-        self.poller.unregister(sub)
-        self.sub_owner.pop(sub, None)
-        sub.close()
-        dealer.close()
+        self.poller.unregister(link.sub)
+        self.sub_owner.pop(link.sub, None)
+        self.poller.unregister(link.monitor)
+        self.monitor_owner.pop(link.monitor, None)
+        link.close()

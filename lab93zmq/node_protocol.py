@@ -16,7 +16,9 @@ Commands (frames as in ``wire.py``; every header carries ``"node"``, the
 sender's node id; see docs/PROTOCOL.rst, "Broadcast mode")::
 
     on the PUB (to every subscriber)
-      MSG    {node}          1 payload: a room message the sender authored
+      MSG    {node}          1..BATCH_MESSAGES payloads: room messages the sender
+                             authored, in its numbering order (a burst of posts
+                             goes out as one MSG)
       BEAT   {node, vector}  the sender's version vector, every interval and
                              soon after it stored new room messages
     to a peer's ROUTER (over our DEALER)
@@ -34,6 +36,12 @@ SYNC outstanding per peer and asks again at once after a BATCH that made
 progress while the peer still holds more, so a long catch-up goes in bounded
 batches with flow control. Every node answers SYNC from everything it holds,
 so messages of authors who have left are relayed too.
+
+Liveness: the peer table (``presence.PeerTable``) drops a peer on LEAVING,
+after 5 silent intervals, or - told by the shell's socket monitor through
+``on_link_down`` that our DEALER's connection to it dropped - when no beacon
+from it follows within 1.5 intervals (a PROBE asks live peers to answer at
+once).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -71,13 +80,15 @@ BATCH_MESSAGES = 200  # messages in one BATCH or DM command
 BATCH_BYTES = 1 << 20  # and about this many bytes of payload
 MAX_ACK_IDS = 10_000
 PENDING_LIMIT = 256  # strangers whose SYNC or owed ACK we keep until they beacon
+DUPLICATE = "a message with this id is already in the inbox"
 
 # Command names (frame 1).
 MSG, BEAT, SYNC, BATCH, DM, ACK = "MSG", "BEAT", "SYNC", "BATCH", "DM", "ACK"
 PUB, ROUTER = "pub", "router"
-# What ``BroadcastSession.stats`` counts (dropped input, and sends the shell had to drop).
+# What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop, and
+# connections to live peers that dropped).
 STAT_KEYS = ("bad_beacons", "bad_frames", "bad_messages", "misaddressed", "conflicts",
-             "send_dropped")
+             "send_dropped", "links_dropped")
 
 
 # -- what the shell must do ------------------------------------------------
@@ -144,6 +155,8 @@ class Store(Protocol):
     def outbox(self) -> list[Message]: ...
 
     def acknowledge(self, message_ids: Iterable[str]) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
 
 
 class Draft(Protocol):
@@ -248,6 +261,8 @@ class BroadcastSession:
         self._offered: dict[str, float] = {}  # direct message id -> last offered
         self._status: Status | None = None
         self._ever_connected = False
+        self._probed: float | None = None  # when on_link_down last sent a PROBE
+        self._confirmed = 0  # the highest mark for our origin any peer reported, this run
         self._handlers = {
             (PUB, MSG): None,  # gathered and stored together by receive_many
             (PUB, BEAT): self._on_beat,
@@ -269,27 +284,95 @@ class BroadcastSession:
         return [SendBeacon(leaving.encode())]
 
     def post(self, draft: Draft, now: float) -> list[Output]:
-        """Author a message (room or direct), store it and send it.
+        """Author one message (room or direct), store it and send it (see ``post_many``)."""
+        return self.post_many([draft], now)
 
-        A number is used only once the message is stored, so this node's room
-        sequence never has a hole (peers' contiguous marks depend on that).
+    def post_many(self, drafts: Sequence[Draft], now: float) -> list[Output]:
+        """Author a burst of posts, store them and send them, in posting order.
+
+        The room posts are numbered and stored in one transaction, then
+        published together (a MSG carries up to BATCH_MESSAGES). A number is
+        used only once its message is stored, so this node's room sequence
+        never has a hole (peers' contiguous marks depend on that): if the
+        inbox refuses any of the burst (an id it already holds), nothing of
+        it is kept and the posts are stored one by one instead.
         """
+        outputs: list[Output] = []
+        room: list[Draft] = []
+        for draft in drafts:
+            if draft.to is None:
+                room.append(draft)
+                continue
+            outputs += self._post_room(room, now)
+            room = []
+            outputs += self._post_one(draft, now)
+        outputs += self._post_room(room, now)
+        return outputs + self._check_accepted(now)
+
+    def _post_room(self, drafts: Sequence[Draft], now: float) -> list[Output]:
+        if len(drafts) <= 1:
+            return [out for draft in drafts for out in self._post_one(draft, now)]
+        rejected: list[Output] = []
+        authored: list[tuple[Draft, Message]] = []
+        seen: set[str] = set()
+        for draft in drafts:
+            if draft.id in seen:
+                rejected.append(Rejected(draft.id, DUPLICATE))
+                continue
+            seq = self._next_seq[False] + len(authored)
+            try:
+                authored.append((draft, draft.author(self.user, self.node_id, seq)))
+            except MessageError as error:
+                rejected.append(Rejected(draft.id, str(error)))
+                continue
+            seen.add(draft.id)
+        try:
+            with self.store.transaction():
+                fresh = self.store.save_many([(m, None, None) for _, m in authored])
+                if not all(fresh):
+                    raise StoreError(DUPLICATE)  # roll the whole burst back
+        except StoreError:
+            # Rare: one by one, so each refused post is named and numbers stay contiguous.
+            return rejected + [out for draft, _ in authored for out in self._post_one(draft, now)]
+        self._next_seq[False] += len(authored)
+        return rejected + self._publish([message for _, message in authored])
+
+    def _post_one(self, draft: Draft, now: float) -> list[Output]:
         direct = draft.to is not None
         try:
             message = draft.author(self.user, self.node_id, self._next_seq[direct])
             if direct:
                 self.store.queue(message)
             elif not self.store.save(message):
-                raise StoreError("a message with this id is already in the inbox")
+                raise StoreError(DUPLICATE)
         except (MessageError, StoreError) as error:
             return [Rejected(draft.id, str(error))]
         self._next_seq[direct] += 1
         if direct:
             return self._post_direct(message, now)
-        self.tracker.observe(self.node_id, message.origin_seq)
-        self._pending_room[message.id] = message.origin_seq
-        frames = wire.command(MSG, {"node": self.node_id}, [message]).frames()
-        return [Publish(tuple(frames))] + self._check_accepted(now)
+        return self._publish([message])
+
+    def _publish(self, messages: Sequence[Message]) -> list[Output]:
+        """Our room messages, stored: MSGs of at most BATCH_MESSAGES / about BATCH_BYTES.
+
+        Each is pending until every live peer holds it.
+        """
+        header = {"node": self.node_id}
+        outputs: list[Output] = []
+        payloads: list[bytes] = []
+        size = 0
+        for message in messages:
+            self.tracker.observe(self.node_id, message.origin_seq)
+            self._pending_room[message.id] = message.origin_seq
+            data = message.encode()
+            if payloads and (len(payloads) == BATCH_MESSAGES or size + len(data) > BATCH_BYTES):
+                outputs.append(Publish(tuple(wire.Command(MSG, header, tuple(payloads)).frames())))
+                payloads, size = [], 0
+            payloads.append(data)
+            size += len(data)
+        if payloads:
+            outputs.append(Publish(tuple(wire.Command(MSG, header, tuple(payloads)).frames())))
+        return outputs
 
     def _post_direct(self, message: Message, now: float) -> list[Output]:
         self._pending_direct.add(message.id)
@@ -353,8 +436,11 @@ class BroadcastSession:
         if self._discovery_due is not None and now >= self._discovery_due:
             self._discovery_due = None
         for left in self.peers.expire(now):
-            outputs += self._left(left.peer, f"{left.peer.user} is gone (silent for "
-                                              f"{self.peers.timeout:g} s)")
+            if left.reason == "lost":
+                why = f"connection lost, no beacon for {self.peers.link_grace:g} s"
+            else:
+                why = f"silent for {self.peers.timeout:g} s"
+            outputs += self._left(left.peer, f"{left.peer.user} is gone ({why})")
         if self.beacons.due(now):
             outputs.append(SendBeacon(self._announce.encode()))
             self.beacons.sent(now)
@@ -419,6 +505,31 @@ class BroadcastSession:
             outputs.append(Notice(notice))
         return outputs
 
+    # -- connections -----------------------------------------------------------------
+
+    def on_link_down(self, node_id: str, now: float) -> list[Output]:
+        """Our DEALER's connection to this peer dropped (the shell's socket monitor).
+
+        A killed process's kernel closes its connections at once, so this is
+        the first sign of a crash. The peer stays live for ``link_grace``
+        (1.5 intervals): a beacon from it in that time, or the connection
+        coming back, keeps it; otherwise ``tick`` drops it. A PROBE goes out
+        (at most one per interval / 10) so a live peer answers at once rather
+        than at its next periodic beacon.
+        """
+        if node_id not in self._links or not self.peers.on_link_down(node_id, now):
+            return []
+        self.stats["links_dropped"] += 1
+        if self._probed is not None and now < self._probed + self.beacons.answer_gap:
+            return []  # one probe answers for every link that dropped meanwhile
+        self._probed = now
+        return [SendBeacon(Beacon.probe(self.node_id).encode())]
+
+    def on_link_up(self, node_id: str, now: float) -> list[Output]:
+        """Our DEALER's connection to this peer is (back) up."""
+        self.peers.on_link_up(node_id)
+        return []
+
     # -- frames --------------------------------------------------------------------
 
     def receive(self, frames: Sequence[bytes], now: float, via: str | None = None) -> list[Output]:
@@ -443,7 +554,7 @@ class BroadcastSession:
             sender, command = parsed
             try:
                 if command.name == MSG:
-                    room.append(self._room_message(command))
+                    room += self._room_messages(command)
                     continue
                 outputs += self._flush(room, via, now)
                 outputs += self._handlers[(ROUTER if via is None else PUB, command.name)](
@@ -479,14 +590,16 @@ class BroadcastSession:
         self.stats["bad_frames"] += 1
         log.info("dropped frames from %s: %s", via[:8] if via else "the ROUTER", error)
 
-    def _room_message(self, command: wire.Command) -> Message:
-        """The one room message a MSG carries; ProtocolError otherwise."""
-        if len(command.payloads) != 1:
-            raise ProtocolError(f"MSG carries {len(command.payloads)} messages, not 1")
-        message = Message.decode(command.payloads[0])
-        if message.is_direct:
+    def _room_messages(self, command: wire.Command) -> list[Message]:
+        """The room messages a MSG carries; ProtocolError (the whole MSG is dropped) otherwise."""
+        if not 1 <= len(command.payloads) <= BATCH_MESSAGES:
+            raise ProtocolError(
+                f"MSG carries {len(command.payloads)} messages, not 1 to {BATCH_MESSAGES}"
+            )
+        messages = [Message.decode(payload) for payload in command.payloads]
+        if any(message.is_direct for message in messages):
             raise ProtocolError("a direct message was published to the room")
-        return message
+        return messages
 
     def _flush(self, room: list[Message], via: str | None, now: float) -> list[Output]:
         """Store the MSGs gathered so far (and empty the list); pull from ``via`` on a gap."""
@@ -503,7 +616,7 @@ class BroadcastSession:
         link = self._links.get(sender)
         if link is None:
             return []
-        link.vector = vector
+        self._heard(link, vector)
         if _behind(vector, self.tracker.vector()):
             return self._pull(sender, now)
         return []
@@ -520,7 +633,7 @@ class BroadcastSession:
 
     def _answer_sync(self, sender: str, vector: dict[str, int], now: float) -> list[Output]:
         link = self._links[sender]
-        link.vector = vector
+        self._heard(link, vector)
         mine = self.tracker.vector()
         payloads: list[bytes] = []
         size = 0
@@ -561,7 +674,7 @@ class BroadcastSession:
         link = self._links.get(sender)
         if link is None:
             return outputs
-        link.vector = vector
+        self._heard(link, vector)
         link.pull_since = None
         progressed = self.tracker.vector() != before
         if progressed and _behind(vector, self.tracker.vector()):
@@ -730,16 +843,28 @@ class BroadcastSession:
                 outputs += self._offer(link.peer, now)
         return outputs
 
+    def _heard(self, link: _Link, vector: dict[str, int]) -> None:
+        """A live peer reported what it holds."""
+        link.vector = vector
+        self._confirmed = max(self._confirmed, vector.get(self.node_id, 0))
+
     def _check_accepted(self, now: float) -> list[Output]:
-        """Room posts every live peer holds, once discovery had one interval and a peer exists.
+        """Room posts every live peer holds, once discovery had one interval and a peer held them.
 
         Marks are contiguous, so every pending post numbered up to the lowest
         mark any live peer reported for our origin is held by all of them.
+        When every peer has gone, the posts some peer reported holding before
+        it went are accepted too: at least one peer holds them, and no live
+        peer lacks them (a peer that leaves right after its last BEAT was
+        lost on a SUB still connecting must not strand them).
         Pending posts are in numbering order (dict order = posting order).
         """
-        if not self._pending_room or now < self.started + self.interval or not self._links:
+        if not self._pending_room or now < self.started + self.interval:
             return []
-        floor = min((link.vector or {}).get(self.node_id, 0) for link in self._links.values())
+        if self._links:
+            floor = min((link.vector or {}).get(self.node_id, 0) for link in self._links.values())
+        else:
+            floor = self._confirmed
         done = []
         for message_id, seq in self._pending_room.items():
             if seq > floor:

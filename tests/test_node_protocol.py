@@ -19,6 +19,7 @@ from lab93zmq.message import Message, make_id
 from lab93zmq.node_protocol import (
     BATCH,
     BATCH_MESSAGES,
+    BEAT,
     DM,
     MSG,
     SYNC,
@@ -85,6 +86,15 @@ class Node:
         post = Post(make_id(sent_at, entropy), content, None, to, sent_at)
         self.lan.perform(self, self.session.post(post, self.lan.now))
         return post.id
+
+    def draft(self, content: str, to: str | None = None) -> Post:
+        self.posts += 1
+        sent_at = T0 + timedelta(seconds=self.lan.now)
+        entropy = self.name.encode().ljust(6, b"-")[:6] + self.posts.to_bytes(4, "big")
+        return Post(make_id(sent_at, entropy), content, None, to, sent_at)
+
+    def post_many(self, drafts: list[Post]) -> None:
+        self.lan.perform(self, self.session.post_many(drafts, self.lan.now))
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
@@ -197,8 +207,8 @@ def test_two_nodes_meet_at_once_and_swap_what_each_wrote_alone(lan):
     lan.run(2.0)
     bob = lan.node("bob")
     bob.post("b0")
-    # Far less than one interval: a newcomer is answered at once (rate limit: interval / 10).
-    lan.run(INTERVAL / 10)
+    # A newcomer is answered at once (the rate limit, interval / 10, counts answers only).
+    lan.run(0.0)
     assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
     assert sorted(bob.incoming()) == ["a0", "a1", "a2"]
     assert alice.incoming() == ["b0"]
@@ -226,6 +236,49 @@ def test_status_and_notices_say_who_is_there(lan):
     assert Notice("carol is gone (silent for 5 s)") in alice.of(Notice)
     assert alice.of(Status)[-1] == Status(False, "no broadcast peers left on lan")
     assert alice.subs == set()
+
+
+def test_a_killed_peer_whose_link_dropped_is_gone_after_one_and_a_half_intervals(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.5)
+    bob.stop(clean=False)  # kill -9: no LEAVING, but its kernel closes the connections
+    outputs = alice.session.on_link_down(bob.node_id, lan.now)
+    probe = Beacon.decode(outputs[0].data)
+    assert probe.kind is Kind.PROBE and probe.node_id == alice.node_id
+    lan.perform(alice, outputs)
+    lan.run(1.5 * INTERVAL - 0.01)
+    assert alice.session.who() == ["bob"]
+    lan.run(0.01)
+    assert alice.session.who() == []
+    assert Notice("bob is gone (connection lost, no beacon for 1.5 s)") in alice.of(Notice)
+    assert alice.subs == set()
+
+
+def test_a_live_peer_whose_link_dropped_answers_the_probe_and_stays(lan):
+    alice, bob, carol = lan.node("alice"), lan.node("bob"), lan.node("carol")
+    lan.run(0.5)
+    lan.perform(alice, alice.session.on_link_down(bob.node_id, lan.now))
+    # Bob answered the probe at once; carol's drop right after sends none (rate limit),
+    # and her next periodic beacon comes within the grace.
+    assert alice.session.on_link_down(carol.node_id, lan.now) == []
+    lan.run(10 * INTERVAL)
+    assert alice.session.who() == ["bob", "carol"]
+    assert not [n for n in alice.of(Notice) if "gone" in n.text]
+    # The doubt was cleared by the answer; a later drop is judged on its own.
+    lan.perform(alice, alice.session.on_link_down(bob.node_id, lan.now))
+    lan.perform(alice, alice.session.on_link_up(bob.node_id, lan.now))
+    lan.nodes["bob"].stop(clean=False)
+    lan.run(2 * INTERVAL)
+    assert alice.session.who() == ["bob", "carol"]  # reconnected: only silence drops it now
+    lan.run(5 * INTERVAL)
+    assert alice.session.who() == ["carol"]
+    assert Notice("bob is gone (silent for 5 s)") in alice.of(Notice)
+
+
+def test_link_events_for_strangers_are_ignored(lan):
+    alice = lan.node("alice")
+    assert alice.session.on_link_down("c" * 32, lan.now) == []
+    assert alice.session.on_link_up("c" * 32, lan.now) == []
 
 
 def test_any_traffic_keeps_a_peer_alive(lan):
@@ -427,10 +480,29 @@ def test_a_post_is_accepted_after_discovery_once_every_live_peer_holds_it(lan):
     lan.run(1.0)
     assert first not in alice.accepted()  # carol still lacks it
     lan.drop = lambda *args: False
-    lan.run(1.2)
+    lan.run(1.7)  # carol asks again pull_timeout (2 s) after her lost first SYNC
     assert carol.incoming() == ["early"]
     assert alice.accepted() == {first}
     assert len(alice.of(Accepted)) == 1
+
+
+def test_posts_a_peer_held_are_accepted_when_the_peers_that_never_said_so_leave(lan):
+    alice, bob, carol = lan.node("alice"), lan.node("bob"), lan.node("carol")
+    lan.run(1.5)
+    # Carol's reports never reach alice (say her BEATs met a SUB still connecting).
+    lan.drop = lambda src, dst, name: src is carol and dst is alice and name == BEAT
+    held = alice.post("held by both")
+    lan.run(0.5)
+    assert held not in alice.accepted()  # carol, live, has not said she holds it
+    bob.stop()
+    lan.run(0.1)
+    assert held not in alice.accepted()
+    carol.stop()  # the last peer leaves; bob reported holding it before he left
+    lan.run(0.1)
+    assert alice.accepted() == {held}
+    lost = alice.post("after everyone left")
+    lan.run(3.0)
+    assert lost not in alice.accepted()  # no peer ever held this one
 
 
 def test_no_peer_means_no_accepted_and_no_busy_loop(lan):
@@ -522,6 +594,101 @@ def test_messages_read_in_a_row_are_stored_in_one_transaction(lan, monkeypatch):
     lan.perform(alice, alice.session.receive_many(batch, lan.now, via=bob.node_id))
     assert alice.incoming() == ["m1", "m2", "m3"]
     assert calls == [3]
+    assert alice.session.stats["bad_frames"] == 1
+
+
+# -- bursts ---------------------------------------------------------------------------------
+
+
+def _count_calls(monkeypatch, inbox: Inbox, name: str) -> list[int]:
+    calls: list[int] = []
+    real = getattr(inbox, name)
+
+    def counting(batch, *args):
+        calls.append(len(batch))
+        return real(batch, *args)
+
+    monkeypatch.setattr(inbox, name, counting)
+    return calls
+
+
+def test_a_burst_of_posts_is_one_transaction_and_one_msg(lan, monkeypatch):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(1.5)
+    saves = _count_calls(monkeypatch, alice.inbox, "save_many")
+    published = []
+    perform = lan.perform
+    lan.perform = lambda src, outputs: (
+        published.extend(o for o in outputs if src is alice and isinstance(o, Publish)),
+        perform(src, outputs),
+    )
+    drafts = [alice.draft(f"line {n}") for n in range(BATCH_MESSAGES + 5)]
+    alice.post_many(drafts)
+    assert saves == [BATCH_MESSAGES + 5]
+    msgs = [wire.decode(o.frames) for o in published if wire.decode(o.frames).name == MSG]
+    assert [len(c.payloads) for c in msgs] == [BATCH_MESSAGES, 5]
+    assert bob.incoming() == [f"line {n}" for n in range(BATCH_MESSAGES + 5)]
+    seqs = sorted(m.origin_seq for m in alice.inbox.history() if m.origin == alice.node_id)
+    assert seqs == list(range(1, BATCH_MESSAGES + 6))
+    lan.run(0.5)
+    assert alice.accepted() == {d.id for d in drafts}
+
+
+def test_a_burst_keeps_posting_order_around_direct_messages_and_bad_posts(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(1.5)
+    first, dm, second = alice.draft("one"), alice.draft("psst", to="bob"), alice.draft("two")
+    twice = alice.draft("three")
+    empty = alice.draft("")
+    alice.post_many([first, dm, second, twice, twice, empty])
+    rejected = {e.id: e.reason for e in alice.of(Rejected)}
+    assert set(rejected) == {twice.id, empty.id}  # the second copy of twice, and the empty one
+    assert "already in the inbox" in rejected[twice.id]
+    assert bob.incoming() == ["one", "psst", "two", "three"]
+    lan.run(0.5)
+    assert alice.accepted() == {first.id, dm.id, second.id, twice.id}
+    room = sorted(
+        (m.origin_seq, m.content) for m in alice.inbox.history()
+        if m.origin == alice.node_id and not m.is_direct
+    )
+    assert room == [(1, "one"), (2, "two"), (3, "three")]
+
+
+def test_a_burst_with_an_id_already_stored_is_rolled_back_and_numbered_without_holes(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(1.5)
+    old = alice.draft("old")
+    alice.post_many([old])
+    burst = [alice.draft("new 1"), old, alice.draft("new 2")]
+    alice.post_many(burst)
+    assert [e.id for e in alice.of(Rejected)] == [old.id]
+    room = sorted(
+        (m.origin_seq, m.content) for m in alice.inbox.history() if m.origin == alice.node_id
+    )
+    assert room == [(1, "old"), (2, "new 1"), (3, "new 2")]
+    assert bob.incoming() == ["old", "new 1", "new 2"]
+    lan.run(1.0)
+    assert [n for n, _, _ in bob.sent].count(SYNC) == 1  # no gap was ever seen
+
+
+def test_a_msg_of_many_with_a_gap_before_it_is_pulled_and_shown_in_order(lan):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(1.5)
+    lan.drop = lambda src, dst, name: name == MSG and not _authored(src, "second burst 0")
+    alice.post_many([alice.draft(f"first burst {n}") for n in range(3)])
+    lan.drop = lambda *args: False
+    alice.post_many([alice.draft(f"second burst {n}") for n in range(3)])
+    expected = [f"first burst {n}" for n in range(3)] + [f"second burst {n}" for n in range(3)]
+    assert bob.incoming() == expected
+
+
+@pytest.mark.parametrize("count", [0, BATCH_MESSAGES + 1])
+def test_a_msg_with_no_or_too_many_messages_is_dropped(lan, count):
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    payloads = tuple(_message(bob.node_id, f"m{n}", seq=n + 1).encode() for n in range(count))
+    frames = wire.Command(MSG, {"node": bob.node_id}, payloads).frames()
+    assert alice.session.receive(frames, lan.now, via=bob.node_id) == []
     assert alice.session.stats["bad_frames"] == 1
 
 
