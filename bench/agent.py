@@ -104,8 +104,9 @@ class OursNode:
                 return
             event = recv(self.handle.pipe)
             if event.kind is Kind.INCOMING:
-                if event.body["message"]["content"].startswith(self.received.tag):
-                    self.received.add()
+                for message in event.body["messages"]:
+                    if message["content"].startswith(self.received.tag):
+                        self.received.add()
             elif event.kind is Kind.STATUS:
                 found = re.match(r"(\d+) peer", event.body.get("detail", ""))
                 count = int(found.group(1)) if found else 1  # a repeater client: the server

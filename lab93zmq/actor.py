@@ -18,7 +18,7 @@ Events (actor -> front end):
 
 ``READY``          {"node_id", "detail"}
 ``FATAL``          {"error"}: the actor cannot go on; ``error`` is a user sentence
-``INCOMING``       {"message": wire dict}: a message new to this inbox
+``INCOMING``       {"messages": [wire dicts]}: messages new to this inbox, in order
 ``ACCEPTED``       {"ids": [...]}: these posts are delivered (see DESIGN.md)
 ``REJECTED``       {"id", "reason"}: this post can never be delivered
 ``STATUS``         {"connected": bool, "detail"}: connection state changed
@@ -46,7 +46,7 @@ from typing import Any
 import zmq
 
 from .errors import Lab93Error, ProtocolError
-from .events import Event, pipe_form
+from .events import Event, pipe_form, pipe_forms
 from .message import Message, parse_time
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,12 @@ def send_event(pipe: zmq.Socket, event: Event) -> None:
     """A protocol core's event to the front end, as its typed pipe message."""
     kind, body = pipe_form(event)
     send(pipe, Kind(kind), **body)
+
+
+def send_events(pipe: zmq.Socket, events: list[Event]) -> None:
+    """Several events, a run of incoming messages as one pipe message."""
+    for kind, body in pipe_forms(events):
+        send(pipe, Kind(kind), **body)
 
 
 def recv(pipe: zmq.Socket) -> PipeMessage:

@@ -198,7 +198,8 @@ class FrontEnd:
         body = event.body
         kind = event.kind
         if kind is Kind.INCOMING:
-            self.printer.message(Message.from_wire_dict(body["message"]))
+            for fields in body["messages"]:
+                self.printer.message(Message.from_wire_dict(fields))
         elif kind is Kind.ACCEPTED:
             for message_id in body["ids"]:
                 self.pending.pop(message_id, None)

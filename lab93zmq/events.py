@@ -6,6 +6,7 @@ A core returns these among its outputs; the actor's shell passes each to
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,25 @@ class Users:
 Event = Incoming | Accepted | Rejected | Status | Notice | Users
 
 
+def pipe_forms(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
+    """The pipe messages for ``events``, in order; a run of Incoming becomes one message.
+
+    One pipe message per chat message cost a receiving broadcast node ~40 % of
+    its actor thread at 10k messages/s (JSON and the GIL); a run costs one.
+    """
+    forms: list[tuple[str, dict[str, Any]]] = []
+    for event in events:
+        if isinstance(event, Incoming) and forms and forms[-1][0] == "incoming":
+            forms[-1][1]["messages"].append(event.message.to_wire_dict())
+        else:
+            forms.append(pipe_form(event))
+    return forms
+
+
 def pipe_form(event: Event) -> tuple[str, dict[str, Any]]:
     """The pipe message kind (actor.Kind's value) and body for ``event``."""
     if isinstance(event, Incoming):
-        return "incoming", {"message": event.message.to_wire_dict()}
+        return "incoming", {"messages": [event.message.to_wire_dict()]}
     if isinstance(event, Accepted):
         return "accepted", {"ids": list(event.ids)}
     if isinstance(event, Rejected):

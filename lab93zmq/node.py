@@ -34,7 +34,7 @@ from typing import Any
 
 import zmq
 
-from .actor import Actor, Kind, PipeMessage, Post, send, send_event
+from .actor import Actor, Kind, PipeMessage, Post, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig
 from .errors import ConfigError, Lab93Error, ProtocolError
@@ -325,6 +325,7 @@ class _Io:
         send(self.pipe, kind, **body)
 
     def perform(self, outputs: list[Output]) -> None:
+        events = []
         for output in outputs:
             if isinstance(output, SendBeacon):
                 self.beacons.send(output.data)
@@ -341,7 +342,8 @@ class _Io:
             elif isinstance(output, Disconnect):
                 self._disconnect(output.node_id)
             else:
-                send_event(self.pipe, output)
+                events.append(output)
+        send_events(self.pipe, events)
 
     def link_events(self, monitor: zmq.Socket, now: float) -> None:
         """What a DEALER's monitor reported: its connection dropped or came (back) up."""

@@ -33,8 +33,9 @@ class ScriptedActor(Actor):
         if self.fail_on_start:
             raise Lab93Error(self.fail_on_start)
         pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="scripted actor ready")
-        for message in self.greet:
-            pipe_protocol.send(pipe, Kind.INCOMING, message=message.to_wire_dict())
+        if self.greet:
+            rows = [message.to_wire_dict() for message in self.greet]
+            pipe_protocol.send(pipe, Kind.INCOMING, messages=rows)
         while True:
             request = pipe_protocol.recv(pipe)
             self.requests.append(request.kind)
@@ -150,8 +151,7 @@ def test_listen_prints_json_lines_only_on_stdout(ctx):
     greet = [make_message(1, "pizza?", subject="lunch"), make_message(2, "psst", to="me")]
     env = environment()
     front = FrontEnd(start(ctx, ScriptedActor(greet)), env, FrontEndOptions(json=True))
-    for _ in greet:
-        front.pump(2)
+    front.pump(2)  # one pipe message carries both
     front.handle.stop()
     rows = [json.loads(line) for line in env.stdout.getvalue().splitlines()]
     assert rows == [m.to_json_dict() for m in greet]

@@ -73,7 +73,9 @@ class Live:
         return [e.body for e in self.events if e.kind is kind]
 
     def incoming(self) -> list[str]:
-        return [Message.from_wire_dict(b["message"]).content for b in self.of(Kind.INCOMING)]
+        return [
+            Message.from_wire_dict(m).content for b in self.of(Kind.INCOMING) for m in b["messages"]
+        ]
 
     def accepted(self) -> set[str]:
         return {i for b in self.of(Kind.ACCEPTED) for i in b["ids"]}
@@ -226,7 +228,7 @@ def test_catch_up_of_many_messages(cluster):
     alice = cluster.start("alice")
     started = time.monotonic()
     bob = cluster.start("bob")
-    took = wait_for([alice, bob], lambda: len(bob.of(Kind.INCOMING)) >= total, timeout=30)
+    took = wait_for([alice, bob], lambda: len(bob.incoming()) >= total, timeout=30)
     print(f"catch-up of {total} messages took {took:.2f} s")
     assert len(set(bob.incoming())) == total
     assert time.monotonic() - started < 20
