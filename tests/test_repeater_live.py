@@ -80,7 +80,9 @@ class Node:
         return mid
 
     def incoming(self) -> list[str]:
-        return [e.body["message"]["content"] for e in self.events if e.kind is Kind.INCOMING]
+        return [
+            m["content"] for e in self.events if e.kind is Kind.INCOMING for m in e.body["messages"]
+        ]
 
     def accepted(self) -> set[str]:
         return {i for e in self.events if e.kind is Kind.ACCEPTED for i in e.body["ids"]}
@@ -186,7 +188,7 @@ def test_the_server_front_end_can_post_and_list_users(nodes, tmp_path):
     mid = server.post("welcome, everyone")
     assert server.wait_kind(Kind.ACCEPTED).body["ids"] == [mid]
     got(alice, 1)
-    assert alice.events[-1].body["message"]["from"] == "server"
+    assert alice.events[-1].body["messages"][-1]["from"] == "server"
     server.handle.request(Kind.WHO)
     assert server.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
     assert server.post("") not in server.accepted()
