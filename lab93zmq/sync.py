@@ -112,9 +112,15 @@ class SequenceTracker:
 
     def observe(self, origin: str, seq: int) -> bool:
         """Record that message ``seq`` of ``origin`` is now held; True if the origin has a gap."""
-        _check_origin(origin)
-        _check_count(seq, "sequence number", 1)
-        mark = self._marks.get(origin, 0)
+        mark = self._marks.get(origin)
+        if mark is None:  # a known origin was checked when it became known
+            _check_origin(origin)
+            mark = 0
+        if type(seq) is not int or seq < 1:
+            _check_count(seq, "sequence number", 1)
+        if seq == mark + 1 and origin not in self._ahead:  # the common case: next in line
+            self._marks[origin] = seq
+            return False
         if seq > mark + 1:
             self._ahead.setdefault(origin, set()).add(seq)
         elif seq == mark + 1:
