@@ -75,16 +75,15 @@ def decode(frames: Sequence[bytes]) -> Command:
         raise ProtocolError(f"{name} header is larger than {MAX_HEADER_BYTES} bytes")
     try:
         header = json.loads(raw_header.decode("utf-8")) if raw_header else {}
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deep: not ours
         raise ProtocolError(f"{name} header is not UTF-8 JSON") from None
     if not isinstance(header, dict):
         raise ProtocolError(f"{name} header is not a JSON object")
-    payloads = tuple(bytes(f) for f in frames[3:])
-    if len(payloads) > MAX_PAYLOADS:
+    if len(frames) - 3 > MAX_PAYLOADS:
         raise ProtocolError(f"{name} carries more than {MAX_PAYLOADS} messages")
-    for payload in payloads:
-        if len(payload) > MAX_WIRE_BYTES:
-            raise ProtocolError(f"{name} carries a message larger than {MAX_WIRE_BYTES} bytes")
+    payloads = tuple(map(bytes, frames[3:]))  # bytes(b) is b itself: no copy
+    if payloads and max(map(len, payloads)) > MAX_WIRE_BYTES:
+        raise ProtocolError(f"{name} carries a message larger than {MAX_WIRE_BYTES} bytes")
     return Command(name, header, payloads)
 
 

@@ -5,7 +5,7 @@ import pytest
 from conftest import NODE_A, T0, make_message
 
 from lab93zmq.errors import MessageError
-from lab93zmq.message import MAX_CONTENT_BYTES, MAX_WIRE_BYTES, Message, make_id
+from lab93zmq.message import MAX_CONTENT_BYTES, MAX_WIRE_BYTES, Message, make_id, time_text
 
 
 def test_wire_round_trip_keeps_every_field():
@@ -69,6 +69,7 @@ def wire(**changes):
         (b"{not json", "message"),
         (b"[1, 2]", "message"),
         (b"x" * (MAX_WIRE_BYTES + 1), "message"),
+        (b"[" * 5000, "message"),  # nested past the recursion limit: refused, no crash
     ],
 )
 def test_bad_input_names_the_field(data, field):
@@ -97,3 +98,63 @@ def test_unknown_extra_fields_are_ignored_for_forward_compatibility():
     fields = make_message(3).to_wire_dict()
     fields["future"] = {"anything": 1}
     assert Message.decode(json.dumps(fields).encode()) == make_message(3)
+
+
+@pytest.mark.parametrize(
+    "content, ok",
+    [
+        ("x" * MAX_CONTENT_BYTES, True),
+        ("é" * (MAX_CONTENT_BYTES // 2), True),
+        ("é" * (MAX_CONTENT_BYTES // 2) + "x", False),  # few characters, too many bytes
+        ("\ud800", False),  # a lone surrogate (JSON "\\ud800") is no Unicode text
+    ],
+)
+def test_content_is_measured_in_utf8_bytes(content, ok):
+    fields = make_message(1).to_wire_dict()
+    fields["content"] = content
+    # Raw UTF-8 (escapes would pass the size limit); a surrogate can only come escaped.
+    data = json.dumps(fields, ensure_ascii="\ud800" in content).encode()
+    if ok:
+        assert Message.decode(data).content == content
+    else:
+        with pytest.raises(MessageError) as caught:
+            Message.decode(data)
+        assert caught.value.field == "content"
+
+
+@pytest.mark.parametrize(
+    "data, ok",
+    [
+        (b" \n" + wire() + b"\r\n\t", True),  # white space around the object is JSON
+        (wire() + b" {}", False),  # a second value is not
+        (wire()[:-1], False),
+        (b"\xef\xbb\xbf" + wire(), False),  # a UTF-8 BOM is refused, as json.loads does
+        (b"", False),
+    ],
+)
+def test_json_edges_match_json_loads(data, ok):
+    if ok:
+        assert Message.decode(data) == make_message(1)
+    else:
+        with pytest.raises(MessageError) as caught:
+            Message.decode(data)
+        assert caught.value.field == "message"
+
+
+def test_decoded_and_constructed_messages_agree():
+    plus_two = timezone(timedelta(hours=2))
+    fields = make_message(4, "é ok", subject="s", to="bob").to_wire_dict()
+    fields["sent_at"] = T0.astimezone(plus_two).isoformat()
+    decoded = Message.decode(json.dumps(fields).encode())
+    assert decoded == make_message(4, "é ok", subject="s", to="bob")
+    assert decoded.sent_at.tzinfo is timezone.utc
+    with pytest.raises(AttributeError):  # still frozen
+        decoded.content = "changed"
+
+
+def test_time_text_is_isoformat_with_microseconds():
+    plus_two = timezone(timedelta(hours=2))
+    times = [T0, T0.replace(microsecond=0), datetime(7, 2, 3, 4, 5, 6, 7, tzinfo=timezone.utc)]
+    times += [T0.astimezone(plus_two), T0.replace(tzinfo=timezone(timedelta(0)))]
+    for when in times:
+        assert time_text(when) == when.isoformat(timespec="microseconds")
