@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import peewee as pw
 
 from .errors import StoreError
-from .message import Message
+from .message import Message, time_text
 from .paths import prepare_parent
 
 SCHEMA_VERSION = 1
@@ -119,13 +119,23 @@ def _to_row(message: Message, server_id: str | None, server_seq: int | None, arr
         message.recipient,
         message.subject,
         message.content,
-        message.sent_at.isoformat(timespec="microseconds"),
+        time_text(message.sent_at),
         message.origin,
         message.origin_seq,
         server_id,
         server_seq,
         arrival,
     )
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    """``items`` in slices of at most ``size`` (peewee's ``chunked`` pads each to ``size``)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
 
 
 def _from_tuple(row: tuple) -> Message:
@@ -232,29 +242,65 @@ class Inbox:
         """
         if not batch:
             return []
+        with self._db.atomic():
+            return self._insert(batch, self._known_ids([m.id for m, _, _ in batch]))
+
+    def save_unknown(
+        self, batch: Sequence[tuple[Message, str | None, int | None]], known: Container[str]
+    ) -> list[bool]:
+        """``save_many`` for a caller that has looked the ids up already (``held``).
+
+        ``known`` holds the ids of the batch that are stored; those are skipped
+        without asking the database again, as is a second copy within the batch.
+        """
+        if not batch:
+            return []
+        with self._db.atomic():
+            return self._insert(batch, known)
+
+    def _insert(
+        self, batch: Sequence[tuple[Message, str | None, int | None]], known: Container[str]
+    ) -> list[bool]:
+        # The caller holds a transaction (or savepoint): a refused row undoes the batch.
+        rows, fresh, seen = [], [], set()
+        arrival = self._arrival
+        for message, server_id, server_seq in batch:
+            mid = message.id
+            is_new = mid not in known and mid not in seen
+            fresh.append(is_new)
+            if is_new:
+                seen.add(mid)
+                arrival += 1
+                rows.append(_to_row(message, server_id, server_seq, arrival))
         try:
-            with self._db.atomic():
-                known = self._known_ids([m.id for m, _, _ in batch])
-                rows, fresh = [], []
-                for message, server_id, server_seq in batch:
-                    is_new = message.id not in known
-                    fresh.append(is_new)
-                    if is_new:
-                        known.add(message.id)
-                        self._arrival += 1
-                        rows.append(_to_row(message, server_id, server_seq, self._arrival))
-                self._db.cursor().executemany(_INSERT, rows)
+            self._db.cursor().executemany(_INSERT, rows)
         except (pw.IntegrityError, sqlite3.IntegrityError) as error:
-            self._arrival = self._message.select(pw.fn.MAX(self._message.arrival)).scalar() or 0
             raise StoreError(f"the inbox refused a message: {error}") from None
+        self._arrival = arrival
         return fresh
 
     def _known_ids(self, ids: Iterable[str]) -> set[str]:
         known: set[str] = set()
-        for chunk in pw.chunked(list(ids), _CHUNK):
-            query = self._message.select(self._message.id).where(self._message.id.in_(chunk))
-            known.update(row[0] for row in query.tuples())
+        for chunk in _chunks(list(ids)):
+            sql = f"SELECT id FROM message WHERE id IN ({_placeholders(len(chunk))})"
+            known.update(row[0] for row in self._db.execute_sql(sql, chunk))
         return known
+
+    def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]:
+        """Which of ``ids`` are stored: each with the number ``server_id`` gave it, or None.
+
+        One query (per 500 ids) for what ``server_seqs`` and ``save_many``
+        would each ask; with ``save_unknown`` it is the repeater's group commit.
+        """
+        found: dict[str, int | None] = {}
+        for chunk in _chunks(list(ids)):
+            sql = (
+                "SELECT id, server_id, server_seq FROM message"
+                f" WHERE id IN ({_placeholders(len(chunk))})"
+            )
+            for mid, sid, seq in self._db.execute_sql(sql, chunk):
+                found[mid] = seq if sid == server_id else None
+        return found
 
     # -- reading ---------------------------------------------------------------
 
@@ -278,16 +324,9 @@ class Inbox:
 
     # -- repeater: server order ----------------------------------------------------
 
-    def server_seqs(self, server_id: str, ids: Sequence[str]) -> dict[str, int]:
+    def server_seqs(self, server_id: str, ids: Iterable[str]) -> dict[str, int]:
         """The server sequence numbers already given to these message ids."""
-        seqs: dict[str, int] = {}
-        m = self._message
-        for chunk in pw.chunked(list(ids), _CHUNK):
-            query = m.select(m.id, m.server_seq).where(
-                (m.id.in_(chunk)) & (m.server_id == server_id)
-            )
-            seqs.update({mid: seq for mid, seq in query.tuples() if seq is not None})
-        return seqs
+        return {mid: seq for mid, seq in self.held(server_id, ids).items() if seq is not None}
 
     def max_server_seq(self, server_id: str) -> int:
         m = self._message
@@ -409,6 +448,15 @@ class Inbox:
         """Everything done inside ``with inbox.transaction():`` commits together (or not at all)."""
         return self._db.atomic()
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now (a passive checkpoint).
+
+        SQLite does this by itself inside the commit that fills the log to 1000
+        pages, which stalls that commit for milliseconds; a caller with idle
+        moments calls this in them instead, so the log rarely gets that far.
+        """
+        self._db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     # -- broadcast: per-origin sequences ------------------------------------------
 
     def next_origin_seq(self, origin: str, direct: bool) -> int:
@@ -475,7 +523,7 @@ class Inbox:
         with self._db.atomic():
             self.save_many([(m, None, None) for m in messages])
             queued: set[str] = set()
-            for chunk in pw.chunked([m.id for m in messages], _CHUNK):
+            for chunk in _chunks([m.id for m in messages]):
                 query = o.select(o.message_id).where(o.message_id.in_(chunk))
                 queued.update(row[0] for row in query.tuples())
             rows = []
@@ -484,7 +532,7 @@ class Inbox:
                     queued.add(message.id)
                     self._queued += 1
                     rows.append({"message_id": message.id, "queued": self._queued})
-            for chunk in pw.chunked(rows, _CHUNK // 2):
+            for chunk in _chunks(rows, _CHUNK // 2):
                 o.insert_many(chunk).execute()
 
     def outbox(self) -> list[Message]:
@@ -497,7 +545,7 @@ class Inbox:
         """Drop acknowledged messages from the outbox; how many were there."""
         removed = 0
         with self._db.atomic():
-            for chunk in pw.chunked(list(message_ids), _CHUNK):
+            for chunk in _chunks(list(message_ids)):
                 removed += self._outbox.delete().where(self._outbox.message_id.in_(chunk)).execute()
         return removed
 

@@ -162,3 +162,39 @@ def test_group_commit_of_many_is_quick_enough_to_matter(tmp_path):
         assert all(inbox.save_many(batch))
         assert inbox.max_server_seq(SERVER) == 5000
         assert time.monotonic() - started < 60
+
+
+def test_held_answers_stored_ids_with_this_servers_numbers(inbox):
+    inbox.save_many(
+        [
+            (make_message(1), SERVER, 1),
+            (make_message(2), "d" * 32, 1),  # numbered by another server
+            (make_message(3), None, None),  # not numbered at all
+        ]
+    )
+    ids = [make_message(s).id for s in (1, 2, 3, 4)]
+    assert inbox.held(SERVER, ids) == {ids[0]: 1, ids[1]: None, ids[2]: None}
+    assert inbox.held(SERVER, []) == {}
+    many = [make_message(s).id for s in range(1, 1201)]  # more than one chunk of ids
+    assert set(inbox.held(SERVER, many)) == set(ids[:3])
+
+
+def test_save_unknown_trusts_the_callers_lookup(inbox):
+    inbox.save(make_message(1))
+    batch = [(make_message(s), None, None) for s in (1, 2, 2, 3)]
+    known = inbox.held(SERVER, [m.id for m, _, _ in batch])
+    assert inbox.save_unknown(batch, known) == [False, True, False, True]
+    assert inbox.count() == 3
+    assert [m.origin_seq for m in inbox.history()] == [1, 2, 3]
+
+
+def test_save_unknown_refused_batch_leaves_nothing(inbox):
+    inbox.save(make_message(2))
+    impostor = make_message(2, "other", author="mallory")
+    impostor = type(impostor)(**{**impostor.__dict__, "id": "f" * 32})
+    with inbox.transaction():
+        with pytest.raises(StoreError):
+            inbox.save_unknown([(make_message(5), None, None), (impostor, None, None)], set())
+        assert make_message(5).id not in inbox  # rolled back to before the batch
+        assert inbox.save(make_message(6)) is True
+    assert [m.origin_seq for m in inbox.history()] == [2, 6]
