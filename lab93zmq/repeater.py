@@ -9,6 +9,12 @@ reads the clock.
 Every send to a peer is non-blocking: a peer whose queue is full loses that
 message (``zmq.Again``) and recovers through the protocol (the client fetches
 what it missed, or re-sends what was not acknowledged).
+
+The server's memory stays bounded under any offered load: ZeroMQ queues only
+``SESSION_RCVHWM`` commands from each session (then stops reading its socket,
+so TCP pushes back on the client, whose DEALER fills and says ``zmq.Again``),
+and ``ROOM_HWM`` room commands for each subscriber (then the PUB drops; the
+subscriber notices the gap at the next TICK and FETCHes it).
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ from .presence import Kind as BeaconKind
 from .repeater_protocol import (
     DEAD_AFTER,
     HEARTBEAT,
+    POST_LIMIT,
     SESSION_TIMEOUT,
     TAIL,
+    WINDOW,
     ClientCore,
     Connect,
     Publish,
@@ -59,9 +67,15 @@ log = logging.getLogger(__name__)
 DRAIN = 1000  # frame lists taken from one socket per loop turn
 MAX_PENDING = 2000  # posts the server gathers before it stores them
 PEER_HWM = 10_000  # messages queued per peer before sends fail (zmq.Again)
-PUB_HWM = 100_000  # room fan-out queued per subscriber before the PUB drops
+# Commands the server's ZeroMQ queues from one session before it stops reading
+# that socket: twice a full window of POSTs (up to POST_LIMIT messages each) and
+# the odd PING or FETCH. A client posting in smaller POSTs waits on TCP, not loses.
+SESSION_RCVHWM = 2 * WINDOW // POST_LIMIT
+ROOM_HWM = 1000  # ROOM commands (up to BATCH_LIMIT messages) queued per subscriber
+SUB_HWM = 100_000  # room commands a client's SUB holds before ZeroMQ stops reading
 MAX_FRAME = 16 * 1024 * 1024  # a peer sending a bigger frame is disconnected by ZeroMQ
 SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
+CHECKPOINT_AFTER = 16  # commits the server makes before it checkpoints its inbox when idle
 GOODBYE_MS = 200  # how long a clean stop waits for its BYE to leave
 
 
@@ -86,6 +100,32 @@ def _tune(sock: zmq.Socket, hwm: int = PEER_HWM) -> zmq.Socket:
     sock.rcvhwm = hwm
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     return sock
+
+
+def _recv_frames(sock: zmq.Socket) -> list[bytes]:
+    """``recv_multipart(NOBLOCK)`` a third cheaper: each frame says whether more follow,
+    so no RCVMORE query per frame (a POST has a frame per message). zmq.Again if none."""
+    frame = sock.recv(zmq.NOBLOCK, copy=False)
+    frames = [frame.bytes]
+    while frame.more:  # the rest of a multipart message is there already
+        frame = sock.recv(zmq.NOBLOCK, copy=False)
+        frames.append(frame.bytes)
+    return frames
+
+
+_MORE = int(zmq.SNDMORE | zmq.NOBLOCK)  # plain ints: an enum flag per frame costs more
+_LAST = int(zmq.NOBLOCK)
+
+
+def _send_frames(sock: zmq.Socket, frames: list[bytes]) -> None:
+    """``send_multipart(frames, NOBLOCK)``: zmq.Again (nothing sent) when the peer is full.
+
+    Only the first frame can fail: ZeroMQ takes the rest of a multipart message with it.
+    """
+    send = sock.send
+    for frame in frames[:-1]:
+        send(frame, _MORE)
+    send(frames[-1], _LAST)
 
 
 def _drain_pipe(pipe: zmq.Socket) -> list[actor.PipeMessage]:
@@ -337,8 +377,9 @@ class RepeaterServer(Actor):
     def _bind(self, net: zmq.Context) -> tuple[zmq.Socket, zmq.Socket]:
         address = self.config.address or "0.0.0.0"
         router = _tune(net.socket(zmq.ROUTER))
+        router.rcvhwm = SESSION_RCVHWM  # flow control: see the module docstring
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or gone peer raises, never blocks
-        pub = _tune(net.socket(zmq.PUB), PUB_HWM)
+        pub = _tune(net.socket(zmq.PUB), ROOM_HWM)
         try:
             where = _tcp(address, self.config.port or "*")
             try:
@@ -371,7 +412,12 @@ class RepeaterServer(Actor):
             False: inbox.next_origin_seq(inbox.node_id, False),
             True: inbox.next_origin_seq(inbox.node_id, True),
         }
+        commits, stored = 0, core.stats["stored"]
         while True:
+            if commits >= CHECKPOINT_AFTER and not router.poll(0):
+                # Idle: copy the log now, not inside a commit someone waits for.
+                inbox.checkpoint()
+                commits = 0
             now = time.monotonic()
             deadlines = [core.next_deadline(), scans.deadline]
             if beacons is not None:
@@ -386,13 +432,15 @@ class RepeaterServer(Actor):
             if ready.get(router):
                 for _ in range(DRAIN):
                     try:
-                        frames = router.recv_multipart(zmq.NOBLOCK)
+                        frames = _recv_frames(router)
                     except zmq.Again:
                         break
                     self._write(router, pub, pipe, core.receive(frames[0], frames[1:], now))
                     if core.pending >= MAX_PENDING:
                         break
             self._write(router, pub, pipe, core.flush(now))
+            if core.stats["stored"] != stored:
+                commits, stored = commits + 1, core.stats["stored"]
             if beacons is not None:
                 for fd in beacons.filenos():
                     if ready.get(fd):
@@ -431,7 +479,7 @@ class RepeaterServer(Actor):
         for out in outputs:
             if isinstance(out, Reply):
                 try:
-                    router.send_multipart([out.identity, *out.command.frames()], zmq.NOBLOCK)
+                    _send_frames(router, [out.identity, *out.command.frames()])
                 except zmq.Again:
                     log.debug(
                         "session %s is full; dropped a %s", out.identity.hex(), out.command.name
@@ -440,7 +488,7 @@ class RepeaterServer(Actor):
                     log.debug("session %s: %s", out.identity.hex(), exc)
             elif isinstance(out, Publish):
                 try:
-                    pub.send_multipart(out.command.frames(), zmq.NOBLOCK)
+                    _send_frames(pub, out.command.frames())
                 except zmq.Again:  # pragma: no cover - a PUB drops instead
                     log.debug("the PUB dropped a %s", out.command.name)
             else:
@@ -479,7 +527,7 @@ class RepeaterClient(Actor):
             self.core = core = ClientCore(
                 inbox, self.config.user, now, heartbeat=self.heartbeat, dead_after=self.dead_after
             )
-            sub = _tune(ctx.socket(zmq.SUB), PUB_HWM)
+            sub = _tune(ctx.socket(zmq.SUB), SUB_HWM)
             sub.setsockopt(zmq.SUBSCRIBE, b"")
             self._sub, self._sub_endpoint = sub, None
             self._poller = zmq.Poller()

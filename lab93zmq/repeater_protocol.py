@@ -132,8 +132,9 @@ def error(code: ErrorCode, reason: str) -> Command:
     return Command("ERROR", {"code": code.value, "reason": reason})
 
 
-def _payloads(messages: Iterable[Message]) -> tuple[bytes, ...]:
-    return tuple(m.encode() for m in messages)
+def _payloads(messages: Iterable[tuple[Message, bytes | None]]) -> tuple[bytes, ...]:
+    """The wire form of each message: the bytes it came in with, else encoded now."""
+    return tuple(m.encode() if p is None else p for m, p in messages)
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -154,7 +155,7 @@ def _message_id(payload: bytes) -> str | None:
     """Best effort: the id of a payload that failed to decode, so a REJECT can name it."""
     try:
         value = json.loads(payload).get("id")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, str) and len(value) <= 64 else None
 
@@ -229,7 +230,8 @@ class ServerCore:
         self.head = inbox.max_server_seq(self.server_id)
         self.room_head, _ = inbox.last_seqs(self.server_id, None)
         self._dm_heads: dict[str, int] = {}
-        self._pending: list[tuple[bytes | None, Message]] = []
+        # Posts to store at the next flush: (session, message, the payload it came in).
+        self._pending: list[tuple[bytes | None, Message, bytes | None]] = []
         self._next_beat = now
         self.stats = {"stored": 0, "duplicates": 0, "errors": 0}
         self._handlers = {
@@ -296,7 +298,7 @@ class ServerCore:
 
     def post_local(self, message: Message) -> None:
         """A message from the server's own front end; stored with the next flush."""
-        self._pending.append((None, message))
+        self._pending.append((None, message, None))
 
     def _on_hello(self, identity: bytes, session: Session | None, cmd: Command, now: float):
         user = check_name(cmd.header.get("user"), "user")
@@ -369,7 +371,8 @@ class ServerCore:
                 self.stats["errors"] += 1
                 rejected.append([_message_id(payload), str(exc)])
                 continue
-            self._pending.append((identity, message))
+            # Validated: from here on its received bytes stand for it (see _announce).
+            self._pending.append((identity, message, payload))
         if rejected:
             log.info("rejected %d message(s) from %s", len(rejected), session.user)
             return [Reply(identity, Command("REJECT", {"items": rejected}))]
@@ -406,11 +409,13 @@ class ServerCore:
                 return [out for item in pending for out in self._commit_alone(item)]
             return self._commit_alone(pending[0])
 
-    def _commit_alone(self, item: tuple[bytes | None, Message]) -> list[Output | Event]:
+    def _commit_alone(
+        self, item: tuple[bytes | None, Message, bytes | None]
+    ) -> list[Output | Event]:
         try:
             return self._commit([item])
         except StoreError as exc:
-            identity, message = item
+            identity, message, _ = item
             self.stats["errors"] += 1
             log.warning("refused message %s: %s", message.id, exc)
             reason = f"the repeater cannot store it: {exc}"
@@ -418,35 +423,46 @@ class ServerCore:
                 return [Rejected(message.id, reason)]
             return [Reply(identity, Command("REJECT", {"items": [[message.id, reason]]}))]
 
-    def _commit(self, pending: list[tuple[bytes | None, Message]]) -> list[Output | Event]:
-        known = self.inbox.server_seqs(self.server_id, [m.id for _, m in pending])
+    def _commit(
+        self, pending: list[tuple[bytes | None, Message, bytes | None]]
+    ) -> list[Output | Event]:
+        # One lookup: which ids are stored, and which of those this server numbered.
+        held = self.inbox.held(self.server_id, [m.id for _, m, _ in pending])
+        known = {mid: seq for mid, seq in held.items() if seq is not None}
         saved_heads = (self.head, self.room_head, dict(self._dm_heads))
         acks: dict[bytes | None, list[list]] = {}
-        fresh: list[tuple[int, Message, int, int | None]] = []  # seq, message, prev(s)
+        # seq, message, prev (to the addressee's chain), prev in the author's chain, payload
+        fresh: list[tuple[int, Message, int, int | None, bytes | None]] = []
         duplicates = 0
-        for identity, message in pending:
-            seq = known.get(message.id)
+        head, room_head = self.head, self.room_head
+        for identity, message, payload in pending:
+            mid = message.id
+            seq = known.get(mid)
             if seq is None:
-                seq = self.head = self.head + 1
-                known[message.id] = seq
-                if message.is_direct:
-                    to_prev = self.dm_head(message.recipient)
-                    self._dm_heads[message.recipient] = seq
+                seq = head = head + 1
+                known[mid] = seq
+                recipient = message.recipient
+                if recipient is None:
+                    fresh.append((seq, message, room_head, None, payload))
+                    room_head = seq
+                else:
+                    to_prev = self.dm_head(recipient)
+                    self._dm_heads[recipient] = seq
                     from_prev = None
-                    if message.author != message.recipient:
+                    if message.author != recipient:
                         from_prev = self.dm_head(message.author)
                         self._dm_heads[message.author] = seq
-                    fresh.append((seq, message, to_prev, from_prev))
-                else:
-                    fresh.append((seq, message, self.room_head, None))
-                    self.room_head = seq
+                    fresh.append((seq, message, to_prev, from_prev, payload))
             else:
                 duplicates += 1
-            acks.setdefault(identity, []).append([message.id, seq])
+            acks.setdefault(identity, []).append([mid, seq])
+        self.head, self.room_head = head, room_head
         try:
             with self.inbox.transaction():
-                stored = self.inbox.save_many([(m, self.server_id, seq) for seq, m, _, _ in fresh])
-                for (seq, message, _, _), new in zip(fresh, stored, strict=True):
+                stored = self.inbox.save_unknown(
+                    [(m, self.server_id, seq) for seq, m, *_ in fresh], held
+                )
+                for (seq, message, *_), new in zip(fresh, stored, strict=True):
                     if not new:  # held already, but not numbered by this server
                         self.inbox.set_server_seq(message.id, self.server_id, seq)
         except BaseException:
@@ -464,24 +480,25 @@ class ServerCore:
                 continue
             for chunk in _chunks(items, ACK_LIMIT):
                 out.append(Reply(identity, Command("ACK", {"items": list(chunk)})))
-        room = [(seq, prev, m) for seq, m, prev, _ in fresh if not m.is_direct]
+        # The payloads go out as they came in: validated, and already the wire form.
+        room = [(seq, prev, (m, data)) for seq, m, prev, _, data in fresh if m.recipient is None]
         for chunk in _chunks(room, self.batch_limit):
             header = {"server": self.server_id, "items": [[s, p] for s, p, _ in chunk]}
             out.append(Publish(Command("ROOM", header, _payloads(m for _, _, m in chunk))))
         # Direct messages: to each session of the addressee and of the author,
         # with the previous number in *that* user's chain. Never on the PUB.
-        deliveries: dict[bytes, list[tuple[int, int, Message]]] = {}
+        deliveries: dict[bytes, list[tuple[int, int, tuple[Message, bytes | None]]]] = {}
         by_user: dict[str, list[bytes]] = {}
         for session in self.sessions.values():
             by_user.setdefault(session.user, []).append(session.identity)
-        for seq, message, to_prev, from_prev in fresh:
-            if not message.is_direct:
+        for seq, message, to_prev, from_prev, data in fresh:
+            if message.recipient is None:
                 continue
             for identity in by_user.get(message.recipient, ()):
-                deliveries.setdefault(identity, []).append((seq, to_prev, message))
+                deliveries.setdefault(identity, []).append((seq, to_prev, (message, data)))
             if from_prev is not None:
                 for identity in by_user.get(message.author, ()):
-                    deliveries.setdefault(identity, []).append((seq, from_prev, message))
+                    deliveries.setdefault(identity, []).append((seq, from_prev, (message, data)))
         for identity, items in deliveries.items():
             for chunk in _chunks(items, self.batch_limit):
                 header = {"items": [[s, p] for s, p, _ in chunk]}

@@ -7,6 +7,7 @@ order and can lose chosen ones, so every recovery path is exercised exactly.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections import deque
 from datetime import timedelta
@@ -459,6 +460,31 @@ def test_server_rejects_an_undecodable_message_and_stores_the_rest(net):
     assert net.server_inbox.count() == 1
 
 
+def test_the_server_forwards_the_bytes_it_validated_and_replays_encode(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    room, direct = alice.say("spaced out"), alice.say("psst", to="bob")
+    net.to_server.clear()  # send by hand: valid JSON, but not how encode() writes it
+    alice.core._inflight.clear()
+    loose = [json.dumps(m.to_wire_dict(), indent=1).encode() for m in (room, direct)]
+    bad = room.encode().replace(b'"v":1', b'"v":7')
+    deep = b"[" * 5000  # past json's recursion limit: rejected, and the server lives on
+    frames = Command("POST", {}, (*loose, bad, deep)).frames()
+    net.route(net.server.receive(alice.identity, frames, net.now))
+    net.route(net.server.flush(net.now))
+    [published] = [c for c in net.published if c.name == "ROOM"]
+    assert published.payloads == (loose[0],)  # as received, and only what was valid
+    delivered = [c for i, c in net.replies if i == bob.identity and c.name == "DELIVER"]
+    assert [c.payloads for c in delivered] == [(loose[1],)]
+    [reject] = [c for i, c in net.replies if i == alice.identity and c.name == "REJECT"]
+    assert [mid for mid, _ in reject.header["items"]] == [room.id, None]
+    net.run()
+    assert bob.incoming() == ["spaced out", "psst"]
+    carol = net.client("carol")  # a replay comes from the inbox, encoded
+    batches = [c for i, c in net.replies if i == carol.identity and c.name == "BATCH"]
+    assert room.encode() in batches[0].payloads
+    assert carol.incoming() == ["spaced out"]
+
+
 def test_a_reject_for_an_unknown_id_is_only_logged(net):
     alice = net.client("alice")
     reject = Command("REJECT", {"items": [[None, "no id"], ["f" * 32, "not ours"]]})
@@ -593,6 +619,9 @@ def test_a_new_hello_from_the_same_node_replaces_its_session(net):
         ([SIGNATURE, b"FETCH", b"{}"], "hello-first"),
         ([SIGNATURE, b"HELLO", b'{"user": "no body"}'], "bad-request"),
         ([SIGNATURE, b"POST", b"{}", b"x" * 100_000], "malformed"),
+        ([SIGNATURE, b"POST", b"{}", b"x", bytearray(100_000), b"x"], "malformed"),
+        ([SIGNATURE, b"POST", b"{}", *[b"x"] * 10_001], "malformed"),  # over MAX_PAYLOADS
+        ([SIGNATURE, b"WHO", b"[" * 5000], "malformed"),  # nested too deep for json
     ],
 )
 def test_bad_frames_get_an_error_reply(net, frames, code):
