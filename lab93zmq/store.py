@@ -94,6 +94,18 @@ def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mo
             name="message_direct_recipient",
         )
     )
+    # The "from" side of a user's direct messages; without it, finding the last
+    # one of a user who never sent any walked the whole server order (0.27 s at
+    # a million rows, on every HELLO).
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.author,
+            StoredMessage.server_id,
+            StoredMessage.server_seq,
+            where=StoredMessage.recipient.is_null(False),
+            name="message_direct_author",
+        )
+    )
 
     class Outbox(Base):
         """Messages this node authored that are not acknowledged yet."""
@@ -330,7 +342,9 @@ class Inbox:
 
     def max_server_seq(self, server_id: str) -> int:
         m = self._message
-        value = m.select(pw.fn.MAX(m.server_seq)).where(m.server_id == server_id).scalar()
+        # "IS NOT NULL" lets SQLite use the partial (server_id, server_seq) index.
+        mine = (m.server_id == server_id) & m.server_seq.is_null(False)
+        value = m.select(pw.fn.MAX(m.server_seq)).where(mine).scalar()
         return value or 0
 
     def visible_after(
