@@ -46,7 +46,7 @@ from typing import Any
 import zmq
 
 from .errors import Lab93Error, ProtocolError
-from .events import Event, pipe_form, pipe_forms
+from .events import Event, pipe_forms
 from .message import Message, parse_time
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,6 @@ class PipeMessage:
 
 def send(pipe: zmq.Socket, kind: Kind, **body: Any) -> None:
     pipe.send_multipart(PipeMessage(kind, body).frames())
-
-
-def send_event(pipe: zmq.Socket, event: Event) -> None:
-    """A protocol core's event to the front end, as its typed pipe message."""
-    kind, body = pipe_form(event)
-    send(pipe, Kind(kind), **body)
 
 
 def send_events(pipe: zmq.Socket, events: list[Event]) -> None:

@@ -1,7 +1,7 @@
 """What a protocol core tells the front end, in both modes. Pure.
 
 A core returns these among its outputs; the actor's shell passes each to
-``actor.send_event``, which writes the typed pipe message listed in actor.py.
+``actor.send_events``, which writes the typed pipe messages listed in actor.py.
 """
 
 from __future__ import annotations

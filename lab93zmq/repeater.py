@@ -476,6 +476,7 @@ class RepeaterServer(Actor):
 
     @staticmethod
     def _write(router: zmq.Socket, pub: zmq.Socket, pipe: zmq.Socket, outputs) -> None:
+        events = []
         for out in outputs:
             if isinstance(out, Reply):
                 try:
@@ -492,7 +493,8 @@ class RepeaterServer(Actor):
                 except zmq.Again:  # pragma: no cover - a PUB drops instead
                     log.debug("the PUB dropped a %s", out.command.name)
             else:
-                actor.send_event(pipe, out)
+                events.append(out)
+        actor.send_events(pipe, events)
 
 
 # -- the client -----------------------------------------------------------------------
@@ -672,6 +674,7 @@ class RepeaterClient(Actor):
 
     def _write(self, ctx: zmq.Context, pipe: zmq.Socket, outputs, now: float) -> None:
         core = self.core
+        events = []
         for out in outputs:
             if isinstance(out, ToServer):
                 if self._dealer is None:
@@ -702,4 +705,5 @@ class RepeaterClient(Actor):
                 self._sub.connect(out.endpoint)
                 self._sub_endpoint = out.endpoint
             else:
-                actor.send_event(pipe, out)
+                events.append(out)
+        actor.send_events(pipe, events)
