@@ -245,7 +245,8 @@ def test_direct_messages_reach_only_the_addressee_and_wait_for_it(cluster):
     wait_for([bob], lambda: bob.incoming() == ["psst, bob"])
     reply = bob.post("hi alice", to="alice")
     wait_for([alice, bob, carol], lambda: reply in bob.accepted())
-    assert alice.incoming() == ["hi alice"]
+    # alice's node acknowledges before it tells its front end: wait for that too.
+    wait_for([alice], lambda: alice.incoming() == ["hi alice"])
     carol_history = carol.request(Kind.HISTORY, Kind.HISTORY_RESULT, limit=100)["messages"]
     assert carol_history == [] and carol.incoming() == []
 
@@ -278,7 +279,8 @@ def test_garbage_datagrams_and_frames_do_not_stop_service(cluster):
     wait_for([alice], lambda: alice.node.stats.get("bad_beacons", 0) >= 3)
     message = bob.post("still here?")
     wait_for([alice, bob], lambda: message in bob.accepted())
-    assert alice.incoming() == ["still here?"]
+    # "accepted" can be read before the receiver's front end hears of it: wait for that too.
+    wait_for([alice], lambda: alice.incoming() == ["still here?"])
 
 
 def test_a_stopped_node_is_dropped_at_once_and_a_killed_one_when_its_link_drops(cluster):
@@ -315,7 +317,7 @@ def test_a_post_with_nobody_around_is_not_accepted_and_says_why(cluster):
     }
     bob = cluster.start("bob")
     wait_for([alice, bob], lambda: message in alice.accepted())
-    assert bob.incoming() == ["anyone?"]
+    wait_for([bob], lambda: bob.incoming() == ["anyone?"])
 
 
 def test_frames_from_an_old_protocol_version_are_dropped(cluster):
@@ -428,5 +430,6 @@ def test_a_burst_of_posts_arrives_whole_and_in_order(cluster):
     ids = [alice.post(f"line {n}") for n in range(1000)]
     took = wait_for([alice, bob], lambda: set(ids) <= alice.accepted(), timeout=30)
     print(f"1000 posts in a burst accepted in {took * 1000:.0f} ms")
+    wait_for([bob], lambda: len(bob.incoming()) >= 1000)
     assert bob.incoming() == [f"line {n}" for n in range(1000)]
     assert alice.node.stats["bad_frames"] == bob.node.stats["bad_frames"] == 0
