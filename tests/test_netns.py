@@ -138,7 +138,9 @@ def test_three_hosts_chat_partition_heal_and_converge(tmp_path):
         cut = time.monotonic()
         nodes[3].wait_err("no broadcast peers left on")
         for h in (1, 2):
-            nodes[h].wait_err("user3 is gone (silent for 5 s)")
+            # Silence (5 intervals) usually; "connection lost" when a send to host 3
+            # failed first (no ARP answer: host unreachable). Either way: noticed.
+            nodes[h].wait_err("user3 is gone (")
         expired = time.monotonic() - cut
         say(1, "h1 during the partition", "h1 still cut off?")
         say(2, "h2 during the partition")
