@@ -14,7 +14,9 @@ The server's memory stays bounded under any offered load: ZeroMQ queues only
 ``SESSION_RCVHWM`` commands from each session (then stops reading its socket,
 so TCP pushes back on the client, whose DEALER fills and says ``zmq.Again``),
 and ``ROOM_HWM`` room commands for each subscriber (then the PUB drops; the
-subscriber notices the gap at the next TICK and FETCHes it).
+subscriber notices the gap at the next TICK and FETCHes it). Towards each
+session it queues at most ``SESSION_SNDHWM`` commands: a client that keeps
+FETCHing and never reads cannot make the server hold its BATCHes.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ PEER_HWM = 10_000  # messages queued per peer before sends fail (zmq.Again)
 # that socket: twice a full window of POSTs (up to POST_LIMIT messages each) and
 # the odd PING or FETCH. A client posting in smaller POSTs waits on TCP, not loses.
 SESSION_RCVHWM = 2 * WINDOW // POST_LIMIT
+# A client that reads keeps ~20 commands in flight (its window of ACKs, one
+# FETCH's BATCH, PINGs); past this, sends fail (zmq.Again) and it recovers
+# by re-sending or fetching. Bounds a session's queue to 64 x 4 MiB BATCHes.
+SESSION_SNDHWM = 64
 ROOM_HWM = 1000  # ROOM commands (up to BATCH_LIMIT messages) queued per subscriber
 SUB_HWM = 100_000  # room commands a client's SUB holds before ZeroMQ stops reading
 MAX_FRAME = 16 * 1024 * 1024  # a peer sending a bigger frame is disconnected by ZeroMQ
@@ -378,6 +384,7 @@ class RepeaterServer(Actor):
         address = self.config.address or "0.0.0.0"
         router = _tune(net.socket(zmq.ROUTER))
         router.rcvhwm = SESSION_RCVHWM  # flow control: see the module docstring
+        router.sndhwm = SESSION_SNDHWM
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or gone peer raises, never blocks
         pub = _tune(net.socket(zmq.PUB), ROOM_HWM)
         try:
