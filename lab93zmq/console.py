@@ -189,8 +189,6 @@ class FrontEnd:
         self.pending: dict[str, str] = {}
         self.sent = 0
         self.status_detail = ""
-        self.connected = False
-        self.interactive = False
 
     # -- actor events -------------------------------------------------------
 
@@ -207,7 +205,6 @@ class FrontEnd:
             line = self.pending.pop(body["id"], "")
             self.printer.note(f"not sent: {body['reason']} ({line[:40]!r})")
         elif kind is Kind.STATUS:
-            self.connected = bool(body["connected"])
             if body["detail"] != self.status_detail:
                 self.status_detail = body["detail"]
                 self.printer.info(self.status_detail)
@@ -285,9 +282,9 @@ class FrontEnd:
         self.post(commands.Say(text, self.options.subject, self.options.to))
         self.wait_delivered()
 
-    def listen(self, stop: Callable[[], bool] = lambda: False) -> None:
-        """``--listen``: print incoming messages until interrupted."""
-        while not stop():
+    def listen(self) -> None:
+        """``--listen`` (and a repeater server): print what arrives until interrupted."""
+        while True:
             self.pump(0.5)
 
     def run_lines(self, lines: Callable[[], Iterator[str]]) -> None:
@@ -341,11 +338,6 @@ class FrontEnd:
                 f"* waiting up to {self.options.timeout:g} s for {len(self.pending)} messages"
             )
             self.wait_delivered()
-
-    def serve(self, stop: Callable[[], bool] = lambda: False) -> None:
-        """A repeater server: log what the actor says until interrupted."""
-        while not stop():
-            self.pump(0.5)
 
 
 def run(

@@ -7,7 +7,7 @@ from typing import Any
 from . import cli
 from .actor import Actor, ActorHandle
 from .config import DEFAULT_ADDRESS, NodeConfig
-from .console import Environment, FrontEnd, FrontEndOptions
+from .console import Environment, FrontEndOptions
 from .console import run as run_front_end
 from .paths import inbox_path
 from .store import Inbox
@@ -50,21 +50,13 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
     options = FrontEndOptions(
         subject=args["--subject"], to=args["--to"], json=args["--json"], timeout=config.timeout
     )
-    if mode == "server":
-        front = FrontEnd(handle, env, options)
-        try:
-            if handle.ready_detail:
-                front.printer.info(handle.ready_detail)
-            front.serve()
-        finally:
-            handle.stop()
-        return cli.ExitStatus.OK
+    # A server has no user to read from: it shows what its actor says, like --listen.
     run_front_end(
         handle,
         env,
         options,
         send=args["--send"],
-        listen=args["--listen"],
+        listen=args["--listen"] or mode == "server",
         prompt=f"{config.user}> ",
     )
     return cli.ExitStatus.OK

@@ -301,7 +301,7 @@ class Inbox:
     def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]:
         """Which of ``ids`` are stored: each with the number ``server_id`` gave it, or None.
 
-        One query (per 500 ids) for what ``server_seqs`` and ``save_many``
+        One query (per 500 ids) for what the server's dedupe and ``save_many``
         would each ask; with ``save_unknown`` it is the repeater's group commit.
         """
         found: dict[str, int | None] = {}
@@ -336,37 +336,12 @@ class Inbox:
 
     # -- repeater: server order ----------------------------------------------------
 
-    def server_seqs(self, server_id: str, ids: Iterable[str]) -> dict[str, int]:
-        """The server sequence numbers already given to these message ids."""
-        return {mid: seq for mid, seq in self.held(server_id, ids).items() if seq is not None}
-
     def max_server_seq(self, server_id: str) -> int:
         m = self._message
         # "IS NOT NULL" lets SQLite use the partial (server_id, server_seq) index.
         mine = (m.server_id == server_id) & m.server_seq.is_null(False)
         value = m.select(pw.fn.MAX(m.server_seq)).where(mine).scalar()
         return value or 0
-
-    def visible_after(
-        self, server_id: str, after_seq: int, user: str | None, limit: int
-    ) -> list[tuple[int, Message]]:
-        """Messages after ``after_seq`` in server order that ``user`` may see.
-
-        That is every room message and the direct messages to or from ``user``;
-        nobody else's direct messages.
-        """
-        m = self._message
-        visible = m.recipient.is_null(True)
-        if user is not None:
-            mine = (m.recipient == user) | (m.recipient.is_null(False) & (m.author == user))
-            visible = visible | mine
-        query = (
-            m.select(*self._columns)
-            .where((m.server_id == server_id) & (m.server_seq > after_seq) & visible)
-            .order_by(m.server_seq)
-            .limit(limit)
-        )
-        return [(row[8], _from_tuple(row)) for row in query.tuples()]
 
     def room_tail_start(self, server_id: str, count: int) -> int:
         """The server sequence number just before the last ``count`` room messages.
@@ -385,21 +360,6 @@ class Inbox:
         )
         nth = query.scalar()
         return 0 if nth is None else nth - 1
-
-    def direct_for(self, server_id: str, user: str, through_seq: int) -> list[tuple[int, Message]]:
-        """Direct messages to or from ``user`` up to ``through_seq``, in server order."""
-        m = self._message
-        query = (
-            m.select(*self._columns)
-            .where(
-                (m.server_id == server_id)
-                & (m.server_seq <= through_seq)
-                & m.recipient.is_null(False)
-                & ((m.recipient == user) | (m.author == user))
-            )
-            .order_by(m.server_seq)
-        )
-        return [(row[8], _from_tuple(row)) for row in query.tuples()]
 
     def visible_since(
         self, server_id: str, room_after: int, direct_after: int, user: str, limit: int

@@ -233,12 +233,12 @@ def test_two_clients_chat_and_own_messages_are_not_incoming(net):
     assert bob.incoming() == ["hi bob"]
     assert alice.accepted() == [m1.id] and bob.accepted() == [m2.id]
     assert alice.inbox.outbox() == [] and bob.inbox.outbox() == []
-    assert net.server_inbox.server_seqs(net.server.server_id, [m1.id, m2.id]) == {
+    assert net.server_inbox.held(net.server.server_id, [m1.id, m2.id]) == {
         m1.id: 1,
         m2.id: 2,
     }
     # the author's own copy got its server number too
-    assert alice.inbox.server_seqs(net.server.server_id, [m1.id]) == {m1.id: 1}
+    assert alice.inbox.held(net.server.server_id, [m1.id]) == {m1.id: 1}
 
 
 def test_posts_are_stored_before_they_are_acked_or_published(net):
@@ -728,10 +728,11 @@ def test_queue_many_and_set_server_seqs(tmp_path):
         inbox.queue_many(messages[:1])  # again: a no-op
         assert [m.id for m in inbox.outbox()] == [m.id for m in messages]
         inbox.set_server_seqs("d" * 32, [(messages[0].id, 7), (messages[1].id, 8)])
-        assert inbox.server_seqs("d" * 32, [m.id for m in messages]) == {
+        assert inbox.held("d" * 32, [m.id for m in messages]) == {
             messages[0].id: 7,
             messages[1].id: 8,
+            messages[2].id: None,  # stored, with no number from this server
         }
         with pytest.raises(StoreError):  # a number given twice is refused, all or nothing
             inbox.set_server_seqs("d" * 32, [(messages[2].id, 9), (messages[1].id, 7)])
-        assert inbox.server_seqs("d" * 32, [messages[2].id]) == {}
+        assert inbox.held("d" * 32, [messages[2].id]) == {messages[2].id: None}
