@@ -93,13 +93,3 @@ def header_int(header: dict[str, Any], key: str, minimum: int = 0) -> int:
     if type(value) is not int or value < minimum:
         raise ProtocolError(f"header field {key!r} must be a whole number >= {minimum}")
     return value
-
-
-def header_str(header: dict[str, Any], key: str, optional: bool = False) -> str | None:
-    """A string header field, checked; ProtocolError names the field."""
-    value = header.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise ProtocolError(f"header field {key!r} must be a string")
-    return value
