@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from . import wire
@@ -69,6 +69,7 @@ from .presence import (
     PeerLeft,
     PeerTable,
     is_node_id,
+    peer_json,
     wants_answer,
 )
 from .sync import SequenceTracker, SyncError, decode_vector, encode_vector, wanted_from
@@ -195,19 +196,6 @@ def _hold_deadline(held: dict[int, tuple[Message, float]]) -> float:
     return min(until for _, until in held.values())
 
 
-def peer_json(peer: Peer, last_seen: datetime) -> dict[str, Any]:
-    """A live peer in DESIGN.md's ``--scan --json`` form (as ``scan.Sighting.to_json_dict``)."""
-    return {
-        "node": peer.node_id,
-        "user": peer.user,
-        "mode": peer.mode,
-        "address": peer.address,
-        "router": peer.router_port,
-        "pub": peer.pub_port,
-        "last_seen": last_seen.isoformat(timespec="microseconds"),
-    }
-
-
 class BroadcastSession:
     """One broadcast node's protocol state. Every method takes ``now`` and returns outputs.
 
@@ -280,7 +268,7 @@ class BroadcastSession:
 
     def stop(self, now: float) -> list[Output]:
         """A clean exit: the LEAVING beacon (same ports as our ANNOUNCE)."""
-        leaving = Beacon(Kind.LEAVING, self.node_id, MODE, *self._ports(), self.user)
+        leaving = self._announce.leaving()
         return [SendBeacon(leaving.encode())]
 
     def post(self, draft: Draft, now: float) -> list[Output]:
@@ -406,10 +394,7 @@ class BroadcastSession:
         This is the table as it stands (every instance beacons each interval);
         no probe is sent. ``wall`` is the UTC time matching ``now``.
         """
-        return [
-            peer_json(peer, wall - timedelta(seconds=max(0.0, now - peer.last_seen)))
-            for peer in self.peers.live()
-        ]
+        return [peer_json(peer, now, wall) for peer in self.peers.live()]
 
     # -- time ------------------------------------------------------------------
 
@@ -887,6 +872,3 @@ class BroadcastSession:
             return []
         self._status = status
         return [status]
-
-    def _ports(self) -> tuple[int, int]:
-        return (self._announce.router_port, self._announce.pub_port)

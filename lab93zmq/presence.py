@@ -28,6 +28,8 @@ import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from .errors import MessageError, ProtocolError
 from .message import MAX_NAME_CHARS, check_name
@@ -109,6 +111,10 @@ class Beacon:
         except UnicodeEncodeError:
             raise BeaconError("bad beacon user name: not valid Unicode text") from None
 
+    def leaving(self) -> Beacon:
+        """The LEAVING beacon that matches this ANNOUNCE (same node, ports and user)."""
+        return replace(self, kind=Kind.LEAVING)
+
     @classmethod
     def probe(cls, node_id: str, user: str = "") -> Beacon:
         """The one datagram ``--scan`` sends so live instances answer at once."""
@@ -158,6 +164,28 @@ class Beacon:
         except UnicodeDecodeError:
             raise BeaconError("beacon user name is not valid UTF-8") from None
         return cls(kind, raw_id.hex(), MODES[mode], router, pub, user)
+
+
+def scan_json(beacon: Beacon, address: str, last_seen: datetime) -> dict[str, Any]:
+    """One live instance as a ``--scan --json`` line: exactly DESIGN.md's contract."""
+    return {
+        "node": beacon.node_id,
+        "user": beacon.user,
+        "mode": beacon.mode,
+        "address": address,
+        "router": beacon.router_port,
+        "pub": beacon.pub_port,
+        "last_seen": last_seen.isoformat(timespec="microseconds"),
+    }
+
+
+def peer_json(peer: Peer, now: float, wall: datetime) -> dict[str, Any]:
+    """A peer of the live table as ``scan_json``; ``wall`` is the UTC time matching ``now``."""
+    announce = Beacon(
+        Kind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user
+    )
+    seen = wall - timedelta(seconds=max(0.0, now - peer.last_seen))
+    return scan_json(announce, peer.address, seen)
 
 
 # -- the live-peer table ---------------------------------------------------

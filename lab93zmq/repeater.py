@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import zmq
 
@@ -44,6 +44,7 @@ from .presence import (
     PeerLeft,
     PeerTable,
     PresenceEvent,
+    peer_json,
     wants_answer,
 )
 from .presence import Kind as BeaconKind
@@ -188,7 +189,6 @@ class _Beacons:
         self.table = PeerTable(node_id, config.beacon_interval)
         self.announce = announce
         self.schedule = BeaconSchedule(config.beacon_interval, now) if announce else None
-        self.dropped = 0
 
     def filenos(self) -> list[int]:
         return self.socket.filenos()
@@ -199,7 +199,6 @@ class _Beacons:
             try:
                 beacon = Beacon.decode(data)
             except BeaconError as exc:
-                self.dropped += 1
                 log.debug("dropped a datagram from %s: %s", address, exc)
                 continue
             events += self.table.on_beacon(beacon, address, now)
@@ -225,27 +224,12 @@ class _Beacons:
 
     def leave(self) -> None:
         if self.announce is not None:
-            a = self.announce
-            leaving = Beacon(
-                BeaconKind.LEAVING, a.node_id, a.mode, a.router_port, a.pub_port, a.user
-            )
-            self.socket.send(leaving.encode())
+            self.socket.send(self.announce.leaving().encode())
 
     def sightings(self, now: float) -> list[dict]:
         """The live table as DESIGN.md's ``--scan --json`` objects."""
         wall = datetime.now(timezone.utc)
-        return [
-            {
-                "node": p.node_id,
-                "user": p.user,
-                "mode": p.mode,
-                "address": p.address,
-                "router": p.router_port,
-                "pub": p.pub_port,
-                "last_seen": (wall - timedelta(seconds=max(0.0, now - p.last_seen))).isoformat(),
-            }
-            for p in self.table.live()
-        ]
+        return [peer_json(peer, now, wall) for peer in self.table.live()]
 
     def close(self) -> None:
         self.socket.close()

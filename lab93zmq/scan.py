@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from .beacon import BeaconSocket
 from .interfaces import BeaconTarget
-from .presence import Beacon, BeaconError, Kind
+from .presence import Beacon, BeaconError, Kind, scan_json
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,7 @@ class Sighting(NamedTuple):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``--scan --json`` line, exactly DESIGN.md's contract."""
-        return {
-            "node": self.beacon.node_id,
-            "user": self.beacon.user,
-            "mode": self.beacon.mode,
-            "address": self.address,
-            "router": self.beacon.router_port,
-            "pub": self.beacon.pub_port,
-            "last_seen": self.last_seen.isoformat(timespec="microseconds"),
-        }
+        return scan_json(self.beacon, self.address, self.last_seen)
 
 
 def _utcnow() -> datetime:

@@ -42,11 +42,6 @@ def wanted_from(peer_vector: Mapping[str, int], my_vector: Mapping[str, int]) ->
     }
 
 
-def holds(vector: Mapping[str, int], origin: str, seq: int) -> bool:
-    """True when a node with this vector has message ``seq`` of ``origin`` (and all before it)."""
-    return vector.get(origin, 0) >= seq
-
-
 def _check_origin(origin: object) -> str:
     if not isinstance(origin, str) or not is_node_id(origin):
         raise SyncError(f"origin {origin!r} is not 32 lowercase hex digits")
@@ -63,8 +58,12 @@ def _check_count(value: object, what: str, minimum: int) -> int:
 
 
 def encode_vector(vector: Mapping[str, int]) -> dict[str, int]:
-    """The JSON-safe wire form (a plain object, keys sorted); validates like ``decode_vector``."""
-    return decode_vector(dict(sorted(vector.items())))
+    """The wire form of our own vector: a plain object, keys sorted.
+
+    Not checked again: every origin in it was checked when it became known
+    (``SequenceTracker.observe`` / ``merge``), and this runs on every BEAT.
+    """
+    return dict(sorted(vector.items()))
 
 
 def decode_vector(obj: object) -> Vector:

@@ -12,7 +12,6 @@ from lab93zmq.sync import (
     SyncError,
     decode_vector,
     encode_vector,
-    holds,
     wanted_from,
 )
 
@@ -45,12 +44,6 @@ def test_two_peers_converge_after_an_exchange():
     for origin, after in to_left.items():
         left[origin] = max(left.get(origin, after), right[origin])
     assert left == right == {A: 4, B: 3, C: 2}
-
-
-def test_holds():
-    assert holds({A: 3}, A, 3)
-    assert not holds({A: 3}, A, 4)
-    assert not holds({}, A, 1)
 
 
 def test_vector_wire_form_round_trips_through_json():
