@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pytest
 import zmq
+from procs import free_udp_port
 
 from lab93zmq.beacon import RECV_SIZE, BeaconSocket, BeaconSocketError
 from lab93zmq.interfaces import BeaconTarget
@@ -36,9 +37,7 @@ WAIT = 5.0  # generous upper bound; every wait ends as soon as its event happens
 @pytest.fixture
 def port() -> int:
     """A UDP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_udp_port()
 
 
 def announce(node: str, user: str, router: int = 5190, pub: int = 40000) -> Beacon:

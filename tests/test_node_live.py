@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 import zmq
+from procs import free_tcp_port, free_udp_port
 
 from lab93zmq import wire
 from lab93zmq.actor import ActorHandle, Kind, PipeMessage, Post
@@ -29,12 +30,6 @@ pytestmark = pytest.mark.timeout(60)
 
 INTERVAL = 0.2
 WAIT = 10.0  # generous upper bound; every wait ends as soon as its condition holds
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Live:
@@ -98,7 +93,7 @@ class Live:
 class Cluster:
     def __init__(self, tmp_path) -> None:
         self.tmp_path = tmp_path
-        self.beacon_port = free_port()
+        self.beacon_port = free_udp_port()
         self.nodes: list[Live] = []
 
     def config(self, user: str, db: str | None = None, port: int = 0) -> NodeConfig:
@@ -150,7 +145,7 @@ def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
     cluster = Cluster(tmp_path)
     cluster_interval = 1.0
     try:
-        port = free_port(socket.SOCK_STREAM)
+        port = free_tcp_port()
         configs = [
             NodeConfig(
                 user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1", port=port,
@@ -169,7 +164,9 @@ def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
         wait_for(cluster.nodes, lambda: alice.connected_to(1) and bob.connected_to(1))
         took = time.monotonic() - started
         print(f"discovery took {took * 1000:.1f} ms (interval {cluster_interval:g} s)")
-        assert took < cluster_interval / 10
+        # Answered at once, not at alice's next periodic beacon (one interval away).
+        # The bench measures how fast; a test only checks which way it happened.
+        assert took < cluster_interval / 2
         # Both asked for port: the first got it, the second an ephemeral one.
         assert alice.node.router_port == port and bob.node.router_port not in (0, port)
         assert alice.notices() == ["bob joined from 127.0.0.1"]

@@ -7,13 +7,13 @@ deadline - never a sleep.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
 import zmq
+from procs import free_tcp_port, free_udp_port
 
 from lab93zmq.actor import ActorHandle, Kind, PipeMessage
 from lab93zmq.config import NodeConfig
@@ -193,8 +193,9 @@ def test_the_server_front_end_can_post_and_list_users(nodes, tmp_path):
     assert alice.events[-1].body["messages"][-1]["from"] == "server"
     server.handle.request(Kind.WHO)
     assert server.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
-    assert server.post("") not in server.accepted()
-    assert server.wait_kind(Kind.REJECTED)
+    empty = server.post("")
+    server.wait_kind(Kind.REJECTED, id=empty)  # fails the test if it never comes
+    assert empty not in server.accepted()
 
 
 def test_away_client_gets_exactly_what_it_missed(nodes, tmp_path):
@@ -323,9 +324,7 @@ def test_clean_stops_say_goodbye(nodes, tmp_path):
 
 
 def test_no_server_reachable_reports_disconnected_and_keeps_the_outbox(nodes, tmp_path):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_tcp_port()  # a port nobody listens on
     alice = start_client(nodes, tmp_path, "alice", port)
     mid = alice.post("into the void")
     connecting = alice.wait_kind(Kind.STATUS, connected=False)
@@ -448,14 +447,8 @@ def test_a_stuck_client_does_not_slow_the_others(nodes, tmp_path):
 # -- discovery --------------------------------------------------------------------------------
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path):
-    beacon_port = _free_udp_port()
+    beacon_port = free_udp_port()
     config = NodeConfig(
         user="hub",
         db_path=tmp_path / "server.db",
