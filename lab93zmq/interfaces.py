@@ -7,7 +7,7 @@ interface that is up, is not loopback and has a broadcast address is used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ def parse_names(names: Iterable[str] | None) -> list[str]:
     return result
 
 
-def resolve(names: list[str] | str | None) -> list[BeaconTarget]:
+def resolve(names: Sequence[str] | str | None) -> list[BeaconTarget]:
     """The beacon targets for ``-i`` values (None or empty: every suitable interface).
 
     Raises InterfaceError with one sentence naming the interface that cannot

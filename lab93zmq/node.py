@@ -97,8 +97,7 @@ class BroadcastNode(Actor):
 
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
         config = self.config
-        names = list(config.interfaces) if config.interfaces else None
-        targets = resolve(names)  # InterfaceError before anything is opened
+        targets = resolve(config.interfaces)  # InterfaceError before anything is opened
         where = ", ".join(t.name for t in targets)
         inbox = Inbox(config.db_path)
         sockets: list[zmq.Socket] = []

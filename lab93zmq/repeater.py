@@ -182,7 +182,7 @@ class _Beacons:
     def __init__(
         self, config: NodeConfig, node_id: str, now: float, announce: Beacon | None = None
     ) -> None:
-        targets = resolve(list(config.interfaces) if config.interfaces else None)
+        targets = resolve(config.interfaces)
         self.socket = BeaconSocket(targets, config.beacon_port)
         self.node_id = node_id
         self.user = config.user

@@ -92,7 +92,7 @@ def run_scan(config: NodeConfig, env: Environment, json_mode: bool) -> int:
     from .interfaces import resolve
     from .scan import scan
 
-    targets = resolve(list(config.interfaces) if config.interfaces else None)
+    targets = resolve(config.interfaces)
     sightings = scan(targets, config.beacon_port, config.timeout, user=config.user)
     Printer(env, json_mode).beacons([s.to_json_dict() for s in sightings])
     return cli.ExitStatus.OK
