@@ -85,7 +85,6 @@ class OursNode:
             self.handle = ActorHandle(BroadcastNode(config))
         self.peers = 0
         self.received = Counter()
-        self.accepted = 0
         self.who_answers = 0
         self._salt = secrets.token_hex(4)
         self._posted = 0
@@ -114,8 +113,6 @@ class OursNode:
                 if count != self.peers:
                     self.peers = count
                     emit(event="peers", n=count, t=time.monotonic())
-            elif event.kind is Kind.ACCEPTED:
-                self.accepted += len(event.body["ids"])
             elif event.kind is Kind.WHO_RESULT:
                 self.who_answers += 1
             elif event.kind is Kind.FATAL:
@@ -181,7 +178,6 @@ class PyreNode:
         self.node.set_port(str(options.get("beacon_port", 5670)).encode())
         self.peers: set[bytes] = set()
         self.received = Counter()
-        self.accepted = 0
 
     def start(self) -> None:
         self.node.start()

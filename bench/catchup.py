@@ -146,7 +146,7 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
     ours, bare = fetched["ours"], fetched["bare"]
     missing = "; ".join(
         f"{name} got {r['got']} of {MISSED}"
-        for name, rows in (("fetch", ours), ("client", clients), ("node", nodes))
+        for name, rows in (("fetch", ours), ("bare", bare), ("client", clients), ("node", nodes))
         for r in rows
         if r["got"] != MISSED
     )

@@ -470,16 +470,6 @@ def script_argv(script: str, *args: str) -> list[str]:
     return [PYTHON, str(BENCH / script), *args]
 
 
-def wait_for(check: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
-    """Poll ``check`` until true or ``timeout``; bounded in time, True when it came."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(step)
-    return check()
-
-
 def interleave(
     rounds: int, runs: Sequence[tuple[str, Callable[[int], Any]]]
 ) -> dict[str, list[Any]]:
@@ -548,7 +538,6 @@ class Sampler:
         self.process = psutil.Process(pid)
         self.step = step
         self.peak_rss = 0
-        self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -582,7 +571,6 @@ class Sampler:
         while not self._stop.wait(self.step):
             rss = self.rss()
             self.peak_rss = max(self.peak_rss, rss)
-            self.samples.append((time.monotonic(), rss))
 
     def __enter__(self) -> Sampler:
         self.peak_rss = self.rss()

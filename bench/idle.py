@@ -48,13 +48,14 @@ def pyre_node(procs: Procs, ns: str, workdir: Path, number: int) -> Child:
 
 
 def one_window(workdir: Path, number: int) -> dict[str, dict[str, float]]:
+    why = netns_available()
+    if why:
+        raise BenchError(f"idle needs lo-only network namespaces: {why}")
     with ExitStack() as stack:
-        procs = stack.enter_context(Procs(workdir))
-        why = netns_available()
-        if why:
-            raise BenchError(f"idle needs lo-only network namespaces: {why}")
+        # Entered before Procs, so on the way out the processes die before their namespaces.
         ns_ours = stack.enter_context(lo_only_netns())
         ns_pyre = stack.enter_context(lo_only_netns(multicast=True))
+        procs = stack.enter_context(Procs(workdir))
         node_argv = our_node_argv(
             "-b", "--listen", "-i", "lo", "-a", "127.0.0.1", "-p", "0", "-u", "idle",
             "--beacon-port", str(free_udp_port()), "--db", str(workdir / f"node{number}.db"),
