@@ -17,8 +17,12 @@ The beacon datagram (all integers big-endian; see docs/PROTOCOL.rst)::
         25    2  pub port     u16; 1..65535 in ANNOUNCE and LEAVING
         27    2  user length  u16, 0..256 (bytes)
         29    n  user         UTF-8; a valid user name (empty only in PROBE)
+    29 + n   32  key          optional: the node's CurveZMQ public key (secure mode)
 
-The datagram is exactly ``29 + n`` bytes; anything else is a ``BeaconError``.
+The datagram is exactly ``29 + n`` bytes (a plain node) or ``29 + n + 32``
+(a secure node); anything else is a ``BeaconError``. The key is a claim, not a
+proof: a node trusts it only when it is in its authorized keys, and then only
+a peer holding the matching secret key can complete the CURVE handshake.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from zmq.utils import z85
+
 from .errors import MessageError, ProtocolError
 from .message import MAX_NAME_CHARS, check_name
 
@@ -40,7 +46,8 @@ HEADER = struct.Struct(">4sBBB16sHHH")
 HEADER_SIZE = HEADER.size  # 29
 # A user name is at most MAX_NAME_CHARS characters of at most 4 UTF-8 bytes each.
 MAX_USER_BYTES = 4 * MAX_NAME_CHARS
-MAX_BEACON_SIZE = HEADER_SIZE + MAX_USER_BYTES
+KEY_SIZE = 32  # a raw CurveZMQ public key
+MAX_BEACON_SIZE = HEADER_SIZE + MAX_USER_BYTES + KEY_SIZE
 
 MODES = {0: "none", 1: "broadcast", 2: "repeater"}
 _MODE_CODES = {name: code for code, name in MODES.items()}
@@ -74,8 +81,11 @@ class Beacon:
     router_port: int
     pub_port: int
     user: str
+    key: bytes = b""  # raw 32-byte CurveZMQ public key of a secure node, else empty
 
     def __post_init__(self) -> None:
+        if not isinstance(self.key, bytes) or len(self.key) not in (0, KEY_SIZE):
+            raise BeaconError(f"a beacon key is {KEY_SIZE} raw bytes or nothing")
         if not isinstance(self.kind, Kind):
             raise BeaconError(f"unknown beacon kind {self.kind!r}")
         if not is_node_id(self.node_id):
@@ -111,8 +121,13 @@ class Beacon:
         except UnicodeEncodeError:
             raise BeaconError("bad beacon user name: not valid Unicode text") from None
 
+    @property
+    def secure(self) -> bool:
+        """True when the node runs in secure mode (its beacon carries its public key)."""
+        return bool(self.key)
+
     def leaving(self) -> Beacon:
-        """The LEAVING beacon that matches this ANNOUNCE (same node, ports and user)."""
+        """The LEAVING beacon that matches this ANNOUNCE (same node, ports, user and key)."""
         return replace(self, kind=Kind.LEAVING)
 
     @classmethod
@@ -132,7 +147,7 @@ class Beacon:
             self.pub_port,
             len(user),
         )
-        return head + user
+        return head + user + self.key
 
     @classmethod
     def decode(cls, data: bytes) -> Beacon:
@@ -155,20 +170,23 @@ class Beacon:
             raise BeaconError(f"unknown beacon mode {mode}")
         if user_len > MAX_USER_BYTES:
             raise BeaconError(f"beacon user length {user_len} is over {MAX_USER_BYTES} bytes")
-        if len(data) != HEADER_SIZE + user_len:
+        end = HEADER_SIZE + user_len
+        if len(data) not in (end, end + KEY_SIZE):
             raise BeaconError(
-                f"beacon is {len(data)} bytes but its header says {HEADER_SIZE + user_len}"
+                f"beacon is {len(data)} bytes but its header says {end}"
+                f" (or {end + KEY_SIZE} with a key)"
             )
         try:
-            user = data[HEADER_SIZE:].decode("utf-8")
+            user = data[HEADER_SIZE:end].decode("utf-8")
         except UnicodeDecodeError:
             raise BeaconError("beacon user name is not valid UTF-8") from None
-        return cls(kind, raw_id.hex(), MODES[mode], router, pub, user)
+        return cls(kind, raw_id.hex(), MODES[mode], router, pub, user, data[end:])
 
 
 def scan_json(beacon: Beacon, address: str, last_seen: datetime) -> dict[str, Any]:
-    """One live instance as a ``--scan --json`` line: exactly DESIGN.md's contract."""
-    return {
+    """One live instance as a ``--scan --json`` line: exactly DESIGN.md's contract,
+    plus ``"key"`` (Z85 text) for a secure instance, so scripts can pin it."""
+    line = {
         "node": beacon.node_id,
         "user": beacon.user,
         "mode": beacon.mode,
@@ -177,12 +195,15 @@ def scan_json(beacon: Beacon, address: str, last_seen: datetime) -> dict[str, An
         "pub": beacon.pub_port,
         "last_seen": last_seen.isoformat(timespec="microseconds"),
     }
+    if beacon.key:
+        line["key"] = z85.encode(beacon.key).decode("ascii")
+    return line
 
 
 def peer_json(peer: Peer, now: float, wall: datetime) -> dict[str, Any]:
     """A peer of the live table as ``scan_json``; ``wall`` is the UTC time matching ``now``."""
     announce = Beacon(
-        Kind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user
+        Kind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user, peer.key
     )
     seen = wall - timedelta(seconds=max(0.0, now - peer.last_seen))
     return scan_json(announce, peer.address, seen)
@@ -208,6 +229,7 @@ class Peer:
     pub_port: int
     last_seen: float
     address_seen: float
+    key: bytes = b""  # its CurveZMQ public key as its beacon says (secure mode), else empty
 
     @property
     def endpoint(self) -> tuple[str, int, int]:
@@ -222,7 +244,7 @@ class PeerJoined:
 
 @dataclass(frozen=True)
 class PeerChanged:
-    """A known peer now has another endpoint, name or mode (e.g. it restarted)."""
+    """A known peer now has another endpoint, name, mode or key (e.g. it restarted)."""
 
     peer: Peer
     previous: Peer
@@ -338,6 +360,7 @@ class PeerTable:
             pub_port=beacon.pub_port,
             last_seen=now,
             address_seen=now,
+            key=beacon.key,
         )
         if known is None:
             self._peers[beacon.node_id] = fresh
@@ -350,7 +373,12 @@ class PeerTable:
                 self._peers[beacon.node_id] = replace(known, last_seen=max(known.last_seen, now))
                 return []
         self._peers[beacon.node_id] = fresh
-        if (known.endpoint, known.user, known.mode) == (fresh.endpoint, fresh.user, fresh.mode):
+        if (known.endpoint, known.user, known.mode, known.key) == (
+            fresh.endpoint,
+            fresh.user,
+            fresh.mode,
+            fresh.key,
+        ):
             return []
         return [PeerChanged(fresh, known)]
 
