@@ -27,6 +27,7 @@ Usage:
   lab93-node (-r | --repeater | -m repeater) (-s | --server | -c | --client) [options]
   lab93-node --scan [options]
   lab93-node --history [options]
+  lab93-node --keygen [--force] [options]
   lab93-node -h | --help | --version
 """
 
@@ -64,6 +65,21 @@ Options:
   --json                   Machine output: one JSON object per line on stdout.
   --timeout SEC            How long --scan (default 2), --send and the end of
                            piped input (default 10) may wait.
+
+Secure mode (see README.rst, "Secure mode"):
+  --secure                 Encrypt and authenticate every connection with
+                           CurveZMQ, using your key pair from --keygen.
+  --keygen                 Make your key pair in $XDG_CONFIG_HOME/lab93 (else
+                           ~/.config/lab93), print the public key, then exit.
+  --force                  With --keygen: replace an existing key pair.
+  --authorized-keys DIR    With --secure: public keys allowed to connect, one
+                           NAME.key file each, speaking as NAME (default:
+                           authorized_keys in that directory).
+  --server-key KEY         With -r -c --secure: the server's public key
+                           (default: learned from its beacon on first use
+                           and pinned in known_servers there).
+
+Output:
   -v, --verbose            More logging on stderr (-vv for debugging).
   --traceback              Show the Python traceback of an error (debugging).
   -h, --help               Show this help.
@@ -171,9 +187,9 @@ def choose_mode(args: dict[str, Any]) -> str:
         raise UsageError("-b/--broadcast and -r/--repeater cannot be used together")
     if args["--server"] and args["--client"]:
         raise UsageError("-s/--server and -c/--client cannot be used together")
-    one_shot = [flag for flag in ("--scan", "--history") if args[flag]]
-    if len(one_shot) == 2:
-        raise UsageError("--scan and --history cannot be used together")
+    one_shot = [flag for flag in ("--scan", "--history", "--keygen") if args[flag]]
+    if len(one_shot) >= 2:
+        raise UsageError(f"{one_shot[0]} and {one_shot[1]} cannot be used together")
     if one_shot and (broadcast or repeater or args["--server"] or args["--client"]):
         raise UsageError(f"{one_shot[0]} runs on its own; leave out -b, -r, -m, -s and -c")
     if one_shot:
@@ -195,15 +211,33 @@ def check_options(args: dict[str, Any], mode: str) -> None:
     if args["--send"] is not None and args["--listen"]:
         raise UsageError("--send and --listen cannot be used together")
     talk = [flag for flag in ("--send", "--subject", "--to", "--listen") if args[flag]]
-    if talk and mode in ("server", "scan", "history"):
+    if talk and mode in ("server", "scan", "history", "keygen"):
         where = "-s/--server" if mode == "server" else f"--{mode}"
         raise UsageError(f"{talk[0]} is for a client or broadcast node, not {where}")
+    _check_secure_options(args, mode)
     for flag, field in (("--user", "user name"), ("--to", "recipient")):
         if args[flag] is not None:
             try:
                 check_name(args[flag], field)
             except MessageError as error:
                 raise UsageError(f"{flag} {args[flag]!r}: the {field} {error.problem}") from None
+
+
+def _check_secure_options(args: dict[str, Any], mode: str) -> None:
+    if args["--force"] and mode != "keygen":
+        raise UsageError("--force goes with --keygen")
+    if args["--secure"] and mode in ("scan", "history", "keygen"):
+        raise UsageError(f"--secure is for a node, server or client, not --{mode}")
+    for flag in ("--authorized-keys", "--server-key"):
+        if args[flag] is not None and not args["--secure"]:
+            raise UsageError(f"{flag} goes with --secure")
+    if args["--server-key"] is not None and mode != "client":
+        raise UsageError("--server-key is for a repeater client (-r -c)")
+    if args["--authorized-keys"] is not None and mode == "client":
+        raise UsageError(
+            "--authorized-keys is for a server or broadcast node; a client pins its server's"
+            " key instead (--server-key)"
+        )
 
 
 def _logging(verbosity: int, stderr: Any) -> None:

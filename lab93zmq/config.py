@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .security import KeyPair
 
 DEFAULT_PORT = 5190
 DEFAULT_BEACON_PORT = 5190
 DEFAULT_ADDRESS = "0.0.0.0"
 DEFAULT_BEACON_INTERVAL = 1.0
 EXPIRY_INTERVALS = 5
+
+
+@dataclass(frozen=True)
+class SecureConfig:
+    """``--secure``: our key pair, whom we admit, and how a client pins its server.
+
+    ``server_key`` is the raw key given with ``--server-key`` (None: learn it
+    from the server's beacon and pin it in ``known_servers``).
+    """
+
+    keys: KeyPair
+    authorized_keys: Path
+    known_servers: Path
+    server_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -31,3 +49,4 @@ class NodeConfig:
     timeout: float = 10.0
     # Off only in tests that drive a server without any UDP at all.
     beacon: bool = True
+    secure: SecureConfig | None = None  # None: plain ZeroMQ, as on a trusted LAN

@@ -1,4 +1,5 @@
-"""Where the inbox lives: ``--db`` > ``$XDG_DATA_HOME/lab93`` > ``~/.local/share/lab93``.
+"""Where the inbox lives: ``--db`` > ``$XDG_DATA_HOME/lab93`` > ``~/.local/share/lab93``;
+where keys live: ``$XDG_CONFIG_HOME/lab93`` > ``~/.config/lab93``.
 
 Resolved when used, never at import time; directories are created mode 0700
 because an inbox holds private messages.
@@ -26,6 +27,17 @@ def data_dir(environ: Mapping[str, str] | None = None, home: Path | None = None)
         return Path(xdg) / "lab93"
     home = Path.home() if home is None else home
     return home / ".local" / "share" / "lab93"
+
+
+def config_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The lab93 config directory (keys, trusted keys); ``XDG_CONFIG_HOME`` that is
+    empty or relative counts as unset, as for ``data_dir``."""
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_CONFIG_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "lab93"
+    home = Path.home() if home is None else home
+    return home / ".config" / "lab93"
 
 
 def inbox_path(

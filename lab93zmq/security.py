@@ -1,0 +1,374 @@
+"""Secure mode: key files, whom to trust, pinned server keys, CURVE sockets.
+
+Everything cryptographic is CurveZMQ as libzmq does it, driven through
+pyzmq's own helpers (``zmq.auth`` certificates and its ZAP authenticator);
+nothing here invents crypto. What lives here is the policy:
+
+* **Own key pair** - ``$XDG_CONFIG_HOME/lab93/id.key`` (public certificate)
+  and ``id.key_secret`` (mode 0600), written by ``lab93-node --keygen``.
+  The secret certificate's metadata records the user name it was made for.
+* **Authorized keys** - a directory of public certificates, one per person,
+  ``NAME.key``. The file name is the name that key speaks as: a server takes
+  a client's name from its key, never from what the client says, so the
+  operator, who names the files, decides who is who.
+* **Known servers** - ``known_servers``: one ``host:port KEY`` line per
+  repeater a client has trusted, like SSH's known_hosts. A server that
+  later shows another key is refused until the line is removed.
+* **Handshake reports** - libzmq tells a socket monitor why a handshake
+  failed; ``handshake_problem`` turns that into the sentence a user sees
+  (plain meets secure, wrong server key, key not authorized).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
+
+from .errors import ConfigError, MessageError
+from .message import check_name
+
+log = logging.getLogger(__name__)
+
+KEY_BASENAME = "id"  # id.key and id.key_secret, like SSH's id_ed25519
+AUTHORIZED_KEYS_DIRNAME = "authorized_keys"
+KNOWN_SERVERS_FILENAME = "known_servers"
+KEY_TEXT_CHARS = 40  # a 32-byte key in Z85
+KEY_BYTES = 32
+
+
+class SecurityError(ConfigError):
+    """Secure mode cannot go on: a key is missing, refused or changed."""
+
+
+def key_text(key: bytes) -> str:
+    """A raw 32-byte public key as the 40 Z85 characters people copy around."""
+    return z85.encode(key).decode("ascii")
+
+
+def parse_key(text: str, what: str = "key") -> bytes:
+    """40 Z85 characters -> the raw 32-byte key; SecurityError says what is wrong."""
+    if not isinstance(text, str) or len(text.strip()) != KEY_TEXT_CHARS:
+        raise SecurityError(f"{what} must be {KEY_TEXT_CHARS} Z85 characters (as --keygen prints)")
+    try:
+        raw = z85.decode(text.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError, KeyError):
+        raise SecurityError(f"{what} {text.strip()!r} is not Z85 text") from None
+    if len(raw) != KEY_BYTES:  # pragma: no cover - 40 Z85 characters are always 32 bytes
+        raise SecurityError(f"{what} is not a {KEY_BYTES}-byte key")
+    return raw
+
+
+# -- own key pair ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """This user's CurveZMQ key pair; the keys are Z85 text (bytes), as zmq wants them."""
+
+    public: bytes
+    secret: bytes
+    user: str | None  # the name it was made for (the secret file's metadata), if any
+    path: Path  # the public certificate
+
+    @property
+    def public_raw(self) -> bytes:
+        return z85.decode(self.public)
+
+
+def key_paths(directory: Path) -> tuple[Path, Path]:
+    """(public certificate, secret certificate) in ``directory``."""
+    return directory / f"{KEY_BASENAME}.key", directory / f"{KEY_BASENAME}.key_secret"
+
+
+def _make_private_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise SecurityError(f"cannot create {directory}: {error.strerror}") from None
+
+
+def generate_keypair(directory: Path, user: str, force: bool = False) -> KeyPair:
+    """Write a new key pair for ``user`` into ``directory``; never replaces one unless ``force``.
+
+    The secret certificate is created under umask 077, so it is never readable
+    by others, not even for a moment.
+    """
+    public_path, secret_path = key_paths(directory)
+    if not force and (public_path.exists() or secret_path.exists()):
+        existing = load_keypair(directory)
+        raise SecurityError(
+            f"a key pair already exists in {directory} (public key "
+            f"{existing.public.decode()}); use --keygen --force to replace it"
+        )
+    _make_private_dir(directory)
+    old_umask = os.umask(0o077)
+    try:
+        zmq.auth.create_certificates(directory, KEY_BASENAME, metadata={"user": user})
+    except OSError as error:
+        raise SecurityError(f"cannot write the key pair in {directory}: {error}") from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(secret_path, 0o600)
+    os.chmod(public_path, 0o644)  # the public half is meant to be handed out
+    return load_keypair(directory)
+
+
+def _metadata_user(path: Path) -> str | None:
+    """The ``user = NAME`` line of a certificate's metadata section, if any."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip() == "user":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+def load_keypair(directory: Path) -> KeyPair:
+    """This user's key pair; SecurityError tells how to make one when there is none."""
+    public_path, secret_path = key_paths(directory)
+    if not secret_path.exists():
+        raise SecurityError(f"no key pair in {directory}; make one with: lab93-node --keygen")
+    mode = secret_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise SecurityError(
+            f"{secret_path} is readable by others (mode {mode:o}); run: chmod 600 {secret_path}"
+        )
+    try:
+        public, secret = zmq.auth.load_certificate(secret_path)
+    except (OSError, ValueError) as error:
+        raise SecurityError(f"cannot read the key pair {secret_path}: {error}") from None
+    if secret is None:
+        raise SecurityError(f"{secret_path} holds no secret key")
+    for text, what in ((public, "public key"), (secret, "secret key")):
+        parse_key(text.decode("ascii", "replace"), f"the {what} in {secret_path}")
+    return KeyPair(public, secret, _metadata_user(secret_path), public_path)
+
+
+# -- authorized keys --------------------------------------------------------------------
+
+
+class AuthorizedKeys:
+    """A directory of ``NAME.key`` public certificates: who may connect, and as whom.
+
+    Re-read whenever the directory changes (a file added, removed, renamed or edited),
+    so an operator can authorize someone without restarting. Safe to call from
+    the ZAP thread and the actor thread: a reload swaps in a whole new table.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._lock = threading.Lock()
+        self._stamp: tuple | None = None
+        self._names: dict[bytes, str] = {}  # raw key -> name
+
+    def name_of(self, key: bytes) -> str | None:
+        """The name a raw 32-byte public key speaks as, or None when it is not authorized."""
+        self._refresh()
+        return self._names.get(key)
+
+    def names(self) -> dict[bytes, str]:
+        """Every authorized raw key and its name (a snapshot)."""
+        self._refresh()
+        return dict(self._names)
+
+    def _refresh(self) -> None:
+        # Each file's name, size and time: a listing per handshake is cheap for a
+        # directory of people, and unlike the directory's own mtime it also sees
+        # a file edited in place or two changes within one clock tick.
+        try:
+            stamp: tuple | None = tuple(
+                (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                for entry in sorted(os.scandir(self.directory), key=lambda e: e.name)
+                if entry.name.endswith(".key")
+            )
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            self._names = self._load() if stamp is not None else {}
+
+    def _load(self) -> dict[bytes, str]:
+        names: dict[bytes, str] = {}
+        ambiguous: set[bytes] = set()
+        for path in sorted(self.directory.glob("*.key")):
+            try:
+                name = check_name(path.stem, "user")
+                public, _ = zmq.auth.load_certificate(path)
+                key = parse_key(public.decode("ascii", "replace"), f"the key in {path}")
+            except (MessageError, SecurityError, OSError, ValueError) as error:
+                log.warning("ignoring authorized key %s: %s", path, error)
+                continue
+            if key in names or key in ambiguous:
+                # Which name would it speak as? Refuse it rather than guess.
+                log.warning(
+                    "refusing the key in %s: it is also in %s.key; keep one file per key",
+                    path,
+                    names.get(key, "another file"),
+                )
+                names.pop(key, None)
+                ambiguous.add(key)
+                continue
+            names[key] = name
+        log.info("%d authorized key(s) in %s", len(names), self.directory)
+        return names
+
+
+class KeyAuthenticator(ThreadAuthenticator):
+    """pyzmq's ZAP handler, admitting exactly the authorized keys (never CURVE_ALLOW_ANY).
+
+    A connection it admits carries its key's name as ZeroMQ's ``User-Id``
+    (``frame.get("User-Id")``), which is what the server trusts as the sender.
+    It runs in its own thread, which owns the context's ZAP socket.
+    """
+
+    def __init__(self, context: zmq.Context, authorized: AuthorizedKeys) -> None:
+        super().__init__(context, log=logging.getLogger(__name__ + ".zap"))
+        self.authorized = authorized
+        self.refused = 0  # handshakes refused (read by tests and the bench)
+
+    def start(self) -> None:
+        super().start()
+        self.configure_curve_callback(domain="*", credentials_provider=self)
+
+    def callback(self, domain: str, z85_key: bytes) -> bool:
+        """Called by pyzmq for each CURVE handshake."""
+        name = self.authorized.name_of(z85.decode(z85_key))
+        if name is None:
+            self.refused += 1
+            log.warning(
+                "refused a connection with key %s: it is not in %s",
+                z85_key.decode("ascii", "replace"),
+                self.authorized.directory,
+            )
+            return False
+        return True
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self.authorized.name_of(client_public_key) or ""
+
+
+# -- known servers ------------------------------------------------------------------------
+
+
+class KnownServers:
+    """``host:port KEY`` lines: the repeater keys a client has trusted (trust on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _lines(self) -> list[tuple[str, str]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise SecurityError(f"cannot read {self.path}: {error.strerror}") from None
+        entries = []
+        for line in text.splitlines():
+            where, _, key = line.strip().partition(" ")
+            if where and not where.startswith("#"):
+                entries.append((where, key.strip()))
+        return entries
+
+    def get(self, where: str) -> bytes | None:
+        """The raw key trusted for ``host:port``, or None when there is none yet."""
+        for known, text in self._lines():
+            if known == where:
+                return parse_key(text, f"the key for {where} in {self.path}")
+        return None
+
+    def remember(self, where: str, key: bytes) -> None:
+        """Trust ``key`` for ``host:port`` from now on (appends one line)."""
+        _make_private_dir(self.path.parent)
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(f"{where} {key_text(key)}\n")
+
+    def check(self, where: str, key: bytes) -> bool:
+        """True when ``key`` is the one trusted for ``where``; a new server is trusted
+        and remembered (True); a different key raises SecurityError."""
+        known = self.get(where)
+        if known is None:
+            self.remember(where, key)
+            log.warning("trusting the repeater at %s, key %s (first use)", where, key_text(key))
+            return True
+        if known != key:
+            raise SecurityError(
+                f"the repeater at {where} now shows the key {key_text(key)}, but you trusted "
+                f"{key_text(known)}; if its key really changed, remove the line for {where} "
+                f"from {self.path}"
+            )
+        return True
+
+
+# -- sockets ------------------------------------------------------------------------------
+
+
+def make_server(sock: zmq.Socket, keys: KeyPair) -> None:
+    """Make ``sock`` a CURVE server with our key pair (before bind)."""
+    sock.curve_secretkey = keys.secret
+    sock.curve_publickey = keys.public
+    sock.curve_server = True
+
+
+def make_client(sock: zmq.Socket, keys: KeyPair, server_key: bytes) -> None:
+    """Make ``sock`` a CURVE client of the server with raw key ``server_key`` (before connect)."""
+    sock.curve_secretkey = keys.secret
+    sock.curve_publickey = keys.public
+    sock.curve_serverkey = z85.encode(server_key)
+
+
+# Monitor events that say how a handshake ended.
+HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+def handshake_problem(event: int, value: int, *, we_are_secure: bool, side: str) -> str | None:
+    """The sentence for a failed handshake seen by a socket monitor; None for a success.
+
+    ``side`` is "client" (we connected) or "server" (we accepted). Pure: the
+    I/O shells read the monitor socket and pass the event and its value.
+    """
+    if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        return None
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            if we_are_secure:
+                return (
+                    "the other side runs without --secure; both sides need --secure"
+                    if side == "client"
+                    else "a node without --secure tried to connect; this node runs --secure"
+                )
+            return (
+                "the other side runs with --secure; run lab93-node with --secure too"
+                if side == "client"
+                else "a node with --secure tried to connect; this node runs without --secure"
+            )
+        if value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+            return "a peer used another server key than ours (a wrong --server-key?)"
+        return f"the handshake failed (protocol error {value:#x})"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        if side == "client":
+            return "the other side does not know our key; ask its operator to authorize it"
+        return "refused a peer whose key is not authorized"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        if side == "client":
+            return "the other side did not prove it holds the expected key (wrong server key?)"
+        return "a handshake failed"
+    return None

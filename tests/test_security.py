@@ -1,0 +1,253 @@
+"""Secure mode's files and policy, without sockets: key pairs, authorized keys,
+known servers, beacon keys, handshake sentences and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+import zmq
+
+from lab93zmq import cli, security
+from lab93zmq.errors import UsageError
+from lab93zmq.paths import config_dir
+from lab93zmq.presence import Beacon, BeaconError, Kind, PeerChanged, PeerTable, scan_json
+from lab93zmq.security import (
+    AuthorizedKeys,
+    KnownServers,
+    SecurityError,
+    generate_keypair,
+    handshake_problem,
+    key_text,
+    load_keypair,
+    parse_key,
+)
+
+NODE = "0123456789abcdef0123456789abcdef"
+OTHER = "fedcba9876543210fedcba9876543210"
+
+
+def _raw_key() -> bytes:
+    public, _ = zmq.curve_keypair()
+    return parse_key(public.decode())
+
+
+def _authorize(directory, name: str, keys) -> None:
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.key").write_bytes(keys.path.read_bytes())
+
+
+def test_config_dir_follows_xdg_and_ignores_relative(tmp_path):
+    assert config_dir({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "lab93"
+    assert config_dir({"XDG_CONFIG_HOME": "rel"}, home=tmp_path) == tmp_path / ".config/lab93"
+    assert config_dir({}, home=tmp_path) == tmp_path / ".config/lab93"
+
+
+def test_keygen_writes_a_private_secret_and_never_overwrites(tmp_path):
+    directory = tmp_path / "cfg"
+    keys = generate_keypair(directory, "alice")
+    secret = directory / "id.key_secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert keys.user == "alice" and len(keys.public) == 40 and len(keys.public_raw) == 32
+    assert load_keypair(directory) == keys
+    with pytest.raises(SecurityError, match="already exists.*--force"):
+        generate_keypair(directory, "alice")
+    assert load_keypair(directory) == keys  # untouched
+    replaced = generate_keypair(directory, "alice", force=True)
+    assert replaced.public != keys.public
+
+
+def test_a_missing_or_readable_secret_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(SecurityError, match="lab93-node --keygen"):
+        load_keypair(tmp_path)
+    generate_keypair(tmp_path, "bob")
+    os.chmod(tmp_path / "id.key_secret", 0o644)
+    with pytest.raises(SecurityError, match="chmod 600"):
+        load_keypair(tmp_path)
+
+
+def test_parse_key_round_trips_and_names_bad_text():
+    raw = _raw_key()
+    assert parse_key(key_text(raw)) == raw
+    with pytest.raises(SecurityError, match="40 Z85"):
+        parse_key("short")
+    with pytest.raises(SecurityError, match="not Z85"):
+        parse_key("~" * 40)
+
+
+def test_authorized_keys_name_each_key_by_its_file_and_reload(tmp_path):
+    alice = generate_keypair(tmp_path / "a", "alice")
+    bob = generate_keypair(tmp_path / "b", "bob")
+    directory = tmp_path / "authorized"
+    authorized = AuthorizedKeys(directory)
+    assert authorized.name_of(alice.public_raw) is None  # no directory yet
+    _authorize(directory, "alice", alice)
+    (directory / "bad name!.key").write_bytes(bob.path.read_bytes())  # not a valid name
+    (directory / "junk.key").write_text("no key here\n")
+    assert authorized.names() == {alice.public_raw: "alice"}
+    (directory / "alias.key").write_bytes(alice.path.read_bytes())  # one key, two names
+    assert authorized.names() == {}  # ambiguous: refused, not guessed
+    (directory / "alias.key").unlink()
+    _authorize(directory, "bob", bob)  # added while running: seen without a restart
+    assert authorized.name_of(bob.public_raw) == "bob"
+    (directory / "bob.key").unlink()
+    assert authorized.name_of(bob.public_raw) is None
+
+
+def test_known_servers_trust_on_first_use_and_refuse_a_changed_key(tmp_path):
+    known = KnownServers(tmp_path / "cfg" / "known_servers")
+    first, second = _raw_key(), _raw_key()
+    assert known.get("10.0.0.1:5190") is None
+    assert known.check("10.0.0.1:5190", first)
+    assert known.get("10.0.0.1:5190") == first
+    assert known.check("10.0.0.1:5190", first)
+    with pytest.raises(SecurityError, match="now shows the key.*remove the line"):
+        known.check("10.0.0.1:5190", second)
+    assert known.check("10.0.0.2:5190", second)  # another server, its own line
+    assert len(known.path.read_text().splitlines()) == 2
+
+
+def test_beacon_carries_a_key_and_rejects_a_wrong_length():
+    key = _raw_key()
+    beacon = Beacon(Kind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice", key)
+    data = beacon.encode()
+    assert Beacon.decode(data) == beacon and Beacon.decode(data).secure
+    plain = Beacon(Kind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice")
+    assert not Beacon.decode(plain.encode()).secure
+    assert beacon.leaving().key == key
+    with pytest.raises(BeaconError, match="with a key"):
+        Beacon.decode(data[:-1])
+    with pytest.raises(BeaconError, match="32 raw bytes"):
+        Beacon(Kind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice", b"short")
+
+
+def test_scan_json_shows_a_secure_instance_key_and_nothing_more_for_a_plain_one():
+    from datetime import datetime, timezone
+
+    key = _raw_key()
+    seen = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    secure = scan_json(Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", key), "h", seen)
+    assert secure["key"] == key_text(key)
+    plain = scan_json(Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al"), "h", seen)
+    assert set(plain) == {"node", "user", "mode", "address", "router", "pub", "last_seen"}
+
+
+def test_a_new_key_for_a_known_peer_is_a_change():
+    table = PeerTable(OTHER, 1.0)
+    first = Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", _raw_key())
+    table.on_beacon(first, "127.0.0.1", 0.0)
+    changed = table.on_beacon(
+        Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", _raw_key()), "127.0.0.1", 0.5
+    )
+    assert [type(e) for e in changed] == [PeerChanged]
+
+
+@pytest.mark.parametrize(
+    ("event", "value", "secure", "side", "expected"),
+    [
+        (zmq.EVENT_HANDSHAKE_SUCCEEDED, 0, True, "client", None),
+        (
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+            zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH,
+            False,
+            "client",
+            "runs with --secure",
+        ),
+        (
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+            zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH,
+            True,
+            "server",
+            "without --secure tried",
+        ),
+        (zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400, True, "client", "does not know our key"),
+        (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, True, "client", "wrong server key"),
+        (
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+            zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC,
+            True,
+            "server",
+            "another server key",
+        ),
+    ],
+)
+def test_handshake_problems_become_sentences(event, value, secure, side, expected):
+    said = handshake_problem(event, value, we_are_secure=secure, side=side)
+    if expected is None:
+        assert said is None
+    else:
+        assert expected in said
+
+
+# -- the command line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "sentence"),
+    [
+        (["-b", "--force"], "--force goes with --keygen"),
+        (["-b", "--server-key", "x"], "--server-key goes with --secure"),
+        (["-b", "--secure", "--server-key", "x"], "--server-key is for a repeater client"),
+        (["-r", "-c", "--secure", "--authorized-keys", "d"], "--authorized-keys is for a server"),
+        (["--scan", "--secure"], "--secure is for a node"),
+        (["--keygen", "--scan"], "cannot be used together"),
+        (["--keygen", "-b"], "runs on its own"),
+    ],
+)
+def test_secure_option_mistakes_get_one_sentence_and_status_2(argv, sentence, capsys):
+    from lab93zmq.console import Environment
+
+    env = Environment()
+    assert cli.main(argv, env) == cli.ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert sentence in err and len(err.strip().splitlines()) == 1
+
+
+def test_keygen_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from lab93zmq.console import Environment
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert cli.main(["--keygen", "-u", "carol", "--json"], Environment()) == cli.ExitStatus.OK
+    line = json.loads(capsys.readouterr().out)
+    keys = load_keypair(tmp_path / "lab93")
+    assert line == {"user": "carol", "key": keys.public.decode(), "public_file": str(keys.path)}
+    assert cli.main(["--keygen"], Environment()) == cli.ExitStatus.ERROR
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["--keygen", "--force"], Environment()) == cli.ExitStatus.OK
+    assert "Your public key: " in capsys.readouterr().out
+    assert load_keypair(tmp_path / "lab93").public != keys.public
+
+
+def test_a_bad_server_key_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    from lab93zmq.console import Environment
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    status = cli.main(["-r", "-c", "--secure", "--server-key", "nope"], Environment())
+    assert status == cli.ExitStatus.USAGE
+    assert "40 Z85 characters" in capsys.readouterr().err
+
+
+def test_secure_without_a_key_pair_says_how_to_make_one(tmp_path, monkeypatch, capsys):
+    from lab93zmq.console import Environment
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    status = cli.main(["-r", "-s", "--secure", "--db", str(tmp_path / "i.db")], Environment())
+    assert status == cli.ExitStatus.ERROR
+    assert "lab93-node --keygen" in capsys.readouterr().err
+
+
+def test_a_secure_node_speaks_as_its_key_user_by_default(tmp_path, monkeypatch):
+    from lab93zmq.run import build_config
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    generate_keypair(tmp_path / "lab93", "dora")
+    args = cli.parse_args(["-b", "--secure", "--db", str(tmp_path / "i.db")])
+    config = build_config("broadcast", args)
+    assert config.user == "dora"
+    assert config.secure.authorized_keys == tmp_path / "lab93" / "authorized_keys"
+    assert security.load_keypair(tmp_path / "lab93") == config.secure.keys
+    with pytest.raises(UsageError):
+        build_config("client", cli.parse_args(["-r", "-c", "--secure", "--server-key", "x"]))
