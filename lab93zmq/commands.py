@@ -114,7 +114,9 @@ def parse_line(line: str, subject: str | None = None, to: str | None = None) -> 
     if name == "history":
         if not rest:
             return History()
-        if not rest.isdigit() or int(rest) < 1:
+        # ASCII digits only: str.isdigit also takes "²" and "٣", which int() refuses or
+        # reads; and few enough of them for int() and the inbox's LIMIT.
+        if not (rest.isascii() and rest.isdigit() and len(rest) <= 18) or int(rest) < 1:
             raise CommandError("usage: /history [N], N a whole number from 1 up")
         return History(int(rest))
     if name == "msg":

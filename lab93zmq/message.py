@@ -28,6 +28,8 @@ MAX_CONTENT_BYTES = 65_536
 MAX_SUBJECT_CHARS = 200
 MAX_NAME_CHARS = 64
 MAX_WIRE_BYTES = 80 * 1024
+# The highest origin number: SQLite's largest INTEGER, where it is stored.
+MAX_SEQ = 2**63 - 1
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}\Z")
 _BAD_NAME = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -55,7 +57,18 @@ def check_name(value: object, field: str) -> str:
         raise MessageError(field, f"is longer than {MAX_NAME_CHARS} characters")
     if _BAD_NAME.search(value):
         raise MessageError(field, "must not contain spaces or control characters")
+    if not value.isascii():
+        _check_unicode(value, field)
     return value
+
+
+def _check_unicode(value: str, field: str) -> None:
+    """JSON's \\ud800 escapes decode to lone surrogates, which no UTF-8 encoder (the
+    wire, the inbox, a terminal) takes: refuse them here rather than crash there."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MessageError(field, "is not valid Unicode text") from None
 
 
 def check_node_id(value: object, field: str = "origin") -> str:
@@ -243,6 +256,8 @@ def _checked(
             raise MessageError("subject", f"is longer than {MAX_SUBJECT_CHARS} characters")
         if _LINE_BREAK.search(subject):
             raise MessageError("subject", "must not contain line breaks")
+        if not subject.isascii():
+            _check_unicode(subject, "subject")
     if not isinstance(content, str):
         raise MessageError("content", "must be a string")
     if not content:
@@ -262,10 +277,10 @@ def _checked(
         if offset is None:
             raise MessageError("sent_at", "must be a timezone-aware time")
         if offset.total_seconds() != 0:
-            sent_at = sent_at.astimezone(timezone.utc)
+            sent_at = _to_utc(sent_at, "sent_at")
     check_node_id(origin)
-    if type(origin_seq) is not int or origin_seq < 1:
-        raise MessageError("seq", "must be a whole number from 1 up")
+    if type(origin_seq) is not int or not 1 <= origin_seq <= MAX_SEQ:
+        raise MessageError("seq", f"must be a whole number from 1 to {MAX_SEQ}")
     return sent_at
 
 
@@ -297,4 +312,12 @@ def parse_time(value: object, field: str = "sent_at") -> datetime:
         return when
     if when.utcoffset() is None:
         raise MessageError(field, "must carry a UTC offset")
-    return when.astimezone(timezone.utc)
+    return _to_utc(when, field)
+
+
+def _to_utc(when: datetime, field: str) -> datetime:
+    # 0001-01-01T00:00+01:00 is a valid ISO time whose UTC form is before year 1.
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        raise MessageError(field, "is out of the range of times") from None

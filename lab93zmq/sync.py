@@ -20,6 +20,10 @@ from .errors import ProtocolError
 from .presence import is_node_id
 
 MAX_VECTOR_ENTRIES = 10_000
+# The highest mark or sequence number: SQLite's largest INTEGER, where they are
+# stored and compared. A larger one from a peer is a SyncError, not an
+# OverflowError when the inbox is asked for messages above it.
+MAX_SEQ = 2**63 - 1
 
 Vector = dict[str, int]
 
@@ -54,6 +58,8 @@ def _check_count(value: object, what: str, minimum: int) -> int:
         raise SyncError(f"{what} {value!r} is not a whole number")
     if value < minimum:
         raise SyncError(f"{what} {value} is below {minimum}")
+    if value > MAX_SEQ:
+        raise SyncError(f"{what} {value} is above {MAX_SEQ}")
     return value
 
 
@@ -115,7 +121,7 @@ class SequenceTracker:
         if mark is None:  # a known origin was checked when it became known
             _check_origin(origin)
             mark = 0
-        if type(seq) is not int or seq < 1:
+        if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
             _check_count(seq, "sequence number", 1)
         if seq == mark + 1 and origin not in self._ahead:  # the common case: next in line
             self._marks[origin] = seq

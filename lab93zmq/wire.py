@@ -29,6 +29,18 @@ SIGNATURE = MAGIC + bytes([PROTOCOL_VERSION])
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PAYLOADS = 10_000
 MAX_COMMAND_CHARS = 16
+# The largest whole number a header field may carry: SQLite's INTEGER, where
+# sequence numbers and marks end up. A larger one is a protocol error here,
+# not an OverflowError deep in the inbox.
+MAX_HEADER_INT = 2**63 - 1
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+# NaN and Infinity are Python's extension, not JSON: a header carrying them is refused.
+_HEADER_JSON = json.JSONDecoder(parse_constant=_not_json)
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ def decode(frames: Sequence[bytes]) -> Command:
     if len(raw_header) > MAX_HEADER_BYTES:
         raise ProtocolError(f"{name} header is larger than {MAX_HEADER_BYTES} bytes")
     try:
-        header = json.loads(raw_header.decode("utf-8")) if raw_header else {}
+        header = _HEADER_JSON.decode(raw_header.decode("utf-8")) if raw_header else {}
     except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deep: not ours
         raise ProtocolError(f"{name} header is not UTF-8 JSON") from None
     if not isinstance(header, dict):
@@ -87,9 +99,13 @@ def decode(frames: Sequence[bytes]) -> Command:
     return Command(name, header, payloads)
 
 
-def header_int(header: dict[str, Any], key: str, minimum: int = 0) -> int:
+def header_int(
+    header: dict[str, Any], key: str, minimum: int = 0, maximum: int = MAX_HEADER_INT
+) -> int:
     """A whole-number header field, checked; ProtocolError names the field."""
     value = header.get(key)
-    if type(value) is not int or value < minimum:
-        raise ProtocolError(f"header field {key!r} must be a whole number >= {minimum}")
+    if type(value) is not int or not minimum <= value <= maximum:
+        raise ProtocolError(
+            f"header field {key!r} must be a whole number from {minimum} to {maximum}"
+        )
     return value

@@ -1,0 +1,823 @@
+"""Inputs that cannot hurt a node: property-based fuzzing of every decoder and protocol core.
+
+The property for each decoder: it returns a valid value or raises its module's
+declared error (a ``ProtocolError`` - ``MessageError``, ``BeaconError``,
+``SyncError`` - or ``CommandError`` for a typed line), never anything else;
+and a value it returns survives encoding: ``decode(encode(v)) == v``.
+
+The property for each protocol core (repeater server, repeater client,
+broadcast session): no frame list or datagram makes it raise, whatever it
+sends, and afterwards it still serves an honest peer end to end. Each core
+runs on a real inbox (SQLite in a temporary directory) and a fake clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from lab93zmq import wire
+from lab93zmq.commands import Action, CommandError, History, Nothing, Say, parse_line
+from lab93zmq.errors import MessageError, ProtocolError
+from lab93zmq.events import Accepted, Incoming, Notice, Rejected, Status, Users
+from lab93zmq.message import MAX_WIRE_BYTES, Message, parse_time
+from lab93zmq.node_protocol import (
+    BroadcastSession,
+    Connect,
+    Disconnect,
+    Publish,
+    SendBeacon,
+    SendTo,
+)
+from lab93zmq.presence import HEADER_SIZE, Beacon, BeaconError, Kind
+from lab93zmq.repeater_protocol import ClientCore, Reply, ServerCore, Subscribe, ToServer
+from lab93zmq.repeater_protocol import Connect as ClientConnect
+from lab93zmq.repeater_protocol import Publish as ServerPublish
+from lab93zmq.store import Inbox
+from lab93zmq.sync import SequenceTracker, SyncError, decode_vector, encode_vector
+
+pytestmark = pytest.mark.timeout(60)
+
+T0 = datetime(2026, 11, 24, 20, 0, 0, tzinfo=timezone.utc)
+INT64 = 2**63 - 1  # SQLite's largest integer: what the inbox can store
+
+# Bounded runs: the whole file must stay well under 30 s.
+FAST = settings(max_examples=400, deadline=None)
+CORE = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+# -- strategies --------------------------------------------------------------------
+
+hex_ids = st.binary(min_size=16, max_size=16).map(bytes.hex)
+names = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=64
+)
+texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200)
+subjects = st.none() | st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=200
+)
+times = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)
+)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(2**80), 2**80)
+    | st.floats()
+    | st.text(max_size=12)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+
+
+ROOM_OR_DIRECT = st.none() | names
+
+
+@st.composite
+def messages(draw, origin=hex_ids, to=ROOM_OR_DIRECT) -> Message:
+    return Message(
+        id=draw(hex_ids),
+        author=draw(names),
+        recipient=draw(to),
+        subject=draw(subjects),
+        content=draw(texts),
+        sent_at=draw(times),
+        origin=draw(origin),
+        origin_seq=draw(st.integers(1, INT64)),
+    )
+
+
+@st.composite
+def mutated_messages(draw) -> bytes:
+    """A valid message's wire object with one field replaced, removed or added."""
+    fields = draw(messages()).to_wire_dict()
+    key = draw(st.sampled_from([*fields, "extra"]))
+    action = draw(st.sampled_from(["replace", "delete"]))
+    if action == "delete":
+        fields.pop(key, None)
+    else:
+        fields[key] = draw(
+            json_values
+            | st.integers(-(2**70), 2**70)
+            | st.text(st.characters(), max_size=80)
+            | st.sampled_from(["", "\ud800", "a\udc00b", "0001-01-01T00:00:00+01:00",
+                               "9999-12-31T23:59:59-01:00", "2026-11-24T20:01:02", " bob"])
+        )
+    return json.dumps(fields, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
+
+
+payloads = (
+    messages().map(Message.encode)
+    | mutated_messages()
+    | st.binary(max_size=64)
+)
+
+
+# -- wire: frames <-> Command --------------------------------------------------------
+
+COMMAND_NAMES = ["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "WELCOME", "BATCH", "DELIVER",
+                 "ACK", "REJECT", "USERS", "ERROR", "ROOM", "TICK", "MSG", "BEAT", "SYNC", "DM",
+                 "X", "hello"]
+HEADER_KEYS = ["user", "node", "software", "room", "dm", "limit", "items", "server", "pub_port",
+               "heartbeat", "timeout", "head", "room_head", "dm_head", "more", "users", "code",
+               "reason", "vector", "ids"]
+
+
+def near_valid_frames(header_values=json_values, payload=payloads, names=COMMAND_NAMES):
+    """Frame lists a buggy or hostile peer might send: mostly well-formed envelopes."""
+    signature = st.sampled_from([wire.SIGNATURE, b"L93\x02", b"L93", b"ZRE\x01", b""])
+    name = st.sampled_from(names).map(str.encode) | st.binary(max_size=20)
+    header = st.dictionaries(st.sampled_from(HEADER_KEYS), header_values, max_size=6).map(
+        lambda h: json.dumps(h).encode()
+    ) | st.binary(max_size=40) | st.sampled_from([b"", b"[]", b"[[[[[[", b"\xff{}", b"NaN"])
+    return st.builds(
+        lambda s, n, h, p: [s, n, h, *p],
+        signature,
+        name,
+        header,
+        st.lists(payload, max_size=3),
+    )
+
+
+garbage_frames = st.lists(st.binary(max_size=64), max_size=6)
+
+
+def check_command(frames: list[bytes]) -> wire.Command | None:
+    """wire.decode's property; the Command when it decoded."""
+    try:
+        command = wire.decode(frames)
+    except ProtocolError:
+        return None
+    assert isinstance(command, wire.Command)
+    assert wire.decode(command.frames()) == command  # round-trips
+    try:
+        for message in command.messages():
+            assert Message.decode(message.encode()) == message
+    except MessageError:
+        pass
+    return command
+
+
+@FAST
+@given(garbage_frames)
+def test_wire_decode_random_frames(frames):
+    check_command(frames)
+
+
+@FAST
+@given(near_valid_frames())
+def test_wire_decode_near_valid_frames(frames):
+    check_command(frames)
+
+
+@FAST
+@given(st.sampled_from(COMMAND_NAMES[:-1]), st.dictionaries(st.text(max_size=8), json_values,
+                                                            max_size=5),
+       st.lists(messages(), max_size=3))
+def test_wire_commands_round_trip(name, header, batch):
+    """Every Command we can build from JSON a peer could send decodes back equal."""
+    command = wire.command(name, header, batch)
+    frames = command.frames()
+    decoded = check_command(frames)
+    # A header of standard JSON always decodes; NaN and Infinity are not JSON.
+    if decoded is None:
+        with pytest.raises(ValueError):
+            json.loads(frames[2], parse_constant=_refuse)
+    else:
+        assert decoded.messages() == list(batch)
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(name)
+
+
+@FAST
+@given(json_values, st.integers(0, 5))
+def test_header_int_is_a_storable_whole_number_or_a_protocol_error(value, minimum):
+    try:
+        number = wire.header_int({"n": value}, "n", minimum)
+    except ProtocolError:
+        return
+    assert type(number) is int and minimum <= number <= INT64
+
+
+def test_huge_numbers_in_a_header_are_refused_at_the_edge():
+    with pytest.raises(ProtocolError, match="'dm'"):
+        wire.header_int({"dm": 2**63}, "dm")
+
+
+# -- message: wire form and JSON line form ------------------------------------------
+
+
+def check_message(data: bytes) -> Message | None:
+    try:
+        message = Message.decode(data)
+    except MessageError:
+        return None
+    encoded = message.encode()  # never raises for a decoded message
+    assert len(encoded) <= MAX_WIRE_BYTES or len(data) <= MAX_WIRE_BYTES
+    assert Message.decode(encoded) == message
+    line = message.to_json_line()
+    line.encode("utf-8")  # printable on a UTF-8 stdout
+    assert json.loads(line) == message.to_json_dict()
+    assert Message.from_wire_dict(json.loads(encoded)) == message
+    assert message.sent_at.tzinfo is timezone.utc
+    return message
+
+
+@FAST
+@given(messages())
+def test_message_round_trips(message):
+    assert check_message(message.encode()) == message
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_message_decode_random_bytes(data):
+    check_message(data)
+
+
+@FAST
+@given(mutated_messages())
+def test_message_decode_mutated_fields(data):
+    check_message(data)
+
+
+@FAST
+@given(json_values)
+def test_message_from_any_json_value(value):
+    try:
+        message = Message.from_wire_dict(value)
+    except MessageError:
+        return
+    assert Message.decode(message.encode()) == message
+
+
+@pytest.mark.parametrize("field, value", [
+    ("from", "\ud800"), ("to", "b\udfffb"), ("subject", "\udc00"),
+    ("sent_at", "0001-01-01T00:00:00+01:00"), ("sent_at", "9999-12-31T23:59:59-01:00"),
+    ("seq", 2**63),
+])
+def test_message_fields_found_by_fuzzing_are_refused(field, value):
+    """Each of these once decoded into a Message that could not be encoded or stored."""
+    fields = Message(
+        id="0" * 32, author="alice", recipient=None, subject=None, content="hi",
+        sent_at=T0, origin="a" * 32, origin_seq=1,
+    ).to_wire_dict()
+    fields[field] = value
+    with pytest.raises(MessageError, match=repr(field)):
+        Message.decode(json.dumps(fields).encode())
+
+
+@FAST
+@given(st.text(max_size=40) | times.map(lambda t: t.isoformat()))
+def test_parse_time_returns_utc_or_a_message_error(text):
+    try:
+        when = parse_time(text)
+    except MessageError:
+        return
+    assert when.tzinfo is timezone.utc
+
+
+# -- presence: the beacon datagram --------------------------------------------------
+
+
+@st.composite
+def beacons(draw) -> Beacon:
+    kind = draw(st.sampled_from(Kind))
+    if kind is Kind.PROBE:
+        return Beacon.probe(draw(hex_ids), draw(st.just("") | names))
+    return Beacon(
+        kind=kind,
+        node_id=draw(hex_ids),
+        mode=draw(st.sampled_from(["broadcast", "repeater"])),
+        router_port=draw(st.integers(1, 0xFFFF)),
+        pub_port=draw(st.integers(1, 0xFFFF)),
+        user=draw(names),
+    )
+
+
+def check_beacon(data: bytes) -> Beacon | None:
+    try:
+        beacon = Beacon.decode(data)
+    except BeaconError:
+        return None
+    assert isinstance(beacon, Beacon)
+    assert beacon.encode() == data  # the layout is canonical: nothing is lost or added
+    return beacon
+
+
+@FAST
+@given(beacons())
+def test_beacon_round_trips(beacon):
+    assert check_beacon(beacon.encode()) == beacon
+
+
+@FAST
+@given(st.binary(max_size=400))
+def test_beacon_decode_random_bytes(data):
+    check_beacon(data)
+
+
+@FAST
+@given(st.binary(min_size=4, max_size=400).map(lambda b: b"L93B" + b[4:]))
+def test_beacon_decode_random_bytes_with_our_magic(data):
+    check_beacon(data)
+
+
+@FAST
+@given(beacons(), st.data())
+def test_beacon_decode_mutations(beacon, data):
+    raw = bytearray(beacon.encode())
+    how = data.draw(st.sampled_from(["truncate", "flip", "length", "append", "byte"]))
+    if how == "truncate":
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    elif how == "flip":
+        bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+        raw[bit // 8] ^= 1 << (bit % 8)
+    elif how == "length":  # the user length field (offset 27, two bytes)
+        raw[27:29] = data.draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
+    elif how == "append":
+        raw += data.draw(st.binary(min_size=1, max_size=40))
+    else:
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    decoded = check_beacon(bytes(raw))
+    if how in ("truncate", "append") or (how == "length" and raw[27:29] != beacon.encode()[27:29]):
+        assert decoded is None  # a datagram whose length disagrees with its header
+    if len(raw) < HEADER_SIZE:
+        assert decoded is None
+
+
+# -- sync: version vectors ---------------------------------------------------------------
+
+vectors = st.dictionaries(hex_ids, st.integers(0, INT64), max_size=8)
+
+
+@FAST
+@given(vectors)
+def test_vector_round_trips(vector):
+    assert decode_vector(json.loads(json.dumps(encode_vector(vector)))) == vector
+
+
+@FAST
+@given(json_values | st.dictionaries(hex_ids | st.text(max_size=34), json_scalars, max_size=5)
+       | st.dictionaries(hex_ids, st.integers(-(2**70), 2**70), max_size=3))
+def test_decode_vector_any_json(value):
+    try:
+        vector = decode_vector(value)
+    except SyncError:
+        return
+    assert all(0 <= mark <= INT64 for mark in vector.values())
+    assert decode_vector(encode_vector(vector)) == vector
+
+
+@FAST
+@given(st.lists(st.tuples(hex_ids | json_scalars, json_scalars | st.integers(1, 30)),
+                max_size=20), vectors)
+def test_sequence_tracker_takes_anything_or_says_sync_error(observations, vector):
+    tracker = SequenceTracker(vector)
+    for origin, seq in observations:
+        try:
+            gap = tracker.observe(origin, seq)
+        except SyncError:
+            continue
+        assert gap is tracker.has_gap(origin)
+    assert decode_vector(tracker.vector()) == tracker.vector()
+
+
+def test_marks_beyond_what_an_inbox_stores_are_refused():
+    """A SYNC with such a mark once reached SQLite and raised OverflowError."""
+    with pytest.raises(SyncError):
+        decode_vector({"a" * 32: 2**63})
+
+
+# -- commands: a typed line ------------------------------------------------------------
+
+line_starts = st.sampled_from(["", "/", "//", "/msg ", "/subject ", "/history ", "/who",
+                               "/scan", "/quit", "/help", "/msg bob ", '/subject "a b" ',
+                               "/history 1", "/history ²", "/history ٣"])
+
+
+def check_line(line: str) -> Action | None:
+    try:
+        action = parse_line(line)
+    except CommandError:
+        return None
+    if isinstance(action, Say):
+        assert action.text and (action.to is None or action.to)
+    if isinstance(action, History):
+        assert type(action.count) is int and action.count >= 1
+    if isinstance(action, Nothing):
+        assert not line.strip()
+    return action
+
+
+@FAST
+@given(line_starts, st.text(max_size=40))
+def test_parse_line_any_text(start, rest):
+    check_line(start + rest)
+
+
+def test_history_with_digits_int_cannot_read_is_a_command_error():
+    for line in ["/history ²", "/history " + "9" * 5000, "/history ٣"]:
+        with pytest.raises(CommandError):
+            parse_line(line)
+
+
+def test_plain_text_is_said_as_it_is():
+    assert parse_line("hello /there") == Say("hello /there")
+
+
+# -- the protocol cores ---------------------------------------------------------------------
+
+
+@contextmanager
+def inbox(name: str, node_id: bytes | None = None) -> Iterator[Inbox]:
+    with tempfile.TemporaryDirectory() as where:
+        box = Inbox(os.path.join(where, f"{name}.db"), new_node_id=node_id)
+        try:
+            yield box
+        finally:
+            box.close()
+
+
+def fresh_message(author: str, to: str | None = None, content: str = "honest") -> Message:
+    return Message(
+        id=os.urandom(16).hex(), author=author, recipient=to, subject=None, content=content,
+        sent_at=T0, origin=os.urandom(16).hex(), origin_seq=1,
+    )
+
+
+SERVER_TYPES = (Reply, ServerPublish, Accepted, Rejected, Incoming, Notice, Status)
+CLIENT_TYPES = (ToServer, ClientConnect, Subscribe, Accepted, Rejected, Incoming, Notice, Status,
+                Users)
+server_input = st.lists(
+    st.tuples(
+        st.sampled_from([b"evil", b"\x00", b"x" * 255]),
+        garbage_frames | near_valid_frames(
+            json_values | hex_ids | names | st.integers(-(2**70), 2**70)
+            | st.lists(st.lists(st.integers(-5, 2**70) | hex_ids, max_size=3), max_size=4),
+            names=["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "ROOM", "X"],
+        ),
+        st.floats(0, 2),
+    ),
+    max_size=25,
+)
+
+
+@CORE
+@given(server_input)
+def test_server_core_survives_any_frames_then_serves_an_honest_client(inputs):
+    with inbox("server") as box:
+        now = 0.0
+        core = ServerCore(box, pub_port=40123, now=now)
+        for identity, frames, step in inputs:
+            now += step
+            outputs = core.receive(identity, frames, now) + core.flush(now) + core.tick(now)
+            assert all(isinstance(out, SERVER_TYPES) for out in outputs)
+        # An honest client: HELLO, POST, FETCH.
+        hello = {"user": "honest", "node": "c" * 32, "software": "test"}
+        out = core.receive(b"honest", wire.Command("HELLO", hello).frames(), now)
+        assert [(o.identity, o.command.name) for o in out] == [(b"honest", "WELCOME")]
+        assert out[0].command.header["server"] == box.node_id
+        message = fresh_message("honest")
+        post = wire.command("POST", {}, [message]).frames()
+        assert core.receive(b"honest", post, now) == []
+        out = core.flush(now)
+        acks = [o.command for o in out if isinstance(o, Reply) and o.command.name == "ACK"]
+        assert [mid for mid, _seq in acks[0].header["items"]] == [message.id]
+        room = [o.command for o in out if isinstance(o, ServerPublish)]
+        assert room[0].messages() == [message]
+        fetch = wire.Command("FETCH", {"room": 0, "dm": 0}).frames()
+        out = core.receive(b"honest", fetch, now)
+        assert message in out[0].command.messages()
+
+
+FAKE_SERVER = "f" * 32
+client_input = st.lists(
+    st.tuples(
+        st.sampled_from(["dealer", "pub"]),
+        garbage_frames | near_valid_frames(
+            json_values | st.sampled_from([FAKE_SERVER]) | hex_ids | st.integers(-5, INT64)
+            | st.lists(st.lists(st.integers(-5, INT64) | hex_ids | json_scalars, max_size=3),
+                       max_size=4),
+            payload=messages(to=st.none() | st.just("honest")).map(Message.encode) | payloads,
+            names=["WELCOME", "BATCH", "DELIVER", "ACK", "REJECT", "USERS", "PING", "BYE",
+                   "ERROR", "ROOM", "TICK", "X"],
+        ),
+        st.floats(0, 2),
+    ),
+    max_size=25,
+)
+
+
+class RepeaterLink:
+    """A real ServerCore and a ClientCore joined in memory, in order, nothing lost."""
+
+    def __init__(self, server: ServerCore, client: ClientCore, now: float) -> None:
+        self.server, self.client, self.now = server, client, now
+        self.events: list = []
+        self.subscribed = False
+
+    def run(self, outputs: list, rounds: int = 50) -> None:
+        pending = deque(outputs)
+        for _ in range(rounds):
+            while pending:
+                out = pending.popleft()
+                if isinstance(out, ToServer):
+                    pending += self.server.receive(b"honest", out.command.frames(), self.now)
+                elif isinstance(out, Reply):
+                    pending += self.client.receive(out.command.frames(), self.now)
+                elif isinstance(out, ServerPublish):
+                    if self.subscribed:
+                        pending += self.client.receive_pub(out.command.frames(), self.now)
+                elif isinstance(out, Subscribe):
+                    self.subscribed = True
+                elif not isinstance(out, ClientConnect):
+                    self.events.append(out)
+            pending += self.server.flush(self.now) + self.client.flush(self.now)
+            if not pending:
+                return
+        raise AssertionError("the exchange did not settle")
+
+
+@CORE
+@given(st.booleans(), client_input)
+def test_client_core_survives_any_frames_then_talks_to_an_honest_server(welcome, inputs):
+    with inbox("client") as box, inbox("server") as server_box:
+        now = 0.0
+        core = ClientCore(box, "honest", now)
+        core.use_server("tcp://fake:5190", now)
+        if welcome:  # in phase READY, following a (fake) server
+            header = {"server": FAKE_SERVER, "pub_port": 1, "heartbeat": 1.0, "timeout": 5.0,
+                      "head": 0, "room_head": 0, "dm_head": 0}
+            core.receive(wire.Command("WELCOME", header).frames(), now)
+        for channel, frames, step in inputs:
+            now += step
+            if channel == "dealer":
+                outputs = core.receive(frames, now)
+            else:
+                outputs = core.receive_pub(frames, now)
+            outputs += core.flush(now) + core.tick(now)
+            assert all(isinstance(out, CLIENT_TYPES) for out in outputs)
+        # The real server, with a message waiting for the client.
+        server = ServerCore(server_box, pub_port=40124, now=now)
+        waiting = fresh_message("other", content="waiting")
+        server.post_local(waiting)
+        server.flush(now)
+        link = RepeaterLink(server, core, now)
+        link.run(core.use_server("tcp://honest:5190", now))
+        mine = fresh_message("honest", content="mine")
+        link.run(core.submit(mine) + core.flush(now))
+        incoming = [e.message for e in link.events if isinstance(e, Incoming)]
+        assert waiting in incoming
+        assert any(isinstance(e, Accepted) and mine.id in e.ids for e in link.events)
+        assert box.get(waiting.id) == waiting
+
+
+A_ID, B_ID = "a" * 32, "b" * 32
+FAKE_ORIGINS = ["e" * 32, "d" * 32]
+
+
+class Lan:
+    """Two broadcast sessions and an in-memory network: beacons, PUB/SUB and DEALER/ROUTER."""
+
+    def __init__(self, a: BroadcastSession, b: BroadcastSession) -> None:
+        self.sessions = {A_ID: a, B_ID: b}
+        self.address = {A_ID: "10.0.0.1", B_ID: "10.0.0.2"}
+        self.subs: dict[str, set[str]] = {A_ID: set(), B_ID: set()}
+        self.now = 0.0
+        self.events: dict[str, list] = {A_ID: [], B_ID: []}
+
+    def perform(self, src: str, outputs: list) -> None:
+        queue = deque((src, out) for out in outputs)
+        for _ in range(10_000):  # bounded: an exchange settles long before this
+            if not queue:
+                return
+            src, out = queue.popleft()
+            other = B_ID if src == A_ID else A_ID
+            dst = self.sessions[other]
+            if isinstance(out, SendBeacon):
+                queue += ((other, o) for o in dst.receive_beacon(out.data, self.address[src],
+                                                                 self.now))
+            elif isinstance(out, Publish):
+                if src in self.subs[other]:
+                    queue += ((other, o) for o in dst.receive(out.frames, self.now, src))
+            elif isinstance(out, SendTo):
+                if out.node_id == other:
+                    queue += ((other, o) for o in dst.receive(out.frames, self.now))
+            elif isinstance(out, Connect):
+                self.subs[src].add(out.peer.node_id)
+            elif isinstance(out, Disconnect):
+                self.subs[src].discard(out.node_id)
+            else:
+                self.events[src].append(out)
+        raise AssertionError("the exchange did not settle")
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        for _ in range(10_000):
+            due = min(s.next_deadline() for s in self.sessions.values())
+            if due > end:
+                break
+            self.now = max(self.now, due)
+            for node_id, session in self.sessions.items():
+                if session.next_deadline() <= self.now:
+                    self.perform(node_id, session.tick(self.now))
+        self.now = end
+
+
+class Draft:
+    def __init__(self, content: str, to: str | None = None) -> None:
+        self.id = os.urandom(16).hex()
+        self.to = to
+        self.content = content
+
+    def author(self, user: str, origin: str, origin_seq: int) -> Message:
+        return Message(id=self.id, author=user, recipient=self.to, subject=None,
+                       content=self.content, sent_at=T0, origin=origin, origin_seq=origin_seq)
+
+
+@st.composite
+def node_beacons(draw) -> bytes:
+    """Beacons naming the two nodes or strangers, valid or mutated."""
+    kind = draw(st.sampled_from(Kind))
+    node = draw(st.sampled_from([A_ID, B_ID]) | hex_ids)
+    try:
+        beacon = Beacon(kind=kind, node_id=node, mode=draw(st.sampled_from(["broadcast",
+                                                                             "repeater"])),
+                        router_port=draw(st.integers(1, 0xFFFF)),
+                        pub_port=draw(st.integers(1, 0xFFFF)), user=draw(names))
+    except BeaconError:
+        return draw(st.binary(max_size=40))
+    raw = bytearray(beacon.encode())
+    if draw(st.booleans()):
+        raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+    return bytes(raw)
+
+
+broadcast_header = (
+    json_values | st.sampled_from([B_ID, *FAKE_ORIGINS]) | hex_ids
+    | st.dictionaries(st.sampled_from(FAKE_ORIGINS) | hex_ids | st.text(max_size=3),
+                      st.integers(-5, 2**70) | json_scalars, max_size=3)
+    | st.lists(hex_ids | json_scalars, max_size=3)
+)
+broadcast_input = st.lists(
+    st.one_of(
+        st.tuples(st.just("beacon"), node_beacons() | st.binary(max_size=300),
+                  st.sampled_from(["10.0.0.2", "10.0.0.9"]), st.floats(0, 1)),
+        st.tuples(
+            st.sampled_from([None, B_ID, "c" * 32]),
+            garbage_frames | near_valid_frames(
+                broadcast_header,
+                payload=messages(origin=st.sampled_from(FAKE_ORIGINS),
+                                 to=st.none() | st.just("alice")).map(Message.encode) | payloads,
+                names=["MSG", "BEAT", "SYNC", "BATCH", "DM", "ACK", "X"],
+            ).map(lambda frames: _with_node(frames)),
+            st.floats(0, 1),
+        ),
+    ),
+    max_size=25,
+)
+
+
+def _with_node(frames: list[bytes]) -> list[bytes]:
+    """Half the near-valid commands name node B, so they get past the sender check."""
+    if len(frames) >= 3 and frames[2][:1] == b"{" and len(frames[2]) % 2:
+        try:
+            header = json.loads(frames[2])
+        except ValueError:
+            return frames
+        header["node"] = B_ID
+        return [frames[0], frames[1], json.dumps(header).encode(), *frames[3:]]
+    return frames
+
+
+@CORE
+@given(broadcast_input)
+def test_broadcast_session_survives_any_input_then_chats_with_an_honest_peer(inputs):
+    with inbox("a", bytes.fromhex(A_ID)) as box_a, inbox("b", bytes.fromhex(B_ID)) as box_b:
+        a = BroadcastSession(box_a, "alice", 5001, 6001, 1.0, 0.0, where="lan")
+        b = BroadcastSession(box_b, "bob", 5002, 6002, 1.0, 0.0, where="lan")
+        lan = Lan(a, b)
+        lan.perform(A_ID, a.start(0.0))
+        lan.perform(B_ID, b.start(0.0))
+        assert B_ID in lan.subs[A_ID] and A_ID in lan.subs[B_ID]
+        for item in inputs:
+            lan.now += item[-1]
+            if item[0] == "beacon":
+                _, data, address, _ = item
+                lan.perform(A_ID, a.receive_beacon(data, address, lan.now))
+            else:
+                via, frames, _ = item
+                lan.perform(A_ID, a.receive(frames, lan.now, via))
+            lan.perform(A_ID, a.tick(lan.now))
+        # Honest traffic: a room message each way and a direct message to alice.
+        lan.run(6.0)  # long enough for bob to be re-found after any impostor
+        lan.perform(B_ID, b.post(Draft("from bob"), lan.now))
+        lan.perform(B_ID, b.post(Draft("dm from bob", to="alice"), lan.now))
+        lan.perform(A_ID, a.post(Draft("from alice"), lan.now))
+        lan.run(6.0)
+        got_a = [e.message.content for e in lan.events[A_ID] if isinstance(e, Incoming)]
+        got_b = [e.message.content for e in lan.events[B_ID] if isinstance(e, Incoming)]
+        assert "from bob" in got_a and "dm from bob" in got_a
+        assert "from alice" in got_b
+
+
+def _valid(payload: bytes) -> bool:
+    try:
+        Message.decode(payload)
+    except MessageError:
+        return False
+    return True
+
+
+# -- what fuzzing found in files this change does not own (xfail until fixed there) ------
+
+
+def ready_client(box: Inbox, **welcome: object) -> ClientCore:
+    core = ClientCore(box, "honest", 0.0)
+    core.use_server("tcp://fake:5190", 0.0)
+    header = {"server": FAKE_SERVER, "pub_port": 1, "heartbeat": 1.0, "timeout": 5.0,
+              "head": 0, "room_head": 0, "dm_head": 0, **welcome}
+    core.receive(wire.Command("WELCOME", header).frames(), 0.0)
+    core.flush(0.0)
+    return core
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError,
+                   reason="repeater_protocol.ClientCore._on_welcome: heartbeat/timeout beyond a "
+                          "float (e.g. 10**400) raise OverflowError in the client core")
+@pytest.mark.parametrize("field", ["heartbeat", "timeout"])
+def test_client_survives_a_welcome_with_a_huge_heartbeat(field):
+    with inbox("client") as box:
+        core = ready_client(box, **{field: 10**400})
+        core.tick(1.0)
+        assert core.connected and core.next_deadline() is not None
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError,
+                   reason="repeater_protocol: a [seq, prev] item (ROOM, DELIVER, BATCH) or an "
+                          "ACK seq above 2**63-1 passes _seq_pair/_on_ack and the inbox raises "
+                          "OverflowError at ClientCore.flush")
+@pytest.mark.parametrize("name", ["ACK", "DELIVER", "ROOM"])
+def test_client_survives_sequence_numbers_beyond_the_inbox(name):
+    with inbox("client") as box:
+        core = ready_client(box)
+        dm = fresh_message("other", to="honest")
+        room = fresh_message("other")
+        huge = 2**70
+        if name == "ACK":
+            core.receive(wire.Command("ACK", {"items": [[room.id, huge]]}).frames(), 0.1)
+        elif name == "DELIVER":
+            core.receive(wire.command("DELIVER", {"items": [[huge, 0]]}, [dm]).frames(), 0.1)
+        else:
+            batch = {"room": 0, "dm": 0, "items": [], "more": False}
+            core.receive(wire.Command("BATCH", batch).frames(), 0.1)
+            header = {"server": FAKE_SERVER, "items": [[huge, 0]]}
+            core.receive_pub(wire.command("ROOM", header, [room]).frames(), 0.1)
+        core.flush(0.2)
+        assert core.connected
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="repeater_protocol.ClientCore._on_welcome: pub_port is checked >= 1 "
+                          "but not <= 65535, so the shell is asked to connect its SUB to "
+                          "tcp://HOST:1000000 (repeater.py calls zmq connect, which raises)")
+def test_client_never_subscribes_to_a_port_that_cannot_exist():
+    with inbox("client") as box:
+        core = ClientCore(box, "honest", 0.0)
+        core.use_server("tcp://fake:5190", 0.0)
+        header = {"server": FAKE_SERVER, "pub_port": 1_000_000, "heartbeat": 1.0,
+                  "timeout": 5.0, "head": 0, "room_head": 0, "dm_head": 0}
+        out = core.receive(wire.Command("WELCOME", header).frames(), 0.0)
+        assert not [o for o in out if isinstance(o, Subscribe)]
+
+
+def test_fuzzing_the_cores_is_not_vacuous():
+    """The near-valid generator reaches past the envelope check, payloads and all."""
+    frames = find(
+        near_valid_frames(),
+        lambda f: (c := check_command(f)) is not None and len(c.payloads) > 1
+        and all(_valid(p) for p in c.payloads),
+        settings=settings(max_examples=2000, database=None),
+    )
+    assert len(frames) > 4
