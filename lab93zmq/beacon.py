@@ -16,16 +16,25 @@ Per target interface there are two sockets:
 * a sender with ``SO_BROADCAST`` bound to the interface's own address on an
   ephemeral port, so peers see that address as the source (``recvfrom``),
   which is the address they connect to.
+
+A flood cannot cost the owner more than a trickle: each source socket
+(``ip, port``) may deliver ``FLOOD_RATE`` datagrams a second in bursts of
+``FLOOD_BURST`` (``limits.RateLimiter``); the rest are read and dropped here,
+counted in ``rate_limited`` and logged once per cut-off period, before any
+decoding. Nodes sharing one host (loopback) each send from their own port, so
+each has its own allowance.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from .errors import ConfigError
 from .interfaces import BeaconTarget
+from .limits import RateLimiter
 from .presence import MAX_BEACON_SIZE
 
 log = logging.getLogger(__name__)
@@ -36,6 +45,17 @@ RECV_SIZE = MAX_BEACON_SIZE + 1
 # Datagrams taken per receive() call, so a flood cannot starve the actor's
 # other sockets; the poller is level-triggered and calls again.
 MAX_DRAIN = 64
+# Datagrams read per receive() call, dropped ones included: a flood is
+# drained a few times faster than it is delivered, and the call stays bounded.
+MAX_READ = 4 * MAX_DRAIN
+# An honest node sends one periodic beacon and at most ten answers per
+# interval: 11 a second at the default interval, 55 at the 0.2 s the live
+# tests use. 200 a second in bursts of 400 leaves a wide margin for that (and
+# for --scan probes) while a single flooding socket is cut to a trickle.
+FLOOD_RATE = 200.0
+FLOOD_BURST = 400.0
+# Sources tracked at once; past that the least recently heard is forgotten.
+FLOOD_SOURCES = 4096
 
 
 class BeaconSocketError(ConfigError):
@@ -45,7 +65,14 @@ class BeaconSocketError(ConfigError):
 class BeaconSocket:
     """Listening and sending UDP sockets for each beacon target, polled by the owner."""
 
-    def __init__(self, targets: Sequence[BeaconTarget], port: int) -> None:
+    def __init__(
+        self,
+        targets: Sequence[BeaconTarget],
+        port: int,
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not targets:
             raise ValueError("a BeaconSocket needs at least one target")
         if not 0 < port <= 0xFFFF:
@@ -55,6 +82,9 @@ class BeaconSocket:
         self._listeners: dict[int, tuple[socket.socket, BeaconTarget]] = {}
         self._senders: list[tuple[socket.socket, BeaconTarget]] = []
         self._send_failing: set[str] = set()
+        self.limiter = limiter or RateLimiter(FLOOD_RATE, FLOOD_BURST, FLOOD_SOURCES)
+        self._clock = clock
+        self.rate_limited = 0  # datagrams dropped because their source sent too many
         try:
             for target in self.targets:
                 listener = self._open(target, "listen for", (target.broadcast, port))
@@ -115,18 +145,41 @@ class BeaconSocket:
                     log.info("beacon send on %s works again", target.name)
         return sent
 
-    def receive(self, fileno: int) -> list[tuple[bytes, str]]:
-        """Read waiting datagrams (up to MAX_DRAIN) as ``(data, source ip)``; never blocks."""
+    def receive(self, fileno: int, now: float | None = None) -> list[tuple[bytes, str]]:
+        """Read waiting datagrams (up to MAX_DRAIN kept) as ``(data, source ip)``; never blocks.
+
+        Datagrams from a source over its rate are dropped here (see the module
+        docstring). ``now`` is monotonic seconds; by default the socket's clock.
+        """
         sock, target = self._listeners[fileno]
+        if now is None:
+            now = self._clock()
         received: list[tuple[bytes, str]] = []
-        for _ in range(MAX_DRAIN):
+        for _ in range(MAX_READ):
+            if len(received) >= MAX_DRAIN:
+                break
             try:
-                data, (address, _port) = sock.recvfrom(RECV_SIZE)
+                data, source = sock.recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. a queued ICMP error; the socket stays usable
                 log.debug("beacon receive on %s: %s", target.name, exc)
                 break
+            address, port = source[0], source[1]
+            verdict = self.limiter.check((address, port), now)
+            if not verdict.allowed:
+                self.rate_limited += 1
+                if verdict.streak == 1:
+                    log.warning(
+                        "beacon flood from %s:%d on %s: dropping what it sends beyond %g a second",
+                        address, port, target.name, self.limiter.rate,
+                    )
+                continue
+            if verdict.streak:
+                log.info(
+                    "beacons from %s:%d within the rate again; %d were dropped",
+                    address, port, verdict.streak,
+                )
             received.append((data, address))
         return received
 

@@ -251,3 +251,49 @@ def test_scan_with_nobody_there_returns_nothing_at_the_timeout(port):
     started = time.monotonic()
     assert scan([LO], port, timeout=0.2) == []
     assert 0.2 <= time.monotonic() - started < 1.5
+
+
+def test_a_flood_from_one_socket_is_cut_off_and_honest_beacons_still_get_through(port, caplog):
+    """5,000 datagrams from one source socket, 50 honest beacons from another on the same
+    host: every honest one arrives, the flood is cut to its rate, one warning names it.
+
+    Sent in rounds of 100 that fit the listener's kernel buffer, each drained before
+    the next, so what is dropped is dropped by the rate limit, not by the kernel.
+    """
+    honest = announce(BOB, "bob").encode()
+    rounds, per_round = 50, 100
+    with BeaconSocket([LO], port) as listener, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as node, \
+            caplog.at_level(logging.INFO, "lab93zmq.beacon"):
+        for sock in (flooder, node):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            sock.bind(("127.0.0.1", 0))
+        flood_port = flooder.getsockname()[1]
+        got: list[bytes] = []
+        started = time.monotonic()
+        for n in range(rounds):
+            for i in range(per_round):
+                flooder.sendto(b"flood %d" % (n * per_round + i), ("127.255.255.255", port))
+            node.sendto(honest, ("127.255.255.255", port))
+            expected_reads = (n + 1) * (per_round + 1)
+            deadline = time.monotonic() + WAIT
+            while len(got) + listener.rate_limited < expected_reads:  # this round drained
+                assert time.monotonic() < deadline, (len(got), listener.rate_limited)
+                readable, _, _ = select.select(listener.filenos(), [], [], 0.1)
+                for fd in readable:
+                    got.extend(data for data, _source in listener.receive(fd))
+        elapsed = time.monotonic() - started
+    flood_kept = [d for d in got if d.startswith(b"flood")]
+    assert got.count(honest) == rounds  # not one honest beacon lost
+    assert len(flood_kept) + listener.rate_limited == rounds * per_round
+    # The burst, then the rate: everything else from that socket was dropped unread.
+    assert len(flood_kept) <= listener.limiter.burst + listener.limiter.rate * elapsed + 1
+    assert listener.rate_limited > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"127.0.0.1:{flood_port}" in warnings[0]
+    print(
+        f"flood: {rounds * per_round} datagrams in {elapsed * 1000:.0f} ms "
+        f"({rounds * per_round / elapsed:,.0f}/s); kept {len(flood_kept)}, "
+        f"dropped {listener.rate_limited}; honest {got.count(honest)}/{rounds}"
+    )
