@@ -28,6 +28,10 @@ class ConfigError(Lab93Error):
     """The configuration is not usable."""
 
 
+class SecurityError(ConfigError):
+    """Secure mode cannot go on: a key is missing, refused or changed."""
+
+
 class StoreError(Lab93Error):
     """The inbox could not be opened or written."""
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import time
 from datetime import datetime, timezone
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from . import actor
+from . import actor, security
 from .actor import Actor, Kind, Post
 from .beacon import BeaconSocket
 from .config import NodeConfig
@@ -84,11 +86,26 @@ MAX_FRAME = 16 * 1024 * 1024  # a peer sending a bigger frame is disconnected by
 SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
 CHECKPOINT_AFTER = 16  # commits the server makes before it checkpoints its inbox when idle
 GOODBYE_MS = 200  # how long a clean stop waits for its BYE to leave
+NOTICE_GAP = 10.0  # seconds before the same handshake problem is told to the user again
 
 
 def _tcp(address: str, port: int | str) -> str:
     host = f"[{address}]" if ":" in address else address
     return f"tcp://{host}:{port}"
+
+
+def _where(address: str, port: int | str) -> str:
+    """``host:port`` (IPv6 in brackets): how known_servers and messages name a server."""
+    return _tcp(address, port).removeprefix("tcp://")
+
+
+def _addresses(host: str, port: int) -> frozenset[str]:
+    """Every address ``host`` stands for, to recognise its server's beacon by source."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return frozenset({host})
+    return frozenset({host, *(info[4][0] for info in infos)})
 
 
 def _port(endpoint: str) -> int:
@@ -109,15 +126,58 @@ def _tune(sock: zmq.Socket, hwm: int = PEER_HWM) -> zmq.Socket:
     return sock
 
 
-def _recv_frames(sock: zmq.Socket) -> list[bytes]:
+def _recv_frames(sock: zmq.Socket) -> tuple[list[bytes], zmq.Frame]:
     """``recv_multipart(NOBLOCK)`` a third cheaper: each frame says whether more follow,
-    so no RCVMORE query per frame (a POST has a frame per message). zmq.Again if none."""
-    frame = sock.recv(zmq.NOBLOCK, copy=False)
+    so no RCVMORE query per frame (a POST has a frame per message). zmq.Again if none.
+
+    Also returns the first frame, whose ``get("User-Id")`` is the name ZAP gave
+    the sender's key in secure mode."""
+    first = frame = sock.recv(zmq.NOBLOCK, copy=False)
     frames = [frame.bytes]
     while frame.more:  # the rest of a multipart message is there already
         frame = sock.recv(zmq.NOBLOCK, copy=False)
         frames.append(frame.bytes)
-    return frames
+    return frames, first
+
+
+class _HandshakeReports:
+    """A socket monitor's failed handshakes, as log lines and (rate-limited) notices."""
+
+    def __init__(self, sock: zmq.Socket, *, secure: bool, side: str, where: str) -> None:
+        self.monitor = sock.get_monitor_socket(security.HANDSHAKE_EVENTS)
+        self.monitor.linger = 0
+        self.secure = secure
+        self.side = side
+        self.where = where
+        self._said: dict[str, float] = {}  # sentence -> when it last went to the user
+
+    def read(self, now: float) -> list[str]:
+        """Every failure waiting on the monitor, each as its sentence (no waiting)."""
+        problems = []
+        for _ in range(DRAIN):
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            problem = security.handshake_problem(
+                event["event"], event["value"], we_are_secure=self.secure, side=self.side
+            )
+            if problem is not None:
+                log.warning("%s: %s", self.where, problem)
+                problems.append(problem)
+        return problems
+
+    def notices(self, now: float) -> list[str]:
+        """``read``, keeping only sentences not told to the user in the last NOTICE_GAP s."""
+        fresh = []
+        for problem in self.read(now):
+            if now - self._said.get(problem, -math.inf) >= NOTICE_GAP:
+                self._said[problem] = now
+                fresh.append(problem)
+        return fresh
+
+    def close(self) -> None:
+        self.monitor.close(linger=0)
 
 
 _MORE = int(zmq.SNDMORE | zmq.NOBLOCK)  # plain ints: an enum flag per frame costs more
@@ -313,11 +373,20 @@ class RepeaterServer(Actor):
         # releases the ports at once, so a restart can bind them again.
         net = zmq.Context()
         inbox = router = pub = beacons = None
-        scans = None
+        scans = authenticator = reports = None
         goodbye = 0  # ms a clean stop lets the BYEs go out
+        secure = self.config.secure
         try:
             inbox = Inbox(self.config.db_path)
+            if secure is not None:
+                # ZAP is per context: this server's own context gets its own handler.
+                self.authorized = security.AuthorizedKeys(secure.authorized_keys)
+                authenticator = security.KeyAuthenticator(net, self.authorized)
+                authenticator.start()
             router, pub = self._bind(net)
+            reports = _HandshakeReports(
+                router, secure=secure is not None, side="server", where="repeater"
+            )
             now = time.monotonic()
             self.server_id = inbox.node_id
             self.core = core = ServerCore(
@@ -327,6 +396,7 @@ class RepeaterServer(Actor):
                 heartbeat=self.heartbeat,
                 session_timeout=self.session_timeout,
                 tail=self.tail,
+                names_from_keys=secure is not None,
             )
             if self.config.beacon:
                 announce = Beacon(
@@ -336,29 +406,33 @@ class RepeaterServer(Actor):
                     self.router_port,
                     self.pub_port,
                     self.config.user,
+                    secure.keys.public_raw if secure else b"",
                 )
                 beacons = _Beacons(self.config, inbox.node_id, now, announce)
             scans = _Scans(self.config, inbox.node_id)
-            actor.send(
-                pipe,
-                Kind.READY,
-                node_id=inbox.node_id,
-                detail=f"repeater at {self.router_endpoint}, room feed at {self.pub_endpoint}",
-            )
+            detail = f"repeater at {self.router_endpoint}, room feed at {self.pub_endpoint}"
+            if secure is not None:
+                detail = (
+                    f"secure {detail}; its key: {secure.keys.public.decode()}"
+                    f" ({len(self.authorized.names())} authorized in {secure.authorized_keys})"
+                )
+            actor.send(pipe, Kind.READY, node_id=inbox.node_id, detail=detail)
             log.info("repeater %s serving at %s", inbox.node_id, self.router_endpoint)
-            abrupt = self._serve(pipe, router, pub, core, inbox, beacons, scans)
+            abrupt = self._serve(pipe, router, pub, core, inbox, beacons, scans, reports)
             if not abrupt:
                 self._write(router, pub, pipe, core.close())
                 goodbye = GOODBYE_MS
                 if beacons is not None:
                     beacons.leave()
         finally:
-            for edge in (beacons, scans.own if scans else None):
+            for edge in (beacons, scans.own if scans else None, reports):
                 if edge is not None:
                     edge.close()
             for sock in (router, pub):
                 if sock is not None:
                     sock.close(linger=goodbye)
+            if authenticator is not None:
+                authenticator.stop()
             net.term()
             if inbox is not None:
                 inbox.close()
@@ -371,6 +445,9 @@ class RepeaterServer(Actor):
         router.sndhwm = SESSION_SNDHWM
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or gone peer raises, never blocks
         pub = _tune(net.socket(zmq.PUB), ROOM_HWM)
+        if self.config.secure is not None:
+            for sock in (router, pub):
+                security.make_server(sock, self.config.secure.keys)
         try:
             where = _tcp(address, self.config.port or "*")
             try:
@@ -392,11 +469,15 @@ class RepeaterServer(Actor):
         self.pub_port = _port(self.pub_endpoint)
         return router, pub
 
-    def _serve(self, pipe, router, pub, core: ServerCore, inbox: Inbox, beacons, scans) -> bool:
+    def _serve(
+        self, pipe, router, pub, core: ServerCore, inbox: Inbox, beacons, scans, reports
+    ) -> bool:
         """The loop; returns whether the stop was abrupt."""
         poller = zmq.Poller()
         poller.register(pipe, zmq.POLLIN)
         poller.register(router, zmq.POLLIN)
+        poller.register(reports.monitor, zmq.POLLIN)
+        secure = self.config.secure is not None
         for fd in beacons.filenos() if beacons else ():
             poller.register(fd, zmq.POLLIN)
         local_seq = {
@@ -423,12 +504,18 @@ class RepeaterServer(Actor):
             if ready.get(router):
                 for _ in range(DRAIN):
                     try:
-                        frames = _recv_frames(router)
+                        frames, first = _recv_frames(router)
                     except zmq.Again:
                         break
-                    self._write(router, pub, pipe, core.receive(frames[0], frames[1:], now))
+                    # The key's name, as the authenticator gave it (secure mode only).
+                    user = first.get("User-Id") if secure else None
+                    outputs = core.receive(frames[0], frames[1:], now, user)
+                    self._write(router, pub, pipe, outputs)
                     if core.pending >= MAX_PENDING:
                         break
+            if ready.get(reports.monitor):
+                for problem in reports.notices(now):
+                    actor.send(pipe, Kind.NOTICE, text=problem)
             self._write(router, pub, pipe, core.flush(now))
             if core.stats["stored"] != stored:
                 commits, stored = commits + 1, core.stats["stored"]
@@ -509,11 +596,31 @@ class RepeaterClient(Actor):
         self.core: ClientCore | None = None
         self.endpoint: str | None = None
         self._chosen: str | None = None  # node id of the repeater found by beacon
+        # Secure mode: the key of the server we talk to now, where we trust keys,
+        # repeaters we will not use, and what we told the user once already.
+        self._secure = config.secure
+        self._known = security.KnownServers(config.secure.known_servers) if config.secure else None
+        self._server_key: bytes | None = None
+        self._wanted: tuple[frozenset[str], int] | None = None  # -a given, key to learn
+        self._refused: set[str] = set()
+        self._told: set[tuple[str, str]] = set()
+        self._reports: _HandshakeReports | None = None
 
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
         inbox = sub = beacons = None
         self._dealer = None
         scans = None
+        address = self.config.address
+        # A secure client told where its server is still needs that server's key:
+        # --server-key, else known_servers, else the server's own beacon.
+        learn_key = False
+        if address is not None and self._secure is not None:
+            self._server_key = self._secure.server_key or self._known.get(
+                _where(address, self.config.port)
+            )
+            if self._server_key is None:
+                learn_key = True
+                self._wanted = (_addresses(address, self.config.port), self.config.port)
         try:
             inbox = Inbox(self.config.db_path)
             now = time.monotonic()
@@ -526,7 +633,7 @@ class RepeaterClient(Actor):
             self._poller = zmq.Poller()
             self._poller.register(pipe, zmq.POLLIN)
             self._poller.register(sub, zmq.POLLIN)
-            if self.config.address is None:
+            if address is None or learn_key:
                 beacons = _Beacons(self.config, inbox.node_id, now)
                 for fd in beacons.filenos():
                     self._poller.register(fd, zmq.POLLIN)
@@ -542,10 +649,18 @@ class RepeaterClient(Actor):
                 node_id=inbox.node_id,
                 detail=f"repeater client for {self.config.user}",
             )
-            if self.config.address is not None:
-                endpoint = _tcp(self.config.address, self.config.port)
+            if address is not None and not learn_key:
+                endpoint = _tcp(address, self.config.port)
                 self._write(ctx, pipe, core.use_server(endpoint, now), now)
             else:
+                if learn_key:
+                    actor.send(
+                        pipe,
+                        Kind.NOTICE,
+                        text=f"learning the key of the repeater at"
+                        f" {_where(address, self.config.port)} from its beacon (first use;"
+                        " --server-key KEY pins it instead)",
+                    )
                 beacons.probe()  # repeaters answer a probe at once
                 self._write(ctx, pipe, core.use_server(None, now), now)
             self._serve(ctx, pipe, core, inbox, beacons, scans)
@@ -554,7 +669,7 @@ class RepeaterClient(Actor):
             if self._dealer is not None:
                 self._dealer.close(linger=GOODBYE_MS)
         finally:
-            for edge in (beacons, scans.own if scans else None):
+            for edge in (beacons, scans.own if scans else None, self._reports):
                 if edge is not None:
                     edge.close()
             for sock in (self._dealer, sub):
@@ -600,6 +715,9 @@ class RepeaterClient(Actor):
                     self._write(ctx, pipe, core.receive(frames, now), now)
                     if self._dealer is not dealer:
                         break  # the core asked for a new connection
+            reports = self._reports
+            if reports is not None and ready.get(reports.monitor):
+                self._handshake_failed(ctx, pipe, core, reports.read(now), now)
             if ready.get(self._sub):
                 for _ in range(DRAIN):
                     try:
@@ -643,7 +761,8 @@ class RepeaterClient(Actor):
             ):
                 self._use(ctx, pipe, core, event.peer, now)
         if self._chosen is None:
-            repeaters = [p for p in beacons.table.live() if p.mode == "repeater"]
+            live = [p for p in beacons.table.live() if p.mode == "repeater"]
+            repeaters = self._usable(pipe, live)
             if repeaters:
                 # The first one heard, not the first by name.
                 peer = min(repeaters, key=lambda p: p.last_seen)
@@ -652,8 +771,73 @@ class RepeaterClient(Actor):
             elif core.endpoint is not None:
                 self._write(ctx, pipe, core.use_server(None, now), now)
 
+    def _tell_once(self, pipe: zmq.Socket, node_id: str, what: str, text: str) -> None:
+        if (node_id, what) not in self._told:
+            self._told.add((node_id, what))
+            actor.send(pipe, Kind.NOTICE, text=text)
+
+    def _usable(self, pipe: zmq.Socket, repeaters: list) -> list:
+        """The repeaters this client may use: secure ones for a secure client (preferring
+        keys it trusted before), plain ones for a plain client; it says why it skips one."""
+        usable = []
+        for peer in repeaters:
+            where = _where(peer.address, peer.router_port)
+            if peer.node_id in self._refused:
+                continue
+            if self._wanted is not None and not (
+                peer.address in self._wanted[0] and peer.router_port == self._wanted[1]
+            ):
+                continue
+            if self._secure is None and peer.key:
+                text = f"the repeater of {peer.user} at {where} runs --secure; ignored (run"
+                self._tell_once(pipe, peer.node_id, "secure", text + " with --secure to use it)")
+            elif self._secure is not None and not peer.key:
+                text = f"the repeater of {peer.user} at {where} runs without --secure; ignored"
+                self._tell_once(pipe, peer.node_id, "plain", text)
+            else:
+                usable.append(peer)
+        if self._secure is None:
+            return usable
+        known = self._known.keys()
+        trusted = [p for p in usable if p.key in known]
+        if trusted:
+            return trusted  # a key we trusted before proves it is that server, wherever it is
+        first_use = []
+        for peer in usable:
+            where = _where(peer.address, peer.router_port)
+            pinned = self._known.get(where)
+            if pinned is not None and pinned != peer.key:
+                self._refused.add(peer.node_id)
+                self._tell_once(
+                    pipe,
+                    peer.node_id,
+                    "changed",
+                    f"refused the repeater of {peer.user} at {where}: it shows the key"
+                    f" {security.key_text(peer.key)}, but you trusted"
+                    f" {security.key_text(pinned)} there; if its key really changed, remove"
+                    f" the line for {where} from {self._known.path}",
+                )
+            else:
+                first_use.append(peer)
+        return first_use
+
     def _use(self, ctx, pipe, core: ClientCore, peer, now) -> None:
         endpoint = _tcp(peer.address, peer.router_port)
+        if self._secure is not None:
+            where = _where(peer.address, peer.router_port)
+            if peer.key not in self._known.keys():
+                self._known.remember(where, peer.key)
+                actor.send(
+                    pipe,
+                    Kind.NOTICE,
+                    text=f"trusting the key {security.key_text(peer.key)} of the repeater of"
+                    f" {peer.user} at {where} (first use; pinned in {self._known.path})",
+                )
+            rekeyed = peer.key != self._server_key
+            self._server_key = peer.key
+            if rekeyed and endpoint == core.endpoint:
+                # Same address, another key: the old connection was made for the old one.
+                self._write(ctx, pipe, core.use_server(None, now), now)
         if endpoint != core.endpoint:
             actor.send(
                 pipe,
@@ -662,6 +846,39 @@ class RepeaterClient(Actor):
                 " (found by its beacon)",
             )
             self._write(ctx, pipe, core.use_server(endpoint, now), now)
+
+    def _handshake_failed(self, ctx, pipe, core: ClientCore, problems: list[str], now) -> None:
+        """Told where the server is: a failed handshake ends the client (it cannot fix
+        itself). Found by beacon: refuse that repeater, say why, look for another."""
+        if not problems:
+            return
+        problem = problems[0]
+        where = self.endpoint
+        if self._secure is not None and "key" in problem:
+            own = self._secure.keys
+            if "does not know our key" in problem:
+                problem += (
+                    f" (our key {own.public.decode()}: give {own.path} to its operator, to"
+                    f" save as authorized_keys/{self.config.user}.key)"
+                )
+            elif self._server_key is not None:
+                problem += f" (we expect the key {security.key_text(self._server_key)})"
+        if self._chosen is None:
+            raise security.SecurityError(f"the repeater at {where}: {problem}")
+        self._refused.add(self._chosen)
+        self._chosen = None
+        self._close_dealer()  # or ZeroMQ keeps retrying, and failing, in the background
+        actor.send(pipe, Kind.NOTICE, text=f"not using the repeater at {where}: {problem}")
+        self._write(ctx, pipe, core.use_server(None, now), now)
+
+    def _close_dealer(self) -> None:
+        if self._dealer is not None:
+            self._poller.unregister(self._dealer)
+            self._dealer.close(linger=0)
+            self._dealer = None
+            self._poller.unregister(self._reports.monitor)
+            self._reports.close()
+            self._reports = None
 
     def _write(self, ctx: zmq.Context, pipe: zmq.Socket, outputs, now: float) -> None:
         core = self.core
@@ -676,10 +893,14 @@ class RepeaterClient(Actor):
                 except zmq.Again:
                     core.send_failed(out.command, now)
             elif isinstance(out, Connect):
-                if self._dealer is not None:
-                    self._poller.unregister(self._dealer)
-                    self._dealer.close(linger=0)
+                self._close_dealer()
                 self._dealer = _tune(ctx.socket(zmq.DEALER))
+                if self._secure is not None:
+                    security.make_client(self._dealer, self._secure.keys, self._server_key)
+                self._reports = _HandshakeReports(
+                    self._dealer, secure=self._secure is not None, side="client", where="client"
+                )
+                self._poller.register(self._reports.monitor, zmq.POLLIN)
                 if out.endpoint.startswith("tcp://["):
                     self._dealer.ipv6 = True
                 self._dealer.connect(out.endpoint)
@@ -693,6 +914,8 @@ class RepeaterClient(Actor):
                         pass
                 if out.endpoint.startswith("tcp://["):
                     self._sub.ipv6 = True
+                if self._secure is not None:
+                    security.make_client(self._sub, self._secure.keys, self._server_key)
                 self._sub.connect(out.endpoint)
                 self._sub_endpoint = out.endpoint
             else:

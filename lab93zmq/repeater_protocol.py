@@ -53,8 +53,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from . import __version__
-from .errors import MessageError, ProtocolError, StoreError
+from .errors import MessageError, ProtocolError, SecurityError, StoreError
 from .events import Accepted, Event, Incoming, Notice, Rejected, Status, Users
+from .limits import RateLimiter
 from .message import MAX_WIRE_BYTES, Message, check_name, check_node_id
 from .store import Inbox
 from .wire import MAGIC, PROTOCOL_VERSION, Command, decode, header_int
@@ -72,6 +73,12 @@ POST_LIMIT = 100  # messages in one POST
 POST_BYTES = 1024 * 1024  # and at most this many bytes
 WINDOW = 1000  # posts a client has in flight (sent, not acknowledged)
 MAX_BUFFER = 20_000  # out-of-order messages a client holds before it drops them and fetches
+# A session may send this many bad commands in a burst, then BAD_RATE a second;
+# past that it is cut off: its session dropped, its frames ignored (no ERROR
+# replies either: answering garbage would amplify it) for CUT_OFF seconds.
+BAD_BURST = 50
+BAD_RATE = 5.0
+CUT_OFF = 30.0
 
 
 class ErrorCode(str, enum.Enum):
@@ -82,6 +89,7 @@ class ErrorCode(str, enum.Enum):
     UNKNOWN = "unknown-command"
     BAD_REQUEST = "bad-request"  # a known command with bad header fields
     HELLO_FIRST = "hello-first"  # no session: say HELLO (again)
+    FORBIDDEN = "forbidden"  # secure mode: HELLO names another user than the client's key
 
 
 # -- what the cores ask their shells to do ---------------------------------------
@@ -206,6 +214,11 @@ class ServerCore:
     ``flush``, which stores them in one transaction, then acknowledges,
     publishes and routes them (group commit). ``tick`` sends heartbeats and
     forgets silent sessions; call it by ``next_deadline``.
+
+    With ``names_from_keys`` (secure mode) a session's user is the name of the
+    key its connection authenticated with (``receive``'s ``user``): a HELLO
+    naming anyone else is refused. In every mode a POSTed message must be
+    from its session's user.
     """
 
     def __init__(
@@ -218,6 +231,7 @@ class ServerCore:
         session_timeout: float = SESSION_TIMEOUT,
         tail: int = TAIL,
         batch_limit: int = BATCH_LIMIT,
+        names_from_keys: bool = False,
     ) -> None:
         self.inbox = inbox
         self.server_id = inbox.node_id
@@ -233,9 +247,12 @@ class ServerCore:
         # Posts to store at the next flush: (session, message, the payload it came in).
         self._pending: list[tuple[bytes | None, Message, bytes | None]] = []
         self._next_beat = now
-        self.stats = {"stored": 0, "duplicates": 0, "errors": 0}
+        self.names_from_keys = names_from_keys
+        self._bad = RateLimiter(BAD_RATE, BAD_BURST)
+        self._cut_off: dict[bytes, float] = {}  # identity -> ignored until
+        self.stats = {"stored": 0, "duplicates": 0, "errors": 0, "cut_off": 0, "ignored": 0}
         self._handlers = {
-            "HELLO": self._on_hello,
+            "HELLO": self._on_hello,  # called apart: it also takes the key's name
             "FETCH": self._on_fetch,
             "POST": self._on_post,
             "WHO": self._on_who,
@@ -269,19 +286,26 @@ class ServerCore:
 
     # -- input -----------------------------------------------------------------
 
-    def receive(self, identity: bytes, frames: Sequence[bytes], now: float) -> list[Output]:
-        """One frame list from the ROUTER (identity already split off)."""
+    def receive(
+        self, identity: bytes, frames: Sequence[bytes], now: float, user: str | None = None
+    ) -> list[Output]:
+        """One frame list from the ROUTER (identity already split off); ``user`` is the
+        name ZAP gave the connection's key (secure mode), else None."""
+        if identity in self._cut_off:
+            if now < self._cut_off[identity]:
+                self.stats["ignored"] += 1
+                return []
+            del self._cut_off[identity]
         try:
             cmd = decode(frames)
         except ProtocolError as exc:
-            self.stats["errors"] += 1
             log.info("dropped a bad command from %s: %s", identity.hex(), exc)
-            return [Reply(identity, error(_error_code(frames), str(exc)))]
+            return self._bad_input(identity, now, error(_error_code(frames), str(exc)))
         handler = self._handlers.get(cmd.name)
         if handler is None:
-            self.stats["errors"] += 1
             log.info("unknown command %s from %s", cmd.name, identity.hex())
-            return [Reply(identity, error(ErrorCode.UNKNOWN, f"unknown command {cmd.name}"))]
+            reply = error(ErrorCode.UNKNOWN, f"unknown command {cmd.name}")
+            return self._bad_input(identity, now, reply)
         session = self.sessions.get(identity)
         if session is None and cmd.name != "HELLO":
             if cmd.name == "BYE":
@@ -290,19 +314,49 @@ class ServerCore:
         if session is not None:
             session.last_seen = now
         try:
+            if cmd.name == "HELLO":
+                return self._on_hello(identity, cmd, now, user)
             return handler(identity, session, cmd, now)
         except ProtocolError as exc:
-            self.stats["errors"] += 1
             log.info("bad %s from %s: %s", cmd.name, identity.hex(), exc)
-            return [Reply(identity, error(ErrorCode.BAD_REQUEST, f"{cmd.name}: {exc}"))]
+            return self._bad_input(
+                identity, now, error(ErrorCode.BAD_REQUEST, f"{cmd.name}: {exc}")
+            )
+
+    def _bad_input(self, identity: bytes, now: float, reply: Command) -> list[Output]:
+        """Answer a bad command with ERROR - unless the session floods: then cut it off."""
+        self.stats["errors"] += 1
+        verdict = self._bad.check(identity, now)
+        if verdict.allowed:
+            return [Reply(identity, reply)]
+        self._cut_off[identity] = now + CUT_OFF
+        self.stats["cut_off"] += 1
+        session = self.sessions.pop(identity, None)
+        who = f"{session.user} (node {session.node})" if session else f"session {identity.hex()}"
+        log.warning(
+            "cut off %s for %g s: more than %d bad commands in a burst", who, CUT_OFF, BAD_BURST
+        )
+        return []
+
+    def cut_off(self, now: float) -> list[bytes]:
+        """The sessions whose frames are being ignored now (tests, stats)."""
+        return [identity for identity, until in self._cut_off.items() if now < until]
 
     def post_local(self, message: Message) -> None:
         """A message from the server's own front end; stored with the next flush."""
         self._pending.append((None, message, None))
 
-    def _on_hello(self, identity: bytes, session: Session | None, cmd: Command, now: float):
+    def _on_hello(self, identity: bytes, cmd: Command, now: float, key_user: str | None):
         user = check_name(cmd.header.get("user"), "user")
         node = check_node_id(cmd.header.get("node"), "node")
+        if self.names_from_keys and user != key_user:
+            log.warning("refused a HELLO as %r from the key of %r", user, key_user)
+            reason = (
+                f"your key is authorized here as {key_user!r}, not {user!r}; run with -u {key_user}"
+                if key_user
+                else "this repeater admits only authorized keys"
+            )
+            return [Reply(identity, error(ErrorCode.FORBIDDEN, reason))]
         # A node that says HELLO again from a new socket has reconnected: its
         # old session is gone, whatever the heartbeats say.
         for old in [s for s in self.sessions.values() if s.node == node and s.identity != identity]:
@@ -370,6 +424,12 @@ class ServerCore:
             except MessageError as exc:
                 self.stats["errors"] += 1
                 rejected.append([_message_id(payload), str(exc)])
+                continue
+            if message.author != session.user:
+                # Posting as someone else: refused. In secure mode the session's
+                # user is its key's name, so no one can post as anyone else.
+                self.stats["errors"] += 1
+                rejected.append([message.id, f"from {message.author!r} is not you"])
                 continue
             # Validated: from here on its received bytes stand for it (see _announce).
             self._pending.append((identity, message, payload))
@@ -510,7 +570,10 @@ class ServerCore:
     # -- time ----------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Output]:
-        """Forget silent sessions; send heartbeats when due."""
+        """Forget silent sessions and ended cut-offs; send heartbeats when due."""
+        for identity in [i for i, until in self._cut_off.items() if now >= until]:
+            del self._cut_off[identity]
+        self._bad.forget_idle(now)
         for session in [
             s for s in self.sessions.values() if now >= s.last_seen + self.session_timeout
         ]:
@@ -850,6 +913,9 @@ class ClientCore:
 
     def _on_error(self, cmd: Command, now: float) -> list[Output | Event]:
         code, reason = cmd.header.get("code"), cmd.header.get("reason")
+        if code == ErrorCode.FORBIDDEN.value:
+            # Trying again cannot help: the user must change -u or the key.
+            raise SecurityError(f"the repeater at {self.endpoint} refused us: {reason}")
         if code == ErrorCode.HELLO_FIRST.value:
             # The server restarted (or forgot us): a new session, as after a drop.
             return self._reconnect(

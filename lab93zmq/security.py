@@ -32,7 +32,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from .errors import ConfigError, MessageError
+from .errors import MessageError, SecurityError
 from .message import check_name
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ AUTHORIZED_KEYS_DIRNAME = "authorized_keys"
 KNOWN_SERVERS_FILENAME = "known_servers"
 KEY_TEXT_CHARS = 40  # a 32-byte key in Z85
 KEY_BYTES = 32
-
-
-class SecurityError(ConfigError):
-    """Secure mode cannot go on: a key is missing, refused or changed."""
 
 
 def key_text(key: bytes) -> str:
@@ -283,6 +279,10 @@ class KnownServers:
                 entries.append((where, key.strip()))
         return entries
 
+    def keys(self) -> set[bytes]:
+        """Every raw key trusted for some server."""
+        return {parse_key(text, f"a key in {self.path}") for _, text in self._lines()}
+
     def get(self, where: str) -> bytes | None:
         """The raw key trusted for ``host:port``, or None when there is none yet."""
         for known, text in self._lines():
@@ -368,7 +368,16 @@ def handshake_problem(event: int, value: int, *, we_are_secure: bool, side: str)
             return "the other side does not know our key; ask its operator to authorize it"
         return "refused a peer whose key is not authorized"
     if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        if side == "client" and not we_are_secure:
+            return (
+                "the other side refused the handshake; it probably runs with --secure:"
+                " run lab93-node with --secure too"
+            )
         if side == "client":
-            return "the other side did not prove it holds the expected key (wrong server key?)"
+            # libzmq cannot tell these apart here: both just close the connection.
+            return (
+                "the other side did not complete the secure handshake: it holds another key"
+                " than the one we expect, or it runs without --secure"
+            )
         return "a handshake failed"
     return None

@@ -641,6 +641,71 @@ def test_a_bad_fetch_gets_an_error_and_the_session_goes_on(net):
     assert net.server.users() == ["alice"]
 
 
+def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
+    from lab93zmq.repeater_protocol import BAD_BURST, CUT_OFF
+
+    alice = net.client("alice")
+    errors = 0
+    for _ in range(BAD_BURST + 20):  # all within one instant: no refill
+        errors += len(net.server.receive(b"flooder", [b"garbage"], net.now))
+    assert errors == BAD_BURST  # then silence: answering garbage would amplify it
+    assert net.server.cut_off(net.now) == [b"flooder"]
+    hello = Command("HELLO", {"user": "mallory", "node": "ab" * 16}).frames()
+    assert net.server.receive(b"flooder", hello, net.now) == []  # even good commands
+    assert net.server.stats["ignored"] >= 1
+    alice.say("still served")
+    net.run()
+    assert alice.accepted() and net.server.users() == ["alice"]
+    net.now += CUT_OFF
+    [welcome] = net.server.receive(b"flooder", hello, net.now)
+    assert welcome.command.name == "WELCOME"  # the cut-off ends
+
+
+def test_in_secure_mode_a_hello_must_name_the_key_user(tmp_path):
+    inbox = Inbox(tmp_path / "server.db")
+    core = ServerCore(inbox, PUB_PORT, 0.0, names_from_keys=True)
+    hello = Command("HELLO", {"user": "bob", "node": "ab" * 16}).frames()
+    [refused] = core.receive(b"s1", hello, 0.0, "alice")
+    assert refused.command.header["code"] == ErrorCode.FORBIDDEN.value
+    assert "authorized here as 'alice', not 'bob'" in refused.command.header["reason"]
+    assert core.users() == []
+    [welcome] = core.receive(b"s1", hello, 0.0, "bob")
+    assert welcome.command.name == "WELCOME" and core.users() == ["bob"]
+    inbox.close()
+
+
+def test_a_client_refused_for_its_name_stops_with_the_reason(net):
+    from lab93zmq.errors import SecurityError
+
+    alice = net.client("alice")
+    reason = "your key is authorized here as 'al', not 'alice'; run with -u al"
+    error = Command("ERROR", {"code": ErrorCode.FORBIDDEN.value, "reason": reason})
+    with pytest.raises(SecurityError, match="run with -u al"):
+        alice.core.receive(error.frames(), net.now)
+
+
+def test_a_post_from_someone_else_is_rejected_in_any_mode(net):
+    alice, bob = net.client("alice"), net.client("bob")
+    now = T0 + timedelta(seconds=1)
+    forged = Message(
+        id=make_id(now, os.urandom(10)),
+        author="bob",
+        recipient=None,
+        subject=None,
+        content="not really bob",
+        sent_at=now,
+        origin=alice.core.node_id,
+        origin_seq=99,
+    )
+    out = net.server.receive(alice.identity, Command("POST", {}, (forged.encode(),)).frames(), 0)
+    [reject] = [o.command for o in out]
+    assert reject.name == "REJECT"
+    assert reject.header["items"] == [[forged.id, "from 'bob' is not you"]]
+    assert net.server.pending == 0
+    net.run()
+    assert bob.incoming() == []
+
+
 def test_garbage_on_the_client_side_is_dropped(net):
     alice = net.client("alice")
     assert alice.core.receive([b"nonsense"], net.now) == []
