@@ -89,6 +89,7 @@ def format_beacon(beacon: dict[str, Any]) -> str:
     return (
         f"{beacon['user']:<16} {beacon['mode']:<9} {beacon['address']:>15}  "
         f"router {beacon['router']:<5} pub {beacon['pub']:<5}  seen {seen}  {beacon['node'][:8]}"
+        + (f"  secure, key {beacon['key']}" if "key" in beacon else "")
     )
 
 

@@ -33,7 +33,13 @@ def free_udp_port() -> int:
 class NodeProcess:
     """``python -m lab93zmq ARGS`` with its stdout and stderr collected line by line."""
 
-    def __init__(self, args: list[str], stdin: bool = False, prefix: list[str] | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        stdin: bool = False,
+        prefix: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.args = args
         self.proc = subprocess.Popen(
             [*(prefix or []), sys.executable, "-m", "lab93zmq", *args],
@@ -41,7 +47,7 @@ class NodeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.out: list[str] = []
         self.err: list[str] = []

@@ -1,0 +1,157 @@
+"""README's "Secure mode" walk-through, typed as a user would: real lab93-node
+processes, each person with their own XDG_CONFIG_HOME, on 127.0.0.1 and lo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from procs import NodeProcess, free_tcp_port, free_udp_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    started: list[NodeProcess] = []
+    port, beacon = free_tcp_port(), free_udp_port()
+
+    class Lab:
+        def __init__(self):
+            self.port, self.beacon, self.dir = port, beacon, tmp_path
+
+        def config(self, person: str):
+            return tmp_path / person / "config"
+
+        def run(self, person: str, *args: str, stdin: bool = False) -> NodeProcess:
+            env = {"XDG_CONFIG_HOME": str(self.config(person))}
+            node = NodeProcess(
+                [*args, "--db", str(tmp_path / f"{person}.db")], stdin=stdin, env=env
+            )
+            started.append(node)
+            return node
+
+        def keygen(self, person: str) -> str:
+            node = self.run(person, "--keygen", "-u", person, "--json")
+            assert node.finish() == 0, node.err
+            return json.loads(node.out[0])["key"]
+
+        def server(self, *extra: str) -> NodeProcess:
+            node = self.run(
+                "hub",
+                "-r",
+                "-s",
+                "--secure",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-i",
+                "lo",
+                "--beacon-port",
+                str(beacon),
+                *extra,
+            )
+            node.wait_err("secure repeater at tcp://127.0.0.1:")
+            return node
+
+        def client(self, person: str, *extra: str, stdin: bool = False) -> NodeProcess:
+            return self.run(
+                person,
+                "-r",
+                "-c",
+                "--secure",
+                "-i",
+                "lo",
+                "--beacon-port",
+                str(beacon),
+                *extra,
+                stdin=stdin,
+            )
+
+    yield Lab()
+    for node in started:
+        node.kill()
+
+
+def test_from_keygen_to_an_encrypted_room(lab):
+    server_key = lab.keygen("hub")
+    lab.keygen("alice")
+    lab.keygen("bob")
+    lab.keygen("mallory")
+    # The operator authorizes alice and bob: their id.key, saved under their names.
+    authorized = lab.config("hub") / "lab93" / "authorized_keys"
+    authorized.mkdir()
+    for person in ("alice", "bob"):
+        shutil.copy(lab.config(person) / "lab93" / "id.key", authorized / f"{person}.key")
+
+    server = lab.server()
+    assert any(server_key in line and "2 authorized" in line for line in server.err)
+
+    # --scan shows the server is secure, and its key.
+    scan = lab.run("alice", "--scan", "-i", "lo", "--beacon-port", str(lab.beacon))
+    assert scan.finish() == 0
+    assert any("repeater" in line and f"secure, key {server_key}" in line for line in scan.out)
+
+    # bob listens, having learned the server's key from its beacon (first use).
+    listener = lab.client("bob", "--listen", "--json")
+    listener.wait_err("trusting the key")
+    listener.wait_err("connected to repeater")
+    known = (lab.config("bob") / "lab93" / "known_servers").read_text()
+    assert known == f"127.0.0.1:{lab.port} {server_key}\n"
+
+    # alice is told the key; her name comes from her key file (no -u needed).
+    sender = lab.client(
+        "alice", "-a", "127.0.0.1", "-p", str(lab.port), "--server-key", server_key, stdin=True
+    )
+    sender.write("meet at noon")
+    sender.close_stdin()
+    assert sender.finish() == 0, sender.err
+    listener.wait_for(lambda p: len(p.out) >= 1, "the message")
+    line = json.loads(listener.out[0])
+    assert (line["from"], line["content"]) == ("alice", "meet at noon")
+
+    # mallory has a key pair, but no one authorized it: exit 1, the line is kept.
+    intruder = lab.client(
+        "mallory", "-a", "127.0.0.1", "-p", str(lab.port), "--server-key", server_key,
+        "--send", "let me in",
+    )  # fmt: skip
+    assert intruder.finish() == 1
+    said = "\n".join(intruder.err)
+    assert "does not know our key" in said and "authorized_keys/mallory.key" in said
+    history = lab.run("mallory", "--history", "--json")
+    assert history.finish() == 0
+    assert [json.loads(x)["content"] for x in history.out] == ["let me in"]
+
+    # Posing as bob with alice's key: refused, with the name to use.
+    pretender = lab.client(
+        "alice", "-a", "127.0.0.1", "-p", str(lab.port), "--server-key", server_key,
+        "-u", "bob", "--send", "it's me, bob",
+    )  # fmt: skip
+    assert pretender.finish() == 1
+    assert any("authorized here as 'alice', not 'bob'" in x for x in pretender.err)
+
+    listener.signal()
+    server.signal()
+    assert [json.loads(x)["content"] for x in listener.out] == ["meet at noon"]
+
+
+def test_a_plain_client_is_told_the_server_is_secure(lab):
+    lab.keygen("hub")
+    server = lab.server()
+    plain = lab.run(
+        "alice", "-r", "-c", "-a", "127.0.0.1", "-p", str(lab.port), "--send", "hi"
+    )
+    assert plain.finish() == 1
+    assert any("run lab93-node with --secure too" in x for x in plain.err)
+    server.wait_err("without --secure tried to connect")
+
+
+def test_secure_without_a_key_pair_says_how_to_make_one(lab):
+    node = lab.run("alice", "-b", "--secure", "-i", "lo")
+    assert node.finish() == 1
+    assert node.err == [
+        f"lab93-node: no key pair in {lab.config('alice') / 'lab93'};"
+        " make one with: lab93-node --keygen"
+    ]
