@@ -66,6 +66,7 @@ from .repeater_protocol import (
     ToServer,
 )
 from .store import Inbox
+from .wire import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,6 @@ SESSION_RCVHWM = 2 * WINDOW // POST_LIMIT
 SESSION_SNDHWM = 64
 ROOM_HWM = 1000  # ROOM commands (up to BATCH_LIMIT messages) queued per subscriber
 SUB_HWM = 100_000  # room commands a client's SUB holds before ZeroMQ stops reading
-MAX_FRAME = 16 * 1024 * 1024  # a peer sending a bigger frame is disconnected by ZeroMQ
 SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
 CHECKPOINT_AFTER = 16  # commits the server makes before it checkpoints its inbox when idle
 GOODBYE_MS = 200  # how long a clean stop waits for its BYE to leave
@@ -122,7 +122,7 @@ def _tune(sock: zmq.Socket, hwm: int = PEER_HWM) -> zmq.Socket:
     sock.linger = 0
     sock.sndhwm = hwm
     sock.rcvhwm = hwm
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     return sock
 
 

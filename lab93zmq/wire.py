@@ -28,6 +28,10 @@ MAGIC = b"L93"
 SIGNATURE = MAGIC + bytes([PROTOCOL_VERSION])
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PAYLOADS = 10_000
+# No valid frame is bigger (a header, or one message); every socket facing the
+# network sets ZeroMQ's MAXMSGSIZE to this, so a peer sending more is cut off
+# by ZeroMQ before a byte of it is buffered in Python.
+MAX_FRAME_BYTES = max(MAX_WIRE_BYTES, MAX_HEADER_BYTES) + 1024
 MAX_COMMAND_CHARS = 16
 # The largest whole number a header field may carry: SQLite's INTEGER, where
 # sequence numbers and marks end up. A larger one is a protocol error here,

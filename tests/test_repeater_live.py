@@ -14,13 +14,14 @@ from datetime import datetime, timezone
 import pytest
 import zmq
 from procs import free_tcp_port, free_udp_port
+from zmq.utils.monitor import recv_monitor_message
 
 from lab93zmq.actor import ActorHandle, Kind, PipeMessage
 from lab93zmq.config import NodeConfig
 from lab93zmq.message import MAX_CONTENT_BYTES, make_id
 from lab93zmq.repeater import RepeaterClient, RepeaterServer
 from lab93zmq.store import Inbox
-from lab93zmq.wire import SIGNATURE, Command, decode
+from lab93zmq.wire import MAX_FRAME_BYTES, SIGNATURE, Command, decode
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -388,7 +389,7 @@ def test_garbage_frames_do_not_stop_service(nodes, tmp_path):
             [b"L93\x63", b"HELLO", b"{}"],
             [SIGNATURE, b"HELLO", b"not json"],
             [SIGNATURE, b"NONSENSE", b"{}"],
-            [SIGNATURE, b"POST", b"{}", os.urandom(2 * 1024 * 1024)],
+            [SIGNATURE, b"POST", b"{}", os.urandom(MAX_FRAME_BYTES)],  # as big as allowed
             [SIGNATURE, b"FETCH", b"[1, 2]"],
         ]
         expected = [
@@ -414,6 +415,31 @@ def test_garbage_frames_do_not_stop_service(nodes, tmp_path):
         assert bob.incoming() == ["still here"]
     finally:
         raw.close()
+
+
+def test_a_frame_over_the_limit_cuts_its_sender_off_and_no_one_else(nodes, tmp_path):
+    server = start_server(nodes, tmp_path)
+    port = server.actor.router_port
+    alice = connected(start_client(nodes, tmp_path, "alice", port))
+    bob = connected(start_client(nodes, tmp_path, "bob", port))
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.DEALER)
+    raw.linger = 0
+    monitor = raw.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    raw.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        assert monitor.poll(5000)
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+        raw.send_multipart([SIGNATURE, b"POST", b"{}", os.urandom(MAX_FRAME_BYTES + 1)])
+        assert monitor.poll(5000), "the server kept the connection"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+        assert not raw.poll(200)  # and it got no answer
+        all_accepted(alice, [alice.post("still here")])
+        got(bob, 1)
+        assert bob.incoming() == ["still here"]
+    finally:
+        raw.close()
+        monitor.close()
 
 
 def test_a_stuck_client_does_not_slow_the_others(nodes, tmp_path):
