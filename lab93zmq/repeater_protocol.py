@@ -79,6 +79,13 @@ MAX_BUFFER = 20_000  # out-of-order messages a client holds before it drops them
 BAD_BURST = 50
 BAD_RATE = 5.0
 CUT_OFF = 30.0
+# Commands that make the server read its inbox (FETCH), rebuild a session (HELLO)
+# or list users (WHO): per session at most COSTLY_RATE a second in bursts of
+# COSTLY_BURST. Beyond that they are dropped unanswered; an honest client asks
+# again after its timeout, and a catch-up of 10,000 messages takes 20 FETCHes.
+COSTLY = frozenset({"HELLO", "FETCH", "WHO"})
+COSTLY_RATE = 100.0
+COSTLY_BURST = 500
 
 
 class ErrorCode(str, enum.Enum):
@@ -249,8 +256,16 @@ class ServerCore:
         self._next_beat = now
         self.names_from_keys = names_from_keys
         self._bad = RateLimiter(BAD_RATE, BAD_BURST)
+        self._costly = RateLimiter(COSTLY_RATE, COSTLY_BURST)
         self._cut_off: dict[bytes, float] = {}  # identity -> ignored until
-        self.stats = {"stored": 0, "duplicates": 0, "errors": 0, "cut_off": 0, "ignored": 0}
+        self.stats = {
+            "stored": 0,
+            "duplicates": 0,
+            "errors": 0,
+            "cut_off": 0,
+            "ignored": 0,
+            "throttled": 0,
+        }
         self._handlers = {
             "HELLO": self._on_hello,  # called apart: it also takes the key's name
             "FETCH": self._on_fetch,
@@ -306,6 +321,13 @@ class ServerCore:
             log.info("unknown command %s from %s", cmd.name, identity.hex())
             reply = error(ErrorCode.UNKNOWN, f"unknown command {cmd.name}")
             return self._bad_input(identity, now, reply)
+        if cmd.name in COSTLY:
+            verdict = self._costly.check(identity, now)
+            if not verdict.allowed:
+                self.stats["throttled"] += 1
+                if verdict.streak == 1:
+                    log.warning("session %s sends %s too fast; dropping", identity.hex(), cmd.name)
+                return []
         session = self.sessions.get(identity)
         if session is None and cmd.name != "HELLO":
             if cmd.name == "BYE":
@@ -574,6 +596,7 @@ class ServerCore:
         for identity in [i for i, until in self._cut_off.items() if now >= until]:
             del self._cut_off[identity]
         self._bad.forget_idle(now)
+        self._costly.forget_idle(now)
         for session in [
             s for s in self.sessions.values() if now >= s.last_seen + self.session_timeout
         ]:

@@ -661,6 +661,22 @@ def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
     assert welcome.command.name == "WELCOME"  # the cut-off ends
 
 
+def test_fetches_beyond_the_rate_limit_go_unanswered(net):
+    from lab93zmq.repeater_protocol import COSTLY_BURST, COSTLY_RATE
+
+    alice = net.client("alice")
+    net.advance(10.0)  # the bucket is full again after the connect's own FETCH
+    fetch = Command("FETCH", {"room": 0, "dm": 0}).frames()
+    flood = COSTLY_BURST + 50
+    answered = [net.server.receive(alice.identity, fetch, net.now) for _ in range(flood)]
+    assert sum(1 for out in answered if out) == COSTLY_BURST
+    assert net.server.stats["throttled"] == 50
+    net.now += 1.0
+    answered = [net.server.receive(alice.identity, fetch, net.now) for _ in range(200)]
+    assert sum(1 for out in answered if out) == COSTLY_RATE  # refilled at the rate
+    assert net.server.users() == ["alice"]  # throttled, not cut off
+
+
 def test_in_secure_mode_a_hello_must_name_the_key_user(tmp_path):
     inbox = Inbox(tmp_path / "server.db")
     core = ServerCore(inbox, PUB_PORT, 0.0, names_from_keys=True)
