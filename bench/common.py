@@ -349,9 +349,16 @@ class Procs:
         self.kill_all()
 
     def start(
-        self, name: str, argv: list[str], *, ns: str | None = None, talk: bool = False
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        ns: str | None = None,
+        talk: bool = False,
+        env: dict[str, str] | None = None,
     ) -> Child:
-        """Start ``argv`` (inside ``ns`` when given); ``talk`` wires stdin/stdout for JSON."""
+        """Start ``argv`` (inside ``ns`` when given); ``talk`` wires stdin/stdout for JSON;
+        ``env`` adds to the children's environment."""
         safe = "".join(c if c.isalnum() else "_" for c in name)
         stderr_path = self.workdir / f"{safe}-{len(self.children)}.stderr"
         with open(stderr_path, "wb") as stderr:
@@ -360,7 +367,7 @@ class Procs:
                 stdin=subprocess.PIPE if talk else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if talk else subprocess.DEVNULL,
                 stderr=stderr,
-                env=child_env(),
+                env={**child_env(), **(env or {})},
                 cwd=str(self.workdir),
             )
         popen.stderr_path = str(stderr_path)  # type: ignore[attr-defined]

@@ -22,11 +22,15 @@ CLIENTS = 10
 GENERATORS = 2
 
 
-def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict:
+def one_run(
+    kind: str, settings: Settings, workdir: Path, number: int, secure: bool = False
+) -> dict:
     duration = settings.pick(2.0, 5.0)
-    tag = f"{kind}{number}"
+    tag = f"{kind}{'-secure' if secure else ''}{number}"
     with Procs(workdir) as procs:
-        server = harness.start_server(procs, kind, workdir, tag)
+        server = harness.start_server(
+            procs, kind, workdir, tag, secure_clients=CLIENTS if secure else 0
+        )
         profile = None
         if settings.profile and kind == harness.OURS and number == 0:
             profile = settings.profile / "fanout-server.txt"
@@ -42,7 +46,7 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict:
         summary["acked_not_stored"] = max(summary["acked"] - summary["stored"], 0)
     summary["acked_per_s"] = summary["acked"] / summary["elapsed"]
     log(
-        f"fanout {kind} #{number}: {summary['deliveries_per_s']:,.0f} deliveries/s, "
+        f"fanout {tag}: {summary['deliveries_per_s']:,.0f} deliveries/s, "
         f"{summary['acked']:,} acked, {summary['missed_live']:,} missed live"
         + (f", {summary['acked_not_stored']} acked-not-stored" if server.db else "")
     )

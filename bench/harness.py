@@ -7,6 +7,7 @@ the server (and the server's never caps them).
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -33,15 +34,24 @@ class Server:
     port: int
     child: Child
     db: Path | None
+    curve: Path | None = None  # --secure: the server's public key and the clients' key pairs
 
 
 def start_server(
-    procs: Procs, kind: str, workdir: Path, tag: str, keep: bool = False, db: Path | None = None
+    procs: Procs,
+    kind: str,
+    workdir: Path,
+    tag: str,
+    keep: bool = False,
+    db: Path | None = None,
+    secure_clients: int = 0,
 ) -> Server:
     """Our repeater server (``python -m lab93zmq -r -s``) or the bare broker, on loopback.
 
     ``keep``: the bare broker keeps payloads in memory and answers FETCH.
     ``db``: our server's inbox (default: a new one in ``workdir``).
+    ``secure_clients``: run ours with ``--secure``, authorizing that many
+    generator clients (``bench0`` ...), each with a key pair of its own.
     """
     port = free_port()
     if kind == BARE:
@@ -53,8 +63,31 @@ def start_server(
         "-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-u", "benchserver",
         "--db", str(db), "-i", "lo", "--beacon-port", str(free_udp_port()),
     )  # fmt: skip
-    child = procs.start(f"server-{tag}", argv)
-    return Server(kind, port, child, db)
+    env, curve = None, None
+    if secure_clients:
+        config, curve = _secure_keys(workdir / f"keys-{tag}", secure_clients)
+        argv.append("--secure")
+        env = {"XDG_CONFIG_HOME": str(config)}
+    child = procs.start(f"server-{tag}", argv, env=env)
+    return Server(kind, port, child, db, curve)
+
+
+def _secure_keys(root: Path, clients: int) -> tuple[Path, Path]:
+    """The server's config dir (its key pair, authorized_keys) and the generators' key dir."""
+    import zmq.auth
+
+    from lab93zmq.security import generate_keypair
+
+    config, curve = root / "config", root / "curve"
+    server = generate_keypair(config / "lab93", "benchserver")
+    authorized = config / "lab93" / "authorized_keys"
+    authorized.mkdir()
+    curve.mkdir(parents=True)
+    shutil.copy(server.path, curve / "server.key")
+    for number in range(clients):
+        public, _ = zmq.auth.create_certificates(curve, f"bench{number}")
+        shutil.copy(public, authorized / f"bench{number}.key")
+    return config, curve
 
 
 def stop_server(procs: Procs, server: Server) -> None:
@@ -94,6 +127,7 @@ def run_load(
             "loadgen.py", "--port", str(server.port), "--clients", str(count),
             "--first", str(first), "--mode", mode, "--duration", str(duration),
             "--drain", str(drain), *(extra or []), *(extras[number] if extras else []),
+            *(["--curve", str(server.curve)] if server.curve else []),
         )  # fmt: skip
         first += count
         gens.append(procs.start(f"loadgen-{tag}-{number}", argv, talk=True))

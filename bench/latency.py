@@ -18,11 +18,13 @@ from common import Figure, Procs, Settings, interleave, log, percentile
 RATE = 1000.0
 
 
-def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict:
+def one_run(
+    kind: str, settings: Settings, workdir: Path, number: int, secure: bool = False
+) -> dict:
     duration = settings.pick(1.5, 5.0)
-    tag = f"lat-{kind}{number}"
+    tag = f"lat-{kind}{'-secure' if secure else ''}{number}"
     with Procs(workdir) as procs:
-        server = harness.start_server(procs, kind, workdir, tag)
+        server = harness.start_server(procs, kind, workdir, tag, secure_clients=2 if secure else 0)
         results = harness.run_load(
             procs, server, processes=1, clients=2, mode="latency", duration=duration,
             drain=10.0, tag=tag,
@@ -45,7 +47,7 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict:
         "ack_p99": percentile(acks, 99),
     }
     log(
-        f"latency {kind} #{number}: p50 {summary['p50']:.3f} ms, p99 {summary['p99']:.3f} ms, "
+        f"latency {tag}: p50 {summary['p50']:.3f} ms, p99 {summary['p99']:.3f} ms, "
         f"ack p50 {summary['ack_p50']:.3f} ms ({summary['delivered']}/{summary['expected']})"
     )
     harness.settle()

@@ -55,6 +55,7 @@ class Client:
     node: str
     dealer: zmq.Socket
     sub: zmq.Socket | None = None
+    curve: str | None = None  # the key dir, when the server runs --secure
     pub_port: int = 0
     sent: int = 0
     acked: int = 0
@@ -71,6 +72,17 @@ class Client:
         return (
             TEMPLATE % (prefix, self.salt, seq, self.user, content, sent_at, self.node, seq)
         ).encode()
+
+
+def curve(sock: zmq.Socket, directory: str, number: int) -> None:
+    """Make ``sock`` a CURVE client as ``bench<number>`` of the server in ``directory``."""
+    import zmq.auth
+
+    server, _ = zmq.auth.load_certificate(f"{directory}/server.key")
+    public, secret = zmq.auth.load_certificate(f"{directory}/bench{number}.key_secret")
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_serverkey = server
 
 
 def hello(clients: list[Client], host: str, timeout: float) -> None:
@@ -99,6 +111,8 @@ def join_feeds(ctx: zmq.Context, clients: list[Client], host: str, timeout: floa
         c.sub.linger = 0
         c.sub.rcvhwm = 0  # the generator must never be the one that drops
         c.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        if c.curve:
+            curve(c.sub, c.curve, c.index)
         c.sub.connect(f"tcp://{host}:{c.pub_port}")
         poller.register(c.sub, zmq.POLLIN)
     by_sock = {c.sub: c for c in clients}
@@ -319,6 +333,9 @@ def main() -> None:
     parser.add_argument("--max-burst", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--content", type=int, default=40, help="content length in bytes")
+    parser.add_argument(
+        "--curve", default=None, help="CURVE: dir with server.key and benchN.key_secret files"
+    )
     args = parser.parse_args()
     if args.senders is None:
         args.senders = args.clients
@@ -335,9 +352,13 @@ def main() -> None:
             dealer.linger = 0
             if args.sndhwm:
                 dealer.sndhwm = args.sndhwm
-            dealer.connect(f"tcp://{args.host}:{args.port}")
             number = args.first + i
-            clients.append(Client(number, f"bench{number}", secrets.token_hex(16), dealer))
+            if args.curve:
+                curve(dealer, args.curve, number)
+            dealer.connect(f"tcp://{args.host}:{args.port}")
+            clients.append(
+                Client(number, f"bench{number}", secrets.token_hex(16), dealer, curve=args.curve)
+            )
         hello(clients, args.host, 20.0)
         join_feeds(ctx, clients, args.host, 10.0)
         emit(event="ready", pid_time=time.monotonic())

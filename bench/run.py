@@ -28,6 +28,7 @@ from common import BenchError, Figure, Settings, log, machine, table  # noqa: E4
 ITEMS = {
     "fanout": "fanout",
     "latency": "latency",
+    "secure": "secure",
     "broadcast": "broadcast",
     "catchup": "catchup",
     "idle": "idle",
