@@ -151,7 +151,7 @@ class _HandshakeReports:
         self.where = where
         self._said: dict[str, float] = {}  # sentence -> when it last went to the user
 
-    def read(self, now: float) -> list[str]:
+    def read(self) -> list[str]:
         """Every failure waiting on the monitor, each as its sentence (no waiting)."""
         problems = []
         for _ in range(DRAIN):
@@ -170,7 +170,7 @@ class _HandshakeReports:
     def notices(self, now: float) -> list[str]:
         """``read``, keeping only sentences not told to the user in the last NOTICE_GAP s."""
         fresh = []
-        for problem in self.read(now):
+        for problem in self.read():
             if now - self._said.get(problem, -math.inf) >= NOTICE_GAP:
                 self._said[problem] = now
                 fresh.append(problem)
@@ -717,7 +717,7 @@ class RepeaterClient(Actor):
                         break  # the core asked for a new connection
             reports = self._reports
             if reports is not None and ready.get(reports.monitor):
-                self._handshake_failed(ctx, pipe, core, reports.read(now), now)
+                self._handshake_failed(ctx, pipe, core, reports.read(), now)
             if ready.get(self._sub):
                 for _ in range(DRAIN):
                     try:
