@@ -19,7 +19,23 @@ Sockets, all with ``LINGER=0``:
   when the peer leaves or expires.
 * per DEALER, its socket monitor (an inproc PAIR): a dropped connection
   (``EVENT_DISCONNECTED``: a killed peer's kernel closes it at once) goes to
-  ``session.on_link_down``, a completed handshake to ``session.on_link_up``.
+  ``session.on_link_down``, a completed handshake to ``session.on_link_up``,
+  a failed one (``security.HANDSHAKE_EVENTS``) to
+  ``session.on_handshake_failed``; the ROUTER and the PUB have a monitor for
+  failed handshakes too (the server side).
+
+Every socket facing the network sets ``MAXMSGSIZE`` (the PUB too: it reads
+its subscribers' subscriptions).
+
+Secure mode (``config.secure``): the network sockets live in a context of
+this node's own, because a ZAP handler serves a whole context and tests run
+several nodes in one process. A ``KeyAuthenticator`` for the authorized keys
+starts before anything binds and stops at the end. The ROUTER and the PUB are
+CURVE servers with our key pair; each peer's SUB and DEALER is a CURVE client
+pinned to the key in that peer's beacon - which the session only links to
+when the key is authorized - so only the holder of that secret key can
+complete the handshake. Frames read from the ROUTER carry the ``User-Id`` the
+authenticator set (the key's name); the session binds node ids to it.
 """
 
 from __future__ import annotations
@@ -34,9 +50,10 @@ from typing import Any
 
 import zmq
 
+from . import security
 from .actor import Actor, Kind, PipeMessage, Post, send, send_events
 from .beacon import BeaconSocket
-from .config import EXPIRY_INTERVALS, NodeConfig
+from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .errors import ConfigError, Lab93Error, ProtocolError
 from .interfaces import resolve
 from .message import MAX_WIRE_BYTES
@@ -46,8 +63,10 @@ from .node_protocol import (
     Disconnect,
     Output,
     Publish,
+    RouterPeer,
     SendBeacon,
     SendTo,
+    Trust,
 )
 from .store import Inbox, utc_now
 from .wire import MAX_HEADER_BYTES
@@ -58,8 +77,11 @@ PEER_SNDHWM = 100  # commands queued for one peer (a BATCH is <= 1 MiB) before d
 MAX_FRAME_BYTES = max(MAX_WIRE_BYTES, MAX_HEADER_BYTES) + 1024  # larger frames cut the link
 DRAIN = 100  # messages read from one socket per loop turn, so none starves the others
 DRAIN_FRAMES = 1_000  # and at most about this many frames (a MSG or BATCH carries up to 200)
-# What a DEALER's monitor reports: the connection dropped / a handshake completed.
-LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+# What a DEALER's monitor reports: the connection dropped / a handshake completed or failed.
+LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | security.HANDSHAKE_EVENTS
+# What the ROUTER's and the PUB's monitors report: handshakes that failed.
+SERVER_EVENTS = security.HANDSHAKE_EVENTS & ~zmq.EVENT_HANDSHAKE_SUCCEEDED
+BYE_LINGER_MS = 200  # how long closing DEALERs may still deliver our BYE on a clean exit
 _MONITOR_HEAD = struct.Struct("=Hi")  # event number, value (native order, as libzmq writes)
 PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
@@ -97,19 +119,36 @@ class BroadcastNode(Actor):
 
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
         config = self.config
+        secure = config.secure
         targets = resolve(config.interfaces)  # InterfaceError before anything is opened
         where = ", ".join(t.name for t in targets)
         inbox = Inbox(config.db_path)
         sockets: list[zmq.Socket] = []
         beacons: BeaconSocket | None = None
+        # A ZAP handler serves a whole context: a secure node gets one of its own.
+        net = zmq.Context() if secure is not None else ctx
+        auth: security.KeyAuthenticator | None = None
+        trust: Trust | None = None
+        clean = False
+        servers: dict[zmq.Socket, zmq.Socket] = {}  # server monitor -> the socket it watches
         try:
             self.node_id = inbox.node_id
-            router = self._socket(ctx, zmq.ROUTER, sockets)
-            router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+            if secure is not None:
+                authorized = security.AuthorizedKeys(secure.authorized_keys)
+                auth = security.KeyAuthenticator(net, authorized)
+                auth.start()  # before anything binds: no connection is ever unauthenticated
+                trust = Trust(secure.keys.public_raw, authorized.name_of,
+                              str(secure.authorized_keys))
+            router = self._socket(net, zmq.ROUTER, sockets, secure)
             self.router_port = self._bind_router(router)
-            pub = self._socket(ctx, zmq.PUB, sockets)
+            pub = self._socket(net, zmq.PUB, sockets, secure)
             pub.setsockopt(zmq.SNDHWM, 10_000)
             self.pub_port = _bind(pub, config.address, 0)
+            for sock in (router, pub):
+                monitor = sock.get_monitor_socket(SERVER_EVENTS)
+                monitor.linger = 0
+                sockets.insert(0, monitor)  # closed before the socket it watches
+                servers[monitor] = sock
             beacons = BeaconSocket(targets, config.beacon_port)
             now = self._monotonic()
             session = self.session = BroadcastSession(
@@ -121,37 +160,55 @@ class BroadcastNode(Actor):
                 now,
                 where=where,
                 expiry_intervals=EXPIRY_INTERVALS,
+                trust=trust,
             )
             poller = zmq.Poller()
             poller.register(pipe, zmq.POLLIN)
             poller.register(router, zmq.POLLIN)
+            for monitor in servers:
+                poller.register(monitor, zmq.POLLIN)
             for fd in beacons.filenos():
                 poller.register(fd, zmq.POLLIN)
             detail = (
                 f"broadcast node {inbox.node_id[:8]} as {config.user} on {where}: "
                 f"router {config.address}:{self.router_port}, pub port {self.pub_port}"
+                + (f", secure (key {secure.keys.public.decode()})" if secure else "")
             )
             send(pipe, Kind.READY, node_id=inbox.node_id, detail=detail)
-            io = _Io(ctx, pipe, pub, beacons, poller, self._peers, session)
+            io = _Io(net, pipe, pub, beacons, poller, self._peers, session, secure)
+            io.server_monitors = servers
             io.perform(session.start(now))
             self._serve(io, router, inbox)
             io.perform(session.stop(self._monotonic()))
+            clean = True
             dropped = {key: n for key, n in session.stats.items() if n}
             if dropped:
                 log.info("dropped while running: %s", dropped)
         finally:
             for link in self._peers.values():
+                if clean:  # the BYEs just queued may still go out
+                    link.dealer.linger = BYE_LINGER_MS
                 link.close()
             self._peers.clear()
             if beacons is not None:
                 beacons.close()
+            for sock in servers.values():
+                try:
+                    sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
             for sock in sockets:
                 sock.close()
             inbox.close()
+            if auth is not None:
+                auth.stop()
+            if net is not ctx:
+                net.term()  # waits at most BYE_LINGER_MS for the BYEs
         send(pipe, Kind.STOPPED)
 
     def _serve(self, io: _Io, router: zmq.Socket, inbox: Inbox) -> None:
         session = io.session
+        secure = self.config.secure is not None
         while True:
             timeout = max(0.0, session.next_deadline() - self._monotonic())
             ready = io.poller.poll(min(int(timeout * 1000) + 1, 60_000))
@@ -162,8 +219,10 @@ class BroadcastNode(Actor):
                         return
                 elif item is router:
                     # A ROUTER prepends the sender's identity frame; we answer over DEALERs.
-                    batch = [frames[1:] for frames in _drain(router) if len(frames) > 1]
-                    io.perform(session.receive_many(batch, now))
+                    batch, senders = _drain_router(router, secure)
+                    io.perform(session.receive_many(batch, now, senders=senders))
+                elif item in io.server_monitors:
+                    io.server_events(item, now)
                 elif isinstance(item, int):
                     for data, address in io.beacons.receive(item):
                         io.perform(session.receive_beacon(data, address, now))
@@ -223,10 +282,16 @@ class BroadcastNode(Actor):
 
     # -- binding -------------------------------------------------------------------
 
-    def _socket(self, ctx: zmq.Context, kind: int, owned: list[zmq.Socket]) -> zmq.Socket:
+    def _socket(
+        self, ctx: zmq.Context, kind: int, owned: list[zmq.Socket], secure: SecureConfig | None
+    ) -> zmq.Socket:
+        """A bound socket facing the network: LINGER 0, MAXMSGSIZE, a CURVE server if secure."""
         sock = ctx.socket(kind)
         sock.linger = 0
         owned.append(sock)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        if secure is not None:
+            security.make_server(sock, secure.keys)
         return sock
 
     def _bind_router(self, router: zmq.Socket) -> int:
@@ -270,12 +335,40 @@ def _drain(sock: zmq.Socket, limit: int = DRAIN) -> list[list[bytes]]:
     return received
 
 
-def _monitor_event(frames: list[bytes]) -> int | None:
-    """The event number of a socket monitor message (libzmq's: a 6-byte frame, then the
-    endpoint), or None. zmq.utils.monitor does the same but imports asyncio (3.5 MiB)."""
+def _drain_router(sock: zmq.Socket, secure: bool) -> tuple[list[list[bytes]], list[RouterPeer]]:
+    """What is waiting on the ROUTER (as ``_drain``), without the identity frame, and who
+    sent each: its routing id and, in secure mode, the ``User-Id`` the ZAP handler gave
+    its connection (the name of its key), read from the frame's metadata."""
+    batch: list[list[bytes]] = []
+    senders: list[RouterPeer] = []
+    frames = 0
+    for _ in range(DRAIN):
+        try:
+            parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            break
+        frames += len(parts)
+        if len(parts) > 1:
+            user_id = None
+            if secure:
+                try:
+                    user_id = parts[1].get("User-Id") or None
+                except zmq.ZMQError:
+                    user_id = None  # no such property: the session drops these frames
+            batch.append([part.bytes for part in parts[1:]])
+            senders.append(RouterPeer(parts[0].bytes, user_id))
+        if frames >= DRAIN_FRAMES:
+            break
+    return batch, senders
+
+
+def _monitor_event(frames: list[bytes]) -> tuple[int, int] | None:
+    """The event number and value of a socket monitor message (libzmq's: a 6-byte frame,
+    then the endpoint), or None. zmq.utils.monitor does the same but imports asyncio."""
     if len(frames) != 2 or len(frames[0]) != _MONITOR_HEAD.size:
         return None
-    return _MONITOR_HEAD.unpack(frames[0])[0]
+    event, value = _MONITOR_HEAD.unpack(frames[0])
+    return event, value
 
 
 class _Link:
@@ -309,8 +402,11 @@ class _Io:
         poller: zmq.Poller,
         peers: dict[str, _Link],
         session: BroadcastSession,
+        secure: SecureConfig | None = None,
     ) -> None:
         self.ctx = ctx
+        self.secure = secure
+        self.server_monitors: dict[zmq.Socket, zmq.Socket] = {}
         self.pipe = pipe
         self.pub = pub
         self.beacons = beacons
@@ -345,17 +441,39 @@ class _Io:
         send_events(self.pipe, events)
 
     def link_events(self, monitor: zmq.Socket, now: float) -> None:
-        """What a DEALER's monitor reported: its connection dropped or came (back) up."""
+        """What a DEALER's monitor reported: its connection dropped, came (back) up, or
+        its handshake failed."""
         for frames in _drain(monitor):
             node_id = self.monitor_owner.get(monitor)
             if node_id is None:  # its peer was disconnected by an earlier event
                 return
-            event = _monitor_event(frames)
+            head = _monitor_event(frames)
+            if head is None:
+                continue
+            event, value = head
             if event == zmq.EVENT_DISCONNECTED:
                 log.debug("the connection to %s dropped", node_id[:8])
                 self.perform(self.session.on_link_down(node_id, now))
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.perform(self.session.on_link_up(node_id, now))
+            else:
+                self._handshake_failed(node_id, event, value, "client", now)
+
+    def server_events(self, monitor: zmq.Socket, now: float) -> None:
+        """What the ROUTER's or the PUB's monitor reported: a handshake that failed."""
+        for frames in _drain(monitor):
+            head = _monitor_event(frames)
+            if head is not None:
+                self._handshake_failed(None, head[0], head[1], "server", now)
+
+    def _handshake_failed(
+        self, node_id: str | None, event: int, value: int, side: str, now: float
+    ) -> None:
+        problem = security.handshake_problem(
+            event, value, we_are_secure=self.secure is not None, side=side
+        )
+        if problem is not None:
+            self.perform(self.session.on_handshake_failed(node_id, problem, now))
 
     def _send(self, sock: zmq.Socket, frames: tuple[bytes, ...], where: str) -> None:
         try:
@@ -372,6 +490,10 @@ class _Io:
         for sock in (sub, dealer):
             sock.linger = 0
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+            if self.secure is not None:
+                # Pinned to the key its beacon carries, which the session checked is
+                # authorized: only that key's holder can complete the handshake.
+                security.make_client(sock, self.secure.keys, peer.key)
         dealer.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
         dealer.setsockopt(zmq.SNDTIMEO, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")

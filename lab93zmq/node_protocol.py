@@ -37,26 +37,42 @@ progress while the peer still holds more, so a long catch-up goes in bounded
 batches with flow control. Every node answers SYNC from everything it holds,
 so messages of authors who have left are relayed too.
 
-Liveness: the peer table (``presence.PeerTable``) drops a peer on LEAVING,
-after 5 silent intervals, or - told by the shell's socket monitor through
-``on_link_down`` that our DEALER's connection to it dropped - when no beacon
-from it follows within 1.5 intervals (a PROBE asks live peers to answer at
-once).
+      BYE    {node}          "I am leaving now": sent on a clean exit just before
+                             the LEAVING beacon, over the authenticated link
+
+Liveness: the peer table (``presence.PeerTable``) drops a peer on BYE or
+LEAVING, after 5 silent intervals, or - told by the shell's socket monitor
+through ``on_link_down`` that our DEALER's connection to it dropped - when no
+beacon from it follows within 1.5 intervals (a PROBE asks live peers to answer
+at once).
+
+Secure mode (``trust`` given; see ``Trust`` and docs/PROTOCOL.rst, "Secure
+broadcast"): beacons carry our public key; only peers whose beacon key is
+authorized are connected to (pinned to that key), the others are named once
+in a notice and ignored; a peer's name is its key's name; a node id is bound
+to a name only by authenticated traffic, and a message whose origin is bound
+to another name than its ``from`` is dropped as spoofed; LEAVING (a bare UDP
+datagram anyone can forge) only puts a peer in doubt; a beacon that would move
+a peer we hear over its authenticated link is refused; a source of too many
+bad frames is cut off for a while.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
+
+from zmq.utils import z85
 
 from . import wire
 from .errors import MessageError, ProtocolError, StoreError
 from .events import Accepted, Event, Incoming, Notice, Rejected, Status
+from .limits import RateLimiter
 from .message import Message
 from .presence import (
     Beacon,
@@ -84,12 +100,22 @@ PENDING_LIMIT = 256  # strangers whose SYNC or owed ACK we keep until they beaco
 DUPLICATE = "a message with this id is already in the inbox"
 
 # Command names (frame 1).
-MSG, BEAT, SYNC, BATCH, DM, ACK = "MSG", "BEAT", "SYNC", "BATCH", "DM", "ACK"
+MSG, BEAT, SYNC, BATCH, DM, ACK, BYE = "MSG", "BEAT", "SYNC", "BATCH", "DM", "ACK", "BYE"
 PUB, ROUTER = "pub", "router"
-# What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop, and
-# connections to live peers that dropped).
+# What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop,
+# connections to live peers that dropped, and what secure mode refused).
 STAT_KEYS = ("bad_beacons", "bad_frames", "bad_messages", "misaddressed", "conflicts",
-             "send_dropped", "links_dropped")
+             "send_dropped", "links_dropped", "ignored_beacons", "leavings_doubted",
+             "moves_refused", "spoofed", "cut_offs", "cut_off_frames", "handshakes_failed")
+# A source of bad input (frames that do not parse, bad or spoofed messages; each frame
+# list counts once) may send FLOOD_BURST of them, then FLOOD_RATE a second; past that
+# it is cut off for ``penalty`` seconds. An honest peer sends none at all.
+FLOOD_BURST = 20
+FLOOD_RATE = 2.0
+PENALTY = 30.0
+MAX_BOUND = 4096  # node ids bound to key names (only authorized keys can add any)
+MAX_REMEMBERED = 1024  # (node, reason) notices already given, least recent forgotten
+PROBLEM_QUIET = 60.0  # a handshake problem is told again only after this long
 
 
 # -- what the shell must do ------------------------------------------------
@@ -129,6 +155,29 @@ class Disconnect:
     """Close this peer's SUB and DEALER."""
 
     node_id: str
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Secure mode as the session sees it; the shell builds it from ``SecureConfig``.
+
+    ``name_of`` maps a raw public key to the name it speaks as, None when it is
+    not authorized (``security.AuthorizedKeys.name_of``, which re-reads the
+    directory when it changes); ``where`` names that directory in notices.
+    """
+
+    key: bytes  # our raw 32-byte public key, announced in our beacons
+    name_of: Callable[[bytes], str | None]
+    where: str
+
+
+@dataclass(frozen=True)
+class RouterPeer:
+    """Who sent a frame list to our ROUTER: its connection's routing id and, in secure
+    mode, the ``User-Id`` the ZAP handler gave it (the name of its key)."""
+
+    conn: bytes
+    user_id: str | None = None
 
 
 # Events for the front end are events.py's, shared with repeater mode.
@@ -173,9 +222,11 @@ class Draft(Protocol):
 class _Link:
     """What we know about one connected broadcast peer."""
 
-    peer: Peer
+    peer: Peer  # in secure mode ``user`` is its key's name, not what its beacon says
     vector: dict[str, int] | None = None  # its last reported holdings
     pull_since: float | None = None  # our SYNC to it still unanswered since then
+    up: bool = False  # our DEALER's handshake with it succeeded and has not dropped since
+    authenticated: bool = False  # a handshake with it ever succeeded
 
 
 def _vector_of(header: Mapping[str, Any]) -> dict[str, int]:
@@ -212,8 +263,11 @@ class BroadcastSession:
         now: float,
         where: str = "the network",
         expiry_intervals: int = 5,
+        trust: Trust | None = None,
+        penalty: float = PENALTY,
     ) -> None:
         self.store = store
+        self.trust = trust
         self.node_id = store.node_id
         self.user = user
         self.where = where
@@ -236,7 +290,21 @@ class BroadcastSession:
         self.resend_after = max(2 * self.interval, 0.5)
         # Every key exists from the start, so another thread may copy it safely.
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
-        self._announce = Beacon(Kind.ANNOUNCE, self.node_id, MODE, router_port, pub_port, user)
+        self._announce = Beacon(
+            Kind.ANNOUNCE, self.node_id, MODE, router_port, pub_port, user,
+            trust.key if trust is not None else b"",
+        )
+        # Secure mode: node id -> the key name authenticated traffic showed it speaks as.
+        # Our own origin speaks as our user, so nobody can relay messages in our name.
+        self._bound: dict[str, str] = {self.node_id: user} if trust is not None else {}
+        self._leave_doubted: set[str] = set()  # in doubt by a LEAVING, not by a lost link
+        self._said: OrderedDict[tuple[str, Hashable], None] = OrderedDict()  # notices given
+        self._notices = RateLimiter(rate=1.0 / self.interval, burst=5)  # per source address
+        self._problems: OrderedDict[tuple[str | None, str], float] = OrderedDict()
+        self._flood = RateLimiter(rate=FLOOD_RATE, burst=FLOOD_BURST)
+        self.penalty = max(float(penalty), FLOOD_BURST / FLOOD_RATE)  # the bucket refills
+        self._cut: dict[Hashable, float] = {}  # flood source -> ignored until
+        self._strikes = 0  # bad input seen so far (per frame list, see _strike)
         self._links: dict[str, _Link] = {}
         self._stranger_syncs: dict[str, dict[str, int]] = {}
         self._owed_acks: dict[str, set[str]] = {}
@@ -258,6 +326,7 @@ class BroadcastSession:
             (ROUTER, BATCH): self._on_batch,
             (ROUTER, DM): self._on_dm,
             (ROUTER, ACK): self._on_ack,
+            (ROUTER, BYE): self._on_bye,
         }
 
     # -- the front end's requests ------------------------------------------
@@ -267,9 +336,12 @@ class BroadcastSession:
         return self._refresh_status() + self.tick(now)
 
     def stop(self, now: float) -> list[Output]:
-        """A clean exit: the LEAVING beacon (same ports as our ANNOUNCE)."""
-        leaving = self._announce.leaving()
-        return [SendBeacon(leaving.encode())]
+        """A clean exit: BYE to every linked peer, then the LEAVING beacon (same ports as
+        our ANNOUNCE). The BYE goes over the link, so a secure peer, which takes a LEAVING
+        only as doubt, drops us at once all the same."""
+        bye = tuple(wire.command(BYE, {"node": self.node_id}).frames())
+        outputs: list[Output] = [SendTo(node_id, bye) for node_id in self._links]
+        return outputs + [SendBeacon(self._announce.leaving().encode())]
 
     def post(self, draft: Draft, now: float) -> list[Output]:
         """Author one message (room or direct), store it and send it (see ``post_many``)."""
@@ -413,6 +485,7 @@ class BroadcastSession:
         if offered:
             deadlines.append(min(offered) + self.resend_after)
         deadlines += [_hold_deadline(held) for held in self._held.values()]
+        deadlines += self._cut.values()
         return min(deadlines)
 
     def tick(self, now: float) -> list[Output]:
@@ -425,7 +498,8 @@ class BroadcastSession:
                 why = f"connection lost, no beacon for {self.peers.link_grace:g} s"
             else:
                 why = f"silent for {self.peers.timeout:g} s"
-            outputs += self._left(left.peer, f"{left.peer.user} is gone ({why})")
+            outputs += self._left(left.peer, f"{self._name(left.peer)} is gone ({why})")
+        outputs += self._end_penalties(now)
         if self.beacons.due(now):
             outputs.append(SendBeacon(self._announce.encode()))
             self.beacons.sent(now)
@@ -447,31 +521,137 @@ class BroadcastSession:
             self.stats["bad_beacons"] += 1
             log.debug("dropped a datagram from %s: %s", address, error)
             return []
+        outputs: list[Output] = []
+        if beacon.kind is not Kind.PROBE and beacon.mode == MODE and (
+            beacon.node_id != self.node_id  # we hear our own broadcasts
+        ):
+            refused = self._refuse(beacon, address, now)
+            if refused is None and self.trust is not None:
+                refused = self._doubt_beacon(beacon, now)
+            if refused is not None:
+                return refused
         events = self.peers.on_beacon(beacon, address, now)
         if wants_answer(events):
             self.beacons.request_answer()
-        outputs: list[Output] = []
         for event in events:
             if isinstance(event, PeerJoined):
-                outputs += self._joined(event.peer, now, f"{event.peer.user} joined from "
-                                                         f"{event.peer.address}")
+                outputs += self._joined(event.peer, now, "joined")
             elif isinstance(event, PeerChanged):
                 outputs += self._left(event.previous, None)
-                outputs += self._joined(event.peer, now, f"{event.peer.user} rejoined from "
-                                                         f"{event.peer.address}")
+                outputs += self._joined(event.peer, now, "rejoined")
             elif isinstance(event, PeerLeft):
-                outputs += self._left(event.peer, f"{event.peer.user} left")
+                outputs += self._left(event.peer, f"{self._name(event.peer)} left")
         if self.beacons.due(now):  # an answer may be due right away
             outputs.append(SendBeacon(self._announce.encode()))
             self.beacons.sent(now)
         return outputs + self._check_accepted(now) + self._refresh_status()
 
-    def _joined(self, peer: Peer, now: float, notice: str) -> list[Output]:
+    def _refuse(self, beacon: Beacon, address: str, now: float) -> list[Output] | None:
+        """None when a broadcast node's beacon may be taken; else what to say about it.
+
+        A plain node and a secure one cannot talk (the handshake fails), and a secure
+        node talks only to authorized keys: rather than connect and fail, say so once
+        per node (and reason), and leave it out of the peer table.
+        """
+        if self.trust is None:
+            if not beacon.key:
+                return None
+            reason: Hashable = "secure"
+            text = (f"{beacon.user}'s node at {address} runs --secure; "
+                    "run with --secure to chat with it")
+        elif not beacon.key:
+            reason = "plain"
+            text = f"{beacon.user}'s node at {address} runs without --secure; it is ignored"
+        elif self.trust.name_of(beacon.key) is None:
+            reason = beacon.key
+            text = (f"{beacon.user}'s node at {address} has a key not in {self.trust.where}: "
+                    f"{z85.encode(beacon.key).decode('ascii')}; it is ignored")
+        else:
+            return None
+        self.stats["ignored_beacons"] += 1
+        if beacon.kind is not Kind.ANNOUNCE:
+            return []
+        return self._say_once(beacon.node_id, reason, address, text, now)
+
+    def _say_once(
+        self, node_id: str, reason: Hashable, address: str, text: str, now: float
+    ) -> list[Output]:
+        """A notice the first time ``(node_id, reason)`` comes up, at most a few a second
+        per source address (a forger inventing node ids gets no flood of notices)."""
+        said = (node_id, reason)
+        if said in self._said:
+            self._said.move_to_end(said)
+            return []
+        self._said[said] = None
+        while len(self._said) > MAX_REMEMBERED:
+            self._said.popitem(last=False)
+        if not self._notices.allow(address, now):
+            log.info("%s (no notice: too many from %s)", text, address)
+            return []
+        log.warning("%s", text)
+        return [Notice(text)]
+
+    def _doubt_beacon(self, beacon: Beacon, now: float) -> list[Output] | None:
+        """Secure mode: None when an authorized key's beacon may go to the peer table.
+
+        A beacon is a bare UDP datagram anyone on the LAN can forge (a key in it
+        is a claim, not a proof). Two forgeries matter while a peer is heard over
+        its authenticated link: a LEAVING, which would cut us off from it, and an
+        ANNOUNCE with other ports, key or name, which would move our link to an
+        endpoint that cannot complete the handshake. So a LEAVING only puts the
+        peer in doubt (like a dropped link: gone unless it shows life within the
+        link grace; an honest leaver says BYE over its link first), and a beacon
+        that would change a peer whose link is up is refused. A peer that really
+        restarted closed its old connections, so its link is down and its new
+        beacon is taken (at the latest its next one, an interval later).
+        """
+        known = self.peers.get(beacon.node_id)
+        if known is None:
+            return None
+        if beacon.kind is Kind.LEAVING:
+            if (known.router_port, known.pub_port) != (beacon.router_port, beacon.pub_port):
+                return []  # not the instance on record (the table ignores it too)
+            if not self.peers.on_link_down(beacon.node_id, now):
+                return []
+            self._leave_doubted.add(beacon.node_id)
+            self.stats["leavings_doubted"] += 1
+            log.info("%s says LEAVING; gone unless it shows life within %g s",
+                     self._name(known), self.peers.link_grace)
+            return self._probe(now)
+        link = self._links.get(beacon.node_id)
+        moved = (known.router_port, known.pub_port, known.key, known.user) != (
+            beacon.router_port, beacon.pub_port, beacon.key, beacon.user
+        )
+        if link is None or not link.up or not moved:
+            return None
+        self.stats["moves_refused"] += 1
+        if ("moved", beacon.node_id) not in self._said:
+            self._said[("moved", beacon.node_id)] = None
+            log.warning(
+                "refused a beacon moving %s (%s) to ports %d/%d: it is connected where it is",
+                link.peer.user, beacon.node_id[:8], beacon.router_port, beacon.pub_port,
+            )
+        return []
+
+    def _name(self, peer: Peer) -> str:
+        """What a peer is called: its key's name once linked in secure mode, else its user."""
+        link = self._links.get(peer.node_id)
+        return link.peer.user if link is not None else peer.user
+
+    def _joined(self, peer: Peer, now: float, verb: str) -> list[Output]:
         if peer.mode != MODE:
             return []  # a repeater server: listed by /scan, not a chat peer
+        if self.trust is not None:
+            name = self.trust.name_of(peer.key)
+            if name is None:  # its key was removed from the directory meanwhile
+                return []
+            peer = replace(peer, user=name)  # names come from keys, not from beacons
+        if self._is_cut(self._peer_source(peer), now):
+            return []  # cut off for flooding: _end_penalties links it again later
         self._links[peer.node_id] = _Link(peer)
         self._ever_connected = True
-        outputs: list[Output] = [Connect(peer), Notice(notice)]
+        notice = Notice(f"{peer.user} {verb} from {peer.address}")
+        outputs: list[Output] = [Connect(peer), notice]
         outputs += self._pull(peer.node_id, now)
         stranger = self._stranger_syncs.pop(peer.node_id, None)
         if stranger is not None:
@@ -483,6 +663,7 @@ class BroadcastSession:
         return outputs
 
     def _left(self, peer: Peer, notice: str | None) -> list[Output]:
+        self._leave_doubted.discard(peer.node_id)
         if self._links.pop(peer.node_id, None) is None:
             return []
         outputs: list[Output] = [Disconnect(peer.node_id)]
@@ -502,56 +683,120 @@ class BroadcastSession:
         (at most one per interval / 10) so a live peer answers at once rather
         than at its next periodic beacon.
         """
-        if node_id not in self._links or not self.peers.on_link_down(node_id, now):
+        link = self._links.get(node_id)
+        if link is None:
+            return []
+        if self.trust is not None and not link.up:
+            # A CURVE handshake that failed also ends in a disconnect; only an
+            # authenticated connection that dropped says anything about the peer.
+            return []
+        link.up = False
+        self._leave_doubted.discard(node_id)  # now frames after the drop do not count
+        if not self.peers.on_link_down(node_id, now):
             return []
         self.stats["links_dropped"] += 1
+        return self._probe(now)
+
+    def _probe(self, now: float) -> list[Output]:
         if self._probed is not None and now < self._probed + self.beacons.answer_gap:
             return []  # one probe answers for every link that dropped meanwhile
         self._probed = now
         return [SendBeacon(Beacon.probe(self.node_id).encode())]
 
     def on_link_up(self, node_id: str, now: float) -> list[Output]:
-        """Our DEALER's connection to this peer is (back) up."""
+        """Our DEALER's connection to this peer is (back) up (in secure mode: the peer
+        proved it holds the key we pinned)."""
+        link = self._links.get(node_id)
+        if link is not None:
+            link.up = link.authenticated = True
+        self._leave_doubted.discard(node_id)
         self.peers.on_link_up(node_id)
         return []
 
+    def on_handshake_failed(self, node_id: str | None, problem: str, now: float) -> list[Output]:
+        """A socket monitor saw a handshake fail: with this linked peer (our DEALER) or,
+        ``node_id`` None, with someone connecting to our ROUTER or PUB.
+
+        ``problem`` is ``security.handshake_problem``'s sentence. Each distinct
+        problem is logged and told once per peer, and again only after
+        PROBLEM_QUIET seconds: a peer retries every fraction of a second.
+        """
+        self.stats["handshakes_failed"] += 1
+        link = self._links.get(node_id) if node_id is not None else None
+        if node_id is not None and link is None:
+            return []  # a peer we let go meanwhile
+        key = (node_id, problem)
+        said = self._problems.get(key)
+        if said is not None and now < said + PROBLEM_QUIET:
+            return []
+        self._problems[key] = now
+        self._problems.move_to_end(key)
+        while len(self._problems) > MAX_REMEMBERED:
+            self._problems.popitem(last=False)
+        if link is not None:
+            text = f"{link.peer.user}'s node at {link.peer.address}: {problem}"
+        else:
+            text = problem
+        log.warning("%s", text)
+        return [Notice(text)]
+
     # -- frames --------------------------------------------------------------------
 
-    def receive(self, frames: Sequence[bytes], now: float, via: str | None = None) -> list[Output]:
-        """Frames from the ROUTER (``via`` None, identity frame removed) or from the SUB
-        connected to peer ``via``. Bad input is counted, logged and dropped."""
-        return self.receive_many([frames], now, via)
+    def receive(
+        self,
+        frames: Sequence[bytes],
+        now: float,
+        via: str | None = None,
+        sender: RouterPeer | None = None,
+    ) -> list[Output]:
+        """Frames from the ROUTER (``via`` None, identity frame removed; ``sender`` says who
+        sent them) or from the SUB connected to peer ``via``. Bad input is counted, logged
+        and dropped."""
+        return self.receive_many([frames], now, via, None if sender is None else [sender])
 
     def receive_many(
-        self, batch: Sequence[Sequence[bytes]], now: float, via: str | None = None
+        self,
+        batch: Sequence[Sequence[bytes]],
+        now: float,
+        via: str | None = None,
+        senders: Sequence[RouterPeer] | None = None,
     ) -> list[Output]:
         """Several frame lists read in a row from one socket, handled in order.
 
-        Consecutive MSGs are stored in one transaction, which is what lets a
-        node keep up with a busy room.
+        ``senders`` (ROUTER only) matches ``batch`` item by item. In secure mode
+        each must carry the ``User-Id`` of the connection, or the frames are
+        dropped. Consecutive MSGs are stored in one transaction, which is what
+        lets a node keep up with a busy room.
         """
         outputs: list[Output] = []
         room: list[Message] = []
-        for frames in batch:
-            parsed = self._parse(frames, now, via)
-            if parsed is None:
+        for index, frames in enumerate(batch):
+            peer = senders[index] if senders is not None else None
+            source = self._source(via, peer)
+            if self._is_cut(source, now):
+                self.stats["cut_off_frames"] += 1
                 continue
-            sender, command = parsed
-            try:
-                if command.name == MSG:
-                    room += self._room_messages(command)
-                    continue
-                outputs += self._flush(room, via, now)
-                outputs += self._handlers[(ROUTER if via is None else PUB, command.name)](
-                    sender, command, now
-                )
-            except ProtocolError as error:
-                self._dropped(via, error)
+            strikes = self._strikes
+            parsed = self._parse(frames, now, via, peer)
+            if parsed is not None:
+                sender, command = parsed
+                try:
+                    if command.name == MSG:
+                        room += self._room_messages(sender, command)
+                    else:
+                        outputs += self._flush(room, via, now)
+                        outputs += self._handlers[(ROUTER if via is None else PUB, command.name)](
+                            sender, command, now
+                        )
+                except ProtocolError as error:
+                    self._dropped(via, error)
+            if self._strikes != strikes:
+                outputs += self._strike(source, now)
         outputs += self._flush(room, via, now)
         return outputs + self._check_accepted(now)
 
     def _parse(
-        self, frames: Sequence[bytes], now: float, via: str | None
+        self, frames: Sequence[bytes], now: float, via: str | None, peer: RouterPeer | None
     ) -> tuple[str, wire.Command] | None:
         channel = ROUTER if via is None else PUB
         try:
@@ -565,18 +810,152 @@ class BroadcastSession:
                 raise ProtocolError(f"unexpected {command.name} on the {channel} socket")
             if sender == self.node_id:
                 raise ProtocolError("a command carrying our own node id")
+            if self.trust is not None:
+                self._authenticate(sender, via, peer)
         except ProtocolError as error:
             self._dropped(via, error)
             return None
         self.peers.on_traffic(sender, now)
+        if sender in self._leave_doubted:
+            # Life over its authenticated link after a LEAVING: the LEAVING was forged.
+            self._leave_doubted.discard(sender)
+            self.peers.on_link_up(sender)
         return sender, command
+
+    def _authenticate(self, sender: str, via: str | None, peer: RouterPeer | None) -> None:
+        """Secure mode: the name the connection proved (our SUB's pinned key, or the
+        ``User-Id`` of a ROUTER connection) must be the one ``sender`` is bound to.
+
+        The first authenticated command binds a node id to its connection's key
+        name, for this run; never a beacon, which anyone can forge.
+        """
+        if via is not None:
+            link = self._links.get(via)
+            if link is None:
+                raise ProtocolError(f"a command on the SUB of {via[:8]}, no longer linked")
+            name = link.peer.user
+        else:
+            name = peer.user_id if peer is not None else None
+            if not name:
+                raise ProtocolError("a command on the ROUTER without an authenticated key")
+        bound = self._bound.get(sender)
+        if bound is None:
+            if len(self._bound) >= MAX_BOUND:
+                raise ProtocolError("too many node ids bound to keys")
+            self._bound[sender] = name
+            log.info("node %s speaks as %s (authenticated)", sender[:8], name)
+        elif bound != name:
+            self._spoofed(f"{name}'s key sent a command as node {sender[:8]}, which is {bound}'s")
+            raise ProtocolError("spoofed sender")
+
+    def _authentic(self, message: Message, sender: str) -> bool:
+        """Secure mode: False (and counted) when ``message`` claims a ``from`` its origin
+        is not bound to.
+
+        Messages of origins not bound to any name (a node we never met over an
+        authenticated link) are taken as the peer that relays them says: every
+        authorized peer is a trusted relayer. Once an origin is bound, no
+        relayer can put another name on its messages.
+        """
+        if self.trust is None:
+            return True
+        bound = self._bound.get(message.origin)
+        if bound is None or bound == message.author:
+            return True
+        self._spoofed(
+            f"a message from {sender[:8]} says it is from {message.author!r}, but its origin "
+            f"{message.origin[:8]} is {bound}"
+        )
+        return False
+
+    def _spoofed(self, why: str) -> None:
+        self.stats["spoofed"] += 1
+        self._strikes += 1
+        log.warning("dropped: spoofed sender: %s", why)
 
     def _dropped(self, via: str | None, error: ProtocolError) -> None:
         self.stats["bad_frames"] += 1
+        self._strikes += 1
         log.info("dropped frames from %s: %s", via[:8] if via else "the ROUTER", error)
 
-    def _room_messages(self, command: wire.Command) -> list[Message]:
-        """The room messages a MSG carries; ProtocolError (the whole MSG is dropped) otherwise."""
+    def _bad_message(self, sender: str, what: str, error: object) -> None:
+        self.stats["bad_messages"] += 1
+        self._strikes += 1
+        log.info("dropped %s from %s: %s", what, sender[:8], error)
+
+    # -- flooding --------------------------------------------------------------------
+
+    def _source(self, via: str | None, peer: RouterPeer | None) -> Hashable | None:
+        """Whom bad input is held against: a key name in secure mode (whichever socket it
+        came by), else the SUB's peer or the ROUTER connection."""
+        if via is not None:
+            link = self._links.get(via)
+            if self.trust is not None and link is not None:
+                return ("key", link.peer.user)
+            return ("node", via)
+        if peer is None:
+            return None
+        if self.trust is not None:
+            return ("key", peer.user_id) if peer.user_id else None
+        return ("conn", peer.conn)
+
+    def _peer_source(self, peer: Peer) -> Hashable:
+        return ("key", peer.user) if self.trust is not None else ("node", peer.node_id)
+
+    def _is_cut(self, source: Hashable | None, now: float) -> bool:
+        until = self._cut.get(source) if source is not None else None
+        return until is not None and now < until
+
+    def _strike(self, source: Hashable | None, now: float) -> list[Output]:
+        """One frame list with bad input from ``source``: past the flood limit, cut it off.
+
+        Cut off: our SUB and DEALER to it close, whatever it sends is ignored
+        for ``penalty`` seconds (then it is linked again if still live), and this
+        is logged and told once per cut-off.
+        """
+        if source is None or self._flood.allow(source, now) or self._is_cut(source, now):
+            return []
+        self._cut[source] = now + self.penalty
+        self.stats["cut_offs"] += 1
+        kind, who = source
+        links = [
+            link for link in list(self._links.values())
+            if self._peer_source(link.peer) == source
+        ]
+        name = links[0].peer.user if links else (who if kind == "key" else "a connection")
+        text = (f"{name} sent too many bad messages; ignored for {self.penalty:g} s")
+        log.warning("%s (%s)", text, source)
+        outputs: list[Output] = []
+        for link in links:
+            outputs += self._left(link.peer, None)
+        return outputs + [Notice(text)]
+
+    def _end_penalties(self, now: float) -> list[Output]:
+        """Forget cut-offs that are over and link again the live peers they covered."""
+        over = [source for source, until in self._cut.items() if now >= until]
+        outputs: list[Output] = []
+        for source in over:
+            del self._cut[source]
+            log.info("the cut-off of %s is over", source)
+        if over:
+            for peer in self.peers.live():
+                if (peer.mode == MODE and peer.node_id not in self._links
+                        and self._peer_source(self._linkable(peer)) in over):
+                    outputs += self._joined(peer, now, "is back; reconnected")
+        return outputs
+
+    def _linkable(self, peer: Peer) -> Peer:
+        """``peer`` named as its link would be (by its key in secure mode)."""
+        if self.trust is None:
+            return peer
+        return replace(peer, user=self.trust.name_of(peer.key) or peer.user)
+
+    def _room_messages(self, sender: str, command: wire.Command) -> list[Message]:
+        """The room messages a MSG carries; ProtocolError (the whole MSG is dropped) otherwise.
+
+        In secure mode a MSG carries only its publisher's own messages (it never
+        relays others'), each under the name the publisher's key is bound to.
+        """
         if not 1 <= len(command.payloads) <= BATCH_MESSAGES:
             raise ProtocolError(
                 f"MSG carries {len(command.payloads)} messages, not 1 to {BATCH_MESSAGES}"
@@ -584,6 +963,12 @@ class BroadcastSession:
         messages = [Message.decode(payload) for payload in command.payloads]
         if any(message.is_direct for message in messages):
             raise ProtocolError("a direct message was published to the room")
+        if self.trust is not None:
+            for message in messages:
+                if message.origin != sender:
+                    self._spoofed(f"{sender[:8]} published a message of {message.origin[:8]}")
+                    raise ProtocolError("spoofed sender")
+            messages = [m for m in messages if self._authentic(m, sender)]
         return messages
 
     def _flush(self, room: list[Message], via: str | None, now: float) -> list[Output]:
@@ -647,13 +1032,13 @@ class BroadcastSession:
             try:
                 message = Message.decode(payload)
             except MessageError as error:
-                self.stats["bad_messages"] += 1
-                log.info("dropped a message in a BATCH from %s: %s", sender[:8], error)
+                self._bad_message(sender, "a message in a BATCH", error)
                 continue
             if message.is_direct:
-                self.stats["bad_messages"] += 1
+                self._bad_message(sender, "a message in a BATCH", "a direct message")
                 continue
-            messages.append(message)
+            if self._authentic(message, sender):
+                messages.append(message)
         before = self.tracker.vector()
         outputs, _gap = self._take(messages, now)
         link = self._links.get(sender)
@@ -672,8 +1057,13 @@ class BroadcastSession:
             try:
                 message = Message.decode(payload)
             except MessageError as error:
-                self.stats["bad_messages"] += 1
-                log.info("dropped a direct message from %s: %s", sender[:8], error)
+                self._bad_message(sender, "a direct message", error)
+                continue
+            if self.trust is not None and message.origin != sender:
+                # Direct messages travel only from their author's node.
+                self._spoofed(f"{sender[:8]} sent a direct message of {message.origin[:8]}")
+                continue
+            if not self._authentic(message, sender):
                 continue
             if message.recipient != self.user:
                 self.stats["misaddressed"] += 1
@@ -713,6 +1103,20 @@ class BroadcastSession:
         accepted = tuple(i for i in done if i in self._pending_direct)
         self._pending_direct.difference_update(accepted)
         return [Accepted(accepted)] if accepted else []
+
+    def _on_bye(self, sender: str, command: wire.Command, now: float) -> list[Output]:
+        """The peer is leaving (a clean exit). In secure mode this arrived over its
+        authenticated link, bound to its key, so unlike a LEAVING it cannot be forged."""
+        known = self.peers.get(sender)
+        if known is None:
+            return []
+        leaving = Beacon(Kind.LEAVING, sender, known.mode, known.router_port, known.pub_port,
+                         known.user, known.key)
+        outputs: list[Output] = []
+        for event in self.peers.on_beacon(leaving, known.address, now):
+            if isinstance(event, PeerLeft):
+                outputs += self._left(event.peer, f"{self._name(event.peer)} left")
+        return outputs + self._refresh_status()
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -846,8 +1250,13 @@ class BroadcastSession:
         """
         if not self._pending_room or now < self.started + self.interval:
             return []
-        if self._links:
-            floor = min((link.vector or {}).get(self.node_id, 0) for link in self._links.values())
+        # In secure mode a peer counts once it proved its key: a forged beacon's endpoint,
+        # which never completes the handshake, must not hold every post back.
+        links = [
+            link for link in self._links.values() if self.trust is None or link.authenticated
+        ]
+        if links:
+            floor = min((link.vector or {}).get(self.node_id, 0) for link in links)
         else:
             floor = self._confirmed
         done = []

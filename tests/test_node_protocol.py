@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from zmq.utils import z85
 
 from lab93zmq import wire
 from lab93zmq.actor import Post
@@ -21,7 +22,10 @@ from lab93zmq.node_protocol import (
     BATCH_MESSAGES,
     BEAT,
     DM,
+    FLOOD_BURST,
     MSG,
+    PENALTY,
+    PROBLEM_QUIET,
     SYNC,
     Accepted,
     BroadcastSession,
@@ -31,9 +35,11 @@ from lab93zmq.node_protocol import (
     Notice,
     Publish,
     Rejected,
+    RouterPeer,
     SendBeacon,
     SendTo,
     Status,
+    Trust,
 )
 from lab93zmq.presence import Beacon, Kind
 from lab93zmq.scan import Sighting
@@ -61,6 +67,8 @@ class Node:
         self.subs: set[str] = set()  # node ids whose PUB we subscribed to
         self.sent: list[tuple[str, str, int]] = []  # (command, to, payload count)
         self.posts = 0
+        self.trust: Trust | None = None  # secure mode
+        self.key_name = user  # the name its key has in the others' authorized keys
 
     @property
     def up(self) -> bool:
@@ -69,7 +77,7 @@ class Node:
     def start(self) -> None:
         self.session = BroadcastSession(
             self.inbox, self.user, self.router_port, self.pub_port, INTERVAL, self.lan.now,
-            where="lan",
+            where="lan", trust=self.trust,
         )
         self.lan.perform(self, self.session.start(self.lan.now))
 
@@ -164,7 +172,9 @@ class Lan:
             dst = self.by_id(output.node_id)
             assert dst is not None and output.node_id in src.subs, "sent to a peer never connected"
             if self.reachable(src, dst) and not self.drop(src, dst, command.name):
-                self.perform(dst, dst.session.receive(output.frames, self.now))
+                # What a ROUTER learns of the connection: in secure mode, its key's name.
+                sender = RouterPeer(src.name.encode(), src.key_name if src.trust else None)
+                self.perform(dst, dst.session.receive(output.frames, self.now, sender=sender))
         elif isinstance(output, Connect):
             src.subs.add(output.peer.node_id)
         elif isinstance(output, Disconnect):
@@ -734,3 +744,197 @@ def _message(origin: str, content: str, to: str | None = None, seq: int = 1) -> 
         origin=origin,
         origin_seq=seq,
     )
+
+
+# -- secure mode ------------------------------------------------------------------------------
+
+
+def _key(name: str) -> bytes:
+    return name.encode().ljust(32, b"#")  # any 32 bytes will do: no handshake here
+
+
+def _secure(lan: Lan, name: str, *trusted: str, key_name: str | None = None, user=None) -> Node:
+    """A secure node whose authorized keys are ``trusted`` (key name = node name)."""
+    names = {_key(peer): peer for peer in trusted}
+    node = lan.node(name, user, start=False)
+    node.key_name = key_name or name
+    node.trust = Trust(_key(node.key_name), names.get, "keys/")
+    node.start()
+    return node
+
+
+def _beacon(node: Node, kind: Kind = Kind.ANNOUNCE, **changes) -> bytes:
+    """``node``'s beacon, as anyone could forge it (some fields changed)."""
+    fields = dict(router_port=node.router_port, pub_port=node.pub_port, user=node.user,
+                  key=_key(node.key_name) if node.trust else b"")
+    fields.update(changes)
+    return Beacon(kind, node.node_id, "broadcast", **fields).encode()
+
+
+def test_secure_nodes_link_only_to_authorized_keys_and_say_so_once_per_node(lan):
+    alice = _secure(lan, "alice", "bob")
+    bob = _secure(lan, "bob", "alice")
+    carol = _secure(lan, "carol", "alice", "bob")  # she trusts them; they do not trust her
+    dave = lan.node("dave")  # plain
+    lan.run(3.0)  # three beacons from everyone
+    assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
+    assert alice.subs == {bob.node_id} and dave.subs == set()
+    carol_key = z85.encode(_key("carol")).decode()
+    assert [n.text for n in alice.of(Notice)] == [
+        "bob joined from 198.18.93.2",
+        f"carol's node at 198.18.93.3 has a key not in keys/: {carol_key}; it is ignored",
+        "dave's node at 198.18.93.4 runs without --secure; it is ignored",
+    ]
+    assert [n.text for n in dave.of(Notice)] == [
+        f"{name}'s node at {node.address} runs --secure; run with --secure to chat with it"
+        for name, node in (("alice", alice), ("bob", bob), ("carol", carol))
+    ]
+    dave.post("plain text")
+    assert alice.incoming() == [] and dave.session.who() == []
+    # Its own beacon carries its key.
+    assert Beacon.decode(next(
+        o.data for o in alice.session.tick(lan.now + INTERVAL) if isinstance(o, SendBeacon)
+    )).key == _key("alice")
+
+
+def test_names_come_from_keys_and_a_message_in_another_name_is_dropped(lan):
+    alice = _secure(lan, "alice", "bob")
+    # Bob's node says "robert", but alice filed his key as bob.key.
+    robert = _secure(lan, "robert", "alice", key_name="bob")
+    lan.run(0.1)
+    assert alice.session.who() == ["bob"]
+    assert Notice("bob joined from 198.18.93.2") in alice.of(Notice)
+    robert.post("I am robert")  # authored "robert" on a node whose key speaks as bob
+    assert alice.incoming() == []
+    assert alice.session.stats["spoofed"] == 1
+
+
+def test_a_relayed_message_in_a_bound_origin_s_name_must_carry_that_name(lan):
+    alice = _secure(lan, "alice", "bob", "carol")
+    bob = _secure(lan, "bob", "alice", "carol")
+    carol = _secure(lan, "carol", "alice", "bob")
+    lan.run(0.1)
+    bob.post("from bob")  # binds bob's node id to "bob" at alice and carol
+    assert alice.incoming() == carol.incoming() == ["from bob"]
+    stranger = "d" * 32
+    batch = [
+        _message(bob.node_id, "someone in bob's origin", seq=2),  # its author is not bob
+        _message(stranger, "relayed from a node alice never met"),
+        _message(alice.node_id, "someone in alice's own origin"),
+    ]
+    frames = wire.command(BATCH, {"node": carol.node_id, "vector": {}}, batch).frames()
+    lan.perform(alice, alice.session.receive(frames, lan.now, sender=RouterPeer(b"c", "carol")))
+    assert alice.incoming() == ["from bob", "relayed from a node alice never met"]
+    assert alice.session.stats["spoofed"] == 2
+    # A command whose node id is bound to bob, over a connection authenticated as carol.
+    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
+    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"c", "carol")) == []
+    assert alice.session.stats["spoofed"] == 3
+    # And a ROUTER frame without an authenticated name is no command at all.
+    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"x")) == []
+    assert alice.session.stats["bad_frames"] == 2
+
+
+def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
+    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
+    lan.run(0.5)
+    alice.session.on_link_up(bob.node_id, lan.now)
+    # A forged LEAVING: bob answers the probe it causes, and stays.
+    outputs = alice.session.receive_beacon(_beacon(bob, Kind.LEAVING), bob.address, lan.now)
+    assert [Beacon.decode(o.data).kind for o in outputs if isinstance(o, SendBeacon)] == [
+        Kind.PROBE
+    ]
+    lan.perform(alice, outputs)
+    lan.run(3 * INTERVAL)
+    assert alice.session.who() == ["bob"]
+    # His beacons no longer reach alice, but his heartbeats over the link do: still alive.
+    lan.beacon_cut = {(bob.name, alice.name)}
+    lan.perform(alice, alice.session.receive_beacon(_beacon(bob, Kind.LEAVING), bob.address,
+                                                    lan.now))
+    lan.run(3 * INTERVAL)
+    assert alice.session.who() == ["bob"]
+    assert alice.session.stats["leavings_doubted"] == 2
+    assert not [n for n in alice.of(Notice) if "bob left" in n.text or "gone" in n.text]
+    # An honest exit says BYE over the link first: dropped at once.
+    bob.stop()
+    assert alice.session.who() == [] and Notice("bob left") in alice.of(Notice)
+
+
+def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(lan):
+    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
+    lan.run(0.5)
+    leaving = _beacon(bob, Kind.LEAVING)
+    bob.stop(clean=False)  # its BYE was lost; only the LEAVING arrives
+    lan.perform(alice, alice.session.receive_beacon(leaving, bob.address, lan.now))
+    lan.run(1.5 * INTERVAL)
+    assert alice.session.who() == []
+
+
+def test_a_beacon_moving_a_connected_peer_is_refused_until_its_link_drops(lan):
+    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
+    lan.run(0.5)
+    alice.session.on_link_up(bob.node_id, lan.now)
+    forged = _beacon(bob, router_port=9999, pub_port=9998)
+    assert alice.session.receive_beacon(forged, bob.address, lan.now) == []
+    assert alice.session.stats["moves_refused"] == 1 and alice.session.who() == ["bob"]
+    # A restart closes the old connections: then the new endpoint is taken.
+    alice.session.on_link_down(bob.node_id, lan.now)
+    outputs = alice.session.receive_beacon(forged, bob.address, lan.now)
+    assert [o.peer.router_port for o in outputs if isinstance(o, Connect)] == [9999]
+    assert Notice("bob rejoined from 198.18.93.2") in outputs
+
+
+def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan):
+    alice, bob = _secure(lan, "alice", "bob", "carol"), _secure(lan, "bob", "alice")
+    lan.run(1.5)
+    lan.perform(alice, alice.session.on_link_up(bob.node_id, lan.now))
+    # "carol" is heard only as a forged beacon: a link that never completes a handshake.
+    ghost = lan.node("carol", start=False)
+    ghost.trust, ghost.key_name = Trust(_key("carol"), {}.get, "keys/"), "carol"
+    lan.perform(alice, alice.session.receive_beacon(_beacon(ghost), "198.18.93.66", lan.now))
+    assert alice.session.who() == ["bob", "carol"]
+    said = alice.post("hello")
+    lan.run(0.5)
+    assert said in alice.accepted()  # bob, the one authenticated peer, holds it
+
+
+def test_a_flooding_sub_is_cut_off_and_linked_again_after_the_penalty(lan):
+    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
+    lan.run(0.1)
+    junk = [b"L93\x01", b"BEAT", b"{}"]
+    outputs = []
+    for _ in range(FLOOD_BURST + 1):
+        outputs += alice.session.receive(junk, lan.now, via=bob.node_id)
+    assert outputs == [
+        Disconnect(bob.node_id),
+        Notice(f"bob sent too many bad messages; ignored for {PENALTY:g} s"),
+    ]
+    lan.perform(alice, outputs)
+    assert alice.subs == set() and alice.session.stats["cut_offs"] == 1
+    # Whatever his key sends meanwhile is ignored, whichever socket it comes by.
+    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
+    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"b", "bob")) == []
+    assert alice.session.stats["cut_off_frames"] == 1
+    lan.run(PENALTY + 0.1)  # his beacons kept him in the table
+    assert alice.subs == {bob.node_id}
+    assert Notice("bob is back; reconnected from 198.18.93.2") in alice.of(Notice)
+    bob.post("behaving now")
+    assert alice.incoming() == ["behaving now"]
+
+
+def test_handshake_problems_are_told_once_per_peer_and_problem(lan):
+    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
+    lan.run(0.1)
+    session = alice.session
+    problem = "the other side does not know our key; ask its operator to authorize it"
+    told = session.on_handshake_failed(bob.node_id, problem, lan.now)
+    assert told == [Notice(f"bob's node at 198.18.93.2: {problem}")]
+    for _ in range(50):  # a peer retries every 100 ms
+        assert session.on_handshake_failed(bob.node_id, problem, lan.now + 1) == []
+    assert session.on_handshake_failed(None, "a handshake failed", lan.now) == [
+        Notice("a handshake failed")
+    ]
+    assert session.on_handshake_failed(None, "a handshake failed", lan.now + 1) == []
+    assert session.on_handshake_failed("e" * 32, problem, lan.now) == []  # not a peer
+    assert session.on_handshake_failed(bob.node_id, problem, lan.now + PROBLEM_QUIET) == told
+    assert session.stats["handshakes_failed"] == 55  # each one counts

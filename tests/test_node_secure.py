@@ -1,0 +1,351 @@
+"""Secure broadcast mode with real CURVE sockets, on loopback only.
+
+Every node binds 127.0.0.1 and beacons only to 127.255.255.255 (``-i lo``);
+key pairs are made with ``security.generate_keypair`` under tmp_path, and each
+node's authorized-keys directory there holds copies of the public certificates
+it trusts, named ``NAME.key``. Waits end as soon as their condition holds.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+import zmq
+from procs import free_udp_port
+from test_node_live import INTERVAL, Live, wait_for
+
+from lab93zmq import security, wire
+from lab93zmq.actor import Kind
+from lab93zmq.config import NodeConfig, SecureConfig
+from lab93zmq.message import Message, make_id
+from lab93zmq.node_protocol import BATCH, DM, MSG
+from lab93zmq.presence import Beacon
+from lab93zmq.presence import Kind as BeaconKind
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Keys:
+    """Key pairs by name, and authorized-keys directories listing some of them."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.pairs: dict[str, security.KeyPair] = {}
+
+    def __getitem__(self, name: str) -> security.KeyPair:
+        if name not in self.pairs:
+            self.pairs[name] = security.generate_keypair(self.tmp_path / "keys" / name, name)
+        return self.pairs[name]
+
+    def trusts(self, owner: str, *names: str):
+        directory = self.tmp_path / f"{owner}-authorized"
+        directory.mkdir(exist_ok=True)
+        for name in names:
+            (directory / f"{name}.key").write_bytes(self[name].path.read_bytes())
+        return directory
+
+    def secure(self, owner: str, *trusted: str) -> SecureConfig:
+        return SecureConfig(
+            keys=self[owner],
+            authorized_keys=self.trusts(owner, *trusted),
+            known_servers=self.tmp_path / f"{owner}-known_servers",
+        )
+
+
+class Room:
+    """Secure and plain nodes on one beacon port; stopped at the end."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.keys = Keys(tmp_path)
+        self.beacon_port = free_udp_port()
+        self.nodes: list[Live] = []
+
+    def config(self, user: str, secure: SecureConfig | None, beacon_port: int | None = None):
+        return NodeConfig(
+            user=user, db_path=self.tmp_path / f"{user}.db", address="127.0.0.1", port=0,
+            interfaces=("lo",), beacon_port=beacon_port or self.beacon_port,
+            beacon_interval=INTERVAL, secure=secure,
+        )
+
+    def start(self, user: str, *trusted: str, plain: bool = False, beacon_port=None) -> Live:
+        secure = None if plain else self.keys.secure(user, *trusted)
+        live = Live(self.config(user, secure, beacon_port)).start()
+        self.nodes.append(live)
+        return live
+
+    def close(self) -> None:
+        for live in self.nodes:
+            live.stop()
+
+
+@pytest.fixture
+def room(tmp_path):
+    nodes = Room(tmp_path)
+    yield nodes
+    nodes.close()
+
+
+def beacon_to(port: int, beacon: Beacon) -> None:
+    """What anyone on the LAN can do: one UDP datagram to the beacon port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        udp.bind(("127.0.0.1", 0))
+        udp.sendto(beacon.encode(), ("127.255.255.255", port))
+
+
+def announce_of(live: Live, **changes) -> Beacon:
+    """``live``'s own ANNOUNCE, with some fields changed."""
+    fields = dict(
+        kind=BeaconKind.ANNOUNCE, node_id=live.handle.node_id, mode="broadcast",
+        router_port=live.node.router_port, pub_port=live.node.pub_port, user=live.user,
+        key=live.config.secure.keys.public_raw if live.config.secure else b"",
+    )
+    fields.update(changes)
+    return Beacon(**fields)
+
+
+def message(author: str, content: str, origin: str, seq: int = 1, to: str | None = None):
+    sent_at = datetime.now(timezone.utc)
+    return Message(make_id(sent_at, os.urandom(10)), author, to, None, content, sent_at,
+                   origin, seq)
+
+
+class Dealer:
+    """A raw CURVE DEALER holding ``keys``, connected to ``live``'s ROUTER: a program
+    that is not a lab93 node but holds an authorized key, crafting commands."""
+
+    def __init__(self, keys: security.KeyPair, live: Live) -> None:
+        self.node_id = os.urandom(16).hex()
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.linger = 0
+        security.make_client(self.sock, keys, live.config.secure.keys.public_raw)
+        self.sock.connect(f"tcp://127.0.0.1:{live.node.router_port}")
+
+    def send(self, name: str, payloads=(), **header) -> None:
+        frames = wire.command(name, {"node": self.node_id, **header}, list(payloads)).frames()
+        self.sock.send_multipart(frames)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_two_trusting_nodes_chat_both_ways_and_a_clean_leave_is_fast(room):
+    alice = room.start("alice", "bob")
+    bob = room.start("bob", "alice")
+    wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
+    to_bob = alice.post("hello bob")
+    to_alice = bob.post("hello alice")
+    dm = bob.post("just for you", to="alice")
+    wait_for([alice, bob], lambda: to_bob in alice.accepted() and {to_alice, dm} <= bob.accepted())
+    wait_for([alice, bob], lambda: len(alice.incoming()) == 2 and bob.incoming() == ["hello bob"])
+    assert sorted(alice.incoming()) == ["hello alice", "just for you"]
+    assert "secure (key " in alice.handle.ready_detail
+    table = alice.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+    assert [b["key"] for b in table] == [room.keys["bob"].public.decode()]
+    for node in (alice, bob):
+        assert node.node.stats["spoofed"] == node.node.stats["bad_frames"] == 0
+    # A LEAVING alone would only put bob in doubt (it can be forged); his BYE over
+    # the authenticated link drops him at once.
+    started = time.monotonic()
+    bob.stop()
+    wait_for([alice], lambda: "bob left" in alice.notices())
+    assert time.monotonic() - started < 2 * INTERVAL
+
+
+def test_an_untrusted_secure_node_gets_nothing_and_is_named_once(room):
+    alice = room.start("alice", "bob")
+    bob = room.start("bob", "alice")
+    carol = room.start("carol", "alice", "bob")  # she trusts them; they do not trust her
+    carol_key = security.key_text(room.keys["carol"].public_raw)
+    named = (f"carol's node at 127.0.0.1 has a key not in {room.tmp_path / 'alice-authorized'}: "
+             f"{carol_key}; it is ignored")
+    wait_for([alice, bob, carol], lambda: alice.connected_to(1) and named in alice.notices())
+    # Carol connects to them (their keys are hers to trust), but their ZAP refuses her key.
+    refused = "the other side does not know our key; ask its operator to authorize it"
+    wait_for([alice, bob, carol], lambda: any(refused in n for n in carol.notices()))
+    wait_for([alice], lambda: "refused a peer whose key is not authorized" in alice.notices())
+    carol.post("let me in")
+    said = alice.post("members only")
+    wait_for([alice, bob, carol], lambda: said in alice.accepted() and bob.incoming())
+    wait_for([alice, bob, carol], lambda: len(carol.of(Kind.STATUS)) > 0)
+    until = time.monotonic() + 4 * INTERVAL  # several more beacons from carol
+    wait_for([alice, bob, carol], lambda: time.monotonic() > until)
+    assert bob.incoming() == ["members only"] and alice.incoming() == []
+    assert carol.incoming() == []
+    assert alice.notices().count(named) == 1  # once per node, not per beacon
+    assert alice.request(Kind.WHO, Kind.WHO_RESULT)["users"] == ["bob"]
+    assert alice.node.stats["ignored_beacons"] > 1
+
+
+def test_a_plain_node_and_a_secure_one_both_say_why_and_nothing_crosses(room):
+    alice = room.start("alice", "bob")
+    bob = room.start("bob", plain=True)
+    to_alice = "bob's node at 127.0.0.1 runs without --secure; it is ignored"
+    to_bob = "alice's node at 127.0.0.1 runs --secure; run with --secure to chat with it"
+    wait_for([alice, bob], lambda: to_alice in alice.notices() and to_bob in bob.notices())
+    bob.post("anyone?")
+    alice.post("anyone here?")
+    until = time.monotonic() + 4 * INTERVAL
+    wait_for([alice, bob], lambda: time.monotonic() > until)
+    assert alice.notices() == [to_alice] and bob.notices() == [to_bob]
+    assert alice.incoming() == bob.incoming() == []
+    assert not alice.connected_to(1) and not bob.connected_to(1)
+
+
+def test_a_spoofed_from_is_dropped_and_relayed_unbound_origins_are_taken(room):
+    alice = room.start("alice", "bob", "carol")
+    bob = room.start("bob", "alice")
+    wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
+    bob.post("I am bob")
+    wait_for([alice, bob], lambda: alice.incoming() == ["I am bob"])  # bob's node id is bound
+    carol = Dealer(room.keys["carol"], alice)  # an authorized key, but not a node
+    try:
+        carol.send(DM, [message("bob", "from bob, honest", carol.node_id, to="alice")])
+        carol.send(DM, [message("carol", "from carol", carol.node_id, to="alice")])
+        relayed = [
+            message("carol", "carol in bob's name", bob.handle.node_id, seq=2),
+            message("dave", "dave, whom alice never met", os.urandom(16).hex()),
+        ]
+        carol.send(BATCH, relayed, vector={})
+        wait_for([alice], lambda: len(alice.incoming()) == 3)
+    finally:
+        carol.close()
+    assert alice.incoming() == ["I am bob", "from carol", "dave, whom alice never met"]
+    assert alice.node.stats["spoofed"] == 2
+    senders = [m["from"] for b in alice.of(Kind.INCOMING) for m in b["messages"]]
+    assert senders == ["bob", "carol", "dave"]
+
+
+def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room):
+    alice = room.start("alice", "bob")
+    bob = room.start("bob", "alice")
+    wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
+    alice.post("one")
+    wait_for([alice, bob], lambda: bob.incoming() == ["one"])
+    # Mallory's endpoint: a CURVE ROUTER with a key of her own, so no handshake with it
+    # can pass as alice's.
+    mallory = zmq.Context.instance().socket(zmq.ROUTER)
+    mallory.linger = 0
+    security.make_server(mallory, room.keys["mallory"])
+    port = mallory.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        beacon_to(room.beacon_port, announce_of(alice).leaving())
+        beacon_to(room.beacon_port, announce_of(alice, router_port=port, pub_port=port))
+        wait_for([bob], lambda: bob.node.stats["moves_refused"] >= 1)
+        until = time.monotonic() + 4 * INTERVAL  # well past the 1.5-interval grace
+        wait_for([alice, bob], lambda: time.monotonic() > until)
+        assert mallory.poll(0) == 0  # nothing reached her endpoint
+    finally:
+        mallory.close()
+    assert bob.connected_to(1)
+    assert bob.notices() == ["alice joined from 127.0.0.1"]  # no "left", "gone", "rejoined"
+    alice.post("two")
+    wait_for([alice, bob], lambda: bob.incoming() == ["one", "two"])
+
+
+class Relay:
+    """What an attacker on the path sees: a TCP relay on 127.0.0.1 forwarding to
+    ``targets`` and recording every byte, both ways."""
+
+    def __init__(self, targets: list[int]) -> None:
+        self.listeners: list[tuple[socket.socket, int]] = []
+        for target in targets:
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            self.listeners.append((listener, target))
+        self.ports = [listener.getsockname()[1] for listener, _ in self.listeners]
+        self.recorded = bytearray()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            for listener, target in self.listeners:
+                selector.register(listener, selectors.EVENT_READ, target)
+            while not self._stop.is_set():  # bounded: close() sets it
+                for key, _ in selector.select(0.05):
+                    if isinstance(key.data, int):
+                        conn, _ = key.fileobj.accept()
+                        upstream = socket.create_connection(("127.0.0.1", key.data))
+                        selector.register(conn, selectors.EVENT_READ, upstream)
+                        selector.register(upstream, selectors.EVENT_READ, conn)
+                        continue
+                    try:
+                        chunk = key.fileobj.recv(65536)
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        self.recorded += chunk
+                        key.data.sendall(chunk)
+                    else:
+                        for sock in (key.fileobj, key.data):
+                            selector.unregister(sock)
+                            sock.close()
+            for key in list(selector.get_map().values()):
+                key.fileobj.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["secure", "plain-control"])
+def test_what_crosses_the_wire_is_ciphertext(room, secure):
+    # Bob listens on a beacon port of his own, so the only beacon for alice he hears
+    # is the forged one, which points him at the relay in front of her real ports.
+    alice = room.start("alice", "bob", plain=not secure)
+    bob_port = free_udp_port()
+    bob = room.start("bob", "alice", plain=not secure, beacon_port=bob_port)
+    relay = Relay([alice.node.router_port, alice.node.pub_port])
+    try:
+        forged = announce_of(alice, router_port=relay.ports[0], pub_port=relay.ports[1])
+        sent = time.monotonic()
+        beacon_to(bob_port, forged)
+
+        def heard_over_the_relay() -> bool:
+            # A BEAT came through the relay: bob's SUB is subscribed.
+            peer = bob.node.session.peers.get(alice.handle.node_id)
+            return peer is not None and peer.last_seen > sent + INTERVAL / 2
+
+        wait_for([alice, bob], heard_over_the_relay)
+        secret = "the password is swordfish"
+        alice.post(secret)
+        wait_for([alice, bob], lambda: bob.incoming() == [secret])
+    finally:
+        relay.close()
+    assert (secret.encode() in relay.recorded) is not secure
+    assert (MSG.encode() in relay.recorded) is not secure
+
+
+def test_a_flooding_key_is_cut_off_and_the_others_are_served(room):
+    alice = room.start("alice", "bob", "carol")
+    bob = room.start("bob", "alice")
+    wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
+    carol = Dealer(room.keys["carol"], alice)
+    try:
+        garbage = 30
+        for _ in range(garbage):
+            carol.sock.send_multipart([b"L93\x01", b"SYNC", os.urandom(32)])
+        carol.send(DM, [message("carol", "after the flood", carol.node_id, to="alice")])
+        def stats(key: str) -> int:
+            return alice.node.stats[key]  # a copy each time
+
+        wait_for([alice], lambda: stats("bad_frames") + stats("cut_off_frames") == garbage + 1)
+    finally:
+        carol.close()
+    assert stats("cut_offs") == 1
+    assert stats("bad_frames") > 20 and stats("cut_off_frames") >= 1
+    assert [n for n in alice.notices() if "carol" in n] == [
+        "carol sent too many bad messages; ignored for 30 s"
+    ]
+    said = bob.post("still served")
+    wait_for([alice, bob], lambda: said in bob.accepted() and alice.incoming() == ["still served"])
