@@ -379,5 +379,14 @@ def handshake_problem(event: int, value: int, *, we_are_secure: bool, side: str)
                 "the other side did not complete the secure handshake: it holds another key"
                 " than the one we expect, or it runs without --secure"
             )
-        return "a handshake failed"
+        # The other side gave up first (it saw the mismatch and closed): a guess.
+        if we_are_secure:
+            return (
+                "a handshake failed; probably a node without --secure tried to connect,"
+                " or one expecting another key for this node"
+            )
+        return (
+            "a handshake failed; probably a node with --secure tried to connect"
+            " (this node runs without --secure)"
+        )
     return None

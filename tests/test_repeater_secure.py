@@ -77,29 +77,11 @@ def keys(tmp_path) -> Keys:
     return Keys(tmp_path / "keys")
 
 
-def start_server(nodes, tmp_path, secure, port=0, db="server.db", beacon_port=None) -> Node:
-    config = NodeConfig(
-        user="hub",
-        db_path=tmp_path / db,
-        address="127.0.0.1",
-        port=port,
-        beacon=beacon_port is not None,
-        interfaces=("lo",),
-        beacon_port=beacon_port or 5190,
-        beacon_interval=0.5,
-        secure=secure,
-    )
-    node = Node(RepeaterServer(config, **FAST))
-    nodes.append(node)
-    return node
-
-
-def start_client(
-    nodes, tmp_path, user, port, secure, address="127.0.0.1", beacon_port=None
-) -> Node:
-    config = NodeConfig(
+def _config(user, db, address, port, secure, beacon_port) -> NodeConfig:
+    """Loopback only; beacons (on lo) only when a beacon port is given."""
+    return NodeConfig(
         user=user,
-        db_path=tmp_path / f"{user}.db",
+        db_path=db,
         address=address,
         port=port,
         beacon=beacon_port is not None,
@@ -108,7 +90,22 @@ def start_client(
         beacon_interval=0.5,
         secure=secure,
     )
-    node = Node(RepeaterClient(config, **CLIENT_FAST))
+
+
+def start_server(nodes, tmp_path, secure, port=0, db="server.db", beacon_port=None) -> Node:
+    config = _config("hub", tmp_path / db, "127.0.0.1", port, secure, beacon_port)
+    node = Node(RepeaterServer(config, **FAST))
+    nodes.append(node)
+    return node
+
+
+def start_client(
+    nodes, tmp_path, user, port, secure, address="127.0.0.1", beacon_port=None, db=None
+) -> Node:
+    db_path = tmp_path / (db or f"{user}.db")
+    node = Node(
+        RepeaterClient(_config(user, db_path, address, port, secure, beacon_port), **CLIENT_FAST)
+    )
     nodes.append(node)
     return node
 
@@ -216,6 +213,20 @@ def _reply(dealer: zmq.Socket, name: str) -> Command:
     raise AssertionError(f"no {name} among 50 replies")
 
 
+def _room_message(author: str, content: str, origin: str, seq: int) -> Message:
+    now = datetime.now(timezone.utc)
+    return Message(
+        id=make_id(now, os.urandom(10)),
+        author=author,
+        recipient=None,
+        subject=None,
+        content=content,
+        sent_at=now,
+        origin=origin,
+        origin_seq=seq,
+    )
+
+
 def test_a_spoofed_sender_name_is_not_accepted(nodes, tmp_path, keys):
     """alice's own key, a correct HELLO, then a POST of a message "from" bob."""
     server = start_server(nodes, tmp_path, keys.server_config())
@@ -228,27 +239,8 @@ def test_a_spoofed_sender_name_is_not_accepted(nodes, tmp_path, keys):
         node = os.urandom(16).hex()
         dealer.send_multipart(Command("HELLO", {"user": "alice", "node": node}).frames())
         _reply(dealer, "WELCOME")
-        now = datetime.now(timezone.utc)
-        forged = Message(
-            id=make_id(now, os.urandom(10)),
-            author="bob",
-            recipient=None,
-            subject=None,
-            content="I owe alice 100 euros",
-            sent_at=now,
-            origin=node,
-            origin_seq=1,
-        )
-        honest = Message(
-            id=make_id(now, os.urandom(10)),
-            author="alice",
-            recipient=None,
-            subject=None,
-            content="hello from alice",
-            sent_at=now,
-            origin=node,
-            origin_seq=2,
-        )
+        forged = _room_message("bob", "I owe alice 100 euros", node, 1)
+        honest = _room_message("alice", "hello from alice", node, 2)
         dealer.send_multipart(Command("POST", {}, (forged.encode(), honest.encode())).frames())
         reject = _reply(dealer, "REJECT")
         assert reject.header["items"] == [[forged.id, "from 'bob' is not you"]]
@@ -317,17 +309,9 @@ def test_a_client_learns_the_key_by_beacon_pins_it_and_refuses_a_changed_one(nod
     assert first.known_servers.read_text() == f"{where} {keys.server.public.decode()}\n"
 
     # Found by its beacon instead, the changed key is refused before any connection.
-    config = NodeConfig(
-        user="alice",
-        db_path=tmp_path / "alice2.db",
-        address=None,
-        interfaces=("lo",),
-        beacon_port=beacon_port,
-        beacon_interval=0.5,
-        secure=first,
+    finder = start_client(
+        nodes, tmp_path, "alice", 0, first, address=None, beacon_port=beacon_port, db="a2.db"
     )
-    finder = Node(RepeaterClient(config, **CLIENT_FAST))
-    nodes.append(finder)
     finder.wait(
         lambda n: any("remove the line for " + where in t for t in notices(n)),
         what="the refusal",

@@ -166,6 +166,8 @@ def test_a_new_key_for_a_known_peer_is_a_change():
         (zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400, True, "client", "does not know our key"),
         (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, True, "client", "another key than the one"),
         (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, False, "client", "with --secure too"),
+        (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, False, "server", "with --secure tried"),
+        (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, True, "server", "without --secure tried"),
         (
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
             zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC,
