@@ -28,7 +28,6 @@ import time
 from datetime import datetime, timezone
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from . import actor, security
 from .actor import Actor, Kind, Post
@@ -156,12 +155,12 @@ class _HandshakeReports:
         problems = []
         for _ in range(DRAIN):
             try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+                event = security.monitor_event(self.monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
-            problem = security.handshake_problem(
-                event["event"], event["value"], we_are_secure=self.secure, side=self.side
-            )
+            if event is None:
+                continue
+            problem = security.handshake_problem(*event, we_are_secure=self.secure, side=self.side)
             if problem is not None:
                 log.warning("%s: %s", self.where, problem)
                 problems.append(problem)

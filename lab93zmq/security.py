@@ -14,6 +14,8 @@ nothing here invents crypto. What lives here is the policy:
 * **Known servers** - ``known_servers``: one ``host:port KEY`` line per
   repeater a client has trusted, like SSH's known_hosts. A server that
   later shows another key is refused until the line is removed.
+* **Admission** - ``KeyAuthenticator`` (in ``zap.py``, loaded on first use)
+  is pyzmq's ZAP handler admitting exactly the authorized keys.
 * **Handshake reports** - libzmq tells a socket monitor why a handshake
   failed; ``handshake_problem`` turns that into the sentence a user sees
   (plain meets secure, wrong server key, key not authorized).
@@ -23,19 +25,30 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from .errors import MessageError, SecurityError
 from .message import check_name
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> object:
+    # The ZAP handler's thread brings asyncio (2.5 MiB of a node's ~30): only a
+    # secure node pays for it, when it first asks for ``security.KeyAuthenticator``.
+    if name == "KeyAuthenticator":
+        from .zap import KeyAuthenticator
+
+        return KeyAuthenticator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 KEY_BASENAME = "id"  # id.key and id.key_secret, like SSH's id_ed25519
 AUTHORIZED_KEYS_DIRNAME = "authorized_keys"
@@ -222,40 +235,6 @@ class AuthorizedKeys:
         return names
 
 
-class KeyAuthenticator(ThreadAuthenticator):
-    """pyzmq's ZAP handler, admitting exactly the authorized keys (never CURVE_ALLOW_ANY).
-
-    A connection it admits carries its key's name as ZeroMQ's ``User-Id``
-    (``frame.get("User-Id")``), which is what the server trusts as the sender.
-    It runs in its own thread, which owns the context's ZAP socket.
-    """
-
-    def __init__(self, context: zmq.Context, authorized: AuthorizedKeys) -> None:
-        super().__init__(context, log=logging.getLogger(__name__ + ".zap"))
-        self.authorized = authorized
-        self.refused = 0  # handshakes refused (read by tests and the bench)
-
-    def start(self) -> None:
-        super().start()
-        self.configure_curve_callback(domain="*", credentials_provider=self)
-
-    def callback(self, domain: str, z85_key: bytes) -> bool:
-        """Called by pyzmq for each CURVE handshake."""
-        name = self.authorized.name_of(z85.decode(z85_key))
-        if name is None:
-            self.refused += 1
-            log.warning(
-                "refused a connection with key %s: it is not in %s",
-                z85_key.decode("ascii", "replace"),
-                self.authorized.directory,
-            )
-            return False
-        return True
-
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        return self.authorized.name_of(client_public_key) or ""
-
-
 # -- known servers ------------------------------------------------------------------------
 
 
@@ -328,6 +307,19 @@ def make_client(sock: zmq.Socket, keys: KeyPair, server_key: bytes) -> None:
     sock.curve_secretkey = keys.secret
     sock.curve_publickey = keys.public
     sock.curve_serverkey = z85.encode(server_key)
+
+
+_MONITOR_HEAD = struct.Struct("=HI")  # libzmq's monitor frame: event u16, value u32
+
+
+def monitor_event(frames: list[bytes]) -> tuple[int, int] | None:
+    """(event, value) of a socket monitor message (libzmq's 6-byte frame, then the
+    endpoint), or None. ``zmq.utils.monitor`` does this too, but it imports asyncio,
+    which costs every node 2.5 MiB."""
+    if len(frames) != 2 or len(frames[0]) != _MONITOR_HEAD.size:
+        return None
+    event, value = _MONITOR_HEAD.unpack(frames[0])
+    return event, value
 
 
 # Monitor events that say how a handshake ended.
