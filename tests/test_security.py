@@ -254,3 +254,21 @@ def test_a_secure_node_speaks_as_its_key_user_by_default(tmp_path, monkeypatch):
     assert security.load_keypair(tmp_path / "lab93") == config.secure.keys
     with pytest.raises(UsageError):
         build_config("client", cli.parse_args(["-r", "-c", "--secure", "--server-key", "x"]))
+
+
+def test_a_plain_node_does_not_load_what_only_secure_mode_needs():
+    """asyncio (pulled in by pyzmq's ZAP thread and zmq.utils.monitor) costs a node
+    about 3.5 MiB of its ~30; plain nodes must not carry it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import lab93zmq.cli, lab93zmq.run, lab93zmq.console, lab93zmq.node, lab93zmq.repeater\n"
+        "print('asyncio' in sys.modules)\n"
+        "from lab93zmq import security\n"
+        "security.KeyAuthenticator\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
