@@ -250,6 +250,33 @@ def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room)
     wait_for([alice, bob], lambda: bob.incoming() == ["one", "two"])
 
 
+def test_a_forged_beacon_heard_first_leads_nowhere_and_the_real_one_takes_over(room):
+    # Bob listens on a beacon port of his own: he hears only the beacons the test sends.
+    alice = room.start("alice", "bob")
+    bob_port = free_udp_port()
+    bob = room.start("bob", "alice", beacon_port=bob_port)
+    mallory = zmq.Context.instance().socket(zmq.ROUTER)  # her own key, not alice's
+    mallory.linger = 0
+    security.make_server(mallory, room.keys["mallory"])
+    port = mallory.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        beacon_to(bob_port, announce_of(alice, router_port=port, pub_port=port))
+        wait_for([bob], lambda: bob.node.stats["handshakes_failed"] >= 1)
+        # The sentence is security.handshake_problem's; the notice names the peer.
+        assert [n for n in bob.notices() if n.startswith("alice's node at 127.0.0.1: ")]
+        said = bob.post("for alice only")  # queued for a peer that never authenticated
+        # Alice's real beacon: her link is not up, so bob moves to her real ports (and
+        # alice, who could not hear him, hears his).
+        beacon_to(bob_port, announce_of(alice))
+        beacon_to(room.beacon_port, announce_of(bob))
+        wait_for([alice, bob], lambda: said in bob.accepted() and alice.incoming())
+        assert alice.incoming() == ["for alice only"]
+        assert mallory.poll(0) == 0  # nothing ever reached her
+    finally:
+        mallory.close()
+    assert "alice rejoined from 127.0.0.1" in bob.notices()
+
+
 class Relay:
     """What an attacker on the path sees: a TCP relay on 127.0.0.1 forwarding to
     ``targets`` and recording every byte, both ways."""
