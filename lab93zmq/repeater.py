@@ -885,12 +885,12 @@ class RepeaterClient(Actor):
         for out in outputs:
             if isinstance(out, ToServer):
                 if self._dealer is None:
-                    core.send_failed(out.command, now)
+                    core.send_failed(out, now)
                     continue
                 try:
                     self._dealer.send_multipart(out.command.frames(), zmq.NOBLOCK)
                 except zmq.Again:
-                    core.send_failed(out.command, now)
+                    core.send_failed(out, now)
             elif isinstance(out, Connect):
                 self._close_dealer()
                 self._dealer = _tune(ctx.socket(zmq.DEALER))

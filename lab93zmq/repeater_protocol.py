@@ -119,9 +119,12 @@ class Publish:
 
 @dataclass(frozen=True)
 class ToServer:
-    """Client: send ``command`` on the DEALER (never block; on failure call ``send_failed``)."""
+    """Client: send ``command`` on the DEALER (never block; on failure call ``send_failed``).
+
+    ``ids``: the messages a POST carries, so a failed send can take them back."""
 
     command: Command
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -511,12 +514,19 @@ class ServerCore:
         # One lookup: which ids are stored, and which of those this server numbered.
         held = self.inbox.held(self.server_id, [m.id for _, m, _ in pending])
         known = {mid: seq for mid, seq in held.items() if seq is not None}
-        saved_heads = (self.head, self.room_head, dict(self._dm_heads))
         acks: dict[bytes | None, list[list]] = {}
         # seq, message, prev (to the addressee's chain), prev in the author's chain, payload
         fresh: list[tuple[int, Message, int, int | None, bytes | None]] = []
         duplicates = 0
+        # The heads move only once the transaction is committed.
         head, room_head = self.head, self.room_head
+        dm_heads: dict[str, int] = {}
+
+        def dm_prev(user: str, seq: int) -> int:
+            prev = dm_heads.get(user) or self.dm_head(user)
+            dm_heads[user] = seq
+            return prev
+
         for identity, message, payload in pending:
             mid = message.id
             seq = known.get(mid)
@@ -528,28 +538,23 @@ class ServerCore:
                     fresh.append((seq, message, room_head, None, payload))
                     room_head = seq
                 else:
-                    to_prev = self.dm_head(recipient)
-                    self._dm_heads[recipient] = seq
+                    to_prev = dm_prev(recipient, seq)
                     from_prev = None
                     if message.author != recipient:
-                        from_prev = self.dm_head(message.author)
-                        self._dm_heads[message.author] = seq
+                        from_prev = dm_prev(message.author, seq)
                     fresh.append((seq, message, to_prev, from_prev, payload))
             else:
                 duplicates += 1
             acks.setdefault(identity, []).append([mid, seq])
+        with self.inbox.transaction():
+            stored = self.inbox.save_unknown(
+                [(m, self.server_id, seq) for seq, m, *_ in fresh], held
+            )
+            for (seq, message, *_), new in zip(fresh, stored, strict=True):
+                if not new:  # held already, but not numbered by this server
+                    self.inbox.set_server_seq(message.id, self.server_id, seq)
         self.head, self.room_head = head, room_head
-        try:
-            with self.inbox.transaction():
-                stored = self.inbox.save_unknown(
-                    [(m, self.server_id, seq) for seq, m, *_ in fresh], held
-                )
-                for (seq, message, *_), new in zip(fresh, stored, strict=True):
-                    if not new:  # held already, but not numbered by this server
-                        self.inbox.set_server_seq(message.id, self.server_id, seq)
-        except BaseException:
-            self.head, self.room_head, self._dm_heads = saved_heads
-            raise
+        self._dm_heads.update(dm_heads)
         self.stats["stored"] += len(fresh)
         self.stats["duplicates"] += duplicates
         return self._announce(acks, fresh)
@@ -1040,11 +1045,11 @@ class ClientCore:
         self._who_pending += 1
         return [ToServer(Command("WHO"))]
 
-    def send_failed(self, command: Command, now: float) -> None:
-        """The shell could not send ``command`` (the DEALER is full): take it back."""
+    def send_failed(self, sent: ToServer, now: float) -> None:
+        """The shell could not send ``sent`` (the DEALER is full): take it back."""
+        command = sent.command
         if command.name == "POST":
-            ids = [_message_id(p) for p in command.payloads]
-            for mid in reversed(ids):
+            for mid in reversed(sent.ids):
                 if mid in self._inflight:
                     del self._inflight[mid]
                     self._unsent.appendleft(mid)
@@ -1134,6 +1139,7 @@ class ClientCore:
         out: list[Output] = []
         while self._unsent and len(self._inflight) < self.window:
             payloads: list[bytes] = []
+            ids: list[str] = []
             size = 0
             while self._unsent and len(payloads) < POST_LIMIT and len(self._inflight) < self.window:
                 mid = self._unsent[0]
@@ -1147,9 +1153,10 @@ class ClientCore:
                 self._unsent.popleft()
                 self._inflight[mid] = now
                 payloads.append(payload)
+                ids.append(mid)
                 size += len(payload)
             if payloads:
-                out.append(ToServer(Command("POST", {}, tuple(payloads))))
+                out.append(ToServer(Command("POST", {}, tuple(payloads)), tuple(ids)))
         return out
 
     # -- time ---------------------------------------------------------------------------
