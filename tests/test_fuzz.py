@@ -466,6 +466,12 @@ def fresh_message(author: str, to: str | None = None, content: str = "honest") -
     )
 
 
+def sendable(commands: list[wire.Command]) -> None:
+    """What a core asks its shell to send encodes, and decodes back as the same command."""
+    for command in commands:
+        assert wire.decode(command.frames()) == command
+
+
 SERVER_TYPES = (Reply, ServerPublish, Accepted, Rejected, Incoming, Notice, Status)
 CLIENT_TYPES = (ToServer, ClientConnect, Subscribe, Accepted, Rejected, Incoming, Notice, Status,
                 Users)
@@ -493,6 +499,7 @@ def test_server_core_survives_any_frames_then_serves_an_honest_client(inputs):
             now += step
             outputs = core.receive(identity, frames, now) + core.flush(now) + core.tick(now)
             assert all(isinstance(out, SERVER_TYPES) for out in outputs)
+            sendable([o.command for o in outputs if isinstance(o, (Reply, ServerPublish))])
         # An honest client: HELLO, POST, FETCH.
         hello = {"user": "honest", "node": "c" * 32, "software": "test"}
         out = core.receive(b"honest", wire.Command("HELLO", hello).frames(), now)
@@ -578,6 +585,7 @@ def test_client_core_survives_any_frames_then_talks_to_an_honest_server(welcome,
                 outputs = core.receive_pub(frames, now)
             outputs += core.flush(now) + core.tick(now)
             assert all(isinstance(out, CLIENT_TYPES) for out in outputs)
+            sendable([o.command for o in outputs if isinstance(o, ToServer)])
         # The real server, with a message waiting for the client.
         server = ServerCore(server_box, pub_port=40124, now=now)
         waiting = fresh_message("other", content="waiting")
@@ -615,7 +623,10 @@ class Lan:
             src, out = queue.popleft()
             other = B_ID if src == A_ID else A_ID
             dst = self.sessions[other]
+            if isinstance(out, (Publish, SendTo)):
+                wire.decode(out.frames)  # what goes out is always a valid command
             if isinstance(out, SendBeacon):
+                Beacon.decode(out.data)
                 queue += ((other, o) for o in dst.receive_beacon(out.data, self.address[src],
                                                                  self.now))
             elif isinstance(out, Publish):
