@@ -44,11 +44,11 @@ def one_run(
     if server.db is not None:
         summary["stored"] = harness.stored_messages(server.db)
         summary["acked_not_stored"] = max(summary["acked"] - summary["stored"], 0)
-    summary["acked_per_s"] = summary["acked"] / summary["elapsed"]
     log(
         f"fanout {tag}: {summary['deliveries_per_s']:,.0f} deliveries/s, "
         f"{summary['acked']:,} acked, {summary['missed_live']:,} missed live"
         + (f", {summary['acked_not_stored']} acked-not-stored" if server.db else "")
+        + harness.troubles(summary)
     )
     harness.settle()
     return summary

@@ -157,8 +157,10 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     received = sum(sum(r["received"]) for r in results)
     expected = acked * listeners
     elapsed = max(last - t0, 1e-9)
+    acked_elapsed = max(max(r["last_ack"] for r in results) - t0, 1e-9)
     return {
         "elapsed": elapsed,
+        "acked_per_s": acked / acked_elapsed,  # over the time to the last ACK
         "sent": sent,
         "acked": acked,
         "unacked": sent - acked,
@@ -168,9 +170,22 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "missed_live": max(expected - received, 0),
         "deliveries_per_s": received / elapsed,
         "timed_out": any(r["timed_out"] for r in results),
+        "rejected": sum(r["rejected"] for r in results),
         "errors": [e for r in results for e in r["errors"]][:5],
         "again": sum(r["again"] for r in results),
     }
+
+
+def troubles(summary: dict[str, Any]) -> str:
+    """What went wrong in a run, for its log line ("" when nothing did)."""
+    said = []
+    if summary["rejected"]:
+        said.append(f"{summary['rejected']:,} REJECTED")
+    if summary["timed_out"]:
+        said.append("TIMED OUT waiting for the drain (figures are partial)")
+    if summary["errors"]:
+        said.append(f"errors: {summary['errors']}")
+    return "".join(f", {text}" for text in said)
 
 
 def settle(seconds: float = 0.3) -> None:

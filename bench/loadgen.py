@@ -189,6 +189,7 @@ def run(args: argparse.Namespace, ctx: zmq.Context, clients: list[Client]) -> di
     next_send = t0
     next_ping = t0 + 1.0
     last_rx = t0
+    last_ack = t0
     again = 0
     timed_out = False
     first_rx = None
@@ -249,7 +250,10 @@ def run(args: argparse.Namespace, ctx: zmq.Context, clients: list[Client]) -> di
                 except zmq.Again:
                     break
                 if is_dealer:
+                    acked = c.acked
                     on_dealer(c, frames, acks, time.monotonic_ns(), ack_lat)
+                    if c.acked != acked:
+                        last_ack = time.monotonic()
                     continue
                 if len(frames) > 3 and frames[1].bytes == b"ROOM":
                     c.received += len(frames) - 3
@@ -273,6 +277,7 @@ def run(args: argparse.Namespace, ctx: zmq.Context, clients: list[Client]) -> di
         "stop_send": stop_send,
         "first_rx": first_rx,
         "last_rx": last_rx,
+        "last_ack": last_ack,
         "sent": sum(c.sent for c in senders),
         "acked": sum(c.acked for c in senders),
         "rejected": sum(c.rejected for c in senders),

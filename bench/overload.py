@@ -51,7 +51,6 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
         harness.stop_server(procs, server)
     summary = harness.summarize(results)
     summary["offered_per_s"] = summary["sent"] / duration
-    summary["acked_per_s"] = summary["acked"] / summary["elapsed"]
     summary["peak_rss_mib"] = sampler.peak_rss / MIB
     summary["idle_rss_mib"] = idle_rss / MIB
     lost = 0
@@ -63,6 +62,7 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
         f"overload {kind} #{number}: offered {summary['offered_per_s']:,.0f}/s, acked "
         f"{summary['acked_per_s']:,.0f}/s, lost {lost}, backlog {summary['unacked']:,}, "
         f"missed live {summary['missed_live']:,}, peak RSS {summary['peak_rss_mib']:.1f} MiB"
+        + harness.troubles(summary)
     )
     harness.settle()
     return summary
