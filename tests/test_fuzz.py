@@ -19,6 +19,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -38,7 +39,7 @@ from lab93zmq.node_protocol import (
     SendBeacon,
     SendTo,
 )
-from lab93zmq.presence import HEADER_SIZE, Beacon, BeaconError, Kind
+from lab93zmq.presence import HEADER_SIZE, KEY_SIZE, Beacon, BeaconError, Kind
 from lab93zmq.repeater_protocol import ClientCore, Reply, ServerCore, Subscribe, ToServer
 from lab93zmq.repeater_protocol import Connect as ClientConnect
 from lab93zmq.repeater_protocol import Publish as ServerPublish
@@ -312,6 +313,7 @@ def beacons(draw) -> Beacon:
         router_port=draw(st.integers(1, 0xFFFF)),
         pub_port=draw(st.integers(1, 0xFFFF)),
         user=draw(names),
+        key=draw(st.just(b"") | st.binary(min_size=KEY_SIZE, max_size=KEY_SIZE)),
     )
 
 
@@ -356,12 +358,20 @@ def test_beacon_decode_mutations(beacon, data):
     elif how == "length":  # the user length field (offset 27, two bytes)
         raw[27:29] = data.draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
     elif how == "append":
-        raw += data.draw(st.binary(min_size=1, max_size=40))
+        raw += data.draw(st.binary(min_size=1, max_size=40) | st.binary(min_size=KEY_SIZE,
+                                                                         max_size=KEY_SIZE))
     else:
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     decoded = check_beacon(bytes(raw))
-    if how in ("truncate", "append") or (how == "length" and raw[27:29] != beacon.encode()[27:29]):
-        assert decoded is None  # a datagram whose length disagrees with its header
+    # A datagram whose length disagrees with its header is refused - unless the
+    # difference is exactly the optional key, which the beacon then gained or lost.
+    grew = len(raw) - len(beacon.encode())
+    if how == "append" and not beacon.key and grew == KEY_SIZE:
+        assert decoded == replace(beacon, key=bytes(raw[-KEY_SIZE:]))
+    elif how == "truncate" and beacon.key and grew == -KEY_SIZE:
+        assert decoded == replace(beacon, key=b"")
+    elif how in ("truncate", "append"):
+        assert decoded is None
     if len(raw) < HEADER_SIZE:
         assert decoded is None
 
@@ -676,7 +686,8 @@ def node_beacons(draw) -> bytes:
         beacon = Beacon(kind=kind, node_id=node, mode=draw(st.sampled_from(["broadcast",
                                                                              "repeater"])),
                         router_port=draw(st.integers(1, 0xFFFF)),
-                        pub_port=draw(st.integers(1, 0xFFFF)), user=draw(names))
+                        pub_port=draw(st.integers(1, 0xFFFF)), user=draw(names),
+                        key=draw(st.just(b"") | st.binary(min_size=KEY_SIZE, max_size=KEY_SIZE)))
     except BeaconError:
         return draw(st.binary(max_size=40))
     raw = bytearray(beacon.encode())
