@@ -494,6 +494,9 @@ class BroadcastSession:
         if self._discovery_due is not None and now >= self._discovery_due:
             self._discovery_due = None
         for left in self.peers.expire(now):
+            if left.reason == "unconfirmed":
+                outputs += self._left(left.peer, f"{self._name(left.peer)} left")
+                continue
             if left.reason == "lost":
                 why = f"connection lost, no beacon for {self.peers.link_grace:g} s"
             else:
@@ -611,7 +614,7 @@ class BroadcastSession:
         if beacon.kind is Kind.LEAVING:
             if (known.router_port, known.pub_port) != (beacon.router_port, beacon.pub_port):
                 return []  # not the instance on record (the table ignores it too)
-            if not self.peers.on_link_down(beacon.node_id, now):
+            if not self.peers.doubt(beacon.node_id, now, "unconfirmed"):
                 return []
             self._leave_doubted.add(beacon.node_id)
             self.stats["leavings_doubted"] += 1
@@ -1107,16 +1110,10 @@ class BroadcastSession:
     def _on_bye(self, sender: str, command: wire.Command, now: float) -> list[Output]:
         """The peer is leaving (a clean exit). In secure mode this arrived over its
         authenticated link, bound to its key, so unlike a LEAVING it cannot be forged."""
-        known = self.peers.get(sender)
-        if known is None:
+        left = self.peers.remove(sender, "bye")
+        if left is None:
             return []
-        leaving = Beacon(Kind.LEAVING, sender, known.mode, known.router_port, known.pub_port,
-                         known.user, known.key)
-        outputs: list[Output] = []
-        for event in self.peers.on_beacon(leaving, known.address, now):
-            if isinstance(event, PeerLeft):
-                outputs += self._left(event.peer, f"{self._name(event.peer)} left")
-        return outputs + self._refresh_status()
+        return self._left(left.peer, f"{self._name(left.peer)} left") + self._refresh_status()
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -253,8 +253,10 @@ class PeerChanged:
 @dataclass(frozen=True)
 class PeerLeft:
     peer: Peer
-    # "leaving" (it said so), "expired" (silent too long) or "lost" (its
-    # connection dropped and no beacon came within the link grace)
+    # "leaving" (it said so), "bye" (it said so over its connection), "expired"
+    # (silent too long), "lost" (its connection dropped and no beacon came within
+    # the link grace) or "unconfirmed" (a LEAVING put it in doubt, see ``doubt``,
+    # and no sign of life followed)
     reason: str
 
 
@@ -315,7 +317,8 @@ class PeerTable:
         if not 0 < self.link_grace <= self.timeout:
             raise ValueError("link_grace must be positive and at most the expiry timeout")
         self._peers: dict[str, Peer] = {}
-        self._doubted: dict[str, float] = {}  # node id -> gone at, unless it beacons first
+        # node id -> (gone at, unless it shows life first; the PeerLeft reason then)
+        self._doubted: dict[str, tuple[float, str]] = {}
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -398,10 +401,24 @@ class PeerTable:
         Only the first drop counts until a beacon or ``on_link_up`` clears it,
         so a connection that keeps failing cannot postpone the verdict.
         """
+        return self.doubt(node_id, now, "lost")
+
+    def doubt(self, node_id: str, now: float, reason: str) -> bool:
+        """Gone unless it shows life (a beacon, ``on_link_up``) within ``link_grace``;
+        ``expire`` then reports it with ``reason``. False when it is not in the table.
+        The first doubt counts until cleared, so repeating one cannot postpone it."""
         if node_id not in self._peers:
             return False
-        self._doubted.setdefault(node_id, now + self.link_grace)
+        self._doubted.setdefault(node_id, (now + self.link_grace, reason))
         return True
+
+    def remove(self, node_id: str, reason: str) -> PeerLeft | None:
+        """Drop a peer now (e.g. it said goodbye over its connection); None when unknown."""
+        peer = self._peers.get(node_id)
+        if peer is None:
+            return None
+        self._drop(node_id)
+        return PeerLeft(peer, reason)
 
     def on_link_up(self, node_id: str) -> None:
         """Our connection to this peer is (back) up: forget a drop reported before."""
@@ -414,8 +431,8 @@ class PeerTable:
             doubted = self._doubted.get(peer.node_id)
             if now >= peer.last_seen + self.timeout:
                 gone.append(PeerLeft(peer, "expired"))
-            elif doubted is not None and now >= doubted:
-                gone.append(PeerLeft(peer, "lost"))
+            elif doubted is not None and now >= doubted[0]:
+                gone.append(PeerLeft(peer, doubted[1]))
         gone.sort(key=lambda left: (left.peer.last_seen, left.peer.node_id))
         for left in gone:
             self._drop(left.peer.node_id)
@@ -426,7 +443,7 @@ class PeerTable:
         if not self._peers:
             return None
         silent = min(p.last_seen for p in self._peers.values()) + self.timeout
-        return min([silent, *self._doubted.values()])
+        return min([silent, *(gone_at for gone_at, _ in self._doubted.values())])
 
     def _drop(self, node_id: str) -> None:
         del self._peers[node_id]

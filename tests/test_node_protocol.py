@@ -868,6 +868,7 @@ def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(l
     lan.perform(alice, alice.session.receive_beacon(leaving, bob.address, lan.now))
     lan.run(1.5 * INTERVAL)
     assert alice.session.who() == []
+    assert Notice("bob left") in alice.of(Notice)  # it said so; nothing said otherwise
 
 
 def test_a_beacon_moving_a_connected_peer_is_refused_until_its_link_drops(lan):

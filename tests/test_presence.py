@@ -422,3 +422,17 @@ def test_pure_modules_import_no_io(module):
             if (node.module, [alias.name for alias in node.names]) != ("zmq.utils", ["z85"]):
                 imported.add(node.module.split(".")[0])
     assert imported.isdisjoint({"zmq", "socket", "threading", "time", "select", "asyncio"})
+
+
+def test_a_doubt_keeps_its_reason_and_remove_drops_at_once():
+    table = PeerTable(OWN, 1.0)
+    table.on_beacon(announce(ALICE, "alice"), "10.0.0.1", 0.0)
+    table.on_beacon(announce(BOB, "bob"), "10.0.0.2", 0.0)
+    assert table.doubt(ALICE, 0.1, "unconfirmed")
+    assert table.doubt(ALICE, 1.0, "lost")  # the first doubt stands
+    assert not table.doubt("f" * 32, 0.1, "lost")
+    [left] = table.expire(0.1 + table.link_grace)
+    assert (left.peer.user, left.reason) == ("alice", "unconfirmed")
+    bye = table.remove(BOB, "bye")
+    assert bye is not None and (bye.peer.user, bye.reason) == ("bob", "bye")
+    assert table.remove(BOB, "bye") is None and len(table) == 0
