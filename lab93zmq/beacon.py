@@ -82,7 +82,9 @@ class BeaconSocket:
         self._listeners: dict[int, tuple[socket.socket, BeaconTarget]] = {}
         self._senders: list[tuple[socket.socket, BeaconTarget]] = []
         self._send_failing: set[str] = set()
-        self.limiter = limiter or RateLimiter(FLOOD_RATE, FLOOD_BURST, FLOOD_SOURCES)
+        if limiter is None:
+            limiter = RateLimiter(FLOOD_RATE, FLOOD_BURST, FLOOD_SOURCES)
+        self.limiter = limiter  # (an empty RateLimiter is falsy: it has a length)
         self._clock = clock
         self.rate_limited = 0  # datagrams dropped because their source sent too many
         try:

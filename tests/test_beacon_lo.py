@@ -13,8 +13,9 @@ import pytest
 import zmq
 from procs import free_udp_port
 
-from lab93zmq.beacon import RECV_SIZE, BeaconSocket, BeaconSocketError
+from lab93zmq.beacon import MAX_DRAIN, RECV_SIZE, BeaconSocket, BeaconSocketError
 from lab93zmq.interfaces import BeaconTarget
+from lab93zmq.limits import RateLimiter
 from lab93zmq.presence import (
     Beacon,
     BeaconError,
@@ -297,3 +298,21 @@ def test_a_flood_from_one_socket_is_cut_off_and_honest_beacons_still_get_through
         f"({rounds * per_round / elapsed:,.0f}/s); kept {len(flood_kept)}, "
         f"dropped {listener.rate_limited}; honest {got.count(honest)}/{rounds}"
     )
+
+
+def test_dropped_datagrams_do_not_use_up_a_receive_call(port):
+    """A receive call keeps at most MAX_DRAIN datagrams, but reads past the ones the rate
+    limit drops, so a flood is drained faster than it is kept. 200 datagrams fit the
+    kernel buffer, so all are queued before the first call."""
+    with BeaconSocket([LO], port, limiter=RateLimiter(rate=1, burst=10), clock=lambda: 0.0) \
+            as limited, BeaconSocket([LO], port, limiter=RateLimiter(rate=1, burst=1000)) \
+            as generous:
+        raw_broadcast(port, *[b"datagram %d" % n for n in range(200)])
+        [fd] = limited.filenos()
+        kept = limited.receive(fd)
+        assert [d for d, _ in kept] == [b"datagram %d" % n for n in range(10)]
+        assert limited.rate_limited == 190  # all read in one call, the rest dropped
+        assert limited.receive(fd) == []
+        [fd] = generous.filenos()
+        assert len(generous.receive(fd)) == MAX_DRAIN
+        assert generous.rate_limited == 0
