@@ -275,6 +275,9 @@ class BroadcastSession:
         self.started = now
         self._discovery_due: float | None = now + self.interval
         self.peers = PeerTable(self.node_id, self.interval, expiry_intervals)
+        # Broadcast nodes heard but not chatted with (secure vs plain, a key we do not
+        # trust): not peers, but /scan still lists them - it shows who is out there.
+        self.others = PeerTable(self.node_id, self.interval, expiry_intervals)
         self.beacons = BeaconSchedule(self.interval, now)
         self.beats = BeaconSchedule(self.interval, now)
         self.tracker = SequenceTracker(store.origin_marks())
@@ -461,12 +464,17 @@ class BroadcastSession:
         return sorted({link.peer.user for link in self._links.values()})
 
     def scan(self, now: float, wall: datetime) -> list[dict[str, Any]]:
-        """Every live instance in the table (nodes and repeaters), as ``--scan --json``.
+        """Every live instance heard (nodes and repeaters, also the broadcast nodes we
+        do not chat with), as ``--scan --json``.
 
-        This is the table as it stands (every instance beacons each interval);
+        These are the tables as they stand (every instance beacons each interval);
         no probe is sent. ``wall`` is the UTC time matching ``now``.
         """
-        return [peer_json(peer, now, wall) for peer in self.peers.live()]
+        self.others.expire(now)
+        heard = {peer.node_id: peer for peer in self.others.live()}
+        heard.update((peer.node_id, peer) for peer in self.peers.live())
+        listed = sorted(heard.values(), key=lambda p: (p.user, p.node_id))
+        return [peer_json(peer, now, wall) for peer in listed]
 
     # -- time ------------------------------------------------------------------
 
@@ -529,7 +537,10 @@ class BroadcastSession:
             beacon.node_id != self.node_id  # we hear our own broadcasts
         ):
             refused = self._refuse(beacon, address, now)
-            if refused is None and self.trust is not None:
+            if refused is not None:
+                self.others.on_beacon(beacon, address, now)
+                return refused
+            if self.trust is not None:
                 refused = self._doubt_beacon(beacon, now)
             if refused is not None:
                 return refused

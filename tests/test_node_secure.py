@@ -197,6 +197,12 @@ def test_a_plain_node_and_a_secure_one_both_say_why_and_nothing_crosses(room):
     assert alice.notices() == [to_alice] and bob.notices() == [to_bob]
     assert alice.incoming() == bob.incoming() == []
     assert not alice.connected_to(1) and not bob.connected_to(1)
+    # Not peers, but /scan shows who is out there; /who, whom one chats with.
+    [seen_by_bob] = bob.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+    assert (seen_by_bob["user"], "key" in seen_by_bob) == ("alice", True)
+    [seen_by_alice] = alice.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+    assert (seen_by_alice["user"], "key" in seen_by_alice) == ("bob", False)
+    assert bob.request(Kind.WHO, Kind.WHO_RESULT)["users"] == []
 
 
 def test_a_spoofed_from_is_dropped_and_relayed_unbound_origins_are_taken(room):
