@@ -63,8 +63,13 @@ class RateLimiter:
         self._buckets: OrderedDict[Hashable, _Bucket] = OrderedDict()
         self.refused_total = 0
 
-    def __len__(self) -> int:
-        """How many sources are tracked now."""
+    @property
+    def tracked(self) -> int:
+        """How many sources are tracked now.
+
+        A property, not ``__len__``: a limiter with no sources yet must not be
+        falsy, or ``limiter or RateLimiter(...)`` would quietly replace it.
+        """
         return len(self._buckets)
 
     def __contains__(self, source: object) -> bool:

@@ -78,7 +78,7 @@ def test_memory_is_capped_and_the_least_recently_seen_goes_first():
         assert limiter.allow(source, 0.0)
     limiter.check("a", 0.0)  # a is now the most recently seen
     assert limiter.allow("d", 0.0)  # a newcomer is never refused for lack of room
-    assert len(limiter) == 3
+    assert limiter.tracked == 3
     assert "b" not in limiter and {"a", "c", "d"} <= {s for s in "abcd" if s in limiter}
 
 
@@ -118,7 +118,7 @@ def test_each_source_gets_at_most_burst_plus_rate_times_elapsed(events, max_sour
         now += step
         first.setdefault(source, now)
         allowed[source] = allowed.get(source, 0) + limiter.allow(source, now)
-        assert len(limiter) <= max_sources
+        assert limiter.tracked <= max_sources
         if max_sources >= 6:  # room for all six: nobody is ever evicted
             assert allowed[source] <= burst + rate * (now - first[source]) + 1e-9
 
@@ -140,3 +140,7 @@ def test_one_source_gets_at_most_burst_plus_rate_times_elapsed(steps):
         allowed += limiter.allow("a", now)
     assert allowed <= burst + rate * now + 1e-9
     assert allowed >= min(len(steps), int(burst))  # the first burst always passes
+
+
+def test_a_limiter_with_no_sources_yet_is_still_true():
+    assert RateLimiter(rate=1, burst=1)
