@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import struct
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -82,7 +81,6 @@ LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | security.
 # What the ROUTER's and the PUB's monitors report: handshakes that failed.
 SERVER_EVENTS = security.HANDSHAKE_EVENTS & ~zmq.EVENT_HANDSHAKE_SUCCEEDED
 BYE_LINGER_MS = 200  # how long closing DEALERs may still deliver our BYE on a clean exit
-_MONITOR_HEAD = struct.Struct("=Hi")  # event number, value (native order, as libzmq writes)
 PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
 
@@ -362,15 +360,6 @@ def _drain_router(sock: zmq.Socket, secure: bool) -> tuple[list[list[bytes]], li
     return batch, senders
 
 
-def _monitor_event(frames: list[bytes]) -> tuple[int, int] | None:
-    """The event number and value of a socket monitor message (libzmq's: a 6-byte frame,
-    then the endpoint), or None. zmq.utils.monitor does the same but imports asyncio."""
-    if len(frames) != 2 or len(frames[0]) != _MONITOR_HEAD.size:
-        return None
-    event, value = _MONITOR_HEAD.unpack(frames[0])
-    return event, value
-
-
 class _Link:
     """The sockets of one connected peer."""
 
@@ -447,7 +436,7 @@ class _Io:
             node_id = self.monitor_owner.get(monitor)
             if node_id is None:  # its peer was disconnected by an earlier event
                 return
-            head = _monitor_event(frames)
+            head = security.monitor_event(frames)
             if head is None:
                 continue
             event, value = head
@@ -462,7 +451,7 @@ class _Io:
     def server_events(self, monitor: zmq.Socket, now: float) -> None:
         """What the ROUTER's or the PUB's monitor reported: a handshake that failed."""
         for frames in _drain(monitor):
-            head = _monitor_event(frames)
+            head = security.monitor_event(frames)
             if head is not None:
                 self._handshake_failed(None, head[0], head[1], "server", now)
 

@@ -309,7 +309,7 @@ def make_client(sock: zmq.Socket, keys: KeyPair, server_key: bytes) -> None:
     sock.curve_serverkey = z85.encode(server_key)
 
 
-_MONITOR_HEAD = struct.Struct("=HI")  # libzmq's monitor frame: event u16, value u32
+_MONITOR_HEAD = struct.Struct("=Hi")  # libzmq's monitor frame: event, value (native order)
 
 
 def monitor_event(frames: list[bytes]) -> tuple[int, int] | None:
