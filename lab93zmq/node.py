@@ -49,13 +49,12 @@ from typing import Any
 
 import zmq
 
-from . import security
+from . import security, sockets
 from .actor import Actor, Kind, PipeMessage, Post, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .errors import ConfigError, Lab93Error, ProtocolError
 from .interfaces import resolve
-from .message import MAX_WIRE_BYTES
 from .node_protocol import (
     BroadcastSession,
     Connect,
@@ -68,12 +67,11 @@ from .node_protocol import (
     Trust,
 )
 from .store import Inbox, utc_now
-from .wire import MAX_HEADER_BYTES
+from .wire import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
 PEER_SNDHWM = 100  # commands queued for one peer (a BATCH is <= 1 MiB) before drops
-MAX_FRAME_BYTES = max(MAX_WIRE_BYTES, MAX_HEADER_BYTES) + 1024  # larger frames cut the link
 DRAIN = 100  # messages read from one socket per loop turn, so none starves the others
 DRAIN_FRAMES = 1_000  # and at most about this many frames (a MSG or BATCH carries up to 200)
 # What a DEALER's monitor reports: the connection dropped / a handshake completed or failed.
@@ -121,7 +119,7 @@ class BroadcastNode(Actor):
         targets = resolve(config.interfaces)  # InterfaceError before anything is opened
         where = ", ".join(t.name for t in targets)
         inbox = Inbox(config.db_path)
-        sockets: list[zmq.Socket] = []
+        owned: list[zmq.Socket] = []
         beacons: BeaconSocket | None = None
         # A ZAP handler serves a whole context: a secure node gets one of its own.
         net = zmq.Context() if secure is not None else ctx
@@ -137,15 +135,15 @@ class BroadcastNode(Actor):
                 auth.start()  # before anything binds: no connection is ever unauthenticated
                 trust = Trust(secure.keys.public_raw, authorized.name_of,
                               str(secure.authorized_keys))
-            router = self._socket(net, zmq.ROUTER, sockets, secure)
+            router = self._socket(net, zmq.ROUTER, owned, secure)
             self.router_port = self._bind_router(router)
-            pub = self._socket(net, zmq.PUB, sockets, secure)
+            pub = self._socket(net, zmq.PUB, owned, secure)
             pub.setsockopt(zmq.SNDHWM, 10_000)
-            self.pub_port = _bind(pub, config.address, 0)
+            self.pub_port = sockets.bind(pub, config.address, 0)
             for sock in (router, pub):
                 monitor = sock.get_monitor_socket(SERVER_EVENTS)
                 monitor.linger = 0
-                sockets.insert(0, monitor)  # closed before the socket it watches
+                owned.insert(0, monitor)  # closed before the socket it watches
                 servers[monitor] = sock
             beacons = BeaconSocket(targets, config.beacon_port)
             now = self._monotonic()
@@ -195,7 +193,7 @@ class BroadcastNode(Actor):
                     sock.disable_monitor()
                 except zmq.ZMQError:
                     pass
-            for sock in sockets:
+            for sock in owned:
                 sock.close()
             inbox.close()
             if auth is not None:
@@ -296,25 +294,14 @@ class BroadcastNode(Actor):
         port = self.config.port
         if port:
             try:
-                return _bind(router, self.config.address, port)
+                return sockets.bind(router, self.config.address, port)
             except ConfigError as error:
                 if not isinstance(error.__cause__, zmq.ZMQError) or (
                     error.__cause__.errno != errno.EADDRINUSE
                 ):
                     raise
                 log.info("port %d is taken; the ROUTER binds an ephemeral port", port)
-        return _bind(router, self.config.address, 0)
-
-
-def _bind(sock: zmq.Socket, address: str | None, port: int) -> int:
-    """Bind ``tcp://address:port`` (0: ephemeral) and return the real port."""
-    where = f"tcp://{address or '0.0.0.0'}:{port or '*'}"
-    try:
-        sock.bind(where)
-    except zmq.ZMQError as error:
-        raise ConfigError(f"Cannot listen on {where[6:]}: {error.strerror}.") from error
-    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
-    return int(endpoint.rsplit(":", 1)[1])
+        return sockets.bind(router, self.config.address, 0)
 
 
 def _drain(sock: zmq.Socket, limit: int = DRAIN) -> list[list[bytes]]:
@@ -490,8 +477,8 @@ class _Io:
         try:
             monitor = dealer.get_monitor_socket(LINK_EVENTS)
             monitor.linger = 0
-            sub.connect(f"tcp://{peer.address}:{peer.pub_port}")
-            dealer.connect(f"tcp://{peer.address}:{peer.router_port}")
+            sockets.connect(sub, sockets.tcp(peer.address, peer.pub_port))
+            sockets.connect(dealer, sockets.tcp(peer.address, peer.router_port))
         except zmq.ZMQError as error:
             log.warning("cannot connect to %s at %s: %s", peer.user, peer.address, error)
             _Link(sub, dealer, monitor).close()

@@ -64,6 +64,7 @@ from .repeater_protocol import (
     Subscribe,
     ToServer,
 )
+from .sockets import bind, connect, tcp
 from .store import Inbox
 from .wire import MAX_FRAME_BYTES
 
@@ -88,14 +89,9 @@ GOODBYE_MS = 200  # how long a clean stop waits for its BYE to leave
 NOTICE_GAP = 10.0  # seconds before the same handshake problem is told to the user again
 
 
-def _tcp(address: str, port: int | str) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"tcp://{host}:{port}"
-
-
 def _where(address: str, port: int | str) -> str:
     """``host:port`` (IPv6 in brackets): how known_servers and messages name a server."""
-    return _tcp(address, port).removeprefix("tcp://")
+    return tcp(address, port).removeprefix("tcp://")
 
 
 def _addresses(host: str, port: int) -> frozenset[str]:
@@ -105,10 +101,6 @@ def _addresses(host: str, port: int) -> frozenset[str]:
     except OSError:
         return frozenset({host})
     return frozenset({host, *(info[4][0] for info in infos)})
-
-
-def _port(endpoint: str) -> int:
-    return int(endpoint.rpartition(":")[2])
 
 
 def _timeout_ms(deadlines: list[float | None], now: float, cap: float = 1.0) -> int:
@@ -448,24 +440,14 @@ class RepeaterServer(Actor):
             for sock in (router, pub):
                 security.make_server(sock, self.config.secure.keys)
         try:
-            where = _tcp(address, self.config.port or "*")
-            try:
-                router.bind(where)
-            except zmq.ZMQError as exc:
-                raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
-            where = _tcp(address, "*")
-            try:
-                pub.bind(where)
-            except zmq.ZMQError as exc:
-                raise ConfigError(f"cannot open the room feed on {where}: {exc.strerror}") from None
+            self.router_port = bind(router, address, self.config.port)
+            self.pub_port = bind(pub, address, 0, "open the room feed")
         except BaseException:
             router.close(linger=0)
             pub.close(linger=0)
             raise
         self.router_endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.pub_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.router_port = _port(self.router_endpoint)
-        self.pub_port = _port(self.pub_endpoint)
         return router, pub
 
     def _serve(
@@ -649,7 +631,7 @@ class RepeaterClient(Actor):
                 detail=f"repeater client for {self.config.user}",
             )
             if address is not None and not learn_key:
-                endpoint = _tcp(address, self.config.port)
+                endpoint = tcp(address, self.config.port)
                 self._write(ctx, pipe, core.use_server(endpoint, now), now)
             else:
                 if learn_key:
@@ -821,7 +803,7 @@ class RepeaterClient(Actor):
         return first_use
 
     def _use(self, ctx, pipe, core: ClientCore, peer, now) -> None:
-        endpoint = _tcp(peer.address, peer.router_port)
+        endpoint = tcp(peer.address, peer.router_port)
         if self._secure is not None:
             where = _where(peer.address, peer.router_port)
             if peer.key not in self._known.keys():
@@ -900,9 +882,7 @@ class RepeaterClient(Actor):
                     self._dealer, secure=self._secure is not None, side="client", where="client"
                 )
                 self._poller.register(self._reports.monitor, zmq.POLLIN)
-                if out.endpoint.startswith("tcp://["):
-                    self._dealer.ipv6 = True
-                self._dealer.connect(out.endpoint)
+                connect(self._dealer, out.endpoint)
                 self._poller.register(self._dealer, zmq.POLLIN)
                 self.endpoint = out.endpoint
             elif isinstance(out, Subscribe):
@@ -911,11 +891,9 @@ class RepeaterClient(Actor):
                         self._sub.disconnect(self._sub_endpoint)
                     except zmq.ZMQError:
                         pass
-                if out.endpoint.startswith("tcp://["):
-                    self._sub.ipv6 = True
                 if self._secure is not None:
                     security.make_client(self._sub, self._secure.keys, self._server_key)
-                self._sub.connect(out.endpoint)
+                connect(self._sub, out.endpoint)
                 self._sub_endpoint = out.endpoint
             else:
                 events.append(out)
