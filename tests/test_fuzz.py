@@ -52,9 +52,9 @@ T0 = datetime(2026, 11, 24, 20, 0, 0, tzinfo=timezone.utc)
 INT64 = 2**63 - 1  # SQLite's largest integer: what the inbox can store
 
 # Bounded runs: the whole file must stay well under 30 s.
-FAST = settings(max_examples=400, deadline=None)
+FAST = settings(max_examples=300, deadline=None)
 CORE = settings(
-    max_examples=120,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
