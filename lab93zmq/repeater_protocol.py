@@ -58,7 +58,7 @@ from .events import Accepted, Event, Incoming, Notice, Rejected, Status, Users
 from .limits import RateLimiter
 from .message import MAX_WIRE_BYTES, Message, check_name, check_node_id
 from .store import Inbox
-from .wire import MAGIC, PROTOCOL_VERSION, Command, decode, header_int
+from .wire import MAGIC, MAX_HEADER_INT, PROTOCOL_VERSION, Command, decode, header_int
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ POST_LIMIT = 100  # messages in one POST
 POST_BYTES = 1024 * 1024  # and at most this many bytes
 WINDOW = 1000  # posts a client has in flight (sent, not acknowledged)
 MAX_BUFFER = 20_000  # out-of-order messages a client holds before it drops them and fetches
+MAX_SERVER_INTERVAL = 86_400.0  # seconds: the longest heartbeat or timeout a WELCOME may set
 # A session may send this many bad commands in a burst, then BAD_RATE a second;
 # past that it is cut off: its session dropped, its frames ignored (no ERROR
 # replies either: answering garbage would amplify it) for CUT_OFF seconds.
@@ -199,8 +200,9 @@ def _listed(header: dict, width: int = 2) -> list[list]:
 
 def _seq_pair(item: list) -> tuple[int, int]:
     seq, prev = item
-    if type(seq) is not int or type(prev) is not int or not 0 <= prev < seq:
-        raise ProtocolError("an item must be [seq, prev] with 0 <= prev < seq")
+    if type(seq) is not int or type(prev) is not int or not 0 <= prev < seq <= MAX_HEADER_INT:
+        # The bound is the inbox's: a bigger number could not be stored.
+        raise ProtocolError("an item must be [seq, prev] with 0 <= prev < seq < 2**63")
     return seq, prev
 
 
@@ -822,7 +824,7 @@ class ClientCore:
 
     def _on_welcome(self, cmd: Command, now: float) -> list[Output | Event]:
         server = check_node_id(cmd.header.get("server"), "server")
-        pub_port = header_int(cmd.header, "pub_port", 1)
+        pub_port = header_int(cmd.header, "pub_port", 1, 65_535)
         out: list[Output | Event] = []
         if self.phase is Phase.READY:  # a second WELCOME: start over cleanly
             out += self._drop_connection()
@@ -853,11 +855,13 @@ class ClientCore:
         if behind:
             out.append(Notice("the repeater has lost messages this inbox holds"))
         # Heartbeats: ping well within the server's timeout; allow it three beats.
+        # A server's word is taken within reason: a day at most (beyond a float, the
+        # arithmetic on it would raise).
         beat, timeout = cmd.header.get("heartbeat"), cmd.header.get("timeout")
         self._beat, self._dead = self.heartbeat, self.dead_after
-        if isinstance(timeout, (int, float)) and timeout > 0:
+        if isinstance(timeout, (int, float)) and 0 < timeout <= MAX_SERVER_INTERVAL:
             self._beat = min(self._beat, timeout / 3)
-        if isinstance(beat, (int, float)) and beat > 0:
+        if isinstance(beat, (int, float)) and 0 < beat <= MAX_SERVER_INTERVAL:
             self._dead = max(self._dead, 3 * beat)
         pub = f"tcp://{host_of(self.endpoint)}:{pub_port}"
         if pub != self.pub_endpoint:
@@ -905,7 +909,7 @@ class ClientCore:
 
     def _on_ack(self, cmd: Command, now: float) -> list[Output | Event]:
         for mid, seq in _listed(cmd.header):
-            if isinstance(mid, str) and type(seq) is int and seq > 0:
+            if isinstance(mid, str) and type(seq) is int and 0 < seq <= MAX_HEADER_INT:
                 self._acked.append((mid, seq))
                 self._inflight.pop(mid, None)
         return []

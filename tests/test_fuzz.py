@@ -772,7 +772,7 @@ def _valid(payload: bytes) -> bool:
     return True
 
 
-# -- what fuzzing found in files this change does not own (xfail until fixed there) ------
+# -- what fuzzing found in the repeater client core (fixed) -----------------------------
 
 
 def ready_client(box: Inbox, **welcome: object) -> ClientCore:
@@ -785,9 +785,6 @@ def ready_client(box: Inbox, **welcome: object) -> ClientCore:
     return core
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="repeater_protocol.ClientCore._on_welcome: heartbeat/timeout beyond a "
-                          "float (e.g. 10**400) raise OverflowError in the client core")
 @pytest.mark.parametrize("field", ["heartbeat", "timeout"])
 def test_client_survives_a_welcome_with_a_huge_heartbeat(field):
     with inbox("client") as box:
@@ -796,10 +793,6 @@ def test_client_survives_a_welcome_with_a_huge_heartbeat(field):
         assert core.connected and core.next_deadline() is not None
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="repeater_protocol: a [seq, prev] item (ROOM, DELIVER, BATCH) or an "
-                          "ACK seq above 2**63-1 passes _seq_pair/_on_ack and the inbox raises "
-                          "OverflowError at ClientCore.flush")
 @pytest.mark.parametrize("name", ["ACK", "DELIVER", "ROOM"])
 def test_client_survives_sequence_numbers_beyond_the_inbox(name):
     with inbox("client") as box:
@@ -820,10 +813,6 @@ def test_client_survives_sequence_numbers_beyond_the_inbox(name):
         assert core.connected
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="repeater_protocol.ClientCore._on_welcome: pub_port is checked >= 1 "
-                          "but not <= 65535, so the shell is asked to connect its SUB to "
-                          "tcp://HOST:1000000 (repeater.py calls zmq connect, which raises)")
 def test_client_never_subscribes_to_a_port_that_cannot_exist():
     with inbox("client") as box:
         core = ClientCore(box, "honest", 0.0)
