@@ -461,8 +461,17 @@ class _Io:
     def _connect(self, connect: Connect) -> None:
         peer = connect.peer
         self._disconnect(peer.node_id)
-        sub = self.ctx.socket(zmq.SUB)
-        dealer = self.ctx.socket(zmq.DEALER)
+        try:
+            sub = self.ctx.socket(zmq.SUB)
+        except zmq.ZMQError as error:  # e.g. out of sockets: this peer goes unlinked
+            log.warning("cannot open a socket for %s at %s: %s", peer.user, peer.address, error)
+            return
+        try:
+            dealer = self.ctx.socket(zmq.DEALER)
+        except zmq.ZMQError as error:
+            sub.close(linger=0)
+            log.warning("cannot open a socket for %s at %s: %s", peer.user, peer.address, error)
+            return
         for sock in (sub, dealer):
             sock.linger = 0
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)

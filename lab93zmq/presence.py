@@ -38,6 +38,7 @@ from typing import Any
 from zmq.utils import z85
 
 from .errors import MessageError, ProtocolError
+from .limits import RateLimiter
 from .message import MAX_NAME_CHARS, check_name
 
 MAGIC = b"L93B"
@@ -278,6 +279,13 @@ def wants_answer(events: Iterable[PresenceEvent]) -> bool:
 
 # After our connection to a peer drops, how long (in intervals) a beacon from it may take.
 LINK_GRACE_INTERVALS = 1.5
+# Every live peer costs its owner sockets (a broadcast node opens three per peer), so
+# a table takes at most MAX_PEERS, and one address may introduce NEWCOMER_BURST new
+# node ids at once, then one per NEWCOMER_INTERVALS intervals: a host runs a few
+# nodes, not hundreds, and forged beacons with fresh ids cannot fill the table.
+MAX_PEERS = 256
+NEWCOMER_BURST = 8
+NEWCOMER_INTERVALS = 1.0
 
 
 class PeerTable:
@@ -301,6 +309,7 @@ class PeerTable:
         interval: float,
         expiry_intervals: int = 5,
         link_grace: float | None = None,
+        max_peers: int = MAX_PEERS,
     ) -> None:
         if not is_node_id(own_id):
             raise ValueError("own_id must be 32 lowercase hex digits")
@@ -317,6 +326,9 @@ class PeerTable:
         if not 0 < self.link_grace <= self.timeout:
             raise ValueError("link_grace must be positive and at most the expiry timeout")
         self._peers: dict[str, Peer] = {}
+        self.max_peers = max_peers
+        self._newcomers = RateLimiter(1.0 / (NEWCOMER_INTERVALS * self.interval), NEWCOMER_BURST)
+        self.refused = 0  # newcomers turned away (the table was full, or their address busy)
         # node id -> (gone at, unless it shows life first; the PeerLeft reason then)
         self._doubted: dict[str, tuple[float, str]] = {}
 
@@ -348,8 +360,17 @@ class PeerTable:
                 return []
             self._drop(beacon.node_id)
             return [PeerLeft(known, "leaving")]
+        if known is None and not self._welcome(address, now):
+            return []
         self._doubted.pop(beacon.node_id, None)  # it beacons: alive, whatever its links do
         return self._announce(beacon, address, now, known)
+
+    def _welcome(self, address: str, now: float) -> bool:
+        """May a node id never seen before join from ``address``? (see MAX_PEERS)"""
+        if len(self._peers) >= self.max_peers or not self._newcomers.allow(address, now):
+            self.refused += 1
+            return False
+        return True
 
     def _announce(
         self, beacon: Beacon, address: str, now: float, known: Peer | None

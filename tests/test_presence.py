@@ -436,3 +436,21 @@ def test_a_doubt_keeps_its_reason_and_remove_drops_at_once():
     bye = table.remove(BOB, "bye")
     assert bye is not None and (bye.peer.user, bye.reason) == ("bob", "bye")
     assert table.remove(BOB, "bye") is None and len(table) == 0
+
+
+def test_newcomers_are_limited_per_address_and_the_table_is_capped():
+    from lab93zmq.presence import NEWCOMER_BURST
+
+    table = PeerTable(OWN, 1.0, max_peers=20)
+    ids = [f"{n:032x}" for n in range(1, 40)]
+    joined = [table.on_beacon(announce(node, "mallory"), "10.0.0.66", 0.0) for node in ids]
+    assert sum(1 for events in joined if events) == NEWCOMER_BURST
+    assert table.on_beacon(announce(ALICE), "10.0.0.1", 0.0)  # another address is welcome
+    # One more per interval from the busy address; known ids keep beaconing freely.
+    assert table.on_beacon(announce(ids[30], "mallory"), "10.0.0.66", 1.0)
+    assert not table.on_beacon(announce(ids[31], "mallory"), "10.0.0.66", 1.0)
+    assert table.on_beacon(announce(ids[0], "mallory", router=6000), "10.0.0.66", 1.0)
+    for n in range(2, 30):  # a full table turns every newcomer away
+        table.on_beacon(announce(f"{1000 + n:032x}", "x"), f"10.0.1.{n}", 1.0)
+    assert len(table) == 20 and table.refused > 0
+    assert not table.on_beacon(announce(BOB), "10.0.0.2", 1.0)
