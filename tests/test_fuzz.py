@@ -829,6 +829,7 @@ def test_fuzzing_the_cores_is_not_vacuous():
         near_valid_frames(),
         lambda f: (c := check_command(f)) is not None and len(c.payloads) > 1
         and all(_valid(p) for p in c.payloads),
-        settings=settings(max_examples=2000, database=None),
+        # Derandomized: a fixed search that finds one, so CI never depends on luck.
+        settings=settings(max_examples=2000, database=None, derandomize=True),
     )
     assert len(frames) > 4
