@@ -76,8 +76,9 @@ DRAIN = 100  # messages read from one socket per loop turn, so none starves the 
 DRAIN_FRAMES = 1_000  # and at most about this many frames (a MSG or BATCH carries up to 200)
 # What a DEALER's monitor reports: the connection dropped / a handshake completed or failed.
 LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | security.HANDSHAKE_EVENTS
-# What the ROUTER's and the PUB's monitors report: handshakes that failed.
-SERVER_EVENTS = security.HANDSHAKE_EVENTS & ~zmq.EVENT_HANDSHAKE_SUCCEEDED
+# What the ROUTER's and the PUB's monitors report: how handshakes ended (a success
+# tells the HandshakeWatch that failures without detail are no longer in a row).
+SERVER_EVENTS = security.HANDSHAKE_EVENTS
 BYE_LINGER_MS = 200  # how long closing DEALERs may still deliver our BYE on a clean exit
 PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
@@ -383,6 +384,8 @@ class _Io:
         self.ctx = ctx
         self.secure = secure
         self.server_monitors: dict[zmq.Socket, zmq.Socket] = {}
+        # Per peer (None: our ROUTER and PUB): handshakes failed without detail in a row.
+        self.watches: dict[str | None, security.HandshakeWatch] = {}
         self.pipe = pipe
         self.pub = pub
         self.beacons = beacons
@@ -431,12 +434,13 @@ class _Io:
                 log.debug("the connection to %s dropped", node_id[:8])
                 self.perform(self.session.on_link_down(node_id, now))
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshake_failed(node_id, event, value, "client", now)  # resets its count
                 self.perform(self.session.on_link_up(node_id, now))
             else:
                 self._handshake_failed(node_id, event, value, "client", now)
 
     def server_events(self, monitor: zmq.Socket, now: float) -> None:
-        """What the ROUTER's or the PUB's monitor reported: a handshake that failed."""
+        """What the ROUTER's or the PUB's monitor reported: how a handshake ended."""
         for frames in _drain(monitor):
             head = security.monitor_event(frames)
             if head is not None:
@@ -445,9 +449,12 @@ class _Io:
     def _handshake_failed(
         self, node_id: str | None, event: int, value: int, side: str, now: float
     ) -> None:
-        problem = security.handshake_problem(
-            event, value, we_are_secure=self.secure is not None, side=side
-        )
+        watch = self.watches.get(node_id)
+        if watch is None:
+            watch = self.watches[node_id] = security.HandshakeWatch(
+                we_are_secure=self.secure is not None, side=side
+            )
+        problem = watch.feed(event, value)
         if problem is not None:
             self.perform(self.session.on_handshake_failed(node_id, problem, now))
 
@@ -500,6 +507,7 @@ class _Io:
         log.info("connected to %s (%s) at %s", peer.user, peer.node_id[:8], peer.address)
 
     def _disconnect(self, node_id: str) -> None:
+        self.watches.pop(node_id, None)
         link = self.peers.pop(node_id, None)
         if link is None:
             return

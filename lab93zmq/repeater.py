@@ -137,8 +137,7 @@ class _HandshakeReports:
     def __init__(self, sock: zmq.Socket, *, secure: bool, side: str, where: str) -> None:
         self.monitor = sock.get_monitor_socket(security.HANDSHAKE_EVENTS)
         self.monitor.linger = 0
-        self.secure = secure
-        self.side = side
+        self.watch = security.HandshakeWatch(we_are_secure=secure, side=side)
         self.where = where
         self._said: dict[str, float] = {}  # sentence -> when it last went to the user
 
@@ -152,7 +151,7 @@ class _HandshakeReports:
                 break
             if event is None:
                 continue
-            problem = security.handshake_problem(*event, we_are_secure=self.secure, side=self.side)
+            problem = self.watch.feed(*event)
             if problem is not None:
                 log.warning("%s: %s", self.where, problem)
                 problems.append(problem)

@@ -382,3 +382,34 @@ def handshake_problem(event: int, value: int, *, we_are_secure: bool, side: str)
             " (this node runs without --secure)"
         )
     return None
+
+
+# A handshake that fails without detail happens once when the other side stops or
+# restarts mid-handshake; a real mismatch repeats at every reconnect (ZeroMQ
+# retries within 100 ms). Only this many in a row, with no success between, count.
+NO_DETAIL_REPEATS = 3
+
+
+class HandshakeWatch:
+    """One socket monitor's handshake events -> the problems worth reporting. Pure.
+
+    A mismatch of mechanisms, a cryptographic error or a refused key is
+    reported at once; a failure without detail only on its NO_DETAIL_REPEATS-th
+    time in a row, so a peer that restarts is not taken for a mismatch.
+    """
+
+    def __init__(self, *, we_are_secure: bool, side: str) -> None:
+        self.we_are_secure = we_are_secure
+        self.side = side
+        self.undetailed = 0  # failures without detail since the last success
+
+    def feed(self, event: int, value: int) -> str | None:
+        """The sentence for this event when it is worth reporting, else None."""
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.undetailed = 0
+            return None
+        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            self.undetailed += 1
+            if self.undetailed < NO_DETAIL_REPEATS:
+                return None
+        return handshake_problem(event, value, we_are_secure=self.we_are_secure, side=self.side)

@@ -272,3 +272,16 @@ def test_a_plain_node_does_not_load_what_only_secure_mode_needs():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_failure_without_detail_counts_only_when_it_repeats():
+    watch = security.HandshakeWatch(we_are_secure=False, side="client")
+    no_detail = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    # A server stopping mid-handshake: one failure, then it is back.
+    assert watch.feed(no_detail, 0) is None
+    assert watch.feed(zmq.EVENT_HANDSHAKE_SUCCEEDED, 0) is None
+    assert watch.feed(no_detail, 0) is None and watch.feed(no_detail, 0) is None
+    assert "--secure too" in watch.feed(no_detail, 0)  # the third in a row: a mismatch
+    # A definite refusal needs no repeat.
+    fresh = security.HandshakeWatch(we_are_secure=True, side="client")
+    assert "does not know our key" in fresh.feed(zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400)
