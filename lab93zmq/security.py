@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
-import zmq.auth
 from zmq.utils import z85
 
 from .errors import MessageError, SecurityError
@@ -120,6 +119,8 @@ def generate_keypair(directory: Path, user: str, force: bool = False) -> KeyPair
     _make_private_dir(directory)
     old_umask = os.umask(0o077)
     try:
+        import zmq.auth  # only --keygen and secure nodes need it
+
         zmq.auth.create_certificates(directory, KEY_BASENAME, metadata={"user": user})
     except OSError as error:
         raise SecurityError(f"cannot write the key pair in {directory}: {error}") from None
@@ -153,6 +154,8 @@ def load_keypair(directory: Path) -> KeyPair:
         raise SecurityError(
             f"{secret_path} is readable by others (mode {mode:o}); run: chmod 600 {secret_path}"
         )
+    import zmq.auth  # only secure nodes need it
+
     try:
         public, secret = zmq.auth.load_certificate(secret_path)
     except (OSError, ValueError) as error:
@@ -210,6 +213,8 @@ class AuthorizedKeys:
             self._names = self._load() if stamp is not None else {}
 
     def _load(self) -> dict[bytes, str]:
+        import zmq.auth  # only secure nodes need it
+
         names: dict[bytes, str] = {}
         ambiguous: set[bytes] = set()
         for path in sorted(self.directory.glob("*.key")):
