@@ -602,7 +602,7 @@ class BroadcastSession:
         if not self._notices.allow(address, now):
             log.info("%s (no notice: too many from %s)", text, address)
             return []
-        log.warning("%s", text)
+        log.info("%s", text)  # the user hears it as a notice; the log need not repeat it
         return [Notice(text)]
 
     def _doubt_beacon(self, beacon: Beacon, now: float) -> list[Output] | None:
@@ -751,7 +751,7 @@ class BroadcastSession:
             text = f"{link.peer.user}'s node at {link.peer.address}: {problem}"
         else:
             text = problem
-        log.warning("%s", text)
+        log.info("%s", text)  # the user hears it as a notice
         return [Notice(text)]
 
     # -- frames --------------------------------------------------------------------
@@ -938,7 +938,7 @@ class BroadcastSession:
         ]
         name = links[0].peer.user if links else (who if kind == "key" else "a connection")
         text = (f"{name} sent too many bad messages; ignored for {self.penalty:g} s")
-        log.warning("%s (%s)", text, source)
+        log.info("%s (%s)", text, source)  # the user hears it as a notice
         outputs: list[Output] = []
         for link in links:
             outputs += self._left(link.peer, None)

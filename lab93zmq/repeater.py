@@ -153,7 +153,7 @@ class _HandshakeReports:
                 continue
             problem = self.watch.feed(*event)
             if problem is not None:
-                log.warning("%s: %s", self.where, problem)
+                log.info("%s: %s", self.where, problem)  # told as a notice or an error
                 problems.append(problem)
         return problems
 

@@ -155,3 +155,32 @@ def test_secure_without_a_key_pair_says_how_to_make_one(lab):
         f"lab93-node: no key pair in {lab.config('alice') / 'lab93'};"
         " make one with: lab93-node --keygen"
     ]
+
+
+def test_two_secure_broadcast_nodes_chat_and_an_untrusted_one_is_named(lab):
+    for person in ("alice", "bob", "carol"):
+        lab.keygen(person)
+    # alice and bob trust each other; nobody trusts carol.
+    for me, friend in (("alice", "bob"), ("bob", "alice")):
+        authorized = lab.config(me) / "lab93" / "authorized_keys"
+        authorized.mkdir()
+        shutil.copy(lab.config(friend) / "lab93" / "id.key", authorized / f"{friend}.key")
+    common = ["-b", "--secure", "-i", "lo", "-a", "127.0.0.1", "-p", "0",
+              "--beacon-port", str(lab.beacon)]  # fmt: skip
+    listener = lab.run("bob", *common, "--listen", "--json")
+    listener.wait_err("secure (key ")
+    intruder = lab.run("carol", *common, "--listen")
+    intruder.wait_err("secure (key ")
+    sender = lab.run("alice", *common, "--send", "for bob's eyes", "--timeout", "15")
+    assert sender.finish() == 0, sender.err
+    listener.wait_for(lambda p: len(p.out) >= 1, "the message")
+    line = json.loads(listener.out[0])
+    assert (line["from"], line["content"]) == ("alice", "for bob's eyes")
+    listener.wait_err("carol's node at 127.0.0.1 has a key not in")
+    intruder.wait_err("alice's node at 127.0.0.1 has a key not in")  # she trusts no one
+    assert intruder.out == []
+    # Each sentence once: a notice, not a notice and a log line saying the same.
+    said = [line for line in listener.err if "carol's node" in line]
+    assert len(said) == 1, said
+    for node in (listener, intruder):
+        node.signal()
