@@ -32,6 +32,15 @@ def isolated_data_home(tmp_path, monkeypatch):
     return tmp_path / "xdg"
 
 
+@pytest.fixture
+def nodes():
+    """The actors a test starts (anything with ``stop()``), stopped last first afterwards."""
+    started: list = []
+    yield started
+    for node in reversed(started):
+        node.stop()
+
+
 def make_message(
     seq: int = 1,
     content: str | None = None,

@@ -99,14 +99,6 @@ def _mallory(message: dict) -> bool:
     return message["from"] == "mallory" or message["content"].startswith("mallory")
 
 
-@pytest.fixture
-def actors():
-    started: list[Live] = []
-    yield started
-    for live in reversed(started):
-        live.stop()
-
-
 def wait_for(nodes: list[Live], done: Callable[[], bool], what: str, timeout: float = WAIT):
     """Pump every actor's events until ``done()``; return the seconds it took."""
     start = time.monotonic()
@@ -260,7 +252,7 @@ class Flooder:
 
 
 def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_once(
-    actors, tmp_path
+    nodes, tmp_path
 ):
     beacon_port = free_udp_port()
     server = Live(RepeaterServer(
@@ -268,14 +260,14 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
                    interfaces=("lo",), beacon_port=beacon_port, beacon_interval=0.5),
         heartbeat=0.2,
     ))
-    actors.append(server)
+    nodes.append(server)
     port = server.actor.router_port
 
     def client(user: str) -> Live:
         config = NodeConfig(user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1",
                             port=port, beacon=False)
         live = Live(RepeaterClient(config, heartbeat=0.2, dead_after=0.8))
-        actors.append(live)
+        nodes.append(live)
         return live
 
     alice, bob = client("alice"), client("bob")
@@ -335,7 +327,7 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
 
 
 def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_once(
-    actors, tmp_path
+    nodes, tmp_path
 ):
     beacon_port = free_udp_port()
 
@@ -344,7 +336,7 @@ def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_onc
                             port=0, interfaces=("lo",), beacon_port=beacon_port,
                             beacon_interval=0.2)
         live = Live(BroadcastNode(config))
-        actors.append(live)
+        nodes.append(live)
         return live
 
     alice, bob = node("alice"), node("bob")
@@ -396,7 +388,7 @@ def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_onc
     )
 
 
-def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_node(actors, tmp_path):
+def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_node(nodes, tmp_path):
     beacon_port = free_udp_port()
 
     def node(user: str) -> Live:
@@ -404,7 +396,7 @@ def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_node(actors, tmp_pa
                             port=0, interfaces=("lo",), beacon_port=beacon_port,
                             beacon_interval=0.2)
         live = Live(BroadcastNode(config))
-        actors.append(live)
+        nodes.append(live)
         return live
 
     alice, bob = node("alice"), node("bob")

@@ -100,14 +100,6 @@ class Node:
         self.handle.stop(on_event=self.events.append)
 
 
-@pytest.fixture
-def nodes():
-    started: list[Node] = []
-    yield started
-    for node in reversed(started):
-        node.stop()
-
-
 def start_server(nodes, tmp_path, port: int = 0, db: str = "server.db", **options) -> Node:
     config = NodeConfig(
         user="server", db_path=tmp_path / db, address="127.0.0.1", port=port, beacon=False
@@ -372,14 +364,19 @@ def test_twenty_clients_at_once(nodes, tmp_path):
         )
 
 
+def _raw_dealer() -> zmq.Socket:
+    """A bare DEALER that speaks whatever a test sends, not the client protocol."""
+    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw.linger = 0
+    return raw
+
+
 def test_garbage_frames_do_not_stop_service(nodes, tmp_path):
     server = start_server(nodes, tmp_path)
     port = server.actor.router_port
     alice = connected(start_client(nodes, tmp_path, "alice", port))
     bob = connected(start_client(nodes, tmp_path, "bob", port))
-    ctx = zmq.Context.instance()
-    raw = ctx.socket(zmq.DEALER)
-    raw.linger = 0
+    raw = _raw_dealer()
     raw.connect(f"tcp://127.0.0.1:{port}")
     try:
         garbage = [
@@ -422,9 +419,7 @@ def test_a_frame_over_the_limit_cuts_its_sender_off_and_no_one_else(nodes, tmp_p
     port = server.actor.router_port
     alice = connected(start_client(nodes, tmp_path, "alice", port))
     bob = connected(start_client(nodes, tmp_path, "bob", port))
-    ctx = zmq.Context.instance()
-    raw = ctx.socket(zmq.DEALER)
-    raw.linger = 0
+    raw = _raw_dealer()
     monitor = raw.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
     raw.connect(f"tcp://127.0.0.1:{port}")
     try:

@@ -26,14 +26,6 @@ from lab93zmq.wire import Command, decode
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def nodes():
-    started: list[Node] = []
-    yield started
-    for node in reversed(started):
-        node.stop()
-
-
 class Keys:
     """A server key pair and people's key pairs; alice and bob are authorized."""
 
