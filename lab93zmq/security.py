@@ -389,9 +389,11 @@ def handshake_problem(event: int, value: int, *, we_are_secure: bool, side: str)
     return None
 
 
-# A handshake that fails without detail happens once when the other side stops or
-# restarts mid-handshake; a real mismatch repeats at every reconnect (ZeroMQ
-# retries within 100 ms). Only this many in a row, with no success between, count.
+# A handshake that fails without detail happens once when the server we connect to
+# stops or restarts mid-handshake; a real mismatch repeats at every reconnect
+# (ZeroMQ retries within 100 ms). For a client, only this many in a row, with no
+# success between, count. A server sees a mismatched client fail once and give
+# up, so it reports the first.
 NO_DETAIL_REPEATS = 3
 
 
@@ -399,13 +401,15 @@ class HandshakeWatch:
     """One socket monitor's handshake events -> the problems worth reporting. Pure.
 
     A mismatch of mechanisms, a cryptographic error or a refused key is
-    reported at once; a failure without detail only on its NO_DETAIL_REPEATS-th
-    time in a row, so a peer that restarts is not taken for a mismatch.
+    reported at once; on the client side a failure without detail only on its
+    NO_DETAIL_REPEATS-th time in a row, so a server that restarts is not taken
+    for a mismatch.
     """
 
     def __init__(self, *, we_are_secure: bool, side: str) -> None:
         self.we_are_secure = we_are_secure
         self.side = side
+        self.repeats = NO_DETAIL_REPEATS if side == "client" else 1
         self.undetailed = 0  # failures without detail since the last success
 
     def feed(self, event: int, value: int) -> str | None:
@@ -415,6 +419,6 @@ class HandshakeWatch:
             return None
         if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             self.undetailed += 1
-            if self.undetailed < NO_DETAIL_REPEATS:
+            if self.undetailed < self.repeats:
                 return None
         return handshake_problem(event, value, we_are_secure=self.we_are_secure, side=self.side)

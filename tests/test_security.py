@@ -282,6 +282,9 @@ def test_a_failure_without_detail_counts_only_when_it_repeats():
     assert watch.feed(zmq.EVENT_HANDSHAKE_SUCCEEDED, 0) is None
     assert watch.feed(no_detail, 0) is None and watch.feed(no_detail, 0) is None
     assert "--secure too" in watch.feed(no_detail, 0)  # the third in a row: a mismatch
+    # A server reports the first: a mismatched client fails once and gives up.
+    server = security.HandshakeWatch(we_are_secure=True, side="server")
+    assert "without --secure tried" in server.feed(no_detail, 0)
     # A definite refusal needs no repeat.
     fresh = security.HandshakeWatch(we_are_secure=True, side="client")
     assert "does not know our key" in fresh.feed(zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400)
