@@ -248,12 +248,24 @@ class KnownServers:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        # Read again only when the file changes: a client looking for its server
+        # asks on every turn of its loop.
+        self._stamp: tuple[int, int] | None = None
+        self._entries: list[tuple[str, str]] = []
 
     def _lines(self) -> list[tuple[str, str]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            info = self.path.stat()
         except FileNotFoundError:
+            self._stamp, self._entries = None, []
             return []
+        except OSError as error:
+            raise SecurityError(f"cannot read {self.path}: {error.strerror}") from None
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp == self._stamp:
+            return self._entries
+        try:
+            text = self.path.read_text(encoding="utf-8")
         except OSError as error:
             raise SecurityError(f"cannot read {self.path}: {error.strerror}") from None
         entries = []
@@ -261,6 +273,7 @@ class KnownServers:
             where, _, key = line.strip().partition(" ")
             if where and not where.startswith("#"):
                 entries.append((where, key.strip()))
+        self._stamp, self._entries = stamp, entries
         return entries
 
     def keys(self) -> set[bytes]:
