@@ -461,7 +461,7 @@ class BroadcastSession:
 
     def who(self) -> list[str]:
         """The users of live broadcast peers, sorted, each once."""
-        return sorted({link.peer.user for link in self._links.values()})
+        return sorted({link.peer.user for link in self._chatting()})
 
     def scan(self, now: float, wall: datetime) -> list[dict[str, Any]]:
         """Every live instance heard (nodes and repeaters, also the broadcast nodes we
@@ -725,7 +725,7 @@ class BroadcastSession:
             link.up = link.authenticated = True
         self._leave_doubted.discard(node_id)
         self.peers.on_link_up(node_id)
-        return []
+        return self._refresh_status()
 
     def on_handshake_failed(self, node_id: str | None, problem: str, now: float) -> list[Output]:
         """A socket monitor saw a handshake fail: with this linked peer (our DEALER) or,
@@ -1276,8 +1276,15 @@ class BroadcastSession:
             del self._pending_room[message_id]
         return [Accepted(tuple(done))] if done else []
 
+    def _chatting(self) -> list[_Link]:
+        """The links that count as peers one chats with: in secure mode, once the peer
+        proved its key (a forged beacon's endpoint never does)."""
+        if self.trust is None:
+            return list(self._links.values())
+        return [link for link in self._links.values() if link.authenticated]
+
     def _refresh_status(self) -> list[Output]:
-        users = sorted(link.peer.user for link in self._links.values())
+        users = sorted(link.peer.user for link in self._chatting())
         if users:
             noun = "peer" if len(users) == 1 else "peers"
             status = Status(True, f"{len(users)} {noun}: {', '.join(users)}")

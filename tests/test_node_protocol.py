@@ -143,6 +143,15 @@ class Lan:
     def reachable(self, src: Node, dst: Node) -> bool:
         return dst.up and dst is not src and frozenset((src.name, dst.name)) not in self.cut
 
+    def _handshake(self, src: Node, dst: Node, connect: Connect) -> bool:
+        """Would CURVE complete? ``dst`` holds the key ``src`` pinned, and admits ``src``'s."""
+        return (
+            self.reachable(src, dst)
+            and dst.trust is not None
+            and connect.peer.key == _key(dst.key_name)
+            and dst.trust.name_of(_key(src.key_name)) is not None
+        )
+
     def perform(self, src: Node, outputs: list) -> None:
         self.queue.extend((src, o) for o in outputs)
         if self.busy:
@@ -177,6 +186,9 @@ class Lan:
                 self.perform(dst, dst.session.receive(output.frames, self.now, sender=sender))
         elif isinstance(output, Connect):
             src.subs.add(output.peer.node_id)
+            dst = self.by_id(output.peer.node_id)
+            if src.trust is not None and dst is not None and self._handshake(src, dst, output):
+                self.perform(src, src.session.on_link_up(dst.node_id, self.now))
         elif isinstance(output, Disconnect):
             src.subs.discard(output.node_id)
         else:
@@ -893,7 +905,8 @@ def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan
     ghost = lan.node("carol", start=False)
     ghost.trust, ghost.key_name = Trust(_key("carol"), {}.get, "keys/"), "carol"
     lan.perform(alice, alice.session.receive_beacon(_beacon(ghost), "198.18.93.66", lan.now))
-    assert alice.session.who() == ["bob", "carol"]
+    assert alice.session.who() == ["bob"]  # carol never proved her key: not a peer yet
+    assert alice.of(Status)[-1] == Status(True, "1 peer: bob")
     said = alice.post("hello")
     lan.run(0.5)
     assert said in alice.accepted()  # bob, the one authenticated peer, holds it
