@@ -143,7 +143,7 @@ def test_an_unauthorized_client_is_refused_and_both_sides_say_so(nodes, tmp_path
     assert server.actor.core.users() == []
 
 
-def test_a_key_authorized_while_the_server_runs_is_admitted(nodes, tmp_path, keys):
+def test_a_key_authorized_or_removed_while_the_server_runs_counts_at_once(nodes, tmp_path, keys):
     server = start_server(nodes, tmp_path, keys.server_config())
     port = server.actor.router_port
     carol_keys = keys.person("carol")
@@ -153,6 +153,10 @@ def test_a_key_authorized_while_the_server_runs_is_admitted(nodes, tmp_path, key
     keys.authorize("carol", carol_keys)  # no restart
     carol = start_client(nodes, tmp_path, "carol", port, keys.client_config("carol"))
     connected(carol)
+    carol.stop()
+    (keys.authorized / "carol.key").unlink()  # and taken back, again without a restart
+    again = start_client(nodes, tmp_path, "carol", port, keys.client_config("carol"), db="c2.db")
+    assert "does not know our key" in fatal(again)
 
 
 def test_a_client_pinned_to_another_server_key_is_refused(nodes, tmp_path, keys):
