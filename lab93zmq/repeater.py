@@ -33,7 +33,7 @@ from . import actor, security
 from .actor import Actor, Kind, Post
 from .beacon import BeaconSocket
 from .config import NodeConfig
-from .errors import ConfigError, MessageError, ProtocolError
+from .errors import ConfigError, MessageError, ProtocolError, SecurityError
 from .interfaces import resolve
 from .message import Message
 from .presence import (
@@ -585,6 +585,7 @@ class RepeaterClient(Actor):
         self._refused: set[str] = set()
         self._told: set[tuple[str, str]] = set()
         self._reports: _HandshakeReports | None = None
+        self._failed = False  # refused for good: keep the outbox, talk to no server
 
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
         inbox = sub = beacons = None
@@ -661,63 +662,80 @@ class RepeaterClient(Actor):
 
     def _serve(self, ctx, pipe, core: ClientCore, inbox: Inbox, beacons, scans) -> None:
         while True:
-            now = time.monotonic()
-            deadlines = [core.next_deadline(), scans.deadline]
-            if beacons is not None:
-                deadlines.append(beacons.next_deadline())
-            ready = dict(self._poller.poll(_timeout_ms(deadlines, now)))
-            now = time.monotonic()
-            if ready.get(pipe):
-                posts: list[Message] = []
-                for request in _drain_pipe(pipe):
-                    if request.kind is Kind.STOP:
-                        self._write(ctx, pipe, core.submit_many(posts), now)
-                        return
-                    if request.kind is Kind.POST:
-                        message, reason = _author(request.body, self.config.user, inbox, self._seq)
-                        if message is None:
-                            actor.send(
-                                pipe, Kind.REJECTED, id=request.body.get("id"), reason=reason
-                            )
-                        else:
-                            posts.append(message)
+            try:
+                if self._turn(ctx, pipe, core, inbox, beacons, scans):
+                    return
+            except SecurityError as error:
+                self._fail(ctx, pipe, core, str(error), time.monotonic())
+
+    def _fail(self, ctx, pipe, core: ClientCore, error: str, now: float) -> None:
+        """A refusal retrying cannot mend (a key not admitted, another name, a changed
+        server key): say so (FATAL, which ends the front end) and stop talking to the
+        server, but go on taking posts into the outbox until told to stop, so a line
+        the front end sent meanwhile is kept for next time, not lost."""
+        actor.send(pipe, Kind.FATAL, error=error)
+        self._failed = True
+        self._close_dealer()
+        self._write(ctx, pipe, core.use_server(None, now), now)
+
+    def _turn(self, ctx, pipe, core: ClientCore, inbox: Inbox, beacons, scans) -> bool:
+        """One turn of the loop; True when the front end said STOP."""
+        now = time.monotonic()
+        deadlines = [core.next_deadline(), scans.deadline]
+        if beacons is not None:
+            deadlines.append(beacons.next_deadline())
+        ready = dict(self._poller.poll(_timeout_ms(deadlines, now)))
+        now = time.monotonic()
+        if ready.get(pipe):
+            posts: list[Message] = []
+            for request in _drain_pipe(pipe):
+                if request.kind is Kind.STOP:
+                    self._write(ctx, pipe, core.submit_many(posts), now)
+                    return True
+                if request.kind is Kind.POST:
+                    message, reason = _author(request.body, self.config.user, inbox, self._seq)
+                    if message is None:
+                        actor.send(pipe, Kind.REJECTED, id=request.body.get("id"), reason=reason)
                     else:
-                        self._request(ctx, request, pipe, core, inbox, beacons, scans, now)
-                # One transaction for the whole burst of lines.
-                self._write(ctx, pipe, core.submit_many(posts), now)
-            dealer = self._dealer
-            if dealer is not None and ready.get(dealer):
-                for _ in range(DRAIN):
-                    try:
-                        frames = dealer.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._write(ctx, pipe, core.receive(frames, now), now)
-                    if self._dealer is not dealer:
-                        break  # the core asked for a new connection
-            reports = self._reports
-            if reports is not None and ready.get(reports.monitor):
-                self._handshake_failed(ctx, pipe, core, reports.read(), now)
-            if ready.get(self._sub):
-                for _ in range(DRAIN):
-                    try:
-                        frames = self._sub.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._write(ctx, pipe, core.receive_pub(frames, now), now)
-            if beacons is not None:
-                events: list[PresenceEvent] = []
-                for fd in beacons.filenos():
-                    if ready.get(fd):
-                        events += beacons.receive(fd, now)
-                events += beacons.tick(now)
-                self._discovered(ctx, pipe, core, beacons, events, now)
-            if scans.own is not None:
-                for fd in scans.own.filenos():
-                    scans.own.receive(fd, now)
-            self._write(ctx, pipe, core.flush(now), now)
-            self._write(ctx, pipe, core.tick(now), now)
-            scans.tick(beacons, pipe, now)
+                        posts.append(message)
+                else:
+                    self._request(ctx, request, pipe, core, inbox, beacons, scans, now)
+            # One transaction for the whole burst of lines.
+            self._write(ctx, pipe, core.submit_many(posts), now)
+        dealer = self._dealer
+        if dealer is not None and ready.get(dealer):
+            for _ in range(DRAIN):
+                try:
+                    frames = dealer.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._write(ctx, pipe, core.receive(frames, now), now)
+                if self._dealer is not dealer:
+                    break  # the core asked for a new connection
+        reports = self._reports
+        if reports is not None and ready.get(reports.monitor):
+            self._handshake_failed(ctx, pipe, core, reports.read(), now)
+        if ready.get(self._sub):
+            for _ in range(DRAIN):
+                try:
+                    frames = self._sub.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._write(ctx, pipe, core.receive_pub(frames, now), now)
+        if beacons is not None:
+            events: list[PresenceEvent] = []
+            for fd in beacons.filenos():
+                if ready.get(fd):
+                    events += beacons.receive(fd, now)
+            events += beacons.tick(now)
+            self._discovered(ctx, pipe, core, beacons, events, now)
+        if scans.own is not None:
+            for fd in scans.own.filenos():
+                scans.own.receive(fd, now)
+        self._write(ctx, pipe, core.flush(now), now)
+        self._write(ctx, pipe, core.tick(now), now)
+        scans.tick(beacons, pipe, now)
+        return False
 
     def _request(self, ctx, request, pipe, core: ClientCore, inbox, beacons, scans, now) -> None:
         kind, body = request.kind, request.body
@@ -732,6 +750,8 @@ class RepeaterClient(Actor):
 
     def _discovered(self, ctx, pipe, core: ClientCore, beacons: _Beacons, events, now) -> None:
         """Use the first repeater heard; follow it when it moves; look again when it leaves."""
+        if self._failed:
+            return
         for event in events:
             if isinstance(event, PeerLeft) and event.peer.node_id == self._chosen:
                 self._chosen = None
@@ -844,7 +864,7 @@ class RepeaterClient(Actor):
             elif self._server_key is not None:
                 problem += f" (we expect the key {security.key_text(self._server_key)})"
         if self._chosen is None:
-            raise security.SecurityError(f"the repeater at {where}: {problem}")
+            raise SecurityError(f"the repeater at {where}: {problem}")
         self._refused.add(self._chosen)
         self._chosen = None
         self._close_dealer()  # or ZeroMQ keeps retrying, and failing, in the background

@@ -143,6 +143,21 @@ def test_an_unauthorized_client_is_refused_and_both_sides_say_so(nodes, tmp_path
     assert server.actor.core.users() == []
 
 
+def test_lines_sent_after_a_refusal_are_kept_for_next_time(nodes, tmp_path, keys):
+    """The front end may post before it hears the refusal: the line goes to the outbox."""
+    from lab93zmq.store import Inbox
+
+    server = start_server(nodes, tmp_path, keys.server_config())
+    mallory = start_client(
+        nodes, tmp_path, "mallory", server.actor.router_port, keys.client_config("mallory")
+    )
+    assert "does not know our key" in fatal(mallory)
+    mallory.post("sent after the refusal")
+    mallory.stop()
+    with Inbox(tmp_path / "mallory.db") as inbox:
+        assert [m.content for m in inbox.outbox()] == ["sent after the refusal"]
+
+
 def test_a_key_authorized_or_removed_while_the_server_runs_counts_at_once(nodes, tmp_path, keys):
     server = start_server(nodes, tmp_path, keys.server_config())
     port = server.actor.router_port
