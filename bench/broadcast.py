@@ -218,14 +218,11 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
         raise BenchError(f"broadcast needs an lo-only network namespace for pyre: {why}")
     rounds = settings.pick(1, min(settings.rounds, 3))
     with lo_only_netns(multicast=True) as ns:
-        results = interleave(
+        ours, pyre = interleave(
             rounds,
-            [
-                (OURS, lambda n: one_round(OURS, settings, workdir, ns, n)),
-                (PYRE, lambda n: one_round(PYRE, settings, workdir, ns, n)),
-            ],
+            lambda n: one_round(OURS, settings, workdir, ns, n),
+            lambda n: one_round(PYRE, settings, workdir, ns, n),
         )
-    ours, pyre = results[OURS], results[PYRE]
     item = "broadcast"
 
     def flat(rows: list[dict], key: str) -> list[float]:

@@ -129,12 +129,10 @@ def node_return(workdir: Path, ns: str | None, number: int) -> dict[str, Any]:
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
     rounds = settings.pick(1, min(settings.rounds, 3))
-    fetched = interleave(
+    ours, bare = interleave(
         rounds,
-        [
-            ("ours", lambda n: server_fetch(harness.OURS, workdir, n)),
-            ("bare", lambda n: server_fetch(harness.BARE, workdir, n)),
-        ],
+        lambda n: server_fetch(harness.OURS, workdir, n),
+        lambda n: server_fetch(harness.BARE, workdir, n),
     )
     clients = [client_return(workdir, n) for n in range(rounds)]
     if netns_available() is None:
@@ -143,7 +141,6 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
     else:
         nodes = [node_return(workdir, None, n) for n in range(rounds)]
     item = "catch-up 10k"
-    ours, bare = fetched["ours"], fetched["bare"]
     missing = "; ".join(
         f"{name} got {r['got']} of {MISSED}"
         for name, rows in (("fetch", ours), ("bare", bare), ("client", clients), ("node", nodes))

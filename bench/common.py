@@ -478,18 +478,19 @@ def script_argv(script: str, *args: str) -> list[str]:
 
 
 def interleave(
-    rounds: int, runs: Sequence[tuple[str, Callable[[int], Any]]]
-) -> dict[str, list[Any]]:
-    """Run each named measurement once per round, alternating A B A B ...
+    rounds: int, ours: Callable[[int], Any], baseline: Callable[[int], Any]
+) -> tuple[list[Any], list[Any]]:
+    """Run ours and its baseline once per round each (called with the round number);
+    their results, in round order.
 
     The order flips every round (A B, B A, A B ...) so neither side always runs
     on a machine warmed or loaded by the other.
     """
-    results: dict[str, list[Any]] = {name: [] for name, _ in runs}
+    results: tuple[list[Any], list[Any]] = ([], [])
     for number in range(rounds):
-        order = list(runs) if number % 2 == 0 else list(reversed(runs))
-        for name, run in order:
-            results[name].append(run(number))
+        order = [0, 1] if number % 2 == 0 else [1, 0]
+        for side in order:
+            results[side].append((ours, baseline)[side](number))
     return results
 
 

@@ -55,14 +55,11 @@ def one_run(
 
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
-    results = interleave(
+    ours, bare = interleave(
         settings.rounds,
-        [
-            ("ours", lambda n: one_run(harness.OURS, settings, workdir, n)),
-            ("bare", lambda n: one_run(harness.BARE, settings, workdir, n)),
-        ],
+        lambda n: one_run(harness.OURS, settings, workdir, n),
+        lambda n: one_run(harness.BARE, settings, workdir, n),
     )
-    ours, bare = results["ours"], results["bare"]
     item = "fan-out (10 clients)"
     base = "bare ROUTER->PUB"
     return [

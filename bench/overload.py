@@ -70,14 +70,11 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
     rounds = settings.pick(1, min(settings.rounds, 2))
-    results = interleave(
+    ours, bare = interleave(
         rounds,
-        [
-            ("ours", lambda n: one_run(harness.OURS, settings, workdir, n)),
-            ("bare", lambda n: one_run(harness.BARE, settings, workdir, n)),
-        ],
+        lambda n: one_run(harness.OURS, settings, workdir, n),
+        lambda n: one_run(harness.BARE, settings, workdir, n),
     )
-    ours, bare = results["ours"], results["bare"]
     item = "overload"
     base = "bare ROUTER->PUB"
     drain = settings.pick(5, 20)

@@ -19,19 +19,15 @@ from common import Figure, Settings, interleave
 
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
-    spread = interleave(
+    secure, plain = interleave(
         settings.rounds,
-        [
-            ("secure", lambda n: fanout.one_run(harness.OURS, settings, workdir, n, secure=True)),
-            ("plain", lambda n: fanout.one_run(harness.OURS, settings, workdir, n)),
-        ],
+        lambda n: fanout.one_run(harness.OURS, settings, workdir, n, secure=True),
+        lambda n: fanout.one_run(harness.OURS, settings, workdir, n),
     )
-    timed = interleave(
+    lat_secure, lat_plain = interleave(
         settings.rounds,
-        [
-            ("secure", lambda n: latency.one_run(harness.OURS, settings, workdir, n, secure=True)),
-            ("plain", lambda n: latency.one_run(harness.OURS, settings, workdir, n)),
-        ],
+        lambda n: latency.one_run(harness.OURS, settings, workdir, n, secure=True),
+        lambda n: latency.one_run(harness.OURS, settings, workdir, n),
     )
     item = "--secure (CurveZMQ)"
     base = "ours, plain"
@@ -39,8 +35,6 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
     def col(rows: list[dict], key: str) -> list[float]:
         return [r[key] for r in rows if r.get(key) is not None]
 
-    secure, plain = spread["secure"], spread["plain"]
-    lat_secure, lat_plain = timed["secure"], timed["plain"]
     return [
         Figure(item, "fan-out deliveries/s (10 clients)", "msg/s", "higher",
                col(secure, "deliveries_per_s"), col(plain, "deliveries_per_s"), base,
