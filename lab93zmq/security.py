@@ -27,6 +27,8 @@ import logging
 import os
 import struct
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,7 @@ KEY_BASENAME = "id"  # id.key and id.key_secret, like SSH's id_ed25519
 AUTHORIZED_KEYS_DIRNAME = "authorized_keys"
 KNOWN_SERVERS_FILENAME = "known_servers"
 KEY_TEXT_CHARS = 40  # a 32-byte key in Z85
+RECHECK = 1.0  # seconds an edit in place may go unseen (the directory time did not move)
 KEY_BYTES = 32
 
 
@@ -173,14 +176,26 @@ def load_keypair(directory: Path) -> KeyPair:
 class AuthorizedKeys:
     """A directory of ``NAME.key`` public certificates: who may connect, and as whom.
 
-    Re-read whenever the directory changes (a file added, removed, renamed or edited),
-    so an operator can authorize someone without restarting. Safe to call from
-    the ZAP thread and the actor thread: a reload swaps in a whole new table.
+    Re-read when the directory changes, so an operator can authorize someone
+    without restarting: a file added, removed or renamed counts at once (the
+    directory's own time changes), one edited in place within ``recheck``
+    seconds. Asked on every handshake and every beacon, it costs one stat while
+    nothing changed. Safe to call from the ZAP thread and the actor thread: a
+    reload swaps in a whole new table.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        clock: Callable[[], float] = time.monotonic,
+        recheck: float = RECHECK,
+    ) -> None:
         self.directory = Path(directory)
+        self._clock = clock
+        self._recheck = recheck
         self._lock = threading.Lock()
+        self._dir_stamp: int | None = None  # the directory's mtime at the last listing
+        self._listed_at: float | None = None
         self._stamp: tuple | None = None
         self._names: dict[bytes, str] = {}  # raw key -> name
 
@@ -195,9 +210,20 @@ class AuthorizedKeys:
         return dict(self._names)
 
     def _refresh(self) -> None:
-        # Each file's name, size and time: a listing per handshake is cheap for a
-        # directory of people, and unlike the directory's own mtime it also sees
-        # a file edited in place or two changes within one clock tick.
+        now = self._clock()
+        try:
+            dir_stamp: int | None = self.directory.stat().st_mtime_ns
+        except OSError:
+            dir_stamp = None
+        if (
+            dir_stamp == self._dir_stamp
+            and self._listed_at is not None
+            and now - self._listed_at < self._recheck
+        ):
+            return
+        self._dir_stamp, self._listed_at = dir_stamp, now
+        # Each file's name, size and time: unlike the directory's own time, this also
+        # sees a file edited in place, or two changes within one tick of the clock.
         try:
             stamp: tuple | None = tuple(
                 (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)

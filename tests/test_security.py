@@ -82,7 +82,7 @@ def test_authorized_keys_name_each_key_by_its_file_and_reload(tmp_path):
     alice = generate_keypair(tmp_path / "a", "alice")
     bob = generate_keypair(tmp_path / "b", "bob")
     directory = tmp_path / "authorized"
-    authorized = AuthorizedKeys(directory)
+    authorized = AuthorizedKeys(directory, recheck=0)  # list on every question
     assert authorized.name_of(alice.public_raw) is None  # no directory yet
     _authorize(directory, "alice", alice)
     (directory / "bad name!.key").write_bytes(bob.path.read_bytes())  # not a valid name
@@ -288,3 +288,28 @@ def test_a_failure_without_detail_counts_only_when_it_repeats():
     # A definite refusal needs no repeat.
     fresh = security.HandshakeWatch(we_are_secure=True, side="client")
     assert "does not know our key" in fresh.feed(zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400)
+
+
+def test_authorized_keys_cost_one_stat_until_something_changes(tmp_path, monkeypatch):
+    alice = generate_keypair(tmp_path / "a", "alice")
+    directory = tmp_path / "authorized"
+    _authorize(directory, "alice", alice)
+    now = [0.0]
+    authorized = AuthorizedKeys(directory, clock=lambda: now[0], recheck=1.0)
+    assert authorized.name_of(alice.public_raw) == "alice"
+    listings = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listings.append(path) or real_scandir(path))
+    for _ in range(100):
+        assert authorized.name_of(alice.public_raw) == "alice"
+    assert listings == []  # nothing changed: no listing
+    (directory / "alice.key").write_text("edited in place, no key now\n")  # dir time stays
+    authorized.name_of(alice.public_raw)
+    assert listings == []  # not yet: an edit in place waits for the recheck
+    now[0] = 1.0
+    assert authorized.name_of(alice.public_raw) is None and listings  # listed, reloaded
+    before = directory.stat().st_mtime_ns
+    (directory / "bob.key").write_bytes(alice.path.read_bytes())  # a new file: seen at once
+    # (Adding a file moves the directory's time; make sure it moved, whatever the clock's tick.)
+    os.utime(directory, ns=(before + 1, before + 1))
+    assert authorized.name_of(alice.public_raw) == "bob"
