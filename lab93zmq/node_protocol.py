@@ -78,6 +78,7 @@ from .presence import (
     Beacon,
     BeaconError,
     BeaconSchedule,
+    Discovery,
     Kind,
     Peer,
     PeerChanged,
@@ -86,7 +87,6 @@ from .presence import (
     PeerTable,
     is_node_id,
     peer_json,
-    wants_answer,
 )
 from .sync import SequenceTracker, SyncError, decode_vector, encode_vector, wanted_from
 
@@ -274,11 +274,23 @@ class BroadcastSession:
         self.interval = float(interval)
         self.started = now
         self._discovery_due: float | None = now + self.interval
-        self.peers = PeerTable(self.node_id, self.interval, expiry_intervals)
+        self.discovery = Discovery(
+            self.node_id,
+            self.interval,
+            now,
+            Beacon(
+                Kind.ANNOUNCE, self.node_id, MODE, router_port, pub_port, user,
+                trust.key if trust is not None else b"",
+            ),
+            expiry_intervals,
+        )
+        # The parts of it this session reads by name, as before it was shared.
+        self.peers = self.discovery.table
+        self.beacons = self.discovery.schedule
+        self._announce = self.discovery.announce
         # Broadcast nodes heard but not chatted with (secure vs plain, a key we do not
         # trust): not peers, but /scan still lists them - it shows who is out there.
         self.others = PeerTable(self.node_id, self.interval, expiry_intervals)
-        self.beacons = BeaconSchedule(self.interval, now)
         self.beats = BeaconSchedule(self.interval, now)
         self.tracker = SequenceTracker(store.origin_marks())
         # The numbers our next room and direct message get; we are our origin's only author.
@@ -293,10 +305,6 @@ class BroadcastSession:
         self.resend_after = max(2 * self.interval, 0.5)
         # Every key exists from the start, so another thread may copy it safely.
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
-        self._announce = Beacon(
-            Kind.ANNOUNCE, self.node_id, MODE, router_port, pub_port, user,
-            trust.key if trust is not None else b"",
-        )
         # Secure mode: node id -> the key name authenticated traffic showed it speaks as.
         # Our own origin speaks as our user, so nobody can relay messages in our name.
         self._bound: dict[str, str] = {self.node_id: user} if trust is not None else {}
@@ -511,9 +519,9 @@ class BroadcastSession:
                 why = f"silent for {self.peers.timeout:g} s"
             outputs += self._left(left.peer, f"{self._name(left.peer)} is gone ({why})")
         outputs += self._end_penalties(now)
-        if self.beacons.due(now):
-            outputs.append(SendBeacon(self._announce.encode()))
-            self.beacons.sent(now)
+        due = self.discovery.beacon_due(now)
+        if due is not None:
+            outputs.append(SendBeacon(due))
         if self.beats.due(now):
             outputs.append(Publish(self._beat_frames()))
             self.beats.sent(now)
@@ -544,9 +552,7 @@ class BroadcastSession:
                 refused = self._doubt_beacon(beacon, now)
             if refused is not None:
                 return refused
-        events = self.peers.on_beacon(beacon, address, now)
-        if wants_answer(events):
-            self.beacons.request_answer()
+        events = self.discovery.take(beacon, address, now)
         for event in events:
             if isinstance(event, PeerJoined):
                 outputs += self._joined(event.peer, now, "joined")
@@ -555,9 +561,9 @@ class BroadcastSession:
                 outputs += self._joined(event.peer, now, "rejoined")
             elif isinstance(event, PeerLeft):
                 outputs += self._left(event.peer, f"{self._name(event.peer)} left")
-        if self.beacons.due(now):  # an answer may be due right away
-            outputs.append(SendBeacon(self._announce.encode()))
-            self.beacons.sent(now)
+        due = self.discovery.beacon_due(now)  # an answer may be due right away
+        if due is not None:
+            outputs.append(SendBeacon(due))
         return outputs + self._check_accepted(now) + self._refresh_status()
 
     def _refuse(self, beacon: Beacon, address: str, now: float) -> list[Output] | None:

@@ -532,3 +532,48 @@ class BeaconSchedule:
         self._last_sent = now
         self._periodic_due = now + self.interval
         self._answer_wanted = False
+
+
+# -- what a beaconing actor does with beacons -----------------------------------------
+
+
+class Discovery:
+    """The beacon work every actor shares, pure: the live table, and (for an actor
+    that announces itself) when its beacon is due, early for a newcomer or probe.
+
+    ``take`` puts one decoded beacon in the table; ``beacon_due`` is the datagram
+    to send now, if one is due. What an actor does with the events is its own.
+    """
+
+    def __init__(
+        self,
+        own_id: str,
+        interval: float,
+        now: float,
+        announce: Beacon | None = None,
+        expiry_intervals: int = 5,
+    ) -> None:
+        self.table = PeerTable(own_id, interval, expiry_intervals)
+        self.schedule = BeaconSchedule(interval, now)
+        self.announce = announce
+
+    def take(self, beacon: Beacon, address: str, now: float) -> list[PresenceEvent]:
+        """One decoded beacon from ``address``: what changed in the table."""
+        events = self.table.on_beacon(beacon, address, now)
+        if self.announce is not None and wants_answer(events):
+            self.schedule.request_answer()
+        return events
+
+    def beacon_due(self, now: float) -> bytes | None:
+        """Our ANNOUNCE, when it is due now (and then counted as sent), else None."""
+        if self.announce is None or not self.schedule.due(now):
+            return None
+        self.schedule.sent(now)
+        return self.announce.encode()
+
+    def next_deadline(self) -> float | None:
+        """When the table expires someone or our beacon is due; None with neither."""
+        deadlines = [self.table.next_deadline()]
+        if self.announce is not None:
+            deadlines.append(self.schedule.next_deadline())
+        return min([d for d in deadlines if d is not None], default=None)

@@ -39,14 +39,12 @@ from .message import Message
 from .presence import (
     Beacon,
     BeaconError,
-    BeaconSchedule,
+    Discovery,
     PeerChanged,
     PeerJoined,
     PeerLeft,
-    PeerTable,
     PresenceEvent,
     peer_json,
-    wants_answer,
 )
 from .presence import Kind as BeaconKind
 from .repeater_protocol import (
@@ -236,9 +234,9 @@ class _Beacons:
         self.socket = BeaconSocket(targets, config.beacon_port)
         self.node_id = node_id
         self.user = config.user
-        self.table = PeerTable(node_id, config.beacon_interval)
+        self.discovery = Discovery(node_id, config.beacon_interval, now, announce)
+        self.table = self.discovery.table
         self.announce = announce
-        self.schedule = BeaconSchedule(config.beacon_interval, now) if announce else None
 
     def filenos(self) -> list[int]:
         return self.socket.filenos()
@@ -251,23 +249,18 @@ class _Beacons:
             except BeaconError as exc:
                 log.debug("dropped a datagram from %s: %s", address, exc)
                 continue
-            events += self.table.on_beacon(beacon, address, now)
-        if self.schedule is not None and wants_answer(events):
-            self.schedule.request_answer()
+            events += self.discovery.take(beacon, address, now)
         return events
 
     def tick(self, now: float) -> list[PeerLeft]:
         gone = self.table.expire(now)
-        if self.schedule is not None and self.schedule.due(now):
-            self.socket.send(self.announce.encode())
-            self.schedule.sent(now)
+        due = self.discovery.beacon_due(now)
+        if due is not None:
+            self.socket.send(due)
         return gone
 
     def next_deadline(self) -> float | None:
-        deadlines = [self.table.next_deadline()]
-        if self.schedule is not None:
-            deadlines.append(self.schedule.next_deadline())
-        return min([d for d in deadlines if d is not None], default=None)
+        return self.discovery.next_deadline()
 
     def probe(self) -> None:
         self.socket.send(Beacon.probe(self.node_id, self.user).encode())

@@ -454,3 +454,20 @@ def test_newcomers_are_limited_per_address_and_the_table_is_capped():
         table.on_beacon(announce(f"{1000 + n:032x}", "x"), f"10.0.1.{n}", 1.0)
     assert len(table) == 20 and table.refused > 0
     assert not table.on_beacon(announce(BOB), "10.0.0.2", 1.0)
+
+
+def test_discovery_answers_a_newcomer_early_only_when_it_announces():
+    from lab93zmq.presence import Discovery
+
+    ours = announce(OWN, "me")
+    speaker = Discovery(OWN, 1.0, 0.0, ours)
+    assert speaker.beacon_due(0.0) == ours.encode()  # the start-up beacon
+    assert speaker.beacon_due(0.5) is None
+    [joined] = speaker.take(announce(ALICE), "10.0.0.1", 0.5)
+    assert joined.peer.user == "alice"
+    assert speaker.beacon_due(0.5) == ours.encode()  # an early answer for the newcomer
+    assert speaker.next_deadline() == 1.5  # then the periodic one
+    listener = Discovery(OWN, 1.0, 0.0)  # a repeater client: hears, never announces
+    assert listener.take(announce(ALICE), "10.0.0.1", 0.0)
+    assert listener.beacon_due(10.0) is None
+    assert listener.next_deadline() == 5.0  # alice's expiry
