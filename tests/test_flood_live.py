@@ -11,19 +11,18 @@ test; every wait has a deadline and ends as soon as its condition holds.
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
 import zmq
+from live import WAIT, LiveActor, wait_for
 from procs import free_udp_port
 
-from lab93zmq.actor import ActorHandle, Kind, PipeMessage, Post
+from lab93zmq.actor import Kind
 from lab93zmq.config import NodeConfig
 from lab93zmq.message import Message, make_id
 from lab93zmq.node import BroadcastNode
@@ -34,7 +33,6 @@ from lab93zmq.wire import SIGNATURE
 
 pytestmark = pytest.mark.timeout(60)
 
-WAIT = 15.0  # an upper bound; every wait ends as soon as its condition holds
 ROUNDS = 30  # the floods go out in this many rounds, honest posts between them
 FRAMES = 3000  # garbage frame lists in all
 DATAGRAMS = 3000  # garbage datagrams in all
@@ -42,33 +40,12 @@ NAMES = ["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "MSG", "BEAT", "SYNC", 
          "ACK", "ROOM", "TICK", "WELCOME", "ERROR", "X"]
 
 
-class Live:
-    """One actor and every event it sent to its front end."""
+class Live(LiveActor):
+    """One actor (started at once) and every event it sent to its front end."""
 
     def __init__(self, actor) -> None:
-        self.actor = actor
-        self.handle = ActorHandle(actor)
-        self.handle.start()
-        self.events: list[PipeMessage] = []
-        self.running = True
-
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self.handle.stop(on_event=self.events.append)
-
-    def pump(self) -> None:
-        while self.running and (event := self.handle.poll(0)) is not None:
-            self.events.append(event)
-
-    def post(self, content: str, to: str | None = None) -> str:
-        sent_at = datetime.now(timezone.utc)
-        post = Post(make_id(sent_at, os.urandom(10)), content, None, to, sent_at)
-        self.handle.request(Kind.POST, **post.body())
-        return post.id
-
-    def of(self, kind: Kind) -> list[dict]:
-        return [e.body for e in self.events if e.kind is kind]
+        super().__init__(actor)
+        self.start()
 
     def incoming(self) -> Counter[str]:
         """The honest messages that arrived, each with how often.
@@ -87,9 +64,6 @@ class Live:
     def _messages(self) -> list[dict]:
         return [m for b in self.of(Kind.INCOMING) for m in b["messages"]]
 
-    def accepted(self) -> set[str]:
-        return {i for b in self.of(Kind.ACCEPTED) for i in b["ids"]}
-
     def connected(self, detail: str = "") -> bool:
         statuses = self.of(Kind.STATUS)
         return bool(statuses) and statuses[-1]["connected"] and detail in statuses[-1]["detail"]
@@ -97,22 +71,6 @@ class Live:
 
 def _mallory(message: dict) -> bool:
     return message["from"] == "mallory" or message["content"].startswith("mallory")
-
-
-def wait_for(nodes: list[Live], done: Callable[[], bool], what: str, timeout: float = WAIT):
-    """Pump every actor's events until ``done()``; return the seconds it took."""
-    start = time.monotonic()
-    poller = zmq.Poller()
-    for live in nodes:
-        poller.register(live.handle.pipe, zmq.POLLIN)
-    while True:
-        for live in nodes:
-            live.pump()
-        if done():
-            return time.monotonic() - start
-        left = start + timeout - time.monotonic()
-        assert left > 0, f"timed out waiting for {what}"
-        poller.poll(min(left, 0.05) * 1000)
 
 
 # -- what the flood is made of ------------------------------------------------------------
@@ -326,9 +284,8 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
 # -- the broadcast node -----------------------------------------------------------------------
 
 
-def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_once(
-    nodes, tmp_path
-):
+def broadcast_pair(nodes: list, tmp_path) -> tuple[Live, Live, int]:
+    """alice and bob, broadcast nodes on lo that see each other, and their beacon port."""
     beacon_port = free_udp_port()
 
     def node(user: str) -> Live:
@@ -342,6 +299,13 @@ def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_onc
     alice, bob = node("alice"), node("bob")
     wait_for([alice, bob], lambda: alice.connected("1 peer") and bob.connected("1 peer"),
              "alice and bob see each other")
+    return alice, bob, beacon_port
+
+
+def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_once(
+    nodes, tmp_path
+):
+    alice, bob, beacon_port = broadcast_pair(nodes, tmp_path)
     ids = [alice.handle.node_id, bob.handle.node_id]
     flooder = Flooder(alice.actor.router_port, beacon_port, seed=94)
     sent = {"alice": [], "bob": []}
@@ -389,19 +353,7 @@ def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_onc
 
 
 def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_node(nodes, tmp_path):
-    beacon_port = free_udp_port()
-
-    def node(user: str) -> Live:
-        config = NodeConfig(user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1",
-                            port=0, interfaces=("lo",), beacon_port=beacon_port,
-                            beacon_interval=0.2)
-        live = Live(BroadcastNode(config))
-        nodes.append(live)
-        return live
-
-    alice, bob = node("alice"), node("bob")
-    wait_for([alice, bob], lambda: alice.connected("1 peer") and bob.connected("1 peer"),
-             "alice and bob see each other")
+    alice, bob, beacon_port = broadcast_pair(nodes, tmp_path)
     rng = random.Random(95)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

@@ -10,14 +10,16 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
 import zmq
+from live import LiveActor, wait_for
 from procs import free_tcp_port, free_udp_port
 
 from lab93zmq import wire
-from lab93zmq.actor import ActorHandle, Kind, PipeMessage, Post
+from lab93zmq.actor import Kind
 from lab93zmq.config import NodeConfig
 from lab93zmq.message import Message, make_id
 from lab93zmq.node import BroadcastNode
@@ -29,54 +31,21 @@ from lab93zmq.store import Inbox
 pytestmark = pytest.mark.timeout(60)
 
 INTERVAL = 0.2
-WAIT = 10.0  # generous upper bound; every wait ends as soon as its condition holds
 
 
-class Live:
+class Live(LiveActor):
     """One node actor and every event it sent to its front end."""
 
     def __init__(self, config: NodeConfig) -> None:
+        super().__init__(BroadcastNode(config))
         self.config = config
         self.user = config.user
-        self.node = BroadcastNode(config)
-        self.handle = ActorHandle(self.node)
-        self.events: list[PipeMessage] = []
-        self.running = False
-
-    def start(self) -> Live:
-        self.handle.start()
-        self.running = True
-        return self
-
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self.handle.stop(on_event=self.events.append)
-
-    def pump(self) -> None:
-        if self.running:
-            while (event := self.handle.poll(0)) is not None:
-                self.events.append(event)
-
-    def post(self, content: str, to: str | None = None) -> str:
-        sent_at = datetime.now(timezone.utc)
-        post = Post(make_id(sent_at, os.urandom(10)), content, None, to, sent_at)
-        self.handle.request(Kind.POST, **post.body())
-        return post.id
-
-    def of(self, kind: Kind) -> list[dict]:
-        return [e.body for e in self.events if e.kind is kind]
+        self.node = self.actor
 
     def incoming(self) -> list[str]:
         return [
             Message.from_wire_dict(m).content for b in self.of(Kind.INCOMING) for m in b["messages"]
         ]
-
-    def accepted(self) -> set[str]:
-        return {i for b in self.of(Kind.ACCEPTED) for i in b["ids"]}
-
-    def notices(self) -> list[str]:
-        return [b["text"] for b in self.of(Kind.NOTICE)]
 
     def connected_to(self, count: int) -> bool:
         statuses = self.of(Kind.STATUS)
@@ -124,34 +93,13 @@ def cluster(tmp_path):
     nodes.close()
 
 
-def wait_for(nodes: list[Live], done: Callable[[], bool], timeout: float = WAIT) -> float:
-    """Pump every node's events until ``done()``; return the seconds it took."""
-    start = time.monotonic()
-    poller = zmq.Poller()
-    for live in nodes:
-        if live.running:
-            poller.register(live.handle.pipe, zmq.POLLIN)
-    while True:
-        for live in nodes:
-            live.pump()
-        if done():
-            return time.monotonic() - start
-        left = start + timeout - time.monotonic()
-        assert left > 0, "timed out waiting for a condition"
-        poller.poll(min(left, 0.05) * 1000)
-
-
 def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
     cluster = Cluster(tmp_path)
     cluster_interval = 1.0
     try:
         port = free_tcp_port()
         configs = [
-            NodeConfig(
-                user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1", port=port,
-                interfaces=("lo",), beacon_port=cluster.beacon_port,
-                beacon_interval=cluster_interval,
-            )
+            replace(cluster.config(user, port=port), beacon_interval=cluster_interval)
             for user in ("alice", "bob")
         ]
         alice = Live(configs[0]).start()

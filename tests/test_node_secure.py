@@ -13,16 +13,18 @@ import selectors
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
 import zmq
+from live import wait_for
 from procs import free_udp_port
-from test_node_live import INTERVAL, Live, wait_for
+from test_node_live import INTERVAL, Cluster, Live
 
 from lab93zmq import security, wire
 from lab93zmq.actor import Kind
-from lab93zmq.config import NodeConfig, SecureConfig
+from lab93zmq.config import SecureConfig
 from lab93zmq.message import Message, make_id
 from lab93zmq.node_protocol import BATCH, DM, MSG
 from lab93zmq.presence import Beacon
@@ -58,31 +60,21 @@ class Keys:
         )
 
 
-class Room:
+class Room(Cluster):
     """Secure and plain nodes on one beacon port; stopped at the end."""
 
     def __init__(self, tmp_path) -> None:
-        self.tmp_path = tmp_path
+        super().__init__(tmp_path)
         self.keys = Keys(tmp_path)
-        self.beacon_port = free_udp_port()
-        self.nodes: list[Live] = []
-
-    def config(self, user: str, secure: SecureConfig | None, beacon_port: int | None = None):
-        return NodeConfig(
-            user=user, db_path=self.tmp_path / f"{user}.db", address="127.0.0.1", port=0,
-            interfaces=("lo",), beacon_port=beacon_port or self.beacon_port,
-            beacon_interval=INTERVAL, secure=secure,
-        )
 
     def start(self, user: str, *trusted: str, plain: bool = False, beacon_port=None) -> Live:
         secure = None if plain else self.keys.secure(user, *trusted)
-        live = Live(self.config(user, secure, beacon_port)).start()
+        config = replace(
+            self.config(user), secure=secure, beacon_port=beacon_port or self.beacon_port
+        )
+        live = Live(config).start()
         self.nodes.append(live)
         return live
-
-    def close(self) -> None:
-        for live in self.nodes:
-            live.stop()
 
 
 @pytest.fixture
