@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import make_message
 from zmq.utils import z85
 
 from lab93zmq import wire
@@ -746,16 +747,7 @@ def _authored(node: Node, content: str) -> bool:
 
 
 def _message(origin: str, content: str, to: str | None = None, seq: int = 1) -> Message:
-    return Message(
-        id=make_id(T0, origin[:8].encode()[:6] + seq.to_bytes(4, "big")),
-        author="someone",
-        recipient=to,
-        subject=None,
-        content=content,
-        sent_at=T0,
-        origin=origin,
-        origin_seq=seq,
-    )
+    return make_message(seq, content, origin=origin, author="someone", to=to)
 
 
 # -- secure mode ------------------------------------------------------------------------------

@@ -9,16 +9,15 @@ import os
 import select
 import socket
 import threading
-from datetime import datetime, timezone
 
 import pytest
 import zmq
+from conftest import make_message
 from procs import free_tcp_port, free_udp_port
 from test_repeater_live import CLIENT_FAST, FAST, Node, all_accepted, connected, got
 
 from lab93zmq.actor import Kind
 from lab93zmq.config import NodeConfig, SecureConfig
-from lab93zmq.message import Message, make_id
 from lab93zmq.repeater import RepeaterClient, RepeaterServer
 from lab93zmq.security import KeyPair, generate_keypair, key_text
 from lab93zmq.wire import Command, decode
@@ -224,20 +223,6 @@ def _reply(dealer: zmq.Socket, name: str) -> Command:
     raise AssertionError(f"no {name} among 50 replies")
 
 
-def _room_message(author: str, content: str, origin: str, seq: int) -> Message:
-    now = datetime.now(timezone.utc)
-    return Message(
-        id=make_id(now, os.urandom(10)),
-        author=author,
-        recipient=None,
-        subject=None,
-        content=content,
-        sent_at=now,
-        origin=origin,
-        origin_seq=seq,
-    )
-
-
 def test_a_spoofed_sender_name_is_not_accepted(nodes, tmp_path, keys):
     """alice's own key, a correct HELLO, then a POST of a message "from" bob."""
     server = start_server(nodes, tmp_path, keys.server_config())
@@ -250,8 +235,8 @@ def test_a_spoofed_sender_name_is_not_accepted(nodes, tmp_path, keys):
         node = os.urandom(16).hex()
         dealer.send_multipart(Command("HELLO", {"user": "alice", "node": node}).frames())
         _reply(dealer, "WELCOME")
-        forged = _room_message("bob", "I owe alice 100 euros", node, 1)
-        honest = _room_message("alice", "hello from alice", node, 2)
+        forged = make_message(1, "I owe alice 100 euros", origin=node, author="bob")
+        honest = make_message(2, "hello from alice", origin=node, author="alice")
         dealer.send_multipart(Command("POST", {}, (forged.encode(), honest.encode())).frames())
         reject = _reply(dealer, "REJECT")
         assert reject.header["items"] == [[forged.id, "from 'bob' is not you"]]
