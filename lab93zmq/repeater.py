@@ -214,6 +214,18 @@ def _author(post_body: dict, user: str, inbox: Inbox, next_seq: dict[bool, int])
     return message, None
 
 
+def _answer_locally(request, pipe: zmq.Socket, inbox: Inbox, beacons, scans, now: float) -> bool:
+    """HISTORY and SCAN, which server and client answer alike, from their own inbox
+    and beacons; False for any other request."""
+    if request.kind is Kind.HISTORY:
+        actor.send(pipe, Kind.HISTORY_RESULT, messages=_history(inbox, request.body))
+    elif request.kind is Kind.SCAN:
+        scans.start(beacons, pipe, now)
+    else:
+        return False
+    return True
+
+
 def _history(inbox: Inbox, body: dict) -> list[dict]:
     limit = body.get("limit")
     if limit is not None and (type(limit) is not int or limit < 0):
@@ -518,11 +530,7 @@ class RepeaterServer(Actor):
                 core.post_local(message)
         elif kind is Kind.WHO:
             actor.send(pipe, Kind.WHO_RESULT, users=core.users(), connected=True)
-        elif kind is Kind.HISTORY:
-            actor.send(pipe, Kind.HISTORY_RESULT, messages=_history(inbox, body))
-        elif kind is Kind.SCAN:
-            scans.start(beacons, pipe, now)
-        else:
+        elif not _answer_locally(request, pipe, inbox, beacons, scans, now):
             log.warning("the repeater server ignores %s requests", kind.value)
 
     @staticmethod
@@ -731,15 +739,10 @@ class RepeaterClient(Actor):
         return False
 
     def _request(self, ctx, request, pipe, core: ClientCore, inbox, beacons, scans, now) -> None:
-        kind, body = request.kind, request.body
-        if kind is Kind.WHO:
+        if request.kind is Kind.WHO:
             self._write(ctx, pipe, core.who(now), now)
-        elif kind is Kind.HISTORY:
-            actor.send(pipe, Kind.HISTORY_RESULT, messages=_history(inbox, body))
-        elif kind is Kind.SCAN:
-            scans.start(beacons, pipe, now)
-        else:
-            log.warning("the repeater client ignores %s requests", kind.value)
+        elif not _answer_locally(request, pipe, inbox, beacons, scans, now):
+            log.warning("the repeater client ignores %s requests", request.kind.value)
 
     def _discovered(self, ctx, pipe, core: ClientCore, beacons: _Beacons, events, now) -> None:
         """Use the first repeater heard; follow it when it moves; look again when it leaves."""
