@@ -278,12 +278,13 @@ class KnownServers:
         # asks on every turn of its loop.
         self._stamp: tuple[int, int] | None = None
         self._entries: list[tuple[str, str]] = []
+        self._keys: frozenset[bytes] | None = None  # parsed from _entries when first asked
 
     def _lines(self) -> list[tuple[str, str]]:
         try:
             info = self.path.stat()
         except FileNotFoundError:
-            self._stamp, self._entries = None, []
+            self._stamp, self._entries, self._keys = None, [], None
             return []
         except OSError as error:
             raise SecurityError(f"cannot read {self.path}: {error.strerror}") from None
@@ -299,12 +300,15 @@ class KnownServers:
             where, _, key = line.strip().partition(" ")
             if where and not where.startswith("#"):
                 entries.append((where, key.strip()))
-        self._stamp, self._entries = stamp, entries
+        self._stamp, self._entries, self._keys = stamp, entries, None
         return entries
 
-    def keys(self) -> set[bytes]:
+    def keys(self) -> frozenset[bytes]:
         """Every raw key trusted for some server."""
-        return {parse_key(text, f"a key in {self.path}") for _, text in self._lines()}
+        entries = self._lines()
+        if self._keys is None:
+            self._keys = frozenset(parse_key(text, f"a key in {self.path}") for _, text in entries)
+        return self._keys
 
     def get(self, where: str) -> bytes | None:
         """The raw key trusted for ``host:port``, or None when there is none yet."""
