@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from . import cli
@@ -9,6 +10,7 @@ from .actor import Actor, ActorHandle
 from .config import DEFAULT_ADDRESS, NodeConfig, SecureConfig
 from .console import Environment, FrontEndOptions
 from .console import run as run_front_end
+from .errors import UsageError
 from .paths import config_dir, inbox_path
 from .store import Inbox
 
@@ -27,7 +29,7 @@ def build_config(mode: str, args: dict[str, Any]) -> NodeConfig:
     timeout = scan_default
     if args["--timeout"] is not None:
         timeout = cli.number_option(args, "--timeout", 0.001, 86_400, float)
-    secure = secure_config(mode, args) if args["--secure"] else None
+    secure = secure_config(args) if args["--secure"] else None
     # A secure node speaks as the name its key was made for, unless told otherwise.
     key_user = secure.keys.user if secure is not None else None
     return NodeConfig(
@@ -42,11 +44,8 @@ def build_config(mode: str, args: dict[str, Any]) -> NodeConfig:
     )
 
 
-def secure_config(mode: str, args: dict[str, Any]) -> SecureConfig:
+def secure_config(args: dict[str, Any]) -> SecureConfig:
     """``--secure``: our key pair (it must exist), whom we admit, how we pin a server."""
-    from pathlib import Path
-
-    from .errors import UsageError
     from .security import (
         AUTHORIZED_KEYS_DIRNAME,
         KNOWN_SERVERS_FILENAME,
