@@ -215,28 +215,37 @@ class AuthorizedKeys:
             dir_stamp: int | None = self.directory.stat().st_mtime_ns
         except OSError:
             dir_stamp = None
-        if (
-            dir_stamp == self._dir_stamp
-            and self._listed_at is not None
-            and now - self._listed_at < self._recheck
-        ):
+        if self._fresh(dir_stamp, now):
             return
-        self._dir_stamp, self._listed_at = dir_stamp, now
-        # Each file's name, size and time: unlike the directory's own time, this also
-        # sees a file edited in place, or two changes within one tick of the clock.
-        try:
-            stamp: tuple | None = tuple(
-                (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
-                for entry in sorted(os.scandir(self.directory), key=lambda e: e.name)
-                if entry.name.endswith(".key")
-            )
-        except OSError:
-            stamp = None
+        # One thread reloads; another asking meanwhile waits for the new table
+        # rather than answering from the old one (the ZAP thread and the actor
+        # both ask, and a first answer from an empty table would refuse a friend).
         with self._lock:
-            if stamp == self._stamp:
+            if self._fresh(dir_stamp, now):
                 return
-            self._stamp = stamp
-            self._names = self._load() if stamp is not None else {}
+            # Each file's name, size and time: unlike the directory's own time, this
+            # also sees a file edited in place, or two changes within one clock tick.
+            try:
+                stamp: tuple | None = tuple(
+                    (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                    for entry in sorted(os.scandir(self.directory), key=lambda e: e.name)
+                    if entry.name.endswith(".key")
+                )
+            except OSError:
+                stamp = None
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._names = self._load() if stamp is not None else {}
+            self._dir_stamp, self._listed_at = dir_stamp, now
+
+    def _fresh(self, dir_stamp: int | None, now: float) -> bool:
+        """The table answers for the directory as it is: its time has not moved
+        since the last listing, and that listing is less than ``recheck`` old."""
+        return (
+            self._listed_at is not None
+            and dir_stamp == self._dir_stamp
+            and now - self._listed_at < self._recheck
+        )
 
     def _load(self) -> dict[bytes, str]:
         import zmq.auth  # only secure nodes need it

@@ -313,3 +313,34 @@ def test_authorized_keys_cost_one_stat_until_something_changes(tmp_path, monkeyp
     # (Adding a file moves the directory's time; make sure it moved, whatever the clock's tick.)
     os.utime(directory, ns=(before + 1, before + 1))
     assert authorized.name_of(alice.public_raw) == "bob"
+
+
+def test_a_question_asked_during_a_reload_waits_for_the_new_table(tmp_path, monkeypatch):
+    """The ZAP thread and the actor ask at once: neither may answer from the old table."""
+    import threading
+
+    alice = generate_keypair(tmp_path / "a", "alice")
+    directory = tmp_path / "authorized"
+    _authorize(directory, "alice", alice)
+    authorized = AuthorizedKeys(directory)
+    loading, release = threading.Event(), threading.Event()
+    real_load = AuthorizedKeys._load
+
+    def slow_load(self):
+        loading.set()
+        assert release.wait(5)
+        return real_load(self)
+
+    monkeypatch.setattr(AuthorizedKeys, "_load", slow_load)
+    first = threading.Thread(target=authorized.name_of, args=(alice.public_raw,))
+    first.start()
+    assert loading.wait(5)  # the first question is loading the directory now
+    answers = []
+    second = threading.Thread(target=lambda: answers.append(authorized.name_of(alice.public_raw)))
+    second.start()
+    second.join(0.2)
+    assert answers == []  # it waits, rather than saying "not authorized"
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert answers == ["alice"]
