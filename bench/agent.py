@@ -64,8 +64,8 @@ class OursNode:
     """Our BroadcastNode actor behind its pipe."""
 
     def __init__(self, options: dict[str, Any], client: bool = False) -> None:
-        from lab93zmq.actor import ActorHandle
-        from lab93zmq.config import NodeConfig
+        from lab93zmq.io.actor import ActorHandle
+        from lab93zmq.io.config import NodeConfig
 
         config = NodeConfig(
             user=options["user"],
@@ -76,11 +76,11 @@ class OursNode:
             beacon_port=int(options["beacon_port"]),
         )
         if client:
-            from lab93zmq.repeater import RepeaterClient
+            from lab93zmq.io.repeater import RepeaterClient
 
             self.handle = ActorHandle(RepeaterClient(config))
         else:
-            from lab93zmq.node import BroadcastNode
+            from lab93zmq.io.broadcast_node import BroadcastNode
 
             self.handle = ActorHandle(BroadcastNode(config))
         self.peers = 0
@@ -96,7 +96,7 @@ class OursNode:
         return self.handle.pipe
 
     def on_ready(self) -> None:
-        from lab93zmq.actor import Kind, recv
+        from lab93zmq.io.actor import Kind, recv
 
         for _ in range(500):
             if not self.handle.pipe.poll(0):
@@ -119,7 +119,7 @@ class OursNode:
                 raise RuntimeError(event.body.get("error"))
 
     def post_frames(self, content: str, sent_at: str) -> list[bytes]:
-        from lab93zmq.actor import Kind, PipeMessage
+        from lab93zmq.io.actor import Kind, PipeMessage
 
         self._posted += 1
         millis = int(time.time() * 1000)
@@ -150,7 +150,7 @@ class OursNode:
             sent += 1
 
     def sync(self) -> None:
-        from lab93zmq.actor import Kind
+        from lab93zmq.io.actor import Kind
 
         before = self.who_answers
         self.handle.request(Kind.WHO)

@@ -76,7 +76,7 @@ def _secure_keys(root: Path, clients: int) -> tuple[Path, Path]:
     """The server's config dir (its key pair, authorized_keys) and the generators' key dir."""
     import zmq.auth
 
-    from lab93zmq.security import generate_keypair
+    from lab93zmq.io.security import generate_keypair
 
     config, curve = root / "config", root / "curve"
     server = generate_keypair(config / "lab93", "benchserver")

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import settings
 
-from lab93zmq.message import Message, make_id
+from lab93zmq.core.message import Message, make_id
 
 # The suite must pass or fail the same way on every run: by default hypothesis
 # draws its examples from a fixed seed and keeps no database. To hunt for new

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import zmq
 
-from lab93zmq.actor import ActorHandle, Kind, PipeMessage, Post
-from lab93zmq.message import make_id
+from lab93zmq.core.message import make_id
+from lab93zmq.io.actor import ActorHandle, Kind, PipeMessage, Post
 
 WAIT = 15.0  # an upper bound; every wait ends as soon as its condition holds
 

@@ -13,10 +13,8 @@ import pytest
 import zmq
 from procs import free_udp_port
 
-from lab93zmq.beacon import MAX_DRAIN, RECV_SIZE, BeaconSocket, BeaconSocketError
-from lab93zmq.interfaces import BeaconTarget
-from lab93zmq.limits import RateLimiter
-from lab93zmq.presence import (
+from lab93zmq.core.limits import RateLimiter
+from lab93zmq.core.presence import (
     Beacon,
     BeaconError,
     Kind,
@@ -24,7 +22,9 @@ from lab93zmq.presence import (
     PeerTable,
     wants_answer,
 )
-from lab93zmq.scan import scan
+from lab93zmq.io.beacon import MAX_DRAIN, RECV_SIZE, BeaconSocket, BeaconSocketError
+from lab93zmq.io.interfaces import BeaconTarget
+from lab93zmq.io.scan import scan
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -155,7 +155,7 @@ def test_listener_hears_only_broadcasts(port):
 
 
 def test_a_failed_send_is_logged_not_raised(port, caplog):
-    with BeaconSocket([LO], port) as beacons, caplog.at_level(logging.DEBUG, "lab93zmq.beacon"):
+    with BeaconSocket([LO], port) as beacons, caplog.at_level(logging.DEBUG, "lab93zmq.io.beacon"):
         too_big = b"x" * 70000  # larger than any UDP datagram: EMSGSIZE
         assert beacons.send(too_big) == 0
         assert beacons.send(too_big) == 0
@@ -266,7 +266,7 @@ def test_a_flood_from_one_socket_is_cut_off_and_honest_beacons_still_get_through
     with BeaconSocket([LO], port) as listener, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as node, \
-            caplog.at_level(logging.INFO, "lab93zmq.beacon"):
+            caplog.at_level(logging.INFO, "lab93zmq.io.beacon"):
         for sock in (flooder, node):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.bind(("127.0.0.1", 0))

@@ -10,9 +10,9 @@ import pytest
 from conftest import make_message
 
 from lab93zmq import __version__
-from lab93zmq.cli import HELP, main
-from lab93zmq.console import Environment
-from lab93zmq.store import Inbox
+from lab93zmq.frontend.cli import HELP, main
+from lab93zmq.frontend.environment import Environment
+from lab93zmq.io.store import Inbox
 
 
 def run(*argv, stdin=""):

@@ -1,6 +1,6 @@
 import pytest
 
-from lab93zmq.commands import (
+from lab93zmq.core.commands import (
     CommandError,
     Help,
     History,

@@ -11,10 +11,10 @@ import pytest
 import zmq
 from conftest import NODE_A, make_message
 
-from lab93zmq import actor as pipe_protocol
-from lab93zmq.actor import Actor, ActorHandle, Kind, Post
-from lab93zmq.console import Environment, FrontEnd, FrontEndOptions, run
-from lab93zmq.errors import Lab93Error, UndeliveredError
+from lab93zmq.core.errors import Lab93Error, UndeliveredError
+from lab93zmq.frontend.console import Environment, FrontEnd, FrontEndOptions, run
+from lab93zmq.io import actor as pipe_protocol
+from lab93zmq.io.actor import Actor, ActorHandle, Kind, Post
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,7 +3,7 @@
 import pytest
 from conftest import make_message
 
-from lab93zmq.events import Accepted, Incoming, Notice, Status, Users, pipe_form, pipe_forms
+from lab93zmq.core.events import Accepted, Incoming, Notice, Status, Users, pipe_form, pipe_forms
 
 
 def test_a_run_of_incoming_messages_is_one_pipe_message_in_order():

@@ -22,14 +22,14 @@ import zmq
 from live import WAIT, LiveActor, wait_for
 from procs import free_udp_port
 
-from lab93zmq.actor import Kind
-from lab93zmq.config import NodeConfig
-from lab93zmq.message import Message, make_id
-from lab93zmq.node import BroadcastNode
-from lab93zmq.presence import NEWCOMER_BURST, Beacon
-from lab93zmq.presence import Kind as BeaconKind
-from lab93zmq.repeater import RepeaterClient, RepeaterServer
-from lab93zmq.wire import SIGNATURE
+from lab93zmq.core.message import Message, make_id
+from lab93zmq.core.presence import NEWCOMER_BURST, Beacon
+from lab93zmq.core.presence import Kind as BeaconKind
+from lab93zmq.core.wire import SIGNATURE
+from lab93zmq.io.actor import Kind
+from lab93zmq.io.broadcast_node import BroadcastNode
+from lab93zmq.io.config import NodeConfig
+from lab93zmq.io.repeater import RepeaterClient, RepeaterServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -26,12 +26,8 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
-from lab93zmq import wire
-from lab93zmq.commands import Action, CommandError, History, Nothing, Say, parse_line
-from lab93zmq.errors import MessageError, ProtocolError
-from lab93zmq.events import Accepted, Incoming, Notice, Rejected, Status, Users
-from lab93zmq.message import MAX_WIRE_BYTES, Message, parse_time
-from lab93zmq.node_protocol import (
+from lab93zmq.core import wire
+from lab93zmq.core.broadcast.session import (
     BroadcastSession,
     Connect,
     Disconnect,
@@ -39,12 +35,16 @@ from lab93zmq.node_protocol import (
     SendBeacon,
     SendTo,
 )
-from lab93zmq.presence import HEADER_SIZE, KEY_SIZE, Beacon, BeaconError, Kind
-from lab93zmq.repeater_protocol import ClientCore, Reply, ServerCore, Subscribe, ToServer
-from lab93zmq.repeater_protocol import Connect as ClientConnect
-from lab93zmq.repeater_protocol import Publish as ServerPublish
-from lab93zmq.store import Inbox
-from lab93zmq.sync import SequenceTracker, SyncError, decode_vector, encode_vector
+from lab93zmq.core.commands import Action, CommandError, History, Nothing, Say, parse_line
+from lab93zmq.core.errors import MessageError, ProtocolError
+from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status, Users
+from lab93zmq.core.message import MAX_WIRE_BYTES, Message, parse_time
+from lab93zmq.core.presence import HEADER_SIZE, KEY_SIZE, Beacon, BeaconError, Kind
+from lab93zmq.core.repeater.protocol import ClientCore, Reply, ServerCore, Subscribe, ToServer
+from lab93zmq.core.repeater.protocol import Connect as ClientConnect
+from lab93zmq.core.repeater.protocol import Publish as ServerPublish
+from lab93zmq.core.sync import SequenceTracker, SyncError, decode_vector, encode_vector
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,9 @@ import os
 import netifaces
 import pytest
 
-from lab93zmq import interfaces
-from lab93zmq.errors import Lab93Error
-from lab93zmq.interfaces import BeaconTarget, InterfaceError, parse_names, resolve
+from lab93zmq.core.errors import Lab93Error
+from lab93zmq.io import interfaces
+from lab93zmq.io.interfaces import BeaconTarget, InterfaceError, parse_names, resolve
 
 pytestmark = pytest.mark.timeout(30)
 

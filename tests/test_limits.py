@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lab93zmq.limits import RateLimiter, Verdict
+from lab93zmq.core.limits import RateLimiter, Verdict
 
 
 def test_a_burst_passes_then_the_source_is_cut_off():

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import NODE_A, T0, make_message
 
-from lab93zmq.errors import MessageError
-from lab93zmq.message import MAX_CONTENT_BYTES, MAX_WIRE_BYTES, Message, make_id, time_text
+from lab93zmq.core.errors import MessageError
+from lab93zmq.core.message import MAX_CONTENT_BYTES, MAX_WIRE_BYTES, Message, make_id, time_text
 
 
 def test_wire_round_trip_keeps_every_field():

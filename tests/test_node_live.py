@@ -18,15 +18,15 @@ import zmq
 from live import LiveActor, wait_for
 from procs import free_tcp_port, free_udp_port
 
-from lab93zmq import wire
-from lab93zmq.actor import Kind
-from lab93zmq.config import NodeConfig
-from lab93zmq.message import Message, make_id
-from lab93zmq.node import BroadcastNode
-from lab93zmq.node_protocol import SYNC
-from lab93zmq.presence import Beacon
-from lab93zmq.presence import Kind as BeaconKind
-from lab93zmq.store import Inbox
+from lab93zmq.core import wire
+from lab93zmq.core.broadcast.session import SYNC
+from lab93zmq.core.message import Message, make_id
+from lab93zmq.core.presence import Beacon
+from lab93zmq.core.presence import Kind as BeaconKind
+from lab93zmq.io.actor import Kind
+from lab93zmq.io.broadcast_node import BroadcastNode
+from lab93zmq.io.config import NodeConfig
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
 

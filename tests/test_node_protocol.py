@@ -15,10 +15,8 @@ import pytest
 from conftest import make_message
 from zmq.utils import z85
 
-from lab93zmq import wire
-from lab93zmq.actor import Post
-from lab93zmq.message import Message, make_id
-from lab93zmq.node_protocol import (
+from lab93zmq.core import wire
+from lab93zmq.core.broadcast.session import (
     BATCH,
     BATCH_MESSAGES,
     BEAT,
@@ -42,9 +40,11 @@ from lab93zmq.node_protocol import (
     Status,
     Trust,
 )
-from lab93zmq.presence import Beacon, Kind
-from lab93zmq.scan import Sighting
-from lab93zmq.store import Inbox
+from lab93zmq.core.message import Message, make_id
+from lab93zmq.core.presence import Beacon, Kind
+from lab93zmq.io.actor import Post
+from lab93zmq.io.scan import Sighting
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(30)
 

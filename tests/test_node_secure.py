@@ -22,13 +22,14 @@ from live import wait_for
 from procs import free_udp_port
 from test_node_live import INTERVAL, Cluster, Live
 
-from lab93zmq import security, wire
-from lab93zmq.actor import Kind
-from lab93zmq.config import SecureConfig
-from lab93zmq.message import Message, make_id
-from lab93zmq.node_protocol import BATCH, DM, MSG
-from lab93zmq.presence import Beacon
-from lab93zmq.presence import Kind as BeaconKind
+from lab93zmq.core import wire
+from lab93zmq.core.broadcast.session import BATCH, DM, MSG
+from lab93zmq.core.message import Message, make_id
+from lab93zmq.core.presence import Beacon
+from lab93zmq.core.presence import Kind as BeaconKind
+from lab93zmq.io import security
+from lab93zmq.io.actor import Kind
+from lab93zmq.io.config import SecureConfig
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from lab93zmq.errors import ConfigError
-from lab93zmq.paths import data_dir, inbox_path, prepare_parent
+from lab93zmq.core.errors import ConfigError
+from lab93zmq.io.paths import data_dir, inbox_path, prepare_parent
 
 HOME = Path("/home/alice")
 
@@ -42,8 +42,8 @@ def test_unusable_directory_is_a_clear_error(tmp_path):
 def test_importing_creates_nothing(tmp_path, monkeypatch):
     import importlib
 
-    import lab93zmq.paths
+    import lab93zmq.io.paths
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "never"))
-    importlib.reload(lab93zmq.paths)
+    importlib.reload(lab93zmq.io.paths)
     assert not (tmp_path / "never").exists()

@@ -16,12 +16,12 @@ import zmq
 from procs import free_tcp_port, free_udp_port
 from zmq.utils.monitor import recv_monitor_message
 
-from lab93zmq.actor import ActorHandle, Kind, PipeMessage
-from lab93zmq.config import NodeConfig
-from lab93zmq.message import MAX_CONTENT_BYTES, make_id
-from lab93zmq.repeater import RepeaterClient, RepeaterServer
-from lab93zmq.store import Inbox
-from lab93zmq.wire import MAX_FRAME_BYTES, SIGNATURE, Command, decode
+from lab93zmq.core.message import MAX_CONTENT_BYTES, make_id
+from lab93zmq.core.wire import MAX_FRAME_BYTES, SIGNATURE, Command, decode
+from lab93zmq.io.actor import ActorHandle, Kind, PipeMessage
+from lab93zmq.io.config import NodeConfig
+from lab93zmq.io.repeater import RepeaterClient, RepeaterServer
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,9 +15,9 @@ from datetime import timedelta
 import pytest
 from conftest import T0
 
-from lab93zmq.errors import StoreError
-from lab93zmq.message import MAX_CONTENT_BYTES, Message, make_id
-from lab93zmq.repeater_protocol import (
+from lab93zmq.core.errors import StoreError
+from lab93zmq.core.message import MAX_CONTENT_BYTES, Message, make_id
+from lab93zmq.core.repeater.protocol import (
     Accepted,
     ClientCore,
     Connect,
@@ -35,8 +35,8 @@ from lab93zmq.repeater_protocol import (
     Users,
     state_key,
 )
-from lab93zmq.store import Inbox
-from lab93zmq.wire import SIGNATURE, Command, decode
+from lab93zmq.core.wire import SIGNATURE, Command, decode
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -642,7 +642,7 @@ def test_a_bad_fetch_gets_an_error_and_the_session_goes_on(net):
 
 
 def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
-    from lab93zmq.repeater_protocol import BAD_BURST, CUT_OFF
+    from lab93zmq.core.repeater.protocol import BAD_BURST, CUT_OFF
 
     alice = net.client("alice")
     errors = 0
@@ -662,7 +662,7 @@ def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
 
 
 def test_fetches_beyond_the_rate_limit_go_unanswered(net):
-    from lab93zmq.repeater_protocol import COSTLY_BURST, COSTLY_RATE
+    from lab93zmq.core.repeater.protocol import COSTLY_BURST, COSTLY_RATE
 
     alice = net.client("alice")
     net.advance(10.0)  # the bucket is full again after the connect's own FETCH
@@ -691,7 +691,7 @@ def test_in_secure_mode_a_hello_must_name_the_key_user(tmp_path):
 
 
 def test_a_client_refused_for_its_name_stops_with_the_reason(net):
-    from lab93zmq.errors import SecurityError
+    from lab93zmq.core.errors import SecurityError
 
     alice = net.client("alice")
     reason = "your key is authorized here as 'al', not 'alice'; run with -u al"

@@ -16,11 +16,11 @@ from conftest import make_message
 from procs import free_tcp_port, free_udp_port
 from test_repeater_live import CLIENT_FAST, FAST, Node, all_accepted, connected, got
 
-from lab93zmq.actor import Kind
-from lab93zmq.config import NodeConfig, SecureConfig
-from lab93zmq.repeater import RepeaterClient, RepeaterServer
-from lab93zmq.security import KeyPair, generate_keypair, key_text
-from lab93zmq.wire import Command, decode
+from lab93zmq.core.wire import Command, decode
+from lab93zmq.io.actor import Kind
+from lab93zmq.io.config import NodeConfig, SecureConfig
+from lab93zmq.io.repeater import RepeaterClient, RepeaterServer
+from lab93zmq.io.security import KeyPair, generate_keypair, key_text
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -144,7 +144,7 @@ def test_an_unauthorized_client_is_refused_and_both_sides_say_so(nodes, tmp_path
 
 def test_lines_sent_after_a_refusal_are_kept_for_next_time(nodes, tmp_path, keys):
     """The front end may post before it hears the refusal: the line goes to the outbox."""
-    from lab93zmq.store import Inbox
+    from lab93zmq.io.store import Inbox
 
     server = start_server(nodes, tmp_path, keys.server_config())
     mallory = start_client(

@@ -10,11 +10,12 @@ import stat
 import pytest
 import zmq
 
-from lab93zmq import cli, security
-from lab93zmq.errors import UsageError
-from lab93zmq.paths import config_dir
-from lab93zmq.presence import Beacon, BeaconError, Kind, PeerChanged, PeerTable, scan_json
-from lab93zmq.security import (
+from lab93zmq.core.errors import UsageError
+from lab93zmq.core.presence import Beacon, BeaconError, Kind, PeerChanged, PeerTable, scan_json
+from lab93zmq.frontend import cli
+from lab93zmq.io import security
+from lab93zmq.io.paths import config_dir
+from lab93zmq.io.security import (
     AuthorizedKeys,
     KnownServers,
     SecurityError,
@@ -201,7 +202,7 @@ def test_handshake_problems_become_sentences(event, value, secure, side, expecte
     ],
 )
 def test_secure_option_mistakes_get_one_sentence_and_status_2(argv, sentence, capsys):
-    from lab93zmq.console import Environment
+    from lab93zmq.frontend.environment import Environment
 
     env = Environment()
     assert cli.main(argv, env) == cli.ExitStatus.USAGE
@@ -210,7 +211,7 @@ def test_secure_option_mistakes_get_one_sentence_and_status_2(argv, sentence, ca
 
 
 def test_keygen_from_the_command_line(tmp_path, monkeypatch, capsys):
-    from lab93zmq.console import Environment
+    from lab93zmq.frontend.environment import Environment
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert cli.main(["--keygen", "-u", "carol", "--json"], Environment()) == cli.ExitStatus.OK
@@ -225,7 +226,7 @@ def test_keygen_from_the_command_line(tmp_path, monkeypatch, capsys):
 
 
 def test_a_bad_server_key_is_a_usage_error(tmp_path, monkeypatch, capsys):
-    from lab93zmq.console import Environment
+    from lab93zmq.frontend.environment import Environment
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     status = cli.main(["-r", "-c", "--secure", "--server-key", "nope"], Environment())
@@ -234,7 +235,7 @@ def test_a_bad_server_key_is_a_usage_error(tmp_path, monkeypatch, capsys):
 
 
 def test_secure_without_a_key_pair_says_how_to_make_one(tmp_path, monkeypatch, capsys):
-    from lab93zmq.console import Environment
+    from lab93zmq.frontend.environment import Environment
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     status = cli.main(["-r", "-s", "--secure", "--db", str(tmp_path / "i.db")], Environment())
@@ -243,7 +244,7 @@ def test_secure_without_a_key_pair_says_how_to_make_one(tmp_path, monkeypatch, c
 
 
 def test_a_secure_node_speaks_as_its_key_user_by_default(tmp_path, monkeypatch):
-    from lab93zmq.run import build_config
+    from lab93zmq.frontend.options import build_config
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     generate_keypair(tmp_path / "lab93", "dora")
@@ -264,10 +265,10 @@ def test_a_plain_node_does_not_load_what_only_secure_mode_needs():
 
     code = (
         "import sys\n"
-        "import lab93zmq.cli, lab93zmq.run, lab93zmq.console, lab93zmq.node, lab93zmq.repeater\n"
+        "import lab93zmq.frontend.cli, lab93zmq.frontend.run, lab93zmq.frontend.console\n"
+        "import lab93zmq.io.broadcast_node, lab93zmq.io.repeater\n"
         "print('asyncio' in sys.modules)\n"
-        "from lab93zmq import security\n"
-        "security.KeyAuthenticator\n"
+        "import lab93zmq.io.zap\n"
         "print('asyncio' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,8 +8,8 @@ import socket
 import pytest
 import zmq
 
-from lab93zmq.errors import ConfigError
-from lab93zmq.sockets import bind, connect, port_of, tcp
+from lab93zmq.core.errors import ConfigError
+from lab93zmq.io.sockets import bind, connect, port_of, tcp
 
 
 def test_tcp_brackets_ipv6_and_port_of_reads_it_back():

@@ -5,8 +5,8 @@ import time
 import pytest
 from conftest import NODE_A, NODE_B, make_message
 
-from lab93zmq.errors import StoreError
-from lab93zmq.store import SCHEMA_VERSION, Inbox
+from lab93zmq.core.errors import StoreError
+from lab93zmq.io.store import SCHEMA_VERSION, Inbox
 
 SERVER = "c" * 32
 

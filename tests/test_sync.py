@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lab93zmq.sync import (
+from lab93zmq.core.sync import (
     MAX_VECTOR_ENTRIES,
     SequenceTracker,
     SyncError,

@@ -49,13 +49,7 @@ from typing import Any
 
 import zmq
 
-from . import security, sockets
-from .actor import Actor, Kind, PipeMessage, Post, send, send_events
-from .beacon import BeaconSocket
-from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
-from .errors import ConfigError, Lab93Error, ProtocolError
-from .interfaces import resolve
-from .node_protocol import (
+from ..core.broadcast.session import (
     BroadcastSession,
     Connect,
     Disconnect,
@@ -66,8 +60,14 @@ from .node_protocol import (
     SendTo,
     Trust,
 )
+from ..core.errors import ConfigError, Lab93Error, ProtocolError
+from ..core.wire import MAX_FRAME_BYTES
+from . import security, sockets
+from .actor import Actor, Kind, PipeMessage, Post, send, send_events
+from .beacon import BeaconSocket
+from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
+from .interfaces import resolve
 from .store import Inbox, utc_now
-from .wire import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +124,17 @@ class BroadcastNode(Actor):
         beacons: BeaconSocket | None = None
         # A ZAP handler serves a whole context: a secure node gets one of its own.
         net = zmq.Context() if secure is not None else ctx
-        auth: security.KeyAuthenticator | None = None
+        auth: Any = None  # zap.KeyAuthenticator, imported only in secure mode
         trust: Trust | None = None
         clean = False
         servers: dict[zmq.Socket, zmq.Socket] = {}  # server monitor -> the socket it watches
         try:
             self.node_id = inbox.node_id
             if secure is not None:
+                from .zap import KeyAuthenticator  # asyncio: only secure nodes load it
+
                 authorized = security.AuthorizedKeys(secure.authorized_keys)
-                auth = security.KeyAuthenticator(net, authorized)
+                auth = KeyAuthenticator(net, authorized)
                 auth.start()  # before anything binds: no connection is ever unauthenticated
                 trust = Trust(secure.keys.public_raw, authorized.name_of,
                               str(secure.authorized_keys))

@@ -45,9 +45,9 @@ from typing import Any
 
 import zmq
 
-from .errors import Lab93Error, ProtocolError
-from .events import Event, pipe_forms
-from .message import Message, parse_time
+from ..core.errors import Lab93Error, ProtocolError
+from ..core.events import Event, pipe_forms
+from ..core.message import Message, parse_time
 
 log = logging.getLogger(__name__)
 

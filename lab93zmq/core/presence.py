@@ -35,8 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from zmq.utils import z85
-
+from . import z85
 from .errors import MessageError, ProtocolError
 from .limits import RateLimiter
 from .message import MAX_NAME_CHARS, check_name

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from ..core.presence import Beacon, BeaconError, Kind, scan_json
 from .beacon import BeaconSocket
 from .interfaces import BeaconTarget
-from .presence import Beacon, BeaconError, Kind, scan_json
 
 log = logging.getLogger(__name__)
 

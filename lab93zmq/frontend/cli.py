@@ -6,20 +6,19 @@ status (0 ok, 1 failure, 2 usage, 130 Ctrl-C, 143 SIGTERM).
 
 from __future__ import annotations
 
-import getpass
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import Any
 
 import docopt
 
-from . import __version__
-from .errors import Lab93Error, MessageError, UsageError
-from .message import check_name
+from .. import __version__
+from ..core.errors import Lab93Error, MessageError, UsageError
+from ..core.message import check_name
+from .options import ExitStatus
 
 USAGE = """\
 Usage:
@@ -102,18 +101,6 @@ HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
 # combination its own sentence instead of a usage dump.
 _PARSE_DOC = "Usage: lab93-node [options] [-i IFACE]... [-v]...\n\n" + OPTIONS
 
-DEFAULT_SCAN_TIMEOUT = 2.0
-DEFAULT_DELIVERY_TIMEOUT = 10.0
-
-
-class ExitStatus(IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    INTERRUPTED = 130
-    TERMINATED = 143
-
-
 class Terminated(BaseException):
     """SIGTERM: leave cleanly, exactly as for Ctrl-C."""
 
@@ -155,21 +142,6 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
             else "the options do not fit together"
         )
         raise UsageError(f"{detail}; see lab93-node --help") from None
-
-
-def number_option(
-    args: dict[str, Any], key: str, low: float, high: float, kind: type = int
-) -> Any:
-    """The value of option ``key`` as ``kind`` within [low, high]; UsageError names it."""
-    raw = args[key]
-    try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not low <= value <= high:
-        what = "a whole number" if kind is int else "a number"
-        raise UsageError(f"{key} takes {what} from {low:g} to {high:g}, not {raw!r}")
-    return value
 
 
 def choose_mode(args: dict[str, Any]) -> str:
@@ -255,7 +227,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None, env: Any = None) -> int:
     """Run lab93-node; returns the exit status (the console script exits with it)."""
-    from .console import Environment
+    from .environment import Environment
 
     argv = sys.argv[1:] if argv is None else list(argv)
     env = env or Environment()
@@ -288,10 +260,3 @@ def main(argv: Sequence[str] | None = None, env: Any = None) -> int:
         return ExitStatus(error.exit_status)
 
 
-def default_user() -> str:
-    """The login name, as DESIGN.md says; a name that is not valid here falls back to 'user'."""
-    try:
-        name = getpass.getuser()
-        return check_name(name, "from")
-    except (MessageError, KeyError, OSError):
-        return "user"

@@ -14,7 +14,7 @@ nothing here invents crypto. What lives here is the policy:
 * **Known servers** - ``known_servers``: one ``host:port KEY`` line per
   repeater a client has trusted, like SSH's known_hosts. A server that
   later shows another key is refused until the line is removed.
-* **Admission** - ``KeyAuthenticator`` (in ``zap.py``, loaded on first use)
+* **Admission** - ``KeyAuthenticator`` (in ``zap.py``, which only a secure node's shell imports)
   is pyzmq's ZAP handler admitting exactly the authorized keys.
 * **Handshake reports** - libzmq tells a socket monitor why a handshake
   failed; ``handshake_problem`` turns that into the sentence a user sees
@@ -35,20 +35,10 @@ from pathlib import Path
 import zmq
 from zmq.utils import z85
 
-from .errors import MessageError, SecurityError
-from .message import check_name
+from ..core.errors import MessageError, SecurityError
+from ..core.message import check_name
 
 log = logging.getLogger(__name__)
-
-
-def __getattr__(name: str) -> object:
-    # The ZAP handler's thread brings asyncio (2.5 MiB of a node's ~30): only a
-    # secure node pays for it, when it first asks for ``security.KeyAuthenticator``.
-    if name == "KeyAuthenticator":
-        from .zap import KeyAuthenticator
-
-        return KeyAuthenticator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 KEY_BASENAME = "id"  # id.key and id.key_secret, like SSH's id_ed25519

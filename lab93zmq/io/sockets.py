@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zmq
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 
 def tcp(address: str, port: int | str) -> str:

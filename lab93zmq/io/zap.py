@@ -1,21 +1,30 @@
 """The ZAP handler of a secure node: pyzmq's, admitting exactly the authorized keys.
 
 Apart from ``security.py`` because pyzmq's authenticator thread runs an
-asyncio loop, and importing that costs every node 2.5 MiB; ``security``
-loads this module the first time a secure node asks for it.
+asyncio loop, and importing that costs every node 2.5 MiB: only a secure
+node's shell imports this module. It knows the authorized keys only through
+the small ``KeyNames`` protocol, so it does not import ``security`` either.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Protocol
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from .security import AuthorizedKeys
-
 log = logging.getLogger("lab93zmq.security")
+
+
+class KeyNames(Protocol):
+    """What the handler asks of the authorized keys (``security.AuthorizedKeys``)."""
+
+    directory: Path
+
+    def name_of(self, key: bytes) -> str | None: ...
 
 
 class KeyAuthenticator(ThreadAuthenticator):
@@ -26,7 +35,7 @@ class KeyAuthenticator(ThreadAuthenticator):
     It runs in its own thread, which owns the context's ZAP socket.
     """
 
-    def __init__(self, context: zmq.Context, authorized: AuthorizedKeys) -> None:
+    def __init__(self, context: zmq.Context, authorized: KeyNames) -> None:
         super().__init__(context, log=logging.getLogger("lab93zmq.security.zap"))
         self.authorized = authorized
         self.refused = 0  # handshakes refused (read by tests and the bench)

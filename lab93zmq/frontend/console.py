@@ -11,56 +11,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import IO, Any
 
 import zmq
 
-from . import commands
-from .actor import ActorHandle, Kind, PipeMessage, Post
-from .errors import Lab93Error, UndeliveredError
-from .message import Message, make_id
+from ..core import commands
+from ..core.errors import Lab93Error, UndeliveredError
+from ..core.message import Message, make_id
+from ..io.actor import ActorHandle, Kind, PipeMessage, Post
+from .environment import Environment
 
 log = logging.getLogger(__name__)
 
 _EOF = b""  # the line reader's end-of-input marker (a real line is never empty: it has "\n")
-
-
-@dataclass
-class Environment:
-    """Everything a front end reads from the outside world."""
-
-    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
-    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
-    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
-    stdin_isatty: bool | None = None
-    stdout_isatty: bool | None = None
-    monotonic: Callable[[], float] = time.monotonic
-    utc_now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
-    entropy: Callable[[int], bytes] = os.urandom
-    # prompt_toolkit Input/Output for the interactive prompt; None: the terminal.
-    prompt_input: Any = None
-    prompt_output: Any = None
-
-    def __post_init__(self) -> None:
-        if self.stdin_isatty is None:
-            self.stdin_isatty = _isatty(self.stdin)
-        if self.stdout_isatty is None:
-            self.stdout_isatty = _isatty(self.stdout)
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)

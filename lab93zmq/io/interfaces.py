@@ -13,7 +13,7 @@ from pathlib import Path
 
 import netifaces
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 LOOPBACK = "lo"
 # netifaces reports no broadcast for loopback (it is point-to-point); Linux

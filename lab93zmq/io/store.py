@@ -23,8 +23,8 @@ from pathlib import Path
 
 import peewee as pw
 
-from .errors import StoreError
-from .message import Message, time_text
+from ..core.errors import StoreError
+from ..core.message import Message, time_text
 from .paths import prepare_parent
 
 SCHEMA_VERSION = 1

@@ -4,7 +4,7 @@
 taken out: the shell (``node.py``) feeds it beacon datagrams, frames from its
 sockets, posts from the front end and the time (``now``, monotonic seconds),
 and carries out the *actions* it returns. It never touches a socket or a
-clock; the inbox is injected (anything with the ``Store`` methods below).
+clock; the inbox is injected (``core.inbox.BroadcastInbox``).
 
 Sockets (the shell's): a PUB every peer subscribes to, a ROUTER every peer's
 DEALER connects to; for each live broadcast peer a SUB on its PUB and a DEALER
@@ -62,19 +62,17 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from zmq.utils import z85
-
-from . import wire
-from .errors import MessageError, ProtocolError, StoreError
-from .events import Accepted, Event, Incoming, Notice, Rejected, Status
-from .limits import RateLimiter
-from .message import Message
-from .presence import (
+from .. import wire, z85
+from ..errors import MessageError, ProtocolError, StoreError
+from ..events import Accepted, Event, Incoming, Notice, Rejected, Status
+from ..inbox import BroadcastInbox
+from ..limits import RateLimiter
+from ..message import Message
+from ..presence import (
     Beacon,
     BeaconError,
     BeaconSchedule,
@@ -88,7 +86,7 @@ from .presence import (
     is_node_id,
     peer_json,
 )
-from .sync import SequenceTracker, SyncError, decode_vector, encode_vector, wanted_from
+from ..sync import SequenceTracker, SyncError, decode_vector, encode_vector, wanted_from
 
 log = logging.getLogger(__name__)
 
@@ -185,30 +183,6 @@ Action = SendBeacon | Publish | SendTo | Connect | Disconnect
 Output = Action | Event
 
 
-class Store(Protocol):
-    """The inbox methods the session uses (``store.Inbox`` has them all)."""
-
-    node_id: str
-
-    def save(self, message: Message) -> bool: ...
-
-    def save_many(self, batch: Sequence[tuple[Message, str | None, int | None]]) -> list[bool]: ...
-
-    def origin_marks(self) -> dict[str, int]: ...
-
-    def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]: ...
-
-    def next_origin_seq(self, origin: str, direct: bool) -> int: ...
-
-    def queue(self, message: Message) -> None: ...
-
-    def outbox(self) -> list[Message]: ...
-
-    def acknowledge(self, message_ids: Iterable[str]) -> int: ...
-
-    def transaction(self) -> AbstractContextManager[Any]: ...
-
-
 class Draft(Protocol):
     """A front end's post (``actor.Post``): an id, a recipient, and how to become a Message."""
 
@@ -255,7 +229,7 @@ class BroadcastSession:
 
     def __init__(
         self,
-        store: Store,
+        store: BroadcastInbox,
         user: str,
         router_port: int,
         pub_port: int,

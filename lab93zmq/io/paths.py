@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 INBOX_FILENAME = "inbox.db"
 

@@ -29,14 +29,10 @@ from datetime import datetime, timezone
 
 import zmq
 
-from . import actor, security
-from .actor import Actor, Kind, Post
-from .beacon import BeaconSocket
-from .config import NodeConfig
-from .errors import ConfigError, MessageError, ProtocolError, SecurityError
-from .interfaces import resolve
-from .message import Message
-from .presence import (
+from .. import __version__
+from ..core.errors import ConfigError, MessageError, ProtocolError, SecurityError
+from ..core.message import Message
+from ..core.presence import (
     Beacon,
     BeaconError,
     Discovery,
@@ -46,8 +42,8 @@ from .presence import (
     PresenceEvent,
     peer_json,
 )
-from .presence import Kind as BeaconKind
-from .repeater_protocol import (
+from ..core.presence import Kind as BeaconKind
+from ..core.repeater.protocol import (
     DEAD_AFTER,
     HEARTBEAT,
     POST_LIMIT,
@@ -62,9 +58,14 @@ from .repeater_protocol import (
     Subscribe,
     ToServer,
 )
+from ..core.wire import MAX_FRAME_BYTES
+from . import actor, security
+from .actor import Actor, Kind, Post
+from .beacon import BeaconSocket
+from .config import NodeConfig
+from .interfaces import resolve
 from .sockets import bind, connect, tcp
 from .store import Inbox
-from .wire import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -375,8 +376,10 @@ class RepeaterServer(Actor):
             inbox = Inbox(self.config.db_path)
             if secure is not None:
                 # ZAP is per context: this server's own context gets its own handler.
+                from .zap import KeyAuthenticator  # asyncio: only secure servers load it
+
                 self.authorized = security.AuthorizedKeys(secure.authorized_keys)
-                authenticator = security.KeyAuthenticator(net, self.authorized)
+                authenticator = KeyAuthenticator(net, self.authorized)
                 authenticator.start()
             router, pub = self._bind(net)
             reports = _HandshakeReports(
@@ -607,7 +610,8 @@ class RepeaterClient(Actor):
             inbox = Inbox(self.config.db_path)
             now = time.monotonic()
             self.core = core = ClientCore(
-                inbox, self.config.user, now, heartbeat=self.heartbeat, dead_after=self.dead_after
+                inbox, self.config.user, now, heartbeat=self.heartbeat,
+                dead_after=self.dead_after, software=__version__,
             )
             sub = _tune(ctx.socket(zmq.SUB), SUB_HWM)
             sub.setsockopt(zmq.SUBSCRIBE, b"")

@@ -32,10 +32,10 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
+from ..core.limits import RateLimiter
+from ..core.presence import MAX_BEACON_SIZE
 from .interfaces import BeaconTarget
-from .limits import RateLimiter
-from .presence import MAX_BEACON_SIZE
 
 log = logging.getLogger(__name__)
 

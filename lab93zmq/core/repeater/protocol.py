@@ -3,8 +3,9 @@
 Nothing here touches a socket, a thread or a clock. The I/O shells in
 ``repeater.py`` feed frames and ``now`` (monotonic seconds) in and write what
 comes out: ``Reply``/``Publish`` (server), ``ToServer``/``Connect``/``Subscribe``
-(client), and events for the front end. Both sides are handed their ``Inbox``;
-the store is part of the protocol's state (sequence numbers, dedupe, marks).
+(client), and events for the front end. Both sides are handed their inbox
+(``core.inbox``'s protocols); the store is part of the protocol's state
+(sequence numbers, dedupe, marks).
 
 Commands (frames as in ``wire.py``; the full page is docs/PROTOCOL.rst)::
 
@@ -52,13 +53,12 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from . import __version__
-from .errors import MessageError, ProtocolError, SecurityError, StoreError
-from .events import Accepted, Event, Incoming, Notice, Rejected, Status, Users
-from .limits import RateLimiter
-from .message import MAX_WIRE_BYTES, Message, check_name, check_node_id
-from .store import Inbox
-from .wire import MAGIC, MAX_HEADER_INT, PROTOCOL_VERSION, Command, decode, header_int
+from ..errors import MessageError, ProtocolError, SecurityError, StoreError
+from ..events import Accepted, Event, Incoming, Notice, Rejected, Status, Users
+from ..inbox import ClientInbox, ServerInbox
+from ..limits import RateLimiter
+from ..message import MAX_WIRE_BYTES, Message, check_name, check_node_id
+from ..wire import MAGIC, MAX_HEADER_INT, PROTOCOL_VERSION, Command, decode, header_int
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class ServerCore:
 
     def __init__(
         self,
-        inbox: Inbox,
+        inbox: ServerInbox,
         pub_port: int,
         now: float,
         *,
@@ -682,7 +682,7 @@ class ClientCore:
 
     def __init__(
         self,
-        inbox: Inbox,
+        inbox: ClientInbox,
         user: str,
         now: float,
         *,
@@ -690,9 +690,11 @@ class ClientCore:
         dead_after: float = DEAD_AFTER,
         window: int = WINDOW,
         fetch_limit: int = BATCH_LIMIT,
+        software: str = "",
     ) -> None:
         self.inbox = inbox
         self.user = user
+        self.software = software  # told to the server in HELLO (the package version)
         self.node_id = inbox.node_id
         self.heartbeat = heartbeat
         self.dead_after = dead_after
@@ -745,7 +747,7 @@ class ClientCore:
     def _hello(self, now: float) -> list[Output | Event]:
         self.phase = Phase.HELLO
         self._deadline = now + self.dead_after
-        hello = {"user": self.user, "node": self.node_id, "software": __version__}
+        hello = {"user": self.user, "node": self.node_id, "software": self.software}
         out: list[Output | Event] = [Connect(self.endpoint), ToServer(Command("HELLO", hello))]
         if self.connected_status is None:
             # So a front end that gives up before any answer can say where it was trying.

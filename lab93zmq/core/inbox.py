@@ -1,0 +1,81 @@
+"""What each core needs of its inbox, as typing Protocols. Pure.
+
+The cores never import the store (peewee, sqlite3): they are handed an object
+with these methods. ``io.store.Inbox`` has all of them; tests may hand in
+anything else that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from .message import Message
+
+# (message, server id, server number): how a message is stored.
+Row = tuple[Message, "str | None", "int | None"]
+
+
+class Transactional(Protocol):
+    node_id: str
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Everything done inside commits together, or not at all."""
+        ...
+
+    def save_many(self, batch: Sequence[Row]) -> list[bool]: ...
+
+    def acknowledge(self, message_ids: Iterable[str]) -> int: ...
+
+
+class BroadcastInbox(Transactional, Protocol):
+    """The inbox of a broadcast node."""
+
+    def save(self, message: Message) -> bool: ...
+
+    def origin_marks(self) -> dict[str, int]: ...
+
+    def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]: ...
+
+    def next_origin_seq(self, origin: str, direct: bool) -> int: ...
+
+    def queue(self, message: Message) -> None: ...
+
+    def outbox(self) -> list[Message]: ...
+
+
+class ServerInbox(Transactional, Protocol):
+    """The store of a repeater server."""
+
+    def max_server_seq(self, server_id: str) -> int: ...
+
+    def last_seqs(
+        self, server_id: str, user: str | None, through: int | None = None
+    ) -> tuple[int, int]: ...
+
+    def room_tail_start(self, server_id: str, count: int) -> int: ...
+
+    def visible_since(
+        self, server_id: str, room_after: int, direct_after: int, user: str, limit: int
+    ) -> tuple[list[tuple[int, Message]], bool]: ...
+
+    def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]: ...
+
+    def save_unknown(self, batch: Sequence[Row], known: Container[str]) -> list[bool]: ...
+
+
+class ClientInbox(Transactional, Protocol):
+    """The inbox of a repeater client."""
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def queue_many(self, messages: Sequence[Message]) -> None: ...
+
+    def outbox(self) -> list[Message]: ...
+
+    def set_server_seq(self, message_id: str, server_id: str, server_seq: int) -> None: ...
+
+    def set_server_seqs(self, server_id: str, numbers: Iterable[tuple[str, int]]) -> None: ...
