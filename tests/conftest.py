@@ -4,12 +4,9 @@ XDG_CONFIG_HOME; hypothesis runs a fixed set of examples unless told to explore.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 
 import pytest
 from hypothesis import settings
-
-from lab93zmq.core.message import Message, make_id
 
 # The suite must pass or fail the same way on every run: by default hypothesis
 # draws its examples from a fixed seed and keeps no database. To hunt for new
@@ -17,10 +14,6 @@ from lab93zmq.core.message import Message, make_id
 settings.register_profile("fixed", derandomize=True, database=None)
 settings.register_profile("explore", max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
-
-NODE_A = "a" * 32
-NODE_B = "b" * 32
-T0 = datetime(2026, 11, 24, 20, 1, 2, 123456, tzinfo=timezone.utc)
 
 
 @pytest.fixture(autouse=True)
@@ -39,26 +32,3 @@ def nodes():
     yield started
     for node in reversed(started):
         node.stop()
-
-
-def make_message(
-    seq: int = 1,
-    content: str | None = None,
-    *,
-    origin: str = NODE_A,
-    author: str = "alice",
-    to: str | None = None,
-    subject: str | None = None,
-) -> Message:
-    """A valid message whose id is fixed by (origin, seq, to)."""
-    entropy = bytes.fromhex(origin[:8]) + seq.to_bytes(4, "big") + (b"dm" if to else b"rm")
-    return Message(
-        id=make_id(T0, entropy),
-        author=author,
-        recipient=to,
-        subject=subject,
-        content=content if content is not None else f"message {seq}",
-        sent_at=T0,
-        origin=origin,
-        origin_seq=seq,
-    )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_message
+from factories import make_message
 
 from lab93zmq import __version__
 from lab93zmq.frontend.cli import HELP, main

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import zmq
-from conftest import NODE_A, make_message
+from factories import NODE_A, make_message
 
 from lab93zmq.core.errors import Lab93Error, UndeliveredError
 from lab93zmq.frontend.console import Environment, FrontEnd, FrontEndOptions, run

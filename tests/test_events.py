@@ -1,7 +1,7 @@
 """The pipe form of protocol events (pure)."""
 
 import pytest
-from conftest import make_message
+from factories import make_message
 
 from lab93zmq.core.events import Accepted, Incoming, Notice, Status, Users, pipe_form, pipe_forms
 

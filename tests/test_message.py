@@ -2,7 +2,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import NODE_A, T0, make_message
+from factories import NODE_A, T0, make_message
 
 from lab93zmq.core.errors import MessageError
 from lab93zmq.core.message import MAX_CONTENT_BYTES, MAX_WIRE_BYTES, Message, make_id, time_text

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import make_message
+from factories import make_message
 from zmq.utils import z85
 
 from lab93zmq.core import wire

@@ -13,7 +13,7 @@ from collections import deque
 from datetime import timedelta
 
 import pytest
-from conftest import T0
+from factories import T0
 
 from lab93zmq.core.errors import StoreError
 from lab93zmq.core.message import MAX_CONTENT_BYTES, Message, make_id

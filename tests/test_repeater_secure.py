@@ -12,7 +12,7 @@ import threading
 
 import pytest
 import zmq
-from conftest import make_message
+from factories import make_message
 from procs import free_tcp_port, free_udp_port
 from test_repeater_live import CLIENT_FAST, FAST, Node, all_accepted, connected, got
 

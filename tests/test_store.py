@@ -3,7 +3,7 @@ import stat
 import time
 
 import pytest
-from conftest import NODE_A, NODE_B, make_message
+from factories import NODE_A, NODE_B, make_message
 
 from lab93zmq.core.errors import StoreError
 from lab93zmq.io.store import SCHEMA_VERSION, Inbox
