@@ -1,0 +1,92 @@
+"""Authoring: what a front end asks to send (a Draft), and our own numbering. Pure.
+
+A node is the only author of its origin: it numbers what it writes itself,
+one counter per *scope* (today "room" and "direct"), and a number is used
+only once the message holding it is stored, so a scope's sequence has no
+holes (peers' contiguous marks depend on that). The same pieces serve both
+modes; the cores author, the shells only carry drafts over the pipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .message import Message, parse_time
+
+ROOM = "room"  # the scope of room messages
+DIRECT = "direct"  # the scope of direct messages
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A front end's request to send a message; the core that authors it adds the rest."""
+
+    id: str
+    content: str
+    subject: str | None
+    to: str | None
+    sent_at: datetime
+
+    @property
+    def scope(self) -> str:
+        return ROOM if self.to is None else DIRECT
+
+    def body(self) -> dict[str, Any]:
+        """The pipe form (a JSON object)."""
+        return {
+            "id": self.id,
+            "content": self.content,
+            "subject": self.subject,
+            "to": self.to,
+            "sent_at": self.sent_at.isoformat(timespec="microseconds"),
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Draft:
+        sent_at = parse_time(body["sent_at"])
+        return cls(body["id"], body["content"], body["subject"], body["to"], sent_at)
+
+    def author(self, user: str, origin: str, origin_seq: int) -> Message:
+        """The Message this draft becomes; MessageError when a field is invalid."""
+        return Message(
+            id=self.id,
+            author=user,
+            recipient=self.to,
+            subject=self.subject,
+            content=self.content,
+            sent_at=self.sent_at,
+            origin=origin,
+            origin_seq=origin_seq,
+        )
+
+
+class Numbering:
+    """Our origin's next numbers, one counter per scope.
+
+    ``first(scope)`` says where a scope starts (the inbox's highest number
+    plus one); it is asked once per scope, when the scope is first used.
+    """
+
+    def __init__(self, first: Callable[[Hashable], int]) -> None:
+        self._first = first
+        self._next: dict[Hashable, int] = {}
+
+    def peek(self, scope: Hashable) -> int:
+        """The number the next message of ``scope`` gets."""
+        if scope not in self._next:
+            self._next[scope] = self._first(scope)
+        return self._next[scope]
+
+    def take(self, scope: Hashable, count: int = 1) -> int:
+        """Use ``count`` numbers (their messages are stored); the first of them."""
+        first = self.peek(scope)
+        self._next[scope] = first + count
+        return first
+
+    def seen(self, scope: Hashable, seq: int) -> None:
+        """An older copy of this inbox already used numbers up to ``seq``."""
+        if seq >= self.peek(scope):
+            self._next[scope] = seq + 1

@@ -1,0 +1,131 @@
+"""The small core pieces both modes share: packing, say-once, the flood gate,
+drafts and numbering, saving a batch. Pure: no sockets, no files."""
+
+from __future__ import annotations
+
+import pytest
+from factories import NODE_A, T0, make_message
+
+from lab93zmq.core.authoring import DIRECT, ROOM, Draft, Numbering
+from lab93zmq.core.batching import Budget, chunks, pack
+from lab93zmq.core.errors import MessageError, StoreError
+from lab93zmq.core.flood import FloodGate
+from lab93zmq.core.notices import SayOnce
+from lab93zmq.core.saving import save_batch
+
+
+def test_pack_bounds_every_group_by_count_and_bytes():
+    payloads = [bytes([n]) * size for n, size in enumerate([3, 3, 3, 3, 9, 1, 1])]
+    groups = pack(payloads, max_count=3, max_bytes=8)
+    assert [b"".join(group) for group in groups] == [
+        b"\x00" * 3 + b"\x01" * 3,  # a third would pass 8 bytes
+        b"\x02" * 3 + b"\x03" * 3,
+        b"\x04" * 9,  # too big for any group: it goes alone
+        b"\x05\x06",
+    ]
+    assert [p for group in groups for p in group] == payloads
+    assert pack([b"x"] * 7, max_count=3, max_bytes=100) == [[b"x"] * 3, [b"x"] * 3, [b"x"]]
+    assert pack([], 3, 8) == []
+
+
+def test_a_budget_always_admits_the_first_payload():
+    budget = Budget(2, 10)
+    assert budget.admits(50)
+    budget.take(50)
+    assert not budget.admits(1)
+
+
+def test_chunks():
+    assert [list(c) for c in chunks(range(5), 2)] == [[0, 1], [2, 3], [4]]
+    with pytest.raises(ValueError):
+        list(chunks([1], 0))
+
+
+def test_say_once_tells_again_only_after_the_quiet_time():
+    said = SayOnce(quiet=60.0)
+    assert said.due("bob's key", 0.0)
+    assert not said.due("bob's key", 59.9)
+    assert said.due("carol's key", 30.0)  # each thing on its own
+    assert said.due("bob's key", 60.0)
+    assert not said.due("bob's key", 61.0)
+    said.forget("bob's key")
+    assert said.due("bob's key", 62.0)
+
+
+def test_say_once_forgets_the_least_recently_told_past_its_memory():
+    said = SayOnce(quiet=60.0, remember=2)
+    for key in "abc":
+        assert said.due(key, 0.0)
+    assert "a" not in said and "b" in said and "c" in said
+    assert said.due("a", 1.0)  # forgotten, so told again
+
+
+def test_the_flood_gate_cuts_off_past_the_burst_and_lets_in_after_the_penalty():
+    gate = FloodGate(burst=3, rate=1.0, penalty=30.0)
+    assert [gate.strike("mallory", 0.0) for _ in range(4)] == [False, False, False, True]
+    assert gate.is_cut("mallory", 29.9) and not gate.is_cut("alice", 1.0)
+    assert not gate.strike("mallory", 10.0)  # already cut: no second verdict
+    assert gate.next_deadline() == 30.0
+    assert gate.cut(1.0) == ["mallory"]
+    assert gate.expire(29.0) == [] and gate.expire(30.0) == ["mallory"]
+    assert not gate.is_cut("mallory", 30.0) and gate.next_deadline() is None
+
+
+def test_a_penalty_never_ends_before_the_bucket_refilled():
+    assert FloodGate(burst=20, rate=2.0, penalty=1.0).penalty == 10.0
+
+
+def test_a_draft_becomes_a_message_and_crosses_the_pipe():
+    draft = Draft("0" * 32, "pizza?", "lunch", None, T0)
+    assert Draft.from_body(draft.body()) == draft
+    assert draft.scope == ROOM and Draft("1" * 32, "psst", None, "bob", T0).scope == DIRECT
+    message = draft.author("alice", NODE_A, 7)
+    assert (message.author, message.origin, message.origin_seq) == ("alice", NODE_A, 7)
+    with pytest.raises(MessageError):
+        Draft("2" * 32, "", None, None, T0).author("alice", NODE_A, 8)
+
+
+def test_numbering_starts_where_the_inbox_ends_and_never_reuses_a_number():
+    asked = []
+
+    def first(scope):
+        asked.append(scope)
+        return {ROOM: 5, DIRECT: 1}[scope]
+
+    numbers = Numbering(first)
+    assert numbers.peek(ROOM) == 5
+    assert numbers.take(ROOM, 3) == 5 and numbers.peek(ROOM) == 8
+    numbers.seen(ROOM, 6)  # below what we use: nothing changes
+    numbers.seen(ROOM, 20)
+    assert numbers.take(ROOM) == 21
+    assert numbers.take(DIRECT) == 1
+    assert asked == [ROOM, DIRECT]  # each scope asked once
+
+
+class FakeInbox:
+    """Refuses a batch holding a message numbered like one it has, as the real inbox does."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def save_many(self, batch):
+        taken = {(m.origin, m.origin_seq): mid for mid, m in self.rows.items()}
+        if any(taken.get((m.origin, m.origin_seq), m.id) != m.id for m, _, _ in batch):
+            raise StoreError("the inbox refused a message: UNIQUE constraint failed")
+        fresh = []
+        for message, _, _ in batch:
+            fresh.append(message.id not in self.rows)
+            self.rows.setdefault(message.id, message)
+        return fresh
+
+
+def test_save_batch_falls_back_to_one_by_one_and_returns_the_conflicts():
+    inbox = FakeInbox()
+    first = make_message(1)
+    assert save_batch(inbox, [(first, None, None)]).fresh == [True]
+    clash = type(first).trusted("9" * 32, "mallory", None, None, "x", T0, NODE_A, 1)
+    result = save_batch(inbox, [(make_message(2), None, None), (clash, None, None),
+                                (first, None, None)])
+    assert result.fresh == [True, False, False]
+    assert [(m.id, "refused" in why) for m, why in result.conflicts] == [(clash.id, True)]
+    assert make_message(2).id in inbox.rows and clash.id not in inbox.rows
