@@ -79,7 +79,8 @@ def test_send_pipeline_direct_message_scan_and_history(lan):
         node.wait_for(lambda p: "hello room" in contents(p), "bob's message")
     message = json.loads(alice.out[0])
     assert message["from"] == "bob" and message["subject"] == "hi" and message["to"] is None
-    assert set(message) == {"id", "from", "to", "subject", "content", "sent_at", "origin"}
+    assert set(message) == {"id", "from", "to", "room", "subject", "content", "sent_at", "origin"}
+    assert message["room"] == "general"
 
     dave = lan.start("dave", "--to", "alice", lines=["just for you", "and this"])
     assert dave.finish() == 0, dave.err

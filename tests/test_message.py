@@ -18,7 +18,8 @@ def test_wire_round_trip_keeps_every_field():
 def test_json_line_is_exactly_the_contract():
     line = make_message(1, "pizza?", subject="lunch").to_json_line()
     fields = json.loads(line)
-    assert list(fields) == ["id", "from", "to", "subject", "content", "sent_at", "origin"]
+    assert list(fields) == ["id", "from", "to", "room", "subject", "content", "sent_at", "origin"]
+    assert fields["room"] == "general"
     assert fields["from"] == "alice" and fields["to"] is None
     assert fields["sent_at"] == "2026-11-24T20:01:02.123456+00:00"
     assert fields["origin"] == NODE_A
@@ -64,7 +65,10 @@ def wire(**changes):
         (wire(seq=0), "seq"),
         (wire(seq=True), "seq"),
         (wire(id="nothex"), "id"),
-        (wire(v=2), "v"),
+        (wire(v=1), "v"),  # 0.1.0's messages had no room
+        (wire(room="Not A Room"), "room"),
+        (wire(room=None), "room"),
+        (wire(kind="poem"), "kind"),
         (b"\xff\xfe not utf-8", "message"),
         (b"{not json", "message"),
         (b"[1, 2]", "message"),
@@ -158,3 +162,26 @@ def test_time_text_is_isoformat_with_microseconds():
     times += [T0.astimezone(plus_two), T0.replace(tzinfo=timezone(timedelta(0)))]
     for when in times:
         assert time_text(when) == when.isoformat(timespec="microseconds")
+
+
+def test_a_room_message_names_its_room_and_a_direct_one_none():
+    assert make_message(1).room == "general"  # built without a room: the default room
+    ops = Message.decode(wire(room="ops"))
+    assert ops.room == "ops" and ops.to_json_dict()["room"] == "ops"
+    direct = make_message(2, to="bob")
+    assert direct.room is None and Message.decode(direct.encode()).room is None
+    assert direct.to_json_dict()["room"] is None
+    with pytest.raises(MessageError, match="room"):
+        Message(make_id(T0, bytes(10)), "a", "bob", None, "x", T0, NODE_A, 1, room="ops")
+
+
+def test_a_topic_is_one_short_line_of_a_room():
+    topic = Message(make_id(T0, bytes(10)), "a", None, None, "standup at 10", T0, NODE_A, 1,
+                    room="ops", kind="topic")
+    assert topic.is_topic and Message.decode(topic.encode()) == topic
+    assert "kind" not in make_message(1).to_wire_dict()  # chat carries no kind
+    for content in ("two\nlines", "x" * 391):
+        with pytest.raises(MessageError, match="topic"):
+            Message(make_id(T0, bytes(10)), "a", None, None, content, T0, NODE_A, 1, kind="topic")
+    with pytest.raises(MessageError, match="kind"):
+        Message(make_id(T0, bytes(10)), "a", "bob", None, "x", T0, NODE_A, 1, kind="topic")

@@ -447,7 +447,7 @@ def test_server_rejects_an_undecodable_message_and_stores_the_rest(net):
     bad = alice.say("from the future")
     net.to_server.clear()  # send by hand instead, one payload spoiled
     alice.core._inflight.clear()
-    spoiled = bad.encode().replace(b'"v":1', b'"v":7')
+    spoiled = bad.encode().replace(b'"v":2', b'"v":7')
     frames = Command("POST", {}, (good.encode(), spoiled)).frames()
     net.route(net.server.receive(alice.identity, frames, net.now))
     net.route(net.server.flush(net.now))
@@ -455,7 +455,7 @@ def test_server_rejects_an_undecodable_message_and_stores_the_rest(net):
     assert alice.accepted() == [good.id]
     [rejected] = alice.of(Rejected)
     assert rejected.id == bad.id
-    assert "'v' is 7; this node speaks version 1" in rejected.reason
+    assert "'v' is 7; this node speaks version 2" in rejected.reason
     assert [m.id for m in alice.inbox.outbox()] == []
     assert net.server_inbox.count() == 1
 
@@ -466,7 +466,7 @@ def test_the_server_forwards_the_bytes_it_validated_and_replays_encode(net):
     net.to_server.clear()  # send by hand: valid JSON, but not how encode() writes it
     alice.core._inflight.clear()
     loose = [json.dumps(m.to_wire_dict(), indent=1).encode() for m in (room, direct)]
-    bad = room.encode().replace(b'"v":1', b'"v":7')
+    bad = room.encode().replace(b'"v":2', b'"v":7')
     deep = b"[" * 5000  # past json's recursion limit: rejected, and the server lives on
     frames = Command("POST", {}, (*loose, bad, deep)).frames()
     net.route(net.server.receive(alice.identity, frames, net.now))

@@ -22,8 +22,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import MessageError
+from .rooms import DEFAULT_ROOM, check_room
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2  # 2: rooms (the ``room`` field) and ``kind``
+TOPIC = "topic"  # ``kind`` of a message that sets its room's topic (content = the topic)
+KINDS = (TOPIC,)
+MAX_TOPIC_CHARS = 390  # IRC's usual TOPICLEN
 MAX_CONTENT_BYTES = 65_536
 MAX_SUBJECT_CHARS = 200
 MAX_NAME_CHARS = 64
@@ -34,7 +38,7 @@ MAX_SEQ = 2**63 - 1
 _HEX_ID = re.compile(r"[0-9a-f]{32}\Z")
 _BAD_NAME = re.compile(r"[\s\x00-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
-_WIRE_FIELDS = ("id", "from", "to", "subject", "content", "sent_at", "origin", "seq")
+_WIRE_FIELDS = ("id", "from", "to", "room", "subject", "content", "sent_at", "origin", "seq")
 # json.loads without its per-call overhead: the scanner it ends in (see _loads).
 _scan = json.scanner.make_scanner(json.JSONDecoder())
 
@@ -82,9 +86,12 @@ def check_node_id(value: object, field: str = "origin") -> str:
 class Message:
     """One chat message, as authored; immutable and valid by construction.
 
-    ``recipient`` None means the room. ``origin`` is the id of the node that
-    authored it and ``origin_seq`` that node's own counter (1, 2, 3, ...), which
-    is what catch-up between broadcast peers is based on.
+    ``recipient`` None means a room message, and ``room`` names the room
+    (``general`` when not given); a direct message has no room. ``origin`` is
+    the id of the node that authored it and ``origin_seq`` that node's own
+    counter, one per room and one for direct messages (1, 2, 3, ...), which is
+    what catch-up between broadcast peers is based on. ``kind`` is None for
+    chat, ``"topic"`` for a message that sets its room's topic.
     """
 
     id: str
@@ -95,8 +102,12 @@ class Message:
     sent_at: datetime
     origin: str
     origin_seq: int
+    room: str | None = None
+    kind: str | None = None
 
     def __post_init__(self) -> None:
+        if self.room is None and self.recipient is None:
+            object.__setattr__(self, "room", DEFAULT_ROOM)
         sent_at = _checked(
             self.id,
             self.author,
@@ -107,6 +118,7 @@ class Message:
             self.origin,
             self.origin_seq,
         )
+        _check_room_kind(self.recipient, self.room, self.kind, self.content)
         if sent_at is not self.sent_at:
             object.__setattr__(self, "sent_at", sent_at)
 
@@ -121,6 +133,8 @@ class Message:
         sent_at: datetime,
         origin: str,
         origin_seq: int,
+        room: str | None = None,
+        kind: str | None = None,
     ) -> Message:
         """Rebuild a message that was validated before it was stored, without checking again.
 
@@ -138,11 +152,17 @@ class Message:
         fields["sent_at"] = sent_at
         fields["origin"] = origin
         fields["origin_seq"] = origin_seq
+        fields["room"] = room
+        fields["kind"] = kind
         return message
 
     @property
     def is_direct(self) -> bool:
         return self.recipient is not None
+
+    @property
+    def is_topic(self) -> bool:
+        return self.kind == TOPIC
 
     # -- the JSON line form: exactly DESIGN.md's contract -----------------
 
@@ -151,6 +171,7 @@ class Message:
             "id": self.id,
             "from": self.author,
             "to": self.recipient,
+            "room": self.room,
             "subject": self.subject,
             "content": self.content,
             "sent_at": time_text(self.sent_at),
@@ -166,6 +187,8 @@ class Message:
         fields = self.to_json_dict()
         fields["seq"] = self.origin_seq
         fields["v"] = WIRE_VERSION
+        if self.kind is not None:
+            fields["kind"] = self.kind
         return fields
 
     def encode(self) -> bytes:
@@ -181,10 +204,11 @@ class Message:
         if version != WIRE_VERSION:
             raise MessageError("v", f"is {version!r}; this node speaks version {WIRE_VERSION}")
         try:
-            id, author, recipient, subject, content, sent_at, origin, origin_seq = (
+            id, author, recipient, room, subject, content, sent_at, origin, origin_seq = (
                 fields["id"],
                 fields["from"],
                 fields["to"],
+                fields["room"],
                 fields["subject"],
                 fields["content"],
                 fields["sent_at"],
@@ -194,10 +218,14 @@ class Message:
         except KeyError:
             missing = next(name for name in _WIRE_FIELDS if name not in fields)
             raise MessageError(missing, "is missing") from None
+        kind = fields.get("kind")
         sent_at = parse_time(sent_at)
         # The same rules as __post_init__, without a second pass through the dataclass.
         sent_at = _checked(id, author, recipient, subject, content, sent_at, origin, origin_seq)
-        return cls.trusted(id, author, recipient, subject, content, sent_at, origin, origin_seq)
+        _check_room_kind(recipient, room, kind, content)
+        return cls.trusted(
+            id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Message:
@@ -231,6 +259,26 @@ def _loads(text: str) -> Any:
     if end != len(text):
         return json.loads(text)
     return value
+
+
+def _check_room_kind(recipient: object, room: object, kind: object, content: object) -> None:
+    """A room message names its room, a direct message none; a topic is a short line."""
+    if recipient is None:
+        check_room(room)
+    elif room is not None:
+        raise MessageError("room", "must be null for a direct message")
+    if kind is None:
+        return
+    if kind not in KINDS:
+        raise MessageError("kind", f"must be one of {', '.join(KINDS)} or absent")
+    if recipient is not None:
+        raise MessageError("kind", f"{kind} is for room messages only")
+    if isinstance(content, str) and (
+        len(content) > MAX_TOPIC_CHARS or _LINE_BREAK.search(content)
+    ):
+        raise MessageError(
+            "content", f"of a topic is one line of at most {MAX_TOPIC_CHARS} characters"
+        )
 
 
 def _checked(

@@ -25,10 +25,12 @@ import peewee as pw
 
 from ..core.errors import StoreError
 from ..core.message import Message, time_text
+from ..core.rooms import DEFAULT_ROOM
 from .paths import prepare_parent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rooms (message.room, message.kind; room numbering per room)
 _CHUNK = 500  # stay far below SQLite's bound-parameter limit
+ROOM_ORIGIN_INDEX = "message_room_origin_seq_by_room"
 
 
 def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Model]]:
@@ -50,6 +52,8 @@ def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mo
         sent_at = pw.CharField(max_length=40)  # ISO 8601 UTC: sorts as text
         origin = pw.CharField(max_length=32)
         origin_seq = pw.IntegerField()
+        room = pw.CharField(max_length=32, null=True)  # null: a direct message
+        kind = pw.CharField(max_length=16, null=True)  # null: chat; "topic"
         server_id = pw.CharField(max_length=32, null=True)
         server_seq = pw.IntegerField(null=True)
         # Local arrival order, for --history and "last N".
@@ -58,13 +62,15 @@ def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mo
         class Meta:
             table_name = "message"
 
+    # An origin numbers each room apart (schema 1 had one room: origin, origin_seq).
     StoredMessage.add_index(
         StoredMessage.index(
+            StoredMessage.room,
             StoredMessage.origin,
             StoredMessage.origin_seq,
             unique=True,
             where=StoredMessage.recipient.is_null(True),
-            name="message_room_origin_seq",
+            name=ROOM_ORIGIN_INDEX,
         )
     )
     StoredMessage.add_index(
@@ -120,7 +126,8 @@ def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mo
 # insert_many builds the SQL row by row (~45 us a row here); this is ~10x less.
 _INSERT = (
     "INSERT INTO message (id, author, recipient, subject, content, sent_at, origin,"
-    " origin_seq, server_id, server_seq, arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " origin_seq, room, kind, server_id, server_seq, arrival)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -134,6 +141,8 @@ def _to_row(message: Message, server_id: str | None, server_seq: int | None, arr
         time_text(message.sent_at),
         message.origin,
         message.origin_seq,
+        message.room,
+        message.kind,
         server_id,
         server_seq,
         arrival,
@@ -153,8 +162,12 @@ def _placeholders(count: int) -> str:
 def _from_tuple(row: tuple) -> Message:
     """A Message from the columns of ``Inbox._columns`` (validated when it was stored)."""
     return Message.trusted(
-        row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]), row[6], row[7]
+        row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]), row[6], row[7],
+        row[8], row[9],
     )
+
+
+SERVER_SEQ = 10  # where ``Inbox._columns`` puts the server number, after a Message's fields
 
 
 class Inbox:
@@ -177,7 +190,7 @@ class Inbox:
         )
         self._meta, self._message, self._outbox = _models(self._db)
         m = self._message
-        # What reads select: a Message's fields, then its server number (row[8]).
+        # What reads select: a Message's fields, then its server number (SERVER_SEQ).
         self._columns = (
             m.id,
             m.author,
@@ -187,11 +200,14 @@ class Inbox:
             m.sent_at,
             m.origin,
             m.origin_seq,
+            m.room,
+            m.kind,
             m.server_seq,
         )
         try:
             self._db.connect()
             with self._db.atomic():
+                self._migrate()  # an older inbox first gets the columns today's tables need
                 self._db.create_tables([self._meta, self._message, self._outbox])
                 self._check_schema()
                 self.node_id = self._load_node_id(new_node_id)
@@ -213,16 +229,40 @@ class Inbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check_schema(self) -> None:
+    def _stored_schema(self) -> int | None:
+        if not self._meta.table_exists():
+            return None
         stored = self.get_meta("schema_version")
+        return None if stored is None else int(stored)
+
+    def _migrate(self) -> None:
+        """Bring an inbox written by an older lab93-node up to SCHEMA_VERSION, step by step.
+
+        Runs inside the opening transaction: a failure leaves the file as it was.
+        """
+        stored = self._stored_schema()
+        if stored is None or stored >= SCHEMA_VERSION:
+            return
+        if stored == 1:
+            # 0.1.0 had one room: its room messages are in "general", numbered as before.
+            self._db.execute_sql("ALTER TABLE message ADD COLUMN room VARCHAR(32)")
+            self._db.execute_sql("ALTER TABLE message ADD COLUMN kind VARCHAR(16)")
+            self._db.execute_sql(
+                "UPDATE message SET room = ? WHERE recipient IS NULL", (DEFAULT_ROOM,)
+            )
+            self._db.execute_sql('DROP INDEX IF EXISTS "message_room_origin_seq"')
+            stored = 2
+        self.set_meta("schema_version", str(stored))
+
+    def _check_schema(self) -> None:
+        stored = self._stored_schema()
         if stored is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(stored) > SCHEMA_VERSION:
+        elif stored > SCHEMA_VERSION:
             raise StoreError(
                 f"the inbox {self.path} was written by a newer lab93-node "
                 f"(schema {stored}); this one reads schema {SCHEMA_VERSION}"
             )
-        # Older schemas would be migrated here, one step per version.
 
     def _load_node_id(self, new_node_id: bytes | None) -> str:
         node_id = self.get_meta("node_id")
@@ -391,8 +431,8 @@ class Inbox:
             .order_by(m.server_seq)
             .limit(limit + 1)
         )
-        rows = sorted([*room.tuples(), *direct.tuples()], key=lambda row: row[8])
-        return [(row[8], _from_tuple(row)) for row in rows[:limit]], len(rows) > limit
+        rows = sorted([*room.tuples(), *direct.tuples()], key=lambda row: row[SERVER_SEQ])
+        return [(row[SERVER_SEQ], _from_tuple(row)) for row in rows[:limit]], len(rows) > limit
 
     def last_seqs(
         self, server_id: str, user: str | None, through: int | None = None
@@ -433,47 +473,57 @@ class Inbox:
 
     # -- broadcast: per-origin sequences ------------------------------------------
 
-    def next_origin_seq(self, origin: str, direct: bool) -> int:
-        """The next number ``origin`` gives to a room (or direct) message it authors."""
+    def next_origin_seq(self, origin: str, direct: bool, room: str = DEFAULT_ROOM) -> int:
+        """The next number ``origin`` gives to a direct message, or to a message of ``room``."""
         m = self._message
-        kind = m.recipient.is_null(False) if direct else m.recipient.is_null(True)
-        value = m.select(pw.fn.MAX(m.origin_seq)).where((m.origin == origin) & kind).scalar()
+        if direct:
+            scope = m.recipient.is_null(False)
+        else:
+            scope = m.recipient.is_null(True) & (m.room == room)
+        value = m.select(pw.fn.MAX(m.origin_seq)).where((m.origin == origin) & scope).scalar()
         return (value or 0) + 1
 
-    def origin_marks(self) -> dict[str, int]:
-        """For each origin, the highest n such that room messages 1..n are all here.
+    def origin_marks(self, room: str = DEFAULT_ROOM) -> dict[str, int]:
+        """For each origin, the highest n such that its messages 1..n of ``room`` are all here.
 
-        Uses the (origin, origin_seq) index: for each origin, the first place
+        Uses the (room, origin, origin_seq) index: for each origin, the first place
         where ``origin_seq`` stops matching its rank is the end of the prefix.
         """
         sql = """
             SELECT origin, COUNT(*), MAX(origin_seq) FROM message
-            WHERE recipient IS NULL GROUP BY origin
+            WHERE recipient IS NULL AND room = ? GROUP BY origin
         """
         marks: dict[str, int] = {}
-        for origin, count, highest in self._db.execute_sql(sql).fetchall():
-            marks[origin] = highest if count == highest else self._contiguous(origin)
+        for origin, count, highest in self._db.execute_sql(sql, (room,)).fetchall():
+            marks[origin] = highest if count == highest else self._contiguous(origin, room)
         return marks
 
-    def _contiguous(self, origin: str) -> int:
+    def _contiguous(self, origin: str, room: str) -> int:
         # Only reached when an origin has a hole: find the first missing number.
         sql = """
             SELECT origin_seq FROM message
-            WHERE recipient IS NULL AND origin = ? ORDER BY origin_seq
+            WHERE recipient IS NULL AND room = ? AND origin = ? ORDER BY origin_seq
         """
         expected = 1
-        for (seq,) in self._db.execute_sql(sql, (origin,)):
+        for (seq,) in self._db.execute_sql(sql, (room, origin)):
             if seq != expected:
                 break
             expected += 1
         return expected - 1
 
-    def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]:
-        """Room messages of ``origin`` numbered above ``after_seq``, in order."""
+    def origin_after(
+        self, origin: str, after_seq: int, limit: int, room: str = DEFAULT_ROOM
+    ) -> list[Message]:
+        """Messages of ``room`` by ``origin`` numbered above ``after_seq``, in order."""
         m = self._message
         query = (
             m.select(*self._columns)
-            .where((m.origin == origin) & m.recipient.is_null(True) & (m.origin_seq > after_seq))
+            .where(
+                (m.room == room)
+                & (m.origin == origin)
+                & m.recipient.is_null(True)
+                & (m.origin_seq > after_seq)
+            )
             .order_by(m.origin_seq)
             .limit(limit)
         )

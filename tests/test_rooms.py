@@ -1,0 +1,111 @@
+"""Room names (pure) and rooms in the inbox: per-room numbering, the 0.1.0 migration."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from factories import NODE_A, NODE_B, T0, make_message
+
+from lab93zmq.core.message import Message, make_id
+from lab93zmq.core.rooms import DEFAULT_ROOM, RoomError, check_room, room_name, shown
+from lab93zmq.io.store import SCHEMA_VERSION, Inbox
+
+OLD_INBOX = Path(__file__).parent / "data" / "inbox-0.1.0.db"
+
+
+@pytest.mark.parametrize(
+    "typed, name",
+    [("ops", "ops"), ("#ops", "ops"), ("#Ops", "ops"), (" general ", "general"),
+     ("a.b-c_9", "a.b-c_9"), ("9lives", "9lives"), ("x" * 32, "x" * 32)],
+)
+def test_room_names_fold_to_one_form(typed, name):
+    assert room_name(typed) == name
+    assert shown(name) == f"#{name}"
+
+
+@pytest.mark.parametrize(
+    "typed", ["", "#", "-ops", ".ops", "_ops", "o ps", "ops!", "x" * 33, "##ops", "öps", 7, None]
+)
+def test_what_is_not_a_room_name_is_refused_with_the_rule(typed):
+    with pytest.raises(RoomError) as caught:
+        room_name(typed)
+    assert "is not a room name: 1 to 32 letters a-z" in str(caught.value)
+
+
+def test_the_wire_form_is_strict():
+    assert check_room("ops") == "ops"
+    for text in ("#ops", "Ops"):
+        with pytest.raises(RoomError):
+            check_room(text)
+    assert DEFAULT_ROOM == "general"
+
+
+def room_message(seq, room, origin=NODE_A, content=None):
+    entropy = bytes.fromhex(origin[:8]) + seq.to_bytes(4, "big") + room.encode()[:2].ljust(2, b"-")
+    return Message(make_id(T0, entropy), "alice", None, None, content or f"{room} {seq}", T0,
+                   origin, seq, room=room)
+
+
+def test_each_room_of_an_origin_is_numbered_apart(tmp_path):
+    with Inbox(tmp_path / "inbox.db") as inbox:
+        for message in (room_message(1, "ops"), room_message(2, "ops"), room_message(1, "general"),
+                        room_message(4, "ops")):
+            assert inbox.save(message)
+        assert inbox.next_origin_seq(NODE_A, direct=False, room="ops") == 5
+        assert inbox.next_origin_seq(NODE_A, direct=False) == 2  # general
+        assert inbox.next_origin_seq(NODE_A, direct=False, room="dev") == 1
+        assert inbox.origin_marks("ops") == {NODE_A: 2}  # 4 is past a hole
+        assert inbox.origin_marks() == {NODE_A: 1}
+        later = inbox.origin_after(NODE_A, 1, 10, room="ops")
+        assert [m.content for m in later] == ["ops 2", "ops 4"]
+        assert [m.room for m in inbox.history()] == ["ops", "ops", "general", "ops"]
+
+
+def test_an_inbox_written_by_0_1_0_opens_with_its_room_in_general(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_INBOX, path)
+    with Inbox(path) as inbox:
+        assert inbox.node_id == "93" * 16  # the node id is kept
+        history = inbox.history()
+        assert len(history) == 7
+        rooms = {m.content: m.room for m in history}
+        assert rooms["hello from 0.1.0"] == "general" and rooms["pizza?"] == "general"
+        assert rooms["psst, carol"] is None and rooms["a direct message to alice"] is None
+        # Numbering goes on where 0.1.0 left off, in general and for direct messages.
+        assert inbox.next_origin_seq(inbox.node_id, direct=False) == 4
+        assert inbox.next_origin_seq(inbox.node_id, direct=True) == 2
+        assert inbox.origin_marks() == {inbox.node_id: 3, NODE_B: 2}
+        assert [m.content for m in inbox.outbox()] == ["psst, carol"]
+        assert inbox.get_meta("schema_version") == str(SCHEMA_VERSION)
+        # What it stores from now on lands next to what it had, by room.
+        assert inbox.save(room_message(4, "general", origin=inbox.node_id))
+        assert inbox.save(room_message(1, "ops", origin=inbox.node_id))
+        assert inbox.origin_marks() == {inbox.node_id: 4, NODE_B: 2}
+    with Inbox(path) as again:  # opening a migrated inbox changes nothing
+        assert len(again.history()) == 9
+
+
+def test_a_failed_migration_leaves_the_old_file_as_it_was(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_INBOX, path)
+    db = sqlite3.connect(path)
+    # A column the migration adds second: the first ALTER succeeds, the second fails.
+    db.execute("ALTER TABLE message ADD COLUMN kind TEXT")
+    db.commit()
+    db.close()
+    from lab93zmq.core.errors import StoreError
+
+    with pytest.raises(StoreError):
+        Inbox(path)
+    db = sqlite3.connect(path)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(message)")]
+    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    db.close()
+    assert "room" not in columns and version == ("1",)  # the first ALTER was rolled back
+
+
+def test_old_messages_and_a_direct_message_in_general_are_told_apart():
+    assert make_message(1).room == "general" and make_message(1, to="bob").room is None
