@@ -19,6 +19,8 @@ from lab93zmq.core.irc.gateway import Gateway
 from lab93zmq.core.irc.lines import Line, parse
 from lab93zmq.core.irc.names import fold
 
+# Clients read lines longer than they may send; ours pass 512 bytes only for a huge mapped nick.
+SERVER_BODY_BYTES = 2048
 T0 = datetime(2026, 11, 24, 20, 1, 2, 123456, tzinfo=timezone.utc)
 
 
@@ -90,10 +92,12 @@ class FakeService:
             if self.refuse_posts is not None:
                 return [b.RequestFailed(conn, request, self.refuse_posts)]
             if isinstance(request, b.PostDirect):
-                known = {fold(n) for n in self.users.values()} | self.lab93
+                # The service names the recipient as the user is called, whatever the case typed.
+                known = {fold(n): n for n in [*self.users.values(), *self._lab93_names()]}
+                known.update({key: key for key in self.lab93 if key not in known})
                 if fold(request.to) not in known:
                     return [b.RequestFailed(conn, request, "No such user", no_such_target=True)]
-                where = {"to": request.to}
+                where = {"to": known[fold(request.to)]}
             else:
                 where = {"room": request.room}
             message = self.store(
@@ -264,7 +268,7 @@ class IRCNet:
         for output in outputs:
             if isinstance(output, b.SendLine):
                 assert output.data.endswith(b"\r\n")
-                line = parse(output.data)
+                line = parse(output.data, max_body=SERVER_BODY_BYTES)
                 assert line is not None
                 self.inbox.setdefault(output.conn, []).append(line)
             elif isinstance(output, b.Close):

@@ -118,12 +118,13 @@ class Line:
         return f"{head}{body}\r\n".encode()
 
 
-def parse(raw: bytes) -> Line | None:
+def parse(raw: bytes, max_body: int = MAX_BODY_BYTES) -> Line | None:
     """The line in ``raw`` (its line ending, if any, is ignored); None for an empty line.
 
     Raises LineError for a line that is too long, not UTF-8, holds NUL or has
     no valid command. A source prefix from a client is read and kept (a server
-    ignores it). Repeated tag keys: the last one counts.
+    ignores it). Repeated tag keys: the last one counts. ``max_body``: what a
+    client may send; a reader of server lines may allow more.
     """
     raw = raw.rstrip(b"\r\n")
     tag_data = b""
@@ -134,7 +135,7 @@ def parse(raw: bytes) -> Line | None:
         if len(tag_data) > MAX_TAG_DATA_BYTES:
             raise LineError("too-long", _guess_command(body), "Input line was too long")
     body = body.lstrip(b" ")
-    if len(body) > MAX_BODY_BYTES:
+    if len(body) > max_body:
         raise LineError("too-long", _guess_command(body), "Input line was too long")
     if b"\x00" in raw:
         raise LineError("malformed", _guess_command(body), "A line must not hold a NUL byte")
