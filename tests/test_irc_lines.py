@@ -102,7 +102,7 @@ def test_writing_tags_escapes_values_and_omits_empty_ones():
         Line("PRIVMSG", ("#a b", "x")),
         Line("PRIVMSG", (":a", "x")),
         Line("PRIVMSG", ("", "x")),
-        Line("PRIVMSG", ("#a", "new\nline")),
+        Line("PRIVMSG", ("#a\n", "x")),
         Line("PRIV MSG", ("#a",)),
         Line("PING", ("x",), "a b"),
         Line("PING", ("x",), tags=(("k", "nul\x00"),)),
@@ -111,6 +111,11 @@ def test_writing_tags_escapes_values_and_omits_empty_ones():
 def test_a_line_the_grammar_cannot_carry_is_our_bug(line):
     with pytest.raises(ValueError):
         line.to_bytes()
+
+
+def test_line_breaks_and_nul_in_the_last_parameter_become_spaces():
+    line = Line("TOPIC", ("#a", "one\r\ntwo\nthree\x00"), "n!u@h")
+    assert line.to_bytes() == b":n!u@h TOPIC #a :one  two three\r\n"
 
 
 def test_a_long_last_parameter_is_cut_at_a_character():

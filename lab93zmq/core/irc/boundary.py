@@ -37,6 +37,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
+from .names import is_room
+
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9]{1,64}\Z")
 
 
@@ -69,6 +71,8 @@ class ChatMessage:
             raise ValueError("a message id is 1 to 64 ASCII letters and digits")
         if (self.room is None) == (self.recipient is None):
             raise ValueError("a message is in a room or to a recipient, not both or neither")
+        if self.room is not None and not is_room(self.room):
+            raise ValueError(f"not a room name: {self.room!r}")
         _aware(self.sent_at, "sent_at")
 
 

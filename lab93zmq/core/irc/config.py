@@ -54,6 +54,9 @@ class IRCConfig:
                 raise ValueError(f"{field} must be one word, without , ! @ or :")
         if " " in self.version or not self.version:
             raise ValueError("version must be one word")
+        for text in (self.created, self.version, *self.motd):
+            if "\x00" in text:
+                raise ValueError("the server's texts must not hold NUL")
         if self.password is not None and not self.password:
             raise ValueError("an empty password: use None for none")
         for field in ("max_channels", "history_limit", "max_targets", "max_pending_lines"):

@@ -41,7 +41,7 @@ from .boundary import (
     TimeRef,
 )
 from .lines import Line, fit_utf8, format_time, parse_time
-from .names import channel_for, name_for, nick_for, room_for
+from .names import channel_for, is_room, name_for, nick_for, room_for
 from .registration import safe_word
 from .render import message_id_of, message_lines
 from .session import Session
@@ -143,6 +143,8 @@ def on_targets_result(session: Session, event: TargetsResult) -> None:
     name = session.config.server_name
     for found in event.targets[: event.request.limit]:
         if found.room is not None:
+            if not is_room(found.room):
+                continue
             target = channel_for(found.room)
         elif found.peer:
             target = nick_for(found.peer)

@@ -40,6 +40,7 @@ _COMMAND = re.compile(r"(?:[A-Za-z]+|[0-9]{3})\Z")
 _TAG_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 _TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
+_ONE_LINE = str.maketrans({"\r": " ", "\n": " ", "\x00": None})
 
 
 class LineError(ValueError):
@@ -82,8 +83,9 @@ class Line:
     def to_bytes(self) -> bytes:
         """The line on the wire, CR LF included.
 
-        Raises ValueError for a line the grammar cannot carry (a CR, LF or NUL,
-        a middle parameter with a space) - our own bug, never a client's. A body
+        Raises ValueError for a line the grammar cannot carry (a CR, LF or NUL
+        outside the last parameter, where they become spaces; a middle parameter
+        with a space) - our own bug, never a client's. A body
         over 510 bytes has its last parameter cut at a character boundary (to no
         less than MIN_LAST_PARAM_BYTES); the renderers split text before that, so
         this is a last defence only.
@@ -108,9 +110,12 @@ class Line:
             words.append(param)
         body = " ".join(words)
         if self.params:
+            # The last parameter is text (a topic, a reason, a message line): what a
+            # line cannot carry is made a space rather than refused, so a stray line
+            # break in the service's data can never stop the machine.
             last = self.params[-1]
             if _FORBIDDEN.search(last):
-                raise ValueError(f"a parameter holds CR, LF or NUL: {last!r}")
+                last = last.translate(_ONE_LINE)
             colon = self.trailing or not last or " " in last or last[0] == ":"
             body += " :" if colon else " "
             room = MAX_BODY_BYTES - len(body.encode("utf-8"))

@@ -23,7 +23,7 @@ from .boundary import (
 )
 from .chat import send_names
 from .lines import Line, fit_utf8
-from .names import channel_for, name_for, nick_for, room_for
+from .names import channel_for, is_room, name_for, nick_for, room_for
 from .registration import safe_word
 from .session import USER_IDENT, Session
 
@@ -66,7 +66,7 @@ def on_room_list(session: Session, event: RoomList) -> None:
     wanted = set(event.request.rooms)
     session.reply(rpl.RPL_LISTSTART, "Channel", "Users  Name")
     for room in event.rooms:
-        if wanted and room.name not in wanted:
+        if (wanted and room.name not in wanted) or not is_room(room.name):
             continue
         topic = fit_utf8(room.topic or "", session.config.topic_bytes)
         session.reply(rpl.RPL_LIST, channel_for(room.name), str(max(0, room.users)), topic)
