@@ -377,3 +377,18 @@ def test_direct_delivery_goes_to_the_holder_of_the_name_only():
     assert net.take(1) == []
     net.deliver(b.Delivered(net.service.store("dave", "nobody", to="zed")))
     assert net.take(1) == [] and net.take(2) == []
+
+
+def test_client_only_tags_are_dropped_and_the_message_kept():
+    net = two_in_ops()
+    net.send(1, "@+draft/reply=m0001;+typing=active PRIVMSG #ops :tagged")
+    assert posts(net)[-1] == b.PostRoom(1, "ops", "tagged", client_ref=1)
+    got = net.take(2)
+    assert [(line.params, line.tags) for line in got] == [(("#ops", "tagged"), ())]
+    assert net.send(1, "@+typing=active TAGMSG #ops") == []
+
+
+def test_a_topic_with_line_breaks_from_the_service_is_one_line():
+    net = two_in_ops()
+    net.deliver(b.TopicChanged("ops", b.Topic("one\ntwo", "dave", WHEN)))
+    assert [line.params for line in net.take(2)] == [("#ops", "one two")]

@@ -34,9 +34,10 @@ def message_lines(session: Session, message: ChatMessage, batch: str | None = No
     """The lines that show ``message`` to ``session``'s client."""
     command = "NOTICE" if message.notice else "PRIVMSG"
     source = session.source(message.sender)
-    target = channel_for(message.room) if message.room is not None else None
-    if target is None:
-        target = nick_for(message.recipient or "")
+    if message.room is not None:
+        target = channel_for(message.room)
+    else:
+        target = nick_for(message.recipient or "")  # a ChatMessage has one or the other
     pieces = [piece.translate(_UNSAFE) for piece in _LINE_BREAK.split(message.content)]
     pieces = [piece for piece in pieces if piece] or [" "]
     if message.subject:
