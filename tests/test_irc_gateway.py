@@ -213,3 +213,22 @@ def test_random_irc_lines_never_raise(sent, register_first):
     net.deliver(*net.service.lab93_post("dave", "still serving", room="ops"))
     assert "still serving" in texts(net.take(2))
     valid_server_lines(net)
+
+
+def test_the_service_may_disconnect_a_client():
+    net = IRCNet()
+    net.register(1, "alice")
+    net.deliver(b.Disconnect(1, "Removed by the operator"))
+    got = net.take(1)
+    assert [(line.command, line.params) for line in got] == [
+        ("ERROR", ("Closing Link: alice (Removed by the operator)",))
+    ]
+    assert net.closed[1] == "Removed by the operator"
+    assert net.service.requests[-1] == b.Quit(1, "Removed by the operator")
+
+
+def test_an_event_of_no_known_type_is_the_actors_bug():
+    net = IRCNet()
+    net.register(1, "alice")
+    with pytest.raises(TypeError):
+        net.gateway.deliver(b.SetAway(1, None), 0.0)

@@ -176,3 +176,11 @@ def test_a_failed_query_still_ends_its_list():
         assert got[0].params[-1] == "The store is unreachable"
     net.deliver(b.RequestFailed(1, b.SetAway(1, None), "no"))
     assert net.take(1) == []
+
+
+def test_a_room_name_the_service_got_wrong_is_left_out_of_lists():
+    net = net_with_rooms()
+    rooms = (b.RoomInfo("bad name", 1), b.RoomInfo("ops", 2, "t\nx"))
+    net.deliver(b.RoomList(1, b.ListRooms(1), rooms))
+    got = net.take(1)
+    assert [line.params[1:] for line in got if line.command == "322"] == [("#ops", "2", "t x")]
