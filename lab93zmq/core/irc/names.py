@@ -1,10 +1,10 @@
 """IRC channels and nicks <-> lab93 rooms and user names. Pure.
 
-Rooms (DESIGN.md, "Rooms"): a room name is 1 to 32 characters of lowercase
-a-z, digits, '-', '_' and '.', starting with a letter or digit; the IRC
-channel ``#ops`` is the room ``ops``, and what a client types is folded to
-lower case first (``#OPS`` is ``ops`` too). So CHANNELLEN is 33 and
-CHANTYPES is ``#``; nothing else names a room.
+Rooms (``core.rooms``, DESIGN.md "Rooms"): a room name is 1 to 32
+characters of lowercase a-z, digits, '-', '_' and '.', starting with a letter
+or digit; the IRC channel ``#ops`` is the room ``ops``, and what a client
+types is folded to lower case first (``#OPS`` is ``ops`` too). So CHANNELLEN
+is 33 and CHANTYPES is ``#``; nothing else names a room.
 
 Nicks: an IRC client may register a nick of 1 to 64 (NICKLEN) characters:
 ASCII letters, digits and ``- [ ] \\ ` ^ _ | }``, not starting with a digit
@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import re
 
-MAX_ROOM_CHARS = 32
+from ..message import MAX_NAME_CHARS
+from ..rooms import MAX_ROOM_CHARS, RoomError, check_room, room_name, shown
+
 CHANNEL_PREFIX = "#"
 MAX_CHANNEL_CHARS = MAX_ROOM_CHARS + len(CHANNEL_PREFIX)  # CHANNELLEN
-MAX_NICK_CHARS = 64  # NICKLEN: the longest lab93 user name
-
-_ROOM = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}\Z")
+MAX_NICK_CHARS = MAX_NAME_CHARS  # NICKLEN: the longest lab93 user name
 _NICK_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz[]\\`^_|}"
 _NICK_REST = frozenset(_NICK_FIRST + "0123456789-")
 _NICK = re.compile(r"[A-Za-z\[\]\\`^_|}][A-Za-z0-9\[\]\\`^_|}-]{0,63}\Z")
@@ -45,20 +45,26 @@ _BAD_NAME = re.compile(r"[\s\x00-\x1f\x7f]")
 
 def room_for(channel: str) -> str | None:
     """The room an IRC channel names (``#Ops`` -> ``ops``); None if it names none."""
-    if not channel.startswith(CHANNEL_PREFIX):
+    if not channel.startswith(CHANNEL_PREFIX) or channel != channel.strip():
         return None
-    room = channel[len(CHANNEL_PREFIX) :].lower()
-    return room if _ROOM.match(room) else None
+    try:
+        return room_name(channel)
+    except RoomError:
+        return None
 
 
 def channel_for(room: str) -> str:
     """The IRC channel of a room: ``ops`` -> ``#ops``."""
-    return CHANNEL_PREFIX + room
+    return shown(room)
 
 
 def is_room(room: str) -> bool:
     """True for a valid room name (already folded)."""
-    return bool(_ROOM.match(room))
+    try:
+        check_room(room)
+    except RoomError:
+        return False
+    return True
 
 
 def nick_error(nick: str) -> str | None:
