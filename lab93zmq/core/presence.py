@@ -28,6 +28,7 @@ a peer holding the matching secret key can complete the CURVE handshake.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import struct
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ from .errors import MessageError, ProtocolError
 from .limits import RateLimiter
 from .message import MAX_NAME_CHARS, check_name
 
+log = logging.getLogger(__name__)
 MAGIC = b"L93B"
 VERSION = 1
 HEADER = struct.Struct(">4sBBB16sHHH")
@@ -562,6 +564,16 @@ class Discovery:
         if self.announce is not None and wants_answer(events):
             self.schedule.request_answer()
         return events
+
+    def hear(self, data: bytes, address: str, now: float) -> list[PresenceEvent]:
+        """One datagram from ``address``, decoded and taken: the one place a beacon is
+        decoded. One that is not a beacon is logged and dropped: no change."""
+        try:
+            beacon = Beacon.decode(data)
+        except BeaconError as exc:
+            log.debug("dropped a datagram from %s: %s", address, exc)
+            return []
+        return self.take(beacon, address, now)
 
     def beacon_due(self, now: float) -> bytes | None:
         """Our ANNOUNCE, when it is due now (and then counted as sent), else None."""

@@ -11,7 +11,9 @@ Requests (front end -> actor):
 ``POST``     {"id", "content", "subject", "to", "sent_at"}: author and queue a message
 ``SCAN``     {}: answer with ``SCAN_RESULT``
 ``WHO``      {}: answer with ``WHO_RESULT``
-``HISTORY``  {"limit"}: answer with ``HISTORY_RESULT``
+``HISTORY``  {"limit"}: answer with ``HISTORY_RESULT``: the newest ``limit``
+             messages (a whole number >= 0; 0: none), or every message when
+             ``limit`` is absent or null (see history.py)
 ``STOP``     {}: leave cleanly (leaving beacon, inbox closed), then ``STOPPED``
 
 Events (actor -> front end):
@@ -100,6 +102,22 @@ def send_events(pipe: zmq.Socket, events: list[Event]) -> None:
 
 def recv(pipe: zmq.Socket) -> PipeMessage:
     return PipeMessage.parse(pipe.recv_multipart())
+
+
+def drain_requests(pipe: zmq.Socket, limit: int = 1000) -> list[PipeMessage]:
+    """The front end's waiting requests, in order, at most ``limit``, never waiting;
+    a malformed one is logged and dropped."""
+    requests = []
+    for _ in range(limit):
+        try:
+            frames = pipe.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        try:
+            requests.append(PipeMessage.parse(frames))
+        except ProtocolError as error:
+            log.error("bad request from the front end: %s", error)
+    return requests
 
 
 # Until every caller imports core.authoring.Draft (the house split is under way).

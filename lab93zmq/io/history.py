@@ -1,0 +1,33 @@
+"""The HISTORY answer, the same for every actor: the newest messages of its inbox.
+
+The request's ``limit`` (see actor.py) is a whole number N >= 0: the newest N
+messages, oldest first (0: none); absent or null: every message. Anything
+else is a front end's mistake: it is logged and answered as "every message".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from ..core.message import Message
+
+log = logging.getLogger(__name__)
+
+
+class History(Protocol):
+    def history(self, limit: int | None = None) -> list[Message]: ...
+
+
+def history_limit(body: dict[str, Any]) -> int | None:
+    """The ``limit`` of a HISTORY request: a whole number >= 0, or None for all."""
+    limit = body.get("limit")
+    if limit is None or (type(limit) is int and limit >= 0):
+        return limit
+    log.warning("a HISTORY limit of %r is not a whole number >= 0; answering with all", limit)
+    return None
+
+
+def answer_history(inbox: History, body: dict[str, Any]) -> dict[str, Any]:
+    """The body of the HISTORY_RESULT for a HISTORY request ``body``."""
+    return {"messages": [m.to_wire_dict() for m in inbox.history(history_limit(body))]}
