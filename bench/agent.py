@@ -2,7 +2,7 @@
 
 ``python bench/agent.py ours`` runs our ``BroadcastNode`` actor (``-i lo``,
 ``-a 127.0.0.1``, the beacon port the parent gives); ``python bench/agent.py
-client`` a ``RepeaterClient`` actor for the server at 127.0.0.1:``port`` (its
+client`` a ``ClientActor`` (repeater client) for the server at 127.0.0.1:``port`` (its
 "peers" is 1 while connected); ``python bench/agent.py pyre`` runs a pyre
 node, and refuses to unless the only network interface in sight is ``lo``
 (pyre picks the first non-loopback interface by itself and cannot be told
@@ -76,9 +76,9 @@ class OursNode:
             beacon_port=int(options["beacon_port"]),
         )
         if client:
-            from lab93zmq.io.repeater import RepeaterClient
+            from lab93zmq.io.repeater_client import ClientActor
 
-            self.handle = ActorHandle(RepeaterClient(config))
+            self.handle = ActorHandle(ClientActor(config))
         else:
             from lab93zmq.io.broadcast_node import BroadcastNode
 

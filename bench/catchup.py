@@ -6,7 +6,7 @@ Three rows:
   with FETCH from number 0 until it holds all 10,000 (read from the inbox,
   500 per BATCH) - beside the bare broker answering the same FETCHes from a
   list in memory (``bare_broker.py --keep``): the ceiling;
-* repeater client: a ``RepeaterClient`` actor that was connected once (and
+* repeater client: a ``ClientActor`` actor that was connected once (and
   got the one room message there was), left, and comes back after 10,000
   room messages: from its start to the last one stored in its own inbox and
   shown (INCOMING);

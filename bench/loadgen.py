@@ -1,7 +1,7 @@
 """Load generator: raw pyzmq clients that speak the repeater protocol.
 
 Each simulated client is one DEALER (posts, acknowledgements) and one SUB (the
-room feed), exactly what a RepeaterClient holds, but with none of its work
+room feed), exactly what a ClientActor holds, but with none of its work
 (no inbox, no validation, no ordering): the generator should measure the
 server, not the client. Messages are real ``Message.encode`` JSON (the server
 validates and stores them), built from a template so making them costs little.

@@ -29,7 +29,8 @@ from lab93zmq.core.wire import SIGNATURE
 from lab93zmq.io.actor import Kind
 from lab93zmq.io.broadcast_node import BroadcastNode
 from lab93zmq.io.config import NodeConfig
-from lab93zmq.io.repeater import RepeaterClient, RepeaterServer
+from lab93zmq.io.repeater_client import ClientActor
+from lab93zmq.io.repeater_server import ServerActor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -213,7 +214,7 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
     nodes, tmp_path
 ):
     beacon_port = free_udp_port()
-    server = Live(RepeaterServer(
+    server = Live(ServerActor(
         NodeConfig(user="hub", db_path=tmp_path / "server.db", address="127.0.0.1", port=0,
                    interfaces=("lo",), beacon_port=beacon_port, beacon_interval=0.5),
         heartbeat=0.2,
@@ -224,7 +225,7 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
     def client(user: str) -> Live:
         config = NodeConfig(user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1",
                             port=port, beacon=False)
-        live = Live(RepeaterClient(config, heartbeat=0.2, dead_after=0.8))
+        live = Live(ClientActor(config, heartbeat=0.2, dead_after=0.8))
         nodes.append(live)
         return live
 

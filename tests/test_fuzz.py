@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from memnet_repeater import RepeaterNet
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.session import (
@@ -40,9 +41,15 @@ from lab93zmq.core.errors import MessageError, ProtocolError
 from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status, Users
 from lab93zmq.core.message import MAX_WIRE_BYTES, Message, parse_time
 from lab93zmq.core.presence import HEADER_SIZE, KEY_SIZE, Beacon, BeaconError, Kind
-from lab93zmq.core.repeater.protocol import ClientCore, Reply, ServerCore, Subscribe, ToServer
-from lab93zmq.core.repeater.protocol import Connect as ClientConnect
-from lab93zmq.core.repeater.protocol import Publish as ServerPublish
+from lab93zmq.core.repeater.client import ClientCore
+from lab93zmq.core.repeater.outputs import (
+    ConnectServer,
+    PublishRoom,
+    ReplyTo,
+    SendToServer,
+    SubscribeFeed,
+)
+from lab93zmq.core.repeater.server import ServerCore
 from lab93zmq.core.sync import SequenceTracker, SyncError, decode_vector, encode_vector
 from lab93zmq.io.store import Inbox
 
@@ -482,8 +489,9 @@ def sendable(commands: list[wire.Command]) -> None:
         assert wire.decode(command.frames()) == command
 
 
-SERVER_TYPES = (Reply, ServerPublish, Accepted, Rejected, Incoming, Notice, Status)
-CLIENT_TYPES = (ToServer, ClientConnect, Subscribe, Accepted, Rejected, Incoming, Notice, Status,
+SERVER_TYPES = (ReplyTo, PublishRoom, Accepted, Rejected, Incoming, Notice, Status)
+CLIENT_TYPES = (SendToServer, ConnectServer, SubscribeFeed, Accepted, Rejected, Incoming, Notice,
+                Status,
                 Users)
 server_input = st.lists(
     st.tuples(
@@ -509,7 +517,7 @@ def test_server_core_survives_any_frames_then_serves_an_honest_client(inputs):
             now += step
             outputs = core.receive(identity, frames, now) + core.flush(now) + core.tick(now)
             assert all(isinstance(out, SERVER_TYPES) for out in outputs)
-            sendable([o.command for o in outputs if isinstance(o, (Reply, ServerPublish))])
+            sendable([o.command for o in outputs if isinstance(o, (ReplyTo, PublishRoom))])
         # An honest client: HELLO, POST, FETCH.
         hello = {"user": "honest", "node": "c" * 32, "software": "test"}
         out = core.receive(b"honest", wire.Command("HELLO", hello).frames(), now)
@@ -519,9 +527,9 @@ def test_server_core_survives_any_frames_then_serves_an_honest_client(inputs):
         post = wire.command("POST", {}, [message]).frames()
         assert core.receive(b"honest", post, now) == []
         out = core.flush(now)
-        acks = [o.command for o in out if isinstance(o, Reply) and o.command.name == "ACK"]
+        acks = [o.command for o in out if isinstance(o, ReplyTo) and o.command.name == "ACK"]
         assert [mid for mid, _seq in acks[0].header["items"]] == [message.id]
-        room = [o.command for o in out if isinstance(o, ServerPublish)]
+        room = [o.command for o in out if isinstance(o, PublishRoom)]
         assert room[0].messages() == [message]
         fetch = wire.Command("FETCH", {"room": 0, "dm": 0}).frames()
         out = core.receive(b"honest", fetch, now)
@@ -546,36 +554,6 @@ client_input = st.lists(
 )
 
 
-class RepeaterLink:
-    """A real ServerCore and a ClientCore joined in memory, in order, nothing lost."""
-
-    def __init__(self, server: ServerCore, client: ClientCore, now: float) -> None:
-        self.server, self.client, self.now = server, client, now
-        self.events: list = []
-        self.subscribed = False
-
-    def run(self, outputs: list, rounds: int = 50) -> None:
-        pending = deque(outputs)
-        for _ in range(rounds):
-            while pending:
-                out = pending.popleft()
-                if isinstance(out, ToServer):
-                    pending += self.server.receive(b"honest", out.command.frames(), self.now)
-                elif isinstance(out, Reply):
-                    pending += self.client.receive(out.command.frames(), self.now)
-                elif isinstance(out, ServerPublish):
-                    if self.subscribed:
-                        pending += self.client.receive_pub(out.command.frames(), self.now)
-                elif isinstance(out, Subscribe):
-                    self.subscribed = True
-                elif not isinstance(out, ClientConnect):
-                    self.events.append(out)
-            pending += self.server.flush(self.now) + self.client.flush(self.now)
-            if not pending:
-                return
-        raise AssertionError("the exchange did not settle")
-
-
 @CORE
 @given(st.booleans(), client_input)
 def test_client_core_survives_any_frames_then_talks_to_an_honest_server(welcome, inputs):
@@ -595,19 +573,22 @@ def test_client_core_survives_any_frames_then_talks_to_an_honest_server(welcome,
                 outputs = core.receive_pub(frames, now)
             outputs += core.flush(now) + core.tick(now)
             assert all(isinstance(out, CLIENT_TYPES) for out in outputs)
-            sendable([o.command for o in outputs if isinstance(o, ToServer)])
+            sendable([o.command for o in outputs if isinstance(o, SendToServer)])
         # The real server, with a message waiting for the client.
         server = ServerCore(server_box, pub_port=40124, now=now)
         waiting = fresh_message("other", content="waiting")
         server.post_local(waiting)
         server.flush(now)
-        link = RepeaterLink(server, core, now)
-        link.run(core.use_server("tcp://honest:5190", now))
+        net = RepeaterNet(server, now, endpoint="tcp://honest:5190")
+        honest = net.attach("honest", core)
+        honest.apply(core.use_server("tcp://honest:5190", now))
+        net.run()
         mine = fresh_message("honest", content="mine")
-        link.run(core.submit(mine) + core.flush(now))
-        incoming = [e.message for e in link.events if isinstance(e, Incoming)]
+        honest.apply(core.submit(mine) + core.flush(now))
+        net.run()
+        incoming = [e.message for e in honest.of(Incoming)]
         assert waiting in incoming
-        assert any(isinstance(e, Accepted) and mine.id in e.ids for e in link.events)
+        assert any(mine.id in e.ids for e in honest.of(Accepted))
         assert box.get(waiting.id) == waiting
 
 
@@ -820,7 +801,7 @@ def test_client_never_subscribes_to_a_port_that_cannot_exist():
         header = {"server": FAKE_SERVER, "pub_port": 1_000_000, "heartbeat": 1.0,
                   "timeout": 5.0, "head": 0, "room_head": 0, "dm_head": 0}
         out = core.receive(wire.Command("WELCOME", header).frames(), 0.0)
-        assert not [o for o in out if isinstance(o, Subscribe)]
+        assert not [o for o in out if isinstance(o, SubscribeFeed)]
 
 
 def test_fuzzing_the_cores_is_not_vacuous():

@@ -9,130 +9,31 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from datetime import datetime, timezone
 
 import pytest
 import zmq
 from procs import free_tcp_port, free_udp_port
+from repeater_nodes import (
+    CLIENT_FAST,
+    FAST,
+    Node,
+    all_accepted,
+    connected,
+    got,
+    start_client,
+    start_server,
+)
 from zmq.utils.monitor import recv_monitor_message
 
-from lab93zmq.core.message import MAX_CONTENT_BYTES, make_id
+from lab93zmq.core.message import MAX_CONTENT_BYTES
 from lab93zmq.core.wire import MAX_FRAME_BYTES, SIGNATURE, Command, decode
-from lab93zmq.io.actor import ActorHandle, Kind, PipeMessage
+from lab93zmq.io.actor import Kind
 from lab93zmq.io.config import NodeConfig
-from lab93zmq.io.repeater import RepeaterClient, RepeaterServer
+from lab93zmq.io.repeater_client import ClientActor
+from lab93zmq.io.repeater_server import ServerActor
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
-
-FAST = {"heartbeat": 0.2}
-CLIENT_FAST = {"heartbeat": 0.2, "dead_after": 0.8}
-WAIT = 15.0
-
-
-class Node:
-    """An actor handle plus everything it has said so far."""
-
-    def __init__(self, actor) -> None:
-        self.actor = actor
-        self.handle = ActorHandle(actor)
-        self.handle.start()
-        self.events: list[PipeMessage] = []
-        self.taken: set[int] = set()
-        self.stopped = False
-
-    def pump(self, timeout: float) -> PipeMessage | None:
-        event = self.handle.poll(timeout)
-        if event is not None:
-            self.events.append(event)
-        return event
-
-    def wait(self, predicate, timeout: float = WAIT, what: str = "an event"):
-        """Read events until ``predicate(self)`` holds; fail after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{self.actor.name}: no {what} within {timeout} s")
-            self.pump(min(left, 0.1))
-
-    def wait_kind(self, kind: Kind, timeout: float = WAIT, **match) -> PipeMessage:
-        """The oldest matching event not yet returned by ``wait_kind`` (a queue)."""
-
-        def first(node):
-            for index, e in enumerate(node.events):
-                if index in node.taken or e.kind is not kind:
-                    continue
-                if all(e.body.get(k) == v for k, v in match.items()):
-                    return index
-            return None
-
-        self.wait(lambda node: first(node) is not None, timeout, kind.value)
-        index = first(self)
-        self.taken.add(index)
-        return self.events[index]
-
-    def post(self, content: str, to: str | None = None) -> str:
-        now = datetime.now(timezone.utc)
-        mid = make_id(now, os.urandom(10))
-        self.handle.request(
-            Kind.POST, id=mid, content=content, subject=None, to=to, sent_at=now.isoformat()
-        )
-        return mid
-
-    def incoming(self) -> list[str]:
-        return [
-            m["content"] for e in self.events if e.kind is Kind.INCOMING for m in e.body["messages"]
-        ]
-
-    def accepted(self) -> set[str]:
-        return {i for e in self.events if e.kind is Kind.ACCEPTED for i in e.body["ids"]}
-
-    def statuses(self) -> list[bool]:
-        return [e.body["connected"] for e in self.events if e.kind is Kind.STATUS]
-
-    def stop(self, **body) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        if body:
-            self.handle.request(Kind.STOP, **body)
-        self.handle.stop(on_event=self.events.append)
-
-
-def start_server(nodes, tmp_path, port: int = 0, db: str = "server.db", **options) -> Node:
-    config = NodeConfig(
-        user="server", db_path=tmp_path / db, address="127.0.0.1", port=port, beacon=False
-    )
-    node = Node(RepeaterServer(config, **{**FAST, **options}))
-    nodes.append(node)
-    return node
-
-
-def start_client(nodes, tmp_path, user: str, port: int, db: str | None = None, **opts) -> Node:
-    config = NodeConfig(
-        user=user,
-        db_path=tmp_path / f"{db or user}.db",
-        address="127.0.0.1",
-        port=port,
-        beacon=False,
-    )
-    node = Node(RepeaterClient(config, **{**CLIENT_FAST, **opts}))
-    nodes.append(node)
-    return node
-
-
-def connected(node: Node) -> Node:
-    node.wait_kind(Kind.STATUS, connected=True)
-    return node
-
-
-def all_accepted(node: Node, ids) -> None:
-    node.wait(lambda n: set(ids) <= n.accepted(), what="ACCEPTED for every post")
-
-
-def got(node: Node, count: int) -> None:
-    node.wait(lambda n: len(n.incoming()) >= count, what=f"{count} INCOMING")
 
 
 # -- the basics -------------------------------------------------------------------------
@@ -479,7 +380,7 @@ def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path
         beacon_port=beacon_port,
         beacon_interval=0.5,
     )
-    server = Node(RepeaterServer(config, **FAST))
+    server = Node(ServerActor(config, **FAST))
     nodes.append(server)
     client_config = NodeConfig(
         user="alice",
@@ -489,7 +390,7 @@ def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path
         beacon_port=beacon_port,
         beacon_interval=0.5,
     )
-    alice = Node(RepeaterClient(client_config, **CLIENT_FAST))
+    alice = Node(ClientActor(client_config, **CLIENT_FAST))
     nodes.append(alice)
     notice = alice.wait_kind(Kind.NOTICE)
     assert notice.body["text"] == (

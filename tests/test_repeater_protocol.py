@@ -1,7 +1,8 @@
 """Repeater protocol cores paired over an in-memory link with a fake clock.
 
-No sockets: ``Net`` plays ROUTER, DEALER, PUB and SUB, delivers frames in
-order and can lose chosen ones, so every recovery path is exercised exactly.
+No sockets: ``memnet_repeater.RepeaterNet`` plays ROUTER, DEALER, PUB and SUB,
+delivers frames in order and can lose chosen ones, so every recovery path is
+exercised exactly. This module adds the inboxes: each core works on a real one.
 """
 
 from __future__ import annotations
@@ -9,72 +10,52 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections import deque
 from datetime import timedelta
 
 import pytest
 from factories import T0
+from memnet_repeater import SERVER, RepeaterNet
 
 from lab93zmq.core.errors import StoreError
+from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status, Users
 from lab93zmq.core.message import MAX_CONTENT_BYTES, Message, make_id
-from lab93zmq.core.repeater.protocol import (
-    Accepted,
-    ClientCore,
-    Connect,
-    ErrorCode,
-    Incoming,
-    Notice,
-    Phase,
-    Publish,
-    Rejected,
-    Reply,
-    ServerCore,
-    Status,
-    Subscribe,
-    ToServer,
-    Users,
-    state_key,
-)
+from lab93zmq.core.repeater.client import ClientCore, Phase
+from lab93zmq.core.repeater.commands import ErrorCode
+from lab93zmq.core.repeater.ledger import state_key
+from lab93zmq.core.repeater.outputs import PublishRoom, ReplyTo, SendToServer
+from lab93zmq.core.repeater.server import ServerCore
 from lab93zmq.core.wire import SIGNATURE, Command, decode
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
 
-SERVER = "tcp://server:5190"
 PUB_PORT = 40123
 
 
 class Client:
-    """One client core with its inbox and what reached it."""
+    """One client core with its inbox, on the net."""
 
-    def __init__(self, net: Net, user: str, path) -> None:
+    def __init__(self, net: Net, name: str, user: str, path) -> None:
         self.net = net
         self.user = user
         self.path = path
         self.inbox = Inbox(path)
-        self.core = ClientCore(self.inbox, user, net.now)
-        self.identity: bytes | None = None
-        self.subscribed: str | None = None
-        self.events: list = []
-        self.from_server: deque[list[bytes]] = deque()
-        self.from_pub: deque[list[bytes]] = deque()
-        self.sent: list[Command] = []
+        self.end = net.attach(name, ClientCore(self.inbox, user, net.now))
         self._n = itertools.count(1)
 
+    # What reached it, and how it is connected: the net's end of it.
+    core = property(lambda self: self.end.core)
+    events = property(lambda self: self.end.events)
+    sent = property(lambda self: self.end.sent)
+    identity = property(lambda self: self.end.identity)
+    subscribed = property(lambda self: self.end.subscribed)
+    from_server = property(lambda self: self.end.from_server)
+
     def apply(self, outputs) -> None:
-        for out in outputs:
-            if isinstance(out, ToServer):
-                self.sent.append(out.command)
-                if self.identity is not None:
-                    self.net.to_server.append((self.identity, out.command.frames()))
-            elif isinstance(out, Connect):
-                assert out.endpoint == SERVER
-                self.identity = b"id-%d" % next(self.net.identities)
-                self.from_server.clear()
-            elif isinstance(out, Subscribe):
-                self.subscribed = out.endpoint
-            else:
-                self.events.append(out)
+        self.end.apply(outputs)
+
+    def of(self, kind) -> list:
+        return self.end.of(kind)
 
     def connect(self) -> None:
         self.apply(self.core.use_server(SERVER, self.net.now))
@@ -99,11 +80,8 @@ class Client:
         """The client process ends and starts again on the same inbox."""
         self.inbox.close()
         self.inbox = Inbox(self.path)
-        self.core = ClientCore(self.inbox, self.user, self.net.now)
-        self.identity = None
-        self.subscribed = None
-        self.from_server.clear()
-        self.from_pub.clear()
+        self.end.gone()
+        self.end.core = ClientCore(self.inbox, self.user, self.net.now)
 
     def incoming(self) -> list[str]:
         return [e.message.content for e in self.events if isinstance(e, Incoming)]
@@ -111,87 +89,24 @@ class Client:
     def accepted(self) -> list[str]:
         return [i for e in self.events if isinstance(e, Accepted) for i in e.ids]
 
-    def of(self, kind) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
-
-class Net:
-    """A server core and client cores, wired in memory; ``now`` is the fake clock."""
+class Net(RepeaterNet):
+    """The in-memory net with a server on a real inbox, and clients made by name."""
 
     def __init__(self, tmp_path, **server_options) -> None:
         self.tmp = tmp_path
-        self.now = 1000.0
-        self.identities = itertools.count(1)
         self.server_options = server_options
         self.server_inbox = Inbox(tmp_path / "server.db")
-        self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **server_options)
-        self.server_up = True
-        self.clients: dict[str, Client] = {}
-        self.to_server: deque[tuple[bytes, list[bytes]]] = deque()
-        self.lose_pub: dict[str, object] = {}  # user -> predicate(command) -> lose it
-        self.lose_reply: dict[str, object] = {}
-        self.published: list[Command] = []
-        self.replies: list[tuple[bytes, Command]] = []
-        self.server_events: list = []
+        super().__init__(ServerCore(self.server_inbox, PUB_PORT, 1000.0, **server_options), 1000.0)
+        self.people: list[Client] = []
 
     def client(self, user: str, *, db: str | None = None, connect: bool = True) -> Client:
-        c = Client(self, user, self.tmp / f"{db or user}.db")
-        self.clients[user if db is None else f"{user}@{db}"] = c
+        name = user if db is None else f"{user}@{db}"
+        c = Client(self, name, user, self.tmp / f"{db or user}.db")
+        self.people.append(c)
         if connect:
             c.connect()
         return c
-
-    def route(self, outputs) -> None:
-        for out in outputs:
-            if isinstance(out, Reply):
-                self.replies.append((out.identity, out.command))
-                for c in self.clients.values():
-                    if c.identity == out.identity:
-                        lose = self.lose_reply.get(c.user)
-                        if lose is None or not lose(out.command):
-                            c.from_server.append(out.command.frames())
-            elif isinstance(out, Publish):
-                self.published.append(out.command)
-                for c in self.clients.values():
-                    if c.subscribed == f"tcp://server:{PUB_PORT}":
-                        lose = self.lose_pub.get(c.user)
-                        if lose is None or not lose(out.command):
-                            c.from_pub.append(out.command.frames())
-            else:
-                self.server_events.append(out)
-
-    def run(self, limit: int = 10_000) -> None:
-        for _ in range(limit):
-            busy = False
-            while self.to_server:
-                identity, frames = self.to_server.popleft()
-                busy = True
-                if self.server_up:
-                    self.route(self.server.receive(identity, frames, self.now))
-            if self.server_up:
-                self.route(self.server.flush(self.now))
-            for c in list(self.clients.values()):
-                while c.from_server:
-                    busy = True
-                    c.apply(c.core.receive(c.from_server.popleft(), self.now))
-                while c.from_pub:
-                    busy = True
-                    c.apply(c.core.receive_pub(c.from_pub.popleft(), self.now))
-                c.apply(c.core.flush(self.now))
-            if not busy and not self.to_server:
-                return
-        raise AssertionError("the link never went quiet")
-
-    def advance(self, seconds: float, step: float = 0.25) -> None:
-        """Let time pass in small steps, ticking everyone."""
-        end = self.now + seconds
-        while self.now < end:
-            self.now = min(end, self.now + step)
-            if self.server_up:
-                self.route(self.server.tick(self.now))
-            for c in list(self.clients.values()):
-                c.apply(c.core.tick(self.now))
-            self.run()
 
     def restart_server(self) -> None:
         """A crash: no goodbye; a new core on the same inbox file."""
@@ -199,14 +114,29 @@ class Net:
         self.server_inbox = Inbox(self.tmp / "server.db")
         self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **self.server_options)
 
+    def close(self) -> None:
+        for c in self.people:
+            c.inbox.close()
+        self.server_inbox.close()
+
 
 @pytest.fixture
-def net(tmp_path):
-    n = Net(tmp_path)
-    yield n
-    for c in n.clients.values():
-        c.inbox.close()
-    n.server_inbox.close()
+def make_net(tmp_path):
+    """Nets with server options of the test's choosing, every inbox closed afterwards."""
+    made: list[Net] = []
+
+    def make(**server_options) -> Net:
+        made.append(Net(tmp_path, **server_options))
+        return made[-1]
+
+    yield make
+    for n in made:
+        n.close()
+
+
+@pytest.fixture
+def net(make_net):
+    return make_net()
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -251,7 +181,7 @@ def test_posts_are_stored_before_they_are_acked_or_published(net):
     assert net.server_inbox.count() == 0
     out = net.server.flush(net.now)
     assert net.server_inbox.count() == 1
-    assert {type(o) for o in out} == {Reply, Publish}
+    assert {type(o) for o in out} == {ReplyTo, PublishRoom}
 
 
 def test_a_resend_is_acked_with_its_original_number_and_stored_once(net):
@@ -275,7 +205,7 @@ def test_duplicates_within_one_batch_are_stored_once(net):
     net.to_server.clear()
     net.route(net.server.receive(alice.identity, frames, net.now))
     out = net.server.flush(net.now)
-    [ack] = [o.command for o in out if isinstance(o, Reply) and o.command.name == "ACK"]
+    [ack] = [o.command for o in out if isinstance(o, ReplyTo) and o.command.name == "ACK"]
     assert ack.header["items"] == [[m.id, 1], [m.id, 1]]
     assert net.server_inbox.count() == 1
 
@@ -283,8 +213,8 @@ def test_duplicates_within_one_batch_are_stored_once(net):
 # -- catching up -------------------------------------------------------------------------
 
 
-def test_new_client_gets_last_tail_room_messages_and_all_its_direct_ones(tmp_path):
-    net = Net(tmp_path, tail=10)
+def test_new_client_gets_last_tail_room_messages_and_all_its_direct_ones(make_net):
+    net = make_net(tail=10)
     alice = net.client("alice")
     alice.say("early note for carol", to="carol")
     alice.say("early note for dave", to="dave")
@@ -373,8 +303,8 @@ def test_a_lost_direct_message_is_noticed_by_the_next_ping(net):
     assert bob.incoming() == ["secret"]
 
 
-def test_replay_pages_through_a_long_absence(tmp_path):
-    net = Net(tmp_path, batch_limit=50)
+def test_replay_pages_through_a_long_absence(make_net):
+    net = make_net(batch_limit=50)
     alice = net.client("alice")
     bob = net.client("bob")
     bob.restart()
@@ -430,10 +360,10 @@ def test_posts_wait_in_the_outbox_until_connected(net):
 
 def test_posts_go_in_chunks_within_the_window(net):
     alice = net.client("alice")
-    alice.core.window = 250
+    alice.core.posts.window = 250
     ids = [alice.say(f"m{n}").id for n in range(600)]
     out = alice.core.flush(net.now)
-    posts = [o.command for o in out if isinstance(o, ToServer)]
+    posts = [o.command for o in out if isinstance(o, SendToServer)]
     assert [len(p.payloads) for p in posts] == [100, 100, 50]
     alice.apply(out)
     net.run()
@@ -446,7 +376,7 @@ def test_server_rejects_an_undecodable_message_and_stores_the_rest(net):
     good = alice.say("fine")
     bad = alice.say("from the future")
     net.to_server.clear()  # send by hand instead, one payload spoiled
-    alice.core._inflight.clear()
+    alice.core.posts._inflight.clear()
     spoiled = bad.encode().replace(b'"v":2', b'"v":7')
     frames = Command("POST", {}, (good.encode(), spoiled)).frames()
     net.route(net.server.receive(alice.identity, frames, net.now))
@@ -464,7 +394,7 @@ def test_the_server_forwards_the_bytes_it_validated_and_replays_encode(net):
     alice, bob = net.client("alice"), net.client("bob")
     room, direct = alice.say("spaced out"), alice.say("psst", to="bob")
     net.to_server.clear()  # send by hand: valid JSON, but not how encode() writes it
-    alice.core._inflight.clear()
+    alice.core.posts._inflight.clear()
     loose = [json.dumps(m.to_wire_dict(), indent=1).encode() for m in (room, direct)]
     bad = room.encode().replace(b'"v":2', b'"v":7')
     deep = b"[" * 5000  # past json's recursion limit: rejected, and the server lives on
@@ -529,7 +459,7 @@ def test_a_clashing_message_is_refused_alone(net):
     net.to_server.clear()
     net.route(net.server.receive(alice.identity, frames, net.now))
     out = net.server.flush(net.now)
-    names = [(o.command.name, o.command.header.get("items")) for o in out if isinstance(o, Reply)]
+    names = [(o.command.name, o.command.header.get("items")) for o in out if isinstance(o, ReplyTo)]
     assert names[0][0] == "REJECT" and [i for i, _ in names[0][1]] == [clash.id]
     assert names[0][1][0][1].startswith("the repeater cannot store it: ")
     assert ("ACK", [[ok.id, 2]]) in names
@@ -595,7 +525,6 @@ def test_the_server_forgets_silent_sessions_and_pings_live_ones(net):
     frames = Command("PING").frames()
     net.route(net.server.receive(alice.identity, frames, net.now))
     assert net.replies[-1][1].header["code"] == ErrorCode.HELLO_FIRST.value
-    alice.inbox.close()
 
 
 def test_a_new_hello_from_the_same_node_replaces_its_session(net):
@@ -642,7 +571,7 @@ def test_a_bad_fetch_gets_an_error_and_the_session_goes_on(net):
 
 
 def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
-    from lab93zmq.core.repeater.protocol import BAD_BURST, CUT_OFF
+    from lab93zmq.core.repeater.server import BAD_BURST, CUT_OFF
 
     alice = net.client("alice")
     errors = 0
@@ -662,7 +591,7 @@ def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
 
 
 def test_fetches_beyond_the_rate_limit_go_unanswered(net):
-    from lab93zmq.core.repeater.protocol import COSTLY_BURST, COSTLY_RATE
+    from lab93zmq.core.repeater.server import COSTLY_BURST, COSTLY_RATE
 
     alice = net.client("alice")
     net.advance(10.0)  # the bucket is full again after the connect's own FETCH

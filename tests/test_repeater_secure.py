@@ -14,12 +14,13 @@ import pytest
 import zmq
 from factories import make_message
 from procs import free_tcp_port, free_udp_port
-from test_repeater_live import CLIENT_FAST, FAST, Node, all_accepted, connected, got
+from repeater_nodes import CLIENT_FAST, FAST, Node, all_accepted, connected, got
 
 from lab93zmq.core.wire import Command, decode
 from lab93zmq.io.actor import Kind
 from lab93zmq.io.config import NodeConfig, SecureConfig
-from lab93zmq.io.repeater import RepeaterClient, RepeaterServer
+from lab93zmq.io.repeater_client import ClientActor
+from lab93zmq.io.repeater_server import ServerActor
 from lab93zmq.io.security import KeyPair, generate_keypair, key_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -85,7 +86,7 @@ def _config(user, db, address, port, secure, beacon_port) -> NodeConfig:
 
 def start_server(nodes, tmp_path, secure, port=0, db="server.db", beacon_port=None) -> Node:
     config = _config("hub", tmp_path / db, "127.0.0.1", port, secure, beacon_port)
-    node = Node(RepeaterServer(config, **FAST))
+    node = Node(ServerActor(config, **FAST))
     nodes.append(node)
     return node
 
@@ -95,7 +96,7 @@ def start_client(
 ) -> Node:
     db_path = tmp_path / (db or f"{user}.db")
     node = Node(
-        RepeaterClient(_config(user, db_path, address, port, secure, beacon_port), **CLIENT_FAST)
+        ClientActor(_config(user, db_path, address, port, secure, beacon_port), **CLIENT_FAST)
     )
     nodes.append(node)
     return node
@@ -197,7 +198,7 @@ def test_a_client_cannot_say_hello_as_someone_else(nodes, tmp_path, keys):
         beacon=False,
         secure=keys.client_config("alice"),
     )
-    pretender = Node(RepeaterClient(config, **CLIENT_FAST))
+    pretender = Node(ClientActor(config, **CLIENT_FAST))
     nodes.append(pretender)
     error = fatal(pretender)
     assert "authorized here as 'alice', not 'bob'" in error and "-u alice" in error

@@ -28,6 +28,10 @@ class Transactional(Protocol):
 
     def acknowledge(self, message_ids: Iterable[str]) -> int: ...
 
+    def next_origin_seq(self, origin: str, direct: bool) -> int:
+        """Where our own numbering goes on (``authoring.Numbering``)."""
+        ...
+
 
 class BroadcastInbox(Transactional, Protocol):
     """The inbox of a broadcast node."""

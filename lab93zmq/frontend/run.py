@@ -45,9 +45,13 @@ def make_actor(mode: str, config: NodeConfig) -> Actor:
         from ..io.broadcast_node import BroadcastNode
 
         return BroadcastNode(config)
-    from ..io.repeater import RepeaterClient, RepeaterServer
+    if mode == "server":
+        from ..io.repeater_server import ServerActor
 
-    return RepeaterServer(config) if mode == "server" else RepeaterClient(config)
+        return ServerActor(config)
+    from ..io.repeater_client import ClientActor
+
+    return ClientActor(config)
 
 
 def show_history(config: NodeConfig, env: Environment, json_mode: bool) -> int:

@@ -1,0 +1,252 @@
+"""Which repeater a client uses, and whether it trusts its key. Pure.
+
+Told where its server is (``-a``), a client uses it; a secure client needs
+that server's key too: ``--server-key``, else the line for it in
+known_servers, else the key the server's own beacon shows - trusted on first
+use and pinned (``PinKey``), as SSH's known_hosts does.
+
+With no ``-a`` it listens for beacons and uses the first repeater it heard
+that it may use: a plain client plain repeaters, a secure client secure ones
+(preferring keys it trusted before, wherever they are now); one showing
+another key than the one pinned for its address is refused, saying which
+line to remove. When the chosen repeater goes away it looks again; when its
+handshake fails it refuses that one and looks for another.
+
+``ServerChooser`` returns what to do: ``UseServer``, ``RefuseServer``, and
+for the shell ``PinKey``, ``ProbeBeacons`` and notices. The known_servers
+file is read through the ``KnownKeys`` the shell hands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .. import z85
+from ..endpoints import tcp, where
+from ..errors import SecurityError
+from ..events import Notice
+from ..notices import SayOnce
+from ..presence import Peer, PeerChanged, PeerJoined, PeerLeft, PresenceEvent
+from .outputs import PinKey, ProbeBeacons
+
+
+class KnownKeys(Protocol):
+    """The repeater keys a client trusted (``io.security.KnownServers``)."""
+
+    path: object  # shown in notices: where to remove a line
+
+    def keys(self) -> frozenset[bytes]: ...
+
+    def get(self, where: str) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class Secure:
+    """What a secure client's choice needs: its trusted keys and how to name its own."""
+
+    known: KnownKeys
+    own_key: str  # our public key, as Z85 text
+    own_key_path: str  # where our public key's file is, to hand to an operator
+    server_key: bytes | None = None  # --server-key: pinned on the command line
+
+
+@dataclass(frozen=True)
+class GivenServer:
+    """``-a ADDRESS -p PORT``; ``addresses``: every address it stands for, to know its
+    beacon by the beacon's source (the shell resolves them)."""
+
+    address: str
+    port: int
+    addresses: frozenset[str]
+
+
+@dataclass(frozen=True)
+class UseServer:
+    """Talk to the repeater at ``endpoint`` (CURVE key ``server_key``); None: to none."""
+
+    endpoint: str | None
+    server_key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RefuseServer:
+    """Close the connection to the server in use now: it is refused."""
+
+
+Choice = UseServer | RefuseServer | PinKey | ProbeBeacons | Notice
+
+
+def key_text(key: bytes) -> str:
+    return z85.encode(key).decode("ascii")
+
+
+class ServerChooser:
+    """One client's choice of server; ``listens``: it needs beacons to choose."""
+
+    def __init__(self, user: str, given: GivenServer | None, secure: Secure | None) -> None:
+        self.user = user
+        self.given = given
+        self.secure = secure
+        self.server_key = secure.server_key if secure else None
+        self.listens = given is None
+        self._learn = False  # given, secure, its key unknown: learn it from its beacon
+        if given is not None and secure is not None and self.server_key is None:
+            self.server_key = secure.known.get(where(given.address, given.port))
+            self._learn = self.listens = self.server_key is None
+        self._chosen: str | None = None  # node id of the repeater found by beacon
+        self._endpoint: str | None = None  # where we told the client to go
+        self._refused: set[str] = set()  # node ids we will not use
+        self._said = SayOnce()  # (node id, what) told already
+        self._gave_up = False
+
+    def start(self) -> list[Choice]:
+        """What to do first."""
+        given = self.given
+        if given is not None and not self._learn:
+            self._endpoint = tcp(given.address, given.port)
+            return [UseServer(self._endpoint, self.server_key)]
+        out: list[Choice] = []
+        if given is not None:
+            out.append(
+                Notice(
+                    f"learning the key of the repeater at {where(given.address, given.port)}"
+                    " from its beacon (first use; --server-key KEY pins it instead)"
+                )
+            )
+        return [*out, ProbeBeacons(), UseServer(None)]  # repeaters answer a probe at once
+
+    def give_up(self) -> None:
+        """The client ended for good: choose nothing any more."""
+        self._gave_up = True
+        self._endpoint = None
+
+    def heard(
+        self, events: Sequence[PresenceEvent], live: Sequence[Peer], now: float
+    ) -> list[Choice]:
+        """Use the first repeater heard; follow it when it moves; look again when it leaves.
+        ``live``: the live table now."""
+        if self._gave_up:
+            return []
+        out: list[Choice] = []
+        for event in events:
+            if isinstance(event, PeerLeft) and event.peer.node_id == self._chosen:
+                self._chosen = None
+                out.append(Notice(f"the repeater of {event.peer.user} went away"))
+            elif (
+                isinstance(event, (PeerJoined, PeerChanged)) and event.peer.node_id == self._chosen
+            ):
+                out += self._use(event.peer)
+        if self._chosen is None:
+            usable = self._usable(out, [p for p in live if p.mode == "repeater"], now)
+            if usable:
+                peer = min(usable, key=lambda p: p.last_seen)  # the first heard, not by name
+                self._chosen = peer.node_id
+                out += self._use(peer)
+            elif self._endpoint is not None:
+                self._endpoint = None
+                out.append(UseServer(None))
+        return out
+
+    def handshake_failed(self, problem: str, endpoint: str | None) -> list[Choice]:
+        """The handshake with the server at ``endpoint`` failed. Told where the server
+        is, the client cannot fix itself: SecurityError. Found by beacon: refuse that
+        repeater, say why, look for another."""
+        secure = self.secure
+        if secure is not None and "key" in problem:
+            if "does not know our key" in problem:
+                problem += (
+                    f" (our key {secure.own_key}: give {secure.own_key_path} to its operator,"
+                    f" to save as authorized_keys/{self.user}.key)"
+                )
+            elif self.server_key is not None:
+                problem += f" (we expect the key {key_text(self.server_key)})"
+        if self._chosen is None:
+            raise SecurityError(f"the repeater at {endpoint}: {problem}")
+        self._refused.add(self._chosen)
+        self._chosen = None
+        self._endpoint = None
+        # The connection is closed first, or ZeroMQ keeps retrying, and failing.
+        return [
+            RefuseServer(),
+            Notice(f"not using the repeater at {endpoint}: {problem}"),
+            UseServer(None),
+        ]
+
+    def _usable(self, out: list[Choice], repeaters: list[Peer], now: float) -> list[Peer]:
+        """The repeaters this client may use: secure ones for a secure client (preferring
+        keys it trusted before), plain ones for a plain client; it says why it skips one."""
+        usable = []
+        given = self.given if self._learn else None
+        for peer in repeaters:
+            at = where(peer.address, peer.router_port)
+            if peer.node_id in self._refused:
+                continue
+            if given is not None and not (
+                peer.address in given.addresses and peer.router_port == given.port
+            ):
+                continue
+            if self.secure is None and peer.key:
+                if self._said.due((peer.node_id, "secure"), now):
+                    text = f"the repeater of {peer.user} at {at} runs --secure; ignored (run"
+                    out.append(Notice(text + " with --secure to use it)"))
+            elif self.secure is not None and not peer.key:
+                if self._said.due((peer.node_id, "plain"), now):
+                    text = f"the repeater of {peer.user} at {at} runs without --secure; ignored"
+                    out.append(Notice(text))
+            else:
+                usable.append(peer)
+        if self.secure is None:
+            return usable
+        known = self.secure.known
+        keys = known.keys()
+        trusted = [p for p in usable if p.key in keys]
+        if trusted:
+            return trusted  # a key we trusted before proves it is that server, wherever it is
+        first_use = []
+        for peer in usable:
+            at = where(peer.address, peer.router_port)
+            pinned = known.get(at)
+            if pinned is not None and pinned != peer.key:
+                self._refused.add(peer.node_id)
+                out.append(
+                    Notice(
+                        f"refused the repeater of {peer.user} at {at}: it shows the key"
+                        f" {key_text(peer.key)}, but you trusted {key_text(pinned)} there; if"
+                        f" its key really changed, remove the line for {at} from {known.path}"
+                    )
+                )
+            else:
+                first_use.append(peer)
+        return first_use
+
+    def _use(self, peer: Peer) -> list[Choice]:
+        endpoint = tcp(peer.address, peer.router_port)
+        out: list[Choice] = []
+        if self.secure is not None:
+            at = where(peer.address, peer.router_port)
+            if peer.key not in self.secure.known.keys():
+                out.append(PinKey(at, peer.key))
+                out.append(
+                    Notice(
+                        f"trusting the key {key_text(peer.key)} of the repeater of {peer.user}"
+                        f" at {at} (first use; pinned in {self.secure.known.path})"
+                    )
+                )
+            rekeyed = peer.key != self.server_key
+            self.server_key = peer.key
+            if rekeyed and endpoint == self._endpoint:
+                # Same address, another key: the old connection was made for the old one.
+                self._endpoint = None
+                out.append(UseServer(None))
+        if endpoint != self._endpoint:
+            self._endpoint = endpoint
+            out.append(
+                Notice(
+                    f"using the repeater of {peer.user} at {peer.address}:{peer.router_port}"
+                    " (found by its beacon)"
+                )
+            )
+            out.append(UseServer(endpoint, self.server_key))
+        return out

@@ -1,0 +1,168 @@
+"""A client's posts, pure: the outbox, the window of posts in flight, their answers.
+
+Every post is kept in the inbox's outbox until the server acknowledges it
+(or refuses it for good), so none is lost to a crash, a restart or a dead
+server. At most ``window`` posts are in flight (sent, not answered); the rest
+wait in order. Each post is encoded once, when it is submitted (or loaded
+from the outbox): that is the size checked and the payload sent, as often as
+it has to be sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..authoring import Draft, Numbering
+from ..batching import pack
+from ..errors import MessageError
+from ..events import Rejected
+from ..inbox import ClientInbox
+from ..message import MAX_WIRE_BYTES, Message
+from ..wire import MAX_HEADER_INT
+from .commands import RepeaterVerb, listed
+from .outputs import SendToServer
+
+log = logging.getLogger(__name__)
+
+WINDOW = 1000  # posts a client has in flight (sent, not acknowledged)
+POST_LIMIT = 100  # messages in one POST
+POST_BYTES = 1024 * 1024  # and at most this many bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A post in the outbox, with its wire form."""
+
+    message: Message
+    payload: bytes
+
+
+def outgoing(message: Message) -> Outgoing | Rejected:
+    """``message`` encoded, or Rejected when it is too big to send."""
+    payload = message.encode()
+    if len(payload) > MAX_WIRE_BYTES:
+        return Rejected(message.id, f"the message is larger than {MAX_WIRE_BYTES} bytes encoded")
+    return Outgoing(message, payload)
+
+
+def author(draft: Draft, user: str, origin: str, numbering: Numbering) -> Outgoing | Rejected:
+    """``draft`` as our message with the next number of its scope, encoded; Rejected
+    when a field is invalid or it is too big (then no number is used)."""
+    try:
+        message = draft.author(user, origin, numbering.peek(draft.scope))
+    except MessageError as exc:
+        return Rejected(draft.id, f"not a valid message: {exc}")
+    post = outgoing(message)
+    if isinstance(post, Outgoing):
+        numbering.take(draft.scope)
+    return post
+
+
+class PostWindow:
+    """The outbox in memory, what is to be sent, what is in flight, what was answered."""
+
+    def __init__(self, inbox: ClientInbox, window: int = WINDOW) -> None:
+        self.inbox = inbox
+        self.window = window
+        self.outbox: OrderedDict[str, Outgoing] = OrderedDict(
+            (m.id, Outgoing(m, m.encode())) for m in inbox.outbox()
+        )
+        self._unsent: deque[str] = deque()
+        self._inflight: dict[str, float] = {}  # id -> when it went out
+        # answers to write with the next flush
+        self.acked: list[tuple[str, int]] = []
+        self.rejected: list[tuple[str, str]] = []
+
+    # -- in -----------------------------------------------------------------------
+
+    def submit(self, posts: Sequence[Outgoing]) -> None:
+        """Keep these posts in the outbox (one transaction) and send them when connected."""
+        self.inbox.queue_many([post.message for post in posts])
+        for post in posts:
+            mid = post.message.id
+            if mid not in self.outbox:
+                self.outbox[mid] = post
+                self._unsent.append(mid)
+
+    def on_ack(self, header: dict) -> None:
+        """An ACK: these posts are stored, under these numbers."""
+        for mid, seq in listed(header):
+            if isinstance(mid, str) and type(seq) is int and 0 < seq <= MAX_HEADER_INT:
+                self.acked.append((mid, seq))
+                self._inflight.pop(mid, None)
+
+    def on_reject(self, header: dict) -> None:
+        """A REJECT: these posts can never be stored."""
+        for mid, reason in listed(header):
+            if isinstance(mid, str) and mid in self.outbox:
+                self.rejected.append((mid, str(reason)))
+                self._inflight.pop(mid, None)
+            else:
+                log.warning("the repeater rejected a message: %s", reason)
+
+    @property
+    def answered(self) -> bool:
+        """Answers wait to be written."""
+        return bool(self.acked or self.rejected)
+
+    def take_answers(self) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+        """The answers to write now (acknowledged, rejected), forgotten here."""
+        answers = self.acked, self.rejected
+        self.acked, self.rejected = [], []
+        return answers
+
+    def settle(self, acked: list[str], rejected: list[str]) -> tuple[list[str], list[str]]:
+        """Answers written: drop those posts from the outbox; which were still in it."""
+        return (
+            [mid for mid in acked if self.outbox.pop(mid, None) is not None],
+            [mid for mid in rejected if self.outbox.pop(mid, None) is not None],
+        )
+
+    # -- out ----------------------------------------------------------------------
+
+    def restart(self) -> None:
+        """A new session: send the whole outbox again (the server dedupes by id)."""
+        self._inflight.clear()
+        self._unsent = deque(self.outbox)
+
+    def stop(self) -> None:
+        """The session is gone: nothing is in flight, nothing to send until the next."""
+        self._inflight.clear()
+        self._unsent.clear()
+
+    def posts(self, now: float) -> list[SendToServer]:
+        """POSTs for what waits, within the window, each at most POST_LIMIT messages
+        and POST_BYTES bytes."""
+        ids: list[str] = []
+        while self._unsent and len(self._inflight) < self.window:
+            mid = self._unsent.popleft()
+            if mid in self.outbox and mid not in self._inflight:
+                self._inflight[mid] = now
+                ids.append(mid)
+        out: list[SendToServer] = []
+        start = 0
+        for group in pack([self.outbox[mid].payload for mid in ids], POST_LIMIT, POST_BYTES):
+            command = RepeaterVerb.POST.command({}, group)
+            out.append(SendToServer(command, tuple(ids[start : start + len(group)])))
+            start += len(group)
+        return out
+
+    def unsent(self, ids: Sequence[str]) -> None:
+        """A POST could not be sent (the DEALER is full): its posts go first next time."""
+        for mid in reversed(ids):
+            if mid in self._inflight:
+                del self._inflight[mid]
+                self._unsent.appendleft(mid)
+
+    def next_deadline(self, bound: float) -> float | None:
+        """When the oldest post in flight counts as unanswered."""
+        return min(self._inflight.values()) + bound if self._inflight else None
+
+    def expire(self, now: float, bound: float) -> None:
+        """Answers lost on the way: once the oldest post is ``bound`` seconds in flight,
+        send everything again; the server dedupes by id."""
+        if self._inflight and now >= min(self._inflight.values()) + bound:
+            self.restart()

@@ -1,0 +1,163 @@
+"""An in-memory network for the repeater cores: one ServerCore, any ClientCores.
+
+The one place tests carry out the repeater cores' outputs (``outputs.py``)
+without sockets: ``RepeaterNet`` plays the ROUTER, the PUB and each client's
+DEALER and SUB, delivers frames in order, and can lose chosen ones, so every
+recovery path is exercised exactly; ``now`` is its fake clock. Written to
+fold into ``tests/memnet.py`` as its repeater adapter.
+
+A plain module (not a test module, not conftest): tests import it by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+
+from lab93zmq.core.endpoints import host_of
+from lab93zmq.core.repeater.client import ClientCore
+from lab93zmq.core.repeater.outputs import (
+    ConnectServer,
+    DisconnectServer,
+    ProbeBeacons,
+    PublishRoom,
+    ReplyTo,
+    SendToServer,
+    SubscribeFeed,
+)
+from lab93zmq.core.repeater.server import ServerCore
+from lab93zmq.core.wire import Command
+
+SERVER = "tcp://server:5190"
+
+Lose = Callable[[Command], bool]  # True: this command is lost on its way
+
+
+class ClientEnd:
+    """One client core on the net: its connection and everything that reached it."""
+
+    def __init__(self, net: RepeaterNet, name: str, core: ClientCore) -> None:
+        self.net = net
+        self.name = name
+        self.core = core
+        self.identity: bytes | None = None  # its DEALER, as the ROUTER names it
+        self.subscribed: str | None = None
+        self.events: list = []  # what it told its front end (and GiveUp, PinKey)
+        self.sent: list[Command] = []  # every command it sent the server
+        self.from_server: deque[list[bytes]] = deque()
+        self.from_pub: deque[list[bytes]] = deque()
+
+    def apply(self, outputs) -> None:
+        """Carry out what the core returned."""
+        for out in outputs:
+            if isinstance(out, SendToServer):
+                self.sent.append(out.command)
+                if self.identity is not None:
+                    self.net.to_server.append((self.identity, out.command.frames()))
+                else:
+                    self.core.send_failed(out, self.net.now)
+            elif isinstance(out, ConnectServer):
+                assert out.endpoint == self.net.endpoint, out.endpoint
+                self.identity = b"id-%d" % next(self.net.identities)
+                self.from_server.clear()
+            elif isinstance(out, DisconnectServer):
+                self.identity = None
+                self.from_server.clear()
+            elif isinstance(out, SubscribeFeed):
+                self.subscribed = out.endpoint
+            elif isinstance(out, ProbeBeacons):
+                pass  # no beacons in memory
+            else:
+                assert not isinstance(out, (ReplyTo, PublishRoom)), out
+                self.events.append(out)
+
+    def of(self, kind) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def gone(self) -> None:
+        """The process ended: nothing more reaches it."""
+        self.identity = None
+        self.subscribed = None
+        self.from_server.clear()
+        self.from_pub.clear()
+
+
+class RepeaterNet:
+    """A server core and client cores, wired in memory; ``now`` is the fake clock."""
+
+    def __init__(self, server: ServerCore, now: float, endpoint: str = SERVER) -> None:
+        self.server = server
+        self.now = now
+        self.endpoint = endpoint
+        self.server_up = True
+        self.identities = itertools.count(1)
+        self.clients: dict[str, ClientEnd] = {}
+        self.to_server: deque[tuple[bytes, list[bytes]]] = deque()
+        self.lose_pub: dict[str, Lose] = {}  # client name -> what it loses on the SUB
+        self.lose_reply: dict[str, Lose] = {}  # and on its DEALER
+        self.published: list[Command] = []
+        self.replies: list[tuple[bytes, Command]] = []
+        self.server_events: list = []
+
+    @property
+    def feed(self) -> str:
+        return f"tcp://{host_of(self.endpoint)}:{self.server.pub_port}"
+
+    def attach(self, name: str, core: ClientCore) -> ClientEnd:
+        end = self.clients[name] = ClientEnd(self, name, core)
+        return end
+
+    def route(self, outputs) -> None:
+        """Carry out what the server returned."""
+        for out in outputs:
+            if isinstance(out, ReplyTo):
+                self.replies.append((out.identity, out.command))
+                for end in self.clients.values():
+                    if end.identity == out.identity:
+                        lose = self.lose_reply.get(end.name)
+                        if lose is None or not lose(out.command):
+                            end.from_server.append(out.command.frames())
+            elif isinstance(out, PublishRoom):
+                self.published.append(out.command)
+                for end in self.clients.values():
+                    if end.subscribed == self.feed:
+                        lose = self.lose_pub.get(end.name)
+                        if lose is None or not lose(out.command):
+                            end.from_pub.append(out.command.frames())
+            else:
+                self.server_events.append(out)
+
+    def run(self, limit: int = 10_000) -> None:
+        """Deliver everything in flight, flushing every core, until the net is quiet."""
+        for _ in range(limit):
+            busy = False
+            while self.to_server:
+                identity, frames = self.to_server.popleft()
+                busy = True
+                if self.server_up:
+                    self.route(self.server.receive(identity, frames, self.now))
+            if self.server_up:
+                self.route(self.server.flush(self.now))
+            for end in list(self.clients.values()):
+                while end.from_server:
+                    busy = True
+                    end.apply(end.core.receive(end.from_server.popleft(), self.now))
+                while end.from_pub:
+                    busy = True
+                    end.apply(end.core.receive_pub(end.from_pub.popleft(), self.now))
+                end.apply(end.core.flush(self.now))
+            if not busy and not self.to_server:
+                return
+        raise AssertionError("the link never went quiet")
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        """Let time pass in small steps, ticking everyone."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            if self.server_up:
+                self.route(self.server.tick(self.now))
+            for client in list(self.clients.values()):
+                client.apply(client.core.tick(self.now))
+            self.run()
