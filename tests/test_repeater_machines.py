@@ -1,0 +1,270 @@
+"""The repeater client's small machines, each on its own: chains, the fetch schedule,
+catching up, the post window, liveness. Pure: no sockets; an inbox where one is needed."""
+
+from __future__ import annotations
+
+import pytest
+from factories import NODE_A, T0, make_message
+
+from lab93zmq.core.authoring import DIRECT as DIRECT_SCOPE
+from lab93zmq.core.authoring import ROOM as ROOM_SCOPE
+from lab93zmq.core.authoring import Draft, Numbering
+from lab93zmq.core.errors import ProtocolError
+from lab93zmq.core.events import Rejected
+from lab93zmq.core.message import MAX_CONTENT_BYTES
+from lab93zmq.core.repeater.catchup import CatchUp
+from lab93zmq.core.repeater.chain import DIRECT, MAX_BUFFER, ROOM, Chain, Chains
+from lab93zmq.core.repeater.commands import RepeaterVerb, numbered
+from lab93zmq.core.repeater.fetch import FetchSchedule, FetchState
+from lab93zmq.core.repeater.liveness import MAX_SERVER_INTERVAL, Liveness
+from lab93zmq.core.repeater.window import POST_LIMIT, Outgoing, PostWindow, author, outgoing
+from lab93zmq.io.store import Inbox
+
+
+def m(seq: int, to: str | None = None):
+    return make_message(seq, f"m{seq}", to=to)
+
+
+# -- chains -----------------------------------------------------------------------------
+
+
+def test_a_chain_takes_what_comes_next_and_keeps_the_rest_until_its_turn():
+    chain = Chain(ROOM, tip=0)
+    first = chain.take(1, 0, m(1))
+    assert first.arrived == [(1, m(1))] and not first.gap
+    later = chain.take(4, 3, m(4))  # 2 and 3 are missing
+    assert later.arrived == [] and later.gap
+    assert chain.take(3, 2, m(3)).arrived == []
+    filled = chain.take(2, 1, m(2))
+    assert [seq for seq, _ in filled.arrived] == [2, 3, 4]
+    assert chain.tip == 4 and chain.waiting == {}
+    assert chain.take(3, 2, m(3)).arrived == []  # held already: replay overlapping live
+
+
+def test_a_chain_not_started_waits_without_calling_it_a_gap():
+    chain = Chain(ROOM, tip=None)
+    assert chain.take(7, 5, m(7)).gap is False  # where it starts is not known yet
+    assert chain.start(5) == [(7, m(7))] and chain.tip == 7
+
+
+def test_a_chain_follows_numbers_that_moved_and_forgets_what_the_tip_passed():
+    chain = Chain(ROOM, tip=5)
+    chain.take(9, 8, m(9))
+    assert chain.take(7, 3, m(7)).arrived == [(7, m(7))]  # prev below the tip: logged, taken
+    assert chain.waiting == {8: (9, m(9))}
+    assert chain.follow(4) and chain.tip == 4 and chain.waiting == {}
+    assert not chain.follow(10)  # a head past the tip is no loss
+
+
+def test_a_chain_drops_its_buffer_rather_than_grow_without_bound():
+    chain = Chain(ROOM, tip=0)
+    for seq in range(2, MAX_BUFFER + 3):
+        chain.take(seq, seq - 1, m(1))
+    assert chain.waiting == {}  # they come again with a fetch
+
+
+def test_chains_are_kept_by_name_and_resume_from_marks():
+    chains = Chains()
+    assert chains.tips() == {ROOM: None, DIRECT: 0}
+    assert not chains.behind(ROOM, 10)  # a room chain not started lacks nothing yet
+    assert chains.behind(DIRECT, 1)
+    chains.resume({ROOM: 3, DIRECT: 2})
+    assert chains.tips() == {ROOM: 3, DIRECT: 2}
+    assert chains.follow({ROOM: 1, DIRECT: None}) and chains.tips() == {ROOM: 1, DIRECT: 2}
+    chains[ROOM].take(5, 4, m(5))
+    assert chains.gap()
+
+
+# -- the fetch schedule -------------------------------------------------------------------
+
+
+def test_the_fetch_schedule_walks_its_four_states():
+    fetches = FetchSchedule(retry=1.0)
+    assert fetches.state is FetchState.IDLE and not fetches.due(0.0)
+    assert fetches.next_deadline(3.0) is None
+    fetches.want()
+    assert fetches.state is FetchState.WANTED and fetches.due(0.0)
+    fetches.sent(10.0)
+    assert fetches.in_flight and not fetches.due(10.0)
+    fetches.want()  # not kept: the answer says what is still missing
+    assert fetches.state is FetchState.IN_FLIGHT
+    assert fetches.next_deadline(3.0) == 13.0
+    fetches.answered(missing=True, helped=False, now=11.0)
+    assert fetches.state is FetchState.BACKOFF and fetches.next_deadline(3.0) == 12.0
+    assert not fetches.due(11.5) and fetches.due(12.0)
+    fetches.sent(12.0)
+    fetches.answered(missing=True, helped=True, now=12.5)
+    assert fetches.state is FetchState.WANTED
+    fetches.sent(13.0)
+    fetches.answered(missing=False, helped=True, now=13.5)
+    assert fetches.state is FetchState.IDLE
+
+
+def test_a_lost_or_unsent_fetch_is_asked_again():
+    fetches = FetchSchedule(retry=1.0)
+    fetches.sent(0.0)
+    fetches.expire(2.9, bound=3.0)
+    assert fetches.in_flight
+    fetches.expire(3.0, bound=3.0)
+    assert fetches.state is FetchState.WANTED
+    fetches.unsent(5.0)  # the DEALER was full
+    assert fetches.state is FetchState.BACKOFF and fetches.due(6.0)
+    fetches.reset()
+    assert fetches.state is FetchState.IDLE
+
+
+def test_a_fetch_names_the_tips_and_its_limit():
+    fetches = FetchSchedule(retry=1.0, limit=50)
+    sent = fetches.request({ROOM: None, DIRECT: 0}, 4.0)
+    assert sent.command == RepeaterVerb.FETCH.command({"room": None, "dm": 0, "limit": 50})
+    assert fetches.in_flight
+
+
+# -- catching up ----------------------------------------------------------------------------
+
+
+def entries(*items):
+    command = RepeaterVerb.DELIVER.command(
+        {"items": [[s, p] for s, p, _ in items]}, [msg.encode() for _, _, msg in items]
+    )
+    return numbered(command)
+
+
+def test_catching_up_merges_replay_and_live_into_one_order():
+    catchup = CatchUp(retry=1.0)
+    catchup.live(ROOM, entries((12, 11, m(12))))  # live, before the replay says where to start
+    assert catchup.arrived == [] and catchup.fetches.state is FetchState.IDLE
+    header = {"room": 10, "more": False}
+    assert not catchup.replayed(header, entries((11, 10, m(11))), now=0.0)
+    assert [seq for seq, _ in catchup.take_arrived()] == [11, 12]
+    assert catchup.arrived == []
+
+
+def test_catching_up_fetches_a_hole_and_pages_on():
+    catchup = CatchUp(retry=1.0)
+    catchup.chains.resume({ROOM: 1, DIRECT: 0})
+    catchup.live(ROOM, entries((5, 4, m(5))))
+    assert catchup.due(0.0)[0].command.header == {"room": 1, "dm": 0, "limit": 500}
+    assert catchup.replayed({"room": 1, "more": True}, entries((2, 1, m(2))), now=0.1)
+    assert not catchup.replayed({"room": 2, "more": False}, [], now=0.2)
+    assert catchup.fetches.state is FetchState.BACKOFF  # still missing, and it did not help
+    catchup.head(DIRECT, 3)
+    assert catchup.fetches.state is FetchState.BACKOFF
+
+
+def test_a_head_past_the_tip_wants_a_fetch():
+    catchup = CatchUp(retry=1.0)
+    catchup.head(DIRECT, 0)
+    assert catchup.due(0.0) == []
+    catchup.head(DIRECT, 2)
+    assert catchup.due(0.0)[0].command.name == "FETCH"
+
+
+def test_catching_up_refuses_a_message_on_the_wrong_channel():
+    catchup = CatchUp(retry=1.0)
+    with pytest.raises(ProtocolError, match="direct message on the PUB"):
+        catchup.live(ROOM, entries((1, 0, m(1, to="bob"))))
+    with pytest.raises(ProtocolError, match="DELIVER carries direct messages only"):
+        catchup.live(DIRECT, entries((1, 0, m(1))))
+    assert catchup.arrived == []
+
+
+# -- the post window ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    with Inbox(tmp_path / "client.db", new_node_id=bytes.fromhex(NODE_A)) as box:
+        yield box
+
+
+def posts(count: int) -> list[Outgoing]:
+    return [outgoing(make_message(n)) for n in range(1, count + 1)]
+
+
+def test_the_window_sends_in_posts_of_post_limit_within_the_window(inbox):
+    window = PostWindow(inbox, window=250)
+    window.submit(posts(300))
+    assert len(inbox.outbox()) == 300
+    sent = window.posts(now=0.0)
+    assert [len(p.command.payloads) for p in sent] == [POST_LIMIT, POST_LIMIT, 50]
+    assert window.posts(now=0.0) == []  # the window is full
+    window.on_ack({"items": [[mid, n] for n, mid in enumerate(sent[0].ids, start=1)]})
+    # An acknowledged post leaves the window at once; the outbox keeps it until written.
+    assert [len(p.command.payloads) for p in window.posts(now=1.0)] == [50]
+    acked, rejected = window.take_answers()
+    assert window.settle([mid for mid, _ in acked], []) == (list(sent[0].ids), [])
+    assert len(window.outbox) == 200 and window.take_answers() == ([], [])
+
+
+def test_each_post_is_encoded_once(inbox):
+    window = PostWindow(inbox)
+    [post] = posts(1)
+    window.submit([post])
+    [sent] = window.posts(now=0.0)
+    assert sent.command.payloads[0] is post.payload
+    window.restart()  # a new session: the same bytes again
+    [again] = window.posts(now=1.0)
+    assert again.command.payloads[0] is post.payload
+
+
+def test_an_unsent_post_goes_first_and_a_silent_server_gets_everything_again(inbox):
+    window = PostWindow(inbox)
+    window.submit(posts(3))
+    [sent] = window.posts(now=0.0)
+    window.unsent(sent.ids[1:])
+    assert window.posts(now=0.5)[0].ids == sent.ids[1:]
+    assert window.next_deadline(6.0) == 6.0
+    window.expire(5.9, bound=6.0)
+    assert window.posts(now=5.9) == []
+    window.expire(6.0, bound=6.0)
+    assert window.posts(now=6.0)[0].ids == sent.ids
+
+
+def test_a_reject_counts_only_for_our_own_posts(inbox):
+    window = PostWindow(inbox)
+    window.submit(posts(1))
+    [sent] = window.posts(now=0.0)
+    window.on_reject({"items": [[sent.ids[0], "no"], [None, "no id"], ["f" * 32, "not ours"]]})
+    assert window.take_answers() == ([], [(sent.ids[0], "no")])
+    with pytest.raises(ProtocolError):
+        window.on_ack({"items": "not a list"})
+
+
+def test_a_loaded_outbox_is_sent_again(tmp_path):
+    with Inbox(tmp_path / "c.db") as box:
+        PostWindow(box).submit(posts(2))
+    with Inbox(tmp_path / "c.db") as box:
+        window = PostWindow(box)
+        window.restart()
+        assert len(window.posts(now=0.0)[0].ids) == 2
+
+
+def test_authoring_uses_a_number_only_for_a_message_that_can_be_sent():
+    numbering = Numbering(lambda scope: 1)
+    draft = Draft("0" * 32, "hello", None, None, T0)
+    first = author(draft, "alice", NODE_A, numbering)
+    assert isinstance(first, Outgoing) and first.message.origin_seq == 1
+    assert first.payload == first.message.encode()
+    empty = author(Draft("1" * 32, "", None, None, T0), "alice", NODE_A, numbering)
+    assert isinstance(empty, Rejected) and empty.reason.startswith("not a valid message")
+    big = author(
+        Draft("2" * 32, '"' * MAX_CONTENT_BYTES, None, None, T0), "alice", NODE_A, numbering
+    )
+    assert isinstance(big, Rejected) and "larger than" in big.reason
+    assert numbering.peek(ROOM_SCOPE) == 2  # neither used a number
+    direct = author(Draft("3" * 32, "psst", None, "bob", T0), "alice", NODE_A, numbering)
+    assert direct.message.origin_seq == 1 and numbering.peek(DIRECT_SCOPE) == 2
+
+
+# -- liveness -------------------------------------------------------------------------------
+
+
+def test_liveness_agrees_on_the_servers_heartbeat_within_reason():
+    live = Liveness(heartbeat=1.0, dead_after=3.0)
+    live.agree({"heartbeat": 2.0, "timeout": 1.5}, now=10.0)
+    assert (live.beat, live.dead) == (0.5, 6.0)  # ping within its timeout, allow 3 beats
+    assert live.deadlines() == [10.5, 16.0, 16.0]
+    live.agree({"heartbeat": MAX_SERVER_INTERVAL * 2, "timeout": "soon"}, now=20.0)
+    assert (live.beat, live.dead) == (1.0, 3.0)
+    assert not live.ping_due(20.5) and live.ping_due(21.0) and live.next_ping == 22.0
