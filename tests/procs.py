@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 WAIT = 20.0
 
@@ -22,6 +23,17 @@ def free_tcp_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def reserved_tcp_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 held for the test and never listened on: connecting to
+    it is refused, and a server setting SO_REUSEADDR (ZeroMQ does) may bind it, also
+    again after a restart. Unlike ``free_tcp_port``, no one else can take it meanwhile."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 
 
 def free_udp_port() -> int:

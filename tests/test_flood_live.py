@@ -260,8 +260,7 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
         wait_for([alice, bob, carol],
                  lambda: bob.incoming()["after the flood"] and carol.incoming()["after the flood"],
                  "a post after the flood")
-        assert last in alice.accepted() or wait_for([alice], lambda: last in alice.accepted(),
-                                                      "the last post accepted") >= 0
+        wait_for([alice], lambda: last in alice.accepted(), "the last post accepted")
     finally:
         flooder.close()
     expected_bob = Counter([f"alice {n}" for n in range(ROUNDS)]
@@ -274,6 +273,10 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
     assert max(carol.incoming().values()) == 1
     assert flooder.frames_sent == FRAMES and flooder.datagrams_sent == DATAGRAMS
     assert flooder.replies > 0  # the server read the garbage and answered some with ERROR
+    # ... and cut the flooding sessions off: most sent far more than BAD_BURST bad
+    # commands (27 of the 30 with this seed), and what came after went unanswered.
+    stats = dict(server.actor.core.stats)
+    assert stats["cut_off"] >= ROUNDS // 2 and stats["ignored"] > 0, stats
     print(
         f"repeater: {FRAMES} garbage frame lists + {DATAGRAMS} datagrams in {flood_took:.2f} s "
         f"({FRAMES / flood_took:,.0f} frame lists/s), {flooder.replies} ERROR replies; "

@@ -6,16 +6,23 @@ import json
 import signal
 
 import pytest
-from procs import NodeProcess, free_tcp_port, free_udp_port
+from procs import NodeProcess, free_udp_port, reserved_tcp_port
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def lab(tmp_path):
+def port():
+    """The server's port, held for the whole test: each server in turn binds it."""
+    with reserved_tcp_port() as held:
+        yield held
+
+
+@pytest.fixture
+def lab(tmp_path, port):
     """Starts lab93-node processes with loopback-only settings and kills them afterwards."""
     started: list[NodeProcess] = []
-    port, beacon = free_tcp_port(), free_udp_port()
+    beacon = free_udp_port()
 
     class Lab:
         def __init__(self):

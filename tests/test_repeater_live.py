@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 import zmq
-from procs import free_tcp_port, free_udp_port
+from procs import free_udp_port, reserved_tcp_port
 from repeater_nodes import (
     CLIENT_FAST,
     FAST,
@@ -218,14 +218,14 @@ def test_clean_stops_say_goodbye(nodes, tmp_path):
 
 
 def test_no_server_reachable_reports_disconnected_and_keeps_the_outbox(nodes, tmp_path):
-    port = free_tcp_port()  # a port nobody listens on
-    alice = start_client(nodes, tmp_path, "alice", port)
-    mid = alice.post("into the void")
-    connecting = alice.wait_kind(Kind.STATUS, connected=False)
-    assert connecting.body["detail"] == f"connecting to the repeater at tcp://127.0.0.1:{port}"
-    no_answer = f"no answer from the repeater at tcp://127.0.0.1:{port}"
-    assert alice.wait_kind(Kind.STATUS, connected=False, detail=no_answer)
-    alice.stop()
+    with reserved_tcp_port() as port:  # a port nobody listens on
+        alice = start_client(nodes, tmp_path, "alice", port)
+        mid = alice.post("into the void")
+        connecting = alice.wait_kind(Kind.STATUS, connected=False)
+        assert connecting.body["detail"] == f"connecting to the repeater at tcp://127.0.0.1:{port}"
+        no_answer = f"no answer from the repeater at tcp://127.0.0.1:{port}"
+        assert alice.wait_kind(Kind.STATUS, connected=False, detail=no_answer)
+        alice.stop()
     assert not alice.accepted()
     with Inbox(tmp_path / "alice.db") as inbox:
         assert [m.id for m in inbox.outbox()] == [mid]
