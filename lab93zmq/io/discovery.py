@@ -20,7 +20,7 @@ from . import actor
 from .actor import Kind
 from .beacon import BeaconSocket
 from .config import NodeConfig
-from .history import History, answer_history
+from .history import HistorySource, answer_history
 from .interfaces import resolve
 
 SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
@@ -127,7 +127,11 @@ class LocalAnswers:
     and beacons (``beacons`` None: it has none; a scan opens its own)."""
 
     def __init__(
-        self, pipe: zmq.Socket, inbox: History, beacons: BeaconEdge | None, scans: ScanRequests
+        self,
+        pipe: zmq.Socket,
+        inbox: HistorySource,
+        beacons: BeaconEdge | None,
+        scans: ScanRequests,
     ) -> None:
         self.pipe = pipe
         self.inbox = inbox

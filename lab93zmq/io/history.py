@@ -15,7 +15,7 @@ from ..core.message import Message
 log = logging.getLogger(__name__)
 
 
-class History(Protocol):
+class HistorySource(Protocol):
     def history(self, limit: int | None = None) -> list[Message]: ...
 
 
@@ -28,6 +28,6 @@ def history_limit(body: dict[str, Any]) -> int | None:
     return None
 
 
-def answer_history(inbox: History, body: dict[str, Any]) -> dict[str, Any]:
+def answer_history(inbox: HistorySource, body: dict[str, Any]) -> dict[str, Any]:
     """The body of the HISTORY_RESULT for a HISTORY request ``body``."""
     return {"messages": [m.to_wire_dict() for m in inbox.history(history_limit(body))]}
