@@ -43,7 +43,7 @@ from common import CommandReader, emit
 
 SIG = b"L93\x01"
 TEMPLATE = (
-    '{"v":1,"id":"%s%s%012x","from":"%s","to":null,"subject":null,'
+    '{"v":2,"id":"%s%s%012x","from":"%s","to":null,"room":"general","subject":null,'
     '"content":"%s","sent_at":"%s","origin":"%s","seq":%d}'
 )
 
