@@ -1,5 +1,6 @@
 """The repeater client's small machines, each on its own: chains, the fetch schedule,
-catching up, the post window, liveness. Pure: no sockets; an inbox where one is needed."""
+catching up, the post window, liveness, the ledger. Pure: no sockets; an inbox where
+one is needed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lab93zmq.core.repeater.catchup import CatchUp
 from lab93zmq.core.repeater.chain import DIRECT, MAX_BUFFER, ROOM, Chain, Chains
 from lab93zmq.core.repeater.commands import RepeaterVerb, numbered
 from lab93zmq.core.repeater.fetch import FetchSchedule, FetchState
+from lab93zmq.core.repeater.ledger import ClientLedger, state_key
 from lab93zmq.core.repeater.liveness import MAX_SERVER_INTERVAL, Liveness
 from lab93zmq.core.repeater.window import POST_LIMIT, Outgoing, PostWindow, author, outgoing
 from lab93zmq.io.store import Inbox
@@ -268,3 +270,23 @@ def test_liveness_agrees_on_the_servers_heartbeat_within_reason():
     live.agree({"heartbeat": MAX_SERVER_INTERVAL * 2, "timeout": "soon"}, now=20.0)
     assert (live.beat, live.dead) == (1.0, 3.0)
     assert not live.ping_due(20.5) and live.ping_due(21.0) and live.next_ping == 22.0
+
+
+# -- the ledger -----------------------------------------------------------------------------
+
+
+def test_the_ledger_keeps_each_chains_tip_and_reads_only_sound_marks(inbox):
+    ledger = ClientLedger(inbox, "alice")
+    window = PostWindow(inbox)
+    assert ledger.marks("s" * 32) is None  # never seen this server
+    tips = {ROOM: None, DIRECT: 0}
+    assert ledger.due(tips, window)
+    ledger.commit("s" * 32, tips, window, [])
+    assert inbox.get_meta(state_key("s" * 32, "alice")) is None  # the room chain not started
+    events = ledger.commit("s" * 32, {ROOM: 7, DIRECT: 2}, window, [(7, m(7)), (6, m(6))])
+    assert [e.message.origin_seq for e in events] == [6, 7]  # in server order
+    assert not ledger.due({ROOM: 7, DIRECT: 2}, window)
+    assert ledger.marks("s" * 32) == {ROOM: 7, DIRECT: 2}
+    for bad in ('{"room": 7}', '{"room": -1, "dm": 0}', '{"room": "7", "dm": 0}', "[1"):
+        inbox.set_meta(state_key("s" * 32, "alice"), bad)
+        assert ledger.marks("s" * 32) is None

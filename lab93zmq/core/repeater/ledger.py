@@ -22,6 +22,8 @@ from .window import PostWindow
 
 log = logging.getLogger(__name__)
 
+CHAINS = (ROOM, DIRECT)  # the chains whose tips the marks keep
+
 Tips = dict[str, "int | None"]
 
 
@@ -45,13 +47,13 @@ class ClientLedger:
             return None
         try:
             marks = json.loads(saved)
-            room, dm = marks["room"], marks["dm"]
-            if type(room) is not int or type(dm) is not int or min(room, dm) < 0:
+            tips = {name: marks[name] for name in CHAINS}
+            if any(type(tip) is not int or tip < 0 for tip in tips.values()):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable repeater marks in the inbox; starting afresh")
             return None
-        return {ROOM: room, DIRECT: dm}
+        return tips
 
     def due(self, tips: Tips, window: PostWindow) -> bool:
         """Answers or moved marks wait to be written."""
@@ -75,9 +77,9 @@ class ClientLedger:
                 self.inbox.acknowledge(gone)
             if acked:
                 self._number(server_id, acked)
-            if server_id and tips[ROOM] is not None and tips != self.saved_tips:
-                marks = json.dumps({"room": tips[ROOM], "dm": tips[DIRECT]})
-                self.inbox.set_meta(state_key(server_id, self.user), marks)
+            if server_id and None not in tips.values() and tips != self.saved_tips:
+                # {"room": R, "dm": D}: each chain's tip under its name
+                self.inbox.set_meta(state_key(server_id, self.user), json.dumps(tips))
         self.saved_tips = dict(tips)
         events: list[Event] = [
             Incoming(m) for (_, m), new in zip(arrived, fresh, strict=True) if new
