@@ -12,7 +12,14 @@ import zmq
 from factories import NODE_A, make_message
 
 from lab93zmq.core.errors import Lab93Error, UndeliveredError
-from lab93zmq.frontend.console import Environment, FrontEnd, FrontEndOptions, run
+from lab93zmq.frontend.console import (
+    Environment,
+    FrontEnd,
+    FrontEndOptions,
+    byte_lines,
+    run,
+)
+from lab93zmq.frontend.options import Interrupted
 from lab93zmq.io import actor as pipe_protocol
 from lab93zmq.io.actor import Actor, ActorHandle, Kind, Post
 
@@ -120,7 +127,7 @@ def test_quit_stops_reading(ctx):
 def test_commands_answer_on_stdout_or_on_stderr_in_json_mode(ctx):
     env = environment("/who\n/history 1\n/help\n")
     front = FrontEnd(start(ctx, ScriptedActor()), env, FrontEndOptions(timeout=5))
-    front.run_lines(lambda: iter(env.stdin))
+    front.run_lines(lambda: byte_lines(env.stdin))
     for _ in range(2):  # the answers to /who and /history
         front.pump(2)
     front.handle.stop()
@@ -129,7 +136,7 @@ def test_commands_answer_on_stdout_or_on_stderr_in_json_mode(ctx):
 
     env = environment("/who\n")
     front = FrontEnd(start(ctx, ScriptedActor()), env, FrontEndOptions(json=True, timeout=5))
-    front.run_lines(lambda: iter(env.stdin))
+    front.run_lines(lambda: byte_lines(env.stdin))
     front.pump(2)
     front.handle.stop()
     assert env.stdout.getvalue() == ""
@@ -143,8 +150,9 @@ def test_send_one_and_rejection(ctx):
     assert [(p.content, p.to) for p in scripted.posts] == [("hello bob", "bob")]
 
     env = environment()
-    run(start(ctx, ScriptedActor()), env, FrontEndOptions(timeout=5), send="too big")
-    assert "not sent: too big" in env.stderr.getvalue()
+    with pytest.raises(UndeliveredError, match=r"^1 of 1 message was refused and not sent"):
+        run(start(ctx, ScriptedActor()), env, FrontEndOptions(timeout=5), send="too big")
+    assert "not sent: too big ('too big')" in env.stderr.getvalue()
 
 
 def test_listen_prints_json_lines_only_on_stdout(ctx):
@@ -175,7 +183,7 @@ def test_an_actor_that_cannot_start_is_a_clear_error(ctx):
         handle.start(timeout=5)
 
 
-def test_interactive_prompt_sends_lines_and_quits(ctx, capfd):
+def test_interactive_prompt_sends_lines_and_quits(ctx):
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
@@ -192,7 +200,60 @@ def test_interactive_prompt_sends_lines_and_quits(ctx, capfd):
         keyboard.send_text("hello room\r/msg bob psst\r/bogus\r/quit\r")
         run(start(ctx, scripted), env, FrontEndOptions(timeout=5))
     assert [(p.content, p.to) for p in scripted.posts] == [("hello room", None), ("psst", "bob")]
-    # While the prompt runs, everything is printed through prompt_toolkit's proxy, above it.
-    printed = capfd.readouterr()
-    assert "unknown command /bogus" in printed.out + printed.err
-    assert "welcome back" in printed.out + printed.err
+    # While the prompt runs, everything is printed above it, on the front end's streams.
+    assert "unknown command /bogus" in env.stderr.getvalue()
+    assert "welcome back" in env.stdout.getvalue()
+
+
+def prompt_environment(keyboard):
+    from prompt_toolkit.output import DummyOutput
+
+    return Environment(
+        stdin=io.StringIO(),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+        stdin_isatty=True,
+        prompt_input=keyboard,
+        prompt_output=DummyOutput(),
+    )
+
+
+def test_ctrl_c_at_the_prompt_is_an_interrupt_that_names_the_unsent_line(ctx):
+    from prompt_toolkit.input import create_pipe_input
+
+    scripted = ScriptedActor()
+    with create_pipe_input() as keyboard:
+        keyboard.send_text("sent\rhalf a thou\x03")
+        with pytest.raises(Interrupted) as caught:
+            run(start(ctx, scripted), prompt_environment(keyboard), FrontEndOptions(timeout=5))
+    assert caught.value.unsent == "half a thou"
+    assert [p.content for p in scripted.posts] == ["sent"]
+    assert scripted.requests[-1] is Kind.STOP
+
+
+def test_quit_reports_what_waits_in_the_outbox_and_does_not_wait(ctx):
+    from prompt_toolkit.input import create_pipe_input
+
+    with create_pipe_input() as keyboard:
+        env = prompt_environment(keyboard)
+        keyboard.send_text("hold on\r/msg zed hold this\r/msg zed hold that\r/quit\r")
+        run(start(ctx, ScriptedActor()), env, FrontEndOptions(timeout=60))
+    told = env.stderr.getvalue()
+    assert "* 1 message waits in the outbox for the room (not confirmed yet)" in told
+    assert "* 2 messages wait in the outbox for zed; they go out when zed is online" in told
+
+
+def test_a_fatal_error_ends_the_prompt(ctx):
+    from prompt_toolkit.input import create_pipe_input
+
+    class FailingActor(ScriptedActor):
+        def run(self, ctx, pipe):
+            pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
+            pipe_protocol.send(pipe, Kind.FATAL, error="the server refused our key")
+            while pipe_protocol.recv(pipe).kind is not Kind.STOP:
+                pass
+            pipe_protocol.send(pipe, Kind.STOPPED)
+
+    with create_pipe_input() as keyboard:
+        with pytest.raises(Lab93Error, match="the server refused our key"):
+            run(start(ctx, FailingActor()), prompt_environment(keyboard), FrontEndOptions())

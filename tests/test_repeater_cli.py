@@ -115,7 +115,7 @@ def test_unreachable_server_exits_1_and_sends_the_kept_messages_next_time(lab):
     sender.close_stdin()
     assert sender.finish() == 1
     failure = sender.err[-1]
-    assert "1 of 1 messages were not delivered within 1.5 s" in failure
+    assert "1 of 1 message was not delivered within 1.5 s" in failure
     assert f"tcp://127.0.0.1:{lab.port}" in failure
     assert "kept in the inbox" in failure
 

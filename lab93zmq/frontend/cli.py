@@ -7,6 +7,7 @@ status (0 ok, 1 failure, 2 usage, 130 Ctrl-C, 143 SIGTERM).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ import docopt
 from .. import __version__
 from ..core.errors import Lab93Error, MessageError, UsageError
 from ..core.message import check_name
-from .options import ExitStatus
+from .options import ExitStatus, OutputClosed, Terminated
 
 USAGE = """\
 Usage:
@@ -100,10 +101,6 @@ HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
 # docopt parses with one permissive pattern; the checks below give each wrong
 # combination its own sentence instead of a usage dump.
 _PARSE_DOC = "Usage: lab93-node [options] [-i IFACE]... [-v]...\n\n" + OPTIONS
-
-class Terminated(BaseException):
-    """SIGTERM: leave cleanly, exactly as for Ctrl-C."""
-
 
 def _option_name(option: docopt.Option) -> str:
     return "/".join(name for name in (option.short, option.longer) if name)
@@ -212,10 +209,25 @@ def _check_secure_options(args: dict[str, Any], mode: str) -> None:
         )
 
 
+class _LogFormat(logging.Formatter):
+    """``lab93-node: text`` for -v's status lines, ``lab93-node: warning: text`` for
+    problems; only -vv (debugging) names the module each line comes from."""
+
+    def __init__(self, debugging: bool) -> None:
+        super().__init__()
+        self.debugging = debugging
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        where = f"{record.name}: " if self.debugging else ""
+        text = super().format(record)
+        return f"lab93-node: {level}{where}{text}"
+
+
 def _logging(verbosity: int, stderr: Any) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(stderr)
-    handler.setFormatter(logging.Formatter("lab93-node: %(levelname)s: %(name)s: %(message)s"))
+    handler.setFormatter(_LogFormat(debugging=verbosity >= 2))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -248,15 +260,47 @@ def main(argv: Sequence[str] | None = None, env: Any = None) -> int:
         from . import run
 
         return run.run_mode(mode, args, env)
-    except KeyboardInterrupt:
-        print("lab93-node: interrupted", file=env.stderr)
+    except KeyboardInterrupt as interrupt:
+        _say(env, "interrupted" + _unsent(interrupt))
         return ExitStatus.INTERRUPTED
-    except Terminated:
+    except Terminated as terminated:
+        if terminated.unsent:
+            _say(env, "terminated" + _unsent(terminated))
         return ExitStatus.TERMINATED
+    except (OutputClosed, BrokenPipeError):
+        # Like `git log | head -1`: the reader has what it wanted; say nothing.
+        _silence(env.stdout)
+        return ExitStatus.OUTPUT_CLOSED
     except Lab93Error as error:
         if traceback:
             raise
-        print(f"lab93-node: {error}", file=env.stderr)
+        _say(env, str(error))
         return ExitStatus(error.exit_status)
+
+
+def _unsent(stop: BaseException) -> str:
+    unsent = getattr(stop, "unsent", "")
+    return f"; the line you were typing was not sent: {unsent!r}" if unsent else ""
+
+
+def _say(env: Any, text: str) -> None:
+    try:
+        print(f"lab93-node: {text}", file=env.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass  # nobody reads our stderr: the exit status is all that is left
+
+
+def _silence(stream: Any) -> None:
+    """Point a closed stdout at /dev/null, so the interpreter's last flush of what
+    is still buffered does not print a BrokenPipeError of its own at exit."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's StringIO): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 

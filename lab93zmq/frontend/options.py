@@ -11,7 +11,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import MessageError, UsageError
+from ..core.errors import Lab93Error, MessageError, UsageError
 from ..core.message import check_name
 from ..io.config import DEFAULT_ADDRESS, NodeConfig, SecureConfig
 from ..io.paths import config_dir, inbox_path
@@ -25,7 +25,30 @@ class ExitStatus(IntEnum):
     ERROR = 1
     USAGE = 2
     INTERRUPTED = 130
+    OUTPUT_CLOSED = 141  # 128 + SIGPIPE, what the shell reports for `git log | head -1`
     TERMINATED = 143
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C; ``unsent`` is the line that was being typed, if any, so it can be named."""
+
+    def __init__(self, unsent: str = "") -> None:
+        super().__init__()
+        self.unsent = unsent
+
+
+class Terminated(BaseException):
+    """SIGTERM: leave cleanly, exactly as for Ctrl-C."""
+
+    def __init__(self, unsent: str = "") -> None:
+        super().__init__()
+        self.unsent = unsent
+
+
+class OutputClosed(Lab93Error):
+    """Whoever read our standard output has stopped reading (``| head -1``)."""
+
+    exit_status = ExitStatus.OUTPUT_CLOSED
 
 
 def number_option(
