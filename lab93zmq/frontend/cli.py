@@ -1,7 +1,7 @@
 """The lab93-node command line: docopt usage, option checks, ``main(argv) -> status``.
 
 This is the only place that turns exceptions into stderr text and an exit
-status (0 ok, 1 failure, 2 usage, 130 Ctrl-C, 143 SIGTERM).
+status (0 ok, 1 failure, 2 usage, 130 Ctrl-C, 141 stdout closed, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ EPILOG = """
 Chat commands (interactive or piped): /msg USER TEXT, /subject SUBJECT TEXT,
 /who, /scan, /history [N], /help, /quit.
 
-Exit status: 0 ok, 1 failure (e.g. undelivered messages, kept for next time),
-2 bad command line, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Exit status: 0 ok, 1 failure (e.g. a message refused, or not delivered and kept
+for next time), 2 bad command line, 130 interrupted (Ctrl-C), 141 whoever read
+the output stopped reading (e.g. | head -1), 143 terminated (SIGTERM).
 """
 
 HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
