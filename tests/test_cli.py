@@ -50,6 +50,23 @@ def run(*argv, stdin=""):
         (["-b", "--beacon-port", "x"], "--beacon-port takes a whole number"),
         (["-b", "--timeout", "-1"], "--timeout takes a number"),
         (["-b", "-u", "two words"], "--user 'two words': the user name must not contain spaces"),
+        # What could never be sent is found before anything starts (-i lo: should a check
+        # fail, the node that starts stays on this machine).
+        (["-b", "-i", "lo", "--send", ""], "--send needs a message to send; its text is empty"),
+        (["-b", "-i", "lo", "--send", "   "], "its text is only white space"),
+        (["-b", "-i", "lo", "--send", "x" * 65_537], "--send: the text is longer than 65536 bytes"),
+        (["-b", "-i", "lo", "--send", "x", "--subject", "s" * 201], "longer than 200 characters"),
+        (["-b", "-i", "lo", "--subject", "two\nlines"], "--subject: the subject must not contain"),
+        (["-b", "-i", "lo", "--subject", ""], "--subject is empty; leave it out"),
+        (["-r", "-c", "-i", "lo", "--send", "hi", "--subject", "  "], "--subject is empty"),
+        # An unset -i "$IFACE", or an interface this host does not have.
+        (["-b", "-i", ""], "-i/--interface '' names no interface; name one, e.g. -i lo"),
+        (["-b", "-i", " , "], "names no interface"),
+        (["-b", "-i", "nosuch0"], "-i/--interface 'nosuch0': there is no network interface"),
+        (["-b", "-i", "lo,nosuch0"], "'nosuch0': there is no network interface"),
+        (["-r", "-c", "-a", "127.0.0.1", "-i", "nosuch0"], "'nosuch0': there is no network"),
+        (["--scan", "-i", "nosuch0"], "'nosuch0': there is no network interface"),
+        (["-r", "-c", "-i", "lo", "-p", "0"], "-p/--port 0 (any free port) is for a server"),
     ],
 )
 def test_wrong_combinations_exit_2_with_one_sentence(argv, sentence):
@@ -163,3 +180,59 @@ def test_python_dash_m_and_checkout_shim(tmp_path):
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"lab93-node {__version__}\n"
+
+
+def config_of(*argv):
+    from lab93zmq.frontend.cli import choose_mode, parse_args
+    from lab93zmq.frontend.options import build_config
+
+    args = parse_args(list(argv))
+    return build_config(choose_mode(args), args)
+
+
+def test_loopback_interfaces_bind_loopback_unless_told_otherwise():
+    assert config_of("-b", "-i", "lo").address == "127.0.0.1"
+    assert config_of("-r", "-s", "-i", "lo").address == "127.0.0.1"
+    assert config_of("-b", "-i", "lo", "-a", "0.0.0.0").address == "0.0.0.0"
+    assert config_of("-r", "-c", "-i", "lo").address is None  # a client finds its server
+
+
+def _sockets_of(pid: int) -> tuple[list[str], list[str]]:
+    """The local addresses of the TCP sockets ``pid`` listens on and of its UDP sockets."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found: dict[str, list[str]] = {"tcp": [], "udp": []}
+    for kind in found:
+        for table in (f"/proc/{pid}/net/{kind}", f"/proc/{pid}/net/{kind}6"):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if inode in inodes and (kind == "udp" or state == "0A"):  # 0A: LISTEN
+                    found[kind].append(local)
+    return found["tcp"], found["udp"]
+
+
+@pytest.mark.parametrize("mode", [["-b"], ["-r", "-s"]])
+def test_with_only_lo_nothing_listens_beyond_this_machine(tmp_path, mode):
+    from procs import NodeProcess, free_udp_port
+
+    node = NodeProcess(
+        [*mode, "-i", "lo", "-p", "0", "--beacon-port", str(free_udp_port()),
+         "--db", str(tmp_path / "node.db"), "--listen" if mode == ["-b"] else "-v"]
+    )
+    try:
+        node.wait_err("127.0.0.1:")  # its ready line names where it listens
+        tcp, udp = _sockets_of(node.proc.pid)
+    finally:
+        node.kill()
+    assert len(tcp) == 2, tcp  # the ROUTER and the PUB
+    everywhere = ("00000000:", "00000000000000000000000000000000:")
+    for local in tcp + udp:
+        assert not local.startswith(everywhere), (tcp, udp)
+    assert all(local.startswith("0100007F:") for local in tcp), tcp  # 127.0.0.1

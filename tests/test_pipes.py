@@ -82,3 +82,28 @@ def test_listen_json_into_head_is_quiet(tmp_path):
         listener.stderr.close()
     assert status == 141
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err
+
+
+def test_a_refused_piped_line_makes_the_run_exit_1_naming_it(tmp_path):
+    beacon = str(free_udp_port())
+
+    def args(user: str) -> list[str]:
+        db = str(tmp_path / f"{user}.db")
+        return ["-b", "-i", "lo", "--beacon-port", beacon, "-p", "0", "--db", db, "-u", user]
+
+    bob = NodeProcess([*args("bob"), "--listen", "--json"])
+    try:
+        bob.wait_err("no broadcast peers heard yet")
+        alice = NodeProcess(args("alice"), stdin=True)
+        alice.write("hello")
+        alice.write("x" * 65_537)  # one byte over the limit of a message
+        alice.write("bye")
+        alice.close_stdin()
+        assert alice.finish() == 1
+        bob.wait_for(lambda p: len(p.out) >= 2, "the two good lines")
+    finally:
+        bob.kill()
+    assert alice.err[-1] == "lab93-node: 1 of 3 messages was refused and not sent (line 2)"
+    assert any("not sent: " in line and "longer than 65536 bytes (line 2: " in line
+               for line in alice.err)
+    assert [line.count('"content"') for line in bob.out] == [1, 1]

@@ -19,7 +19,7 @@ import docopt
 from .. import __version__
 from ..core.errors import Lab93Error, MessageError, UsageError
 from ..core.message import check_name
-from .options import ExitStatus, OutputClosed, Terminated
+from .options import ExitStatus, OutputClosed, Terminated, check_message_options
 
 USAGE = """\
 Usage:
@@ -185,6 +185,7 @@ def check_options(args: dict[str, Any], mode: str) -> None:
         where = "-s/--server" if mode == "server" else f"--{mode}"
         raise UsageError(f"{talk[0]} is for a client or broadcast node, not {where}")
     _check_secure_options(args, mode)
+    check_message_options(args)
     for flag, field in (("--user", "user name"), ("--to", "recipient")):
         if args[flag] is not None:
             try:

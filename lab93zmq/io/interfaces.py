@@ -50,6 +50,21 @@ def parse_names(names: Iterable[str] | None) -> list[str]:
     return result
 
 
+def names() -> list[str]:
+    """The names of this host's network interfaces, sorted."""
+    return sorted(set(netifaces.interfaces()) | {LOOPBACK})
+
+
+def exists(name: str) -> bool:
+    """Whether this host has an interface called ``name`` (``lo`` always counts)."""
+    return name == LOOPBACK or name in netifaces.interfaces()
+
+
+def is_loopback(name: str) -> bool:
+    """Whether traffic on ``name`` stays on this machine."""
+    return name == LOOPBACK or bool(_flags(name) & _IFF_LOOPBACK)
+
+
 def resolve(names: Sequence[str] | str | None) -> list[BeaconTarget]:
     """The beacon targets for ``-i`` values (None or empty: every suitable interface).
 
