@@ -113,9 +113,18 @@ def test_version():
 
 
 def test_history_of_a_new_inbox_says_so(tmp_path):
+    Inbox(tmp_path / "new.db").close()
     status, out, err = run("--history", "--db", str(tmp_path / "new.db"))
     assert status == 0 and out == ""
     assert "holds no messages yet" in err
+
+
+def test_history_of_a_file_that_is_not_there_makes_none(tmp_path):
+    status, out, err = run("--history", "--db", str(tmp_path / "typo" / "typo.db"))
+    assert (status, out) == (1, "")
+    assert err == f"lab93-node: there is no inbox at {tmp_path / 'typo' / 'typo.db'}; check" \
+        " the --db path\n"
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its directory
 
 
 def test_history_prints_oldest_first_in_both_forms(tmp_path):
@@ -136,9 +145,13 @@ def test_history_prints_oldest_first_in_both_forms(tmp_path):
 
 def test_history_uses_xdg_data_home_by_default(isolated_data_home):
     status, _, err = run("--history")
+    assert status == 0  # the default inbox not made yet: nothing to show, not a mistake
+    assert f"there is no inbox at {isolated_data_home / 'lab93' / 'inbox.db'} yet" in err
+    assert not (isolated_data_home / "lab93").exists()
+    Inbox(isolated_data_home / "lab93" / "inbox.db").close()
+    status, _, err = run("--history")
     assert status == 0
-    assert str(isolated_data_home / "lab93" / "inbox.db") in err
-    assert (isolated_data_home / "lab93").is_dir()
+    assert f"the inbox {isolated_data_home / 'lab93' / 'inbox.db'} holds no messages" in err
 
 
 def test_unreadable_inbox_is_exit_1_with_a_sentence(tmp_path):
@@ -162,13 +175,14 @@ def test_installed_console_script(tmp_path):
     )
     done = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "--beacon-port PORT" in done.stdout
+    Inbox(tmp_path / "x.db").close()
     done = subprocess.run(
         [SCRIPT, "--history", "--db", str(tmp_path / "x.db")],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert done.returncode == 0
+    assert done.returncode == 0 and "holds no messages yet" in done.stderr
 
 
 def test_python_dash_m_and_checkout_shim(tmp_path):

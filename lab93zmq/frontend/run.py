@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.errors import StoreError
 from ..io.actor import Actor, ActorHandle
 from ..io.config import NodeConfig
+from ..io.inbox_lock import InboxLock
 from ..io.paths import config_dir
 from ..io.store import Inbox
 from .console import FrontEndOptions
@@ -19,24 +21,24 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
         return run_keygen(args, env)
     config = build_config(mode, args)
     if mode == "history":
-        return show_history(config, env, args["--json"])
+        return show_history(config, env, args["--json"], named=args["--db"] is not None)
     if mode == "scan":
         return run_scan(config, env, args["--json"])
-    actor = make_actor(mode, config)
-    handle = ActorHandle(actor)
-    handle.start(timeout=max(config.timeout, 10.0))
     options = FrontEndOptions(
         subject=args["--subject"], to=args["--to"], json=args["--json"], timeout=config.timeout
     )
-    # A server has no user to read from: it shows what its actor says, like --listen.
-    run_front_end(
-        handle,
-        env,
-        options,
-        send=args["--send"],
-        listen=args["--listen"] or mode == "server",
-        prompt=f"{config.user}> ",
-    )
+    with InboxLock(config.db_path):
+        handle = ActorHandle(make_actor(mode, config))
+        handle.start(timeout=max(config.timeout, 10.0))
+        # A server has no user to read from: it shows what its actor says, like --listen.
+        run_front_end(
+            handle,
+            env,
+            options,
+            send=args["--send"],
+            listen=args["--listen"] or mode == "server",
+            prompt=f"{config.user}> ",
+        )
     return ExitStatus.OK
 
 
@@ -54,11 +56,19 @@ def make_actor(mode: str, config: NodeConfig) -> Actor:
     return ClientActor(config)
 
 
-def show_history(config: NodeConfig, env: Environment, json_mode: bool) -> int:
-    """``--history``: the whole inbox, oldest first."""
+def show_history(config: NodeConfig, env: Environment, json_mode: bool, named: bool) -> int:
+    """``--history``: the whole inbox, oldest first. Reading never makes an inbox: a
+    ``--db`` that names no file is a mistake (exit 1); the default one not there
+    yet just has nothing to show."""
     from .console import Printer
 
     printer = Printer(env, json_mode)
+    if not config.db_path.exists():
+        if named:
+            raise StoreError(f"there is no inbox at {config.db_path}; check the --db path")
+        printer.note(f"there is no inbox at {config.db_path} yet (a node makes it when it"
+                     " first runs): nothing to show")
+        return ExitStatus.OK
     with Inbox(config.db_path) as inbox:
         messages = inbox.history()
     if not messages:
