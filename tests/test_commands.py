@@ -25,6 +25,12 @@ from lab93zmq.core.commands import (
         ("/help", Help()),
         ("/history", History(20)),
         ("/history 5", History(5)),
+        ("/history 007", History(7)),
+        ("/history 10000", History(10_000)),
+        # More than /history shows: the most it shows, said so - not "not a whole number".
+        ("/history 10001", History(10_000, capped=True)),
+        ("/history 99999999999999999999", History(10_000, capped=True)),
+        ("/history " + "9" * 5000, History(10_000, capped=True)),
         ("/msg bob hi there", Say("hi there", None, "bob")),
         ("/subject lunch pizza at noon?", Say("pizza at noon?", "lunch")),
         ('/subject "team lunch" pizza?', Say("pizza?", "team lunch")),
@@ -51,6 +57,9 @@ def test_defaults_from_options_apply_to_plain_text():
         ('/subject "never closed text', "never closed"),
         ("/history zero", "usage: /history"),
         ("/history 0", "usage: /history"),
+        ("/history 000", "usage: /history"),
+        ("/history -5", "usage: /history"),
+        ("/history ²", "usage: /history"),
         ("/quit now", "takes no arguments"),
     ],
 )

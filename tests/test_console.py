@@ -257,3 +257,15 @@ def test_a_fatal_error_ends_the_prompt(ctx):
     with create_pipe_input() as keyboard:
         with pytest.raises(Lab93Error, match="the server refused our key"):
             run(start(ctx, FailingActor()), prompt_environment(keyboard), FrontEndOptions())
+
+
+def test_history_of_more_than_it_shows_says_so_and_shows_the_most(ctx):
+    scripted = ScriptedActor()
+    env = environment("/history 99999999999999999999\n")
+    front = FrontEnd(start(ctx, scripted), env, FrontEndOptions(timeout=5))
+    front.run_lines(lambda: byte_lines(env.stdin))
+    front.handle.stop()
+    assert Kind.HISTORY in scripted.requests
+    out = env.stdout.getvalue()
+    assert "showing the last 10000, the most /history shows" in out
+    assert "usage: /history" not in env.stderr.getvalue()

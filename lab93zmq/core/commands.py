@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .errors import Lab93Error
 
 DEFAULT_HISTORY = 20
+# The most /history shows at once: more is a flood for a terminal and one huge
+# answer on the actor's pipe; --history prints a whole inbox.
+MAX_HISTORY = 10_000
 
 HELP = """\
 Commands:
@@ -20,7 +23,8 @@ Commands:
   /subject SUBJECT TEXT...   send TEXT with a subject (quote a subject of several words)
   /who                       list the users online
   /scan                      list every node and repeater heard on the network
-  /history [N]               show the last N messages in the inbox (default 20)
+  /history [N]               show the last N messages in the inbox (default 20,
+                             at most 10000)
   /help                      show this help
   /quit                      leave (Ctrl-D does the same)
 Any other line is sent to the room; start it with // to send a line beginning with /."""
@@ -57,6 +61,7 @@ class Who:
 @dataclass(frozen=True)
 class History:
     count: int = DEFAULT_HISTORY
+    capped: bool = False  # more was asked for than MAX_HISTORY
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,13 @@ def parse_line(line: str, subject: str | None = None, to: str | None = None) -> 
         if not rest:
             return History()
         # ASCII digits only: str.isdigit also takes "²" and "٣", which int() refuses or
-        # reads; and few enough of them for int() and the inbox's LIMIT.
-        if not (rest.isascii() and rest.isdigit() and len(rest) <= 18) or int(rest) < 1:
+        # reads. However many digits: past MAX_HISTORY the answer is the same.
+        digits = rest.lstrip("0")
+        if not (rest.isascii() and rest.isdigit()) or not digits:
             raise CommandError("usage: /history [N], N a whole number from 1 up")
-        return History(int(rest))
+        if len(digits) > len(str(MAX_HISTORY)) or int(digits) > MAX_HISTORY:
+            return History(MAX_HISTORY, capped=True)
+        return History(int(digits))
     if name == "msg":
         user, text = _split_word(rest)
         if not user or not text:

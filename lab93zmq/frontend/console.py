@@ -286,6 +286,11 @@ class FrontEnd:
         elif isinstance(action, commands.Who):
             self.handle.request(Kind.WHO)
         elif isinstance(action, commands.History):
+            if action.capped:
+                self.printer.answer(
+                    f"showing the last {action.count}, the most /history shows"
+                    " (lab93-node --history prints the whole inbox)"
+                )
             self.handle.request(Kind.HISTORY, limit=action.count)
         elif isinstance(action, commands.Help):
             self.printer.answer(commands.HELP)
