@@ -269,3 +269,62 @@ def test_history_of_more_than_it_shows_says_so_and_shows_the_most(ctx):
     out = env.stdout.getvalue()
     assert "showing the last 10000, the most /history shows" in out
     assert "usage: /history" not in env.stderr.getvalue()
+
+
+class StatusActor(ScriptedActor):
+    """Tells the story of a server that dies and comes back, as a repeater client does."""
+
+    STORY = [
+        (Kind.STATUS, {"connected": True, "detail": "connected to repeater at tcp://pi:5190"}),
+        (Kind.STATUS, {"connected": False, "detail": "no answer from pi for 3 s; reconnecting"}),
+        (Kind.NOTICE, {"text": "the repeater of pi went away"}),
+        (Kind.STATUS, {"connected": False, "detail": "no repeater known; listening for one"}),
+        (Kind.STATUS, {"connected": False, "detail": "connecting to the repeater at pi"}),
+        (Kind.STATUS, {"connected": True, "detail": "connected to repeater at tcp://pi:5190"}),
+    ]
+
+    def run(self, ctx, pipe):
+        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
+        for kind, body in self.STORY:
+            pipe_protocol.send(pipe, kind, **body)
+        while pipe_protocol.recv(pipe).kind is not Kind.STOP:
+            pass
+        pipe_protocol.send(pipe, Kind.STOPPED)
+
+
+def test_a_lost_connection_is_one_line_until_it_is_back(ctx):
+    env = environment()
+    front = FrontEnd(start(ctx, StatusActor()), env, FrontEndOptions())
+    for _ in StatusActor.STORY:
+        assert front.pump(5) is not None
+    front.handle.stop()
+    assert env.stderr.getvalue().splitlines() == [
+        "* connected to repeater at tcp://pi:5190",
+        "* no answer from pi for 3 s; reconnecting",
+        "* the repeater of pi went away",
+        "* connected to repeater at tcp://pi:5190",
+    ]
+    # What a script is told at the end is still the latest state.
+    assert front.status_detail == "connected to repeater at tcp://pi:5190"
+
+
+class PeeredActor(ScriptedActor):
+    """Connected to a peer (bob); accepts room posts, never a direct one to zed."""
+
+    def run(self, ctx, pipe):
+        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
+        pipe_protocol.send(pipe, Kind.STATUS, connected=True, detail="1 peer: bob")
+        while (request := pipe_protocol.recv(pipe)).kind is not Kind.STOP:
+            if request.kind is Kind.POST and request.body["to"] is None:
+                pipe_protocol.send(pipe, Kind.ACCEPTED, ids=[request.body["id"]])
+        pipe_protocol.send(pipe, Kind.STOPPED)
+
+
+def test_undelivered_direct_messages_are_blamed_on_the_absent_addressee(ctx):
+    env = environment("to the room\n/msg zed are you there?\n")
+    with pytest.raises(UndeliveredError) as caught:
+        run(start(ctx, PeeredActor()), env, FrontEndOptions(timeout=0.3))
+    assert str(caught.value) == (
+        "1 of 2 messages was not delivered within 0.3 s (waiting for zed to come online);"
+        " it is kept in the inbox and sent next time"
+    )
