@@ -39,14 +39,16 @@ Modes:
   -c, --client             With -r: connect to a repeater server.
   -m MODE, --mode MODE     The mode by name: broadcast or repeater.
   --scan                   List the nodes and repeaters on the network, then exit.
-  --history                Print the inbox, oldest first, then exit.
+  --history                Print the inbox, oldest first by when each message
+                           was written, then exit.
 
 Options:
   -a ADDR, --address ADDR  Bind address of a server or broadcast node
-                           (default 0.0.0.0); for a client, the server's
+                           (default 0.0.0.0, or 127.0.0.1 when every -i
+                           interface is loopback); for a client, the server's
                            address (default: the first repeater heard).
-  -p PORT, --port PORT     TCP port: a server's or node's ROUTER, a client's
-                           server [default: 5190].
+  -p PORT, --port PORT     TCP port: a server's or node's ROUTER (0: any free
+                           port), a client's server [default: 5190].
   -u NAME, --user NAME     Display name (default: your login name).
   -i IFACE, --interface IFACE
                            Interface to beacon on; repeat or comma-separate for
@@ -57,8 +59,10 @@ Options:
   --db PATH                Inbox file (default:
                            $XDG_DATA_HOME/lab93/inbox.db, else
                            ~/.local/share/lab93/inbox.db).
-  --send TEXT              Send one message, wait until it is accepted, exit.
-  --subject TEXT           Subject for --send and for piped lines.
+  --send TEXT              Send one message, wait until it is accepted, exit
+                           (0 when it was, 1 when not).
+  --subject TEXT           Subject for --send and for piped lines (at most 200
+                           characters, one line).
   --to USER                Send direct messages to USER instead of the room.
   --listen                 Do not read stdin; print incoming messages until
                            interrupted.
@@ -80,7 +84,8 @@ Secure mode (see README.rst, "Secure mode"):
                            and pinned in known_servers there).
 
 Output:
-  -v, --verbose            More logging on stderr (-vv for debugging).
+  -v, --verbose            Status lines on stderr too (-vv: debugging, with
+                           the module of each line).
   --traceback              Show the Python traceback of an error (debugging).
   -h, --help               Show this help.
   --version                Show the version.
@@ -90,7 +95,8 @@ DESCRIPTION = "lab93-node: a ZeroMQ messaging node for local networks.\n\n"
 
 EPILOG = """
 Chat commands (interactive or piped): /msg USER TEXT, /subject SUBJECT TEXT,
-/who, /scan, /history [N], /help, /quit.
+/who, /scan, /history [N], /help, /quit. /quit and Ctrl-D leave at once and
+name what waits in the outbox; Ctrl-C leaves the same way (exit 130).
 
 Exit status: 0 ok, 1 failure (e.g. a message refused, or not delivered and kept
 for next time), 2 bad command line, 130 interrupted (Ctrl-C), 141 whoever read
