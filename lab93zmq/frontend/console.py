@@ -512,9 +512,6 @@ class AbovePrompt:
         if running:
             self._app.invalidate()
 
-    def isatty(self) -> bool:
-        return True
-
 
 def _catch_sigterm(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]):
     """While the prompt runs, SIGTERM ends it through the loop (so the terminal is
