@@ -72,9 +72,9 @@ def test_history_is_in_the_order_messages_were_written(tmp_path):
         inbox.save(replace(make_message(2, "third"), sent_at=at[2]))
         inbox.save(replace(make_message(1, "direct, first", to="bob"), sent_at=at[0]))
         inbox.save(replace(make_message(1, "second", origin=NODE_B), sent_at=at[1]))
-        # Two of one author's messages in one microsecond keep the author's order.
-        inbox.save(replace(make_message(4, "fifth"), sent_at=at[3]))
+        # Two of one microsecond: in the order they came in.
         inbox.save(replace(make_message(3, "fourth"), sent_at=at[3]))
+        inbox.save(replace(make_message(4, "fifth", origin=NODE_B), sent_at=at[3]))
     status, out, _ = run("--history", "--json", "--db", str(db))
     assert status == 0
     contents = [line.split('"content": "')[1].split('"')[0] for line in out.splitlines()]

@@ -384,13 +384,12 @@ class Inbox:
         return self._message.select().count()
 
     def history(self, limit: int | None = None) -> list[Message]:
-        """The inbox oldest first, in the messages' own order: by ``sent_at``, then
-        origin and its numbering (one author's burst within a microsecond keeps its
-        order), then id; with ``limit``, the newest N. Not arrival order: a message
-        caught up from a peer is shown where it was written, not where it came in."""
+        """The inbox oldest first, in the messages' own order: by ``sent_at``, and
+        messages of the same microsecond in the order they came in; with ``limit``,
+        the newest N. Not arrival order: a message caught up from a peer is shown
+        where it was written, not where it came in."""
         m = self._message
-        newest_first = (m.sent_at.desc(), m.origin.desc(), m.origin_seq.desc(), m.id.desc())
-        query = m.select(*self._columns).order_by(*newest_first)
+        query = m.select(*self._columns).order_by(m.sent_at.desc(), m.arrival.desc())
         if limit is not None:
             query = query.limit(limit)
         try:
