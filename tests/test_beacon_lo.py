@@ -227,16 +227,15 @@ def test_scan_lists_who_answers_its_probe(port):
         responder.join(WAIT)
     assert responder.probes == 1
     assert 0.5 <= elapsed < 2.0
-    assert [(s.beacon.user, s.beacon.mode, s.beacon.pub_port) for s in found] == [
-        ("alice", "repeater", 40001),
-        ("bob", "broadcast", 2),
+    assert [(s.node, s.user, s.mode, s.pub) for s in found] == [
+        (ALICE, "alice", "repeater", 40001),
+        (BOB, "bob", "broadcast", 2),
     ]
     for sighting in found:
         assert sighting.address == "127.0.0.1"
         assert isinstance(sighting.last_seen, datetime) and sighting.last_seen.tzinfo
-        beacon, address, last_seen = sighting  # also a plain tuple
-        assert beacon.kind is Kind.ANNOUNCE
-    assert found[0].to_json_dict() == {
+        assert sighting.key is None  # neither runs --secure
+    assert found[0].to_json() == {
         "node": ALICE,
         "user": "alice",
         "mode": "repeater",
@@ -245,7 +244,7 @@ def test_scan_lists_who_answers_its_probe(port):
         "pub": 40001,
         "last_seen": found[0].last_seen.isoformat(timespec="microseconds"),
     }
-    assert datetime.fromisoformat(found[0].to_json_dict()["last_seen"]).utcoffset() is not None
+    assert datetime.fromisoformat(found[0].to_json()["last_seen"]).utcoffset() is not None
 
 
 def test_scan_with_nobody_there_returns_nothing_at_the_timeout(port):

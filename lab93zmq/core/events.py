@@ -58,7 +58,14 @@ class Users:
     connected: bool = True
 
 
-Event = Incoming | Accepted | Rejected | Status | Notice | Users
+@dataclass(frozen=True)
+class Posted:
+    """These drafts are authored and stored (committed): a send is durable from here."""
+
+    messages: tuple[Message, ...]
+
+
+Event = Incoming | Accepted | Rejected | Status | Notice | Users | Posted
 
 
 def pipe_forms(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
@@ -71,6 +78,8 @@ def pipe_forms(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
     for event in events:
         if isinstance(event, Incoming) and forms and forms[-1][0] == "incoming":
             forms[-1][1]["messages"].append(event.message.to_wire_dict())
+        elif isinstance(event, Posted) and forms and forms[-1][0] == "posted":
+            forms[-1][1]["messages"] += [m.to_wire_dict() for m in event.messages]
         else:
             forms.append(pipe_form(event))
     return forms
@@ -90,4 +99,26 @@ def pipe_form(event: Event) -> tuple[str, dict[str, Any]]:
         return "notice", {"text": event.text}
     if isinstance(event, Users):
         return "who_result", {"users": list(event.users), "connected": event.connected}
+    if isinstance(event, Posted):
+        return "posted", {"messages": [m.to_wire_dict() for m in event.messages]}
     raise TypeError(f"no pipe message for {event!r}")  # a new event type without a form is a bug
+
+
+def from_pipe_form(kind: str, body: dict[str, Any]) -> list[Event]:
+    """The events a pipe message carries (``pipe_form``'s inverse, a run of INCOMING
+    as one Incoming each); messages are rebuilt without checking them again."""
+    if kind == "incoming":
+        return [Incoming(Message.from_checked_dict(f)) for f in body["messages"]]
+    if kind == "posted":
+        return [Posted(tuple(Message.from_checked_dict(f) for f in body["messages"]))]
+    if kind == "accepted":
+        return [Accepted(tuple(body["ids"]))]
+    if kind == "rejected":
+        return [Rejected(body["id"], body["reason"])]
+    if kind == "status":
+        return [Status(bool(body["connected"]), body["detail"])]
+    if kind == "notice":
+        return [Notice(body["text"])]
+    if kind == "who_result":
+        return [Users(tuple(body["users"]), bool(body.get("connected", True)))]
+    raise ValueError(f"no event for the pipe message {kind!r}")

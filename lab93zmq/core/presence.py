@@ -40,6 +40,7 @@ from . import z85
 from .errors import MessageError, ProtocolError
 from .limits import RateLimiter
 from .message import MAX_NAME_CHARS, check_name
+from .sighting import Sighting
 
 log = logging.getLogger(__name__)
 MAGIC = b"L93B"
@@ -185,21 +186,19 @@ class Beacon:
         return cls(kind, raw_id.hex(), MODES[mode], router, pub, user, data[end:])
 
 
+def sighting(beacon: Beacon, address: str, last_seen: datetime) -> Sighting:
+    """One live instance as ``--scan`` lists it."""
+    key = z85.encode(beacon.key).decode("ascii") if beacon.key else None
+    return Sighting(
+        beacon.node_id, beacon.user, beacon.mode, address, beacon.router_port,
+        beacon.pub_port, last_seen, key,
+    )
+
+
 def scan_json(beacon: Beacon, address: str, last_seen: datetime) -> dict[str, Any]:
     """One live instance as a ``--scan --json`` line: exactly DESIGN.md's contract,
     plus ``"key"`` (Z85 text) for a secure instance, so scripts can pin it."""
-    line = {
-        "node": beacon.node_id,
-        "user": beacon.user,
-        "mode": beacon.mode,
-        "address": address,
-        "router": beacon.router_port,
-        "pub": beacon.pub_port,
-        "last_seen": last_seen.isoformat(timespec="microseconds"),
-    }
-    if beacon.key:
-        line["key"] = z85.encode(beacon.key).decode("ascii")
-    return line
+    return sighting(beacon, address, last_seen).to_json()
 
 
 def peer_json(peer: Peer, now: float, wall: datetime) -> dict[str, Any]:

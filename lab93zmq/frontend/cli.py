@@ -56,6 +56,11 @@ Options:
                            every interface that is up, not loopback, with a
                            broadcast address).
   --beacon-port PORT       UDP beacon port [default: 5190].
+  --room ROOM              A room to be in (#ops or ops); repeat or
+                           comma-separate for several; the first is the
+                           current room, where typed and piped lines and
+                           --send go (default: general). With --history:
+                           show only that room.
   --db PATH                Inbox file (default:
                            $XDG_DATA_HOME/lab93/inbox.db, else
                            ~/.local/share/lab93/inbox.db).
@@ -107,7 +112,7 @@ HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
 
 # docopt parses with one permissive pattern; the checks below give each wrong
 # combination its own sentence instead of a usage dump.
-_PARSE_DOC = "Usage: lab93-node [options] [-i IFACE]... [-v]...\n\n" + OPTIONS
+_PARSE_DOC = "Usage: lab93-node [options] [-i IFACE]... [--room ROOM]... [-v]...\n\n" + OPTIONS
 
 def _option_name(option: docopt.Option) -> str:
     return "/".join(name for name in (option.short, option.longer) if name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.options import default_user
 from ..core.errors import StoreError
 from ..io.actor import Actor, ActorHandle
 from ..io.config import NodeConfig
@@ -13,7 +14,7 @@ from ..io.store import Inbox
 from .console import FrontEndOptions
 from .console import run as run_front_end
 from .environment import Environment
-from .options import ExitStatus, build_config, default_user
+from .options import ExitStatus, build_config
 
 
 def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
@@ -86,7 +87,7 @@ def run_scan(config: NodeConfig, env: Environment, json_mode: bool) -> int:
 
     targets = resolve(config.interfaces)
     sightings = scan(targets, config.beacon_port, config.timeout, user=config.user)
-    Printer(env, json_mode).beacons([s.to_json_dict() for s in sightings])
+    Printer(env, json_mode).beacons([s.to_json() for s in sightings])
     return ExitStatus.OK
 
 

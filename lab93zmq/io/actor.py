@@ -28,6 +28,8 @@ Events (actor -> front end):
 ``SCAN_RESULT``    {"beacons": [beacon JSON dicts, as DESIGN.md's --scan --json]}
 ``WHO_RESULT``     {"users": [...]}
 ``HISTORY_RESULT`` {"messages": [wire dicts]}
+``POSTED``         {"messages": [wire dicts]}: the drafts just handled, authored and
+                   stored (committed), in posting order; a refused one gets REJECTED
 ``STOPPED``        {}
 """
 
@@ -69,6 +71,7 @@ class Kind(str, Enum):
     SCAN_RESULT = "scan_result"
     WHO_RESULT = "who_result"
     HISTORY_RESULT = "history_result"
+    POSTED = "posted"
     STOPPED = "stopped"
 
 

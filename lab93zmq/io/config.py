@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.rooms import DEFAULT_ROOM
+
 if TYPE_CHECKING:
     from .security import KeyPair
 
@@ -50,3 +52,9 @@ class NodeConfig:
     # Off only in tests that drive a server without any UDP at all.
     beacon: bool = True
     secure: SecureConfig | None = None  # None: plain ZeroMQ, as on a trusted LAN
+    # The rooms a node is in from the start; the first is the current one.
+    rooms: tuple[str, ...] = (DEFAULT_ROOM,)
+    # False: a send-only run (piped stdin or --send without --listen): it subscribes
+    # to no room feed, stores none of it, keeps its resume point, and is not
+    # announced to others as a member.
+    listen: bool = True

@@ -13,25 +13,13 @@ import select
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
 
-from ..core.presence import Beacon, BeaconError, Kind, scan_json
+from ..core.presence import Beacon, BeaconError, Kind, sighting
+from ..core.sighting import Sighting
 from .beacon import BeaconSocket
 from .interfaces import BeaconTarget
 
 log = logging.getLogger(__name__)
-
-
-class Sighting(NamedTuple):
-    """One live instance: its last ANNOUNCE, where it came from, and when (UTC)."""
-
-    beacon: Beacon
-    address: str
-    last_seen: datetime
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The ``--scan --json`` line, exactly DESIGN.md's contract."""
-        return scan_json(self.beacon, self.address, self.last_seen)
 
 
 def _utcnow() -> datetime:
@@ -69,9 +57,9 @@ def scan(
                         log.debug("dropped a datagram from %s: %s", address, exc)
                         continue
                     if beacon.kind is Kind.ANNOUNCE:
-                        seen[beacon.node_id] = Sighting(beacon, address, wall())
+                        seen[beacon.node_id] = sighting(beacon, address, wall())
                     elif beacon.kind is Kind.LEAVING:
                         seen.pop(beacon.node_id, None)
     if dropped:
         log.info("scan dropped %d invalid datagram(s)", dropped)
-    return sorted(seen.values(), key=lambda s: (s.beacon.user, s.beacon.node_id))
+    return sorted(seen.values(), key=lambda s: (s.user, s.node))

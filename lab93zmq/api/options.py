@@ -1,0 +1,213 @@
+"""The options a node, a server and a scan take, by the command line's names.
+
+One set of checks for both faces: ``lab93-node --port x`` and
+``Node.broadcast(port="x")`` fail with the same sentence (a UsageError, exit
+status 2 on the command line). The command line hands its raw strings here;
+a program hands Python values; both end in one ``NodeConfig``.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..core.errors import MessageError, SecurityError, UsageError
+from ..core.message import check_name
+from ..core.rooms import DEFAULT_ROOM, RoomError, room_name
+from ..io import interfaces as network
+from ..io.config import (
+    DEFAULT_ADDRESS,
+    DEFAULT_BEACON_PORT,
+    DEFAULT_PORT,
+    NodeConfig,
+    SecureConfig,
+)
+from ..io.paths import config_dir, inbox_path
+
+DEFAULT_SCAN_TIMEOUT = 2.0
+DEFAULT_DELIVERY_TIMEOUT = 10.0
+MAX_TIMEOUT = 86_400.0
+MODES = ("broadcast", "server", "client", "scan", "history")
+
+
+def whole_number(value: object, flag: str, low: int, high: int) -> int:
+    """``value`` (an int, or its text) within [low, high]; UsageError names ``flag``."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value)
+    if number is None or not low <= number <= high:
+        raise UsageError(f"{flag} takes a whole number from {low:g} to {high:g}, not {value!r}")
+    return number
+
+
+def number(value: object, flag: str, low: float, high: float) -> float:
+    """``value`` (a real number, or its text) within [low, high]; UsageError names ``flag``."""
+    result: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value)
+        except ValueError:
+            result = None
+    if result is None or not low <= result <= high:  # NaN fails both comparisons
+        raise UsageError(f"{flag} takes a number from {low:g} to {high:g}, not {value!r}")
+    return result
+
+
+def user_name(value: object, flag: str = "--user", field: str = "user name") -> str:
+    try:
+        return check_name(value, field)
+    except MessageError as error:
+        raise UsageError(f"{flag} {value!r}: the {field} {error.problem}") from None
+
+
+def default_user() -> str:
+    """The login name, as DESIGN.md says; a name that is not valid here falls back to 'user'."""
+    try:
+        return check_name(getpass.getuser(), "from")
+    except (MessageError, KeyError, OSError):
+        return "user"
+
+
+def _words(value: object, flag: str, noun: str, example: str) -> list[str]:
+    """A list of names as given: several values, each maybe comma-separated."""
+    if value is None:
+        return []
+    raw = [value] if isinstance(value, str) else value
+    if not isinstance(raw, Iterable) or not all(isinstance(item, str) for item in raw):
+        raise UsageError(f"{flag} takes names (text), not {value!r}")
+    items = list(raw)
+    words = [word.strip() for item in items for word in item.split(",") if word.strip()]
+    if items and not words:
+        raise UsageError(
+            f"{flag} {items[0]!r} names no {noun}; name one, e.g. {example}"
+            f" (an empty {flag.split('/')[0]} \"$VARIABLE\" is often an unset one)"
+        )
+    return words
+
+
+def interface_names(value: object) -> tuple[str, ...] | None:
+    """``-i lo -i eth0``, ``-i lo,eth0`` or ``interfaces=["lo"]``; None when not given.
+
+    Each name must be an interface of this host: a typo (or an unset
+    ``-i "$IFACE"``) is a wrong command line, whichever mode ends up using it.
+    """
+    names = tuple(_words(value, "-i/--interface", "interface", "-i lo"))
+    for name in names:
+        if not network.exists(name):
+            raise UsageError(
+                f"-i/--interface {name!r}: there is no network interface by that name here"
+                f" (there are: {', '.join(network.names())})"
+            )
+    return names or None
+
+
+def room_names(value: object) -> tuple[str, ...]:
+    """``--room ops --room dev``, ``--room ops,dev`` or ``rooms=["#ops"]``: each once, in
+    order (the first is the current room); ``general`` when none is given."""
+    rooms: list[str] = []
+    for word in _words(value, "--room", "room", "--room ops"):
+        try:
+            name = room_name(word)
+        except RoomError as error:
+            raise UsageError(f"--room {word!r}: {error}") from None
+        if name not in rooms:
+            rooms.append(name)
+    return tuple(rooms) or (DEFAULT_ROOM,)
+
+
+def bind_address(mode: str, address: str | None, names: tuple[str, ...] | None) -> str | None:
+    """What a server or broadcast node binds: ``address``, else loopback when every chosen
+    interface is a loopback one (so ``-i lo`` keeps everything on this machine), else
+    every address. A client's address is its server's (None: find one by beacon)."""
+    if address is not None or mode == "client":
+        return address
+    if names and all(network.is_loopback(name) for name in names):
+        return network.LOOPBACK_ADDRESS
+    return DEFAULT_ADDRESS
+
+
+def port_number(mode: str, value: object) -> int:
+    port = whole_number(value, "-p/--port", 0, 65_535)
+    if port == 0 and mode == "client":
+        raise UsageError(
+            "-p/--port 0 (any free port) is for a server or broadcast node; a client"
+            " needs the port its server listens on"
+        )
+    return port
+
+
+def secure_config(
+    authorized_keys: str | Path | None = None, server_key: str | None = None
+) -> SecureConfig:
+    """``secure=True``: our key pair (it must exist), whom we admit, how we pin a server."""
+    from ..io.security import (
+        AUTHORIZED_KEYS_DIRNAME,
+        KNOWN_SERVERS_FILENAME,
+        load_keypair,
+        parse_key,
+    )
+
+    directory = config_dir()
+    pinned = None
+    if server_key is not None:
+        try:
+            pinned = parse_key(server_key, "--server-key")
+        except SecurityError as error:
+            raise UsageError(f"{error} (quote it: --server-key 'KEY')") from None
+    return SecureConfig(
+        keys=load_keypair(directory),
+        authorized_keys=Path(authorized_keys).expanduser()
+        if authorized_keys
+        else directory / AUTHORIZED_KEYS_DIRNAME,
+        known_servers=directory / KNOWN_SERVERS_FILENAME,
+        server_key=pinned,
+    )
+
+
+def node_config(
+    mode: str,
+    *,
+    user: str | None = None,
+    address: str | None = None,
+    port: int | str = DEFAULT_PORT,
+    interfaces: str | Iterable[str] | None = None,
+    beacon_port: int | str = DEFAULT_BEACON_PORT,
+    db: str | Path | None = None,
+    rooms: str | Iterable[str] | None = None,
+    secure: bool = False,
+    authorized_keys: str | Path | None = None,
+    server_key: str | None = None,
+    timeout: float | str | None = None,
+    listen: bool = True,
+) -> NodeConfig:
+    """Every option checked, in the order the command line lists them; UsageError first."""
+    if mode not in MODES:
+        raise ValueError(f"no mode {mode!r}")  # our own mistake, not the user's
+    if user is not None:
+        user = user_name(user)
+    names = interface_names(interfaces)
+    chosen_rooms = room_names(rooms)
+    if timeout is None:
+        seconds = DEFAULT_SCAN_TIMEOUT if mode == "scan" else DEFAULT_DELIVERY_TIMEOUT
+    else:
+        seconds = number(timeout, "--timeout", 0.001, MAX_TIMEOUT)
+    config_secure = secure_config(authorized_keys, server_key) if secure else None
+    # A secure node speaks as the name its key was made for, unless told otherwise.
+    key_user = config_secure.keys.user if config_secure is not None else None
+    return NodeConfig(
+        user=user or key_user or default_user(),
+        db_path=inbox_path(str(db) if db is not None else None),
+        address=bind_address(mode, address, names),
+        port=port_number(mode, port),
+        interfaces=names,
+        beacon_port=whole_number(beacon_port, "--beacon-port", 1, 65_535),
+        timeout=seconds,
+        secure=config_secure,
+        rooms=chosen_rooms,
+        listen=bool(listen),
+    )
