@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 from memnet_repeater import RepeaterNet
 
 from lab93zmq.core import wire
-from lab93zmq.core.broadcast.session import (
-    BroadcastSession,
-    Connect,
-    Disconnect,
-    Publish,
+from lab93zmq.core.broadcast.actions import (
+    ConnectPeer,
+    DisconnectPeer,
+    PublishFrames,
     SendBeacon,
-    SendTo,
+    SendToPeer,
 )
+from lab93zmq.core.broadcast.session import BroadcastSession
 from lab93zmq.core.commands import (
     MAX_HISTORY,
     Action,
@@ -624,21 +624,21 @@ class Lan:
             src, out = queue.popleft()
             other = B_ID if src == A_ID else A_ID
             dst = self.sessions[other]
-            if isinstance(out, (Publish, SendTo)):
+            if isinstance(out, (PublishFrames, SendToPeer)):
                 wire.decode(out.frames)  # what goes out is always a valid command
             if isinstance(out, SendBeacon):
                 Beacon.decode(out.data)
                 queue += ((other, o) for o in dst.receive_beacon(out.data, self.address[src],
                                                                  self.now))
-            elif isinstance(out, Publish):
+            elif isinstance(out, PublishFrames):
                 if src in self.subs[other]:
                     queue += ((other, o) for o in dst.receive(out.frames, self.now, src))
-            elif isinstance(out, SendTo):
+            elif isinstance(out, SendToPeer):
                 if out.node_id == other:
                     queue += ((other, o) for o in dst.receive(out.frames, self.now))
-            elif isinstance(out, Connect):
+            elif isinstance(out, ConnectPeer):
                 self.subs[src].add(out.peer.node_id)
-            elif isinstance(out, Disconnect):
+            elif isinstance(out, DisconnectPeer):
                 self.subs[src].discard(out.node_id)
             else:
                 self.events[src].append(out)

@@ -19,7 +19,7 @@ from live import LiveActor, wait_for
 from procs import free_tcp_port, free_udp_port
 
 from lab93zmq.core import wire
-from lab93zmq.core.broadcast.session import SYNC
+from lab93zmq.core.broadcast.actions import Verb
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon
 from lab93zmq.core.presence import Kind as BeaconKind
@@ -212,7 +212,7 @@ def test_garbage_datagrams_and_frames_do_not_stop_service(cluster):
         garbage = [
             [b"hello"],
             [b"L93\x01", b"SYNC", b"[]"],
-            [b"L93\x01", SYNC.encode(), b'{"node": "' + b"f" * 32 + b'", "vector": 5}'],
+            [b"L93\x01", Verb.SYNC.value.encode(), b'{"node": "' + b"f" * 32 + b'", "vector": 5}'],
             [b"L93\x01", b"DM", b'{"node": "' + b"f" * 32 + b'"}', os.urandom(100)],
             [os.urandom(64) for _ in range(5)],
         ]

@@ -16,36 +16,29 @@ from factories import make_message
 from zmq.utils import z85
 
 from lab93zmq.core import wire
-from lab93zmq.core.broadcast.session import (
-    BATCH,
+from lab93zmq.core.broadcast.actions import (
     BATCH_MESSAGES,
-    BEAT,
-    DM,
-    FLOOD_BURST,
-    MSG,
-    PENALTY,
-    PROBLEM_QUIET,
-    SYNC,
-    Accepted,
-    BroadcastSession,
-    Connect,
-    Disconnect,
-    Incoming,
-    Notice,
-    Publish,
-    Rejected,
+    ConnectPeer,
+    DisconnectPeer,
+    PublishFrames,
     RouterPeer,
     SendBeacon,
-    SendTo,
-    Status,
-    Trust,
+    SendToPeer,
+    Verb,
 )
+from lab93zmq.core.broadcast.gate import FLOOD_BURST, PENALTY
+from lab93zmq.core.broadcast.session import BroadcastSession
+from lab93zmq.core.broadcast.trust import Trust
+from lab93zmq.core.broadcast.watch import PROBLEM_QUIET
+from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon, Kind, sighting
 from lab93zmq.io.actor import Post
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(30)
+
+MSG, BEAT, SYNC, BATCH, DM = Verb.MSG, Verb.BEAT, Verb.SYNC, Verb.BATCH, Verb.DM
 
 INTERVAL = 1.0
 T0 = datetime(2026, 11, 24, 20, 0, 0, tzinfo=timezone.utc)
@@ -143,7 +136,7 @@ class Lan:
     def reachable(self, src: Node, dst: Node) -> bool:
         return dst.up and dst is not src and frozenset((src.name, dst.name)) not in self.cut
 
-    def _handshake(self, src: Node, dst: Node, connect: Connect) -> bool:
+    def _handshake(self, src: Node, dst: Node, connect: ConnectPeer) -> bool:
         """Would CURVE complete? ``dst`` holds the key ``src`` pinned, and admits ``src``'s."""
         return (
             self.reachable(src, dst)
@@ -169,13 +162,13 @@ class Lan:
                 if self.reachable(src, dst) and (src.name, dst.name) not in self.beacon_cut:
                     heard = dst.session.receive_beacon(output.data, src.address, self.now)
                     self.perform(dst, heard)
-        elif isinstance(output, Publish):
+        elif isinstance(output, PublishFrames):
             name = wire.decode(output.frames).name
             for dst in list(self.nodes.values()):
                 if src.node_id in dst.subs and self.reachable(src, dst):
                     if not self.drop(src, dst, name):
                         self.perform(dst, dst.session.receive(output.frames, self.now, src.node_id))
-        elif isinstance(output, SendTo):
+        elif isinstance(output, SendToPeer):
             command = wire.decode(output.frames)
             src.sent.append((command.name, output.node_id, len(command.payloads)))
             dst = self.by_id(output.node_id)
@@ -184,12 +177,12 @@ class Lan:
                 # What a ROUTER learns of the connection: in secure mode, its key's name.
                 sender = RouterPeer(src.name.encode(), src.key_name if src.trust else None)
                 self.perform(dst, dst.session.receive(output.frames, self.now, sender=sender))
-        elif isinstance(output, Connect):
+        elif isinstance(output, ConnectPeer):
             src.subs.add(output.peer.node_id)
             dst = self.by_id(output.peer.node_id)
             if src.trust is not None and dst is not None and self._handshake(src, dst, output):
                 self.perform(src, src.session.on_link_up(dst.node_id, self.now))
-        elif isinstance(output, Disconnect):
+        elif isinstance(output, DisconnectPeer):
             src.subs.discard(output.node_id)
         else:
             src.events.append(output)
@@ -329,7 +322,7 @@ def test_a_gap_in_the_live_stream_is_repaired_at_once(lan):
     lan.drop = lambda *args: False
     # a2 showed the gap: a1 was pulled at once, and a2 waited for it to be shown in order.
     assert bob.incoming() == ["a0", "a1", "a2", "a3"]
-    assert bob.session.tracker.vector()[alice.node_id] == 4
+    assert bob.session.catchup.tracker.vector()[alice.node_id] == 4
 
 
 def test_a_gap_nobody_fills_holds_messages_back_only_briefly(lan):
@@ -344,7 +337,7 @@ def test_a_gap_nobody_fills_holds_messages_back_only_briefly(lan):
     alice.post("a2")
     assert bob.incoming() == ["a0"]  # a2 is stored, but waits for a1
     assert [m.content for m in bob.inbox.history()] == ["a0", "a2"]
-    lan.run(bob.session.hold_for + 0.1)
+    lan.run(bob.session.catchup.hold_for + 0.1)
     assert bob.incoming() == ["a0", "a2"]  # waited long enough: shown without a1
     lan.drop = lambda *args: False
     lan.run(2.0)
@@ -641,7 +634,7 @@ def test_a_burst_of_posts_is_one_transaction_and_one_msg(lan, monkeypatch):
     published = []
     perform = lan.perform
     lan.perform = lambda src, outputs: (
-        published.extend(o for o in outputs if src is alice and isinstance(o, Publish)),
+        published.extend(o for o in outputs if src is alice and isinstance(o, PublishFrames)),
         perform(src, outputs),
     )
     drafts = [alice.draft(f"line {n}") for n in range(BATCH_MESSAGES + 5)]
@@ -884,7 +877,7 @@ def test_a_beacon_moving_a_connected_peer_is_refused_until_its_link_drops(lan):
     # A restart closes the old connections: then the new endpoint is taken.
     alice.session.on_link_down(bob.node_id, lan.now)
     outputs = alice.session.receive_beacon(forged, bob.address, lan.now)
-    assert [o.peer.router_port for o in outputs if isinstance(o, Connect)] == [9999]
+    assert [o.peer.router_port for o in outputs if isinstance(o, ConnectPeer)] == [9999]
     assert Notice("bob rejoined from 198.18.93.2") in outputs
 
 
@@ -911,7 +904,7 @@ def test_a_flooding_sub_is_cut_off_and_linked_again_after_the_penalty(lan):
     for _ in range(FLOOD_BURST + 1):
         outputs += alice.session.receive(junk, lan.now, via=bob.node_id)
     assert outputs == [
-        Disconnect(bob.node_id),
+        DisconnectPeer(bob.node_id),
         Notice(f"bob sent too many bad messages; ignored for {PENALTY:g} s"),
     ]
     lan.perform(alice, outputs)

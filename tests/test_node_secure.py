@@ -23,7 +23,7 @@ from procs import free_udp_port
 from test_node_live import INTERVAL, Cluster, Live
 
 from lab93zmq.core import wire
-from lab93zmq.core.broadcast.session import BATCH, DM, MSG
+from lab93zmq.core.broadcast.actions import Verb
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon
 from lab93zmq.core.presence import Kind as BeaconKind
@@ -206,13 +206,13 @@ def test_a_spoofed_from_is_dropped_and_relayed_unbound_origins_are_taken(room):
     wait_for([alice, bob], lambda: alice.incoming() == ["I am bob"])  # bob's node id is bound
     carol = Dealer(room.keys["carol"], alice)  # an authorized key, but not a node
     try:
-        carol.send(DM, [message("bob", "from bob, honest", carol.node_id, to="alice")])
-        carol.send(DM, [message("carol", "from carol", carol.node_id, to="alice")])
+        carol.send(Verb.DM, [message("bob", "from bob, honest", carol.node_id, to="alice")])
+        carol.send(Verb.DM, [message("carol", "from carol", carol.node_id, to="alice")])
         relayed = [
             message("carol", "carol in bob's name", bob.handle.node_id, seq=2),
             message("dave", "dave, whom alice never met", os.urandom(16).hex()),
         ]
-        carol.send(BATCH, relayed, vector={})
+        carol.send(Verb.BATCH, relayed, vector={})
         wait_for([alice], lambda: len(alice.incoming()) == 3)
     finally:
         carol.close()
@@ -349,7 +349,7 @@ def test_what_crosses_the_wire_is_ciphertext(room, secure):
     finally:
         relay.close()
     assert (secret.encode() in relay.recorded) is not secure
-    assert (MSG.encode() in relay.recorded) is not secure
+    assert (Verb.MSG.encode() in relay.recorded) is not secure
 
 
 def test_a_flooding_key_is_cut_off_and_the_others_are_served(room):
@@ -361,7 +361,7 @@ def test_a_flooding_key_is_cut_off_and_the_others_are_served(room):
         garbage = 30
         for _ in range(garbage):
             carol.sock.send_multipart([b"L93\x01", b"SYNC", os.urandom(32)])
-        carol.send(DM, [message("carol", "after the flood", carol.node_id, to="alice")])
+        carol.send(Verb.DM, [message("carol", "after the flood", carol.node_id, to="alice")])
         def stats(key: str) -> int:
             return alice.node.stats[key]  # a copy each time
 

@@ -4,7 +4,7 @@ One thread, one ``zmq.Poller``, whose timeout is the session's next deadline.
 It polls the front end's pipe, the ROUTER, one SUB per live peer and the UDP
 beacon sockets (by file descriptor). Everything it reads goes into the
 session with ``now``; everything the session returns is carried out here.
-Every decision lives in ``node_protocol.py``.
+Every decision lives in ``core.broadcast`` (``session.py``, the facade).
 
 Sockets, all with ``LINGER=0``:
 
@@ -49,17 +49,17 @@ from typing import Any
 
 import zmq
 
-from ..core.broadcast.session import (
-    BroadcastSession,
-    Connect,
-    Disconnect,
+from ..core.broadcast.actions import (
+    ConnectPeer,
+    DisconnectPeer,
     Output,
-    Publish,
+    PublishFrames,
     RouterPeer,
     SendBeacon,
-    SendTo,
-    Trust,
+    SendToPeer,
 )
+from ..core.broadcast.session import BroadcastSession
+from ..core.broadcast.trust import Trust
 from ..core.errors import ConfigError, Lab93Error, ProtocolError
 from ..core.wire import MAX_FRAME_BYTES
 from . import security, sockets
@@ -84,7 +84,7 @@ PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one tr
 
 
 class BroadcastNode(Actor):
-    """A broadcast-mode node: ``ActorHandle(BroadcastNode(config)).start()``.
+    """Broadcast mode's actor: ``ActorHandle(BroadcastNode(config)).start()``.
 
     After READY, ``router_port``, ``pub_port`` and ``node_id`` are set, and
     ``stats`` counts what was dropped (for tests and ``-v`` logs).
@@ -407,17 +407,17 @@ class _Io:
         for output in outputs:
             if isinstance(output, SendBeacon):
                 self.beacons.send(output.data)
-            elif isinstance(output, Publish):
+            elif isinstance(output, PublishFrames):
                 self._send(self.pub, output.frames, "the PUB")
-            elif isinstance(output, SendTo):
+            elif isinstance(output, SendToPeer):
                 link = self.peers.get(output.node_id)
                 if link is None:
                     log.debug("no link to %s for a send", output.node_id[:8])
                 else:
                     self._send(link.dealer, output.frames, output.node_id[:8])
-            elif isinstance(output, Connect):
+            elif isinstance(output, ConnectPeer):
                 self._connect(output)
-            elif isinstance(output, Disconnect):
+            elif isinstance(output, DisconnectPeer):
                 self._disconnect(output.node_id)
             else:
                 events.append(output)
@@ -469,7 +469,7 @@ class _Io:
             self.session.stats["send_dropped"] += 1
             log.debug("send to %s dropped: its queue is full", where)
 
-    def _connect(self, connect: Connect) -> None:
+    def _connect(self, connect: ConnectPeer) -> None:
         peer = connect.peer
         self._disconnect(peer.node_id)
         try:

@@ -1,0 +1,184 @@
+"""Our own posts in broadcast mode: authoring, numbering, publishing, "accepted". Pure.
+
+We are our origin's only author: room messages are numbered 1, 2, 3, ... and
+direct messages in a sequence of their own, and a number is used only once
+its message is stored, so our room sequence never has a hole (peers'
+contiguous marks depend on that).
+
+A room post is *accepted* once discovery had one interval and every live
+peer holds it (at least one peer): marks are contiguous, so every pending post
+numbered up to the lowest mark any live peer reported for our origin is held
+by all of them. When every peer has gone, the posts some peer reported holding
+before it went are accepted too: at least one peer holds them, and no live
+peer lacks them (a peer that leaves right after its last BEAT was lost on a
+SUB still connecting must not strand them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import MessageError, StoreError
+from ..events import Accepted, Rejected
+from ..inbox import BroadcastInbox
+from ..message import Message
+from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, Verb
+from .actions import command_frames as frames_of
+
+DUPLICATE = "a message with this id is already in the inbox"
+
+
+class Draft(Protocol):
+    """A front end's post (``actor.Post``): an id, a recipient, and how to become a Message."""
+
+    id: str
+    to: str | None
+
+    def author(self, user: str, origin: str, origin_seq: int) -> Message: ...
+
+
+@dataclass(frozen=True)
+class RoomPosts:
+    """Our room messages, numbered and stored: to publish."""
+
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class DirectPost:
+    """Our direct message, numbered and in the outbox: to offer."""
+
+    message: Message
+
+
+Authored = Rejected | RoomPosts | DirectPost
+
+
+class Posting:
+    """Our origin's numbering and the room posts of this run not yet accepted."""
+
+    def __init__(self, node_id: str, user: str, store: BroadcastInbox, interval: float,
+                 now: float) -> None:
+        self.node_id = node_id
+        self.user = user
+        self.store = store
+        self.interval = float(interval)
+        self.started = now
+        self._discovery_due: float | None = now + self.interval
+        # The numbers our next room and direct message get.
+        self._next_seq = {
+            False: store.next_origin_seq(node_id, direct=False),
+            True: store.next_origin_seq(node_id, direct=True),
+        }
+        self._pending: dict[str, int] = {}  # room post id -> origin seq, in posting order
+
+    def author(self, drafts: Sequence[Draft]) -> list[Authored]:
+        """Author a burst of posts and store them, in posting order.
+
+        A run of room posts is numbered and stored in one transaction; if the
+        inbox refuses any of it (an id it already holds), nothing of it is kept
+        and the run is stored one by one instead, so each refused post is named
+        and the numbers stay contiguous.
+        """
+        authored: list[Authored] = []
+        room: list[Draft] = []
+        for draft in drafts:
+            if draft.to is None:
+                room.append(draft)
+                continue
+            authored += self._room(room)
+            room = []
+            authored.append(self._one(draft))
+        return authored + self._room(room)
+
+    def publish(self, messages: Sequence[Message]) -> list[Output]:
+        """Our stored room messages as MSGs of at most BATCH_MESSAGES / about BATCH_BYTES;
+        each is pending until every live peer holds it."""
+        header = {"node": self.node_id}
+        outputs: list[Output] = []
+        payloads: list[bytes] = []
+        size = 0
+        for message in messages:
+            self._pending[message.id] = message.origin_seq
+            data = message.encode()
+            if payloads and (len(payloads) == BATCH_MESSAGES or size + len(data) > BATCH_BYTES):
+                outputs.append(PublishFrames(frames_of(Verb.MSG, header, payloads)))
+                payloads, size = [], 0
+            payloads.append(data)
+            size += len(data)
+        if payloads:
+            outputs.append(PublishFrames(frames_of(Verb.MSG, header, payloads)))
+        return outputs
+
+    def saw_own(self, messages: Sequence[Message]) -> None:
+        """Room messages of our origin came back from peers: an older copy of this inbox
+        used their numbers, so ours continue above them."""
+        for message in messages:
+            if message.origin == self.node_id:
+                self._next_seq[False] = max(self._next_seq[False], message.origin_seq + 1)
+
+    def accepted(self, now: float, marks: Sequence[int], confirmed: int) -> list[Output]:
+        """The pending posts now accepted; ``marks`` are our origin's marks as each live
+        peer that counts reported them, ``confirmed`` the highest any peer reported this
+        run (used when no peer is left, see above)."""
+        if not self._pending or now < self.started + self.interval:
+            return []
+        floor = min(marks) if marks else confirmed
+        done = []
+        for message_id, seq in self._pending.items():  # numbering order = posting order
+            if seq > floor:
+                break
+            done.append(message_id)
+        for message_id in done:
+            del self._pending[message_id]
+        return [Accepted(tuple(done))] if done else []
+
+    def tick(self, now: float) -> None:
+        if self._discovery_due is not None and now >= self._discovery_due:
+            self._discovery_due = None
+
+    def next_deadline(self) -> float | None:
+        """The end of the first interval, while posts wait for it."""
+        return self._discovery_due if self._pending else None
+
+    def _room(self, drafts: Sequence[Draft]) -> list[Authored]:
+        if len(drafts) <= 1:
+            return [self._one(draft) for draft in drafts]
+        rejected: list[Authored] = []
+        authored: list[tuple[Draft, Message]] = []
+        seen: set[str] = set()
+        for draft in drafts:
+            if draft.id in seen:
+                rejected.append(Rejected(draft.id, DUPLICATE))
+                continue
+            seq = self._next_seq[False] + len(authored)
+            try:
+                authored.append((draft, draft.author(self.user, self.node_id, seq)))
+            except MessageError as error:
+                rejected.append(Rejected(draft.id, str(error)))
+                continue
+            seen.add(draft.id)
+        try:
+            with self.store.transaction():
+                fresh = self.store.save_many([(m, None, None) for _, m in authored])
+                if not all(fresh):
+                    raise StoreError(DUPLICATE)  # roll the whole run back
+        except StoreError:
+            return rejected + [self._one(draft) for draft, _ in authored]
+        self._next_seq[False] += len(authored)
+        return rejected + [RoomPosts(tuple(message for _, message in authored))]
+
+    def _one(self, draft: Draft) -> Authored:
+        direct = draft.to is not None
+        try:
+            message = draft.author(self.user, self.node_id, self._next_seq[direct])
+            if direct:
+                self.store.queue(message)
+            elif not self.store.save(message):
+                raise StoreError(DUPLICATE)
+        except (MessageError, StoreError) as error:
+            return Rejected(draft.id, str(error))
+        self._next_seq[direct] += 1
+        return DirectPost(message) if direct else RoomPosts((message,))
