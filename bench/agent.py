@@ -1,6 +1,6 @@
 """One broadcast-mode node in its own process, driven by the parent over JSON lines.
 
-``python bench/agent.py ours`` runs our ``BroadcastNode`` actor (``-i lo``,
+``python bench/agent.py ours`` runs our ``BroadcastActor`` (``-i lo``,
 ``-a 127.0.0.1``, the beacon port the parent gives); ``python bench/agent.py
 client`` a ``ClientActor`` (repeater client) for the server at 127.0.0.1:``port`` (its
 "peers" is 1 while connected); ``python bench/agent.py pyre`` runs a pyre
@@ -61,7 +61,7 @@ class Counter:
 
 
 class OursNode:
-    """Our BroadcastNode actor behind its pipe."""
+    """Our BroadcastActor behind its pipe."""
 
     def __init__(self, options: dict[str, Any], client: bool = False) -> None:
         from lab93zmq.io.actor import ActorHandle
@@ -80,9 +80,9 @@ class OursNode:
 
             self.handle = ActorHandle(ClientActor(config))
         else:
-            from lab93zmq.io.broadcast_node import BroadcastNode
+            from lab93zmq.io.broadcast_actor import BroadcastActor
 
-            self.handle = ActorHandle(BroadcastNode(config))
+            self.handle = ActorHandle(BroadcastActor(config))
         self.peers = 0
         self.received = Counter()
         self.who_answers = 0

@@ -27,7 +27,7 @@ from lab93zmq.core.presence import NEWCOMER_BURST, Beacon
 from lab93zmq.core.presence import Kind as BeaconKind
 from lab93zmq.core.wire import SIGNATURE
 from lab93zmq.io.actor import Kind
-from lab93zmq.io.broadcast_node import BroadcastNode
+from lab93zmq.io.broadcast_actor import BroadcastActor
 from lab93zmq.io.config import NodeConfig
 from lab93zmq.io.repeater_client import ClientActor
 from lab93zmq.io.repeater_server import ServerActor
@@ -296,7 +296,7 @@ def broadcast_pair(nodes: list, tmp_path) -> tuple[Live, Live, int]:
         config = NodeConfig(user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1",
                             port=0, interfaces=("lo",), beacon_port=beacon_port,
                             beacon_interval=0.2)
-        live = Live(BroadcastNode(config))
+        live = Live(BroadcastActor(config))
         nodes.append(live)
         return live
 
@@ -306,7 +306,7 @@ def broadcast_pair(nodes: list, tmp_path) -> tuple[Live, Live, int]:
     return alice, bob, beacon_port
 
 
-def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_once(
+def test_a_broadcast_actor_flooded_with_garbage_delivers_every_honest_message_once(
     nodes, tmp_path
 ):
     alice, bob, beacon_port = broadcast_pair(nodes, tmp_path)
@@ -356,7 +356,7 @@ def test_a_broadcast_node_flooded_with_garbage_delivers_every_honest_message_onc
     )
 
 
-def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_node(nodes, tmp_path):
+def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_actor(nodes, tmp_path):
     alice, bob, beacon_port = broadcast_pair(nodes, tmp_path)
     rng = random.Random(95)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

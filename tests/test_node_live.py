@@ -1,4 +1,4 @@
-"""Several BroadcastNode actors in one process, on loopback only.
+"""Several BroadcastActor actors in one process, on loopback only.
 
 Every node binds 127.0.0.1 and beacons only to 127.255.255.255 (``-i lo``) on
 a beacon port chosen per test; waits end as soon as their condition holds.
@@ -24,7 +24,7 @@ from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon
 from lab93zmq.core.presence import Kind as BeaconKind
 from lab93zmq.io.actor import Kind
-from lab93zmq.io.broadcast_node import BroadcastNode
+from lab93zmq.io.broadcast_actor import BroadcastActor
 from lab93zmq.io.config import NodeConfig
 from lab93zmq.io.store import Inbox
 
@@ -37,7 +37,7 @@ class Live(LiveActor):
     """One node actor and every event it sent to its front end."""
 
     def __init__(self, config: NodeConfig) -> None:
-        super().__init__(BroadcastNode(config))
+        super().__init__(BroadcastActor(config))
         self.config = config
         self.user = config.user
         self.node = self.actor

@@ -266,7 +266,7 @@ def test_a_plain_node_does_not_load_what_only_secure_mode_needs():
     code = (
         "import sys\n"
         "import lab93zmq.frontend.cli, lab93zmq.frontend.run, lab93zmq.frontend.console\n"
-        "import lab93zmq.io.broadcast_node, lab93zmq.io.repeater_server\n"
+        "import lab93zmq.io.broadcast_actor, lab93zmq.io.repeater_server\n"
         "import lab93zmq.io.repeater_client\n"
         "print('asyncio' in sys.modules)\n"
         "import lab93zmq.io.zap\n"

@@ -45,9 +45,9 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
 
 def make_actor(mode: str, config: NodeConfig) -> Actor:
     if mode == "broadcast":
-        from ..io.broadcast_node import BroadcastNode
+        from ..io.broadcast_actor import BroadcastActor
 
-        return BroadcastNode(config)
+        return BroadcastActor(config)
     if mode == "server":
         from ..io.repeater_server import ServerActor
 

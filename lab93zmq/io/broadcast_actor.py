@@ -83,14 +83,14 @@ BYE_LINGER_MS = 200  # how long closing DEALERs may still deliver our BYE on a c
 PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
 
-class BroadcastNode(Actor):
-    """Broadcast mode's actor: ``ActorHandle(BroadcastNode(config)).start()``.
+class BroadcastActor(Actor):
+    """Broadcast mode's actor: ``ActorHandle(BroadcastActor(config)).start()``.
 
     After READY, ``router_port``, ``pub_port`` and ``node_id`` are set, and
     ``stats`` counts what was dropped (for tests and ``-v`` logs).
     """
 
-    name = "broadcast-node"
+    name = "broadcast-node"  # the thread, and what a start-up error calls it
 
     def __init__(
         self,
