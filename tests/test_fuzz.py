@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from memnet_repeater import RepeaterNet
 
 from lab93zmq.core import wire
+from lab93zmq.core.authoring import Draft
 from lab93zmq.core.broadcast.actions import (
     ConnectPeer,
     DisconnectPeer,
@@ -657,15 +658,8 @@ class Lan:
         self.now = end
 
 
-class Draft:
-    def __init__(self, content: str, to: str | None = None) -> None:
-        self.id = os.urandom(16).hex()
-        self.to = to
-        self.content = content
-
-    def author(self, user: str, origin: str, origin_seq: int) -> Message:
-        return Message(id=self.id, author=user, recipient=self.to, subject=None,
-                       content=self.content, sent_at=T0, origin=origin, origin_seq=origin_seq)
+def draft(content: str, to: str | None = None) -> Draft:
+    return Draft(os.urandom(16).hex(), content, None, to, T0)
 
 
 @st.composite
@@ -745,9 +739,9 @@ def test_broadcast_session_survives_any_input_then_chats_with_an_honest_peer(inp
             lan.perform(A_ID, a.tick(lan.now))
         # Honest traffic: a room message each way and a direct message to alice.
         lan.run(6.0)  # long enough for bob to be re-found after any impostor
-        lan.perform(B_ID, b.post(Draft("from bob"), lan.now))
-        lan.perform(B_ID, b.post(Draft("dm from bob", to="alice"), lan.now))
-        lan.perform(A_ID, a.post(Draft("from alice"), lan.now))
+        lan.perform(B_ID, b.post(draft("from bob"), lan.now))
+        lan.perform(B_ID, b.post(draft("dm from bob", to="alice"), lan.now))
+        lan.perform(A_ID, a.post(draft("from alice"), lan.now))
         lan.run(6.0)
         got_a = [e.message.content for e in lan.events[A_ID] if isinstance(e, Incoming)]
         got_b = [e.message.content for e in lan.events[B_ID] if isinstance(e, Incoming)]

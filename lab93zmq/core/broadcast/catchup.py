@@ -25,11 +25,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MessageError, ProtocolError, StoreError
+from ..batching import Budget
+from ..errors import MessageError, ProtocolError
 from ..events import Incoming
 from ..inbox import BroadcastInbox
 from ..message import Message
 from ..presence import BeaconSchedule
+from ..saving import save_batch
 from ..sync import SequenceTracker, SyncError, Vector, decode_vector, encode_vector, wanted_from
 from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, SendToPeer, Verb
 from .actions import command_frames as frames_of
@@ -61,24 +63,6 @@ class Taken:
     outputs: list[Output] = field(default_factory=list)
     gap: bool = False
     conflicts: list[tuple[Message, str]] = field(default_factory=list)
-
-
-def save_all(store: BroadcastInbox, messages: Sequence[Message]) -> tuple[list[bool],
-                                                                         list[tuple[Message, str]]]:
-    """Save in one go; if the inbox refuses the batch, one by one, each refusal returned."""
-    try:
-        return store.save_many([(m, None, None) for m in messages]), []
-    except StoreError:
-        pass  # one of them clashes (same origin and number, other id): go one by one
-    fresh: list[bool] = []
-    conflicts: list[tuple[Message, str]] = []
-    for message in messages:
-        try:
-            fresh.append(store.save(message))
-        except StoreError as error:
-            conflicts.append((message, str(error)))
-            fresh.append(False)
-    return fresh, conflicts
 
 
 def published_messages(payloads: Sequence[bytes]) -> list[Message]:
@@ -167,18 +151,18 @@ class CatchUp:
         self.heard(peer, vector)
         mine = self.tracker.vector()
         payloads: list[bytes] = []
-        size = 0
+        budget = Budget(BATCH_MESSAGES, BATCH_BYTES)
         wanted = wanted_from(vector, mine)
         for origin in sorted(wanted):
-            room = BATCH_MESSAGES - len(payloads)
-            if room <= 0 or size >= BATCH_BYTES:
+            room = BATCH_MESSAGES - budget.count
+            if room <= 0 or budget.size >= BATCH_BYTES:
                 break
             for message in self.store.origin_after(origin, wanted[origin], room):
                 data = message.encode()
-                if payloads and size + len(data) > BATCH_BYTES:
+                if not budget.admits(len(data)):
                     break
+                budget.take(len(data))
                 payloads.append(data)
-                size += len(data)
         header = {"node": self.node_id, "vector": encode_vector(mine)}
         outputs: list[Output] = [SendToPeer(peer, frames_of(Verb.BATCH, header, payloads))]
         return outputs + self._pull_if_behind(peer, vector, now)
@@ -203,7 +187,8 @@ class CatchUp:
         taken = Taken()
         if not messages:
             return taken
-        fresh, taken.conflicts = save_all(self.store, messages)
+        saved = save_batch(self.store, [(m, None, None) for m in messages])
+        fresh, taken.conflicts = saved.fresh, saved.conflicts
         touched: dict[str, None] = {}  # origins in order of first appearance
         for message, new in zip(messages, fresh, strict=True):
             taken.gap = self.tracker.observe(message.origin, message.origin_seq) or taken.gap

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..batching import chunks
 from ..errors import MessageError, ProtocolError
 from ..events import Accepted, Incoming, Notice
 from ..inbox import BroadcastInbox
 from ..message import Message
+from ..saving import save_batch
 from .actions import BATCH_MESSAGES, Output, SendToPeer, Verb
 from .actions import command_frames as frames_of
-from .catchup import save_all
 from .faults import Fault, bad_message
 from .links import Link
 
@@ -118,7 +119,8 @@ class DirectMessages:
         got = Received(faults=faults)
         if not mine:
             return got
-        fresh, got.conflicts = save_all(self.store, mine)
+        saved = save_batch(self.store, [(m, None, None) for m in mine])
+        fresh, got.conflicts = saved.fresh, saved.conflicts
         got.outputs = [Incoming(m) for m, new in zip(mine, fresh, strict=True) if new]
         ids = {m.id for m in mine}
         if linked:
@@ -151,8 +153,7 @@ class DirectMessages:
         """Every unacknowledged direct message to this peer's user, in bounded batches."""
         waiting = [m for m in self._outbox.values() if m.recipient == link.user]
         outputs: list[Output] = []
-        for start in range(0, len(waiting), BATCH_MESSAGES):
-            chunk = waiting[start:start + BATCH_MESSAGES]
+        for chunk in chunks(waiting, BATCH_MESSAGES):
             outputs.append(self._dm(link.node_id, chunk))
             for message in chunk:
                 self._offered[message.id] = now

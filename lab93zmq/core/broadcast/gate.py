@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from ._interim import FloodGate
+from ..flood import FloodGate
 from .actions import RouterPeer
 from .faults import Fault
 from .trust import KeyTrust, Source
@@ -31,8 +31,8 @@ class Gate:
     def __init__(self, trust: KeyTrust, stats: Counter[str], penalty: float = PENALTY) -> None:
         self.trust = trust
         self.stats = stats
-        self.penalty = max(float(penalty), FLOOD_BURST / FLOOD_RATE)  # the bucket refills
-        self.flood = FloodGate(FLOOD_BURST, FLOOD_RATE, self.penalty)
+        self.flood = FloodGate(FLOOD_BURST, FLOOD_RATE, penalty)
+        self.penalty = self.flood.penalty  # at least as long as the bucket takes to refill
 
     def source(self, via: str | None, via_name: str | None,
                sender: RouterPeer | None) -> Source | None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from ..authoring import DIRECT, ROOM, Draft, Numbering
+from ..batching import pack
 from ..errors import MessageError, StoreError
 from ..events import Accepted, Rejected
 from ..inbox import BroadcastInbox
@@ -28,15 +29,6 @@ from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, Verb
 from .actions import command_frames as frames_of
 
 DUPLICATE = "a message with this id is already in the inbox"
-
-
-class Draft(Protocol):
-    """A front end's post (``actor.Post``): an id, a recipient, and how to become a Message."""
-
-    id: str
-    to: str | None
-
-    def author(self, user: str, origin: str, origin_seq: int) -> Message: ...
 
 
 @dataclass(frozen=True)
@@ -67,11 +59,10 @@ class Posting:
         self.interval = float(interval)
         self.started = now
         self._discovery_due: float | None = now + self.interval
-        # The numbers our next room and direct message get.
-        self._next_seq = {
-            False: store.next_origin_seq(node_id, direct=False),
-            True: store.next_origin_seq(node_id, direct=True),
-        }
+        # The numbers our next message of each scope gets (rooms add a scope per room).
+        self.numbers = Numbering(
+            lambda scope: store.next_origin_seq(node_id, direct=scope == DIRECT)
+        )
         self._pending: dict[str, int] = {}  # room post id -> origin seq, in posting order
 
     def author(self, drafts: Sequence[Draft]) -> list[Authored]:
@@ -96,28 +87,18 @@ class Posting:
     def publish(self, messages: Sequence[Message]) -> list[Output]:
         """Our stored room messages as MSGs of at most BATCH_MESSAGES / about BATCH_BYTES;
         each is pending until every live peer holds it."""
-        header = {"node": self.node_id}
-        outputs: list[Output] = []
-        payloads: list[bytes] = []
-        size = 0
         for message in messages:
             self._pending[message.id] = message.origin_seq
-            data = message.encode()
-            if payloads and (len(payloads) == BATCH_MESSAGES or size + len(data) > BATCH_BYTES):
-                outputs.append(PublishFrames(frames_of(Verb.MSG, header, payloads)))
-                payloads, size = [], 0
-            payloads.append(data)
-            size += len(data)
-        if payloads:
-            outputs.append(PublishFrames(frames_of(Verb.MSG, header, payloads)))
-        return outputs
+        header = {"node": self.node_id}
+        groups = pack([m.encode() for m in messages], BATCH_MESSAGES, BATCH_BYTES)
+        return [PublishFrames(frames_of(Verb.MSG, header, group)) for group in groups]
 
     def saw_own(self, messages: Sequence[Message]) -> None:
         """Room messages of our origin came back from peers: an older copy of this inbox
         used their numbers, so ours continue above them."""
         for message in messages:
             if message.origin == self.node_id:
-                self._next_seq[False] = max(self._next_seq[False], message.origin_seq + 1)
+                self.numbers.seen(ROOM, message.origin_seq)
 
     def accepted(self, now: float, marks: Sequence[int], confirmed: int) -> list[Output]:
         """The pending posts now accepted; ``marks`` are our origin's marks as each live
@@ -153,7 +134,7 @@ class Posting:
             if draft.id in seen:
                 rejected.append(Rejected(draft.id, DUPLICATE))
                 continue
-            seq = self._next_seq[False] + len(authored)
+            seq = self.numbers.peek(ROOM) + len(authored)
             try:
                 authored.append((draft, draft.author(self.user, self.node_id, seq)))
             except MessageError as error:
@@ -167,18 +148,18 @@ class Posting:
                     raise StoreError(DUPLICATE)  # roll the whole run back
         except StoreError:
             return rejected + [self._one(draft) for draft, _ in authored]
-        self._next_seq[False] += len(authored)
+        self.numbers.take(ROOM, len(authored))
         return rejected + [RoomPosts(tuple(message for _, message in authored))]
 
     def _one(self, draft: Draft) -> Authored:
-        direct = draft.to is not None
+        direct = draft.scope == DIRECT
         try:
-            message = draft.author(self.user, self.node_id, self._next_seq[direct])
+            message = draft.author(self.user, self.node_id, self.numbers.peek(draft.scope))
             if direct:
                 self.store.queue(message)
             elif not self.store.save(message):
                 raise StoreError(DUPLICATE)
         except (MessageError, StoreError) as error:
             return Rejected(draft.id, str(error))
-        self._next_seq[direct] += 1
+        self.numbers.take(draft.scope)
         return DirectPost(message) if direct else RoomPosts((message,))

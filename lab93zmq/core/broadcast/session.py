@@ -61,6 +61,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import wire
+from ..authoring import Draft
 from ..errors import ProtocolError
 from ..events import Notice, Status
 from ..inbox import BroadcastInbox
@@ -83,7 +84,7 @@ from .direct import DirectMessages, ack_ids
 from .faults import Fault, rejected
 from .gate import PENALTY, Gate
 from .links import LinkEvent, Links, LinkState
-from .posting import Authored, DirectPost, Draft, Posting, RoomPosts
+from .posting import Authored, DirectPost, Posting, RoomPosts
 from .trust import BeaconCheck, KeyTrust, Source, Trust
 from .watch import Arrived, Change, PeerWatch
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..events import Notice
 from ..limits import RateLimiter
+from ..notices import SayOnce
 from ..presence import (
     Beacon,
     BeaconError,
@@ -39,14 +40,11 @@ from ..presence import (
     PresenceEvent,
     peer_json,
 )
-from ._interim import SayOnce
 from .actions import MODE, Output, SendBeacon
 from .trust import Refusal
 
 log = logging.getLogger(__name__)
 
-MAX_REMEMBERED = 1024  # (node, reason) notices already given, least recent forgotten
-PROBLEM_QUIET = 60.0  # a handshake problem is told again only after this long
 
 
 @dataclass(frozen=True)
@@ -78,8 +76,7 @@ class PeerWatch:
         self.peers = self.discovery.table
         self.others = PeerTable(self.node_id, interval, expiry_intervals)
         self.stats = stats
-        self._told = SayOnce(float("inf"), MAX_REMEMBERED)  # refused nodes, refused moves
-        self._problems = SayOnce(PROBLEM_QUIET, MAX_REMEMBERED)  # handshake problems
+        self._told = SayOnce()  # refused nodes, refused moves, handshake problems
         self._notices = RateLimiter(rate=1.0 / interval, burst=5)  # per source address
         self._probed: float | None = None  # when the last PROBE went out
 
@@ -169,12 +166,12 @@ class PeerWatch:
     ) -> list[Output]:
         """A handshake failed with ``peer`` (our link to ``node_id``, None when not linked)
         or, ``node_id`` None, with someone connecting to us. Each distinct problem is
-        told once per peer, and again only after PROBLEM_QUIET seconds: a peer retries
+        told once per peer, and again only after ``notices.QUIET`` seconds: a peer retries
         every fraction of a second."""
         self.stats["handshakes_failed"] += 1
         if node_id is not None and peer is None:
             return []  # a peer we let go meanwhile
-        if not self._problems.due((node_id, problem), now):
+        if not self._told.due((node_id, problem), now):
             return []
         text = f"{peer.user}'s node at {peer.address}: {problem}" if peer else problem
         log.info("%s", text)  # the user hears it as a notice
