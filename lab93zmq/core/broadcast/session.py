@@ -9,11 +9,13 @@ touches a socket or a clock; the inbox is injected (``core.inbox.BroadcastInbox`
 It is a facade: it parses, gates (flood cut-off, trust), routes each input to
 the machine it concerns and combines what they return:
 
-* ``links.Links``          each peer's link, one state table
-* ``trust.KeyTrust``       secure mode: whom we link to, who speaks as whom
-* ``catchup.CatchUp``      version vectors, SYNC/BATCH/BEAT, hold-back
+* ``watch.PeerWatch``       beacons, the live table, liveness, say-once notices
+* ``links.Links``           each peer's link, one state table
+* ``trust.KeyTrust``        secure mode: whom we link to, who speaks as whom
+* ``gate.Gate``             bad input counted, and the flood cut-off
+* ``catchup.CatchUp``       version vectors, SYNC/BATCH/BEAT, hold-back
 * ``direct.DirectMessages`` the outbox, offers, ACKs
-* ``posting.Posting``      our own posts, their numbers, "accepted"
+* ``posting.Posting``       our own posts, their numbers, "accepted"
 
 Sockets (the shell's): a PUB every peer subscribes to, a ROUTER every peer's
 DEALER connects to; for each live broadcast peer a SUB on its PUB and a DEALER
@@ -39,12 +41,6 @@ sender's node id; see docs/PROTOCOL.rst, "Broadcast mode")::
       ACK    {node, ids}     the receiver stored these direct messages
       BYE    {node}          "I am leaving now": sent on a clean exit just before
                              the LEAVING beacon, over the authenticated link
-
-Liveness: the peer table (``presence.PeerTable``) drops a peer on BYE or
-LEAVING, after 5 silent intervals, or - told by the shell's socket monitor
-through ``on_link_down`` that our DEALER's connection to it dropped - when no
-beacon from it follows within 1.5 intervals (a PROBE asks live peers to answer
-at once).
 
 Bad input: each problem is a ``faults.Fault`` a parser or machine returns; the
 facade counts it in ``stats`` (observability only), logs it, and strikes the
@@ -120,22 +116,20 @@ class BroadcastSession:
         trust: Trust | None = None,
         penalty: float = PENALTY,
     ) -> None:
-        self.store = store
         self.node_id = node_id = store.node_id
-        self.user = user
         self.where = where
-        self.interval = float(interval)
+        interval = float(interval)
         self.trust = KeyTrust(trust, node_id, user)
         # Every key exists from the start, so another thread may copy it safely.
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
         announce = Beacon(Kind.ANNOUNCE, node_id, MODE, router_port, pub_port, user,
                           self.trust.key)
-        self.watch = PeerWatch(announce, self.interval, now, expiry_intervals, self.stats)
+        self.watch = PeerWatch(announce, interval, now, expiry_intervals, self.stats)
         self.peers = self.watch.peers
         self.links = Links(secure=trust is not None)
-        self.catchup = CatchUp(node_id, store, self.interval, now)
-        self.direct = DirectMessages(node_id, user, store, self.interval)
-        self.posting = Posting(node_id, user, store, self.interval, now)
+        self.catchup = CatchUp(node_id, store, interval, now)
+        self.direct = DirectMessages(node_id, user, store, interval)
+        self.posting = Posting(node_id, user, store, interval, now)
         self.gate = Gate(self.trust, self.stats, penalty)
         self._status: Status | None = None
         # Every command but MSG (gathered and stored together by receive_many).
@@ -435,8 +429,8 @@ class BroadcastSession:
 
     def _conflicts(self, conflicts: Sequence[tuple[Message, str]]) -> None:
         """Messages the inbox refused: another holds their origin and number."""
+        self.stats["conflicts"] += len(conflicts)
         for message, why in conflicts:
-            self.stats["conflicts"] += 1
             log.warning("kept the stored message over %s: %s", message.id, why)
 
     def _pull(self, node_id: str, now: float) -> list[Output]:
