@@ -49,6 +49,7 @@ from typing import Any
 
 import zmq
 
+from ..core.authoring import Draft
 from ..core.broadcast.actions import (
     ConnectPeer,
     DisconnectPeer,
@@ -63,7 +64,7 @@ from ..core.broadcast.trust import Trust
 from ..core.errors import ConfigError, Lab93Error, ProtocolError
 from ..core.wire import MAX_FRAME_BYTES
 from . import security, sockets
-from .actor import Actor, Kind, PipeMessage, Post, send, send_events
+from .actor import Actor, Kind, PipeMessage, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .interfaces import resolve
@@ -106,7 +107,7 @@ class BroadcastActor(Actor):
         self.pub_port = 0
         self.node_id: str | None = None
         self.session: BroadcastSession | None = None
-        self._peers: dict[str, _Link] = {}
+        self._peers: dict[str, _PeerSockets] = {}
 
     @property
     def stats(self) -> dict[str, int]:
@@ -238,7 +239,7 @@ class BroadcastActor(Actor):
         A burst of posts (a pasted or piped block, a benchmark) becomes one
         ``post_many``: one transaction for all of it, not one per line.
         """
-        posts: list[Post] = []
+        posts: list[Draft] = []
         for frames in _drain(io.pipe, PIPE_DRAIN):
             try:
                 request = PipeMessage.parse(frames)
@@ -248,7 +249,7 @@ class BroadcastActor(Actor):
             if request.kind is Kind.POST:
                 body = request.body
                 try:
-                    posts.append(Post.from_body(body))
+                    posts.append(Draft.from_body(body))
                 except (KeyError, TypeError, Lab93Error) as error:
                     io.event(Kind.REJECTED, id=str(body.get("id")), reason=f"bad post: {error}")
                 continue
@@ -263,21 +264,25 @@ class BroadcastActor(Actor):
 
     def _request(self, io: _Io, inbox: Inbox, request: PipeMessage, now: float) -> bool:
         """One front-end request other than POST; False on STOP."""
-        body = request.body
         if request.kind is Kind.STOP:
             return False
-        if request.kind is Kind.SCAN:
-            io.event(Kind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
-        elif request.kind is Kind.WHO:
-            io.event(Kind.WHO_RESULT, users=io.session.who())
-        elif request.kind is Kind.HISTORY:
-            limit = body.get("limit")
-            limit = limit if type(limit) is int and limit > 0 else None
-            messages = [m.to_wire_dict() for m in inbox.history(limit)]
-            io.event(Kind.HISTORY_RESULT, messages=messages)
-        else:
+        answer = _ANSWERS.get(request.kind)
+        if answer is None:
             log.warning("ignored a %s request", request.kind.value)
+        else:
+            answer(self, io, inbox, request.body, now)
         return True
+
+    def _scan(self, io: _Io, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        io.event(Kind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
+
+    def _who(self, io: _Io, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        io.event(Kind.WHO_RESULT, users=io.session.who())
+
+    def _history(self, io: _Io, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        limit = body.get("limit")
+        limit = limit if type(limit) is int and limit > 0 else None
+        io.event(Kind.HISTORY_RESULT, messages=[m.to_wire_dict() for m in inbox.history(limit)])
 
     # -- binding -------------------------------------------------------------------
 
@@ -305,6 +310,14 @@ class BroadcastActor(Actor):
                     raise
                 log.info("port %d is taken; the ROUTER binds an ephemeral port", port)
         return sockets.bind(router, self.config.address, 0)
+
+
+# The front end's questions (every request but POST and STOP) and what answers each.
+_ANSWERS: dict[Kind, Callable[[BroadcastActor, _Io, Inbox, dict[str, Any], float], None]] = {
+    Kind.SCAN: BroadcastActor._scan,
+    Kind.WHO: BroadcastActor._who,
+    Kind.HISTORY: BroadcastActor._history,
+}
 
 
 def _drain(sock: zmq.Socket, limit: int = DRAIN) -> list[list[bytes]]:
@@ -352,8 +365,9 @@ def _drain_router(sock: zmq.Socket, secure: bool) -> tuple[list[list[bytes]], li
     return batch, senders
 
 
-class _Link:
-    """The sockets of one connected peer."""
+class _PeerSockets:
+    """The sockets of one linked peer: a SUB on its PUB, a DEALER to its ROUTER, the
+    DEALER's monitor."""
 
     def __init__(self, sub: zmq.Socket, dealer: zmq.Socket, monitor: zmq.Socket | None) -> None:
         self.sub = sub
@@ -381,7 +395,7 @@ class _Io:
         pub: zmq.Socket,
         beacons: BeaconSocket,
         poller: zmq.Poller,
-        peers: dict[str, _Link],
+        peers: dict[str, _PeerSockets],
         session: BroadcastSession,
         secure: SecureConfig | None = None,
     ) -> None:
@@ -403,25 +417,28 @@ class _Io:
         send(self.pipe, kind, **body)
 
     def perform(self, outputs: list[Output]) -> None:
+        """Carry out each action (``_ACTIONS``, by its type); events go to the front end."""
         events = []
         for output in outputs:
-            if isinstance(output, SendBeacon):
-                self.beacons.send(output.data)
-            elif isinstance(output, PublishFrames):
-                self._send(self.pub, output.frames, "the PUB")
-            elif isinstance(output, SendToPeer):
-                link = self.peers.get(output.node_id)
-                if link is None:
-                    log.debug("no link to %s for a send", output.node_id[:8])
-                else:
-                    self._send(link.dealer, output.frames, output.node_id[:8])
-            elif isinstance(output, ConnectPeer):
-                self._connect(output)
-            elif isinstance(output, DisconnectPeer):
-                self._disconnect(output.node_id)
-            else:
+            act = _ACTIONS.get(type(output))
+            if act is None:
                 events.append(output)
+            else:
+                act(self, output)
         send_events(self.pipe, events)
+
+    def _beacon(self, output: SendBeacon) -> None:
+        self.beacons.send(output.data)
+
+    def _publish(self, output: PublishFrames) -> None:
+        self._send(self.pub, output.frames, "the PUB")
+
+    def _send_to(self, output: SendToPeer) -> None:
+        link = self.peers.get(output.node_id)
+        if link is None:
+            log.debug("no link to %s for a send", output.node_id[:8])
+        else:
+            self._send(link.dealer, output.frames, output.node_id[:8])
 
     def link_events(self, monitor: zmq.Socket, now: float) -> None:
         """What a DEALER's monitor reported: its connection dropped, came (back) up, or
@@ -470,6 +487,7 @@ class _Io:
             log.debug("send to %s dropped: its queue is full", where)
 
     def _connect(self, connect: ConnectPeer) -> None:
+        """Open this peer's SUB and DEALER (and the DEALER's monitor)."""
         peer = connect.peer
         self._disconnect(peer.node_id)
         try:
@@ -501,14 +519,17 @@ class _Io:
             sockets.connect(dealer, sockets.tcp(peer.address, peer.router_port))
         except zmq.ZMQError as error:
             log.warning("cannot connect to %s at %s: %s", peer.user, peer.address, error)
-            _Link(sub, dealer, monitor).close()
+            _PeerSockets(sub, dealer, monitor).close()
             return
-        self.peers[peer.node_id] = _Link(sub, dealer, monitor)
+        self.peers[peer.node_id] = _PeerSockets(sub, dealer, monitor)
         self.sub_owner[sub] = peer.node_id
         self.poller.register(sub, zmq.POLLIN)
         self.monitor_owner[monitor] = peer.node_id
         self.poller.register(monitor, zmq.POLLIN)
         log.info("connected to %s (%s) at %s", peer.user, peer.node_id[:8], peer.address)
+
+    def _close(self, output: DisconnectPeer) -> None:
+        self._disconnect(output.node_id)
 
     def _disconnect(self, node_id: str) -> None:
         self.watches.pop(node_id, None)
@@ -520,3 +541,13 @@ class _Io:
         self.poller.unregister(link.monitor)
         self.monitor_owner.pop(link.monitor, None)
         link.close()
+
+
+# What the shell does for each action the session returns.
+_ACTIONS: dict[type, Callable[[_Io, Any], None]] = {
+    SendBeacon: _Io._beacon,
+    PublishFrames: _Io._publish,
+    SendToPeer: _Io._send_to,
+    ConnectPeer: _Io._connect,
+    DisconnectPeer: _Io._close,
+}
