@@ -1,216 +1,36 @@
-"""Broadcast sessions over an in-memory link with a fake clock: pure, no sockets.
-
-``Lan`` plays the network: beacons reach every node that is up and not cut
-off, a PUB reaches the nodes that connected a SUB to it, a DEALER send reaches
-the peer's ROUTER. Each node has a real inbox file (SQLite, no network).
+"""Broadcast sessions over the in-memory network (``memnet.BroadcastLan``) with a fake
+clock: pure, no sockets. Each node has a real inbox file (SQLite, no network).
+Secure mode's sessions: test_broadcast_session_secure.py.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
-from factories import make_message
-from zmq.utils import z85
+from factories import T0, make_message
+from memnet import BroadcastLan, LanNode
 
 from lab93zmq.core import wire
-from lab93zmq.core.broadcast.actions import (
-    BATCH_MESSAGES,
-    ConnectPeer,
-    DisconnectPeer,
-    PublishFrames,
-    RouterPeer,
-    SendBeacon,
-    SendToPeer,
-    Verb,
-)
-from lab93zmq.core.broadcast.gate import FLOOD_BURST, PENALTY
-from lab93zmq.core.broadcast.session import BroadcastSession
-from lab93zmq.core.broadcast.trust import Trust
-from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status
+from lab93zmq.core.authoring import Draft
+from lab93zmq.core.broadcast.actions import BATCH_MESSAGES, PublishFrames, Verb
+from lab93zmq.core.events import Accepted, Notice, Rejected, Status
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.notices import QUIET as PROBLEM_QUIET
 from lab93zmq.core.presence import Beacon, Kind
-from lab93zmq.io.actor import Post
 from lab93zmq.io.scan import Sighting
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(30)
 
 MSG, BEAT, SYNC, BATCH, DM = Verb.MSG, Verb.BEAT, Verb.SYNC, Verb.BATCH, Verb.DM
-
 INTERVAL = 1.0
-T0 = datetime(2026, 11, 24, 20, 0, 0, tzinfo=timezone.utc)
-
-
-class Node:
-    def __init__(self, lan: Lan, name: str, user: str, address: str) -> None:
-        self.lan = lan
-        self.name = name
-        self.user = user
-        self.address = address
-        self.path = lan.tmp_path / f"{name}.db"
-        self.inbox = Inbox(self.path)
-        self.node_id = self.inbox.node_id
-        self.router_port = 5000 + len(lan.nodes)
-        self.pub_port = 6000 + len(lan.nodes)
-        self.session: BroadcastSession | None = None
-        self.events: list = []
-        self.subs: set[str] = set()  # node ids whose PUB we subscribed to
-        self.sent: list[tuple[str, str, int]] = []  # (command, to, payload count)
-        self.posts = 0
-        self.trust: Trust | None = None  # secure mode
-        self.key_name = user  # the name its key has in the others' authorized keys
-
-    @property
-    def up(self) -> bool:
-        return self.session is not None
-
-    def start(self) -> None:
-        self.session = BroadcastSession(
-            self.inbox, self.user, self.router_port, self.pub_port, INTERVAL, self.lan.now,
-            where="lan", trust=self.trust,
-        )
-        self.lan.perform(self, self.session.start(self.lan.now))
-
-    def stop(self, clean: bool = True) -> None:
-        if clean:
-            self.lan.perform(self, self.session.stop(self.lan.now))
-        self.session = None
-        self.subs.clear()
-
-    def post(self, content: str, to: str | None = None) -> str:
-        self.posts += 1
-        sent_at = T0 + timedelta(seconds=self.lan.now)
-        entropy = self.name.encode().ljust(6, b"-")[:6] + self.posts.to_bytes(4, "big")
-        post = Post(make_id(sent_at, entropy), content, None, to, sent_at)
-        self.lan.perform(self, self.session.post(post, self.lan.now))
-        return post.id
-
-    def draft(self, content: str, to: str | None = None) -> Post:
-        self.posts += 1
-        sent_at = T0 + timedelta(seconds=self.lan.now)
-        entropy = self.name.encode().ljust(6, b"-")[:6] + self.posts.to_bytes(4, "big")
-        return Post(make_id(sent_at, entropy), content, None, to, sent_at)
-
-    def post_many(self, drafts: list[Post]) -> None:
-        self.lan.perform(self, self.session.post_many(drafts, self.lan.now))
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def incoming(self) -> list[str]:
-        return [e.message.content for e in self.of(Incoming)]
-
-    def accepted(self) -> set[str]:
-        return {i for e in self.of(Accepted) for i in e.ids}
-
-    def contents(self) -> list[str]:
-        return sorted(m.content for m in self.inbox.history())
-
-
-class Lan:
-    """The in-memory network; ``cut`` holds pairs of node names that cannot talk."""
-
-    def __init__(self, tmp_path) -> None:
-        self.tmp_path = tmp_path
-        self.now = 0.0
-        self.nodes: dict[str, Node] = {}
-        self.cut: set[frozenset[str]] = set()
-        self.beacon_cut: set[tuple[str, str]] = set()  # (from, to): beacons only
-        self.drop: Callable[[Node, Node, str], bool] = lambda src, dst, name: False
-        self.queue: deque[tuple[Node, object]] = deque()
-        self.busy = False
-
-    def node(self, name: str, user: str | None = None, start: bool = True) -> Node:
-        node = Node(self, name, user or name, f"198.18.93.{len(self.nodes) + 1}")
-        self.nodes[name] = node
-        if start:
-            node.start()
-        return node
-
-    def by_id(self, node_id: str) -> Node | None:
-        return next((n for n in self.nodes.values() if n.node_id == node_id), None)
-
-    def reachable(self, src: Node, dst: Node) -> bool:
-        return dst.up and dst is not src and frozenset((src.name, dst.name)) not in self.cut
-
-    def _handshake(self, src: Node, dst: Node, connect: ConnectPeer) -> bool:
-        """Would CURVE complete? ``dst`` holds the key ``src`` pinned, and admits ``src``'s."""
-        return (
-            self.reachable(src, dst)
-            and dst.trust is not None
-            and connect.peer.key == _key(dst.key_name)
-            and dst.trust.name_of(_key(src.key_name)) is not None
-        )
-
-    def perform(self, src: Node, outputs: list) -> None:
-        self.queue.extend((src, o) for o in outputs)
-        if self.busy:
-            return
-        self.busy = True
-        try:
-            while self.queue:
-                self._one(*self.queue.popleft())
-        finally:
-            self.busy = False
-
-    def _one(self, src: Node, output: object) -> None:
-        if isinstance(output, SendBeacon):
-            for dst in list(self.nodes.values()):
-                if self.reachable(src, dst) and (src.name, dst.name) not in self.beacon_cut:
-                    heard = dst.session.receive_beacon(output.data, src.address, self.now)
-                    self.perform(dst, heard)
-        elif isinstance(output, PublishFrames):
-            name = wire.decode(output.frames).name
-            for dst in list(self.nodes.values()):
-                if src.node_id in dst.subs and self.reachable(src, dst):
-                    if not self.drop(src, dst, name):
-                        self.perform(dst, dst.session.receive(output.frames, self.now, src.node_id))
-        elif isinstance(output, SendToPeer):
-            command = wire.decode(output.frames)
-            src.sent.append((command.name, output.node_id, len(command.payloads)))
-            dst = self.by_id(output.node_id)
-            assert dst is not None and output.node_id in src.subs, "sent to a peer never connected"
-            if self.reachable(src, dst) and not self.drop(src, dst, command.name):
-                # What a ROUTER learns of the connection: in secure mode, its key's name.
-                sender = RouterPeer(src.name.encode(), src.key_name if src.trust else None)
-                self.perform(dst, dst.session.receive(output.frames, self.now, sender=sender))
-        elif isinstance(output, ConnectPeer):
-            src.subs.add(output.peer.node_id)
-            dst = self.by_id(output.peer.node_id)
-            if src.trust is not None and dst is not None and self._handshake(src, dst, output):
-                self.perform(src, src.session.on_link_up(dst.node_id, self.now))
-        elif isinstance(output, DisconnectPeer):
-            src.subs.discard(output.node_id)
-        else:
-            src.events.append(output)
-
-    def run(self, seconds: float) -> None:
-        """Advance the fake clock, waking each node at its own deadlines."""
-        end = self.now + seconds
-        while True:
-            live = [n for n in self.nodes.values() if n.up]
-            due = min((n.session.next_deadline() for n in live), default=end)
-            if due > end:
-                break
-            self.now = max(self.now, due)
-            for node in live:
-                if node.up and node.session.next_deadline() <= self.now:
-                    self.perform(node, node.session.tick(self.now))
-        self.now = end
-        for node in [n for n in self.nodes.values() if n.up]:
-            self.perform(node, node.session.tick(self.now))
 
 
 @pytest.fixture
 def lan(tmp_path):
-    network = Lan(tmp_path)
+    network = BroadcastLan(tmp_path, INTERVAL)
     yield network
-    for node in network.nodes.values():
-        node.inbox.close()
+    network.close()
 
 
 # -- meeting ------------------------------------------------------------------------
@@ -302,7 +122,7 @@ def test_any_traffic_keeps_a_peer_alive(lan):
     bob = lan.node("bob")
     lan.run(0.1)
     # Bob's beacons stop reaching alice, but his heartbeats on the PUB still do.
-    lan.beacon_cut = {(bob.name, alice.name)}
+    lan.drop = lambda src, dst, label: label == "beacon" and (src, dst) == (bob, alice)
     lan.run(12.0)
     assert alice.session.who() == ["bob"]
     lan.cut = {frozenset((bob.name, alice.name))}
@@ -413,8 +233,7 @@ def test_a_returning_node_catches_up_and_restart_keeps_its_identity(lan):
     bob_id = bob.node_id
     alice.post("while bob was away")
     lan.run(1.0)
-    bob.inbox.close()
-    bob.inbox = Inbox(bob.path)
+    bob.reopen()
     assert bob.inbox.node_id == bob_id
     bob.start()
     lan.run(0.1)
@@ -462,8 +281,7 @@ def test_a_direct_message_from_the_outbox_is_offered_after_a_restart(lan):
     alice = lan.node("alice")
     alice.post("kept", to="bob")
     alice.stop()
-    alice.inbox.close()
-    alice.inbox = Inbox(alice.path)
+    alice.reopen()
     alice.start()
     bob = lan.node("bob")
     lan.run(0.1)
@@ -534,8 +352,7 @@ def test_no_peer_means_no_accepted_and_no_busy_loop(lan):
 
 def test_an_invalid_post_is_rejected(lan):
     alice = lan.node("alice")
-    sent_at = T0
-    post = Post(make_id(sent_at, b"x" * 10), "", None, None, sent_at)
+    post = Draft(make_id(T0, b"x" * 10), "", None, None, T0)
     outputs = alice.session.post(post, lan.now)
     assert outputs == [Rejected(post.id, "message field 'content' must not be empty")]
 
@@ -632,15 +449,11 @@ def test_a_burst_of_posts_is_one_transaction_and_one_msg(lan, monkeypatch):
     alice, bob = lan.node("alice"), lan.node("bob")
     lan.run(1.5)
     saves = _count_calls(monkeypatch, alice.inbox, "save_many")
-    published = []
-    perform = lan.perform
-    lan.perform = lambda src, outputs: (
-        published.extend(o for o in outputs if src is alice and isinstance(o, PublishFrames)),
-        perform(src, outputs),
-    )
+    before = len(alice.outputs)
     drafts = [alice.draft(f"line {n}") for n in range(BATCH_MESSAGES + 5)]
     alice.post_many(drafts)
     assert saves == [BATCH_MESSAGES + 5]
+    published = [o for o in alice.outputs[before:] if isinstance(o, PublishFrames)]
     msgs = [wire.decode(o.frames) for o in published if wire.decode(o.frames).name == MSG]
     assert [len(c.payloads) for c in msgs] == [BATCH_MESSAGES, 5]
     assert bob.incoming() == [f"line {n}" for n in range(BATCH_MESSAGES + 5)]
@@ -731,209 +544,13 @@ def test_scan_lists_the_live_table_in_the_scan_json_form(lan):
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _last_content(node: Node) -> str:
+def _last_content(node: LanNode) -> str:
     return node.inbox.history(1)[0].content
 
 
-def _authored(node: Node, content: str) -> bool:
+def _authored(node: LanNode, content: str) -> bool:
     return any(m.content == content and m.origin == node.node_id for m in node.inbox.history())
 
 
 def _message(origin: str, content: str, to: str | None = None, seq: int = 1) -> Message:
     return make_message(seq, content, origin=origin, author="someone", to=to)
-
-
-# -- secure mode ------------------------------------------------------------------------------
-
-
-def _key(name: str) -> bytes:
-    return name.encode().ljust(32, b"#")  # any 32 bytes will do: no handshake here
-
-
-def _secure(lan: Lan, name: str, *trusted: str, key_name: str | None = None, user=None) -> Node:
-    """A secure node whose authorized keys are ``trusted`` (key name = node name)."""
-    names = {_key(peer): peer for peer in trusted}
-    node = lan.node(name, user, start=False)
-    node.key_name = key_name or name
-    node.trust = Trust(_key(node.key_name), names.get, "keys/")
-    node.start()
-    return node
-
-
-def _beacon(node: Node, kind: Kind = Kind.ANNOUNCE, **changes) -> bytes:
-    """``node``'s beacon, as anyone could forge it (some fields changed)."""
-    fields = dict(router_port=node.router_port, pub_port=node.pub_port, user=node.user,
-                  key=_key(node.key_name) if node.trust else b"")
-    fields.update(changes)
-    return Beacon(kind, node.node_id, "broadcast", **fields).encode()
-
-
-def test_secure_nodes_link_only_to_authorized_keys_and_say_so_once_per_node(lan):
-    alice = _secure(lan, "alice", "bob")
-    bob = _secure(lan, "bob", "alice")
-    carol = _secure(lan, "carol", "alice", "bob")  # she trusts them; they do not trust her
-    dave = lan.node("dave")  # plain
-    lan.run(3.0)  # three beacons from everyone
-    assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
-    assert alice.subs == {bob.node_id} and dave.subs == set()
-    carol_key = z85.encode(_key("carol")).decode()
-    assert [n.text for n in alice.of(Notice)] == [
-        "bob joined from 198.18.93.2",
-        f"carol's node at 198.18.93.3 has a key not in keys/: {carol_key}; it is ignored",
-        "dave's node at 198.18.93.4 runs without --secure; it is ignored",
-    ]
-    assert [n.text for n in dave.of(Notice)] == [
-        f"{name}'s node at {node.address} runs --secure; run with --secure to chat with it"
-        for name, node in (("alice", alice), ("bob", bob), ("carol", carol))
-    ]
-    dave.post("plain text")
-    assert alice.incoming() == [] and dave.session.who() == []
-    # Its own beacon carries its key.
-    assert Beacon.decode(next(
-        o.data for o in alice.session.tick(lan.now + INTERVAL) if isinstance(o, SendBeacon)
-    )).key == _key("alice")
-
-
-def test_names_come_from_keys_and_a_message_in_another_name_is_dropped(lan):
-    alice = _secure(lan, "alice", "bob")
-    # Bob's node says "robert", but alice filed his key as bob.key.
-    robert = _secure(lan, "robert", "alice", key_name="bob")
-    lan.run(0.1)
-    assert alice.session.who() == ["bob"]
-    assert Notice("bob joined from 198.18.93.2") in alice.of(Notice)
-    robert.post("I am robert")  # authored "robert" on a node whose key speaks as bob
-    assert alice.incoming() == []
-    assert alice.session.stats["spoofed"] == 1
-
-
-def test_a_relayed_message_in_a_bound_origin_s_name_must_carry_that_name(lan):
-    alice = _secure(lan, "alice", "bob", "carol")
-    bob = _secure(lan, "bob", "alice", "carol")
-    carol = _secure(lan, "carol", "alice", "bob")
-    lan.run(0.1)
-    bob.post("from bob")  # binds bob's node id to "bob" at alice and carol
-    assert alice.incoming() == carol.incoming() == ["from bob"]
-    stranger = "d" * 32
-    batch = [
-        _message(bob.node_id, "someone in bob's origin", seq=2),  # its author is not bob
-        _message(stranger, "relayed from a node alice never met"),
-        _message(alice.node_id, "someone in alice's own origin"),
-    ]
-    frames = wire.command(BATCH, {"node": carol.node_id, "vector": {}}, batch).frames()
-    lan.perform(alice, alice.session.receive(frames, lan.now, sender=RouterPeer(b"c", "carol")))
-    assert alice.incoming() == ["from bob", "relayed from a node alice never met"]
-    assert alice.session.stats["spoofed"] == 2
-    # A command whose node id is bound to bob, over a connection authenticated as carol.
-    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
-    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"c", "carol")) == []
-    assert alice.session.stats["spoofed"] == 3
-    # And a ROUTER frame without an authenticated name is no command at all.
-    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"x")) == []
-    assert alice.session.stats["bad_frames"] == 2
-
-
-def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
-    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
-    lan.run(0.5)
-    alice.session.on_link_up(bob.node_id, lan.now)
-    # A forged LEAVING: bob answers the probe it causes, and stays.
-    outputs = alice.session.receive_beacon(_beacon(bob, Kind.LEAVING), bob.address, lan.now)
-    assert [Beacon.decode(o.data).kind for o in outputs if isinstance(o, SendBeacon)] == [
-        Kind.PROBE
-    ]
-    lan.perform(alice, outputs)
-    lan.run(3 * INTERVAL)
-    assert alice.session.who() == ["bob"]
-    # His beacons no longer reach alice, but his heartbeats over the link do: still alive.
-    lan.beacon_cut = {(bob.name, alice.name)}
-    lan.perform(alice, alice.session.receive_beacon(_beacon(bob, Kind.LEAVING), bob.address,
-                                                    lan.now))
-    lan.run(3 * INTERVAL)
-    assert alice.session.who() == ["bob"]
-    assert alice.session.stats["leavings_doubted"] == 2
-    assert not [n for n in alice.of(Notice) if "bob left" in n.text or "gone" in n.text]
-    # An honest exit says BYE over the link first: dropped at once.
-    bob.stop()
-    assert alice.session.who() == [] and Notice("bob left") in alice.of(Notice)
-
-
-def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(lan):
-    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
-    lan.run(0.5)
-    leaving = _beacon(bob, Kind.LEAVING)
-    bob.stop(clean=False)  # its BYE was lost; only the LEAVING arrives
-    lan.perform(alice, alice.session.receive_beacon(leaving, bob.address, lan.now))
-    lan.run(1.5 * INTERVAL)
-    assert alice.session.who() == []
-    assert Notice("bob left") in alice.of(Notice)  # it said so; nothing said otherwise
-
-
-def test_a_beacon_moving_a_connected_peer_is_refused_until_its_link_drops(lan):
-    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
-    lan.run(0.5)
-    alice.session.on_link_up(bob.node_id, lan.now)
-    forged = _beacon(bob, router_port=9999, pub_port=9998)
-    assert alice.session.receive_beacon(forged, bob.address, lan.now) == []
-    assert alice.session.stats["moves_refused"] == 1 and alice.session.who() == ["bob"]
-    # A restart closes the old connections: then the new endpoint is taken.
-    alice.session.on_link_down(bob.node_id, lan.now)
-    outputs = alice.session.receive_beacon(forged, bob.address, lan.now)
-    assert [o.peer.router_port for o in outputs if isinstance(o, ConnectPeer)] == [9999]
-    assert Notice("bob rejoined from 198.18.93.2") in outputs
-
-
-def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan):
-    alice, bob = _secure(lan, "alice", "bob", "carol"), _secure(lan, "bob", "alice")
-    lan.run(1.5)
-    lan.perform(alice, alice.session.on_link_up(bob.node_id, lan.now))
-    # "carol" is heard only as a forged beacon: a link that never completes a handshake.
-    ghost = lan.node("carol", start=False)
-    ghost.trust, ghost.key_name = Trust(_key("carol"), {}.get, "keys/"), "carol"
-    lan.perform(alice, alice.session.receive_beacon(_beacon(ghost), "198.18.93.66", lan.now))
-    assert alice.session.who() == ["bob"]  # carol never proved her key: not a peer yet
-    assert alice.of(Status)[-1] == Status(True, "1 peer: bob")
-    said = alice.post("hello")
-    lan.run(0.5)
-    assert said in alice.accepted()  # bob, the one authenticated peer, holds it
-
-
-def test_a_flooding_sub_is_cut_off_and_linked_again_after_the_penalty(lan):
-    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
-    lan.run(0.1)
-    junk = [b"L93\x01", b"BEAT", b"{}"]
-    outputs = []
-    for _ in range(FLOOD_BURST + 1):
-        outputs += alice.session.receive(junk, lan.now, via=bob.node_id)
-    assert outputs == [
-        DisconnectPeer(bob.node_id),
-        Notice(f"bob sent too many bad messages; ignored for {PENALTY:g} s"),
-    ]
-    lan.perform(alice, outputs)
-    assert alice.subs == set() and alice.session.stats["cut_offs"] == 1
-    # Whatever his key sends meanwhile is ignored, whichever socket it comes by.
-    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
-    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"b", "bob")) == []
-    assert alice.session.stats["cut_off_frames"] == 1
-    lan.run(PENALTY + 0.1)  # his beacons kept him in the table
-    assert alice.subs == {bob.node_id}
-    assert Notice("bob is back; reconnected from 198.18.93.2") in alice.of(Notice)
-    bob.post("behaving now")
-    assert alice.incoming() == ["behaving now"]
-
-
-def test_handshake_problems_are_told_once_per_peer_and_problem(lan):
-    alice, bob = _secure(lan, "alice", "bob"), _secure(lan, "bob", "alice")
-    lan.run(0.1)
-    session = alice.session
-    problem = "the other side does not know our key; ask its operator to authorize it"
-    told = session.on_handshake_failed(bob.node_id, problem, lan.now)
-    assert told == [Notice(f"bob's node at 198.18.93.2: {problem}")]
-    for _ in range(50):  # a peer retries every 100 ms
-        assert session.on_handshake_failed(bob.node_id, problem, lan.now + 1) == []
-    assert session.on_handshake_failed(None, "a handshake failed", lan.now) == [
-        Notice("a handshake failed")
-    ]
-    assert session.on_handshake_failed(None, "a handshake failed", lan.now + 1) == []
-    assert session.on_handshake_failed("e" * 32, problem, lan.now) == []  # not a peer
-    assert session.on_handshake_failed(bob.node_id, problem, lan.now + PROBLEM_QUIET) == told
-    assert session.stats["handshakes_failed"] == 55  # each one counts

@@ -1,0 +1,212 @@
+"""Secure broadcast sessions (``trust`` given) over the in-memory network: keys are
+played by name (``memnet.key_of``), the CURVE handshake by the network.
+"""
+
+from __future__ import annotations
+
+import pytest
+from factories import make_message
+from memnet import BroadcastLan, key_of
+from zmq.utils import z85
+
+from lab93zmq.core import wire
+from lab93zmq.core.broadcast.actions import (
+    ConnectPeer,
+    DisconnectPeer,
+    RouterPeer,
+    SendBeacon,
+    Verb,
+)
+from lab93zmq.core.broadcast.gate import FLOOD_BURST, PENALTY
+from lab93zmq.core.broadcast.trust import Trust
+from lab93zmq.core.events import Notice, Status
+from lab93zmq.core.message import Message
+from lab93zmq.core.notices import QUIET as PROBLEM_QUIET
+from lab93zmq.core.presence import Beacon, Kind
+
+pytestmark = pytest.mark.timeout(30)
+
+BATCH, SYNC = Verb.BATCH, Verb.SYNC
+INTERVAL = 1.0
+
+
+@pytest.fixture
+def lan(tmp_path):
+    network = BroadcastLan(tmp_path, INTERVAL)
+    yield network
+    network.close()
+
+
+def _message(origin: str, content: str, to: str | None = None, seq: int = 1) -> Message:
+    return make_message(seq, content, origin=origin, author="someone", to=to)
+
+
+def test_secure_nodes_link_only_to_authorized_keys_and_say_so_once_per_node(lan):
+    alice = lan.secure("alice", "bob")
+    bob = lan.secure("bob", "alice")
+    carol = lan.secure("carol", "alice", "bob")  # she trusts them; they do not trust her
+    dave = lan.node("dave")  # plain
+    lan.run(3.0)  # three beacons from everyone
+    assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
+    assert alice.subs == {bob.node_id} and dave.subs == set()
+    carol_key = z85.encode(key_of("carol")).decode()
+    assert [n.text for n in alice.of(Notice)] == [
+        "bob joined from 198.18.93.2",
+        f"carol's node at 198.18.93.3 has a key not in keys/: {carol_key}; it is ignored",
+        "dave's node at 198.18.93.4 runs without --secure; it is ignored",
+    ]
+    assert [n.text for n in dave.of(Notice)] == [
+        f"{name}'s node at {node.address} runs --secure; run with --secure to chat with it"
+        for name, node in (("alice", alice), ("bob", bob), ("carol", carol))
+    ]
+    dave.post("plain text")
+    assert alice.incoming() == [] and dave.session.who() == []
+    # Its own beacon carries its key.
+    assert Beacon.decode(next(
+        o.data for o in alice.session.tick(lan.now + INTERVAL) if isinstance(o, SendBeacon)
+    )).key == key_of("alice")
+
+
+def test_names_come_from_keys_and_a_message_in_another_name_is_dropped(lan):
+    alice = lan.secure("alice", "bob")
+    # Bob's node says "robert", but alice filed his key as bob.key.
+    robert = lan.secure("robert", "alice", key_name="bob")
+    lan.run(0.1)
+    assert alice.session.who() == ["bob"]
+    assert Notice("bob joined from 198.18.93.2") in alice.of(Notice)
+    robert.post("I am robert")  # authored "robert" on a node whose key speaks as bob
+    assert alice.incoming() == []
+    assert alice.session.stats["spoofed"] == 1
+
+
+def test_a_relayed_message_in_a_bound_origin_s_name_must_carry_that_name(lan):
+    alice = lan.secure("alice", "bob", "carol")
+    bob = lan.secure("bob", "alice", "carol")
+    carol = lan.secure("carol", "alice", "bob")
+    lan.run(0.1)
+    bob.post("from bob")  # binds bob's node id to "bob" at alice and carol
+    assert alice.incoming() == carol.incoming() == ["from bob"]
+    stranger = "d" * 32
+    batch = [
+        _message(bob.node_id, "someone in bob's origin", seq=2),  # its author is not bob
+        _message(stranger, "relayed from a node alice never met"),
+        _message(alice.node_id, "someone in alice's own origin"),
+    ]
+    frames = wire.command(BATCH, {"node": carol.node_id, "vector": {}}, batch).frames()
+    lan.perform(alice, alice.session.receive(frames, lan.now, sender=RouterPeer(b"c", "carol")))
+    assert alice.incoming() == ["from bob", "relayed from a node alice never met"]
+    assert alice.session.stats["spoofed"] == 2
+    # A command whose node id is bound to bob, over a connection authenticated as carol.
+    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
+    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"c", "carol")) == []
+    assert alice.session.stats["spoofed"] == 3
+    # And a ROUTER frame without an authenticated name is no command at all.
+    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"x")) == []
+    assert alice.session.stats["bad_frames"] == 2
+
+
+def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
+    alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
+    lan.run(0.5)
+    alice.session.on_link_up(bob.node_id, lan.now)
+    # A forged LEAVING: bob answers the probe it causes, and stays.
+    outputs = alice.session.receive_beacon(bob.beacon(Kind.LEAVING), bob.address, lan.now)
+    assert [Beacon.decode(o.data).kind for o in outputs if isinstance(o, SendBeacon)] == [
+        Kind.PROBE
+    ]
+    lan.perform(alice, outputs)
+    lan.run(3 * INTERVAL)
+    assert alice.session.who() == ["bob"]
+    # His beacons no longer reach alice, but his heartbeats over the link do: still alive.
+    lan.drop = lambda src, dst, label: label == "beacon" and (src, dst) == (bob, alice)
+    lan.perform(alice, alice.session.receive_beacon(bob.beacon(Kind.LEAVING), bob.address,
+                                                    lan.now))
+    lan.run(3 * INTERVAL)
+    assert alice.session.who() == ["bob"]
+    assert alice.session.stats["leavings_doubted"] == 2
+    assert not [n for n in alice.of(Notice) if "bob left" in n.text or "gone" in n.text]
+    # An honest exit says BYE over the link first: dropped at once.
+    bob.stop()
+    assert alice.session.who() == [] and Notice("bob left") in alice.of(Notice)
+
+
+def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(lan):
+    alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
+    lan.run(0.5)
+    leaving = bob.beacon(Kind.LEAVING)
+    bob.stop(clean=False)  # its BYE was lost; only the LEAVING arrives
+    lan.perform(alice, alice.session.receive_beacon(leaving, bob.address, lan.now))
+    lan.run(1.5 * INTERVAL)
+    assert alice.session.who() == []
+    assert Notice("bob left") in alice.of(Notice)  # it said so; nothing said otherwise
+
+
+def test_a_beacon_moving_a_connected_peer_is_refused_until_its_link_drops(lan):
+    alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
+    lan.run(0.5)
+    alice.session.on_link_up(bob.node_id, lan.now)
+    forged = bob.beacon(router_port=9999, pub_port=9998)
+    assert alice.session.receive_beacon(forged, bob.address, lan.now) == []
+    assert alice.session.stats["moves_refused"] == 1 and alice.session.who() == ["bob"]
+    # A restart closes the old connections: then the new endpoint is taken.
+    alice.session.on_link_down(bob.node_id, lan.now)
+    outputs = alice.session.receive_beacon(forged, bob.address, lan.now)
+    assert [o.peer.router_port for o in outputs if isinstance(o, ConnectPeer)] == [9999]
+    assert Notice("bob rejoined from 198.18.93.2") in outputs
+
+
+def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan):
+    alice, bob = lan.secure("alice", "bob", "carol"), lan.secure("bob", "alice")
+    lan.run(1.5)
+    lan.perform(alice, alice.session.on_link_up(bob.node_id, lan.now))
+    # "carol" is heard only as a forged beacon: a link that never completes a handshake.
+    ghost = lan.node("carol", start=False)
+    ghost.trust, ghost.key_name = Trust(key_of("carol"), {}.get, "keys/"), "carol"
+    lan.perform(alice, alice.session.receive_beacon(ghost.beacon(), "198.18.93.66", lan.now))
+    assert alice.session.who() == ["bob"]  # carol never proved her key: not a peer yet
+    assert alice.of(Status)[-1] == Status(True, "1 peer: bob")
+    said = alice.post("hello")
+    lan.run(0.5)
+    assert said in alice.accepted()  # bob, the one authenticated peer, holds it
+
+
+def test_a_flooding_sub_is_cut_off_and_linked_again_after_the_penalty(lan):
+    alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
+    lan.run(0.1)
+    junk = [b"L93\x01", b"BEAT", b"{}"]
+    outputs = []
+    for _ in range(FLOOD_BURST + 1):
+        outputs += alice.session.receive(junk, lan.now, via=bob.node_id)
+    assert outputs == [
+        DisconnectPeer(bob.node_id),
+        Notice(f"bob sent too many bad messages; ignored for {PENALTY:g} s"),
+    ]
+    lan.perform(alice, outputs)
+    assert alice.subs == set() and alice.session.stats["cut_offs"] == 1
+    # Whatever his key sends meanwhile is ignored, whichever socket it comes by.
+    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
+    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"b", "bob")) == []
+    assert alice.session.stats["cut_off_frames"] == 1
+    lan.run(PENALTY + 0.1)  # his beacons kept him in the table
+    assert alice.subs == {bob.node_id}
+    assert Notice("bob is back; reconnected from 198.18.93.2") in alice.of(Notice)
+    bob.post("behaving now")
+    assert alice.incoming() == ["behaving now"]
+
+
+def test_handshake_problems_are_told_once_per_peer_and_problem(lan):
+    alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
+    lan.run(0.1)
+    session = alice.session
+    problem = "the other side does not know our key; ask its operator to authorize it"
+    told = session.on_handshake_failed(bob.node_id, problem, lan.now)
+    assert told == [Notice(f"bob's node at 198.18.93.2: {problem}")]
+    for _ in range(50):  # a peer retries every 100 ms
+        assert session.on_handshake_failed(bob.node_id, problem, lan.now + 1) == []
+    assert session.on_handshake_failed(None, "a handshake failed", lan.now) == [
+        Notice("a handshake failed")
+    ]
+    assert session.on_handshake_failed(None, "a handshake failed", lan.now + 1) == []
+    assert session.on_handshake_failed("e" * 32, problem, lan.now) == []  # not a peer
+    assert session.on_handshake_failed(bob.node_id, problem, lan.now + PROBLEM_QUIET) == told
+    assert session.stats["handshakes_failed"] == 55  # each one counts
