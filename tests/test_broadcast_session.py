@@ -13,7 +13,15 @@ from memnet import BroadcastLan, LanNode
 
 from lab93zmq.core import wire
 from lab93zmq.core.authoring import Draft
-from lab93zmq.core.broadcast.actions import BATCH_MESSAGES, PublishFrames, Verb
+from lab93zmq.core.broadcast.actions import (
+    ARRIVES_ON,
+    BATCH_MESSAGES,
+    Channel,
+    PublishFrames,
+    Verb,
+    command_frames,
+    verb_on,
+)
 from lab93zmq.core.events import Accepted, Notice, Rejected, Status
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon, Kind
@@ -31,6 +39,15 @@ def lan(tmp_path):
     network = BroadcastLan(tmp_path, INTERVAL)
     yield network
     network.close()
+
+
+def test_each_command_has_one_socket_and_its_frames_decode():
+    assert verb_on("MSG", Channel.PUB) is Verb.MSG and verb_on("MSG", Channel.ROUTER) is None
+    assert verb_on("SYNC", Channel.ROUTER) is Verb.SYNC and verb_on("SYNC", Channel.PUB) is None
+    assert verb_on("HELLO", Channel.ROUTER) is None
+    assert set(ARRIVES_ON) == set(Verb)
+    command = wire.decode(command_frames(Verb.ACK, {"node": "a" * 32, "ids": []}))
+    assert (command.name, command.header) == ("ACK", {"node": "a" * 32, "ids": []})
 
 
 # -- meeting ------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Our own posts in broadcast mode (core/broadcast/posting.py): numbering, MSGs, accepted."""
+
+from __future__ import annotations
+
+import pytest
+from factories import T0, make_message
+
+from lab93zmq.core import wire
+from lab93zmq.core.authoring import Draft
+from lab93zmq.core.broadcast.actions import BATCH_MESSAGES, Verb
+from lab93zmq.core.broadcast.posting import DUPLICATE, DirectPost, Posting, RoomPosts
+from lab93zmq.core.events import Accepted, Rejected
+from lab93zmq.core.message import make_id
+from lab93zmq.io.store import Inbox
+
+OURS = "0" * 32
+INTERVAL = 1.0
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    box = Inbox(tmp_path / "ours.db", new_node_id=bytes.fromhex(OURS))
+    yield box
+    box.close()
+
+
+def draft(n: int, content: str | None = None, to: str | None = None) -> Draft:
+    text = f"post {n}" if content is None else content
+    return Draft(make_id(T0, n.to_bytes(10, "big")), text, None, to, T0)
+
+
+def numbers(authored: list) -> list[tuple[str, int]]:
+    out = []
+    for item in authored:
+        if isinstance(item, RoomPosts):
+            out += [(m.content, m.origin_seq) for m in item.messages]
+        elif isinstance(item, DirectPost):
+            out.append((item.message.content, item.message.origin_seq))
+    return out
+
+
+def test_a_burst_is_numbered_in_posting_order_room_and_direct_apart(inbox, monkeypatch):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    calls = []
+    save_many = inbox.save_many
+    monkeypatch.setattr(inbox, "save_many", lambda rows: calls.append(len(rows)) or save_many(rows))
+    authored = posting.author([draft(1), draft(2), draft(3, to="bob"), draft(4), draft(5, "")])
+    assert numbers(authored) == [("post 1", 1), ("post 2", 2), ("post 3", 1), ("post 4", 3)]
+    # A run names its refused posts first (nothing of the run is numbered for them).
+    assert [type(a) for a in authored] == [RoomPosts, DirectPost, Rejected, RoomPosts]
+    assert calls[0] == 2  # a run of room posts is stored in one go
+    assert [m.id for m in inbox.outbox()] == [draft(3).id]
+    assert numbers(posting.author([draft(6)])) == [("post 6", 4)]
+
+
+def test_a_run_with_an_id_already_stored_is_stored_one_by_one_without_holes(inbox):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    posting.author([draft(1)])
+    authored = posting.author([draft(2), draft(1), draft(3), draft(3)])
+    assert [a for a in authored if isinstance(a, Rejected)] == [
+        Rejected(draft(3).id, DUPLICATE),  # twice in the run: refused before anything
+        Rejected(draft(1).id, DUPLICATE),  # already stored: found by the one-by-one pass
+    ]
+    assert numbers(authored) == [("post 2", 2), ("post 3", 3)]
+    assert inbox.next_origin_seq(OURS, direct=False) == 4
+
+
+def test_numbering_continues_above_what_an_older_copy_of_the_inbox_used(inbox):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    posting.saw_own([make_message(7, origin=OURS), make_message(9, origin="a" * 32)])
+    assert numbers(posting.author([draft(1)])) == [("post 1", 8)]
+
+
+def test_msgs_are_packed_by_count_and_each_post_waits_to_be_accepted(inbox):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    [run] = posting.author([draft(n) for n in range(1, BATCH_MESSAGES + 3)])
+    commands = [wire.decode(o.frames) for o in posting.publish(run.messages)]
+    assert [(c.name, len(c.payloads)) for c in commands] == [(Verb.MSG, BATCH_MESSAGES),
+                                                            (Verb.MSG, 2)]
+    assert commands[0].header == {"node": OURS}
+
+
+def test_posts_are_accepted_after_one_interval_up_to_the_lowest_mark_in_order(inbox):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    [run] = posting.author([draft(1), draft(2), draft(3)])
+    posting.publish(run.messages)
+    assert posting.next_deadline() == INTERVAL  # wake when discovery had its interval
+    assert posting.accepted(0.5, [3, 3], 3) == []  # discovery has not had one interval
+    assert posting.accepted(1.0, [3, 1], 3) == [Accepted((draft(1).id,))]  # the lowest mark
+    assert posting.accepted(1.0, [3, 1], 3) == []
+    assert posting.accepted(1.0, [], 2) == [Accepted((draft(2).id,))]  # no peer left: confirmed
+    assert posting.accepted(1.0, [0], 3) == []  # a live peer lacks post 3
+    posting.tick(1.0)
+    assert posting.next_deadline() is None
+    assert posting.accepted(2.0, [5], 5) == [Accepted((draft(3).id,))]
+    assert posting.next_deadline() is None
