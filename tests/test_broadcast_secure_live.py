@@ -1,9 +1,11 @@
-"""Secure broadcast mode with real CURVE sockets, on loopback only.
+"""Secure broadcast mode with real CURVE sockets, on loopback only (``broadcast_live``).
 
 Every node binds 127.0.0.1 and beacons only to 127.255.255.255 (``-i lo``);
 key pairs are made with ``security.generate_keypair`` under tmp_path, and each
 node's authorized-keys directory there holds copies of the public certificates
-it trusts, named ``NAME.key``. Waits end as soon as their condition holds.
+it trusts, named ``NAME.key``. Waits end as soon as their condition holds; a
+check that something did *not* happen waits for evidence that it would have
+by then (more beacons refused, later traffic taken), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from datetime import datetime, timezone
 
 import pytest
 import zmq
+from broadcast_live import INTERVAL, Cluster, Live
 from live import wait_for
 from procs import free_udp_port
-from test_node_live import INTERVAL, Cluster, Live
 
 from lab93zmq.core import wire
-from lab93zmq.core.broadcast.actions import Verb
+from lab93zmq.core.broadcast.actions import SendToPeer, Verb
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon
 from lab93zmq.core.presence import Kind as BeaconKind
@@ -73,9 +75,7 @@ class Room(Cluster):
         config = replace(
             self.config(user), secure=secure, beacon_port=beacon_port or self.beacon_port
         )
-        live = Live(config).start()
-        self.nodes.append(live)
-        return live
+        return self.add(Live(config))
 
 
 @pytest.fixture
@@ -110,6 +110,32 @@ def message(author: str, content: str, origin: str, seq: int = 1, to: str | None
                    origin, seq)
 
 
+class Mallory:
+    """An endpoint with a key of her own (a CURVE ROUTER), so that no handshake with it
+    can pass as anyone else's, and a monitor that sees every connection made to it."""
+
+    def __init__(self, keys: security.KeyPair) -> None:
+        self.router = zmq.Context.instance().socket(zmq.ROUTER)
+        self.router.linger = 0
+        security.make_server(self.router, keys)
+        self.port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        self.monitor = self.router.get_monitor_socket(zmq.EVENT_ACCEPTED)
+        self.monitor.linger = 0
+        self.accepted = 0
+
+    def connections(self) -> int:
+        """How many TCP connections she accepted so far (never blocks)."""
+        while self.monitor.poll(0):
+            self.monitor.recv_multipart()
+            self.accepted += 1
+        return self.accepted
+
+    def close(self) -> None:
+        self.router.disable_monitor()
+        self.monitor.close()
+        self.router.close()
+
+
 class Dealer:
     """A raw CURVE DEALER holding ``keys``, connected to ``live``'s ROUTER: a program
     that is not a lab93 node but holds an authorized key, crafting commands."""
@@ -129,7 +155,7 @@ class Dealer:
         self.sock.close()
 
 
-def test_two_trusting_nodes_chat_both_ways_and_a_clean_leave_is_fast(room):
+def test_two_trusting_nodes_chat_both_ways_and_a_bye_alone_drops_a_peer_at_once(room):
     alice = room.start("alice", "bob")
     bob = room.start("bob", "alice")
     wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
@@ -145,11 +171,12 @@ def test_two_trusting_nodes_chat_both_ways_and_a_clean_leave_is_fast(room):
     for node in (alice, bob):
         assert node.node.stats["spoofed"] == node.node.stats["bad_frames"] == 0
     # A LEAVING alone would only put bob in doubt (it can be forged); his BYE over
-    # the authenticated link drops him at once.
-    started = time.monotonic()
+    # the authenticated link drops him at once. Without it, his dropped connection
+    # would say "bob is gone (connection lost ...)" after the link grace.
+    bob.leave_with_only(SendToPeer)
     bob.stop()
     wait_for([alice], lambda: "bob left" in alice.notices())
-    assert time.monotonic() - started < 2 * INTERVAL
+    assert not [n for n in alice.notices() if "gone" in n]
 
 
 def test_an_untrusted_secure_node_gets_nothing_and_is_named_once(room):
@@ -168,8 +195,10 @@ def test_an_untrusted_secure_node_gets_nothing_and_is_named_once(room):
     said = alice.post("members only")
     wait_for([alice, bob, carol], lambda: said in alice.accepted() and bob.incoming())
     wait_for([alice, bob, carol], lambda: len(carol.of(Kind.STATUS)) > 0)
-    until = time.monotonic() + 4 * INTERVAL  # several more beacons from carol
-    wait_for([alice, bob, carol], lambda: time.monotonic() > until)
+    # Three more beacons of carol's refused by both: she had intervals to get in.
+    ignored = {n: n.node.stats["ignored_beacons"] for n in (alice, bob)}
+    wait_for([alice, bob, carol],
+             lambda: all(n.node.stats["ignored_beacons"] >= ignored[n] + 3 for n in ignored))
     assert bob.incoming() == ["members only"] and alice.incoming() == []
     assert carol.incoming() == []
     assert alice.notices().count(named) == 1  # once per node, not per beacon
@@ -185,8 +214,10 @@ def test_a_plain_node_and_a_secure_one_both_say_why_and_nothing_crosses(room):
     wait_for([alice, bob], lambda: to_alice in alice.notices() and to_bob in bob.notices())
     bob.post("anyone?")
     alice.post("anyone here?")
-    until = time.monotonic() + 4 * INTERVAL
-    wait_for([alice, bob], lambda: time.monotonic() > until)
+    # Three more beacons of the other's refused by each: intervals for anything to cross.
+    ignored = {n: n.node.stats["ignored_beacons"] for n in (alice, bob)}
+    wait_for([alice, bob],
+             lambda: all(n.node.stats["ignored_beacons"] >= ignored[n] + 3 for n in ignored))
     assert alice.notices() == [to_alice] and bob.notices() == [to_bob]
     assert alice.incoming() == bob.incoming() == []
     assert not alice.connected_to(1) and not bob.connected_to(1)
@@ -228,21 +259,22 @@ def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room)
     wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
     alice.post("one")
     wait_for([alice, bob], lambda: bob.incoming() == ["one"])
-    # Mallory's endpoint: a CURVE ROUTER with a key of her own, so no handshake with it
-    # can pass as alice's.
-    mallory = zmq.Context.instance().socket(zmq.ROUTER)
-    mallory.linger = 0
-    security.make_server(mallory, room.keys["mallory"])
-    port = mallory.bind_to_random_port("tcp://127.0.0.1")
+    mallory = Mallory(room.keys["mallory"])
     try:
+        forged_at = time.monotonic()
         beacon_to(room.beacon_port, announce_of(alice).leaving())
-        beacon_to(room.beacon_port, announce_of(alice, router_port=port, pub_port=port))
-        wait_for([bob], lambda: bob.node.stats["moves_refused"] >= 1)
-        until = time.monotonic() + 4 * INTERVAL  # well past the 1.5-interval grace
-        wait_for([alice, bob], lambda: time.monotonic() > until)
-        assert mallory.poll(0) == 0  # nothing reached her endpoint
+        beacon_to(room.beacon_port,
+                  announce_of(alice, router_port=mallory.port, pub_port=mallory.port))
+        stats = bob.node.stats
+        wait_for([bob], lambda: stats["moves_refused"] >= 1 and stats["leavings_doubted"] >= 1)
+        # Bob took alice's traffic after the LEAVING's 1.5-interval grace: had the doubt
+        # not been cleared, she would have been dropped by then.
+        wait_for([alice, bob],
+                 lambda: bob.heard_since(alice.handle.node_id, forged_at + 2 * INTERVAL))
+        assert mallory.connections() == 0  # bob never went to her endpoint
     finally:
         mallory.close()
+    assert bob.request(Kind.WHO, Kind.WHO_RESULT)["users"] == ["alice"]
     assert bob.connected_to(1)
     assert bob.notices() == ["alice joined from 127.0.0.1"]  # no "left", "gone", "rejoined"
     alice.post("two")
@@ -254,13 +286,11 @@ def test_a_forged_beacon_heard_first_leads_nowhere_and_the_real_one_takes_over(r
     alice = room.start("alice", "bob")
     bob_port = free_udp_port()
     bob = room.start("bob", "alice", beacon_port=bob_port)
-    mallory = zmq.Context.instance().socket(zmq.ROUTER)  # her own key, not alice's
-    mallory.linger = 0
-    security.make_server(mallory, room.keys["mallory"])
-    port = mallory.bind_to_random_port("tcp://127.0.0.1")
+    mallory = Mallory(room.keys["mallory"])  # her own key, not alice's
     try:
-        beacon_to(bob_port, announce_of(alice, router_port=port, pub_port=port))
+        beacon_to(bob_port, announce_of(alice, router_port=mallory.port, pub_port=mallory.port))
         wait_for([bob], lambda: bob.node.stats["handshakes_failed"] >= 1)
+        wait_for([bob], lambda: mallory.connections() > 0)  # bob did go to her endpoint
         # The sentence is security.handshake_problem's; the notice names the peer.
         assert [n for n in bob.notices() if n.startswith("alice's node at 127.0.0.1: ")]
         said = bob.post("for alice only")  # queued for a peer that never authenticated
@@ -270,7 +300,14 @@ def test_a_forged_beacon_heard_first_leads_nowhere_and_the_real_one_takes_over(r
         beacon_to(room.beacon_port, announce_of(bob))
         wait_for([alice, bob], lambda: said in bob.accepted() and alice.incoming())
         assert alice.incoming() == ["for alice only"]
-        assert mallory.poll(0) == 0  # nothing ever reached her
+        # And left it for good: while he kept his old sockets, they would reconnect every
+        # fraction of a second; none does while he takes two intervals of alice's traffic.
+        moved = time.monotonic()
+        alice_id = alice.handle.node_id
+        wait_for([alice, bob], lambda: bob.heard_since(alice_id, moved + INTERVAL))
+        tried = mallory.connections()  # attempts made before the move, counted late
+        wait_for([alice, bob], lambda: bob.heard_since(alice_id, moved + 3 * INTERVAL))
+        assert mallory.connections() == tried
     finally:
         mallory.close()
     assert "alice rejoined from 127.0.0.1" in bob.notices()
