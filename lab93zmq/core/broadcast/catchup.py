@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batching import Budget
-from ..errors import MessageError, ProtocolError
+from ..errors import ProtocolError
 from ..events import Incoming
 from ..inbox import BroadcastInbox
 from ..message import Message
@@ -35,7 +35,7 @@ from ..saving import save_batch
 from ..sync import SequenceTracker, SyncError, Vector, decode_vector, encode_vector, wanted_from
 from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, SendToPeer, Verb
 from .actions import command_frames as frames_of
-from .faults import Fault, bad_message
+from .faults import Fault, bad_message, decode_each
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +78,9 @@ def published_messages(payloads: Sequence[bytes]) -> list[Message]:
 def room_messages(sender: str, payloads: Sequence[bytes], what: str) -> tuple[list[Message],
                                                                               list[Fault]]:
     """The valid room messages among ``payloads``, and a fault for each other one."""
-    messages: list[Message] = []
-    faults: list[Fault] = []
-    for payload in payloads:
-        try:
-            message = Message.decode(payload)
-        except MessageError as error:
-            faults.append(bad_message(sender, what, error))
-            continue
-        if message.is_direct:
-            faults.append(bad_message(sender, what, "a direct message"))
-            continue
-        messages.append(message)
-    return messages, faults
+    decoded, faults = decode_each(sender, payloads, what)
+    faults += [bad_message(sender, what, "a direct message") for m in decoded if m.is_direct]
+    return [m for m in decoded if not m.is_direct], faults
 
 
 class CatchUp:

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batching import chunks
-from ..errors import MessageError, ProtocolError
+from ..errors import ProtocolError
 from ..events import Accepted, Incoming, Notice
 from ..inbox import BroadcastInbox
 from ..message import Message
 from ..saving import save_batch
 from .actions import BATCH_MESSAGES, Output, SendToPeer, Verb
 from .actions import command_frames as frames_of
-from .faults import Fault, bad_message
+from .faults import Fault, decode_each
 from .links import Link
 
 log = logging.getLogger(__name__)
@@ -94,13 +94,8 @@ class DirectMessages:
         ``check(message, sender)`` is trust's verdict on each (a Fault or None).
         """
         mine: list[Message] = []
-        faults: list[Fault] = []
-        for payload in payloads:
-            try:
-                message = Message.decode(payload)
-            except MessageError as error:
-                faults.append(bad_message(sender, "a direct message", error))
-                continue
+        decoded, faults = decode_each(sender, payloads, "a direct message")
+        for message in decoded:
             fault = check(message, sender)
             if fault is not None:
                 faults.append(fault)

@@ -9,9 +9,11 @@ frame list that had any fault that ``strikes``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import ProtocolError
+from ..errors import MessageError, ProtocolError
+from ..message import Message
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,19 @@ def spoofed(why: str) -> Fault:
 
 def bad_message(sender: str, what: str, error: object) -> Fault:
     return Fault("bad_messages", f"dropped {what} from {sender[:8]}: {error}")
+
+
+def decode_each(sender: str, payloads: Sequence[bytes], what: str) -> tuple[list[Message],
+                                                                             list[Fault]]:
+    """The payloads that decode as messages, and a fault for each one that does not."""
+    messages: list[Message] = []
+    faults: list[Fault] = []
+    for payload in payloads:
+        try:
+            messages.append(Message.decode(payload))
+        except MessageError as error:
+            faults.append(bad_message(sender, what, error))
+    return messages, faults
 
 
 def rejected(via: str | None, error: ProtocolError) -> list[Fault]:
