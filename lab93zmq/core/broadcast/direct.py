@@ -156,6 +156,8 @@ class DirectMessages:
 
     def offer_due(self, links: Sequence[Link], now: float) -> list[Output]:
         """Offer again what is still unacknowledged ``resend_after`` after the last try."""
+        if not self._outbox:
+            return []
         due = {
             m.recipient for i, m in self._outbox.items()
             if self._offered.get(i, 0.0) + self.resend_after <= now
@@ -168,6 +170,8 @@ class DirectMessages:
 
     def next_deadline(self, live_users: Iterable[str]) -> float | None:
         """When a re-offer to one of ``live_users`` is due; None when none waits."""
+        if not self._outbox:
+            return None
         users = set(live_users)
         offered = [
             self._offered.get(i, 0.0) for i, m in self._outbox.items() if m.recipient in users

@@ -100,6 +100,11 @@ class Posting:
             if message.origin == self.node_id:
                 self.numbers.seen(ROOM, message.origin_seq)
 
+    @property
+    def waiting(self) -> bool:
+        """Some room post of this run is not accepted yet."""
+        return bool(self._pending)
+
     def accepted(self, now: float, marks: Sequence[int], confirmed: int) -> list[Output]:
         """The pending posts now accepted; ``marks`` are our origin's marks as each live
         peer that counts reported them, ``confirmed`` the highest any peer reported this

@@ -190,7 +190,7 @@ class BroadcastSession:
 
     def next_deadline(self) -> float:
         """When ``tick`` next has work to do (monotonic seconds)."""
-        live_users = {link.user for link in self.links.all_linked()}
+        live_users = (link.user for link in self.links.all_linked())
         deadlines = [
             self.watch.next_deadline(), self.catchup.next_deadline(),
             self.posting.next_deadline(), self.direct.next_deadline(live_users),
@@ -375,7 +375,8 @@ class BroadcastSession:
                     outputs += handled
             except ProtocolError as error:
                 faults += rejected(via, error)
-            outputs += self._judge(faults, source, now)
+            if faults:
+                outputs += self._judge(faults, source, now)
         outputs += self._flush(room, via, now)
         return outputs + self._check_accepted(now)
 
@@ -486,6 +487,8 @@ class BroadcastSession:
 
     def _check_accepted(self, now: float) -> list[Output]:
         """Room posts every peer that counts holds (``Posting.accepted``)."""
+        if not self.posting.waiting:
+            return []
         marks = [self.catchup.reported_mark(link.node_id, self.node_id)
                  for link in self.links.counted()]
         return self.posting.accepted(now, marks, self.catchup.confirmed)
