@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
