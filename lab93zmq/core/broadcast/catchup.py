@@ -35,7 +35,7 @@ from ..saving import save_batch
 from ..sync import SequenceTracker, SyncError, Vector, decode_vector, encode_vector, wanted_from
 from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, SendToPeer, Verb
 from .actions import command_frames as frames_of
-from .faults import Fault, bad_message, decode_each
+from .faults import Fault, bad_message, decode_each, log_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class CatchUp:
         if not messages:
             return taken
         saved = save_batch(self.store, [(m, None, None) for m in messages])
-        fresh, taken.conflicts = saved.fresh, saved.conflicts
+        fresh, taken.conflicts = saved.fresh, log_conflicts(saved.conflicts)
         touched: dict[str, None] = {}  # origins in order of first appearance
         for message, new in zip(messages, fresh, strict=True):
             taken.gap = self.tracker.observe(message.origin, message.origin_seq) or taken.gap

@@ -23,7 +23,7 @@ from ..message import Message
 from ..saving import save_batch
 from .actions import BATCH_MESSAGES, Output, SendToPeer, Verb
 from .actions import command_frames as frames_of
-from .faults import Fault, decode_each
+from .faults import Fault, decode_each, log_conflicts
 from .links import Link
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class DirectMessages:
         if not mine:
             return got
         saved = save_batch(self.store, [(m, None, None) for m in mine])
-        fresh, got.conflicts = saved.fresh, saved.conflicts
+        fresh, got.conflicts = saved.fresh, log_conflicts(saved.conflicts)
         got.outputs = [Incoming(m) for m, new in zip(mine, fresh, strict=True) if new]
         ids = {m.id for m in mine}
         if linked:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from ..errors import MessageError, ProtocolError
 from ..message import Message
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -55,6 +57,14 @@ def decode_each(sender: str, payloads: Sequence[bytes], what: str) -> tuple[list
         except MessageError as error:
             faults.append(bad_message(sender, what, error))
     return messages, faults
+
+
+def log_conflicts(conflicts: list[tuple[Message, str]]) -> list[tuple[Message, str]]:
+    """Messages the inbox refused (another holds their origin and number), logged; the
+    facade counts them (they are no fault of the sender's: nothing strikes)."""
+    for message, why in conflicts:
+        log.warning("kept the stored message over %s: %s", message.id, why)
+    return conflicts
 
 
 def rejected(via: str | None, error: ProtocolError) -> list[Fault]:

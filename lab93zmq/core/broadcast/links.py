@@ -136,6 +136,7 @@ class Links:
         self.pending_limit = pending_limit
         self._links: dict[str, Link] = {}
         self.ever_linked = False  # for the status line: "left" rather than "heard yet"
+        self._told: Status | None = None  # the status line the front end has
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._links
@@ -209,6 +210,19 @@ class Links:
         waiting = (link.early_sync, link.owed_acks)
         link.early_sync, link.owed_acks = None, set()
         return waiting
+
+    def name(self, peer: Peer | None) -> str:
+        """What a peer is called: its key's name once linked in secure mode, else its user."""
+        link = self.linked(peer.node_id) if peer is not None else None
+        return link.user if link is not None else (peer.user if peer is not None else "?")
+
+    def status_changed(self, where: str) -> list[Status]:
+        """The status line, when it is not the one the front end has."""
+        status = self.status(where)
+        if status == self._told:
+            return []
+        self._told = status
+        return [status]
 
     def status(self, where: str) -> Status:
         """The status line: who counts, or whether anyone ever did."""

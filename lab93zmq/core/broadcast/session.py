@@ -59,7 +59,7 @@ from typing import Any
 from .. import wire
 from ..authoring import Draft
 from ..errors import ProtocolError
-from ..events import Notice, Status
+from ..events import Notice
 from ..inbox import BroadcastInbox
 from ..message import Message
 from ..presence import Beacon, Kind, Peer, is_node_id
@@ -131,7 +131,6 @@ class BroadcastSession:
         self.direct = DirectMessages(node_id, user, store, interval)
         self.posting = Posting(node_id, user, store, interval, now)
         self.gate = Gate(self.trust, self.stats, penalty)
-        self._status: Status | None = None
         # Every command but MSG (gathered and stored together by receive_many).
         self._handlers: dict[Verb, Handler] = {
             Verb.BEAT: self._on_beat,
@@ -238,9 +237,9 @@ class BroadcastSession:
                now: float) -> list[Output]:
         """Secure mode: a beacon ``trust.judge`` would not take as it is."""
         if check is BeaconCheck.REFUSE_MOVE:
-            self.watch.refuse_move(beacon, self._name(known), now)
+            self.watch.refuse_move(beacon, self.links.name(known), now)
         elif check is BeaconCheck.DOUBT:
-            probe = self.watch.doubt(beacon, self._name(known), now)
+            probe = self.watch.doubt(beacon, self.links.name(known), now)
             if probe is not None:
                 self.links.apply(beacon.node_id, LinkEvent.LEAVING)
                 return probe
@@ -253,14 +252,9 @@ class BroadcastSession:
             if isinstance(change, Arrived):
                 outputs += self._joined(change.peer, now, change.verb)
             else:
-                why = change.why and f"{self._name(change.peer)} {change.why}"
+                why = change.why and f"{self.links.name(change.peer)} {change.why}"
                 outputs += self._unlink(change.peer.node_id, LinkEvent.GONE, why)
         return outputs
-
-    def _name(self, peer: Peer | None) -> str:
-        """What a peer is called: its key's name once linked in secure mode, else its user."""
-        link = self.links.linked(peer.node_id) if peer is not None else None
-        return link.user if link is not None else (peer.user if peer is not None else "?")
 
     def _joined(self, peer: Peer, now: float, verb: str) -> list[Output]:
         if peer.mode != MODE:
@@ -425,14 +419,8 @@ class BroadcastSession:
     def _take(self, messages: list[Message], now: float) -> Taken:
         taken = self.catchup.take(messages, now)
         self.posting.saw_own(messages)
-        self._conflicts(taken.conflicts)
+        self.stats["conflicts"] += len(taken.conflicts)
         return taken
-
-    def _conflicts(self, conflicts: Sequence[tuple[Message, str]]) -> None:
-        """Messages the inbox refused: another holds their origin and number."""
-        self.stats["conflicts"] += len(conflicts)
-        for message, why in conflicts:
-            log.warning("kept the stored message over %s: %s", message.id, why)
 
     def _pull(self, node_id: str, now: float) -> list[Output]:
         return self.catchup.pull(node_id, now) if self.links.linked(node_id) else []
@@ -463,7 +451,7 @@ class BroadcastSession:
     def _on_dm(self, sender: str, command: wire.Command, now: float) -> Handled:
         linked = self.links.linked(sender) is not None
         got = self.direct.take(sender, command.payloads, self.trust.direct, linked)
-        self._conflicts(got.conflicts)
+        self.stats["conflicts"] += len(got.conflicts)
         if got.owed:
             self.links.owe_acks(sender, got.owed)
         return got.outputs, got.faults
@@ -494,11 +482,7 @@ class BroadcastSession:
         return self.posting.accepted(now, marks, self.catchup.confirmed)
 
     def _refresh_status(self) -> list[Output]:
-        status = self.links.status(self.where)
-        if status == self._status:
-            return []
-        self._status = status
-        return [status]
+        return self.links.status_changed(self.where)
 
 
 def parse(frames: Sequence[bytes], via: str | None, own_id: str) -> tuple[str, Verb, wire.Command]:
