@@ -265,8 +265,11 @@ def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room)
         beacon_to(room.beacon_port, announce_of(alice).leaving())
         beacon_to(room.beacon_port,
                   announce_of(alice, router_port=mallory.port, pub_port=mallory.port))
-        stats = bob.node.stats
-        wait_for([bob], lambda: stats["moves_refused"] >= 1 and stats["leavings_doubted"] >= 1)
+        def refused() -> bool:
+            stats = bob.node.stats  # a copy each time
+            return stats["moves_refused"] >= 1 and stats["leavings_doubted"] >= 1
+
+        wait_for([bob], refused, "the forged LEAVING and move taken as doubt and refused")
         # Bob took alice's traffic after the LEAVING's 1.5-interval grace: had the doubt
         # not been cleared, she would have been dropped by then.
         wait_for([alice, bob],
