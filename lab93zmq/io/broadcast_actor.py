@@ -175,7 +175,7 @@ class BroadcastActor(Actor):
                 + (f", secure (key {secure.keys.public.decode()})" if secure else "")
             )
             send(pipe, Kind.READY, node_id=inbox.node_id, detail=detail)
-            io = _Io(net, pipe, pub, beacons, poller, self._peers, session, secure)
+            io = _Sockets(net, pipe, pub, beacons, poller, self._peers, session, secure)
             io.server_monitors = servers
             io.perform(session.start(now))
             self._serve(io, router, inbox)
@@ -206,7 +206,7 @@ class BroadcastActor(Actor):
                 net.term()  # waits at most BYE_LINGER_MS for the BYEs
         send(pipe, Kind.STOPPED)
 
-    def _serve(self, io: _Io, router: zmq.Socket, inbox: Inbox) -> None:
+    def _serve(self, io: _Sockets, router: zmq.Socket, inbox: Inbox) -> None:
         session = io.session
         secure = self.config.secure is not None
         while True:
@@ -233,7 +233,7 @@ class BroadcastActor(Actor):
                     io.link_events(item, now)
             io.perform(session.tick(self._monotonic()))
 
-    def _requests(self, io: _Io, inbox: Inbox, now: float) -> bool:
+    def _requests(self, io: _Sockets, inbox: Inbox, now: float) -> bool:
         """The front end's waiting requests, in order; False on STOP.
 
         A burst of posts (a pasted or piped block, a benchmark) becomes one
@@ -262,7 +262,7 @@ class BroadcastActor(Actor):
             io.perform(io.session.post_many(posts, now))
         return True
 
-    def _request(self, io: _Io, inbox: Inbox, request: PipeMessage, now: float) -> bool:
+    def _request(self, io: _Sockets, inbox: Inbox, request: PipeMessage, now: float) -> bool:
         """One front-end request other than POST; False on STOP."""
         if request.kind is Kind.STOP:
             return False
@@ -273,13 +273,13 @@ class BroadcastActor(Actor):
             answer(self, io, inbox, request.body, now)
         return True
 
-    def _scan(self, io: _Io, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+    def _scan(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         io.event(Kind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
 
-    def _who(self, io: _Io, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+    def _who(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         io.event(Kind.WHO_RESULT, users=io.session.who())
 
-    def _history(self, io: _Io, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+    def _history(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         limit = body.get("limit")
         limit = limit if type(limit) is int and limit > 0 else None
         io.event(Kind.HISTORY_RESULT, messages=[m.to_wire_dict() for m in inbox.history(limit)])
@@ -313,7 +313,7 @@ class BroadcastActor(Actor):
 
 
 # The front end's questions (every request but POST and STOP) and what answers each.
-_ANSWERS: dict[Kind, Callable[[BroadcastActor, _Io, Inbox, dict[str, Any], float], None]] = {
+_ANSWERS: dict[Kind, Callable[[BroadcastActor, _Sockets, Inbox, dict[str, Any], float], None]] = {
     Kind.SCAN: BroadcastActor._scan,
     Kind.WHO: BroadcastActor._who,
     Kind.HISTORY: BroadcastActor._history,
@@ -385,7 +385,7 @@ class _PeerSockets:
         self.dealer.close()
 
 
-class _Io:
+class _Sockets:
     """Carries out the session's outputs on the real sockets."""
 
     def __init__(
@@ -544,10 +544,10 @@ class _Io:
 
 
 # What the shell does for each action the session returns.
-_ACTIONS: dict[type, Callable[[_Io, Any], None]] = {
-    SendBeacon: _Io._beacon,
-    PublishFrames: _Io._publish,
-    SendToPeer: _Io._send_to,
-    ConnectPeer: _Io._connect,
-    DisconnectPeer: _Io._close,
+_ACTIONS: dict[type, Callable[[_Sockets, Any], None]] = {
+    SendBeacon: _Sockets._beacon,
+    PublishFrames: _Sockets._publish,
+    SendToPeer: _Sockets._send_to,
+    ConnectPeer: _Sockets._connect,
+    DisconnectPeer: _Sockets._close,
 }

@@ -10,7 +10,6 @@ whether or not it had it already; a DM to another user is dropped.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +24,6 @@ from .actions import BATCH_MESSAGES, Output, SendToPeer, Verb
 from .actions import command_frames as frames_of
 from .faults import Fault, decode_each, log_conflicts
 from .links import Link
-
-log = logging.getLogger(__name__)
 
 MAX_ACK_IDS = 10_000
 

@@ -50,7 +50,6 @@ frame list's source once; a source past the flood limit is cut off for
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -83,8 +82,6 @@ from .links import LinkEvent, Links, LinkState
 from .posting import Authored, DirectPost, Posting, RoomPosts
 from .trust import BeaconCheck, KeyTrust, Source, Trust
 from .watch import Arrived, Change, PeerWatch
-
-log = logging.getLogger(__name__)
 
 # What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop,
 # connections to live peers that dropped, and what secure mode refused).
