@@ -12,6 +12,10 @@ by all of them. When every peer has gone, the posts some peer reported holding
 before it went are accepted too: at least one peer holds them, and no live
 peer lacks them (a peer that leaves right after its last BEAT was lost on a
 SUB still connecting must not strand them).
+
+Rooms key two things here, and only here: the numbering (``Numbering`` is
+per scope already) and the pending posts with their floor (``_pending``,
+``accepted``); the marks peers report live in ``catchup.CatchUp``.
 """
 
 from __future__ import annotations
