@@ -24,8 +24,7 @@ from lab93zmq.core.broadcast.actions import (
 )
 from lab93zmq.core.events import Accepted, Notice, Rejected, Status
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.presence import Beacon, Kind
-from lab93zmq.io.scan import Sighting
+from lab93zmq.core.presence import Beacon, Kind, sighting
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(30)
@@ -550,9 +549,9 @@ def test_scan_lists_the_live_table_in_the_scan_json_form(lan):
     wall = datetime(2026, 11, 24, 21, 0, 0, tzinfo=timezone.utc)
     table = alice.session.scan(lan.now, wall)
     assert [b["user"] for b in table] == ["bob", "srv"]
-    sighting = Sighting(Beacon(Kind.ANNOUNCE, bob.node_id, "broadcast", bob.router_port,
-                               bob.pub_port, "bob"), bob.address, wall)
-    assert table[0].keys() == sighting.to_json_dict().keys()
+    seen = sighting(Beacon(Kind.ANNOUNCE, bob.node_id, "broadcast", bob.router_port,
+                           bob.pub_port, "bob"), bob.address, wall)
+    assert table[0].keys() == seen.to_json().keys()
     assert table[0]["address"] == bob.address and table[0]["router"] == bob.router_port
     assert alice.session.who() == ["bob"]  # a repeater is listed by scan, not by who
     assert alice.subs == {bob.node_id}
