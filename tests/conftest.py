@@ -26,6 +26,15 @@ def isolated_data_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def beacon_port():
+    """A beacon port of the test's own on loopback (see procs.reserved_beacon_port)."""
+    from procs import reserved_beacon_port
+
+    with reserved_beacon_port() as port:
+        yield port
+
+
+@pytest.fixture
 def nodes():
     """The actors a test starts (anything with ``stop()``), stopped last first afterwards."""
     started: list = []

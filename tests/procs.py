@@ -36,6 +36,22 @@ def reserved_tcp_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
+@contextmanager
+def reserved_beacon_port() -> Iterator[int]:
+    """A UDP beacon port on loopback, bound to 0 and read back, held for the test.
+
+    The holder binds 127.255.255.255 with SO_REUSEADDR and SO_REUSEPORT, as every
+    beacon listener does, so the nodes under test share the port with it while
+    nobody else can be handed it. It never reads: what it receives is dropped
+    by the kernel when its buffer is full."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        holder.bind(("127.255.255.255", 0))
+        yield holder.getsockname()[1]
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))

@@ -29,6 +29,7 @@ class Draft:
     subject: str | None
     to: str | None
     sent_at: datetime
+    room: str | None = None  # a room post's room (None: the default room); None when direct
 
     @property
     def scope(self) -> str:
@@ -42,12 +43,14 @@ class Draft:
             "subject": self.subject,
             "to": self.to,
             "sent_at": self.sent_at.isoformat(timespec="microseconds"),
+            "room": self.room,
         }
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Draft:
         sent_at = parse_time(body["sent_at"])
-        return cls(body["id"], body["content"], body["subject"], body["to"], sent_at)
+        room = body.get("room")
+        return cls(body["id"], body["content"], body["subject"], body["to"], sent_at, room)
 
     def author(self, user: str, origin: str, origin_seq: int) -> Message:
         """The Message this draft becomes; MessageError when a field is invalid."""
@@ -60,6 +63,7 @@ class Draft:
             sent_at=self.sent_at,
             origin=origin,
             origin_seq=origin_seq,
+            room=self.room,
         )
 
 

@@ -55,3 +55,11 @@ class UnreachableError(Lab93Error):
 
 class UndeliveredError(Lab93Error):
     """Some messages were not delivered; they are kept in the inbox and sent next time."""
+
+
+class RefusedError(Lab93Error):
+    """The node refused to send this message; it was not stored."""
+
+
+class ClosedError(Lab93Error):
+    """This node is closed: open a new one to send or receive."""

@@ -157,6 +157,20 @@ class Message:
         return message
 
     @property
+    def sender(self) -> str:
+        """Who wrote it (the public name of ``author``)."""
+        return self.author
+
+    @property
+    def to(self) -> str | None:
+        """Its addressee, None for a room message (the public name of ``recipient``)."""
+        return self.recipient
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` line's dict: id, from, to, room, subject, content, sent_at, origin."""
+        return self.to_json_dict()
+
+    @property
     def is_direct(self) -> bool:
         return self.recipient is not None
 

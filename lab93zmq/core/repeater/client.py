@@ -23,7 +23,7 @@ from ..authoring import DIRECT as DIRECT_SCOPE
 from ..authoring import Draft, Numbering
 from ..endpoints import host_of
 from ..errors import ProtocolError, SecurityError
-from ..events import Event, Notice, Rejected, Status, Users
+from ..events import Event, Notice, Posted, Rejected, Status, Users
 from ..inbox import ClientInbox
 from ..message import Message, check_node_id
 from ..presence import Peer, PresenceEvent
@@ -356,8 +356,13 @@ class ClientCore:
         return self._submit([outgoing(message) for message in messages])
 
     def _submit(self, posts: list[Outgoing | Rejected]) -> list[Event]:
-        self.posts.submit([post for post in posts if isinstance(post, Outgoing)])
-        return [post for post in posts if isinstance(post, Rejected)]
+        """Keep the good ones in the outbox (committed before this returns): Posted."""
+        kept = [post for post in posts if isinstance(post, Outgoing)]
+        self.posts.submit(kept)
+        events: list[Event] = [post for post in posts if isinstance(post, Rejected)]
+        if kept:
+            events.append(Posted(tuple(post.message for post in kept)))
+        return events
 
     def who(self, now: float) -> list[ClientOutput]:
         if self.phase is not Phase.READY:

@@ -1,0 +1,445 @@
+"""The blocking Python API: a node or a server inside any program.
+
+A ``Node`` (broadcast node or repeater client) or ``Server`` runs its actor
+thread, which owns every socket and the inbox, and one *pump* thread, which
+owns the actor's pipe. Callers in any thread never touch a ZeroMQ socket:
+they queue a request and wake the pump through a plain OS pipe (a
+``zmq.Poller`` polls it beside the actor's pipe), and wait on a Future or a
+``queue.Queue`` that the pump fills. So ``send``, ``receive`` and iteration
+may be called from any thread, and nothing polls with sleeps.
+
+docs/API.rst documents every public name; ``lab93zmq.aio`` is the asyncio face.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import zmq
+
+from ..core.authoring import Draft
+from ..core.errors import ClosedError, Lab93Error, UsageError
+from ..core.events import Event
+from ..core.message import Message, check_name, make_id
+from ..core.rooms import room_name
+from ..core.sighting import Sighting
+from ..io.actor import Actor, ActorHandle, PipeMessage
+from ..io.actor import Kind as PipeKind
+from ..io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
+from ..io.inbox_lock import InboxLock
+from .options import node_config
+from .pipe import Arrived, Ended, Happened, Item, PipeClient, Settled
+
+T = TypeVar("T")
+START_TIMEOUT = 10.0  # seconds a node may take to be ready (bind, open the inbox)
+ANSWER_TIMEOUT = 10.0  # seconds an answer from the actor may take
+CLOSE_TIMEOUT = 5.0
+_DRAIN = 1000  # pipe messages the pump takes per turn
+_END = object()  # what the queues hold once the node has ended
+
+_open: weakref.WeakSet[_Running] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    """A program that forgot to close a node still leaves cleanly (leaving beacon, BYE)."""
+    for running in list(_open):
+        running.close()
+
+
+def seconds(value: object, what: str = "timeout") -> float | None:
+    """A timeout as the API takes it: None (wait as long as it takes) or seconds >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise UsageError(f"{what} takes a number of seconds from 0 up (or None), not {value!r}")
+
+
+class _Running:
+    """What a node and a server share: the actor, the pump, the queues."""
+
+    def __init__(self, actor: Actor, config: NodeConfig, start_timeout: float) -> None:
+        self.config = config
+        self._lock_file = InboxLock(config.db_path)
+        self._lock_file.acquire()  # one node per inbox, as on the command line
+        self._handle = ActorHandle(actor)
+        try:
+            self._handle.start(timeout=start_timeout)
+        except BaseException:
+            self._lock_file.release()
+            raise
+        self.actor = actor
+        self.node_id: str = self._handle.node_id or ""
+        #: The actor's own line about where it listens ("listening on ...").
+        self.ready_detail: str = self._handle.ready_detail
+        self._client = PipeClient()
+        self._guard = threading.Condition()  # held while the pump changes what waiters read
+        self._requests: deque[Callable[[], list[PipeMessage]]] = deque()
+        self._messages: queue.Queue[Any] = queue.Queue()
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._error: Lab93Error | None = None
+        self._closing = False
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        self._pump_thread = threading.Thread(target=self._pump, name="lab93-pump", daemon=True)
+        self._pump_thread.start()
+        _open.add(self)
+
+    # -- the caller's side ---------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the node was closed or its actor ended."""
+        return self._closing or self._client.ended
+
+    def _submit(self, build: Callable[[], list[PipeMessage]]) -> None:
+        if self.closed:
+            raise self._error or ClosedError()
+        self._requests.append(build)
+        try:
+            os.write(self._wake_write, b"\0")
+        except OSError:  # the pump closed its end: the node has ended
+            raise self._error or ClosedError() from None
+
+    def _wait(self, future: Future[T], timeout: float | None, what: str) -> T:
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            raise Lab93Error(f"no answer to {what} within {timeout:g} s") from None
+
+    def _ask(self, kind: PipeKind, timeout: object, **body: Any) -> Any:
+        future: Future[Any] = Future()
+        self._submit(lambda: [self._client.ask(kind, future, **body)])
+        return self._wait(future, seconds(timeout), kind.value.upper())
+
+    def receive(self, timeout: float | None = None) -> Message | None:
+        """The next message (oldest first), or None after ``timeout`` seconds (None:
+        wait as long as it takes) or once the node is closed."""
+        wait = seconds(timeout)
+        try:
+            item = self._messages.get(timeout=wait)
+        except queue.Empty:
+            return None
+        return self._unless_ended(item, self._messages)
+
+    def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next typed event (status, notice, accepted, refused, …), or None."""
+        try:
+            item = self._events.get(timeout=seconds(timeout))
+        except queue.Empty:
+            return None
+        return self._unless_ended(item, self._events)
+
+    def _unless_ended(self, item: Any, source: queue.Queue[Any]) -> Any:
+        if item is _END:
+            source.put(_END)  # for every other reader too
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+    def __iter__(self) -> Iterator[Message]:
+        """Every message as it arrives, until the node is closed."""
+        while (message := self.receive()) is not None:
+            yield message
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Leave cleanly (BYE, leaving beacon, inbox closed); idempotent."""
+        if not self._closing and not self._client.ended:
+            self._closing = True
+            self._requests.append(lambda: [PipeMessage(PipeKind.STOP, {})])
+            try:
+                os.write(self._wake_write, b"\0")
+            except OSError:
+                pass
+        self._closing = True
+        self._pump_thread.join(timeout + 1.0)
+        _open.discard(self)
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the pump's side --------------------------------------------------------------
+
+    def _pump(self) -> None:
+        pipe = self._handle.pipe
+        poller = zmq.Poller()
+        poller.register(pipe, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
+        try:
+            while not self._client.ended:
+                ready = dict(poller.poll())
+                if self._wake_read in ready:
+                    self._send_requests(pipe)
+                if pipe in ready:
+                    self._take(pipe)
+        except Exception as error:  # a bug here must not leave callers waiting forever
+            self._end(Lab93Error(f"internal error in the API's pump: {error!r}"))
+        finally:
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            self._handle.stop(timeout=CLOSE_TIMEOUT)  # joins the actor; closes the pipe
+            self._lock_file.release()
+
+    def _send_requests(self, pipe: zmq.Socket) -> None:
+        try:
+            while os.read(self._wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while self._requests:
+            build = self._requests.popleft()
+            with self._guard:
+                messages = build()
+            for message in messages:
+                pipe.send_multipart(message.frames())
+
+    def _take(self, pipe: zmq.Socket) -> None:
+        for _ in range(_DRAIN):
+            try:
+                frames = pipe.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            with self._guard:
+                items = self._client.take(PipeMessage.parse(frames))
+                for item in items:
+                    self._dispatch(item)
+                self._guard.notify_all()
+            if self._client.ended:
+                return
+
+    def _dispatch(self, item: Item) -> None:
+        if isinstance(item, Arrived):
+            self._messages.put(item.message)
+        elif isinstance(item, Happened):
+            self._events.put(item.event)
+        elif isinstance(item, Settled):
+            future: Future[Any] = item.token  # type: ignore[assignment]
+            if item.error is not None:
+                future.set_exception(item.error)
+            else:
+                future.set_result(item.value)
+        elif isinstance(item, Ended):
+            self._end(item.error)
+
+    def _end(self, error: Lab93Error | None) -> None:
+        self._error = error
+        self._client.ended = True
+        for token in self._client.waiting():
+            future: Future[Any] = token  # type: ignore[assignment]
+            if not future.done():
+                future.set_exception(error or ClosedError())
+        self._messages.put(_END)
+        self._events.put(_END)
+
+
+class Node(_Running):
+    """A broadcast node or a repeater client: ``Node.broadcast(...)``, ``Node.repeater(...)``.
+
+    The factories start the node and return once it is ready, or raise the
+    sentence the command line would print (a ``Lab93Error`` subclass).
+    """
+
+    @classmethod
+    def broadcast(
+        cls,
+        *,
+        user: str | None = None,
+        interfaces: str | Iterable[str] | None = None,
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        db: str | Path | None = None,
+        rooms: str | Iterable[str] | None = None,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        secure: bool = False,
+        authorized_keys: str | Path | None = None,
+        timeout: float = 10.0,
+        listen: bool = True,
+    ) -> Node:
+        """Start a broadcast node (``lab93-node -b``): serverless, peers found by beacon."""
+        from ..io.broadcast_actor import BroadcastActor
+
+        config = node_config(
+            "broadcast", user=user, address=address, port=port, interfaces=interfaces,
+            beacon_port=beacon_port, db=db, rooms=rooms, secure=secure,
+            authorized_keys=authorized_keys, timeout=timeout, listen=listen,
+        )
+        return cls(BroadcastActor(config), config)
+
+    @classmethod
+    def repeater(
+        cls,
+        *,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        user: str | None = None,
+        interfaces: str | Iterable[str] | None = None,
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        db: str | Path | None = None,
+        rooms: str | Iterable[str] | None = None,
+        secure: bool = False,
+        server_key: str | None = None,
+        timeout: float = 10.0,
+        listen: bool = True,
+    ) -> Node:
+        """Start a repeater client (``lab93-node -r -c``); ``address`` None: find a server."""
+        from ..io.repeater_client import ClientActor
+
+        config = node_config(
+            "client", user=user, address=address, port=port, interfaces=interfaces,
+            beacon_port=beacon_port, db=db, rooms=rooms, secure=secure, server_key=server_key,
+            timeout=timeout, listen=listen,
+        )
+        return cls(ClientActor(config), config)
+
+    def __init__(self, actor: Actor, config: NodeConfig) -> None:
+        super().__init__(actor, config, max(config.timeout, START_TIMEOUT))
+        self.user: str = config.user
+        self._room: str = config.rooms[0]
+
+    @property
+    def room(self) -> str:
+        """The current room: where ``send`` posts unless told otherwise."""
+        return self._room
+
+    @property
+    def rooms(self) -> list[str]:
+        """The rooms this node is in, the current one first."""
+        return list(self.config.rooms)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def draft(
+        self, text: str, *, subject: str | None = None, to: str | None = None,
+        room: str | None = None,
+    ) -> Draft:
+        """The draft ``send`` would post, checked now (MessageError names a bad field)."""
+        if to is not None:
+            check_name(to, "to")
+            if room is not None:
+                raise UsageError("a direct message (to=...) has no room; give one or the other")
+        else:
+            room = room_name(room) if room is not None else self._room
+        sent_at = datetime.now(timezone.utc)
+        draft = Draft(make_id(sent_at, os.urandom(10)), text, subject, to, sent_at, room)
+        draft.author(self.user, self.node_id or "0" * 32, 1)  # every field's own check
+        return draft
+
+    def send(
+        self, text: str, *, subject: str | None = None, to: str | None = None,
+        room: str | None = None, timeout: float | None = ANSWER_TIMEOUT,
+    ) -> Message:
+        """Send ``text`` to the current room (or ``room``), or ``to`` one user.
+
+        Returns the stored message once the node has written it to its inbox (its
+        outbox): from then on it is not lost, whatever happens to this process. It
+        is *delivered* later; ``flush`` waits for that.
+        """
+        return self.send_many([self.draft(text, subject=subject, to=to, room=room)],
+                              timeout=timeout)[0]
+
+    def send_many(self, drafts: Iterable[Draft], timeout: float | None = ANSWER_TIMEOUT
+                  ) -> list[Message]:
+        """``send`` for several drafts (from ``draft``) at once: one turn of the actor
+        stores them together, which is how a pipeline keeps up."""
+        pairs = [(draft, Future()) for draft in drafts]
+        if not pairs:
+            return []
+        self._submit(lambda: self._client.post(pairs))
+        wait = seconds(timeout)
+        return [self._wait(future, wait, "sending a message") for _, future in pairs]
+
+    def flush(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
+        """Wait until every message sent by this object is accepted (the command line's
+        rule at the end of piped input), at most ``timeout``; return those that are not."""
+        wait = seconds(timeout)
+        with self._guard:
+            self._guard.wait_for(lambda: not self._client.unaccepted or self.closed, wait)
+            return list(self._client.unaccepted.values())
+
+    # -- asking ---------------------------------------------------------------------
+
+    def peers(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Sighting]:
+        """Every live node and repeater this node hears (what /scan shows)."""
+        return list(self._ask(PipeKind.SCAN, timeout))
+
+    def who(self, timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
+        """The users online (what /who shows)."""
+        return list(self._ask(PipeKind.WHO, timeout))
+
+    def history(self, limit: int | None = 20, timeout: float | None = ANSWER_TIMEOUT
+                ) -> list[Message]:
+        """The newest ``limit`` messages of the inbox, oldest first (None: all of them)."""
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 0):
+            raise UsageError(f"limit takes a whole number from 0 up (or None), not {limit!r}")
+        return list(self._ask(PipeKind.HISTORY, timeout, limit=limit))
+
+
+class Server(_Running):
+    """A repeater server (``lab93-node -r -s``) in this process.
+
+    ``router_port`` and ``pub_port`` are the ports really bound (``port=0``: any
+    free one). Messages it stores arrive through ``receive`` and iteration.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        interfaces: str | Iterable[str] | None = None,
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        db: str | Path | None = None,
+        secure: bool = False,
+        authorized_keys: str | Path | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        from ..io.repeater_server import ServerActor
+
+        config = node_config(
+            "server", address=address, port=port, interfaces=interfaces,
+            beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
+            timeout=timeout,
+        )
+        actor = ServerActor(config)
+        super().__init__(actor, config, max(config.timeout, START_TIMEOUT))
+        self.router_port: int = actor.router_port or 0
+        self.pub_port: int = actor.pub_port or 0
+
+
+def scan(
+    *,
+    interfaces: str | Iterable[str] | None = None,
+    beacon_port: int = DEFAULT_BEACON_PORT,
+    timeout: float = 2.0,
+) -> list[Sighting]:
+    """Probe once and list every live node and repeater heard within ``timeout``."""
+    from ..io.interfaces import resolve
+    from ..io.scan import scan as probe
+
+    config = node_config("scan", interfaces=interfaces, beacon_port=beacon_port,
+                         timeout=timeout)
+    return probe(resolve(config.interfaces), config.beacon_port, config.timeout)
+

@@ -1,0 +1,161 @@
+"""The program's side of the actor pipe, sans-IO: what to send, and what arrived.
+
+Both faces of the API (blocking ``api.node`` and ``aio``) drive one
+``PipeClient``; they differ only in how they wait. It turns calls into pipe
+messages and pipe messages into *settlements* for whoever waits:
+
+* a post is settled by its ``POSTED`` (the stored Message) or ``REJECTED``;
+* a question (``WHO``, ``SCAN``, ``HISTORY``, …) by the next answer of its
+  kind: the actor answers in the order it was asked, on one ordered pipe;
+* everything else is an event (a message for ``receive``, or a typed event).
+
+It also keeps what ``flush`` needs: the posts of this session not yet
+accepted. Messages arrive already checked by the actor and are rebuilt
+without checking them again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.authoring import Draft
+from ..core.errors import Lab93Error, ProtocolError, RefusedError
+from ..core.events import Accepted, Event, Incoming, Posted, Rejected, from_pipe_form
+from ..core.message import Message
+from ..core.sighting import Sighting
+from ..io.actor import Kind as PipeKind
+from ..io.actor import PipeMessage
+
+# The answer each question gets.
+ANSWERS = {
+    PipeKind.WHO: PipeKind.WHO_RESULT,
+    PipeKind.SCAN: PipeKind.SCAN_RESULT,
+    PipeKind.HISTORY: PipeKind.HISTORY_RESULT,
+}
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What ``token`` waited for: ``value``, or ``error`` to raise."""
+
+    token: Hashable
+    value: Any = None
+    error: Lab93Error | None = None
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """A message for ``receive`` and iteration, in the order the CLI prints them."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class Happened:
+    """A typed event for ``next_event``."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The actor stopped: ``error`` is its FATAL sentence, None after a clean STOP."""
+
+    error: Lab93Error | None = None
+
+
+Item = Settled | Arrived | Happened | Ended
+
+
+class PipeClient:
+    """Bookkeeping for one node's pipe. Not thread-safe: one owner drives it."""
+
+    def __init__(self) -> None:
+        self._posting: dict[str, Hashable] = {}  # draft id -> who waits for its POSTED
+        self.unaccepted: dict[str, Message] = {}  # posted this session, not yet accepted
+        self._asking: dict[PipeKind, deque[Hashable]] = {kind: deque() for kind in ANSWERS}
+        self.ended = False
+
+    # -- calls -> pipe messages ------------------------------------------------
+
+    def post(self, drafts: Iterable[tuple[Draft, Hashable]]) -> list[PipeMessage]:
+        """POSTs for ``drafts``; each one's token is settled with its stored Message, or
+        with the error that refused it."""
+        requests = []
+        for draft, token in drafts:
+            self._posting[draft.id] = token
+            requests.append(PipeMessage(PipeKind.POST, draft.body()))
+        return requests
+
+    def ask(self, kind: PipeKind, token: Hashable, **body: Any) -> PipeMessage:
+        """A question; ``token`` is settled with the answer's body."""
+        self._asking[kind].append(token)
+        return PipeMessage(kind, body)
+
+    def waiting(self) -> list[Hashable]:
+        """Every token not settled yet (to fail them when the actor is gone)."""
+        asked = [token for queue in self._asking.values() for token in queue]
+        return list(self._posting.values()) + asked
+
+    # -- pipe messages -> items -------------------------------------------------
+
+    def take(self, message: PipeMessage) -> list[Item]:
+        kind, body = message.kind, message.body
+        if kind is PipeKind.STOPPED:
+            self.ended = True
+            return [Ended()]
+        if kind is PipeKind.FATAL:
+            self.ended = True
+            return [Ended(Lab93Error(body["error"]))]
+        for question, answer in ANSWERS.items():
+            if kind is answer:
+                return self._answer(question, body)
+        try:
+            events = from_pipe_form(kind.value, body)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ProtocolError(f"a {kind.value} from the actor: {error}") from None
+        items: list[Item] = []
+        for event in events:
+            items += self._event(event)
+        return items
+
+    def _answer(self, question: PipeKind, body: dict[str, Any]) -> list[Item]:
+        askers = self._asking[question]
+        if not askers:
+            return []  # nobody asked (a front end that asked and then left)
+        token = askers.popleft()
+        if question is PipeKind.SCAN:
+            return [Settled(token, [Sighting.from_json(line) for line in body["beacons"]])]
+        if question is PipeKind.HISTORY:
+            return [Settled(token, [Message.from_checked_dict(f) for f in body["messages"]])]
+        return [Settled(token, list(body["users"]))]
+
+    def _event(self, event: Event) -> list[Item]:
+        if isinstance(event, Incoming):
+            return [Arrived(event.message)]
+        if isinstance(event, Posted):
+            return self._posted(event.messages)
+        if isinstance(event, Accepted):
+            for message_id in event.ids:
+                self.unaccepted.pop(message_id, None)
+            return [Happened(event)]
+        if isinstance(event, Rejected):
+            self.unaccepted.pop(event.id or "", None)
+            token = self._posting.pop(event.id or "", None)
+            if token is not None:
+                error = RefusedError(f"not sent: {event.reason}")
+                return [Settled(token, error=error), Happened(event)]
+            return [Happened(event)]
+        return [Happened(event)]
+
+    def _posted(self, messages: tuple[Message, ...]) -> list[Item]:
+        items: list[Item] = []
+        for message in messages:
+            self.unaccepted[message.id] = message
+            token = self._posting.pop(message.id, None)
+            if token is not None:
+                items.append(Settled(token, message))
+        return items

@@ -1,0 +1,199 @@
+"""The blocking Python API on real sockets (loopback): a server and repeater clients
+in this process, sending, receiving, flushing and asking, from several threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+import lab93zmq
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server(tmp_path, beacon_port):
+    with lab93zmq.Server(address="127.0.0.1", port=0, interfaces=["lo"],
+                         beacon_port=beacon_port, db=tmp_path / "server.db") as running:
+        yield running
+
+
+def client(server, tmp_path, user, **options):
+    return lab93zmq.Node.repeater(
+        address="127.0.0.1", port=server.router_port, user=user, interfaces=["lo"],
+        beacon_port=server.config.beacon_port, db=tmp_path / f"{user}.db", **options,
+    )
+
+
+def test_a_server_reports_the_ports_it_really_bound(server):
+    assert server.router_port > 0 and server.pub_port > 0
+    assert server.router_port != server.pub_port
+    assert len(server.node_id) == 32
+
+
+def test_send_returns_the_stored_message_and_the_other_side_receives_it(server, tmp_path):
+    with client(server, tmp_path, "sensor7") as sensor, client(server, tmp_path, "alice") as alice:
+        sent = sensor.send("disk full", subject="host3")
+        assert isinstance(sent, lab93zmq.Message)
+        assert (sent.sender, sent.to, sent.room, sent.subject, sent.content) == (
+            "sensor7", None, "general", "host3", "disk full")
+        assert sent.origin == sensor.node_id and sent.sent_at.tzinfo is not None
+        assert sensor.flush(timeout=10) == []
+        got = alice.receive(timeout=10)
+        assert got == sent
+        assert got.to_json() == sent.to_json() and got.to_json()["room"] == "general"
+        direct = alice.send("psst", to="sensor7")
+        assert direct.to == "sensor7" and direct.room is None
+        assert alice.flush(timeout=10) == []
+        assert sensor.receive(timeout=10) == direct
+        assert [m.content for m in alice.history(limit=5)] == ["disk full", "psst"]
+        assert alice.who() == ["alice", "sensor7"]
+        assert [p.mode for p in alice.peers()] == ["repeater"]
+
+
+def test_a_message_sent_is_in_the_outbox_before_send_returns(server, tmp_path):
+    """send() returns once the message is stored: a node closed at once (the server
+    gone meanwhile) still has it, and the next run sends it."""
+    from lab93zmq.io.store import Inbox
+
+    node = client(server, tmp_path, "alice")
+    server.close()
+    sent = node.send("kept while the server is away")
+    node.close()
+    with Inbox(tmp_path / "alice.db") as inbox:
+        assert [m.id for m in inbox.outbox()] == [sent.id]
+
+
+def test_flush_returns_what_was_not_accepted_in_time(tmp_path, beacon_port):
+    with lab93zmq.Server(address="127.0.0.1", port=0, interfaces=["lo"],
+                         beacon_port=beacon_port, db=tmp_path / "s.db") as server:
+        port = server.router_port
+    # No server any more: nothing can be accepted.
+    with lab93zmq.Node.repeater(address="127.0.0.1", port=port, user="alice",
+                                interfaces=["lo"], beacon_port=beacon_port,
+                                db=tmp_path / "alice.db") as alice:
+        sent = alice.send("into the void")
+        assert alice.flush(timeout=0.5) == [sent]
+
+
+def test_iteration_yields_until_the_node_is_closed(server, tmp_path):
+    with client(server, tmp_path, "alice") as alice, client(server, tmp_path, "bob") as bob:
+        seen = []
+        all_five = threading.Event()
+
+        def read():
+            for message in bob:
+                seen.append(message.content)
+                if len(seen) == 5:
+                    all_five.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for n in range(5):
+            alice.send(f"line {n}")
+        assert alice.flush(timeout=10) == []
+        assert all_five.wait(10)
+        bob.close()
+        reader.join(10)
+        assert not reader.is_alive()
+        assert seen == [f"line {n}" for n in range(5)]
+
+
+def test_send_receive_and_ask_from_many_threads_at_once(server, tmp_path):
+    with client(server, tmp_path, "alice") as alice, client(server, tmp_path, "bob") as bob:
+        sent: list[lab93zmq.Message] = []
+        errors: list[BaseException] = []
+
+        def work(worker):
+            try:
+                for n in range(25):
+                    sent.append(alice.send(f"{worker}:{n}"))
+                    if n % 10 == 0:
+                        alice.who()
+            except BaseException as error:  # pragma: no cover - reported below
+                errors.append(error)
+
+        workers = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert not errors
+        assert len({m.id for m in sent}) == 100
+        assert alice.flush(timeout=20) == []
+        received = set()
+        while len(received) < 100:
+            message = bob.receive(timeout=10)
+            assert message is not None, f"{len(received)} of 100"
+            received.add(message.id)
+        assert received == {m.id for m in sent}
+        # Each author's messages keep their order (one origin, numbered as sent).
+        assert sorted(m.origin_seq for m in sent) == list(range(1, 101))
+
+
+def test_misuse_gets_a_clear_exception_never_a_hang(server, tmp_path):
+    alice = client(server, tmp_path, "alice")
+    with pytest.raises(lab93zmq.MessageError, match="content"):
+        alice.send("")
+    with pytest.raises(lab93zmq.RoomError, match="not a room name"):
+        alice.send("hi", room="Not A Room!")
+    with pytest.raises(lab93zmq.UsageError, match="has no room"):
+        alice.send("hi", to="bob", room="ops")
+    for bad in ("soon", -1, True):
+        with pytest.raises(lab93zmq.UsageError, match="timeout takes a number"):
+            alice.receive(timeout=bad)
+    with pytest.raises(lab93zmq.UsageError, match="limit"):
+        alice.history(limit=-3)
+    alice.close()
+    alice.close()  # closing twice is harmless
+    with pytest.raises(lab93zmq.ClosedError):
+        alice.send("too late")
+    assert alice.receive(timeout=0) is None
+    assert list(alice) == []
+
+
+def test_bad_options_raise_the_command_lines_sentence(tmp_path):
+    with pytest.raises(lab93zmq.UsageError, match=r"-p/--port takes a whole number"):
+        lab93zmq.Node.repeater(port="x", interfaces=["lo"], db=tmp_path / "a.db")
+    with pytest.raises(lab93zmq.UsageError, match=r"--room '#no way'"):
+        lab93zmq.Node.broadcast(rooms=["#no way"], interfaces=["lo"], db=tmp_path / "a.db")
+    with pytest.raises(lab93zmq.UsageError, match="no network interface"):
+        lab93zmq.scan(interfaces=["nosuch0"])
+
+
+def test_one_node_per_inbox_as_on_the_command_line(server, tmp_path):
+    with client(server, tmp_path, "alice"):
+        with pytest.raises(lab93zmq.StoreError, match="in use by another lab93-node"):
+            client(server, tmp_path, "alice")
+
+
+def test_a_server_that_cannot_start_says_why(tmp_path, beacon_port, server):
+    with pytest.raises(lab93zmq.Lab93Error, match=str(server.router_port)):
+        lab93zmq.Server(address="127.0.0.1", port=server.router_port, interfaces=["lo"],
+                        beacon_port=beacon_port, db=tmp_path / "other.db")
+
+
+def test_scan_lists_the_server(server):
+    found = lab93zmq.scan(interfaces=["lo"], beacon_port=server.config.beacon_port,
+                          timeout=1.0)
+    assert [(s.node, s.mode, s.router) for s in found] == [
+        (server.node_id, "repeater", server.router_port)]
+    assert found[0].to_json()["mode"] == "repeater"
+
+
+def test_importing_the_package_loads_no_zeromq_until_a_node_is_made():
+    import subprocess
+
+    code = (
+        "import sys, lab93zmq\n"
+        "assert 'zmq' not in sys.modules\n"
+        "lab93zmq.Message, lab93zmq.Lab93Error\n"
+        "assert 'zmq' not in sys.modules\n"
+        "lab93zmq.Node\n"
+        "assert 'zmq' in sys.modules\n"
+        "assert 'asyncio' not in sys.modules, 'the blocking API needs no asyncio'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
