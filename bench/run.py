@@ -31,6 +31,7 @@ ITEMS = {
     "secure": "secure",
     "broadcast": "broadcast",
     "catchup": "catchup",
+    "pipelines": "pipelines",
     "idle": "idle",
     "overload": "overload",
 }
