@@ -32,6 +32,7 @@ ITEMS = {
     "broadcast": "broadcast",
     "catchup": "catchup",
     "pipelines": "pipelines",
+    "send": "send",
     "idle": "idle",
     "overload": "overload",
 }

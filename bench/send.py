@@ -1,0 +1,121 @@
+"""Item: ``--send`` end to end on loopback, and a listening client's idle RSS (issue 14).
+
+*--send*: wall time from starting ``lab93-node -r -c ... --send TEXT`` to its
+exit with status 0 (start-up, connect, the message acknowledged, exit), with
+the same inbox every time (a user's; the first run, which creates it, is a
+warm-up and only kept in the details), our server on loopback. Beside it, in
+the same rounds, the order rotating:
+
+* ``pipe_client.py once``: start Python, import pyzmq, one POST to the bare
+  broker, its ACK, exit - the smallest DEALER round trip a ``--send`` could be;
+* ``python -c 'import zmq'``: the start-up no pyzmq program can avoid;
+* ``python -c pass`` (details only): the interpreter alone.
+
+*idle RSS*: our ``--listen`` client (connected, past its catch-up, the
+``--send`` messages printed) beside pipe_client.py's listener (a DEALER and a
+SUB), the largest resident set over a window (psutil, every 0.1 s). idle.py
+covers the broadcast node and the server (in network namespaces, as root).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import clients
+from clients import BARE, OURS
+from common import PYTHON, BenchError, Figure, Procs, Sampler, Settings, child_env, log
+
+MIB = 1024 * 1024
+RUN_LIMIT = 30.0
+
+
+def timed(argv: list[str], workdir: Path, name: str) -> float:
+    """Seconds from start to exit; BenchError unless it exits 0 in time."""
+    with open(workdir / f"{name}.stderr", "ab") as stderr:
+        t0 = time.monotonic()
+        popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            env=child_env(), cwd=str(workdir),
+        )  # fmt: skip
+        try:
+            status = popen.wait(RUN_LIMIT)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(5)
+            raise BenchError(f"{name} still running after {RUN_LIMIT:g} s") from None
+        elapsed = time.monotonic() - t0
+    if status != 0:
+        tail = (workdir / f"{name}.stderr").read_text(errors="replace").splitlines()[-3:]
+        raise BenchError(f"{name} exited {status}: {' | '.join(tail)}")
+    return elapsed
+
+
+def idle_rss(pids: dict[str, int], window: float) -> dict[str, float]:
+    samplers = {name: Sampler(pid) for name, pid in pids.items()}
+    for sampler in samplers.values():
+        sampler.__enter__()
+    time.sleep(window)  # the window itself is what is measured
+    for sampler in samplers.values():
+        sampler.__exit__()
+    return {name: sampler.peak_rss / MIB for name, sampler in samplers.items()}
+
+
+def run(settings: Settings, workdir: Path) -> list[Figure]:
+    runs = settings.pick(5, 15)
+    window = settings.pick(2.0, 5.0)
+    times: dict[str, list[float]] = {"send": [], "once": [], "import": [], "pass": []}
+    with Procs(workdir) as procs:
+        with (
+            clients.repeater(procs, OURS, workdir, "send-ours") as ours,
+            clients.repeater(procs, BARE, workdir, "send-bare") as bare,
+        ):
+            listeners = {
+                OURS: clients.Listener(procs.start("listen-ours", ours.listener_argv(), talk=True)),
+                BARE: clients.Listener(procs.start("listen-bare", bare.listener_argv(), talk=True)),
+            }
+            kinds = {
+                "send": lambda n: ours.send_argv("sender", f"hello {n}"),
+                "once": lambda n: bare.send_argv("sender", f"hello {n}"),
+                "import": lambda n: [PYTHON, "-c", "import zmq"],
+                "pass": lambda n: [PYTHON, "-c", "pass"],
+            }
+            first_use = timed(kinds["send"](-1), workdir, "send")  # creates the inbox
+            for name in ("once", "import", "pass"):
+                timed(kinds[name](-1), workdir, name)
+            order = list(kinds)
+            for number in range(runs):
+                shift = number % len(order)
+                for name in order[shift:] + order[:shift]:
+                    times[name].append(timed(kinds[name](number), workdir, name))
+            for kind, listener in listeners.items():
+                # Proof it is connected and past its catch-up: it printed the sends (the
+                # floor's may have missed the warm-up's while its SUB was joining).
+                if not clients.wait_for_lines(listener, runs, 10.0):
+                    raise BenchError(
+                        f"the {kind} listener printed {listener.lines} of {runs} sends; "
+                        f"{listener.child.stderr_tail()}"
+                    )
+            rss = idle_rss({kind: lis.child.pid for kind, lis in listeners.items()}, window)
+    ms = {name: [t * 1000 for t in values] for name, values in times.items()}
+    med = {name: sorted(v)[len(v) // 2] for name, v in ms.items()}
+    log(
+        f"send: --send {med['send']:.0f} ms (first use {first_use * 1000:.0f} ms), "
+        f"DEALER round trip {med['once']:.0f} ms, import zmq {med['import']:.0f} ms, "
+        f"python {med['pass']:.0f} ms; idle RSS ours {rss[OURS]:.1f} MiB, "
+        f"floor {rss[BARE]:.1f} MiB"
+    )
+    details: list[dict[str, Any]] = [{"ms": ms, "first_use_ms": first_use * 1000, "rss": rss}]
+    item = "send (loopback)"
+    return [
+        Figure(item, "--send end to end", "ms", "lower", ms["send"], ms["once"],
+               "pipe_client once: POST->ACK", "<= 100 ms", details=details,
+               note=f"start to exit 0, median of {runs}, the same inbox each time"),
+        Figure(item, "--send end to end", "ms", "lower", ms["send"], ms["import"],
+               "python -c 'import zmq'", "<= 100 ms"),
+        Figure(item, "--listen client idle RSS", "MiB", "lower", [rss[OURS]], [rss[BARE]],
+               "pipe_client listen", "<= 30 MiB",
+               note=f"largest RSS over {window:g} s, connected and caught up"),
+    ]  # fmt: skip
