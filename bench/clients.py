@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import selectors
-import signal
 import socket
 import subprocess
 import time
@@ -279,14 +278,3 @@ def wait_for_lines(listener: Listener, count: int, timeout: float) -> bool:
         return listener.lines >= count
     finally:
         selector.close()
-
-
-def interrupt(popen: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGINT (py-spy writes its profile on it) and wait; SIGKILL when it does not go."""
-    if popen.poll() is None:
-        popen.send_signal(signal.SIGINT)
-        try:
-            popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait(5)

@@ -38,15 +38,14 @@ from __future__ import annotations
 
 import json
 import selectors
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import clients
+import spy
 from clients import BARE, OURS, Listener, Pipeline, Repeater, cpu_seconds
 from common import (
-    PYTHON,
     BenchError,
     Figure,
     Procs,
@@ -54,7 +53,6 @@ from common import (
     interleave,
     log,
     median,
-    summarize_collapsed,
 )
 
 MANY = ("10x3000", 10, 3000)
@@ -63,7 +61,6 @@ PROBE_TRIES = 5  # the floor's listener may join its PUB after the first probe
 RUN_LIMIT = 120.0  # the longest one run may take, whatever happens
 SETTLE = 5.0  # after the last pipeline exited, how long the listener may take for the rest
 QUIET = 0.3  # then how long we keep reading, for duplicates
-SPY_RATE = 250
 
 
 def wait_exit(pipeline: Pipeline, timeout: float) -> None:
@@ -88,26 +85,6 @@ def probe(procs: Procs, rep: Repeater, listener: Listener, workdir: Path, tag: s
         if clients.wait_for_lines(listener, listener.lines + 1, 3.0):
             return pipeline.cpu or 0.0
     raise BenchError(f"the listener printed none of {PROBE_TRIES} probes")
-
-
-def py_spy_binary() -> str:
-    sibling = Path(PYTHON).with_name("py-spy")
-    if sibling.exists():
-        return str(sibling)
-    import shutil
-
-    found = shutil.which("py-spy")
-    if found is None:
-        raise BenchError("--profile needs py-spy: pip install -e '.[bench]'")
-    return found
-
-
-def spy_argv(out: Path, *target: str) -> list[str]:
-    """py-spy record (collapsed stacks, per thread) of ``--pid P`` or ``-- ARGV``."""
-    return [
-        py_spy_binary(), "record", "--format", "raw", "--rate", str(SPY_RATE), "--nolineno",
-        "--threads", "--output", str(out), *target,
-    ]  # fmt: skip
 
 
 def drive(
@@ -190,12 +167,36 @@ def count_lines(listener: Listener, since: int, labels: list[str], lines: int) -
     }
 
 
-def one_run(
-    kind: str, shape: tuple[str, int, int], workdir: Path, number: int, spy: Path | None = None
-) -> dict[str, Any]:
+def launch(
+    procs: Procs, rep: Repeater, workdir: Path, tag: str, shape: tuple[str, int, int],
+    spy_dir: Path | None,
+) -> tuple[list[Pipeline], list[spy.Recording]]:  # fmt: skip
+    """Start the shape's pipelines together (the 1-line one under py-spy when profiling)."""
     name, count, lines = shape
-    tag = f"{kind}-{name}-{number}{'-spy' if spy else ''}"
-    spies: list[subprocess.Popen] = []
+    pipelines: list[Pipeline] = []
+    recordings: list[spy.Recording] = []
+    for number in range(count):
+        argv = rep.sender_argv(f"pipe{number}")
+        wrapped = None
+        if spy_dir and count == 1:
+            wrapped = spy.record(procs, spy_dir / f"pipelines-{name}-consumer.txt", argv=argv)
+            argv = wrapped.argv
+        label = f"p{number}"
+        pipelines.append(
+            clients.start_pipeline(procs, workdir, f"{tag}-{label}", label, lines, argv)
+        )
+        if wrapped is not None:
+            wrapped.start(pipelines[-1].consumer)
+            recordings.append(wrapped)
+    return pipelines, recordings
+
+
+def one_run(
+    kind: str, shape: tuple[str, int, int], workdir: Path, number: int,
+    spy_dir: Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    name, count, lines = shape
+    tag = f"{kind}-{name}-{number}{'-profiled' if spy_dir else ''}"
     with Procs(workdir) as procs, clients.repeater(procs, kind, workdir, tag) as rep:
         child = procs.start(f"listener-{tag}", rep.listener_argv(), talk=True)
         listener = Listener(child)
@@ -203,38 +204,26 @@ def one_run(
         since = listener.lines
         listener_cpu0 = cpu_seconds(child.pid)
         server_cpu0 = cpu_seconds(rep.server.pid)
-        if spy:
+        attached = []
+        if spy_dir:
             for who, pid in (("server", rep.server.pid), ("listener", child.pid)):
-                argv = spy_argv(spy / f"pipelines-{name}-{who}.txt", "--pid", str(pid))
-                spied = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                procs.children.append(spied)  # killed by pid at the end, should we fail
-                spies.append(spied)
-            time.sleep(0.3)  # py-spy attaches; a profile run's figures are not used
-        labels = [f"p{k}" for k in range(count)]
-        pipelines = []
-        for label in labels:
-            argv = rep.sender_argv(f"pipe{label[1:]}")
-            if spy and count == 1:
-                argv = spy_argv(spy / f"pipelines-{name}-consumer.txt", "--", *argv)
-            pipelines.append(
-                clients.start_pipeline(procs, workdir, f"{tag}-{label}", label, lines, argv)
-            )
+                out = spy_dir / f"pipelines-{name}-{who}.txt"
+                attached.append(spy.record(procs, out, pid=pid))
+                attached[-1].start()
+            time.sleep(0.3)  # py-spy attaches; a profiled run's figures are not counted
+        pipelines, wrapped = launch(procs, rep, workdir, tag, shape, spy_dir)
         done = drive(listener, pipelines, since + count * lines, rep.server.pid)
-        for spied in spies:
-            clients.interrupt(spied)
+        for recording in attached + wrapped:
+            recording.stop()
         for pipeline in pipelines:
             pipeline.reap_producer()
-    if spy:
-        for out in spy.glob(f"pipelines-{name}-*.txt"):
-            if not out.name.endswith(".top.txt"):
-                Path(f"{out}.top.txt").write_text(summarize_collapsed(out.read_text()))
-    got = count_lines(listener, since, labels, lines)
-    return summarize(kind, name, count, lines, pipelines, got, done, startup,
+    got = count_lines(listener, since, [f"p{k}" for k in range(count)], lines)
+    return summarize(tag, count, lines, pipelines, got, done, startup,
                      listener_cpu0, server_cpu0)  # fmt: skip
 
 
 def summarize(
-    kind: str, name: str, count: int, lines: int, pipelines: list[Pipeline],
+    tag: str, count: int, lines: int, pipelines: list[Pipeline],
     got: dict[str, Any], done: dict[str, Any], startup: float,
     listener_cpu0: float, server_cpu0: float,
 ) -> dict[str, Any]:  # fmt: skip
@@ -248,8 +237,7 @@ def summarize(
     failed = [p for p in pipelines if p.status != 0 or p.errors]
     ends = [p.ended for p in pipelines if p.ended is not None]
     out = {
-        "kind": kind,
-        "shape": name,
+        "run": tag,
         **got,
         "expected": total,
         "not_once": got["missing"] + got["duplicates"],
@@ -267,7 +255,7 @@ def summarize(
     }
     rate = f"{out['msgs_per_s']:,.0f} msg/s" if out["msgs_per_s"] else "no rate"
     log(
-        f"pipelines {kind} {name}: {rate}, {got['received']:,}/{total:,} printed"
+        f"pipelines {tag}: {rate}, {got['received']:,}/{total:,} printed"
         f" ({got['duplicates']} twice), {len(failed)} failed; sender"
         f" {out['sender_us_per_line']:.1f} µs/line (start-up {startup * 1000:.0f} ms),"
         f" listener {listener_us:.1f} µs/msg, server {out['server_cpu_s']:.2f} s CPU"
@@ -288,7 +276,7 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
     )
     if settings.profile:
         for shape in (MANY, ONE):
-            one_run(OURS, shape, workdir, 0, spy=settings.profile)
+            one_run(OURS, shape, workdir, 0, spy_dir=settings.profile)
     figures: list[Figure] = []
     base = "pipe_client + bare broker"
     for name, _, lines, rate_target in (MANY + (">= 15k",), ONE + (">= 25k",)):
