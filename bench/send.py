@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import clients
+import spy
 from clients import BARE, OURS
 from common import PYTHON, BenchError, Figure, Procs, Sampler, Settings, child_env, log
 
@@ -63,6 +64,29 @@ def idle_rss(pids: dict[str, int], window: float) -> dict[str, float]:
     return {name: sampler.peak_rss / MIB for name, sampler in samplers.items()}
 
 
+def profile_send(procs: Procs, argv: list[str], workdir: Path, out: Path) -> None:
+    """One ``--send`` under ``-X importtime`` (out/send-importtime.txt, the slowest imports)
+    and one under py-spy, sleeping threads too: wall time (out/send.txt.top.txt)."""
+    timed([argv[0], "-X", "importtime", *argv[1:]], workdir, "send-importtime")
+    rows = []
+    for line in (workdir / "send-importtime.stderr").read_text().splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), int(parts[0]), parts[2].rstrip()))
+    top_level = sum(total for total, _, name in rows if not name.startswith("  "))
+    text = [f"{top_level / 1000:.1f} ms of imports in all; the slowest by cumulative time:",
+            "cumulative ms  self ms  module"]  # fmt: skip
+    text += [
+        f"{t / 1000:13.1f}  {own / 1000:7.1f}  {name}" for t, own, name in sorted(rows)[::-1][:40]
+    ]
+    (out / "send-importtime.txt").write_text("\n".join(text) + "\n")
+    recording = spy.record(procs, out / "send.txt", argv=argv, rate=1000, idle=True)
+    recording.start()
+    assert recording.popen is not None
+    recording.popen.wait(RUN_LIMIT)
+    recording.stop()
+
+
 def run(settings: Settings, workdir: Path) -> list[Figure]:
     runs = settings.pick(5, 15)
     window = settings.pick(2.0, 5.0)
@@ -99,6 +123,8 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
                         f"{listener.child.stderr_tail()}"
                     )
             rss = idle_rss({kind: lis.child.pid for kind, lis in listeners.items()}, window)
+            if settings.profile:
+                profile_send(procs, ours.send_argv("sender", "profiled"), workdir, settings.profile)
     ms = {name: [t * 1000 for t in values] for name, values in times.items()}
     med = {name: sorted(v)[len(v) // 2] for name, v in ms.items()}
     log(

@@ -62,12 +62,16 @@ def thread_cpu(pid: int) -> dict[int, float]:
 class Recording:
     """One py-spy recording and the per-thread CPU of its target over the same time."""
 
-    def __init__(self, procs: Procs, out: Path, pid: int | None, argv: list[str] | None) -> None:
+    def __init__(
+        self, procs: Procs, out: Path, pid: int | None, argv: list[str] | None,
+        rate: int = RATE, idle: bool = False,
+    ) -> None:  # fmt: skip
         self.out = out
+        self.rate = rate
         target = ["--pid", str(pid)] if pid is not None else ["--", *(argv or [])]
         self.argv = [
-            binary(), "record", "--format", "raw", "--rate", str(RATE), "--nolineno",
-            "--threads", "--output", str(out), *target,
+            binary(), "record", "--format", "raw", "--rate", str(rate), "--nolineno",
+            "--threads", *(["--idle"] if idle else []), "--output", str(out), *target,
         ]  # fmt: skip
         self.pid = pid
         self.start_cpu: dict[int, float] = thread_cpu(pid) if pid is not None else {}
@@ -122,14 +126,17 @@ class Recording:
             self._watch.join(2)
         cpu = {tid: t - self.start_cpu.get(tid, 0.0) for tid, t in self.last_cpu.items()}
         if self.out.exists():
-            Path(f"{self.out}.top.txt").write_text(report(self.out.read_text(), cpu))
+            text = report(self.out.read_text(), cpu, rate=self.rate)
+            Path(f"{self.out}.top.txt").write_text(text)
 
 
 def record(
-    procs: Procs, out: Path, *, pid: int | None = None, argv: list[str] | None = None
-) -> Recording:
-    """A recording of ``pid`` (attached) or of ``argv`` (started under py-spy); not started."""
-    return Recording(procs, out, pid, argv)
+    procs: Procs, out: Path, *, pid: int | None = None, argv: list[str] | None = None,
+    rate: int = RATE, idle: bool = False,
+) -> Recording:  # fmt: skip
+    """A recording of ``pid`` (attached) or of ``argv`` (started under py-spy), ``rate``
+    samples a second; ``idle``: sleeping threads too (wall time, not CPU). Not started."""
+    return Recording(procs, out, pid, argv, rate, idle)
 
 
 @dataclass
@@ -179,7 +186,7 @@ def tally(collapsed: str) -> Tally:
     return counted
 
 
-def report(collapsed: str, cpu: dict[int, float], top: int = 25) -> str:
+def report(collapsed: str, cpu: dict[int, float], top: int = 25, rate: int = RATE) -> str:
     """Where the samples are: by thread (with its CPU and, for the busy ones, an estimate
     of where that CPU goes), by library, by our function, by innermost frame."""
     t = tally(collapsed)
@@ -194,7 +201,7 @@ def report(collapsed: str, cpu: dict[int, float], top: int = 25) -> str:
         return f"{t.names.get(tid) or '(unnamed)'} [{tid}]"
 
     lines = [
-        f"{t.samples} samples at {RATE}/s ({t.samples / RATE:.2f} s of thread time)",
+        f"{t.samples} samples at {rate}/s ({t.samples / rate:.2f} s of thread time)",
         "",
         f"by thread: samples %, CPU s (schedstat; {cpu_total:.2f} s in all)",
     ]
