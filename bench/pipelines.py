@@ -1,10 +1,10 @@
 """Item: shell pipelines into a repeater, read by one ``--listen --json`` client (issue 14).
 
 Exactly the issue's figure: one repeater server, one listener reading
-everything, and 10 pipelines of 3,000 lines each started together, then one
-pipeline of 30,000 lines (a fresh server and listener for each)::
+everything, and 10 pipelines of 3,000 lines each started together; then,
+through the same server and listener, one pipeline of 30,000 lines::
 
-    python -c PRODUCER pN 3000 | lab93-node -r -c -a 127.0.0.1 -p PORT -i lo ...
+    python -c PRODUCER manyN 3000 | lab93-node -r -c -a 127.0.0.1 -p PORT -i lo ...
 
 Real processes and real pipes (the producer's stdout is the consumer's
 stdin, as a shell makes them). Every pipeline must exit 0 and the listener
@@ -17,7 +17,7 @@ the clients' start-up, as a user's pipeline does.
 
 *CPU* (psutil, user + system of one process): a consumer's is read when it
 exits (before it is reaped); its start-up is the CPU of a 1-line pipeline
-run just before, in the same run, and is subtracted: per line =
+run just before each shape, and is subtracted: per line =
 (CPU - CPU of 1 line) / (lines - 1). The listener's is read when it has
 printed the 1-line probe and again when it has printed the last of the
 30,000: per message = the difference / 30,000. The server's is over the same
@@ -30,7 +30,7 @@ bounds what Python processes with pyzmq and this framing can do on this
 machine; it is not an equal: ours stores every message three times (server,
 sender, listener) and checks each.
 
-``--profile DIR``: one more run of each shape, not counted, with py-spy on
+``--profile DIR``: one more round of ours, not counted, with py-spy on
 our server and listener, and for the 30,000-line one on the consumer too.
 """
 
@@ -57,7 +57,7 @@ from common import (
 
 MANY = ("10x3000", 10, 3000)
 ONE = ("1x30000", 1, 30000)
-PROBE_TRIES = 5  # the floor's listener may join its PUB after the first probe
+PROBE_TRIES = 6  # the floor's listener may join its PUB after the first probe (0.5 s, 1 s, ...)
 RUN_LIMIT = 120.0  # the longest one run may take, whatever happens
 SETTLE = 5.0  # after the last pipeline exited, how long the listener may take for the rest
 QUIET = 0.3  # then how long we keep reading, for duplicates
@@ -82,7 +82,7 @@ def probe(procs: Procs, rep: Repeater, listener: Listener, workdir: Path, tag: s
         wait_exit(pipeline, 30)
         if pipeline.status != 0 or pipeline.errors:
             raise BenchError(f"the probe pipeline failed: {pipeline.errors}")
-        if clients.wait_for_lines(listener, listener.lines + 1, 3.0):
+        if clients.wait_for_lines(listener, listener.lines + 1, 0.5 * 2**attempt):
             return pipeline.cpu or 0.0
     raise BenchError(f"the listener printed none of {PROBE_TRIES} probes")
 
@@ -175,13 +175,12 @@ def launch(
     name, count, lines = shape
     pipelines: list[Pipeline] = []
     recordings: list[spy.Recording] = []
-    for number in range(count):
-        argv = rep.sender_argv(f"pipe{number}")
+    for label in labels(shape):
+        argv = rep.sender_argv(label)
         wrapped = None
         if spy_dir and count == 1:
             wrapped = spy.record(procs, spy_dir / f"pipelines-{name}-consumer.txt", argv=argv)
             argv = wrapped.argv
-        label = f"p{number}"
         pipelines.append(
             clients.start_pipeline(procs, workdir, f"{tag}-{label}", label, lines, argv)
         )
@@ -191,35 +190,51 @@ def launch(
     return pipelines, recordings
 
 
-def one_run(
-    kind: str, shape: tuple[str, int, int], workdir: Path, number: int,
-    spy_dir: Path | None = None,
+def labels(shape: tuple[str, int, int]) -> list[str]:
+    """Each pipeline's user name, also the first word of each of its lines."""
+    name, count, _ = shape
+    return [f"{'many' if count > 1 else 'one'}{k}" for k in range(count)]
+
+
+def one_shape(
+    procs: Procs, rep: Repeater, listener: Listener, workdir: Path, tag: str,
+    shape: tuple[str, int, int], spy_dir: Path | None,
 ) -> dict[str, Any]:  # fmt: skip
+    """A probe, then the shape's pipelines into ``rep``, read by ``listener``."""
     name, count, lines = shape
-    tag = f"{kind}-{name}-{number}{'-profiled' if spy_dir else ''}"
-    with Procs(workdir) as procs, clients.repeater(procs, kind, workdir, tag) as rep:
-        child = procs.start(f"listener-{tag}", rep.listener_argv(), talk=True)
-        listener = Listener(child)
-        startup = probe(procs, rep, listener, workdir, tag)
-        since = listener.lines
-        listener_cpu0 = cpu_seconds(child.pid)
-        server_cpu0 = cpu_seconds(rep.server.pid)
-        attached = []
-        if spy_dir:
-            for who, pid in (("server", rep.server.pid), ("listener", child.pid)):
-                out = spy_dir / f"pipelines-{name}-{who}.txt"
-                attached.append(spy.record(procs, out, pid=pid))
-                attached[-1].start()
-            time.sleep(0.3)  # py-spy attaches; a profiled run's figures are not counted
-        pipelines, wrapped = launch(procs, rep, workdir, tag, shape, spy_dir)
-        done = drive(listener, pipelines, since + count * lines, rep.server.pid)
-        for recording in attached + wrapped:
-            recording.stop()
-        for pipeline in pipelines:
-            pipeline.reap_producer()
-    got = count_lines(listener, since, [f"p{k}" for k in range(count)], lines)
+    tag = f"{tag}-{name}"
+    startup = probe(procs, rep, listener, workdir, tag)
+    since = listener.lines
+    listener_cpu0 = cpu_seconds(listener.child.pid)
+    server_cpu0 = cpu_seconds(rep.server.pid)
+    attached = []
+    if spy_dir:
+        for who, pid in (("server", rep.server.pid), ("listener", listener.child.pid)):
+            attached.append(spy.record(procs, spy_dir / f"pipelines-{name}-{who}.txt", pid=pid))
+            attached[-1].start()
+        time.sleep(0.3)  # py-spy attaches; a profiled run's figures are not counted
+    pipelines, wrapped = launch(procs, rep, workdir, tag, shape, spy_dir)
+    done = drive(listener, pipelines, since + count * lines, rep.server.pid)
+    for recording in attached + wrapped:
+        recording.stop()
+    for pipeline in pipelines:
+        pipeline.reap_producer()
+    got = count_lines(listener, since, labels(shape), lines)
     return summarize(tag, count, lines, pipelines, got, done, startup,
                      listener_cpu0, server_cpu0)  # fmt: skip
+
+
+def one_round(
+    kind: str, workdir: Path, number: int, spy_dir: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """One server and one listener; the 10x3000 pipelines, then the 1x30000 one."""
+    tag = f"{kind}{number}{'-profiled' if spy_dir else ''}"
+    with Procs(workdir) as procs, clients.repeater(procs, kind, workdir, tag) as rep:
+        listener = Listener(procs.start(f"listener-{tag}", rep.listener_argv(), talk=True))
+        return {
+            shape[0]: one_shape(procs, rep, listener, workdir, tag, shape, spy_dir)
+            for shape in (MANY, ONE)
+        }
 
 
 def summarize(
@@ -264,19 +279,14 @@ def summarize(
     return out
 
 
-def both(kind: str, workdir: Path, number: int) -> dict[str, dict[str, Any]]:
-    return {shape[0]: one_run(kind, shape, workdir, number) for shape in (MANY, ONE)}
-
-
 def run(settings: Settings, workdir: Path) -> list[Figure]:
     ours, bare = interleave(
         settings.pick(1, min(settings.rounds, 3)),
-        lambda n: both(OURS, workdir, n),
-        lambda n: both(BARE, workdir, n),
+        lambda n: one_round(OURS, workdir, n),
+        lambda n: one_round(BARE, workdir, n),
     )
     if settings.profile:
-        for shape in (MANY, ONE):
-            one_run(OURS, shape, workdir, 0, spy_dir=settings.profile)
+        one_round(OURS, workdir, 0, spy_dir=settings.profile)
     figures: list[Figure] = []
     base = "pipe_client + bare broker"
     for name, _, lines, rate_target in (MANY + (">= 15k",), ONE + (">= 25k",)):

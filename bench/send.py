@@ -89,7 +89,7 @@ def profile_send(procs: Procs, argv: list[str], workdir: Path, out: Path) -> Non
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
     runs = settings.pick(5, 15)
-    window = settings.pick(2.0, 5.0)
+    window = settings.pick(1.0, 5.0)
     times: dict[str, list[float]] = {"send": [], "once": [], "import": [], "pass": []}
     with Procs(workdir) as procs:
         with (
