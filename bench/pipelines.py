@@ -31,7 +31,7 @@ machine; it is not an equal: ours stores every message three times (server,
 sender, listener) and checks each.
 
 ``--profile DIR``: one more round of ours, not counted, with py-spy on
-our server and listener, and for the 30,000-line one on the consumer too.
+our server, the listener and the first consumer of each shape.
 """
 
 from __future__ import annotations
@@ -171,14 +171,14 @@ def launch(
     procs: Procs, rep: Repeater, workdir: Path, tag: str, shape: tuple[str, int, int],
     spy_dir: Path | None,
 ) -> tuple[list[Pipeline], list[spy.Recording]]:  # fmt: skip
-    """Start the shape's pipelines together (the 1-line one under py-spy when profiling)."""
+    """Start the shape's pipelines together (the first one under py-spy when profiling)."""
     name, count, lines = shape
     pipelines: list[Pipeline] = []
     recordings: list[spy.Recording] = []
     for label in labels(shape):
         argv = rep.sender_argv(label)
         wrapped = None
-        if spy_dir and count == 1:
+        if spy_dir and not pipelines:
             wrapped = spy.record(procs, spy_dir / f"pipelines-{name}-consumer.txt", argv=argv)
             argv = wrapped.argv
         pipelines.append(
