@@ -144,11 +144,18 @@ class Actor(ABC):
 class ActorHandle:
     """The front end's side: starts the actor thread and holds its pipe."""
 
-    def __init__(self, actor: Actor, ctx: zmq.Context | None = None) -> None:
+    def __init__(
+        self,
+        actor: Actor,
+        ctx: zmq.Context | None = None,
+        front_context: zmq.Context | None = None,
+    ) -> None:
+        """``front_context``: where the front end's end of the pipe is made (an asyncio
+        context shadowing ``ctx``, for the asyncio API); default ``ctx``."""
         self.actor = actor
         self.ctx = ctx or zmq.Context.instance()
         self.endpoint = f"inproc://lab93-{actor.name}-{uuid.uuid4().hex}"
-        self.pipe = self.ctx.socket(zmq.PAIR)
+        self.pipe = (front_context or self.ctx).socket(zmq.PAIR)
         self.pipe.linger = 0
         self.pipe.bind(self.endpoint)
         self._thread = threading.Thread(target=self._main, name=actor.name, daemon=True)
@@ -171,10 +178,17 @@ class ActorHandle:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the thread and wait for READY; raise the actor's error otherwise."""
-        self._thread.start()
+        self.launch()
         if not self.pipe.poll(int(timeout * 1000)):
             raise Lab93Error(f"the {self.actor.name} did not start within {timeout:g} s")
-        event = recv(self.pipe)
+        self.ready(recv(self.pipe), timeout)
+
+    def launch(self) -> None:
+        """Start the thread; its first event (READY or FATAL) goes to ``ready``."""
+        self._thread.start()
+
+    def ready(self, event: PipeMessage, timeout: float = 10.0) -> None:
+        """Take the actor's first event: READY, or raise its FATAL sentence."""
         if event.kind is Kind.FATAL:
             self._thread.join(timeout)
             raise Lab93Error(event.body["error"])
@@ -182,6 +196,10 @@ class ActorHandle:
             raise Lab93Error(f"the {self.actor.name} sent {event.kind.value} before ready")
         self.node_id = event.body.get("node_id")
         self.ready_detail = event.body.get("detail", "")
+
+    def join(self, timeout: float) -> None:
+        """Wait for the actor's thread to end (after STOPPED or FATAL it is about to)."""
+        self._thread.join(timeout)
 
     def request(self, kind: Kind, **body: Any) -> None:
         send(self.pipe, kind, **body)

@@ -26,6 +26,64 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class Listening:
+    """One scan in progress: the beacon sockets open, one PROBE sent, answers kept.
+
+    The blocking ``scan`` waits on ``filenos()`` with select; the asyncio face
+    hands them to its loop. Either calls ``take(fd)`` when one is readable and
+    ``found()`` at the end. Keeps the latest ANNOUNCE per node id; a node that
+    says LEAVING is dropped (and listed again if it announces afterwards).
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[BeaconTarget],
+        port: int,
+        wall: Callable[[], datetime] = _utcnow,
+        user: str = "",
+    ) -> None:
+        self._wall = wall
+        self._seen: dict[str, Sighting] = {}
+        self.dropped = 0
+        self._beacons = BeaconSocket(targets, port)
+        try:
+            self._beacons.send(Beacon.probe(os.urandom(16).hex(), user).encode())
+        except BaseException:
+            self._beacons.close()
+            raise
+
+    def filenos(self) -> list[int]:
+        return list(self._beacons.filenos())
+
+    def take(self, fd: int) -> None:
+        for data, address in self._beacons.receive(fd):
+            try:
+                beacon = Beacon.decode(data)
+            except BeaconError as exc:
+                self.dropped += 1
+                log.debug("dropped a datagram from %s: %s", address, exc)
+                continue
+            if beacon.kind is Kind.ANNOUNCE:
+                self._seen[beacon.node_id] = sighting(beacon, address, self._wall())
+            elif beacon.kind is Kind.LEAVING:
+                self._seen.pop(beacon.node_id, None)
+
+    def found(self) -> list[Sighting]:
+        """The live ones, sorted by user name, then node id."""
+        return sorted(self._seen.values(), key=lambda s: (s.user, s.node))
+
+    def close(self) -> None:
+        if self.dropped:
+            log.info("scan dropped %d invalid datagram(s)", self.dropped)
+        self._beacons.close()
+
+    def __enter__(self) -> Listening:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def scan(
     targets: Sequence[BeaconTarget],
     port: int,
@@ -34,32 +92,12 @@ def scan(
     wall: Callable[[], datetime] = _utcnow,
     user: str = "",
 ) -> list[Sighting]:
-    """Send one PROBE, then collect ANNOUNCE beacons for ``timeout`` seconds.
-
-    Keeps the latest beacon per node id; a node that says LEAVING is dropped
-    (and listed again if it announces afterwards). Returns the live ones
-    sorted by user name, then node id. Stops by itself at the deadline.
-    """
+    """Send one PROBE, then collect ANNOUNCE beacons for ``timeout`` seconds; stops by
+    itself at the deadline."""
     deadline = now() + timeout
-    probe = Beacon.probe(os.urandom(16).hex(), user)
-    seen: dict[str, Sighting] = {}
-    dropped = 0
-    with BeaconSocket(targets, port) as beacons:
-        beacons.send(probe.encode())
+    with Listening(targets, port, wall, user) as listening:
         while (remaining := deadline - now()) > 0:
-            readable, _, _ = select.select(beacons.filenos(), [], [], remaining)
+            readable, _, _ = select.select(listening.filenos(), [], [], remaining)
             for fd in readable:
-                for data, address in beacons.receive(fd):
-                    try:
-                        beacon = Beacon.decode(data)
-                    except BeaconError as exc:
-                        dropped += 1
-                        log.debug("dropped a datagram from %s: %s", address, exc)
-                        continue
-                    if beacon.kind is Kind.ANNOUNCE:
-                        seen[beacon.node_id] = sighting(beacon, address, wall())
-                    elif beacon.kind is Kind.LEAVING:
-                        seen.pop(beacon.node_id, None)
-    if dropped:
-        log.info("scan dropped %d invalid datagram(s)", dropped)
-    return sorted(seen.values(), key=lambda s: (s.user, s.node))
+                listening.take(fd)
+        return listening.found()

@@ -1,0 +1,437 @@
+"""The asyncio face of the API: the same Node, Server and scan, awaitable.
+
+::
+
+    import lab93zmq.aio
+
+    async with lab93zmq.aio.Node.repeater(address="127.0.0.1", interfaces=["lo"]) as node:
+        await node.send("hello")
+        async for message in node:
+            ...
+
+Nothing here blocks the event loop: the actor's pipe is a ``zmq.asyncio``
+socket read by one task of the node's own, requests are written to it from
+the loop's thread, and callers wait on asyncio futures and queues. No thread
+is started per call and nothing polls with sleeps. Cancelling a call is clean:
+a cancelled ``receive`` loses no message, a cancelled ``send`` may still be
+stored (it was on its way), and ``close`` always ends the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import zmq
+import zmq.asyncio
+
+from .api.node import ANSWER_TIMEOUT, CLOSE_TIMEOUT, START_TIMEOUT, seconds
+from .api.options import node_config
+from .api.pipe import Arrived, Ended, Happened, Item, PipeClient, Settled
+from .core.authoring import Draft
+from .core.errors import ClosedError, Lab93Error, UsageError
+from .core.events import Event
+from .core.message import Message, check_name, make_id
+from .core.rooms import room_name
+from .core.sighting import Sighting
+from .io.actor import Actor, ActorHandle, PipeMessage
+from .io.actor import Kind as PipeKind
+from .io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
+from .io.inbox_lock import InboxLock
+
+R = TypeVar("R", bound="_Running")
+_END = object()
+
+__all__ = ["Node", "Server", "scan"]
+
+
+class _Opening(Generic[R]):
+    """What ``Node.repeater(...)`` returns: ``await`` it for a started node, or use it
+    as ``async with`` (started on entry, closed on exit)."""
+
+    def __init__(self, start: Callable[[], Awaitable[R]]) -> None:
+        self._start = start
+        self._running: R | None = None
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> R:
+        self._running = await self._start()
+        return self._running
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._running is not None:
+            await self._running.close()
+
+
+class _Running:
+    """What an asyncio node and server share: the actor, its pipe, the pump task."""
+
+    def __init__(self, actor: Actor, config: NodeConfig) -> None:
+        self.actor = actor
+        self.config = config
+        self.node_id = ""
+        self.ready_detail = ""
+        self._lock_file = InboxLock(config.db_path)
+        self._handle: ActorHandle | None = None
+        self._pipe: zmq.asyncio.Socket | None = None
+        self._client = PipeClient()
+        self._messages: asyncio.Queue[Any] = asyncio.Queue()
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._settled = asyncio.Condition()
+        self._error: Lab93Error | None = None
+        self._closing = False
+        self._pump_task: asyncio.Task[None] | None = None
+
+    async def _start(self: R, timeout: float) -> R:
+        self._lock_file.acquire()
+        try:
+            ctx = zmq.Context.instance()
+            handle = ActorHandle(
+                self.actor, ctx, front_context=zmq.asyncio.Context.shadow(ctx.underlying)
+            )
+            pipe: zmq.asyncio.Socket = handle.pipe  # type: ignore[assignment]
+            handle.launch()
+            try:
+                try:
+                    frames = await asyncio.wait_for(pipe.recv_multipart(), timeout)
+                except asyncio.TimeoutError:
+                    raise Lab93Error(
+                        f"the {self.actor.name} did not start within {timeout:g} s"
+                    ) from None
+                handle.ready(PipeMessage.parse(frames), timeout)
+            except BaseException:
+                pipe.close()  # an asyncio socket: this also forgets its reader in the loop
+                raise
+        except BaseException:
+            self._lock_file.release()
+            raise
+        self._handle, self._pipe = handle, pipe
+        self.node_id = handle.node_id or ""
+        self.ready_detail = handle.ready_detail
+        self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self._client.ended
+
+    # -- the caller's side ---------------------------------------------------------
+
+    async def _send(self, messages: list[PipeMessage]) -> None:
+        if self.closed or self._pipe is None:
+            raise self._error or ClosedError()
+        for message in messages:
+            await self._pipe.send_multipart(message.frames())
+
+    async def _wait(self, future: asyncio.Future[Any], timeout: float | None, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            raise Lab93Error(f"no answer to {what} within {timeout:g} s") from None
+
+    async def _ask(self, kind: PipeKind, timeout: object, **body: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        await self._send([self._client.ask(kind, future, **body)])
+        return await self._wait(future, seconds(timeout), kind.value.upper())
+
+    async def receive(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after ``timeout`` seconds or once closed."""
+        return await self._get(self._messages, seconds(timeout))
+
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next typed event (status, notice, accepted, refused, …), or None."""
+        return await self._get(self._events, seconds(timeout))
+
+    async def _get(self, source: asyncio.Queue[Any], timeout: float | None) -> Any:
+        try:
+            item = await asyncio.wait_for(source.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+        if item is _END:
+            source.put_nowait(_END)
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._messages_until_closed()
+
+    async def _messages_until_closed(self) -> AsyncIterator[Message]:
+        while (message := await self.receive()) is not None:
+            yield message
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Leave cleanly (BYE, leaving beacon, inbox closed); idempotent."""
+        if self._pump_task is None or self._handle is None or self._pipe is None:
+            return
+        if not self.closed:
+            self._closing = True
+            await self._pipe.send_multipart(PipeMessage(PipeKind.STOP, {}).frames())
+        self._closing = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._pump_task), timeout)
+        except asyncio.TimeoutError:
+            self._pump_task.cancel()
+        if not self._client.ended:
+            self._end(ClosedError("the node did not stop in time; it was left behind"))
+        self._handle.join(timeout)  # it sent STOPPED as its last act: at once
+        self._pipe.close()
+        self._lock_file.release()
+
+    async def __aenter__(self: R) -> R:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the pump task ----------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        assert self._pipe is not None
+        try:
+            while not self._client.ended:
+                frames = await self._pipe.recv_multipart()
+                for item in self._client.take(PipeMessage.parse(frames)):
+                    self._dispatch(item)
+                async with self._settled:
+                    self._settled.notify_all()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug here must not leave callers waiting forever
+            self._end(Lab93Error(f"internal error in the API's pump: {error!r}"))
+
+    def _dispatch(self, item: Item) -> None:
+        if isinstance(item, Arrived):
+            self._messages.put_nowait(item.message)
+        elif isinstance(item, Happened):
+            self._events.put_nowait(item.event)
+        elif isinstance(item, Settled):
+            future: asyncio.Future[Any] = item.token  # type: ignore[assignment]
+            if future.done():
+                return  # its caller gave up (cancelled): nothing to tell
+            if item.error is not None:
+                future.set_exception(item.error)
+            else:
+                future.set_result(item.value)
+        elif isinstance(item, Ended):
+            self._end(item.error)
+
+    def _end(self, error: Lab93Error | None) -> None:
+        self._error = error
+        self._client.ended = True
+        for token in self._client.waiting():
+            future: asyncio.Future[Any] = token  # type: ignore[assignment]
+            if not future.done():
+                future.set_exception(error or ClosedError())
+        self._messages.put_nowait(_END)
+        self._events.put_nowait(_END)
+
+
+class Node(_Running):
+    """A broadcast node or a repeater client, for asyncio (see ``lab93zmq.Node``)."""
+
+    @classmethod
+    def broadcast(
+        cls,
+        *,
+        user: str | None = None,
+        interfaces: str | Iterable[str] | None = None,
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        db: str | Path | None = None,
+        rooms: str | Iterable[str] | None = None,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        secure: bool = False,
+        authorized_keys: str | Path | None = None,
+        timeout: float = 10.0,
+        listen: bool = True,
+    ) -> _Opening[Node]:
+        from .io.broadcast_actor import BroadcastActor
+
+        config = node_config(
+            "broadcast", user=user, address=address, port=port, interfaces=interfaces,
+            beacon_port=beacon_port, db=db, rooms=rooms, secure=secure,
+            authorized_keys=authorized_keys, timeout=timeout, listen=listen,
+        )
+        node = cls(BroadcastActor(config), config)
+        return _Opening(lambda: node._start(max(config.timeout, START_TIMEOUT)))
+
+    @classmethod
+    def repeater(
+        cls,
+        *,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        user: str | None = None,
+        interfaces: str | Iterable[str] | None = None,
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        db: str | Path | None = None,
+        rooms: str | Iterable[str] | None = None,
+        secure: bool = False,
+        server_key: str | None = None,
+        timeout: float = 10.0,
+        listen: bool = True,
+    ) -> _Opening[Node]:
+        from .io.repeater_client import ClientActor
+
+        config = node_config(
+            "client", user=user, address=address, port=port, interfaces=interfaces,
+            beacon_port=beacon_port, db=db, rooms=rooms, secure=secure, server_key=server_key,
+            timeout=timeout, listen=listen,
+        )
+        node = cls(ClientActor(config), config)
+        return _Opening(lambda: node._start(max(config.timeout, START_TIMEOUT)))
+
+    def __init__(self, actor: Actor, config: NodeConfig) -> None:
+        super().__init__(actor, config)
+        self.user: str = config.user
+        self._room = config.rooms[0]
+
+    @property
+    def room(self) -> str:
+        return self._room
+
+    @property
+    def rooms(self) -> list[str]:
+        return list(self.config.rooms)
+
+    def draft(
+        self, text: str, *, subject: str | None = None, to: str | None = None,
+        room: str | None = None,
+    ) -> Draft:
+        """The draft ``send`` would post, checked now (MessageError names a bad field)."""
+        if to is not None:
+            check_name(to, "to")
+            if room is not None:
+                raise UsageError("a direct message (to=...) has no room; give one or the other")
+        else:
+            room = room_name(room) if room is not None else self._room
+        sent_at = datetime.now(timezone.utc)
+        draft = Draft(make_id(sent_at, os.urandom(10)), text, subject, to, sent_at, room)
+        draft.author(self.user, self.node_id or "0" * 32, 1)
+        return draft
+
+    async def send(
+        self, text: str, *, subject: str | None = None, to: str | None = None,
+        room: str | None = None, timeout: float | None = ANSWER_TIMEOUT,
+    ) -> Message:
+        """Send; returns the stored message (durable), as ``lab93zmq.Node.send``."""
+        draft = self.draft(text, subject=subject, to=to, room=room)
+        return (await self.send_many([draft], timeout=timeout))[0]
+
+    async def send_many(
+        self, drafts: Iterable[Draft], timeout: float | None = ANSWER_TIMEOUT
+    ) -> list[Message]:
+        loop = asyncio.get_running_loop()
+        pairs = [(draft, loop.create_future()) for draft in drafts]
+        if not pairs:
+            return []
+        await self._send(self._client.post(pairs))
+        wait = seconds(timeout)
+        return [await self._wait(future, wait, "sending a message") for _, future in pairs]
+
+    async def flush(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
+        """Wait until every message sent here is accepted; return those that are not."""
+        wait = seconds(timeout)
+
+        async def settled() -> None:
+            async with self._settled:
+                await self._settled.wait_for(lambda: not self._client.unaccepted or self.closed)
+
+        try:
+            await asyncio.wait_for(settled(), wait)
+        except asyncio.TimeoutError:
+            pass
+        return list(self._client.unaccepted.values())
+
+    async def peers(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Sighting]:
+        return list(await self._ask(PipeKind.SCAN, timeout))
+
+    async def who(self, timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
+        return list(await self._ask(PipeKind.WHO, timeout))
+
+    async def history(
+        self, limit: int | None = 20, timeout: float | None = ANSWER_TIMEOUT
+    ) -> list[Message]:
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 0):
+            raise UsageError(f"limit takes a whole number from 0 up (or None), not {limit!r}")
+        return list(await self._ask(PipeKind.HISTORY, timeout, limit=limit))
+
+
+class Server(_Running):
+    """A repeater server for asyncio: ``async with aio.Server(...) as server``."""
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        interfaces: str | Iterable[str] | None = None,
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        db: str | Path | None = None,
+        secure: bool = False,
+        authorized_keys: str | Path | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        from .io.repeater_server import ServerActor
+
+        config = node_config(
+            "server", address=address, port=port, interfaces=interfaces,
+            beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
+            timeout=timeout,
+        )
+        self._actor: ServerActor = ServerActor(config)
+        super().__init__(self._actor, config)
+        self.router_port = 0
+        self.pub_port = 0
+
+    async def start(self) -> Server:
+        await self._start(max(self.config.timeout, START_TIMEOUT))
+        self.router_port = self._actor.router_port or 0
+        self.pub_port = self._actor.pub_port or 0
+        return self
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self.start()
+
+
+async def scan(
+    *,
+    interfaces: str | Iterable[str] | None = None,
+    beacon_port: int = DEFAULT_BEACON_PORT,
+    timeout: float = 2.0,
+) -> list[Sighting]:
+    """Probe once and list every live instance heard within ``timeout`` (the loop
+    reads the beacon sockets; nothing blocks it)."""
+    from .io.interfaces import resolve
+    from .io.scan import Listening
+
+    config = node_config("scan", interfaces=interfaces, beacon_port=beacon_port,
+                         timeout=timeout)
+    loop = asyncio.get_running_loop()
+    with Listening(resolve(config.interfaces), config.beacon_port) as listening:
+        for fd in listening.filenos():
+            loop.add_reader(fd, listening.take, fd)
+        try:
+            await asyncio.sleep(config.timeout)
+        finally:
+            for fd in listening.filenos():
+                loop.remove_reader(fd)
+        return listening.found()
