@@ -32,7 +32,18 @@ import zmq.asyncio
 
 from .api.node import ANSWER_TIMEOUT, CLOSE_TIMEOUT, START_TIMEOUT, seconds
 from .api.options import node_config
-from .api.pipe import Arrived, Ended, Happened, Item, PipeClient, Settled
+from .api.pipe import (
+    EVENTS,
+    EVERYTHING,
+    MESSAGES,
+    Arrivals,
+    Arrived,
+    Ended,
+    Happened,
+    Item,
+    PipeClient,
+    Settled,
+)
 from .core.authoring import Draft
 from .core.errors import ClosedError, Lab93Error, UsageError
 from .core.events import Event
@@ -45,7 +56,6 @@ from .io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
 from .io.inbox_lock import InboxLock
 
 R = TypeVar("R", bound="_Running")
-_END = object()
 
 __all__ = ["Node", "Server", "scan"]
 
@@ -87,9 +97,8 @@ class _Running:
         self._handle: ActorHandle | None = None
         self._pipe: zmq.asyncio.Socket | None = None
         self._client = PipeClient()
-        self._messages: asyncio.Queue[Any] = asyncio.Queue()
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
-        self._settled = asyncio.Condition()
+        self._arrivals = Arrivals()
+        self._settled = asyncio.Condition()  # notified whenever the pump took something
         self._error: Lab93Error | None = None
         self._closing = False
         self._pump_task: asyncio.Task[None] | None = None
@@ -148,23 +157,34 @@ class _Running:
 
     async def receive(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after ``timeout`` seconds or once closed."""
-        return await self._get(self._messages, seconds(timeout))
+        return await self._next(MESSAGES, timeout)  # type: ignore[return-value]
 
     async def next_event(self, timeout: float | None = None) -> Event | None:
         """The next typed event (status, notice, accepted, refused, …), or None."""
-        return await self._get(self._events, seconds(timeout))
+        return await self._next(EVENTS, timeout)  # type: ignore[return-value]
 
-    async def _get(self, source: asyncio.Queue[Any], timeout: float | None) -> Any:
+    async def poll(self, timeout: float | None = None) -> Message | Event | None:
+        """The next message *or* event, in the one order they arrived, or None."""
+        return await self._next(EVERYTHING, timeout)
+
+    async def _next(self, view: str, timeout: object) -> Message | Event | None:
+        wait = seconds(timeout)
+
+        async def arrived() -> None:
+            async with self._settled:
+                await self._settled.wait_for(
+                    lambda: self._arrivals.ready(view) or self._client.ended
+                )
+
         try:
-            item = await asyncio.wait_for(source.get(), timeout)
+            await asyncio.wait_for(arrived(), wait)
         except asyncio.TimeoutError:
             return None
-        if item is _END:
-            source.put_nowait(_END)
-            if self._error is not None:
-                raise self._error
-            return None
-        return item
+        if self._arrivals.ready(view):
+            return self._arrivals.take(view)
+        if self._error is not None:
+            raise self._error
+        return None
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._messages_until_closed()
@@ -214,10 +234,8 @@ class _Running:
             self._end(Lab93Error(f"internal error in the API's pump: {error!r}"))
 
     def _dispatch(self, item: Item) -> None:
-        if isinstance(item, Arrived):
-            self._messages.put_nowait(item.message)
-        elif isinstance(item, Happened):
-            self._events.put_nowait(item.event)
+        if isinstance(item, (Arrived, Happened)):
+            self._arrivals.add(item)
         elif isinstance(item, Settled):
             future: asyncio.Future[Any] = item.token  # type: ignore[assignment]
             if future.done():
@@ -236,8 +254,11 @@ class _Running:
             future: asyncio.Future[Any] = token  # type: ignore[assignment]
             if not future.done():
                 future.set_exception(error or ClosedError())
-        self._messages.put_nowait(_END)
-        self._events.put_nowait(_END)
+        asyncio.get_running_loop().create_task(self._wake_all())
+
+    async def _wake_all(self) -> None:
+        async with self._settled:
+            self._settled.notify_all()
 
 
 class Node(_Running):

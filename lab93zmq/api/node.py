@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import queue
 import threading
 import weakref
 from collections import deque
@@ -40,14 +39,24 @@ from ..io.actor import Kind as PipeKind
 from ..io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
 from ..io.inbox_lock import InboxLock
 from .options import node_config
-from .pipe import Arrived, Ended, Happened, Item, PipeClient, Settled
+from .pipe import (
+    EVENTS,
+    EVERYTHING,
+    MESSAGES,
+    Arrivals,
+    Arrived,
+    Ended,
+    Happened,
+    Item,
+    PipeClient,
+    Settled,
+)
 
 T = TypeVar("T")
 START_TIMEOUT = 10.0  # seconds a node may take to be ready (bind, open the inbox)
 ANSWER_TIMEOUT = 10.0  # seconds an answer from the actor may take
 CLOSE_TIMEOUT = 5.0
 _DRAIN = 1000  # pipe messages the pump takes per turn
-_END = object()  # what the queues hold once the node has ended
 
 _open: weakref.WeakSet[_Running] = weakref.WeakSet()
 
@@ -88,8 +97,7 @@ class _Running:
         self._client = PipeClient()
         self._guard = threading.Condition()  # held while the pump changes what waiters read
         self._requests: deque[Callable[[], list[PipeMessage]]] = deque()
-        self._messages: queue.Queue[Any] = queue.Queue()
-        self._events: queue.Queue[Any] = queue.Queue()
+        self._arrivals = Arrivals()  # read under _guard
         self._error: Lab93Error | None = None
         self._closing = False
         self._wake_read, self._wake_write = os.pipe()
@@ -128,28 +136,25 @@ class _Running:
     def receive(self, timeout: float | None = None) -> Message | None:
         """The next message (oldest first), or None after ``timeout`` seconds (None:
         wait as long as it takes) or once the node is closed."""
-        wait = seconds(timeout)
-        try:
-            item = self._messages.get(timeout=wait)
-        except queue.Empty:
-            return None
-        return self._unless_ended(item, self._messages)
+        return self._next(MESSAGES, timeout)  # type: ignore[return-value]
 
     def next_event(self, timeout: float | None = None) -> Event | None:
         """The next typed event (status, notice, accepted, refused, …), or None."""
-        try:
-            item = self._events.get(timeout=seconds(timeout))
-        except queue.Empty:
-            return None
-        return self._unless_ended(item, self._events)
+        return self._next(EVENTS, timeout)  # type: ignore[return-value]
 
-    def _unless_ended(self, item: Any, source: queue.Queue[Any]) -> Any:
-        if item is _END:
-            source.put(_END)  # for every other reader too
-            if self._error is not None:
+    def poll(self, timeout: float | None = None) -> Message | Event | None:
+        """The next message *or* event, in the one order they arrived, or None."""
+        return self._next(EVERYTHING, timeout)
+
+    def _next(self, view: str, timeout: object) -> Message | Event | None:
+        wait = seconds(timeout)
+        with self._guard:
+            self._guard.wait_for(lambda: self._arrivals.ready(view) or self._client.ended, wait)
+            if self._arrivals.ready(view):
+                return self._arrivals.take(view)
+            if self._client.ended and self._error is not None:
                 raise self._error
             return None
-        return item
 
     def __iter__(self) -> Iterator[Message]:
         """Every message as it arrives, until the node is closed."""
@@ -230,10 +235,8 @@ class _Running:
                 return
 
     def _dispatch(self, item: Item) -> None:
-        if isinstance(item, Arrived):
-            self._messages.put(item.message)
-        elif isinstance(item, Happened):
-            self._events.put(item.event)
+        if isinstance(item, (Arrived, Happened)):
+            self._arrivals.add(item)
         elif isinstance(item, Settled):
             future: Future[Any] = item.token  # type: ignore[assignment]
             if item.error is not None:
@@ -244,14 +247,14 @@ class _Running:
             self._end(item.error)
 
     def _end(self, error: Lab93Error | None) -> None:
-        self._error = error
-        self._client.ended = True
-        for token in self._client.waiting():
-            future: Future[Any] = token  # type: ignore[assignment]
-            if not future.done():
-                future.set_exception(error or ClosedError())
-        self._messages.put(_END)
-        self._events.put(_END)
+        with self._guard:  # re-entrant: _take may hold it already
+            self._error = error
+            self._client.ended = True
+            for token in self._client.waiting():
+                future: Future[Any] = token  # type: ignore[assignment]
+                if not future.done():
+                    future.set_exception(error or ClosedError())
+            self._guard.notify_all()
 
 
 class Node(_Running):

@@ -69,6 +69,46 @@ class Ended:
 
 Item = Settled | Arrived | Happened | Ended
 
+# The three ways to read what arrived: messages only, events only, or both in order.
+MESSAGES, EVENTS, EVERYTHING = "messages", "events", "everything"
+
+
+class Arrivals:
+    """Messages and events as they arrived, for three readers at once.
+
+    ``receive`` reads messages, ``next_event`` events, ``poll`` both in their one
+    order; what one reader leaves is kept for the others, and nothing is read twice.
+    """
+
+    def __init__(self) -> None:
+        self._messages: deque[tuple[int, Message]] = deque()
+        self._events: deque[tuple[int, Event]] = deque()
+        self._count = 0
+
+    def add(self, item: Arrived | Happened) -> None:
+        self._count += 1
+        if isinstance(item, Arrived):
+            self._messages.append((self._count, item.message))
+        else:
+            self._events.append((self._count, item.event))
+
+    def ready(self, view: str) -> bool:
+        if view == MESSAGES:
+            return bool(self._messages)
+        if view == EVENTS:
+            return bool(self._events)
+        return bool(self._messages or self._events)
+
+    def take(self, view: str) -> Message | Event:
+        """The next item for ``view``; only when ``ready(view)``."""
+        if view == MESSAGES or (
+            view == EVERYTHING
+            and self._messages
+            and (not self._events or self._messages[0][0] < self._events[0][0])
+        ):
+            return self._messages.popleft()[1]
+        return self._events.popleft()[1]
+
 
 class PipeClient:
     """Bookkeeping for one node's pipe. Not thread-safe: one owner drives it."""
