@@ -39,6 +39,7 @@ from .api.pipe import (
     Arrivals,
     Arrived,
     Ended,
+    Failed,
     Happened,
     Item,
     PipeClient,
@@ -132,6 +133,11 @@ class _Running:
         self._pump_task = asyncio.get_running_loop().create_task(self._pump())
         return self
 
+    async def start(self: R) -> R:
+        """Start the actor and wait until it is ready (what ``await`` and ``async with``
+        of the factories do)."""
+        return await self._start(max(self.config.timeout, START_TIMEOUT))
+
     @property
     def closed(self) -> bool:
         return self._closing or self._client.ended
@@ -173,7 +179,7 @@ class _Running:
         async def arrived() -> None:
             async with self._settled:
                 await self._settled.wait_for(
-                    lambda: self._arrivals.ready(view) or self._client.ended
+                    lambda: self._arrivals.ready(view) or self._client.ended or self._error
                 )
 
         try:
@@ -244,8 +250,17 @@ class _Running:
                 future.set_exception(item.error)
             else:
                 future.set_result(item.value)
+        elif isinstance(item, Failed):
+            self._error = item.error
+            # An actor whose thread ends sent FATAL as its last act; one that goes on
+            # (a refused client keeps taking posts until STOP) is still alive then.
+            asyncio.get_running_loop().call_later(0.1, self._ended_if_gone)
         elif isinstance(item, Ended):
-            self._end(item.error)
+            self._end(self._error)
+
+    def _ended_if_gone(self) -> None:
+        if self._handle is not None and not self._handle.alive and not self._client.ended:
+            self._end(self._error)
 
     def _end(self, error: Lab93Error | None) -> None:
         self._error = error
@@ -287,8 +302,7 @@ class Node(_Running):
             beacon_port=beacon_port, db=db, rooms=rooms, secure=secure,
             authorized_keys=authorized_keys, timeout=timeout, listen=listen,
         )
-        node = cls(BroadcastActor(config), config)
-        return _Opening(lambda: node._start(max(config.timeout, START_TIMEOUT)))
+        return _Opening(cls(BroadcastActor(config), config).start)
 
     @classmethod
     def repeater(
@@ -313,8 +327,7 @@ class Node(_Running):
             beacon_port=beacon_port, db=db, rooms=rooms, secure=secure, server_key=server_key,
             timeout=timeout, listen=listen,
         )
-        node = cls(ClientActor(config), config)
-        return _Opening(lambda: node._start(max(config.timeout, START_TIMEOUT)))
+        return _Opening(cls(ClientActor(config), config).start)
 
     def __init__(self, actor: Actor, config: NodeConfig) -> None:
         super().__init__(actor, config)
@@ -356,13 +369,17 @@ class Node(_Running):
     async def send_many(
         self, drafts: Iterable[Draft], timeout: float | None = ANSWER_TIMEOUT
     ) -> list[Message]:
+        wait = seconds(timeout)
+        futures = await self.post(drafts)
+        return [await self._wait(future, wait, "sending a message") for future in futures]
+
+    async def post(self, drafts: Iterable[Draft]) -> list[asyncio.Future[Message]]:
+        """``send_many`` without waiting for storage: a future per draft."""
         loop = asyncio.get_running_loop()
         pairs = [(draft, loop.create_future()) for draft in drafts]
-        if not pairs:
-            return []
-        await self._send(self._client.post(pairs))
-        wait = seconds(timeout)
-        return [await self._wait(future, wait, "sending a message") for _, future in pairs]
+        if pairs:
+            await self._send(self._client.post(pairs))
+        return [future for _, future in pairs]
 
     async def flush(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
         """Wait until every message sent here is accepted; return those that are not."""
@@ -420,7 +437,7 @@ class Server(_Running):
         self.router_port = 0
         self.pub_port = 0
 
-    async def start(self) -> Server:
+    async def start(self) -> Server:  # type: ignore[override]
         await self._start(max(self.config.timeout, START_TIMEOUT))
         self.router_port = self._actor.router_port or 0
         self.pub_port = self._actor.pub_port or 0

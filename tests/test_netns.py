@@ -91,16 +91,17 @@ def namespaces_or_skip() -> None:
     ip("netns", "del", probe, check=False)
 
 
-def start_host(testbed: Testbed, h: int, db: Path) -> NodeProcess:
-    """``lab93-node -b -i eN -a 198.18.93.N`` inside host namespace N, stdin left open.
+def start_node(testbed: Testbed, h: int, db: Path, *extra: str) -> NodeProcess:
+    """``lab93-node -b -i eN -a 198.18.93.N`` inside host namespace N.
 
-    ``-v`` shows the status lines a pipeline otherwise keeps to itself.
+    ``-v`` shows the status lines a script otherwise keeps to itself.
     """
     args = [
         "-b", "-i", testbed.nics[h], "-a", f"198.18.93.{h}", "--db", str(db),
-        "-u", f"user{h}", "--json", "--timeout", "20", "-v",
+        "-u", f"user{h}", "--json", "--timeout", "20", "-v", *extra,
     ]
-    return NodeProcess(args, stdin=True, prefix=["ip", "netns", "exec", testbed.hosts[h]])
+    return NodeProcess(args, stdin="--listen" not in extra,
+                       prefix=["ip", "netns", "exec", testbed.hosts[h]])
 
 
 def contents(node: NodeProcess) -> list[str]:
@@ -108,26 +109,31 @@ def contents(node: NodeProcess) -> list[str]:
 
 
 def test_three_hosts_chat_partition_heal_and_converge(tmp_path):
+    """On each host, a reader (--listen) holds the room and a script pipes lines into
+    it (piped input only sends: it neither fetches nor shows the room)."""
     namespaces_or_skip()
     testbed = Testbed()
-    nodes: dict[int, NodeProcess] = {}
+    readers: dict[int, NodeProcess] = {}
+    writers: dict[int, NodeProcess] = {}
     sent: dict[int, list[str]] = {h: [] for h in HOSTS}
 
     def say(h: int, *lines: str) -> None:
         for line in lines:
-            nodes[h].write(line)
+            writers[h].write(line)
         sent[h].extend(lines)
 
     def wait_holds_all_sent(h: int) -> None:
         others = {line for g in HOSTS if g != h for line in sent[g]}
-        nodes[h].wait_for(lambda p: others <= set(contents(p)), f"host {h} to hold {others}")
+        readers[h].wait_for(lambda p: others <= set(contents(p)), f"host {h} to hold {others}")
 
     try:
         testbed.create()
         for h in HOSTS:
-            nodes[h] = start_host(testbed, h, tmp_path / f"h{h}.db")
-        for node in nodes.values():
+            readers[h] = start_node(testbed, h, tmp_path / f"h{h}.db", "--listen")
+        for node in readers.values():
             node.wait_err("2 peers: user")
+        for h in HOSTS:
+            writers[h] = start_node(testbed, h, tmp_path / f"w{h}.db")
 
         for h in HOSTS:
             say(h, f"h{h} hello", f"h{h} how is everyone")
@@ -136,16 +142,15 @@ def test_three_hosts_chat_partition_heal_and_converge(tmp_path):
 
         testbed.link(3, "down")
         cut = time.monotonic()
-        nodes[3].wait_err("no broadcast peers left on")
         for h in (1, 2):
             # Silence (5 intervals) usually; "connection lost" when a send to host 3
             # failed first (no ARP answer: host unreachable). Either way: noticed.
-            nodes[h].wait_err("user3 is gone (")
+            readers[h].wait_err("user3 is gone (")
         expired = time.monotonic() - cut
         say(1, "h1 during the partition", "h1 still cut off?")
         say(2, "h2 during the partition")
         say(3, "h3 alone 1", "h3 alone 2", "h3 alone 3")
-        nodes[2].wait_for(lambda p: "h1 still cut off?" in contents(p), "h1's partition lines")
+        readers[2].wait_for(lambda p: "h1 still cut off?" in contents(p), "h1's partition lines")
 
         testbed.link(3, "up")
         healed = time.monotonic()
@@ -154,16 +159,20 @@ def test_three_hosts_chat_partition_heal_and_converge(tmp_path):
         converged = time.monotonic() - healed
         print(f"partition noticed in {expired:.1f} s; converged {converged:.2f} s after healing")
 
-        for node in nodes.values():
-            node.close_stdin()  # end of input: each waits until all its lines are accepted
-        for h, node in nodes.items():
-            assert node.finish(30) == 0, node.err[-5:]
-            shown = contents(node)
+        for writer in writers.values():
+            writer.close_stdin()  # end of input: each waits until all its lines are accepted
+        for writer in writers.values():
+            assert writer.finish(30) == 0, writer.err[-5:]
+            assert writer.out == [], "a script that pipes lines in shows nothing of the room"
+        for h, reader in readers.items():
+            shown = contents(reader)
             assert len(shown) == len(set(shown)), f"host {h} showed a message twice"
 
         everything = sorted(line for lines in sent.values() for line in lines)
         ids = None
         for h in HOSTS:
+            reader = readers[h]
+            reader.signal()
             history = subprocess.run(
                 [sys.executable, "-m", "lab93zmq", "--history", "--json",
                  "--db", str(tmp_path / f"h{h}.db")],
@@ -177,7 +186,7 @@ def test_three_hosts_chat_partition_heal_and_converge(tmp_path):
             assert ids is None or held == ids
             ids = held
     finally:
-        for node in nodes.values():
+        for node in [*readers.values(), *writers.values()]:
             node.kill()
         testbed.remove()
     listed = ip("netns", "list").stdout

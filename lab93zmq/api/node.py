@@ -46,6 +46,7 @@ from .pipe import (
     Arrivals,
     Arrived,
     Ended,
+    Failed,
     Happened,
     Item,
     PipeClient,
@@ -149,10 +150,12 @@ class _Running:
     def _next(self, view: str, timeout: object) -> Message | Event | None:
         wait = seconds(timeout)
         with self._guard:
-            self._guard.wait_for(lambda: self._arrivals.ready(view) or self._client.ended, wait)
+            self._guard.wait_for(
+                lambda: self._arrivals.ready(view) or self._client.ended or self._error, wait
+            )
             if self._arrivals.ready(view):
                 return self._arrivals.take(view)
-            if self._client.ended and self._error is not None:
+            if self._error is not None:
                 raise self._error
             return None
 
@@ -243,8 +246,13 @@ class _Running:
                 future.set_exception(item.error)
             else:
                 future.set_result(item.value)
+        elif isinstance(item, Failed):
+            self._error = item.error
+            self._handle.join(0.5)  # an actor that ended sent FATAL as its last act
+            if not self._handle.alive:
+                self._end(item.error)
         elif isinstance(item, Ended):
-            self._end(item.error)
+            self._end(self._error)
 
     def _end(self, error: Lab93Error | None) -> None:
         with self._guard:  # re-entrant: _take may hold it already
@@ -366,12 +374,16 @@ class Node(_Running):
                   ) -> list[Message]:
         """``send`` for several drafts (from ``draft``) at once: one turn of the actor
         stores them together, which is how a pipeline keeps up."""
-        pairs = [(draft, Future()) for draft in drafts]
-        if not pairs:
-            return []
-        self._submit(lambda: self._client.post(pairs))
         wait = seconds(timeout)
-        return [self._wait(future, wait, "sending a message") for _, future in pairs]
+        return [self._wait(future, wait, "sending a message") for future in self.post(drafts)]
+
+    def post(self, drafts: Iterable[Draft]) -> list[Future[Message]]:
+        """``send_many`` without waiting: a Future per draft, done once it is stored
+        (its Message) or refused (RefusedError)."""
+        pairs: list[tuple[Draft, Future[Message]]] = [(draft, Future()) for draft in drafts]
+        if pairs:
+            self._submit(lambda: self._client.post(pairs))
+        return [future for _, future in pairs]
 
     def flush(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
         """Wait until every message sent by this object is accepted (the command line's
@@ -419,15 +431,24 @@ class Server(_Running):
         authorized_keys: str | Path | None = None,
         timeout: float = 10.0,
     ) -> None:
-        from ..io.repeater_server import ServerActor
-
-        config = node_config(
+        self._open(node_config(
             "server", address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
             timeout=timeout,
-        )
+        ))
+
+    @classmethod
+    def with_config(cls, config: NodeConfig) -> Server:
+        """A server from settings already checked (the command line's)."""
+        server = cls.__new__(cls)
+        server._open(config)
+        return server
+
+    def _open(self, config: NodeConfig) -> None:
+        from ..io.repeater_server import ServerActor
+
         actor = ServerActor(config)
-        super().__init__(actor, config, max(config.timeout, START_TIMEOUT))
+        _Running.__init__(self, actor, config, max(config.timeout, START_TIMEOUT))
         self.router_port: int = actor.router_port or 0
         self.pub_port: int = actor.pub_port or 0
 

@@ -16,18 +16,21 @@ without checking them again.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.authoring import Draft
-from ..core.errors import Lab93Error, ProtocolError, RefusedError
+from ..core.errors import Lab93Error, RefusedError
 from ..core.events import Accepted, Event, Incoming, Posted, Rejected, from_pipe_form
 from ..core.message import Message
 from ..core.sighting import Sighting
 from ..io.actor import Kind as PipeKind
 from ..io.actor import PipeMessage
+
+log = logging.getLogger(__name__)
 
 # The answer each question gets.
 ANSWERS = {
@@ -61,13 +64,20 @@ class Happened:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """The actor cannot go on (its FATAL sentence). It may still be running (a repeater
+    client refused by its server keeps taking posts into its outbox until STOP), or
+    its thread may have ended: the owner tells which."""
+
+    error: Lab93Error
+
+
+@dataclass(frozen=True)
 class Ended:
-    """The actor stopped: ``error`` is its FATAL sentence, None after a clean STOP."""
-
-    error: Lab93Error | None = None
+    """The actor stopped (STOPPED): nothing more comes from it."""
 
 
-Item = Settled | Arrived | Happened | Ended
+Item = Settled | Arrived | Happened | Failed | Ended
 
 # The three ways to read what arrived: messages only, events only, or both in order.
 MESSAGES, EVENTS, EVERYTHING = "messages", "events", "everything"
@@ -148,15 +158,15 @@ class PipeClient:
             self.ended = True
             return [Ended()]
         if kind is PipeKind.FATAL:
-            self.ended = True
-            return [Ended(Lab93Error(body["error"]))]
+            return [Failed(Lab93Error(body["error"]))]
         for question, answer in ANSWERS.items():
             if kind is answer:
                 return self._answer(question, body)
         try:
             events = from_pipe_form(kind.value, body)
         except (KeyError, TypeError, ValueError) as error:
-            raise ProtocolError(f"a {kind.value} from the actor: {error}") from None
+            log.error("ignored a %s from the actor: %s", kind.value, error)  # our own bug
+            return []
         items: list[Item] = []
         for event in events:
             items += self._event(event)

@@ -1,18 +1,18 @@
-"""Turn parsed options into a NodeConfig and run the chosen mode."""
+"""Turn parsed options into a node of the Python API and run the chosen front end."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from ..api.node import Node, Server
 from ..api.options import default_user
 from ..core.errors import StoreError
-from ..io.actor import Actor, ActorHandle
+from ..io.actor import Actor
 from ..io.config import NodeConfig
-from ..io.inbox_lock import InboxLock
 from ..io.paths import config_dir
 from ..io.store import Inbox
-from .console import FrontEndOptions
-from .console import run as run_front_end
+from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
 from .options import ExitStatus, build_config
 
@@ -25,21 +25,60 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
         return show_history(config, env, args["--json"], named=args["--db"] is not None)
     if mode == "scan":
         return run_scan(config, env, args["--json"])
+    send = args["--send"]
+    # A server has no user to read from: it shows what its actor says, like --listen.
+    listening = bool(args["--listen"]) or mode == "server"
+    interactive = send is None and not listening and bool(env.stdin_isatty)
+    # --send and piped input only send: they neither fetch nor show the room, and
+    # are not announced to others as someone joining.
+    send_only = not (listening or interactive)
+    config = replace(config, listen=not send_only)
     options = FrontEndOptions(
         subject=args["--subject"], to=args["--to"], json=args["--json"], timeout=config.timeout
     )
-    with InboxLock(config.db_path):
-        handle = ActorHandle(make_actor(mode, config))
-        handle.start(timeout=max(config.timeout, 10.0))
-        # A server has no user to read from: it shows what its actor says, like --listen.
-        run_front_end(
-            handle,
-            env,
-            options,
-            send=args["--send"],
-            listen=args["--listen"] or mode == "server",
-            prompt=f"{config.user}> ",
-        )
+    run = ChatRun(env, options, show_messages=not send_only,
+                  show_room=lambda: len(config.rooms) > 1)
+    # --send and pipelines are scripts: their stderr is for what went wrong.
+    run.printer.show_info = listening or interactive
+    if interactive:
+        return run_interactive(mode, config, run)
+    node: Node | Server = (
+        Server.with_config(config) if mode == "server" else Node(make_actor(mode, config), config)
+    )
+    from . import console
+
+    if node.ready_detail:
+        run.printer.info(node.ready_detail)
+    if send is not None:
+        console.send_one(node, run, send)  # type: ignore[arg-type]
+    elif listening:
+        console.listen(node, run)
+    else:
+        console.pipeline(node, run, env)  # type: ignore[arg-type]
+    return ExitStatus.OK
+
+
+def run_interactive(mode: str, config: NodeConfig, run: ChatRun) -> int:
+    """A terminal: the prompt, on the asyncio API (prompt_toolkit is asyncio)."""
+    import asyncio
+
+    from .. import aio
+    from .prompt import run_prompt
+
+    async def session() -> None:
+        node = aio.Node(make_actor(mode, config), config)
+        await node.start()
+        try:
+            if node.ready_detail:
+                run.printer.info(node.ready_detail)
+            await run_prompt(node, run, f"{config.user}> ")
+        finally:
+            await node.close()
+
+    try:
+        asyncio.run(session())
+    finally:
+        run.report_outbox()
     return ExitStatus.OK
 
 
@@ -61,7 +100,7 @@ def show_history(config: NodeConfig, env: Environment, json_mode: bool, named: b
     """``--history``: the whole inbox, oldest first. Reading never makes an inbox: a
     ``--db`` that names no file is a mistake (exit 1); the default one not there
     yet just has nothing to show."""
-    from .console import Printer
+    from .printer import Printer
 
     printer = Printer(env, json_mode)
     if not config.db_path.exists():
@@ -83,7 +122,7 @@ def run_scan(config: NodeConfig, env: Environment, json_mode: bool) -> int:
     """``--scan``: one probe, every live node and repeater heard within the timeout."""
     from ..io.interfaces import resolve
     from ..io.scan import scan
-    from .console import Printer
+    from .printer import Printer
 
     targets = resolve(config.interfaces)
     sightings = scan(targets, config.beacon_port, config.timeout, user=config.user)

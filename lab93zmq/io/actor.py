@@ -201,6 +201,10 @@ class ActorHandle:
         """Wait for the actor's thread to end (after STOPPED or FATAL it is about to)."""
         self._thread.join(timeout)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def request(self, kind: Kind, **body: Any) -> None:
         send(self.pipe, kind, **body)
 

@@ -58,7 +58,7 @@ from typing import Any
 from .. import wire
 from ..authoring import Draft
 from ..errors import ProtocolError
-from ..events import Notice
+from ..events import Notice, Posted
 from ..inbox import BroadcastInbox
 from ..message import Message
 from ..presence import Beacon, Kind, Peer, is_node_id
@@ -165,13 +165,16 @@ class BroadcastSession:
         return outputs + self._check_accepted(now)
 
     def _send_authored(self, authored: Authored, now: float) -> list[Output]:
+        """What to send for what was just authored and stored: Posted first, so the
+        front end hears a post is durable before it hears it is accepted."""
         if isinstance(authored, RoomPosts):
             for message in authored.messages:
                 self.catchup.published(message.origin_seq)
-            return self.posting.publish(authored.messages)
+            return [Posted(authored.messages), *self.posting.publish(authored.messages)]
         if isinstance(authored, DirectPost):
             message = authored.message
-            return self.direct.post(message, self.links.of_user(message.recipient), now)
+            links = self.links.of_user(message.recipient)
+            return [Posted((message,)), *self.direct.post(message, links, now)]
         return [authored]  # Rejected
 
     def who(self) -> list[str]:
