@@ -23,6 +23,7 @@ __version__ = "0.2.0.dev0"
 
 if TYPE_CHECKING:
     from .api.node import Node, Server, scan
+    from .api.values import message_id
     from .core.errors import (
         ClosedError,
         ConfigError,
@@ -47,6 +48,7 @@ _EXPORTS = {
     "Server": "api.node",
     "scan": "api.node",
     "Message": "core.message",
+    "message_id": "api.values",
     "Sighting": "core.sighting",
     "Accepted": "core.events",
     "Notice": "core.events",
@@ -85,6 +87,7 @@ __all__ = [
     "UndeliveredError",
     "UnreachableError",
     "UsageError",
+    "message_id",
     "scan",
 ]
 

@@ -107,11 +107,11 @@ class _Running:
     async def _start(self: R, timeout: float) -> R:
         self._lock_file.acquire()
         try:
-            ctx = zmq.Context.instance()
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
             handle = ActorHandle(
                 self.actor, ctx, front_context=zmq.asyncio.Context.shadow(ctx.underlying)
             )
-            pipe: zmq.asyncio.Socket = handle.pipe  # type: ignore[assignment]
+            pipe: zmq.asyncio.Socket = handle.pipe
             handle.launch()
             try:
                 try:
@@ -344,7 +344,7 @@ class Node(_Running):
 
     def draft(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None,
+        room: str | None = None, id: str | None = None,
     ) -> Draft:
         """The draft ``send`` would post, checked now (MessageError names a bad field)."""
         if to is not None:
@@ -354,16 +354,18 @@ class Node(_Running):
         else:
             room = room_name(room) if room is not None else self._room
         sent_at = datetime.now(timezone.utc)
-        draft = Draft(make_id(sent_at, os.urandom(10)), text, subject, to, sent_at, room)
+        message_id = make_id(sent_at, os.urandom(10)) if id is None else id
+        draft = Draft(message_id, text, subject, to, sent_at, room)
         draft.author(self.user, self.node_id or "0" * 32, 1)
         return draft
 
     async def send(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, timeout: float | None = ANSWER_TIMEOUT,
+        room: str | None = None, id: str | None = None,
+        timeout: float | None = ANSWER_TIMEOUT,
     ) -> Message:
         """Send; returns the stored message (durable), as ``lab93zmq.Node.send``."""
-        draft = self.draft(text, subject=subject, to=to, room=room)
+        draft = self.draft(text, subject=subject, to=to, room=room, id=id)
         return (await self.send_many([draft], timeout=timeout))[0]
 
     async def send_many(
@@ -437,7 +439,7 @@ class Server(_Running):
         self.router_port = 0
         self.pub_port = 0
 
-    async def start(self) -> Server:  # type: ignore[override]
+    async def start(self) -> Server:
         await self._start(max(self.config.timeout, START_TIMEOUT))
         self.router_port = self._actor.router_port or 0
         self.pub_port = self._actor.pub_port or 0

@@ -210,7 +210,7 @@ class _Running:
             self._handle.stop(timeout=CLOSE_TIMEOUT)  # joins the actor; closes the pipe
             self._lock_file.release()
 
-    def _send_requests(self, pipe: zmq.Socket) -> None:
+    def _send_requests(self, pipe: zmq.Socket[bytes]) -> None:
         try:
             while os.read(self._wake_read, 4096):
                 pass
@@ -223,7 +223,7 @@ class _Running:
             for message in messages:
                 pipe.send_multipart(message.frames())
 
-    def _take(self, pipe: zmq.Socket) -> None:
+    def _take(self, pipe: zmq.Socket[bytes]) -> None:
         for _ in range(_DRAIN):
             try:
                 frames = pipe.recv_multipart(zmq.NOBLOCK)
@@ -343,7 +343,7 @@ class Node(_Running):
 
     def draft(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None,
+        room: str | None = None, id: str | None = None,
     ) -> Draft:
         """The draft ``send`` would post, checked now (MessageError names a bad field)."""
         if to is not None:
@@ -353,21 +353,27 @@ class Node(_Running):
         else:
             room = room_name(room) if room is not None else self._room
         sent_at = datetime.now(timezone.utc)
-        draft = Draft(make_id(sent_at, os.urandom(10)), text, subject, to, sent_at, room)
+        message_id = make_id(sent_at, os.urandom(10)) if id is None else id
+        draft = Draft(message_id, text, subject, to, sent_at, room)
         draft.author(self.user, self.node_id or "0" * 32, 1)  # every field's own check
         return draft
 
     def send(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, timeout: float | None = ANSWER_TIMEOUT,
+        room: str | None = None, id: str | None = None,
+        timeout: float | None = ANSWER_TIMEOUT,
     ) -> Message:
         """Send ``text`` to the current room (or ``room``), or ``to`` one user.
 
         Returns the stored message once the node has written it to its inbox (its
         outbox): from then on it is not lost, whatever happens to this process. It
         is *delivered* later; ``flush`` waits for that.
+
+        ``id`` (32 lowercase hex digits, e.g. from ``lab93zmq.message_id()``) makes a
+        send repeatable: every node keeps one message per id, so sending again with
+        the id of a message sent before (after a crash, say) delivers it once.
         """
-        return self.send_many([self.draft(text, subject=subject, to=to, room=room)],
+        return self.send_many([self.draft(text, subject=subject, to=to, room=room, id=id)],
                               timeout=timeout)[0]
 
     def send_many(self, drafts: Iterable[Draft], timeout: float | None = ANSWER_TIMEOUT
