@@ -142,3 +142,18 @@ def test_no_module_imports_in_a_circle():
         if node not in state:
             visit(node)
     assert not circles, circles
+
+
+def test_every_folder_of_the_package_is_a_package_that_installs():
+    """``pip install .`` takes what setuptools finds: a folder without __init__.py
+    would be left out of a real install (an editable one hides that)."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(PACKAGE.parent), include=["lab93zmq", "lab93zmq.*"]))
+    folders = {
+        _module_name(path / "__init__.py") if (path / "__init__.py").exists() else str(path)
+        for path in [PACKAGE, *PACKAGE.rglob("*")]
+        if path.is_dir() and path.name != "__pycache__" and any(path.glob("*.py"))
+    }
+    assert folders == found
+    assert (PACKAGE / "py.typed").exists()
