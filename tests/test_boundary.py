@@ -157,3 +157,26 @@ def test_every_folder_of_the_package_is_a_package_that_installs():
     }
     assert folders == found
     assert (PACKAGE / "py.typed").exists()
+
+
+LAYERS = {"core": 0, "io": 1, "api": 2, "aio": 2, "frontend": 3}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    """core < io < api (and aio) < frontend: docs/ARCHITECTURE.rst draws it."""
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        mine = _layer(name)
+        if mine is None:
+            continue  # the package root and __main__ may name anything
+        for imported, line in _imports(path):
+            theirs = _layer(imported) if imported.startswith("lab93zmq.") else None
+            if theirs is not None and theirs > mine:
+                wrong.append(f"{name}:{line} imports {imported}")
+    assert not wrong, wrong
