@@ -157,9 +157,10 @@ def test_garbage_datagrams_and_frames_do_not_stop_service(cluster):
         dealer.connect(f"tcp://127.0.0.1:{alice.node.router_port}")
         garbage = [
             [b"hello"],
-            [b"L93\x01", b"SYNC", b"[]"],
-            [b"L93\x01", Verb.SYNC.value.encode(), b'{"node": "' + b"f" * 32 + b'", "vector": 5}'],
-            [b"L93\x01", b"DM", b'{"node": "' + b"f" * 32 + b'"}', os.urandom(100)],
+            [wire.SIGNATURE, b"SYNC", b"[]"],
+            [wire.SIGNATURE, Verb.SYNC.value.encode(),
+             b'{"node": "' + b"f" * 32 + b'", "vector": 5}'],
+            [wire.SIGNATURE, b"DM", b'{"node": "' + b"f" * 32 + b'"}', os.urandom(100)],
             [os.urandom(64) for _ in range(5)],
         ]
         for frames in garbage:

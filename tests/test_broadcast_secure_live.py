@@ -400,7 +400,7 @@ def test_a_flooding_key_is_cut_off_and_the_others_are_served(room):
     try:
         garbage = 30
         for _ in range(garbage):
-            carol.sock.send_multipart([b"L93\x01", b"SYNC", os.urandom(32)])
+            carol.sock.send_multipart([wire.SIGNATURE, b"SYNC", os.urandom(32)])
         carol.send(Verb.DM, [message("carol", "after the flood", carol.node_id, to="alice")])
         def stats(key: str) -> int:
             return alice.node.stats[key]  # a copy each time

@@ -381,14 +381,14 @@ def test_an_invalid_post_is_rejected(lan):
     [
         [],
         [b"junk"],
-        [b"L93\x01", b"SYNC", b"{not json"],
-        [b"L93\x02", b"SYNC", b"{}"],
-        [b"L93\x01", b"SYNC", b"{}"],  # no node
-        [b"L93\x01", b"SYNC", b'{"node": "' + b"b" * 32 + b'"}'],  # no vector
-        [b"L93\x01", b"SYNC", b'{"node": "' + b"b" * 32 + b'", "vector": {"x": 1}}'],
-        [b"L93\x01", b"HELLO", b'{"node": "' + b"b" * 32 + b'"}'],
-        [b"L93\x01", b"MSG", b'{"node": "' + b"b" * 32 + b'"}'],  # a PUB command on the ROUTER
-        [b"L93\x01", b"ACK", b'{"node": "' + b"b" * 32 + b'", "ids": 7}'],
+        [wire.SIGNATURE, b"SYNC", b"{not json"],
+        [b"L93\x01", b"SYNC", b"{}"],  # another version
+        [wire.SIGNATURE, b"SYNC", b"{}"],  # no node
+        [wire.SIGNATURE, b"SYNC", b'{"node": "' + b"b" * 32 + b'"}'],  # no vector
+        [wire.SIGNATURE, b"SYNC", b'{"node": "' + b"b" * 32 + b'", "vector": {"x": 1}}'],
+        [wire.SIGNATURE, b"HELLO", b'{"node": "' + b"b" * 32 + b'"}'],
+        [wire.SIGNATURE, b"MSG", b'{"node": "' + b"b" * 32 + b'"}'],  # a PUB command on the ROUTER
+        [wire.SIGNATURE, b"ACK", b'{"node": "' + b"b" * 32 + b'", "ids": 7}'],
     ],
 )
 def test_garbage_frames_are_counted_and_dropped(lan, frames):

@@ -173,7 +173,7 @@ def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan
 def test_a_flooding_sub_is_cut_off_and_linked_again_after_the_penalty(lan):
     alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
     lan.run(0.1)
-    junk = [b"L93\x01", b"BEAT", b"{}"]
+    junk = [wire.SIGNATURE, b"BEAT", b"{}"]
     outputs = []
     for _ in range(FLOOD_BURST + 1):
         outputs += alice.session.receive(junk, lan.now, via=bob.node_id)

@@ -110,7 +110,7 @@ def garbage_frames(rng: random.Random, node: str | None = None) -> list[bytes]:
     kind = rng.random()
     if kind < 0.3:
         return [rng.randbytes(rng.randint(0, 80)) for _ in range(rng.randint(1, 6))]
-    signature = SIGNATURE if kind < 0.9 else rng.choice([b"L93\x02", b"L93", b"ZRE\x01"])
+    signature = SIGNATURE if kind < 0.9 else rng.choice([b"L93\x01", b"L93", b"ZRE\x01"])
     name = rng.choice(NAMES).encode() if rng.random() < 0.9 else rng.randbytes(rng.randint(0, 20))
     json_header = rng.random() < 0.8
     header = random_header(rng) if json_header else rng.randbytes(rng.randint(0, 30))

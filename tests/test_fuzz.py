@@ -160,7 +160,7 @@ HEADER_KEYS = ["user", "node", "software", "room", "dm", "limit", "items", "serv
 
 def near_valid_frames(header_values=json_values, payload=payloads, names=COMMAND_NAMES):
     """Frame lists a buggy or hostile peer might send: mostly well-formed envelopes."""
-    signature = st.sampled_from([wire.SIGNATURE, b"L93\x02", b"L93", b"ZRE\x01", b""])
+    signature = st.sampled_from([wire.SIGNATURE, b"L93\x01", b"L93", b"ZRE\x01", b""])
     name = st.sampled_from(names).map(str.encode) | st.binary(max_size=20)
     header = st.dictionaries(st.sampled_from(HEADER_KEYS), header_values, max_size=6).map(
         lambda h: json.dumps(h).encode()

@@ -23,7 +23,7 @@ from typing import Any
 from .errors import ProtocolError
 from .message import MAX_WIRE_BYTES, Message
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: rooms (topic frames on a PUB; see docs/PROTOCOL.rst)
 MAGIC = b"L93"
 SIGNATURE = MAGIC + bytes([PROTOCOL_VERSION])
 MAX_HEADER_BYTES = 64 * 1024
