@@ -109,3 +109,30 @@ def test_a_failed_migration_leaves_the_old_file_as_it_was(tmp_path):
 
 def test_old_messages_and_a_direct_message_in_general_are_told_apart():
     assert make_message(1).room == "general" and make_message(1, to="bob").room is None
+
+
+# -- rooms on the wire: topic frames on a PUB ------------------------------------------
+
+
+def test_a_published_command_carries_its_room_in_frame_0():
+    from lab93zmq.core import wire
+
+    command = wire.Command("TICK", {"room": "ops"})
+    frames = command.frames(wire.room_topic("ops"))
+    assert frames[0] == b"L93\x02#ops\n" == wire.subscription(wire.room_topic("ops"))
+    assert wire.decode_published(frames) == ("ops", command)
+    assert wire.decode_published(command.frames(wire.NODE_TOPIC)) == (None, command)
+    # A SUB's prefix match: #op's subscription does not match #ops, thanks to the "\n".
+    assert not frames[0].startswith(wire.subscription(wire.room_topic("op")))
+    assert command.frames()[0] == wire.SIGNATURE  # ROUTER and DEALER: the bare signature
+
+
+@pytest.mark.parametrize("topic", [b"", b"#ops", b"#\n", b"#Ops\n", b"#o ps\n", b"ops\n", b"**"])
+def test_a_published_command_without_a_valid_topic_is_a_protocol_error(topic):
+    from lab93zmq.core import wire
+    from lab93zmq.core.errors import ProtocolError
+
+    with pytest.raises(ProtocolError):
+        wire.decode_published(wire.Command("TICK").frames(topic))
+    with pytest.raises(ProtocolError):
+        wire.decode_published([])

@@ -8,6 +8,12 @@ Every protocol message (after a ROUTER's identity frame) is::
     frame 3… payloads   zero or more encoded messages (Message.encode), so a
                         server can store and forward them without re-encoding
 
+On a PUB, frame 0 may go on after the signature with a *topic*, so that a SUB
+receives only what it subscribed to (ZeroMQ matches prefixes of frame 0):
+``#`` + room + ``\n`` for a room's traffic (the ``\n`` stops ``#op`` matching
+``#ops``), ``*`` for traffic of the node as a whole. ``decode_published``
+reads such a frame list; ROUTER and DEALER frames carry the bare signature.
+
 A frame list that breaks these rules raises ProtocolError naming what is wrong;
 the caller logs it, answers with an error where it can, and keeps serving.
 The commands themselves belong to each mode and are listed in docs/PROTOCOL.rst.
@@ -22,6 +28,7 @@ from typing import Any
 
 from .errors import ProtocolError
 from .message import MAX_WIRE_BYTES, Message
+from .rooms import RoomError, check_room
 
 PROTOCOL_VERSION = 2  # 2: rooms (topic frames on a PUB; see docs/PROTOCOL.rst)
 MAGIC = b"L93"
@@ -37,6 +44,29 @@ MAX_COMMAND_CHARS = 16
 # sequence numbers and marks end up. A larger one is a protocol error here,
 # not an OverflowError deep in the inbox.
 MAX_HEADER_INT = 2**63 - 1
+NODE_TOPIC = b"*"  # the topic of a node's own traffic on its PUB (not a room's)
+
+
+def room_topic(room: str) -> bytes:
+    """The topic of ``room``'s traffic on a PUB (after the signature): ``#ops\n``."""
+    return b"#" + room.encode("ascii") + b"\n"
+
+
+def subscription(topic: bytes) -> bytes:
+    """What a SUB subscribes to for ``topic``: the signature, then the topic."""
+    return SIGNATURE + topic
+
+
+def topic_room(topic: bytes) -> str | None:
+    """The room a topic names, None for ``NODE_TOPIC``; ProtocolError for anything else."""
+    if topic == NODE_TOPIC:
+        return None
+    if len(topic) < 3 or topic[:1] != b"#" or topic[-1:] != b"\n":
+        raise ProtocolError("a published command has no room or node topic")
+    try:
+        return check_room(topic[1:-1].decode("ascii"))
+    except (UnicodeDecodeError, RoomError):
+        raise ProtocolError("a published command names no valid room in its topic") from None
 
 
 def _not_json(constant: str) -> None:
@@ -55,9 +85,10 @@ class Command:
     header: dict[str, Any] = field(default_factory=dict)
     payloads: tuple[bytes, ...] = ()
 
-    def frames(self) -> list[bytes]:
+    def frames(self, topic: bytes = b"") -> list[bytes]:
+        """The frame list; ``topic`` (on a PUB only) goes after the signature."""
         header = json.dumps(self.header, separators=(",", ":")).encode()
-        return [SIGNATURE, self.name.encode("ascii"), header, *self.payloads]
+        return [SIGNATURE + topic, self.name.encode("ascii"), header, *self.payloads]
 
     def messages(self) -> list[Message]:
         """Decode every payload; MessageError (a ProtocolError) on the first bad one."""
@@ -101,6 +132,16 @@ def decode(frames: Sequence[bytes]) -> Command:
     if payloads and max(map(len, payloads)) > MAX_WIRE_BYTES:
         raise ProtocolError(f"{name} carries a message larger than {MAX_WIRE_BYTES} bytes")
     return Command(name, header, payloads)
+
+
+def decode_published(frames: Sequence[bytes]) -> tuple[str | None, Command]:
+    """Parse frames read from a SUB: the room their topic names (None: the node topic)
+    and the command; raises ProtocolError, never returns None."""
+    if not frames:
+        raise ProtocolError("a command has at least 3 frames, this has 0")
+    first = bytes(frames[0])
+    command = decode([first[:4], *frames[1:]])
+    return topic_room(first[4:]), command
 
 
 def header_int(
