@@ -78,9 +78,16 @@ def test_a_penalty_never_ends_before_the_bucket_refilled():
 def test_a_draft_becomes_a_message_and_crosses_the_pipe():
     draft = Draft("0" * 32, "pizza?", "lunch", None, T0)
     assert Draft.from_body(draft.body()) == draft
-    assert draft.scope == ROOM and Draft("1" * 32, "psst", None, "bob", T0).scope == DIRECT
+    assert draft.scope == (ROOM, "general")
+    assert Draft("1" * 32, "psst", None, "bob", T0).scope == DIRECT
     message = draft.author("alice", NODE_A, 7)
     assert (message.author, message.origin, message.origin_seq) == ("alice", NODE_A, 7)
+    ops = Draft("3" * 32, "deploy?", None, None, T0, room="ops")
+    assert Draft.from_body(ops.body()) == ops and ops.body()["room"] == "ops"
+    assert ops.scope == (ROOM, "ops") and ops.author("alice", NODE_A, 1).room == "ops"
+    assert Draft("4" * 32, "psst", None, "bob", T0, room="ops").author("a", NODE_A, 1).room is None
+    with pytest.raises(MessageError, match="is not a room name"):
+        Draft.from_body({**ops.body(), "room": "#Ops"})  # the pipe carries the wire form
     with pytest.raises(MessageError):
         Draft("2" * 32, "", None, None, T0).author("alice", NODE_A, 8)
 

@@ -1,7 +1,7 @@
 """Authoring: what a front end asks to send (a Draft), and our own numbering. Pure.
 
 A node is the only author of its origin: it numbers what it writes itself,
-one counter per *scope* (today "room" and "direct"), and a number is used
+one counter per *scope* (``(ROOM, room)`` per room, and ``DIRECT``), and a number is used
 only once the message holding it is stored, so a scope's sequence has no
 holes (peers' contiguous marks depend on that). The same pieces serve both
 modes; the cores author, the shells only carry drafts over the pipe.
@@ -15,25 +15,28 @@ from datetime import datetime
 from typing import Any
 
 from .message import Message, parse_time
+from .rooms import DEFAULT_ROOM, check_room
 
-ROOM = "room"  # the scope of room messages
+ROOM = "room"  # the scope of a room's messages is (ROOM, room)
 DIRECT = "direct"  # the scope of direct messages
 
 
 @dataclass(frozen=True)
 class Draft:
-    """A front end's request to send a message; the core that authors it adds the rest."""
+    """A front end's request to send a message; the core that authors it adds the rest.
+
+    ``room`` is the room of a room post (None: ``general``), None for a direct one."""
 
     id: str
     content: str
     subject: str | None
     to: str | None
     sent_at: datetime
-    room: str | None = None  # a room post's room (None: the default room); None when direct
+    room: str | None = None
 
     @property
-    def scope(self) -> str:
-        return ROOM if self.to is None else DIRECT
+    def scope(self) -> Hashable:
+        return (ROOM, self.room or DEFAULT_ROOM) if self.to is None else DIRECT
 
     def body(self) -> dict[str, Any]:
         """The pipe form (a JSON object)."""
@@ -48,8 +51,11 @@ class Draft:
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Draft:
+        """A Draft from its pipe form; MessageError (RoomError) for a bad room."""
         sent_at = parse_time(body["sent_at"])
         room = body.get("room")
+        if room is not None:
+            room = check_room(room)
         return cls(body["id"], body["content"], body["subject"], body["to"], sent_at, room)
 
     def author(self, user: str, origin: str, origin_seq: int) -> Message:
@@ -63,7 +69,7 @@ class Draft:
             sent_at=self.sent_at,
             origin=origin,
             origin_seq=origin_seq,
-            room=self.room,
+            room=None if self.to is not None else self.room,
         )
 
 

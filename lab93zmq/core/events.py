@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from .message import Message
+from .message import Message, parse_time, time_text
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,11 @@ class Notice:
 
 @dataclass(frozen=True)
 class Users:
-    """The answer to WHO."""
+    """The answer to WHO: who is on the network (``room`` None), or in ``room``."""
 
     users: tuple[str, ...]
     connected: bool = True
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,84 @@ class Posted:
     messages: tuple[Message, ...]
 
 
-Event = Incoming | Accepted | Rejected | Status | Notice | Users | Posted
+@dataclass(frozen=True)
+class Topic:
+    """``room``'s topic is now ``text``, set by ``by`` at ``at`` (the winning topic
+    message: the greatest (sent_at, id) among the room's)."""
+
+    room: str
+    text: str
+    by: str
+    at: datetime
+
+    @classmethod
+    def of(cls, message: Message) -> Topic:
+        """The topic a topic message sets (a room message: it has a room)."""
+        if message.room is None:
+            raise ValueError("a direct message sets no topic")
+        return cls(message.room, message.content, message.author, message.sent_at)
+
+    def body(self) -> dict[str, Any]:
+        return {"text": self.text, "by": self.by, "at": time_text(self.at)}
+
+
+@dataclass(frozen=True)
+class Joined:
+    """We are in ``room`` now (subscribed); its topic as known then; ``first``: this
+    inbox was never in it before."""
+
+    room: str
+    topic: Topic | None
+    first: bool
+
+
+@dataclass(frozen=True)
+class Parted:
+    """We left ``room``: nothing of it is stored from now on."""
+
+    room: str
+
+
+@dataclass(frozen=True)
+class Member:
+    """``user`` came to (``joined``) or left a room we are in."""
+
+    room: str
+    user: str
+    joined: bool
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """One room heard on the network: how many are in it, its topic, whether we are."""
+
+    name: str
+    members: int
+    topic: str | None
+    joined: bool
+
+
+@dataclass(frozen=True)
+class RoomList:
+    """The answer to ROOMS: every room heard on the network, sorted by name."""
+
+    rooms: tuple[RoomInfo, ...]
+
+
+Event = (
+    Incoming
+    | Accepted
+    | Rejected
+    | Status
+    | Notice
+    | Users
+    | Topic
+    | Joined
+    | Parted
+    | Member
+    | RoomList
+    | Posted
+)
 
 
 def pipe_forms(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
@@ -98,9 +177,25 @@ def pipe_form(event: Event) -> tuple[str, dict[str, Any]]:
     if isinstance(event, Notice):
         return "notice", {"text": event.text}
     if isinstance(event, Users):
-        return "who_result", {"users": list(event.users), "connected": event.connected}
+        body = {"room": event.room, "users": list(event.users), "connected": event.connected}
+        return "who_result", body
     if isinstance(event, Posted):
         return "posted", {"messages": [m.to_wire_dict() for m in event.messages]}
+    if isinstance(event, Topic):
+        return "topic", {"room": event.room, **event.body()}
+    if isinstance(event, Joined):
+        topic = None if event.topic is None else event.topic.body()
+        return "joined", {"room": event.room, "topic": topic, "first": event.first}
+    if isinstance(event, Parted):
+        return "parted", {"room": event.room}
+    if isinstance(event, Member):
+        return "member", {"room": event.room, "user": event.user, "joined": event.joined}
+    if isinstance(event, RoomList):
+        rooms = [
+            {"name": r.name, "members": r.members, "topic": r.topic, "joined": r.joined}
+            for r in event.rooms
+        ]
+        return "rooms_result", {"rooms": rooms}
     raise TypeError(f"no pipe message for {event!r}")  # a new event type without a form is a bug
 
 
@@ -120,5 +215,23 @@ def from_pipe_form(kind: str, body: dict[str, Any]) -> list[Event]:
     if kind == "notice":
         return [Notice(body["text"])]
     if kind == "who_result":
-        return [Users(tuple(body["users"]), bool(body.get("connected", True)))]
+        return [Users(tuple(body["users"]), bool(body.get("connected", True)), body.get("room"))]
+    if kind == "topic":
+        return [_topic(body["room"], body)]
+    if kind == "joined":
+        topic = body["topic"]
+        room = body["room"]
+        return [Joined(room, None if topic is None else _topic(room, topic), bool(body["first"]))]
+    if kind == "parted":
+        return [Parted(body["room"])]
+    if kind == "member":
+        return [Member(body["room"], body["user"], bool(body["joined"]))]
+    if kind == "rooms_result":
+        rooms = body["rooms"]
+        infos = (RoomInfo(r["name"], r["members"], r["topic"], bool(r["joined"])) for r in rooms)
+        return [RoomList(tuple(infos))]
     raise ValueError(f"no event for the pipe message {kind!r}")
+
+
+def _topic(room: str, body: dict[str, Any]) -> Topic:
+    return Topic(room, body["text"], body["by"], parse_time(body["at"], "at"))

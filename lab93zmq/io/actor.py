@@ -8,12 +8,21 @@ timeout, as pyzmq's auth thread does.
 
 Requests (front end -> actor):
 
-``POST``     {"id", "content", "subject", "to", "sent_at"}: author and queue a message
+``POST``     {"id", "content", "subject", "to", "sent_at", "room"}: author and queue
+             a message; ``room`` names the room of a room post (null: a direct one)
 ``SCAN``     {}: answer with ``SCAN_RESULT``
-``WHO``      {}: answer with ``WHO_RESULT``
-``HISTORY``  {"limit"}: answer with ``HISTORY_RESULT``: the newest ``limit``
+``WHO``      {"room": str | null}: answer with ``WHO_RESULT``: who is on the
+             network (null), or in that room (ourselves included)
+``HISTORY``  {"limit", "room"}: answer with ``HISTORY_RESULT``: the newest ``limit``
              messages (a whole number >= 0; 0: none), or every message when
-             ``limit`` is absent or null (see history.py)
+             ``limit`` is absent or null; only ``room``'s when it names one
+             (see history.py)
+``JOIN``     {"room"}: join the room (subscribe, catch up); answer with ``JOINED``,
+             also when already in it
+``PART``     {"room"}: leave the room; answer with ``PARTED``
+``ROOMS``    {}: answer with ``ROOMS_RESULT``
+``TOPIC``    {"room", "text"}: set the room's topic (a topic message); the new topic
+             comes back as a ``TOPIC`` event
 ``STOP``     {}: leave cleanly (leaving beacon, inbox closed), then ``STOPPED``
 
 Events (actor -> front end):
@@ -26,10 +35,20 @@ Events (actor -> front end):
 ``STATUS``         {"connected": bool, "detail"}: connection state changed
 ``NOTICE``         {"text"}: something a user may want to know
 ``SCAN_RESULT``    {"beacons": [beacon JSON dicts, as DESIGN.md's --scan --json]}
-``WHO_RESULT``     {"users": [...]}
+``WHO_RESULT``     {"room", "users": [...], "connected"}
 ``HISTORY_RESULT`` {"messages": [wire dicts]}
 ``POSTED``         {"messages": [wire dicts]}: the drafts just handled, authored and
                    stored (committed), in posting order; a refused one gets REJECTED
+``JOINED``         {"room", "topic": {"text", "by", "at"} | null, "first": bool}: we are
+                   in the room (subscribed); its topic as known then; ``first``: this
+                   inbox was never in it before
+``PARTED``         {"room"}: we left it; nothing of it is stored from now on
+``ROOMS_RESULT``   {"rooms": [{"name", "members", "topic", "joined"}]}: every room
+                   heard on the network, sorted by name
+``TOPIC``          {"room", "text", "by", "at"}: the room's topic is now this (only
+                   when it changes the winner: the greatest (sent_at, id))
+``MEMBER``         {"room", "user", "joined": bool}: someone came to or left a room
+                   we are in
 ``STOPPED``        {}
 """
 
@@ -60,6 +79,10 @@ class Kind(str, Enum):
     SCAN = "scan"
     WHO = "who"
     HISTORY = "history"
+    JOIN = "join"
+    PART = "part"
+    ROOMS = "rooms"
+    TOPIC = "topic"  # a request (front end -> actor) and an event (actor -> front end)
     STOP = "stop"
     READY = "ready"
     FATAL = "fatal"
@@ -72,6 +95,10 @@ class Kind(str, Enum):
     WHO_RESULT = "who_result"
     HISTORY_RESULT = "history_result"
     POSTED = "posted"
+    JOINED = "joined"
+    PARTED = "parted"
+    ROOMS_RESULT = "rooms_result"
+    MEMBER = "member"
     STOPPED = "stopped"
 
 

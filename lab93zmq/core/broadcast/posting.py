@@ -20,7 +20,8 @@ per scope already) and the pending posts with their floor (``_pending``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from ..authoring import DIRECT, ROOM, Draft, Numbering
@@ -64,10 +65,14 @@ class Posting:
         self.started = now
         self._discovery_due: float | None = now + self.interval
         # The numbers our next message of each scope gets (rooms add a scope per room).
-        self.numbers = Numbering(
-            lambda scope: store.next_origin_seq(node_id, direct=scope == DIRECT)
-        )
+        self.numbers = Numbering(self._first_number)
         self._pending: dict[str, int] = {}  # room post id -> origin seq, in posting order
+
+    def _first_number(self, scope: Hashable) -> int:
+        if scope == DIRECT:
+            return self.store.next_origin_seq(self.node_id, direct=True)
+        _, room = scope  # (ROOM, room)
+        return self.store.next_origin_seq(self.node_id, direct=False, room=room)
 
     def author(self, drafts: Sequence[Draft]) -> list[Authored]:
         """Author a burst of posts and store them, in posting order.
@@ -102,7 +107,7 @@ class Posting:
         used their numbers, so ours continue above them."""
         for message in messages:
             if message.origin == self.node_id:
-                self.numbers.seen(ROOM, message.origin_seq)
+                self.numbers.seen((ROOM, message.room), message.origin_seq)
 
     @property
     def waiting(self) -> bool:
@@ -139,17 +144,19 @@ class Posting:
         rejected: list[Authored] = []
         authored: list[tuple[Draft, Message]] = []
         seen: set[str] = set()
+        taken: Counter[Hashable] = Counter()  # numbers used per scope (room) in this run
         for draft in drafts:
             if draft.id in seen:
                 rejected.append(Rejected(draft.id, DUPLICATE))
                 continue
-            seq = self.numbers.peek(ROOM) + len(authored)
+            seq = self.numbers.peek(draft.scope) + taken[draft.scope]
             try:
                 authored.append((draft, draft.author(self.user, self.node_id, seq)))
             except MessageError as error:
                 rejected.append(Rejected(draft.id, str(error)))
                 continue
             seen.add(draft.id)
+            taken[draft.scope] += 1
         try:
             with self.store.transaction():
                 fresh = self.store.save_many([(m, None, None) for _, m in authored])
@@ -157,7 +164,8 @@ class Posting:
                     raise StoreError(DUPLICATE)  # roll the whole run back
         except StoreError:
             return rejected + [self._one(draft) for draft, _ in authored]
-        self.numbers.take(ROOM, len(authored))
+        for scope, count in taken.items():
+            self.numbers.take(scope, count)
         return rejected + [RoomPosts(tuple(message for _, message in authored))]
 
     def _one(self, draft: Draft) -> Authored:
