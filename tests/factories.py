@@ -5,6 +5,7 @@ A plain module (not a test module, not conftest): tests import it by name.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 
 from lab93zmq.core.message import Message, make_id
@@ -22,9 +23,13 @@ def make_message(
     author: str = "alice",
     to: str | None = None,
     subject: str | None = None,
+    room: str | None = None,
+    kind: str | None = None,
 ) -> Message:
-    """A valid message whose id is fixed by (origin, seq, to)."""
-    entropy = bytes.fromhex(origin[:8]) + seq.to_bytes(4, "big") + (b"dm" if to else b"rm")
+    """A valid message whose id is fixed by (origin, seq, to, room); ``room`` None is
+    ``general`` for a room message."""
+    tag = b"dm" if to else b"rm" if room is None else hashlib.sha256(room.encode()).digest()[:2]
+    entropy = bytes.fromhex(origin[:8]) + seq.to_bytes(4, "big") + tag
     return Message(
         id=make_id(T0, entropy),
         author=author,
@@ -34,4 +39,6 @@ def make_message(
         sent_at=T0,
         origin=origin,
         origin_seq=seq,
+        room=room,
+        kind=kind,
     )

@@ -133,17 +133,50 @@ def test_server_order_queries_hide_other_peoples_direct_messages(inbox):
         (make_message(2, "from bob", author="bob", to="alice"), SERVER, 5),
     ]
     inbox.save_many(batch)
-    visible, more = inbox.visible_since(SERVER, 0, 0, "bob", 100)
+    visible, more = inbox.visible_since(SERVER, {"general": 0}, 0, "bob", 100)
     assert more is False
     seen_by_bob = [(seq, m.content) for seq, m in visible]
     assert seen_by_bob == [(1, "room 1"), (2, "to bob"), (4, "room 2"), (5, "from bob")]
-    assert [seq for seq, _ in inbox.visible_since(SERVER, 2, 2, "carol", 100)[0]] == [3, 4]
+    carol = inbox.visible_since(SERVER, {"general": 2}, 2, "carol", 100)[0]
+    assert [seq for seq, _ in carol] == [3, 4]
     assert inbox.max_server_seq(SERVER) == 5
     assert inbox.held(SERVER, [make_message(2, "room 2").id, "0" * 32]) == {
         make_message(2, "room 2").id: 4
     }
-    assert inbox.room_tail_start(SERVER, 1) == 3  # replay from after 3: the last room message
-    assert inbox.room_tail_start(SERVER, 100) == 0
+    assert inbox.room_tail_start(SERVER, "general", 1) == 1  # the one before the last 1
+    assert inbox.room_tail_start(SERVER, "general", 100) == 0
+    assert inbox.room_heads(SERVER) == {"general": (2, 4)}
+
+
+def test_server_order_queries_answer_per_room(inbox):
+    batch = [
+        (make_message(1, room="ops"), SERVER, 1),
+        (make_message(1, room="dev"), SERVER, 2),
+        (make_message(2, "old topic", room="ops", kind="topic"), SERVER, 3),
+        (make_message(1, "to bob", to="bob"), SERVER, 4),
+        (make_message(3, room="ops"), SERVER, 5),
+        (make_message(2, room="dev"), SERVER, 6),
+        (make_message(4, "new topic", room="ops", kind="topic"), SERVER, 7),
+        (make_message(3, room="dev", kind="topic"), "e" * 32, 1),  # another server's
+    ]
+    later = batch[6][0]
+    batch[6] = (type(later)(**{**later.__dict__, "sent_at": T0 + timedelta(seconds=1)}), SERVER, 7)
+    inbox.save_many(batch)
+    assert [inbox.room_head(SERVER, r) for r in ("ops", "dev", "none")] == [7, 6, 0]
+    assert inbox.room_heads(SERVER) == {"dev": (2, 6), "ops": (4, 7)}
+    assert inbox.room_tail_start(SERVER, "ops", 2) == 3  # ops' last 2 are 5 and 7
+    assert inbox.room_tail_start(SERVER, "dev", 2) == 0
+    found, more = inbox.visible_since(SERVER, {"ops": 3, "dev": 0}, 0, "carol", 3)
+    assert [seq for seq, _ in found] == [2, 5, 6] and more  # a page of 3, in server order
+    found, more = inbox.visible_since(SERVER, {"ops": 6, "dev": 6}, 0, "bob", 10)
+    assert [seq for seq, _ in found] == [4, 7] and not more  # dev: nothing past 6
+    assert inbox.numbered_topic(SERVER, "ops")[0] == 7
+    assert inbox.current_topic("ops").content == "new topic"  # the latest (sent_at, id)
+    assert inbox.numbered_topic(SERVER, "dev") is None  # only another server's
+    assert inbox.current_topic("dev").content == "message 3"  # but the inbox holds it
+    assert inbox.current_topic("none") is None
+    assert [m.room for m in inbox.history(room="dev")] == ["dev", "dev", "dev"]
+    assert [m.origin_seq for m in inbox.history(2, room="ops")] == [3, 4]
 
 
 def test_every_replay_and_sync_query_searches_an_index(tmp_path):
@@ -162,9 +195,15 @@ def test_every_replay_and_sync_query_searches_an_index(tmp_path):
             "get": lambda: inbox.get(some_id),
             "held": lambda: inbox.held(SERVER, [some_id]),
             "max_server_seq": lambda: inbox.max_server_seq(SERVER),
-            "last_seqs": lambda: inbox.last_seqs(SERVER, "bob"),
-            "room_tail_start": lambda: inbox.room_tail_start(SERVER, 100),
-            "visible_since": lambda: inbox.visible_since(SERVER, 10, 10, "bob", 100),
+            "room_head": lambda: inbox.room_head(SERVER, "general"),
+            "direct_head": lambda: inbox.direct_head(SERVER, "bob"),
+            "room_tail_start": lambda: inbox.room_tail_start(SERVER, "general", 100),
+            "room_heads": lambda: inbox.room_heads(SERVER),
+            "visible_since": lambda: inbox.visible_since(
+                SERVER, {"general": 10, "ops": 0}, 10, "bob", 100
+            ),
+            "numbered_topic": lambda: inbox.numbered_topic(SERVER, "general"),
+            "current_topic": lambda: inbox.current_topic("general"),
             "origin_after": lambda: inbox.origin_after(NODE_A, 10, 100),
             "next_origin_seq": lambda: inbox.next_origin_seq(NODE_A, direct=False),
         }
@@ -186,7 +225,11 @@ def test_every_replay_and_sync_query_searches_an_index(tmp_path):
         inbox._db.connection().set_trace_callback(None)
         # The last direct message *from* a user has its own index: on the server order
         # index, a user who never sent one made SQLite walk every number.
-        assert any("message_direct_author" in step for step in used["last_seqs"])
+        assert any("message_direct_author" in step for step in used["direct_head"])
+        # Each room's part of the server order has its index, and so has each room's topic.
+        for name in ("room_head", "room_tail_start", "room_heads", "visible_since"):
+            assert any("message_room_server_seq" in step for step in used[name]), name
+        assert any("message_room_topic" in step for step in used["current_topic"])
 
 
 def test_group_commit_of_many_is_quick_enough_to_matter(tmp_path):

@@ -7,7 +7,7 @@ anything else that does.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -28,8 +28,13 @@ class Transactional(Protocol):
 
     def acknowledge(self, message_ids: Iterable[str]) -> int: ...
 
-    def next_origin_seq(self, origin: str, direct: bool) -> int:
-        """Where our own numbering goes on (``authoring.Numbering``)."""
+    def next_origin_seq(self, origin: str, direct: bool, room: str = ...) -> int:
+        """Where our own numbering goes on (``authoring.Numbering``): in ``room``, or
+        for direct messages."""
+        ...
+
+    def current_topic(self, room: str) -> Message | None:
+        """The topic message of ``room`` that wins (greatest (sent_at, id)), if any."""
         ...
 
 
@@ -42,7 +47,7 @@ class BroadcastInbox(Transactional, Protocol):
 
     def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]: ...
 
-    def next_origin_seq(self, origin: str, direct: bool) -> int: ...
+    def next_origin_seq(self, origin: str, direct: bool, room: str = ...) -> int: ...
 
     def queue(self, message: Message) -> None: ...
 
@@ -54,14 +59,23 @@ class ServerInbox(Transactional, Protocol):
 
     def max_server_seq(self, server_id: str) -> int: ...
 
-    def last_seqs(
-        self, server_id: str, user: str | None, through: int | None = None
-    ) -> tuple[int, int]: ...
+    def room_head(self, server_id: str, room: str) -> int: ...
 
-    def room_tail_start(self, server_id: str, count: int) -> int: ...
+    def direct_head(self, server_id: str, user: str) -> int: ...
+
+    def room_tail_start(self, server_id: str, room: str, count: int) -> int: ...
+
+    def room_heads(self, server_id: str) -> dict[str, tuple[int, int]]: ...
+
+    def numbered_topic(self, server_id: str, room: str) -> tuple[int, Message] | None: ...
 
     def visible_since(
-        self, server_id: str, room_after: int, direct_after: int, user: str, limit: int
+        self,
+        server_id: str,
+        rooms: Mapping[str, int],
+        direct_after: int,
+        user: str,
+        limit: int,
     ) -> tuple[list[tuple[int, Message]], bool]: ...
 
     def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]: ...

@@ -3,6 +3,8 @@
 The request's ``limit`` (see actor.py) is a whole number N >= 0: the newest N
 messages, oldest first (0: none); absent or null: every message. Anything
 else is a front end's mistake: it is logged and answered as "every message".
+Its ``room``, when it names one, keeps only that room's messages (a name that
+is not a room's is logged and answered with none).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import logging
 from typing import Any, Protocol
 
 from ..core.message import Message
+from ..core.rooms import RoomError, check_room
 
 log = logging.getLogger(__name__)
 
 
 class HistorySource(Protocol):
-    def history(self, limit: int | None = None) -> list[Message]: ...
+    def history(self, limit: int | None = None, room: str | None = None) -> list[Message]: ...
 
 
 def history_limit(body: dict[str, Any]) -> int | None:
@@ -30,4 +33,12 @@ def history_limit(body: dict[str, Any]) -> int | None:
 
 def answer_history(inbox: HistorySource, body: dict[str, Any]) -> dict[str, Any]:
     """The body of the HISTORY_RESULT for a HISTORY request ``body``."""
-    return {"messages": [m.to_wire_dict() for m in inbox.history(history_limit(body))]}
+    room = body.get("room")
+    if room is not None:
+        try:
+            room = check_room(room)
+        except RoomError as error:
+            log.warning("a HISTORY request for no room: %s", error)
+            return {"messages": []}
+    messages = inbox.history(history_limit(body), room)
+    return {"messages": [m.to_wire_dict() for m in messages]}

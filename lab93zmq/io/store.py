@@ -25,9 +25,12 @@ from pathlib import Path
 import peewee as pw
 
 from ..core.errors import StoreError
-from ..core.message import Message, time_text
+from ..core.message import TOPIC, Message, time_text
 from ..core.rooms import DEFAULT_ROOM
 from .paths import prepare_parent
+from .server_order import ServerOrder, from_row, placeholders
+
+_from_tuple, _placeholders = from_row, placeholders  # the names this module grew up with
 
 SCHEMA_VERSION = 2  # 2: rooms (message.room, message.kind; room numbering per room)
 _CHUNK = 500  # stay far below SQLite's bound-parameter limit
@@ -101,6 +104,26 @@ def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mo
             name="message_direct_recipient",
         )
     )
+    # A room's part of the server order: its head, its tail, what follows a tip.
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.room,
+            StoredMessage.server_id,
+            StoredMessage.server_seq,
+            where=StoredMessage.recipient.is_null(True) & StoredMessage.server_seq.is_null(False),
+            name="message_room_server_seq",
+        )
+    )
+    # A room's topic messages, newest first: its current topic is the first.
+    StoredMessage.add_index(
+        StoredMessage.index(
+            StoredMessage.room,
+            StoredMessage.sent_at,
+            StoredMessage.id,
+            where=StoredMessage.kind.is_null(False),
+            name="message_room_topic",
+        )
+    )
     # The "from" side of a user's direct messages; without it, finding the last
     # one of a user who never sent any walked the whole server order (0.27 s at
     # a million rows, on every HELLO).
@@ -156,22 +179,7 @@ def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
         yield items[start : start + size]
 
 
-def _placeholders(count: int) -> str:
-    return ",".join("?" * count)
-
-
-def _from_tuple(row: tuple) -> Message:
-    """A Message from the columns of ``Inbox._columns`` (validated when it was stored)."""
-    return Message.trusted(
-        row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]), row[6], row[7],
-        row[8], row[9],
-    )
-
-
-SERVER_SEQ = 10  # where ``Inbox._columns`` puts the server number, after a Message's fields
-
-
-class Inbox:
+class Inbox(ServerOrder):
     """A node's inbox file. Open it, use it from one thread, close it."""
 
     def __init__(self, path: Path | str, *, new_node_id: bytes | None = None) -> None:
@@ -313,19 +321,6 @@ class Inbox:
         with self._db.atomic():
             return self._insert(batch, self._known_ids([m.id for m, _, _ in batch]))
 
-    def save_unknown(
-        self, batch: Sequence[tuple[Message, str | None, int | None]], known: Container[str]
-    ) -> list[bool]:
-        """``save_many`` for a caller that has looked the ids up already (``held``).
-
-        ``known`` holds the ids of the batch that are stored; those are skipped
-        without asking the database again, as is a second copy within the batch.
-        """
-        if not batch:
-            return []
-        with self._db.atomic():
-            return self._insert(batch, known)
-
     def _insert(
         self, batch: Sequence[tuple[Message, str | None, int | None]], known: Container[str]
     ) -> list[bool]:
@@ -354,22 +349,6 @@ class Inbox:
             known.update(row[0] for row in self._db.execute_sql(sql, chunk))
         return known
 
-    def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]:
-        """Which of ``ids`` are stored: each with the number ``server_id`` gave it, or None.
-
-        One query (per 500 ids) for what the server's dedupe and ``save_many``
-        would each ask; with ``save_unknown`` it is the repeater's group commit.
-        """
-        found: dict[str, int | None] = {}
-        for chunk in _chunks(list(ids)):
-            sql = (
-                "SELECT id, server_id, server_seq FROM message"
-                f" WHERE id IN ({_placeholders(len(chunk))})"
-            )
-            for mid, sid, seq in self._db.execute_sql(sql, chunk):
-                found[mid] = seq if sid == server_id else None
-        return found
-
     # -- reading ---------------------------------------------------------------
 
     def get(self, message_id: str) -> Message | None:
@@ -383,13 +362,16 @@ class Inbox:
     def count(self) -> int:
         return self._message.select().count()
 
-    def history(self, limit: int | None = None) -> list[Message]:
+    def history(self, limit: int | None = None, room: str | None = None) -> list[Message]:
         """The inbox oldest first, in the messages' own order: by ``sent_at``, and
         messages of the same microsecond in the order they came in; with ``limit``,
-        the newest N. Not arrival order: a message caught up from a peer is shown
-        where it was written, not where it came in."""
+        the newest N; with ``room``, only that room's messages. Not arrival order: a
+        message caught up from a peer is shown where it was written, not where it
+        came in."""
         m = self._message
         query = m.select(*self._columns).order_by(m.sent_at.desc(), m.arrival.desc())
+        if room is not None:
+            query = query.where(m.room == room)
         if limit is not None:
             query = query.limit(limit)
         try:
@@ -400,89 +382,18 @@ class Inbox:
             raise
         return [_from_tuple(row) for row in reversed(rows)]
 
-    # -- repeater: server order ----------------------------------------------------
-
-    def max_server_seq(self, server_id: str) -> int:
-        m = self._message
-        # "IS NOT NULL" lets SQLite use the partial (server_id, server_seq) index.
-        mine = (m.server_id == server_id) & m.server_seq.is_null(False)
-        value = m.select(pw.fn.MAX(m.server_seq)).where(mine).scalar()
-        return value or 0
-
-    def room_tail_start(self, server_id: str, count: int) -> int:
-        """The server sequence number just before the last ``count`` room messages.
-
-        A new client is replayed from here (IRC-style channel history).
-        """
+    def current_topic(self, room: str) -> Message | None:
+        """``room``'s topic message that wins: the greatest (sent_at, id) of its topic
+        messages in this inbox, or None when it has none."""
         m = self._message
         query = (
-            m.select(m.server_seq)
-            .where(
-                (m.server_id == server_id) & m.recipient.is_null(True) & m.server_seq.is_null(False)
-            )
-            .order_by(m.server_seq.desc())
-            .offset(count - 1)
+            m.select(*self._columns)
+            .where((m.room == room) & (m.kind == TOPIC))
+            .order_by(m.sent_at.desc(), m.id.desc())
             .limit(1)
         )
-        nth = query.scalar()
-        return 0 if nth is None else nth - 1
-
-    def visible_since(
-        self, server_id: str, room_after: int, direct_after: int, user: str, limit: int
-    ) -> tuple[list[tuple[int, Message]], bool]:
-        """What ``user`` may see past two marks, in server order, and whether more is left.
-
-        Room messages numbered above ``room_after`` and direct messages to or
-        from ``user`` numbered above ``direct_after``; at most ``limit`` of
-        them. The answer is complete up to its last number (nothing visible
-        below it is left out), so a caller can page on by moving its marks.
-        """
-        m = self._message
-        room = (
-            m.select(*self._columns)
-            .where(
-                (m.server_id == server_id) & m.recipient.is_null(True) & (m.server_seq > room_after)
-            )
-            .order_by(m.server_seq)
-            .limit(limit + 1)
-        )
-        direct = (
-            m.select(*self._columns)
-            .where(
-                (m.server_id == server_id)
-                & m.recipient.is_null(False)
-                & (m.server_seq > direct_after)
-                & ((m.recipient == user) | (m.author == user))
-            )
-            .order_by(m.server_seq)
-            .limit(limit + 1)
-        )
-        rows = sorted([*room.tuples(), *direct.tuples()], key=lambda row: row[SERVER_SEQ])
-        return [(row[SERVER_SEQ], _from_tuple(row)) for row in rows[:limit]], len(rows) > limit
-
-    def last_seqs(
-        self, server_id: str, user: str | None, through: int | None = None
-    ) -> tuple[int, int]:
-        """The highest server number of a room message, and of a direct message to or from
-        ``user`` (0 when there is none), counting only numbers up to ``through`` if given."""
-        m = self._message
-        bound = (m.server_id == server_id) & m.server_seq.is_null(False)
-        if through is not None:
-            bound &= m.server_seq <= through
-        room = m.select(pw.fn.MAX(m.server_seq)).where(bound & m.recipient.is_null(True)).scalar()
-        direct = None
-        if user is not None:
-            # Two queries, so the "to" side can use its index.
-            to_user = (
-                m.select(pw.fn.MAX(m.server_seq)).where(bound & (m.recipient == user)).scalar()
-            )
-            from_user = (
-                m.select(pw.fn.MAX(m.server_seq))
-                .where(bound & m.recipient.is_null(False) & (m.author == user))
-                .scalar()
-            )
-            direct = max(to_user or 0, from_user or 0)
-        return room or 0, direct or 0
+        row = query.tuples().first()
+        return None if row is None else _from_tuple(row)
 
     def transaction(self):
         """Everything done inside ``with inbox.transaction():`` commits together (or not at all)."""
@@ -598,26 +509,6 @@ class Inbox:
             for chunk in _chunks(list(message_ids)):
                 removed += self._outbox.delete().where(self._outbox.message_id.in_(chunk)).execute()
         return removed
-
-    def set_server_seq(self, message_id: str, server_id: str, server_seq: int) -> None:
-        """Record the order a server gave a message this node had already stored."""
-        m = self._message
-        try:
-            m.update(server_id=server_id, server_seq=server_seq).where(m.id == message_id).execute()
-        except pw.IntegrityError as error:
-            raise StoreError(f"the inbox refused a server number: {error}") from None
-
-    def set_server_seqs(self, server_id: str, numbers: Iterable[tuple[str, int]]) -> None:
-        """``set_server_seq`` for many ``(message_id, server_seq)`` pairs, in one transaction."""
-        rows = [(server_id, seq, mid) for mid, seq in numbers]
-        table = self._message._meta.table_name
-        sql = f"UPDATE {table} SET server_id = ?, server_seq = ? WHERE id = ?"
-        try:
-            with self._db.atomic():
-                self._db.cursor().executemany(sql, rows)
-        except (pw.IntegrityError, sqlite3.IntegrityError) as error:
-            raise StoreError(f"the inbox refused a server number: {error}") from None
-
 
 def _is_damage(error: Exception) -> bool:
     # SQLITE_CORRUPT's text; SQLITE_NOTADB ("file is not a database") is not damage
