@@ -3,7 +3,10 @@
 The one place tests carry out the repeater cores' outputs (``outputs.py``)
 without sockets: ``RepeaterNet`` plays the ROUTER, the PUB and each client's
 DEALER and SUB, delivers frames in order, and can lose chosen ones, so every
-recovery path is exercised exactly; ``now`` is its fake clock. Written to
+recovery path is exercised exactly; ``now`` is its fake clock. Like ZeroMQ's
+PUB, it hands a room's traffic only to the SUBs subscribed to its topic
+(``ClientEnd.topics``), and ``ClientEnd.feed`` records every frame list a
+client's SUB received, so a test can tell it never saw a room it is not in. Written to
 fold into ``tests/memnet.py`` as its repeater adapter.
 
 A plain module (not a test module, not conftest): tests import it by name.
@@ -20,6 +23,7 @@ from lab93zmq.core.repeater.client import ClientCore
 from lab93zmq.core.repeater.outputs import (
     ConnectServer,
     DisconnectServer,
+    FollowRooms,
     ProbeBeacons,
     PublishRoom,
     ReplyTo,
@@ -43,6 +47,8 @@ class ClientEnd:
         self.core = core
         self.identity: bytes | None = None  # its DEALER, as the ROUTER names it
         self.subscribed: str | None = None
+        self.topics: frozenset[str] = frozenset()  # the rooms its SUB subscribed to
+        self.feed: list[tuple[str, Command]] = []  # (room, command) of all its SUB received
         self.events: list = []  # what it told its front end (and GiveUp, PinKey)
         self.sent: list[Command] = []  # every command it sent the server
         self.from_server: deque[list[bytes]] = deque()
@@ -56,7 +62,7 @@ class ClientEnd:
                 if self.identity is not None:
                     self.net.to_server.append((self.identity, out.command.frames()))
                 else:
-                    self.core.send_failed(out, self.net.now)
+                    self.events += self.core.send_failed(out, self.net.now)
             elif isinstance(out, ConnectServer):
                 assert out.endpoint == self.net.endpoint, out.endpoint
                 self.identity = b"id-%d" % next(self.net.identities)
@@ -66,6 +72,8 @@ class ClientEnd:
                 self.from_server.clear()
             elif isinstance(out, SubscribeFeed):
                 self.subscribed = out.endpoint
+            elif isinstance(out, FollowRooms):
+                self.topics = out.rooms
             elif isinstance(out, ProbeBeacons):
                 pass  # no beacons in memory
             else:
@@ -79,6 +87,7 @@ class ClientEnd:
         """The process ended: nothing more reaches it."""
         self.identity = None
         self.subscribed = None
+        self.topics = frozenset()
         self.from_server.clear()
         self.from_pub.clear()
 
@@ -121,10 +130,11 @@ class RepeaterNet:
             elif isinstance(out, PublishRoom):
                 self.published.append(out.command)
                 for end in self.clients.values():
-                    if end.subscribed == self.feed:
+                    if end.subscribed == self.feed and out.room in end.topics:
+                        end.feed.append((out.room, out.command))
                         lose = self.lose_pub.get(end.name)
                         if lose is None or not lose(out.command):
-                            end.from_pub.append(out.command.frames())
+                            end.from_pub.append(out.frames())
             else:
                 self.server_events.append(out)
 

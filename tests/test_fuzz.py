@@ -47,12 +47,25 @@ from lab93zmq.core.commands import (
     parse_line,
 )
 from lab93zmq.core.errors import MessageError, ProtocolError
-from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status, Users
+from lab93zmq.core.events import (
+    Accepted,
+    Incoming,
+    Joined,
+    Member,
+    Notice,
+    Parted,
+    Rejected,
+    RoomList,
+    Status,
+    Topic,
+    Users,
+)
 from lab93zmq.core.message import MAX_WIRE_BYTES, Message, parse_time
 from lab93zmq.core.presence import HEADER_SIZE, KEY_SIZE, Beacon, BeaconError, Kind
 from lab93zmq.core.repeater.client import ClientCore
 from lab93zmq.core.repeater.outputs import (
     ConnectServer,
+    FollowRooms,
     PublishRoom,
     ReplyTo,
     SendToServer,
@@ -152,10 +165,10 @@ payloads = (
 
 COMMAND_NAMES = ["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "WELCOME", "BATCH", "DELIVER",
                  "ACK", "REJECT", "USERS", "ERROR", "ROOM", "TICK", "MSG", "BEAT", "SYNC", "DM",
-                 "X", "hello"]
+                 "JOIN", "PART", "ROOMS", "ROOMLIST", "MEMBER", "X", "hello"]
 HEADER_KEYS = ["user", "node", "software", "room", "dm", "limit", "items", "server", "pub_port",
                "heartbeat", "timeout", "head", "room_head", "dm_head", "more", "users", "code",
-               "reason", "vector", "ids"]
+               "reason", "vector", "ids", "rooms", "heads", "listen", "joined", "after", "tail"]
 
 
 def near_valid_frames(header_values=json_values, payload=payloads, names=COMMAND_NAMES):
@@ -503,16 +516,16 @@ def sendable(commands: list[wire.Command]) -> None:
 BROADCAST_TYPES = (SendBeacon, PublishFrames, SendToPeer, ConnectPeer, DisconnectPeer, Accepted,
                    Rejected, Incoming, Notice, Status)
 SERVER_TYPES = (ReplyTo, PublishRoom, Accepted, Rejected, Incoming, Notice, Status)
-CLIENT_TYPES = (SendToServer, ConnectServer, SubscribeFeed, Accepted, Rejected, Incoming, Notice,
-                Status,
-                Users)
+CLIENT_TYPES = (SendToServer, ConnectServer, SubscribeFeed, FollowRooms, Accepted, Rejected,
+                Incoming, Notice, Status, Users, Topic, Joined, Parted, Member, RoomList)
 server_input = st.lists(
     st.tuples(
         st.sampled_from([b"evil", b"\x00", b"x" * 255]),
         garbage_frames | near_valid_frames(
             json_values | hex_ids | names | st.integers(-(2**70), 2**70)
             | st.lists(st.lists(st.integers(-5, 2**70) | hex_ids, max_size=3), max_size=4),
-            names=["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "ROOM", "X"],
+            names=["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "ROOM", "JOIN", "PART",
+                   "ROOMS", "X"],
         ),
         st.floats(0, 2),
     ),
@@ -532,9 +545,11 @@ def test_server_core_survives_any_frames_then_serves_an_honest_client(inputs):
             assert all(isinstance(out, SERVER_TYPES) for out in outputs)
             sendable([o.command for o in outputs if isinstance(o, (ReplyTo, PublishRoom))])
         # An honest client: HELLO, POST, FETCH.
-        hello = {"user": "honest", "node": "c" * 32, "software": "test"}
+        hello = {"user": "honest", "node": "c" * 32, "software": "test", "rooms": ["general"]}
         out = core.receive(b"honest", wire.Command("HELLO", hello).frames(), now)
-        assert [(o.identity, o.command.name) for o in out] == [(b"honest", "WELCOME")]
+        replies = [(o.identity, o.command.name) for o in out if isinstance(o, ReplyTo)]
+        assert replies == [(b"honest", "WELCOME")]
+        assert [o.command.header["user"] for o in out if isinstance(o, PublishRoom)] == ["honest"]
         assert out[0].command.header["server"] == box.node_id
         message = fresh_message("honest")
         post = wire.command("POST", {}, [message]).frames()
@@ -544,7 +559,7 @@ def test_server_core_survives_any_frames_then_serves_an_honest_client(inputs):
         assert [mid for mid, _seq in acks[0].header["items"]] == [message.id]
         room = [o.command for o in out if isinstance(o, PublishRoom)]
         assert room[0].messages() == [message]
-        fetch = wire.Command("FETCH", {"room": 0, "dm": 0}).frames()
+        fetch = wire.Command("FETCH", {"rooms": {"general": {"after": 0}}, "dm": 0}).frames()
         out = core.receive(b"honest", fetch, now)
         assert message in out[0].command.messages()
 
@@ -559,7 +574,7 @@ client_input = st.lists(
                        max_size=4),
             payload=messages(to=st.none() | st.just("honest")).map(Message.encode) | payloads,
             names=["WELCOME", "BATCH", "DELIVER", "ACK", "REJECT", "USERS", "PING", "BYE",
-                   "ERROR", "ROOM", "TICK", "X"],
+                   "ERROR", "ROOM", "TICK", "ROOMLIST", "MEMBER", "X"],
         ),
         st.floats(0, 2),
     ),
@@ -576,13 +591,15 @@ def test_client_core_survives_any_frames_then_talks_to_an_honest_server(welcome,
         core.use_server("tcp://fake:5190", now)
         if welcome:  # in phase READY, following a (fake) server
             header = {"server": FAKE_SERVER, "pub_port": 1, "heartbeat": 1.0, "timeout": 5.0,
-                      "head": 0, "room_head": 0, "dm_head": 0}
+                      "head": 0, "heads": {"general": 0}, "dm_head": 0}
             core.receive(wire.Command("WELCOME", header).frames(), now)
         for channel, frames, step in inputs:
             now += step
             if channel == "dealer":
                 outputs = core.receive(frames, now)
             else:
+                if frames and frames[0] == wire.SIGNATURE and len(frames) % 2:  # half on a topic
+                    frames = [frames[0] + wire.room_topic("general"), *frames[1:]]
                 outputs = core.receive_pub(frames, now)
             outputs += core.flush(now) + core.tick(now)
             assert all(isinstance(out, CLIENT_TYPES) for out in outputs)
@@ -717,7 +734,7 @@ def ready_client(box: Inbox, **welcome: object) -> ClientCore:
     core = ClientCore(box, "honest", 0.0)
     core.use_server("tcp://fake:5190", 0.0)
     header = {"server": FAKE_SERVER, "pub_port": 1, "heartbeat": 1.0, "timeout": 5.0,
-              "head": 0, "room_head": 0, "dm_head": 0, **welcome}
+              "head": 0, "heads": {"general": 0}, "dm_head": 0, **welcome}
     core.receive(wire.Command("WELCOME", header).frames(), 0.0)
     core.flush(0.0)
     return core
@@ -743,10 +760,11 @@ def test_client_survives_sequence_numbers_beyond_the_inbox(name):
         elif name == "DELIVER":
             core.receive(wire.command("DELIVER", {"items": [[huge, 0]]}, [dm]).frames(), 0.1)
         else:
-            batch = {"room": 0, "dm": 0, "items": [], "more": False}
+            batch = {"rooms": {"general": 0}, "dm": 0, "items": [], "more": False}
             core.receive(wire.Command("BATCH", batch).frames(), 0.1)
-            header = {"server": FAKE_SERVER, "items": [[huge, 0]]}
-            core.receive_pub(wire.command("ROOM", header, [room]).frames(), 0.1)
+            header = {"server": FAKE_SERVER, "room": "general", "items": [[huge, 0]]}
+            topic = wire.room_topic("general")
+            core.receive_pub(wire.command("ROOM", header, [room]).frames(topic), 0.1)
         core.flush(0.2)
         assert core.connected
 
@@ -756,7 +774,7 @@ def test_client_never_subscribes_to_a_port_that_cannot_exist():
         core = ClientCore(box, "honest", 0.0)
         core.use_server("tcp://fake:5190", 0.0)
         header = {"server": FAKE_SERVER, "pub_port": 1_000_000, "heartbeat": 1.0,
-                  "timeout": 5.0, "head": 0, "room_head": 0, "dm_head": 0}
+                  "timeout": 5.0, "head": 0, "heads": {}, "dm_head": 0}
         out = core.receive(wire.Command("WELCOME", header).frames(), 0.0)
         assert not [o for o in out if isinstance(o, SubscribeFeed)]
 

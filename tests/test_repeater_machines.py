@@ -4,6 +4,9 @@ one is needed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import pytest
 from factories import NODE_A, T0, make_message
 
@@ -14,7 +17,7 @@ from lab93zmq.core.errors import ProtocolError
 from lab93zmq.core.events import Rejected
 from lab93zmq.core.message import MAX_CONTENT_BYTES
 from lab93zmq.core.repeater.catchup import CatchUp
-from lab93zmq.core.repeater.chain import DIRECT, MAX_BUFFER, ROOM, Chain, Chains
+from lab93zmq.core.repeater.chain import JOIN_TAIL, MAX_BUFFER, Chain, Chains, Marks
 from lab93zmq.core.repeater.commands import RepeaterVerb, numbered
 from lab93zmq.core.repeater.fetch import FetchSchedule, FetchState
 from lab93zmq.core.repeater.ledger import ClientLedger, state_key
@@ -22,9 +25,11 @@ from lab93zmq.core.repeater.liveness import MAX_SERVER_INTERVAL, Liveness
 from lab93zmq.core.repeater.window import POST_LIMIT, Outgoing, PostWindow, author, outgoing
 from lab93zmq.io.store import Inbox
 
+ROOM = "#general"  # a chain's name, as logs show it
 
-def m(seq: int, to: str | None = None):
-    return make_message(seq, f"m{seq}", to=to)
+
+def m(seq: int, to: str | None = None, room: str | None = None):
+    return make_message(seq, f"m{seq}", to=to, room=room)
 
 
 # -- chains -----------------------------------------------------------------------------
@@ -65,16 +70,61 @@ def test_a_chain_drops_its_buffer_rather_than_grow_without_bound():
     assert chain.waiting == {}  # they come again with a fetch
 
 
-def test_chains_are_kept_by_name_and_resume_from_marks():
-    chains = Chains()
-    assert chains.tips() == {ROOM: None, DIRECT: 0}
-    assert not chains.behind(ROOM, 10)  # a room chain not started lacks nothing yet
-    assert chains.behind(DIRECT, 1)
-    chains.resume({ROOM: 3, DIRECT: 2})
-    assert chains.tips() == {ROOM: 3, DIRECT: 2}
-    assert chains.follow({ROOM: 1, DIRECT: None}) and chains.tips() == {ROOM: 1, DIRECT: 2}
-    chains[ROOM].take(5, 4, m(5))
+def test_chains_are_one_per_room_and_resume_from_marks():
+    chains = Chains(None, ["general"])
+    assert chains.marks() == Marks({}, {}, 0)  # the room not started: no tip to keep
+    assert chains.stands() == {"general": {"after": None, "tail": JOIN_TAIL}}
+    assert not chains.behind(chains.rooms["general"], 10)  # not started: lacks nothing yet
+    assert chains.behind(chains.direct, 1) and chains.gap()  # a room to start is missing
+    chains = Chains(Marks({"general": 3, "dev": 9}, {"ops": 4}, 2), ["general", "ops"])
+    assert chains.stands() == {
+        "general": {"after": 3, "tail": None},  # stayed in it: from its tip, all of it
+        "ops": {"after": 4, "tail": JOIN_TAIL},  # left it: what it lacks of the tail
+    }
+    assert chains.follow({"general": 1, "ops": 0}, None)
+    assert chains.rooms["general"].tip == 1 and chains.rooms["ops"].tip is None
+    assert chains.start("ops", 6) == [] and chains.parted == {}
+    assert chains.marks() == Marks({"dev": 9, "general": 1, "ops": 6}, {}, 2)  # dev kept
+    assert not chains.gap()
+    chains.rooms["general"].take(5, 4, m(5))
     assert chains.gap()
+    assert chains.of(m(1, room="dev")) is None and chains.of(m(1, to="bob")) is chains.direct
+
+
+def test_joining_and_parting_keep_each_rooms_place():
+    chains = Chains(Marks({"dev": 9}, {"ops": 4}, 0))
+    assert chains.join("new") is True  # never there: a first join
+    assert chains.join("ops") is False and chains.rooms["ops"].after == 4  # a rejoin
+    assert chains.join("dev") is False and chains.rooms["dev"].tip == 9  # resumed in full
+    assert chains.join("dev") is False
+    chains.part("dev")
+    chains.part("ops")  # not started again yet: still parted at 4
+    chains.part("nowhere")
+    assert chains.marks() == Marks({}, {"dev": 9, "ops": 4}, 0)
+    assert list(chains.rooms) == ["new"]
+
+
+@pytest.mark.parametrize(
+    "text, marks",
+    [
+        ('{"room": 7, "dm": 2}', Marks({"general": 7}, {}, 2)),  # lab93-node 0.1's marks
+        ('{"rooms": {"ops": 1}, "parted": {"dev": 2}, "dm": 0}', Marks({"ops": 1}, {"dev": 2}, 0)),
+    ],
+)
+def test_marks_are_read_in_both_forms(text, marks):
+    assert Marks.parse(text) == marks
+    assert Marks.parse(marks.to_json()) == marks
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"room": 7}', '{"room": -1, "dm": 0}', '{"room": "7", "dm": 0}', "[1", "7",
+     '{"rooms": {"#ops": 1}, "parted": {}, "dm": 0}', '{"rooms": [], "parted": {}, "dm": 0}',
+     '{"rooms": {}, "parted": {"x": true}, "dm": 0}'],
+)
+def test_unsound_marks_are_refused(text):
+    with pytest.raises(ValueError):
+        Marks.parse(text)
 
 
 # -- the fetch schedule -------------------------------------------------------------------
@@ -115,10 +165,11 @@ def test_a_lost_or_unsent_fetch_is_asked_again():
     assert fetches.state is FetchState.IDLE
 
 
-def test_a_fetch_names_the_tips_and_its_limit():
+def test_a_fetch_names_where_the_client_stands_and_its_limit():
     fetches = FetchSchedule(retry=1.0, limit=50)
-    sent = fetches.request({ROOM: None, DIRECT: 0}, 4.0)
-    assert sent.command == RepeaterVerb.FETCH.command({"room": None, "dm": 0, "limit": 50})
+    rooms = {"general": {"after": None, "tail": 100}}
+    sent = fetches.request(rooms, 0, 4.0)
+    assert sent.command == RepeaterVerb.FETCH.command({"rooms": rooms, "dm": 0, "limit": 50})
     assert fetches.in_flight
 
 
@@ -126,48 +177,86 @@ def test_a_fetch_names_the_tips_and_its_limit():
 
 
 def entries(*items):
-    command = RepeaterVerb.DELIVER.command(
+    command = RepeaterVerb.BATCH.command(
         {"items": [[s, p] for s, p, _ in items]}, [msg.encode() for _, _, msg in items]
     )
-    return numbered(command)
+    return numbered(command, outside=True)
+
+
+def batch(starts=None, more=False):
+    return {"rooms": starts or {}, "more": more}
 
 
 def test_catching_up_merges_replay_and_live_into_one_order():
     catchup = CatchUp(retry=1.0)
-    catchup.live(ROOM, entries((12, 11, m(12))))  # live, before the replay says where to start
+    catchup.new_server(None, ["general"])
+    catchup.live_room("general", entries((12, 11, m(12))))  # live, before the replay starts it
     assert catchup.arrived == [] and catchup.fetches.state is FetchState.IDLE
-    header = {"room": 10, "more": False}
-    assert not catchup.replayed(header, entries((11, 10, m(11))), now=0.0)
+    assert not catchup.replayed(batch({"general": 10}), entries((11, 10, m(11))), now=0.0)
     assert [seq for seq, _ in catchup.take_arrived()] == [11, 12]
     assert catchup.arrived == []
 
 
 def test_catching_up_fetches_a_hole_and_pages_on():
     catchup = CatchUp(retry=1.0)
-    catchup.chains.resume({ROOM: 1, DIRECT: 0})
-    catchup.live(ROOM, entries((5, 4, m(5))))
-    assert catchup.due(0.0)[0].command.header == {"room": 1, "dm": 0, "limit": 500}
-    assert catchup.replayed({"room": 1, "more": True}, entries((2, 1, m(2))), now=0.1)
-    assert not catchup.replayed({"room": 2, "more": False}, [], now=0.2)
+    catchup.new_server(Marks({"general": 1}, {}, 0), ["general"])
+    catchup.live_room("general", entries((5, 4, m(5))))
+    assert catchup.due(0.0)[0].command.header == {
+        "rooms": {"general": {"after": 1, "tail": None}}, "dm": 0, "limit": 500
+    }
+    assert catchup.replayed(batch({"general": 1}, more=True), entries((2, 1, m(2))), now=0.1)
+    assert not catchup.replayed(batch({"general": 2}), [], now=0.2)
     assert catchup.fetches.state is FetchState.BACKOFF  # still missing, and it did not help
-    catchup.head(DIRECT, 3)
+    catchup.head(catchup.chains.direct, 3)
     assert catchup.fetches.state is FetchState.BACKOFF
+
+
+def test_catching_up_keeps_rooms_apart_and_drops_the_ones_it_is_not_in():
+    catchup = CatchUp(retry=1.0)
+    catchup.new_server(Marks({"ops": 3}, {}, 0), ["ops"])
+    assert catchup.join("dev") is True
+    topic = make_message(1, "the dev topic", room="dev", kind="topic")
+    items = entries((1, None, topic), (4, 3, m(4, room="ops")), (6, 5, m(6, room="dev")),
+                    (7, 6, m(7, room="elsewhere")))
+    assert not catchup.replayed(batch({"ops": 3, "dev": 5}), items, now=0.0)
+    arrived = catchup.take_arrived()
+    assert [(seq, msg.room) for seq, msg in arrived] == [(1, "dev"), (4, "ops"), (6, "dev")]
+    assert catchup.chains.marks() == Marks({"ops": 4, "dev": 6}, {}, 0)
+    catchup.part("dev")
+    catchup.live_room("dev", entries((8, 6, m(8, room="dev"))))  # still draining: dropped
+    assert catchup.arrived == [] and catchup.chains.parted == {"dev": 6}
+    with pytest.raises(ProtocolError, match="another room's message"):
+        catchup.live_room("ops", entries((9, 4, m(9, room="dev"))))
+
+
+def test_a_room_joined_while_a_fetch_is_out_is_asked_for_at_once():
+    catchup = CatchUp(retry=1.0)
+    catchup.new_server(Marks({"ops": 3}, {}, 0), ["ops"])
+    catchup.fetch(0.0)
+    catchup.join("dev")  # the FETCH in flight does not name it
+    assert not catchup.replayed(batch({"ops": 3}), [], now=0.1)
+    assert catchup.fetches.state is FetchState.WANTED
+    [fetch] = catchup.due(0.1)
+    assert fetch.command.header["rooms"]["dev"] == {"after": None, "tail": JOIN_TAIL}
 
 
 def test_a_head_past_the_tip_wants_a_fetch():
     catchup = CatchUp(retry=1.0)
-    catchup.head(DIRECT, 0)
+    catchup.head(catchup.chains.direct, 0)
     assert catchup.due(0.0) == []
-    catchup.head(DIRECT, 2)
+    catchup.head(None, 5)  # the TICK of a room it is not in
+    assert catchup.due(0.0) == []
+    catchup.head(catchup.chains.direct, 2)
     assert catchup.due(0.0)[0].command.name == "FETCH"
 
 
 def test_catching_up_refuses_a_message_on_the_wrong_channel():
     catchup = CatchUp(retry=1.0)
-    with pytest.raises(ProtocolError, match="direct message on the PUB"):
-        catchup.live(ROOM, entries((1, 0, m(1, to="bob"))))
+    catchup.new_server(None, ["general"])
+    with pytest.raises(ProtocolError, match="another room's message"):
+        catchup.live_room("general", entries((1, 0, m(1, to="bob"))))
     with pytest.raises(ProtocolError, match="DELIVER carries direct messages only"):
-        catchup.live(DIRECT, entries((1, 0, m(1))))
+        catchup.live_direct(entries((1, 0, m(1))))
     assert catchup.arrived == []
 
 
@@ -254,7 +343,7 @@ def test_authoring_uses_a_number_only_for_a_message_that_can_be_sent():
         Draft("2" * 32, '"' * MAX_CONTENT_BYTES, None, None, T0), "alice", NODE_A, numbering
     )
     assert isinstance(big, Rejected) and "larger than" in big.reason
-    assert numbering.peek(ROOM_SCOPE) == 2  # neither used a number
+    assert numbering.peek((ROOM_SCOPE, "general")) == 2  # neither used a number
     direct = author(Draft("3" * 32, "psst", None, "bob", T0), "alice", NODE_A, numbering)
     assert direct.message.origin_seq == 1 and numbering.peek(DIRECT_SCOPE) == 2
 
@@ -267,6 +356,10 @@ def test_liveness_agrees_on_the_servers_heartbeat_within_reason():
     live.agree({"heartbeat": 2.0, "timeout": 1.5}, now=10.0)
     assert (live.beat, live.dead) == (0.5, 6.0)  # ping within its timeout, allow 3 beats
     assert live.deadlines() == [10.5, 16.0, 16.0]
+    live.watch_feed(False, now=11.0)  # in no room: no TICK to miss
+    assert live.deadlines() == [10.5, 16.0] and not live.feed_silent(100.0)
+    live.watch_feed(True, now=30.0)  # a room joined: its TICKs count from now
+    assert live.last_tick == 30.0 and not live.feed_silent(35.9) and live.feed_silent(36.0)
     live.agree({"heartbeat": MAX_SERVER_INTERVAL * 2, "timeout": "soon"}, now=20.0)
     assert (live.beat, live.dead) == (1.0, 3.0)
     assert not live.ping_due(20.5) and live.ping_due(21.0) and live.next_ping == 22.0
@@ -279,14 +372,35 @@ def test_the_ledger_keeps_each_chains_tip_and_reads_only_sound_marks(inbox):
     ledger = ClientLedger(inbox, "alice")
     window = PostWindow(inbox)
     assert ledger.marks("s" * 32) is None  # never seen this server
-    tips = {ROOM: None, DIRECT: 0}
-    assert ledger.due(tips, window)
-    ledger.commit("s" * 32, tips, window, [])
-    assert inbox.get_meta(state_key("s" * 32, "alice")) is None  # the room chain not started
-    events = ledger.commit("s" * 32, {ROOM: 7, DIRECT: 2}, window, [(7, m(7)), (6, m(6))])
+    assert ledger.due(Marks(), window)
+    assert not ledger.due(None, window)  # a send-only run keeps no marks
+    ledger.commit("s" * 32, None, window, [(3, m(3))])
+    assert inbox.get_meta(state_key("s" * 32, "alice")) is None
+    marks = Marks({"general": 7}, {}, 2)
+    events = ledger.commit("s" * 32, marks, window, [(7, m(7)), (6, m(6))])
     assert [e.message.origin_seq for e in events] == [6, 7]  # in server order
-    assert not ledger.due({ROOM: 7, DIRECT: 2}, window)
-    assert ledger.marks("s" * 32) == {ROOM: 7, DIRECT: 2}
+    assert not ledger.due(Marks({"general": 7}, {}, 2), window)
+    assert ledger.marks("s" * 32) == marks
     for bad in ('{"room": 7}', '{"room": -1, "dm": 0}', '{"room": "7", "dm": 0}', "[1"):
         inbox.set_meta(state_key("s" * 32, "alice"), bad)
         assert ledger.marks("s" * 32) is None
+    assert ledger.last_server() is None
+    ledger.welcomed_by("s" * 32)
+    assert ClientLedger(inbox, "alice").last_server() == "s" * 32
+
+
+def test_a_topic_that_wins_is_told_as_a_topic_not_as_a_message(inbox):
+    ledger = ClientLedger(inbox, "alice")
+    window = PostWindow(inbox)
+    old = make_message(1, "old topic", room="ops", kind="topic")
+    ledger.commit("s" * 32, None, window, [(1, old)])
+    later = replace(old, id="f" * 32, origin_seq=2, content="new topic",
+                    sent_at=T0 + timedelta(seconds=1))
+    earlier = replace(old, id="0" * 32, origin_seq=3, content="stale",
+                      sent_at=T0 - timedelta(seconds=1))
+    events = ledger.commit("s" * 32, None, window, [(2, later), (3, earlier), (4, m(4))])
+    assert [type(e).__name__ for e in events] == ["Incoming", "Topic"]
+    assert (events[1].room, events[1].text, events[1].by) == ("ops", "new topic", "alice")
+    fresh = ClientLedger(inbox, "alice")  # a new run learns the topic from the inbox
+    assert fresh.topics.current("ops").content == "new topic"
+    assert fresh.topics.current("dev") is None

@@ -248,7 +248,7 @@ def test_a_client_that_was_away_gets_exactly_what_it_missed(net):
     bob.connect()
     assert bob.incoming() == []
     marks = bob.inbox.get_meta(state_key(net.server.server_id, "bob"))
-    assert marks == '{"room": 8, "dm": 9}'
+    assert marks == '{"rooms": {"general": 8}, "parted": {}, "dm": 9}'
 
 
 def test_incoming_follows_server_order_across_replay_and_live(net):
@@ -571,7 +571,7 @@ def test_a_bad_fetch_gets_an_error_and_the_session_goes_on(net):
 
 
 def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
-    from lab93zmq.core.repeater.server import BAD_BURST, CUT_OFF
+    from lab93zmq.core.repeater.admission import BAD_BURST, CUT_OFF
 
     alice = net.client("alice")
     errors = 0
@@ -591,11 +591,11 @@ def test_a_session_that_floods_bad_commands_is_cut_off_then_forgiven(net):
 
 
 def test_fetches_beyond_the_rate_limit_go_unanswered(net):
-    from lab93zmq.core.repeater.server import COSTLY_BURST, COSTLY_RATE
+    from lab93zmq.core.repeater.admission import COSTLY_BURST, COSTLY_RATE
 
     alice = net.client("alice")
     net.advance(10.0)  # the bucket is full again after the connect's own FETCH
-    fetch = Command("FETCH", {"room": 0, "dm": 0}).frames()
+    fetch = Command("FETCH", {"rooms": {"general": {"after": 0}}, "dm": 0}).frames()
     flood = COSTLY_BURST + 50
     answered = [net.server.receive(alice.identity, fetch, net.now) for _ in range(flood)]
     assert sum(1 for out in answered if out) == COSTLY_BURST
@@ -708,16 +708,19 @@ def test_visible_since_pages_two_chains_without_holes(tmp_path):
     with Inbox(tmp_path / "s.db") as inbox:
         specs = [("a", None), ("a", "bob"), ("bob", "a"), ("a", "eve"), ("a", None), ("a", "bob")]
         _numbered(inbox, server_id, specs)
-        found, more = inbox.visible_since(server_id, 0, 0, "bob", 2)
+        general = lambda after: {"general": after}  # noqa: E731
+        found, more = inbox.visible_since(server_id, general(0), 0, "bob", 2)
         assert [s for s, _ in found] == [1, 2] and more
-        found, more = inbox.visible_since(server_id, 1, 2, "bob", 10)
+        found, more = inbox.visible_since(server_id, general(1), 2, "bob", 10)
         assert [s for s, _ in found] == [3, 5, 6] and not more
-        found, more = inbox.visible_since(server_id, 5, 0, "bob", 10)  # dm from the start
+        found, more = inbox.visible_since(server_id, general(5), 0, "bob", 10)  # dm from 0
         assert [s for s, _ in found] == [2, 3, 6] and not more
-        assert inbox.last_seqs(server_id, "bob") == (5, 6)
-        assert inbox.last_seqs(server_id, "eve") == (5, 4)
-        assert inbox.last_seqs(server_id, "a", through=4) == (1, 4)
-        assert inbox.last_seqs("e" * 32, "a") == (0, 0)
+        found, more = inbox.visible_since(server_id, {}, 0, "a", 10)  # in no room
+        assert [s for s, _ in found] == [2, 3, 4, 6] and not more
+        assert inbox.room_head(server_id, "general") == 5
+        assert inbox.direct_head(server_id, "bob") == 6
+        assert inbox.direct_head(server_id, "eve") == 4
+        assert inbox.room_head(server_id, "ops") == 0 and inbox.direct_head("e" * 32, "a") == 0
 
 
 def test_queue_many_and_set_server_seqs(tmp_path):

@@ -1,9 +1,10 @@
 """The repeater client's I/O shell: the actor that owns its sockets and drives ``ClientCore``.
 
 One thread (see ``actor.py``) creates and owns a DEALER to the server's
-ROUTER, a SUB to its room feed, the inbox and (when it looks for its server,
-or learns its key) the beacon sockets, and polls them all in one
-``zmq.Poller`` whose timeout is the core's next deadline. The core
+ROUTER, a SUB to its room feed (subscribed to the topic of each room it is
+in, nothing else), the inbox and (when it looks for its server, or learns
+its key) the beacon sockets, and polls them all in one ``zmq.Poller`` whose
+timeout is the core's next deadline. The core
 (``core/repeater/client.py``) decides everything, which server to use and
 which key to trust included; this module carries out its outputs and reads
 the clock (the injected ``clock``).
@@ -15,6 +16,7 @@ Every send is non-blocking: when the DEALER is full the core is told
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ import zmq
 from .. import __version__
 from ..core.authoring import Draft
 from ..core.errors import MessageError, SecurityError
+from ..core.events import Notice
 from ..core.repeater.chooser import GivenServer, Secure, ServerChooser
 from ..core.repeater.client import ClientCore
 from ..core.repeater.commands import HEARTBEAT
@@ -33,19 +36,22 @@ from ..core.repeater.outputs import (
     ClientOutput,
     ConnectServer,
     DisconnectServer,
+    FollowRooms,
     GiveUp,
     PinKey,
     ProbeBeacons,
     SendToServer,
     SubscribeFeed,
 )
+from ..core.rooms import RoomError, check_room
+from ..core.wire import room_topic, subscription
 from . import actor, security
 from .actor import Actor, Kind, PipeMessage
 from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
 from .sockets import connect, drain, poll_timeout, tune
-from .store import Inbox
+from .store import Inbox, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,8 @@ class ClientActor(Actor):
                 heartbeat=self.heartbeat,
                 dead_after=self.dead_after,
                 software=__version__,
+                rooms=self.config.rooms,
+                listen=self.config.listen,
             )
             loop = _ClientLoop(self, ctx, pipe, inbox, stack)
             if chooser.listens:
@@ -152,7 +160,7 @@ class _ClientLoop:
         self.stack = stack
         self.sub = tune(ctx.socket(zmq.SUB), hwm=SUB_HWM)
         stack.callback(self.sub.close, linger=0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub_rooms: frozenset[str] = frozenset()  # the topics the SUB is subscribed to
         self.sub_endpoint: str | None = None
         self.dealer: zmq.Socket | None = None
         self.reports: HandshakeMonitor | None = None
@@ -229,12 +237,39 @@ class _ClientLoop:
                 draft = self.draft(request)
                 if draft is not None:
                     drafts.append(draft)
-            elif request.kind is Kind.WHO:
-                self.perform(self.core.who(now))
-            elif not self.local.answer(request, now):
+                continue
+            # Anything else comes after the posts before it (a line, then /part).
+            self.perform(self.core.post(drafts))
+            drafts = []
+            if not self.ask(request, now) and not self.local.answer(request, now):
                 log.warning("the repeater client ignores %s requests", request.kind.value)
         self.perform(self.core.post(drafts))
         return False
+
+    def ask(self, request: PipeMessage, now: float) -> bool:
+        """WHO, JOIN, PART, ROOMS, TOPIC; False for any other request."""
+        kind, body, core = request.kind, request.body, self.core
+        try:
+            if kind is Kind.WHO:
+                room = body.get("room")
+                self.perform(core.who(now, None if room is None else check_room(room)))
+            elif kind is Kind.JOIN:
+                self.perform(core.join(check_room(body.get("room")), now))
+            elif kind is Kind.PART:
+                self.perform(core.part(check_room(body.get("room")), now))
+            elif kind is Kind.ROOMS:
+                self.perform(core.ask_rooms(now))
+            elif kind is Kind.TOPIC:
+                text = body.get("text")
+                if not isinstance(text, str):
+                    raise MessageError("content", "of a topic must be text")
+                room = check_room(body.get("room"))
+                self.perform(core.set_topic(room, text, utc_now(), os.urandom(10)))
+            else:
+                return False
+        except (RoomError, MessageError) as exc:
+            self.perform([Notice(f"{kind.value}: {exc}")])
+        return True
 
     def draft(self, request: PipeMessage) -> Draft | None:
         body = request.body
@@ -256,6 +291,8 @@ class _ClientLoop:
                 self.close_dealer()
             elif isinstance(out, SubscribeFeed):
                 self.subscribe(out)
+            elif isinstance(out, FollowRooms):
+                self.follow(out.rooms)
             elif isinstance(out, ProbeBeacons):
                 self.beacons.probe()
             elif isinstance(out, PinKey):
@@ -269,13 +306,13 @@ class _ClientLoop:
         actor.send_events(self.pipe, events)
 
     def send(self, out: SendToServer) -> None:
-        if self.dealer is None:
-            self.core.send_failed(out, self.clock())
-            return
-        try:
-            self.dealer.send_multipart(out.command.frames(), zmq.NOBLOCK)
-        except zmq.Again:
-            self.core.send_failed(out, self.clock())
+        if self.dealer is not None:
+            try:
+                self.dealer.send_multipart(out.command.frames(), zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+        actor.send_events(self.pipe, self.core.send_failed(out, self.clock()))
 
     def connect(self, out: ConnectServer) -> None:
         self.close_dealer()
@@ -300,6 +337,15 @@ class _ClientLoop:
             security.make_client(self.sub, self.secure.keys, out.server_key)
         connect(self.sub, out.endpoint)
         self.sub_endpoint = out.endpoint
+
+    def follow(self, rooms: frozenset[str]) -> None:
+        """Subscribe the SUB to exactly these rooms' topics (ZeroMQ counts subscriptions:
+        each topic is subscribed once, and unsubscribed once)."""
+        for room in sorted(rooms - self.sub_rooms):
+            self.sub.setsockopt(zmq.SUBSCRIBE, subscription(room_topic(room)))
+        for room in sorted(self.sub_rooms - rooms):
+            self.sub.setsockopt(zmq.UNSUBSCRIBE, subscription(room_topic(room)))
+        self.sub_rooms = rooms
 
     def close_dealer(self, linger: int = 0) -> None:
         if self.dealer is not None:

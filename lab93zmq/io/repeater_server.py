@@ -22,6 +22,7 @@ FETCHing and never reads cannot make the server hold its BATCHes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 import zmq
 
 from ..core.authoring import Draft
-from ..core.errors import Lab93Error
+from ..core.errors import Lab93Error, MessageError
+from ..core.events import Joined, Notice, Parted, Users
 from ..core.notices import SayOnce
 from ..core.presence import Beacon
 from ..core.presence import Kind as BeaconKind
@@ -39,13 +41,14 @@ from ..core.repeater.outputs import PublishRoom, ReplyTo, ServerOutput
 from ..core.repeater.replay import TAIL
 from ..core.repeater.server import SESSION_TIMEOUT, ServerCore
 from ..core.repeater.window import POST_LIMIT, WINDOW
+from ..core.rooms import check_room
 from . import actor, security
 from .actor import Actor, Kind, PipeMessage
 from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
 from .sockets import bind, drain, poll_timeout, send_frames, tune
-from .store import Inbox
+from .store import Inbox, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -291,17 +294,41 @@ class _ServerLoop:
                 )
                 return
             self.write(self.core.post(drafts))
-        elif kind is Kind.WHO:
-            actor.send(self.pipe, Kind.WHO_RESULT, users=self.core.users(), connected=True)
-        elif not self.local.answer(request, now):
+        elif not self.ask(request) and not self.local.answer(request, now):
             log.warning("the repeater server ignores %s requests", kind.value)
+
+    def ask(self, request: PipeMessage) -> bool:
+        """WHO, ROOMS, TOPIC, JOIN, PART from the server's own front end (the server keeps
+        every room: it joins and parts none); False for any other request."""
+        kind, body, core = request.kind, request.body, self.core
+        try:
+            room = body.get("room")
+            room = None if room is None else check_room(room)
+            if kind is Kind.WHO:
+                self.write([Users(tuple(core.users(room)), room=room)])
+            elif kind is Kind.ROOMS:
+                self.write([core.room_list()])
+            elif kind is Kind.TOPIC:
+                text = body.get("text")
+                if room is None or not isinstance(text, str):
+                    raise MessageError("topic", "needs a room and a text")
+                self.write(core.set_topic(room, text, utc_now(), os.urandom(10)))
+            elif kind is Kind.JOIN:
+                self.write([Joined(check_room(room), core.topic(room), False)])
+            elif kind is Kind.PART:
+                self.write([Parted(check_room(room))])
+            else:
+                return False
+        except MessageError as exc:
+            self.write([Notice(f"{kind.value}: {exc}")])
+        return True
 
     def write(self, outputs: list[ServerOutput]) -> None:
         events = []
         for out in outputs:
             if isinstance(out, ReplyTo):
                 try:
-                    send_frames(self.router, [out.identity, *out.command.frames()])
+                    send_frames(self.router, [out.identity, *out.frames()])
                 except zmq.Again:
                     log.debug(
                         "session %s is full; dropped a %s", out.identity.hex(), out.command.name
@@ -310,7 +337,7 @@ class _ServerLoop:
                     log.debug("session %s: %s", out.identity.hex(), exc)
             elif isinstance(out, PublishRoom):
                 try:
-                    send_frames(self.pub, out.command.frames())
+                    send_frames(self.pub, out.frames())
                 except zmq.Again:  # pragma: no cover - a PUB drops instead
                     log.debug("the PUB dropped a %s", out.command.name)
             else:

@@ -1,10 +1,11 @@
 """A client catching up, pure: its chains, and when to fetch what they lack.
 
-Live messages (ROOM on the feed, DELIVER on the connection) and replayed ones
-(BATCH, the answer to FETCH) go into the same chains (chain.py), so the
-client sees one server order. Whatever shows a hole - a message whose
-``prev`` is past the tip, a head (TICK, PING) past the tip - makes the fetch
-schedule (fetch.py) ask for it.
+Live messages (ROOM on the feed, one room per topic; DELIVER on the
+connection) and replayed ones (BATCH, the answer to FETCH) go into the same
+chains (chain.py), so the client sees one server order per chain. Whatever
+shows a hole - a message whose ``prev`` is past the tip, a head (TICK,
+PING) past the tip, a room still to be started - makes the fetch schedule
+(fetch.py) ask for it. Messages of a room the client is not in are dropped.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from collections.abc import Sequence
 
 from ..errors import ProtocolError
 from ..message import Message
-from ..wire import header_int
-from .chain import DIRECT, ROOM, Chains, Numbered
-from .commands import BATCH_LIMIT
+from .chain import Chain, Chains, Marks, Numbered
+from .commands import BATCH_LIMIT, room_marks
 from .fetch import FetchSchedule
 from .outputs import SendToServer
 
-Entry = tuple[int, int, Message]  # (seq, prev, message), as commands.numbered gives them
+Entry = tuple[int, "int | None", Message]  # (seq, prev, message), as commands.numbered gives them
 
 
 class CatchUp:
@@ -30,46 +30,72 @@ class CatchUp:
         self.fetches = FetchSchedule(retry, limit)
         self.arrived: list[Numbered] = []  # to be stored with the next flush
 
-    def new_server(self, marks: dict[str, int | None] | None) -> None:
+    def new_server(self, marks: Marks | None, rooms: Sequence[str]) -> None:
         """Another server: its chains start where our marks for it say (None: afresh)."""
-        self.chains = Chains()
-        self.chains.resume(marks)
+        self.chains = Chains(marks, rooms)
 
-    def live(self, chain: str, entries: Sequence[Entry]) -> None:
-        """Messages of one chain as they happen (ROOM: the room, DELIVER: direct)."""
-        if any(message.is_direct != (chain == DIRECT) for _, _, message in entries):
-            raise ProtocolError(
-                "DELIVER carries direct messages only"
-                if chain == DIRECT
-                else "a direct message on the PUB"
-            )
+    def join(self, room: str) -> bool:
+        """Be in ``room`` from now on (True: for the first time); fetch where it starts."""
+        first = self.chains.join(room)
+        self.fetches.want()
+        return first
+
+    def part(self, room: str) -> None:
+        self.chains.part(room)
+
+    def live_room(self, room: str, entries: Sequence[Entry]) -> None:
+        """A ROOM from the feed, on ``room``'s topic: that room's messages only."""
+        if any(message.is_direct or message.room != room for _, _, message in entries):
+            raise ProtocolError(f"a ROOM on the topic of #{room} carries another room's message")
+        chain = self.chains.rooms.get(room)
+        if chain is None:
+            return  # a room we just left, still draining from the feed
         for seq, prev, message in entries:
             self._take(chain, seq, prev, message)
 
+    def live_direct(self, entries: Sequence[Entry]) -> None:
+        """A DELIVER: direct messages only."""
+        if any(not message.is_direct for _, _, message in entries):
+            raise ProtocolError("DELIVER carries direct messages only")
+        for seq, prev, message in entries:
+            self._take(self.chains.direct, seq, prev, message)
+
     def replayed(self, header: dict, entries: Sequence[Entry], now: float) -> bool:
         """A BATCH; True when more follows (fetch the next page at once)."""
-        room = self.chains[ROOM]
+        starts = room_marks(header, "rooms")
         taken = 0
-        if room.tip is None:  # a new client: the tail starts here
-            arrived = room.start(header_int(header, "room"))
-            self.arrived += arrived
-            taken += len(arrived)
+        for room, chain in self.chains.rooms.items():
+            if chain.tip is None and room in starts:  # joining: the room starts here
+                arrived = self.chains.start(room, starts[room])
+                self.arrived += arrived
+                taken += len(arrived) + 1
         for seq, prev, message in entries:
-            taken += self._take(DIRECT if message.is_direct else ROOM, seq, prev, message)
+            chain = self.chains.of(message)
+            if chain is None:
+                continue  # a room we are no longer in
+            if prev is None:  # outside its chain: a joined room's current topic
+                if message.is_topic:
+                    self.arrived.append((seq, message))
+                    taken += 1
+                continue
+            taken += self._take(chain, seq, prev, message)
         if header.get("more") is True:
             return True
         # Something still missing (lost on the PUB, or live traffic past this
-        # answer)? Ask again, at once if this answer helped.
-        self.fetches.answered(missing=self.chains.gap(), helped=taken > 0, now=now)
+        # answer)? Ask again, at once if this answer helped - or if a room was
+        # joined after it was asked (not asked for yet is not a loss).
+        unasked = any(c.tip is None and r not in starts for r, c in self.chains.rooms.items())
+        helped = taken > 0 or unasked
+        self.fetches.answered(missing=self.chains.gap(), helped=helped, now=now)
         return False
 
-    def head(self, chain: str, head: int) -> None:
+    def head(self, chain: Chain | None, head: int) -> None:
         """The server's last number in ``chain`` is ``head`` (TICK, PING)."""
         if self.chains.behind(chain, head):
             self.fetches.want()
 
     def fetch(self, now: float) -> SendToServer:
-        return self.fetches.request(self.chains.tips(), now)
+        return self.fetches.request(self.chains.stands(), self.chains.direct.tip, now)
 
     def due(self, now: float) -> list[SendToServer]:
         """The FETCH to send now, if the schedule says so."""
@@ -79,9 +105,9 @@ class CatchUp:
         arrived, self.arrived = self.arrived, []
         return arrived
 
-    def _take(self, chain: str, seq: int, prev: int, message: Message) -> int:
+    def _take(self, chain: Chain, seq: int, prev: int, message: Message) -> int:
         """One numbered message into its chain; how many are now in order."""
-        taken = self.chains[chain].take(seq, prev, message)
+        taken = chain.take(seq, prev, message)
         if taken.gap:
             self.fetches.want()
         self.arrived += taken.arrived

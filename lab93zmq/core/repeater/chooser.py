@@ -29,7 +29,7 @@ from ..errors import SecurityError
 from ..events import Notice
 from ..notices import SayOnce
 from ..presence import Peer, PeerChanged, PeerJoined, PeerLeft, PresenceEvent
-from .outputs import PinKey, ProbeBeacons
+from .outputs import DisconnectServer, GiveUp, PinKey, ProbeBeacons
 
 
 class KnownKeys(Protocol):
@@ -249,4 +249,53 @@ class ServerChooser:
                 )
             )
             out.append(UseServer(endpoint, self.server_key))
+        return out
+
+
+class Choosing:
+    """A client core's half that follows its chooser (a mixin of ``ClientCore``, which
+    has ``use_server``): where to connect, what to refuse, when to give up."""
+
+    chooser: ServerChooser | None
+    dealer_endpoint: str | None
+
+    def use_server(
+        self, endpoint: str | None, now: float, server_key: bytes | None = None
+    ) -> list: ...  # ClientCore's
+
+    def start(self, now: float) -> list:
+        """The first outputs: where the chooser goes (nothing without a chooser)."""
+        return self._choose(self.chooser.start(), now) if self.chooser else []
+
+    def heard(
+        self, events: Sequence[PresenceEvent], live: Sequence[Peer], now: float
+    ) -> list:
+        """What the beacons said (``live``: the live table now)."""
+        return self._choose(self.chooser.heard(events, live, now), now) if self.chooser else []
+
+    def handshake_failed(self, problem: str, now: float) -> list:
+        """The DEALER's handshake failed; SecurityError when retrying cannot help."""
+        if self.chooser is None:
+            raise SecurityError(f"the repeater at {self.dealer_endpoint}: {problem}")
+        return self._choose(self.chooser.handshake_failed(problem, self.dealer_endpoint), now)
+
+    def give_up(self, error: str, now: float) -> list:
+        """A refusal retrying cannot mend (a key not admitted, another name, a changed
+        server key): tell the front end, and stop talking to any server - but go on
+        taking posts into the outbox until stopped, so a line sent meanwhile is kept."""
+        if self.chooser is not None:
+            self.chooser.give_up()
+        self.dealer_endpoint = None
+        return [GiveUp(error), DisconnectServer(), *self.use_server(None, now)]
+
+    def _choose(self, choices: list[Choice], now: float) -> list:
+        out: list = []
+        for choice in choices:
+            if isinstance(choice, UseServer):
+                out += self.use_server(choice.endpoint, now, choice.server_key)
+            elif isinstance(choice, RefuseServer):
+                self.dealer_endpoint = None
+                out.append(DisconnectServer())
+            else:
+                out.append(choice)
         return out

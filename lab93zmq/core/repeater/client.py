@@ -2,11 +2,18 @@
 
 ``ClientCore`` connects (``IDLE`` -> ``HELLO`` -> ``READY``), hands each server
 command to its handler by one table, and combines what its machines return:
-``Chains`` (chain.py: messages back in server order), ``FetchSchedule``
-(fetch.py: when to ask for what is missing), ``PostWindow`` (window.py: the
-outbox and the posts in flight), ``ClientLedger`` (ledger.py: what one turn
-writes to the inbox), ``Liveness`` (liveness.py: heartbeats) and, when it
-chooses its own server, ``ServerChooser`` (chooser.py).
+``Chains`` (chain.py: messages back in server order, per room),
+``FetchSchedule`` (fetch.py: when to ask for what is missing), ``RoomSet``
+(roomset.py: its rooms, joining and parting, WHO and ROOMS), ``PostWindow``
+(window.py: the outbox and the posts in flight), ``ClientLedger`` (ledger.py:
+what one turn writes to the inbox), ``Liveness`` (liveness.py: heartbeats)
+and, when it chooses its own server, ``ServerChooser`` (chooser.py).
+
+A send-only client (``listen`` False: ``--send``, or piped lines without
+``--listen``) is in no room: it subscribes to no room feed, fetches nothing,
+stores nothing the server sends and moves no tips, so the next run of its
+inbox that listens still gets all it missed; the server does not count it
+in any room. It only posts, and hears the answers.
 
 Nothing here touches a socket, a thread or a clock: the shell
 (``io/repeater_client.py``) feeds frames, beacons and ``now`` in and carries
@@ -17,32 +24,39 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
-from ..authoring import DIRECT as DIRECT_SCOPE
-from ..authoring import Draft, Numbering
+from ..authoring import Draft
 from ..endpoints import host_of
 from ..errors import ProtocolError, SecurityError
-from ..events import Event, Notice, Posted, Rejected, Status, Users
+from ..events import Event, Notice, Status, Topic
 from ..inbox import ClientInbox
 from ..message import Message, check_node_id
-from ..presence import Peer, PresenceEvent
-from ..wire import Command, decode, header_int
+from ..notices import SayOnce
+from ..rooms import DEFAULT_ROOM, shown
+from ..wire import PROTOCOL_VERSION, Command, decode, decode_published, header_int
 from .catchup import CatchUp
-from .chain import DIRECT, ROOM
-from .chooser import Choice, RefuseServer, ServerChooser, UseServer
-from .commands import BATCH_LIMIT, HEARTBEAT, ErrorCode, RepeaterVerb, numbered
+from .chooser import Choosing, ServerChooser
+from .commands import (
+    BATCH_LIMIT,
+    HEARTBEAT,
+    LEGACY_VERSION,
+    ErrorCode,
+    RepeaterVerb,
+    numbered,
+    other_version,
+)
 from .ledger import ClientLedger
 from .liveness import DEAD_AFTER, Liveness
 from .outputs import (
     ClientOutput,
     ConnectServer,
-    DisconnectServer,
-    GiveUp,
     SendToServer,
     SubscribeFeed,
 )
-from .window import WINDOW, Outgoing, PostWindow, author, outgoing
+from .roomset import RoomSet
+from .window import WINDOW, Outgoing, PostWindow, author, author_topic, numbering, outgoing
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +73,42 @@ CLIENT_ACCEPTS: dict[Phase, frozenset[RepeaterVerb]] = {
     Phase.IDLE: frozenset(),
     Phase.HELLO: frozenset({V.WELCOME, V.ERROR, V.BYE, V.PING}),
     Phase.READY: frozenset(
-        {V.WELCOME, V.BATCH, V.DELIVER, V.ACK, V.REJECT, V.USERS, V.PING, V.BYE, V.ERROR}
+        {
+            V.WELCOME,
+            V.BATCH,
+            V.DELIVER,
+            V.ACK,
+            V.REJECT,
+            V.USERS,
+            V.ROOMLIST,
+            V.PING,
+            V.BYE,
+            V.ERROR,
+        }
     ),
 }
 
+
+def old_server(endpoint: str | None, version: int) -> str:
+    """What a client is told of a server of an older protocol version."""
+    old = " (lab93-node 0.1)" if version == LEGACY_VERSION else ""
+    return (
+        f"the repeater at {endpoint} speaks lab93 protocol {version}{old}; this lab93-node"
+        f" speaks protocol {PROTOCOL_VERSION} (rooms): upgrade the repeater"
+    )
+
 Handler = Callable[[Command, float], list[ClientOutput]]
+FeedHandler = Callable[[str, Command, float], list[ClientOutput]]
 
 
-class ClientCore:
+class ClientCore(Choosing):
     """A repeater client's logic: connect, replay, merge live, post, heartbeat.
 
     ``submit`` queues authored messages in the outbox; ``flush`` stores what
     arrived in one transaction and sends what is waiting. Call ``tick`` by
     ``next_deadline``. Given a ``chooser``, ``start`` and ``heard`` (beacons)
-    pick the server; without one, ``use_server`` does.
+    pick the server; without one, ``use_server`` does. ``rooms``: the rooms it
+    is in from the start; ``listen`` False: a send-only client (see above).
     """
 
     def __init__(
@@ -87,6 +123,8 @@ class ClientCore:
         window: int = WINDOW,
         fetch_limit: int = BATCH_LIMIT,
         software: str = "",
+        rooms: Iterable[str] = (DEFAULT_ROOM,),
+        listen: bool = True,
     ) -> None:
         self.inbox = inbox
         self.user = user
@@ -101,15 +139,21 @@ class ClientCore:
         self.server_id: str | None = None
         self.connected_status: bool | None = None  # last STATUS told to the front end
         self._status_detail = ""
+        self.listen = listen
         self.catchup = CatchUp(retry=heartbeat, limit=fetch_limit)
         self.posts = PostWindow(inbox, window)
         # Our own numbers: this client is the only author of its origin.
-        self.numbering = Numbering(
-            lambda scope: inbox.next_origin_seq(self.node_id, scope == DIRECT_SCOPE)
-        )
+        self.numbering = numbering(inbox, self.node_id)
         self.ledger = ClientLedger(inbox, user)
+        self.rooms = RoomSet(list(rooms), self.catchup, self.ledger.topics, listen=listen)
+        # Until a server welcomes us, our chains are those of the last one that did.
+        self._chains_of = self.ledger.last_server() if listen else None
+        marks = self.ledger.marks(self._chains_of) if self._chains_of else None
+        self.catchup.new_server(marks, self.rooms.names)
         self.liveness = Liveness(heartbeat, dead_after)
-        self._who_pending = 0
+        self.liveness.feed = bool(self.rooms.names)
+        self._said = SayOnce()
+        self._refused_by: str | None = None  # an older server refused our HELLO
         self._handlers: dict[RepeaterVerb, Handler] = {
             V.WELCOME: self._on_welcome,
             V.BATCH: self._on_batch,
@@ -117,13 +161,15 @@ class ClientCore:
             V.ACK: self._on_ack,
             V.REJECT: self._on_reject,
             V.USERS: self._on_users,
+            V.ROOMLIST: self._on_roomlist,
             V.PING: self._on_ping,
             V.BYE: self._on_bye,
             V.ERROR: self._on_error,
         }
-        self._feed_handlers: dict[RepeaterVerb, Handler] = {
+        self._feed_handlers: dict[RepeaterVerb, FeedHandler] = {
             V.ROOM: self._on_room,
             V.TICK: self._on_tick,
+            V.MEMBER: self._on_member,
         }
 
     # -- connection ------------------------------------------------------------
@@ -151,7 +197,13 @@ class ClientCore:
         self.phase = Phase.HELLO
         self.liveness.hello(now)
         self.dealer_endpoint = self.endpoint
-        hello = {"user": self.user, "node": self.node_id, "software": self.software}
+        hello = {
+            "user": self.user,
+            "node": self.node_id,
+            "software": self.software,
+            "rooms": list(self.rooms.names),
+            "listen": self.listen,
+        }
         out: list[ClientOutput] = [
             ConnectServer(self.endpoint, self.server_key),
             SendToServer(V.HELLO.command(hello)),
@@ -162,14 +214,15 @@ class ClientCore:
         return out
 
     def _drop_connection(self) -> list[ClientOutput]:
-        """Forget the session: in-flight posts go back to the queue, WHO gets an empty answer."""
+        """Forget the session: in-flight posts go back to the queue, WHO and ROOMS get
+        what we know."""
         self.catchup.fetches.reset()
         self.posts.stop()
-        out: list[ClientOutput] = [Users((), connected=False) for _ in range(self._who_pending)]
-        self._who_pending = 0
-        return out
+        return list(self.rooms.dropped())
 
     def _reconnect(self, now: float, why: str) -> list[ClientOutput]:
+        if self._refused_by is not None and self._refused_by == self.endpoint:
+            why = self._status_detail  # still the older server: say that, not "no answer"
         log.info("%s", why)
         return self._drop_connection() + self._status(False, why) + self._hello(now)
 
@@ -180,45 +233,6 @@ class ClientCore:
         self._status_detail = detail
         return [Status(connected, detail)]
 
-    # -- choosing the server ------------------------------------------------------
-
-    def start(self, now: float) -> list[ClientOutput]:
-        """The first outputs: where the chooser goes (nothing without a chooser)."""
-        return self._choose(self.chooser.start(), now) if self.chooser else []
-
-    def heard(
-        self, events: Sequence[PresenceEvent], live: Sequence[Peer], now: float
-    ) -> list[ClientOutput]:
-        """What the beacons said (``live``: the live table now)."""
-        return self._choose(self.chooser.heard(events, live, now), now) if self.chooser else []
-
-    def handshake_failed(self, problem: str, now: float) -> list[ClientOutput]:
-        """The DEALER's handshake failed; SecurityError when retrying cannot help."""
-        if self.chooser is None:
-            raise SecurityError(f"the repeater at {self.dealer_endpoint}: {problem}")
-        return self._choose(self.chooser.handshake_failed(problem, self.dealer_endpoint), now)
-
-    def give_up(self, error: str, now: float) -> list[ClientOutput]:
-        """A refusal retrying cannot mend (a key not admitted, another name, a changed
-        server key): tell the front end, and stop talking to any server - but go on
-        taking posts into the outbox until stopped, so a line sent meanwhile is kept."""
-        if self.chooser is not None:
-            self.chooser.give_up()
-        self.dealer_endpoint = None
-        return [GiveUp(error), DisconnectServer(), *self.use_server(None, now)]
-
-    def _choose(self, choices: list[Choice], now: float) -> list[ClientOutput]:
-        out: list[ClientOutput] = []
-        for choice in choices:
-            if isinstance(choice, UseServer):
-                out += self.use_server(choice.endpoint, now, choice.server_key)
-            elif isinstance(choice, RefuseServer):
-                self.dealer_endpoint = None
-                out.append(DisconnectServer())
-            else:
-                out.append(choice)
-        return out
-
     # -- input from the server -----------------------------------------------------
 
     def receive(self, frames: Sequence[bytes], now: float) -> list[ClientOutput]:
@@ -226,6 +240,9 @@ class ClientCore:
         try:
             command = decode(frames)
         except ProtocolError as exc:
+            version = other_version(frames)
+            if version is not None and version < PROTOCOL_VERSION and self.phase is Phase.HELLO:
+                return self._older_server(version, now)
             log.warning("dropped a bad command from the repeater: %s", exc)
             return []
         verb = RepeaterVerb.of(command)
@@ -239,64 +256,90 @@ class ClientCore:
             log.warning("bad %s from the repeater: %s", command.name, exc)
             return []
 
+    def _older_server(self, version: int, now: float) -> list[ClientOutput]:
+        """The server answered in an older protocol (its ERROR ``version``): one sentence,
+        status disconnected; HELLO goes on being tried, in case it is upgraded."""
+        sentence = old_server(self.endpoint, version)
+        self._refused_by = self.endpoint
+        out: list[ClientOutput] = []
+        if self._said.due(("older", self.endpoint), now):
+            log.warning("%s", sentence)
+            out.append(Notice(sentence))
+        return out + self._status(False, sentence)
+
     def receive_pub(self, frames: Sequence[bytes], now: float) -> list[ClientOutput]:
-        """One frame list from the SUB."""
-        if self.phase is not Phase.READY:
+        """One frame list from the SUB: a room's traffic, on its topic."""
+        if self.phase is not Phase.READY or not self.listen:
             return []
         try:
-            command = decode(frames)
+            room, command = decode_published(frames)
             if command.header.get("server") != self.server_id:
                 return []  # an earlier server's PUB, still draining
+            if room is None or command.header.get("room") != room:
+                raise ProtocolError(f"{command.name} does not name the room of its topic")
             self.liveness.last_tick = now
             handler = self._feed_handlers.get(RepeaterVerb.of(command))  # type: ignore[arg-type]
-            return handler(command, now) if handler else []
+            return handler(room, command, now) if handler else []
         except ProtocolError as exc:
             log.warning("bad message on the repeater's PUB: %s", exc)
         return []
 
-    def _on_room(self, command: Command, now: float) -> list[ClientOutput]:
-        self.catchup.live(ROOM, numbered(command))
+    def _on_room(self, room: str, command: Command, now: float) -> list[ClientOutput]:
+        self.catchup.live_room(room, numbered(command))
         return self._maybe_fetch(now)
 
-    def _on_tick(self, command: Command, now: float) -> list[ClientOutput]:
-        self.catchup.head(ROOM, header_int(command.header, "room_head"))
+    def _on_tick(self, room: str, command: Command, now: float) -> list[ClientOutput]:
+        chain = self.catchup.chains.rooms.get(room)
+        self.catchup.head(chain, header_int(command.header, "head"))
         return self._maybe_fetch(now)
+
+    def _on_member(self, room: str, command: Command, now: float) -> list[ClientOutput]:
+        return list(self.rooms.member(room, command.header, self.user))
 
     def _on_welcome(self, command: Command, now: float) -> list[ClientOutput]:
         header = command.header
         server = check_node_id(header.get("server"), "server")
         pub_port = header_int(header, "pub_port", 1, 65_535)
+        heads = header.get("heads", {})
+        if not isinstance(heads, dict):
+            raise ProtocolError("header field 'heads' must map rooms to numbers")
         out: list[ClientOutput] = []
         if self.phase is Phase.READY:  # a second WELCOME: start over cleanly
             out += self._drop_connection()
-        chains = self.catchup.chains
+        self._refused_by = None
+        self.phase = Phase.READY
+        self.liveness.agree(header, now)
+        out += self._status(True, f"connected to repeater at {self.endpoint}")
+        self.posts.restart()  # send the whole outbox again
+        if not self.listen:
+            return out  # a send-only run: no feed, no replay
         if server != self.server_id:
             self.server_id = server
-            self.catchup.new_server(self.ledger.marks(server))
-            chains = self.catchup.chains
-            self.ledger.saved_tips = chains.tips()
+            if server != self._chains_of:  # our chains were another server's
+                marks = self.ledger.marks(server)
+                self.catchup.new_server(marks, self.rooms.names)
+                self.ledger.saved = marks
+            self._chains_of = server
+            self.ledger.welcomed_by(server)
         # A server behind our marks lost messages (an older copy of its inbox):
         # follow its numbers from where it is, or we would skip its next ones.
-        if chains.follow({ROOM: header.get("room_head"), DIRECT: header.get("dm_head")}):
+        if self.catchup.chains.follow(heads, header.get("dm_head")):
             out.append(Notice("the repeater has lost messages this inbox holds"))
-        self.liveness.agree(header, now)
         pub = f"tcp://{host_of(self.endpoint)}:{pub_port}"
         if pub != self.pub_endpoint:
             self.pub_endpoint = pub
             out.append(SubscribeFeed(pub, self.server_key))
-        self.phase = Phase.READY
-        out += self._status(True, f"connected to repeater at {self.endpoint}")
+        out.append(self.rooms.follow())
         out.append(self.catchup.fetch(now))
-        self.posts.restart()  # send the whole outbox again
         return out
 
     def _on_batch(self, command: Command, now: float) -> list[ClientOutput]:
-        if self.catchup.replayed(command.header, numbered(command), now):
+        if self.catchup.replayed(command.header, numbered(command, outside=True), now):
             return [self.catchup.fetch(now)]
         return self._maybe_fetch(now)
 
     def _on_deliver(self, command: Command, now: float) -> list[ClientOutput]:
-        self.catchup.live(DIRECT, numbered(command))
+        self.catchup.live_direct(numbered(command))
         return self._maybe_fetch(now)
 
     def _on_ack(self, command: Command, now: float) -> list[ClientOutput]:
@@ -308,18 +351,15 @@ class ClientCore:
         return []
 
     def _on_users(self, command: Command, now: float) -> list[ClientOutput]:
-        users = command.header.get("users")
-        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
-            raise ProtocolError("USERS needs a list of names")
-        if self._who_pending == 0:
-            return []
-        self._who_pending -= 1
-        return [Users(tuple(users))]
+        return list(self.rooms.on_users(command.header))
+
+    def _on_roomlist(self, command: Command, now: float) -> list[ClientOutput]:
+        return list(self.rooms.on_roomlist(command.header))
 
     def _on_ping(self, command: Command, now: float) -> list[ClientOutput]:
-        if self.phase is not Phase.READY:
+        if self.phase is not Phase.READY or not self.listen:
             return []
-        self.catchup.head(DIRECT, header_int(command.header, "dm_head"))
+        self.catchup.head(self.catchup.chains.direct, header_int(command.header, "dm_head"))
         return self._maybe_fetch(now)
 
     def _on_bye(self, command: Command, now: float) -> list[ClientOutput]:
@@ -338,14 +378,46 @@ class ClientCore:
         return [Notice(f"the repeater says: {reason}")]
 
     def _maybe_fetch(self, now: float) -> list[ClientOutput]:
-        return self.catchup.due(now) if self.phase is Phase.READY else []
+        return self.catchup.due(now) if self.phase is Phase.READY and self.listen else []
+
+    # -- rooms -----------------------------------------------------------------------
+
+    def join(self, room: str, now: float) -> list[ClientOutput]:
+        """Be in ``room`` (subscribe, tell the server, catch up); JOINED at once."""
+        out = self.rooms.join(room, self.connected)
+        self.liveness.watch_feed(self.listen and bool(self.rooms.names), now)
+        return out + self._maybe_fetch(now)
+
+    def part(self, room: str, now: float) -> list[ClientOutput]:
+        """Leave ``room``: nothing of it is received or stored from now on; PARTED."""
+        out = self.rooms.part(room, self.connected)
+        self.liveness.watch_feed(self.listen and bool(self.rooms.names), now)
+        return out
+
+    def ask_rooms(self, now: float) -> list[ClientOutput]:
+        """ROOMS: every room the server keeps (answered with a RoomList)."""
+        return self.rooms.ask_rooms(self.connected)
+
+    def set_topic(self, room: str, text: str, now: datetime, entropy: bytes) -> list[ClientOutput]:
+        """Set ``room``'s topic: a topic message dated to win (``now`` is the wall
+        clock, ``entropy`` its id's random part), posted like any other; the new topic
+        is told at once."""
+        current = self.ledger.topics.current(room)
+        post = author_topic(
+            room, text, now, entropy, current, self.user, self.node_id, self.numbering
+        )
+        if not isinstance(post, Outgoing):
+            return [Notice(f"cannot set the topic of {shown(room)}: {post.reason}")]
+        self.posts.submit([post])
+        self.ledger.topics.consider(post.message)
+        return [Topic.of(post.message)]
 
     # -- posting ---------------------------------------------------------------------
 
     def post(self, drafts: Sequence[Draft]) -> list[Event]:
         """Author the front end's drafts as our messages and keep them in the outbox
         (one transaction for the burst); an invalid or too big one is rejected."""
-        return self._submit([author(d, self.user, self.node_id, self.numbering) for d in drafts])
+        return self.posts.keep([author(d, self.user, self.node_id, self.numbering) for d in drafts])
 
     def submit(self, message: Message) -> list[Event]:
         """Keep a message authored elsewhere in the outbox and send it when connected."""
@@ -353,42 +425,33 @@ class ClientCore:
 
     def submit_many(self, messages: Sequence[Message]) -> list[Event]:
         """``submit`` for a burst, stored in one transaction; too big ones are rejected."""
-        return self._submit([outgoing(message) for message in messages])
+        return self.posts.keep([outgoing(message) for message in messages])
 
-    def _submit(self, posts: list[Outgoing | Rejected]) -> list[Event]:
-        """Keep the good ones in the outbox (committed before this returns): Posted."""
-        kept = [post for post in posts if isinstance(post, Outgoing)]
-        self.posts.submit(kept)
-        events: list[Event] = [post for post in posts if isinstance(post, Rejected)]
-        if kept:
-            events.append(Posted(tuple(post.message for post in kept)))
-        return events
+    def who(self, now: float, room: str | None = None) -> list[ClientOutput]:
+        """WHO: who is connected (``room`` None), or who is in ``room``."""
+        return self.rooms.who(room, self.connected)
 
-    def who(self, now: float) -> list[ClientOutput]:
-        if self.phase is not Phase.READY:
-            return [Users((), connected=False)]
-        self._who_pending += 1
-        return [SendToServer(V.WHO.command())]
-
-    def send_failed(self, sent: SendToServer, now: float) -> None:
-        """The shell could not send ``sent`` (the DEALER is full): take it back."""
+    def send_failed(self, sent: SendToServer, now: float) -> list[Event]:
+        """The shell could not send ``sent`` (the DEALER is full): take it back (a
+        question is answered at once, with what we know)."""
         verb = RepeaterVerb.of(sent.command)
         if verb is V.POST:
             self.posts.unsent(sent.ids)
         elif verb is V.FETCH:
             self.catchup.fetches.unsent(now)
-        elif verb is V.WHO:
-            self._who_pending = max(0, self._who_pending - 1)
+        elif verb in (V.WHO, V.ROOMS):
+            return self.rooms.unsent(verb)
+        return []
 
     # -- writing what arrived, sending what waits -------------------------------------
 
     def flush(self, now: float) -> list[ClientOutput]:
         """Store arrivals, acknowledgements and marks in one transaction; send posts."""
         out: list[ClientOutput] = []
-        tips = self.catchup.chains.tips()
-        if self.catchup.arrived or self.ledger.due(tips, self.posts):
+        marks = self.catchup.chains.marks() if self.listen else None
+        if self.catchup.arrived or self.ledger.due(marks, self.posts):
             arrived = self.catchup.take_arrived()
-            out += self.ledger.commit(self.server_id, tips, self.posts, arrived)
+            out += self.ledger.commit(self.server_id, marks, self.posts, arrived)
         if self.phase is Phase.READY:
             out += self.posts.posts(now)
         return out
@@ -419,7 +482,7 @@ class ClientCore:
                 f"no answer from the repeater at {self.endpoint} for {live.dead:g} s; reconnecting"
             )
             return self._reconnect(now, why)
-        if now >= live.last_tick + live.dead:
+        if live.feed_silent(now):
             why = f"the repeater's room feed at {self.pub_endpoint} went silent; reconnecting"
             return self._reconnect(now, why)
         out: list[ClientOutput] = []

@@ -3,29 +3,35 @@
 One enum names every command; each side keeps a table from it to its
 handlers (``ServerCore``, ``ClientCore``), so a name that is not in the
 enum, or not in a side's table, is refused in one place. The frames are
-``wire.py``'s envelope; docs/PROTOCOL.rst has the whole page::
+``wire.py``'s envelope (protocol version 2); docs/PROTOCOL.rst has the whole
+page::
 
     client -> server (DEALER -> ROUTER)
-      HELLO  {"user", "node", "software"}       -> WELCOME
-      FETCH  {"room": int|null, "dm": int, "limit"} -> BATCH
-      POST   {} + messages                      -> ACK (stored ones), REJECT (invalid ones)
-      WHO    {}                                 -> USERS
-      PING   {}                                 heartbeat, no answer
-      BYE    {}                                 the session ends now
+      HELLO  {"user", "node", "software", "rooms": [...], "listen"} -> WELCOME
+      JOIN   {"room"}                                  (no answer)
+      PART   {"room"}                                  (no answer)
+      FETCH  {"rooms": {room: {"after", "tail"}}, "dm", "limit"} -> BATCH
+      POST   {} + messages                     -> ACK (stored ones), REJECT (invalid ones)
+      ROOMS  {}                                -> ROOMLIST (one or more pages)
+      WHO    {"room"?}                         -> USERS
+      PING   {}                                heartbeat, no answer
+      BYE    {}                                the session ends now
     server -> client (ROUTER -> DEALER)
-      WELCOME {"server", "pub_port", "heartbeat", "timeout", "head", "room_head", "dm_head"}
-      BATCH   {"room", "dm", "items": [[seq, prev], ...], "more", "head", "room_head", "dm_head"}
-              + messages
-      DELIVER {"items": [[seq, prev], ...]} + direct messages, live
-      ACK     {"items": [[id, seq], ...]}
-      REJECT  {"items": [[id|null, reason], ...]}
-      USERS   {"users": [...]}
-      PING    {"head", "dm_head"}
-      BYE     {}
-      ERROR   {"code", "reason"}
-    server PUB
-      ROOM    {"server", "items": [[seq, prev], ...]} + room messages
-      TICK    {"server", "head", "room_head"}
+      WELCOME  {"server", "pub_port", "heartbeat", "timeout", "head", "heads", "dm_head"}
+      BATCH    {"rooms", "dm", "items": [[seq, prev | null], ...], "more", "head",
+                "heads", "dm_head"} + messages
+      DELIVER  {"items": [[seq, prev], ...]} + direct messages, live
+      ACK      {"items": [[id, seq], ...]}
+      REJECT   {"items": [[id|null, reason], ...]}
+      ROOMLIST {"rooms": [{"name", "users", "topic", "messages"}], "more"}
+      USERS    {"room", "users": [...]}
+      PING     {"head", "dm_head"}
+      BYE      {}
+      ERROR    {"code", "reason"}
+    server PUB, each on its room's topic (frame 0 = signature + "#room\n")
+      ROOM     {"server", "room", "items": [[seq, prev], ...]} + that room's messages
+      TICK     {"server", "room", "head"}
+      MEMBER   {"server", "room", "user", "joined"}
 """
 
 from __future__ import annotations
@@ -36,18 +42,27 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import ProtocolError
+from ..rooms import RoomError, check_room
 from ..wire import MAGIC, MAX_HEADER_INT, PROTOCOL_VERSION, Command
 
 HEARTBEAT = 1.0  # seconds between heartbeats, both ways
 BATCH_LIMIT = 500  # messages in one BATCH, ROOM or DELIVER
+# Rooms one session may be in (and a HELLO or FETCH may name): with room names of
+# 32 characters and marks of 19 digits a BATCH header stays well under 64 KiB.
+MAX_ROOMS = 256
+LEGACY_VERSION = 1  # lab93-node 0.1: one room; told to upgrade in its own framing
+LEGACY_SIGNATURE = MAGIC + bytes([LEGACY_VERSION])
 
 
 class RepeaterVerb(str, enum.Enum):
     """Every repeater command name; the value is the name frame."""
 
     HELLO = "HELLO"
+    JOIN = "JOIN"
+    PART = "PART"
     FETCH = "FETCH"
     POST = "POST"
+    ROOMS = "ROOMS"
     WHO = "WHO"
     PING = "PING"
     BYE = "BYE"
@@ -56,10 +71,12 @@ class RepeaterVerb(str, enum.Enum):
     DELIVER = "DELIVER"
     ACK = "ACK"
     REJECT = "REJECT"
+    ROOMLIST = "ROOMLIST"
     USERS = "USERS"
     ERROR = "ERROR"
     ROOM = "ROOM"
     TICK = "TICK"
+    MEMBER = "MEMBER"
 
     @classmethod
     def of(cls, command: Command) -> RepeaterVerb | None:
@@ -90,11 +107,59 @@ def error(code: ErrorCode, reason: str) -> Command:
 
 def refusal_code(frames: Sequence[bytes]) -> ErrorCode:
     """Why ``wire.decode`` refused these frames, as an ERROR code."""
+    return ErrorCode.MALFORMED if other_version(frames) is None else ErrorCode.VERSION
+
+
+def other_version(frames: Sequence[bytes]) -> int | None:
+    """The protocol version these frames' signature names when it is a lab93 signature
+    of another version than ours; None otherwise (ours, or not lab93 at all)."""
     if frames:
         signature = bytes(frames[0])
         if len(signature) == 4 and signature[:3] == MAGIC and signature[3] != PROTOCOL_VERSION:
-            return ErrorCode.VERSION
-    return ErrorCode.MALFORMED
+            return signature[3]
+    return None
+
+
+def legacy_hello_node(frames: Sequence[bytes]) -> str | None:
+    """The node id a protocol-1 HELLO names (best effort), None if it is not one."""
+    if len(frames) != 3 or bytes(frames[0]) != LEGACY_SIGNATURE or bytes(frames[1]) != b"HELLO":
+        return None
+    try:
+        node = json.loads(bytes(frames[2])).get("node")
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+        return None
+    return node if isinstance(node, str) and len(node) <= 64 else None
+
+
+def room_field(header: dict, key: str = "room") -> str:
+    """A header field naming one room, checked (the wire form: no '#', lowercase)."""
+    try:
+        return check_room(header.get(key))
+    except RoomError:
+        raise ProtocolError(f"header field {key!r} must be a room name") from None
+
+
+def rooms_field(header: dict, key: str = "rooms") -> list[str]:
+    """A header field listing rooms: at most MAX_ROOMS room names, each once."""
+    found = header.get(key)
+    if not isinstance(found, list) or len(found) > MAX_ROOMS:
+        raise ProtocolError(f"header field {key!r} must list at most {MAX_ROOMS} rooms")
+    rooms = [room_field({key: room}, key) for room in found]
+    if len(set(rooms)) != len(rooms):
+        raise ProtocolError(f"header field {key!r} names a room twice")
+    return rooms
+
+
+def room_marks(header: dict, key: str) -> dict[str, int]:
+    """A header field mapping rooms to whole numbers (BATCH ``rooms``, ``heads``)."""
+    found = header.get(key)
+    if not isinstance(found, dict) or len(found) > MAX_ROOMS:
+        raise ProtocolError(f"header field {key!r} must map at most {MAX_ROOMS} rooms to numbers")
+    for room, mark in found.items():
+        room_field({key: room}, key)
+        if type(mark) is not int or not 0 <= mark <= MAX_HEADER_INT:
+            raise ProtocolError(f"header field {key!r} must map rooms to whole numbers")
+    return found
 
 
 def message_id(payload: bytes) -> str | None:
@@ -134,8 +199,16 @@ def seq_pair(item: list) -> tuple[int, int]:
     return seq, prev
 
 
-def numbered(command: Command) -> list[tuple[int, int, Any]]:
-    """``(seq, prev, message)`` for each payload of a BATCH, DELIVER or ROOM."""
+def numbered(command: Command, *, outside: bool = False) -> list[tuple[int, int | None, Any]]:
+    """``(seq, prev, message)`` for each payload of a BATCH, DELIVER or ROOM; with
+    ``outside`` (a BATCH) an entry may be ``[seq, null]``: a message sent outside its
+    chain (a room's current topic, older than the tail a join starts from)."""
     messages = command.messages()
     entries = items(command.header, len(messages))
-    return [(*seq_pair(item), message) for item, message in zip(entries, messages, strict=True)]
+    out: list[tuple[int, int | None, Any]] = []
+    for item, message in zip(entries, messages, strict=True):
+        if outside and item[1] is None:
+            out.append((seq_pair([item[0], 0])[0], None, message))
+        else:
+            out.append((*seq_pair(item), message))
+    return out

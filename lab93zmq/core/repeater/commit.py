@@ -8,8 +8,9 @@ messages, on the PUB) and delivered (direct messages, to the sessions of their
 addressee and of their author): nothing is told that was not committed.
 
 Every numbered message also carries ``prev``, the number before it in its
-*chain*: the room, or one user's direct messages. Chains are kept by name
-(``ROOM_CHAIN``, ``direct_chain(user)``), so more rooms are more names.
+*chain*: its room, or one user's direct messages. Chains are kept by name
+(``room_chain(room)``, ``direct_chain(user)``); a room's messages are
+published under the room's topic, so only its subscribers get them.
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ from .outputs import PublishRoom, ReplyTo, ServerOutput
 log = logging.getLogger(__name__)
 
 ACK_LIMIT = 500  # ids in one ACK header (keeps it far below wire.MAX_HEADER_BYTES)
-ROOM_CHAIN = "room"
+ROOM_PREFIX, DIRECT_PREFIX = "#", "dm:"  # a chain name starts with one of these
+
+
+def room_chain(room: str) -> str:
+    """The name of ``room``'s chain."""
+    return ROOM_PREFIX + room
 
 
 def direct_chain(user: str) -> str:
     """The name of the chain of direct messages to or from ``user``."""
-    return f"dm:{user}"
+    return DIRECT_PREFIX + user
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,14 @@ class Flushed:
     stored: int = 0
     duplicates: int = 0
     refused: int = 0
+    fresh: list[tuple[int, Message]] = field(default_factory=list)  # what was new, numbered
 
-    def add(self, announced: tuple[list[ServerOutput], int], posts: list[Post]) -> None:
-        outputs, stored = announced
+    def add(self, announced: tuple[list[ServerOutput], list[Numbered]], posts: list[Post]) -> None:
+        outputs, fresh = announced
         self.outputs += outputs
-        self.stored += stored
-        self.duplicates += len(posts) - stored
+        self.stored += len(fresh)
+        self.duplicates += len(posts) - len(fresh)
+        self.fresh += [(n.seq, n.post.message) for n in fresh]
 
 
 class GroupCommit:
@@ -86,24 +94,25 @@ class GroupCommit:
         self.server_id = inbox.node_id
         self.batch_limit = batch_limit
         self.head = inbox.max_server_seq(self.server_id)
-        self._heads: dict[str, int] = {ROOM_CHAIN: inbox.last_seqs(self.server_id, None)[0]}
+        self._heads: dict[str, int] = {}  # each chain's head, read from the inbox when first asked
         self._pending: list[Post] = []
 
-    @property
-    def room_head(self) -> int:
-        return self._heads[ROOM_CHAIN]
+    def room_head(self, room: str) -> int:
+        """The number of ``room``'s last message (0: none)."""
+        return self.chain_head(room_chain(room))
 
     def dm_head(self, user: str) -> int:
         """The number of the last direct message to or from ``user``."""
-        chain = direct_chain(user)
-        if chain not in self._heads:
-            self._heads[chain] = self.inbox.last_seqs(self.server_id, user)[1]
-        return self._heads[chain]
+        return self.chain_head(direct_chain(user))
 
     def chain_head(self, chain: str) -> int:
-        if chain == ROOM_CHAIN:
-            return self.room_head
-        return self.dm_head(chain.removeprefix("dm:"))
+        if chain not in self._heads:
+            if chain.startswith(ROOM_PREFIX):
+                head = self.inbox.room_head(self.server_id, chain.removeprefix(ROOM_PREFIX))
+            else:
+                head = self.inbox.direct_head(self.server_id, chain.removeprefix(DIRECT_PREFIX))
+            self._heads[chain] = head
+        return self._heads[chain]
 
     @property
     def pending(self) -> int:
@@ -191,8 +200,8 @@ class GroupCommit:
         acks: dict[bytes | None, list[list]],
         fresh: list[Numbered],
         sessions: Mapping[str, Sequence[bytes]],
-    ) -> tuple[list[ServerOutput], int]:
-        """The ACKs, ROOMs and DELIVERs for one committed batch, and how many were new."""
+    ) -> tuple[list[ServerOutput], list[Numbered]]:
+        """The ACKs, ROOMs and DELIVERs for one committed batch, and what was new."""
         out: list[ServerOutput] = []
         for identity, entries in acks.items():
             if identity is None:
@@ -200,22 +209,31 @@ class GroupCommit:
                 continue
             for chunk in chunks(entries, ACK_LIMIT):
                 out.append(ReplyTo(identity, RepeaterVerb.ACK.command({"items": list(chunk)})))
-        # The payloads go out as they came in: validated, and already the wire form.
-        room = [n for n in fresh if ROOM_CHAIN in n.prevs]
-        for chunk in chunks(room, self.batch_limit):
-            header = {
-                "server": self.server_id,
-                "items": [[n.seq, n.prevs[ROOM_CHAIN]] for n in chunk],
-            }
-            out.append(PublishRoom(RepeaterVerb.ROOM.command(header, (n.payload for n in chunk))))
+        # The payloads go out as they came in: validated, and already the wire form;
+        # each room's under its own topic, in its order.
+        by_room: dict[str, list[Numbered]] = {}
+        for numbered in fresh:
+            message = numbered.post.message
+            if not message.is_direct:
+                by_room.setdefault(message.room, []).append(numbered)
+        for room, entries in by_room.items():
+            chain = room_chain(room)
+            for chunk in chunks(entries, self.batch_limit):
+                header = {
+                    "server": self.server_id,
+                    "room": room,
+                    "items": [[n.seq, n.prevs[chain]] for n in chunk],
+                }
+                command = RepeaterVerb.ROOM.command(header, (n.payload for n in chunk))
+                out.append(PublishRoom(command, room))
         # Direct messages: to each session of the addressee and of the author,
         # with the previous number in *that* user's chain. Never on the PUB.
         deliveries: dict[bytes, list[tuple[int, int, bytes]]] = {}
         for numbered in fresh:
             for chain, prev in numbered.prevs.items():
-                if chain == ROOM_CHAIN:
+                if not chain.startswith(DIRECT_PREFIX):
                     continue
-                for identity in sessions.get(chain.removeprefix("dm:"), ()):
+                for identity in sessions.get(chain.removeprefix(DIRECT_PREFIX), ()):
                     deliveries.setdefault(identity, []).append(
                         (numbered.seq, prev, numbered.payload)
                     )
@@ -224,15 +242,15 @@ class GroupCommit:
                 header = {"items": [[seq, prev] for seq, prev, _ in chunk]}
                 command = RepeaterVerb.DELIVER.command(header, (p for *_, p in chunk))
                 out.append(ReplyTo(identity, command))
-        return out, len(fresh)
+        return out, fresh
 
 
 def chains_of(message: Message) -> list[str]:
-    """The chains a message is in: the room; or its addressee's, and its author's
+    """The chains a message is in: its room's; or its addressee's, and its author's
     when that is someone else."""
     recipient = message.recipient
     if recipient is None:
-        return [ROOM_CHAIN]
+        return [room_chain(message.room)]
     if message.author == recipient:
         return [direct_chain(recipient)]
     return [direct_chain(recipient), direct_chain(message.author)]

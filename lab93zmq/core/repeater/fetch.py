@@ -29,7 +29,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .chain import DIRECT, ROOM
 from .commands import BATCH_LIMIT, RepeaterVerb
 from .outputs import SendToServer
 
@@ -60,10 +59,11 @@ class FetchSchedule:
         self.limit = limit
         self._now = _IDLE
 
-    def request(self, tips: dict[str, int | None], now: float) -> SendToServer:
-        """The FETCH for what follows the chains' ``tips`` (sent now: IN_FLIGHT)."""
+    def request(self, rooms: dict[str, dict], dm: int, now: float) -> SendToServer:
+        """The FETCH for what follows where the client stands in each room (``rooms``,
+        as ``Chains.stands`` says) and its direct tip ``dm`` (sent now: IN_FLIGHT)."""
         self.sent(now)
-        header = {"room": tips[ROOM], "dm": tips[DIRECT] or 0, "limit": self.limit}
+        header = {"rooms": rooms, "dm": dm, "limit": self.limit}
         return SendToServer(RepeaterVerb.FETCH.command(header))
 
     @property

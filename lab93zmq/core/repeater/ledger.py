@@ -3,33 +3,39 @@
 Everything one turn of the client brought is written in one transaction: the
 messages that arrived in order (with the server's numbers), the posts the
 server acknowledged (out of the outbox, with their numbers) or refused, and
-the *marks* - the tip of each chain - under ``state_key(server, user)``, so a
-restarted client resumes exactly where it left off.
+the *marks* - the tip of each chain (``chain.Marks``) - under
+``state_key(server, user)``, so a restarted client resumes exactly where it
+left off. A send-only run writes no marks: the next run of that inbox that
+listens still gets everything it missed.
+
+Topic messages are not shown as messages: a new one that wins its room's
+topic (``topics.py``) is told as a ``Topic`` event instead.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from ..errors import StoreError
-from ..events import Accepted, Event, Incoming, Rejected
+from ..events import Accepted, Event, Incoming, Rejected, Topic
 from ..inbox import ClientInbox
 from ..message import Message
 from ..saving import save_batch
-from .chain import DIRECT, ROOM
+from .chain import Marks
+from .topics import TopicBoard
 from .window import PostWindow
 
 log = logging.getLogger(__name__)
-
-CHAINS = (ROOM, DIRECT)  # the chains whose tips the marks keep
-
-Tips = dict[str, "int | None"]
 
 
 def state_key(server_id: str, user: str) -> str:
     """Where a client keeps its marks for one server and user (inbox meta)."""
     return f"repeater:{server_id}:{user}"
+
+
+def last_server_key(user: str) -> str:
+    """Where a client keeps the id of the last server that welcomed ``user`` (inbox meta)."""
+    return f"repeater:last:{user}"
 
 
 class ClientLedger:
@@ -38,36 +44,46 @@ class ClientLedger:
     def __init__(self, inbox: ClientInbox, user: str) -> None:
         self.inbox = inbox
         self.user = user
-        self.saved_tips: Tips = {}
+        self.saved: Marks | None = None  # the marks last written (or read)
+        self.topics = TopicBoard(self._topic_of)
 
-    def marks(self, server_id: str) -> Tips | None:
-        """The tips saved for this server, or None (never seen, or unreadable)."""
+    def _topic_of(self, room: str) -> tuple[None, Message] | None:
+        message = self.inbox.current_topic(room)
+        return None if message is None else (None, message)
+
+    def marks(self, server_id: str) -> Marks | None:
+        """The marks saved for this server, or None (never seen, or unreadable)."""
         saved = self.inbox.get_meta(state_key(server_id, self.user))
         if saved is None:
             return None
         try:
-            marks = json.loads(saved)
-            tips = {name: marks[name] for name in CHAINS}
-            if any(type(tip) is not int or tip < 0 for tip in tips.values()):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable repeater marks in the inbox; starting afresh")
+            return Marks.parse(saved)
+        except ValueError as exc:
+            log.warning("unreadable repeater marks in the inbox (%s); starting afresh", exc)
             return None
-        return tips
 
-    def due(self, tips: Tips, window: PostWindow) -> bool:
-        """Answers or moved marks wait to be written."""
-        return window.answered or tips != self.saved_tips
+    def last_server(self) -> str | None:
+        """The server that last welcomed this user from this inbox (None: none yet)."""
+        return self.inbox.get_meta(last_server_key(self.user))
+
+    def welcomed_by(self, server_id: str) -> None:
+        if self.last_server() != server_id:
+            self.inbox.set_meta(last_server_key(self.user), server_id)
+
+    def due(self, marks: Marks | None, window: PostWindow) -> bool:
+        """Answers or moved marks wait to be written (``marks`` None: none to write)."""
+        return window.answered or (marks is not None and marks != self.saved)
 
     def commit(
         self,
         server_id: str | None,
-        tips: Tips,
+        marks: Marks | None,
         window: PostWindow,
         arrived: list[tuple[int, Message]],
     ) -> list[Event]:
-        """Write what ``arrived``, the answers and the marks in one transaction; the
-        events for the front end (new messages in server order, accepted, rejected)."""
+        """Write what ``arrived``, the answers and the ``marks`` (None: none, a send-only
+        run) in one transaction; the events for the front end (new messages in server
+        order, topics that won, accepted, rejected)."""
         arrived = sorted(arrived, key=lambda item: item[0])
         acked, rejected = window.take_answers()
         with self.inbox.transaction():
@@ -77,13 +93,19 @@ class ClientLedger:
                 self.inbox.acknowledge(gone)
             if acked:
                 self._number(server_id, acked)
-            if server_id and None not in tips.values() and tips != self.saved_tips:
-                # {"room": R, "dm": D}: each chain's tip under its name
-                self.inbox.set_meta(state_key(server_id, self.user), json.dumps(tips))
-        self.saved_tips = dict(tips)
-        events: list[Event] = [
-            Incoming(m) for (_, m), new in zip(arrived, fresh, strict=True) if new
-        ]
+            if server_id and marks is not None and marks != self.saved:
+                self.inbox.set_meta(state_key(server_id, self.user), marks.to_json())
+                self.saved = marks
+        events: list[Event] = []
+        topics: dict[str, Topic] = {}  # each room's last winner of this turn
+        for (_, message), new in zip(arrived, fresh, strict=True):
+            if not new:
+                continue
+            if not message.is_topic:
+                events.append(Incoming(message))
+            elif self.topics.consider(message):
+                topics[message.room] = Topic.of(message)
+        events += topics.values()
         accepted, refused = window.settle([m for m, _ in acked], [m for m, _ in rejected])
         if accepted:
             events.append(Accepted(tuple(accepted)))

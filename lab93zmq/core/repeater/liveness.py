@@ -2,8 +2,9 @@
 
 While saying HELLO the client waits ``dead_after`` seconds for WELCOME. Once
 welcomed it PINGs every ``beat`` seconds and counts the server gone when
-nothing came on its connection, or on its room feed (TICKs come every
-heartbeat), for ``dead`` seconds. The WELCOME tells the server's heartbeat
+nothing came on its connection, or on its room feed (a TICK comes every
+heartbeat for each room it is in; ``feed`` False: it is in none), for
+``dead`` seconds. The WELCOME tells the server's heartbeat
 and timeout; the client pings well within the timeout and allows three beats.
 """
 
@@ -27,6 +28,7 @@ class Liveness:
     next_ping: float = 0.0
     beat: float = 0.0  # PING interval and liveness bound, as agreed in WELCOME
     dead: float = 0.0
+    feed: bool = True  # the room feed is watched (the client is in a room, and listens)
 
     def __post_init__(self) -> None:
         self.beat, self.dead = self.heartbeat, self.dead_after
@@ -54,6 +56,18 @@ class Liveness:
         self.next_ping = now + self.beat
         return True
 
+    def watch_feed(self, watched: bool, now: float) -> None:
+        """Watch the room feed from ``now`` on (a first room joined), or no longer."""
+        if watched and not self.feed:
+            self.last_tick = now
+        self.feed = watched
+
+    def feed_silent(self, now: float) -> bool:
+        return self.feed and now >= self.last_tick + self.dead
+
     def deadlines(self) -> list[float]:
         """When, once welcomed, a PING is due or silence would count."""
-        return [self.next_ping, self.last_heard + self.dead, self.last_tick + self.dead]
+        deadlines = [self.next_ping, self.last_heard + self.dead]
+        if self.feed:
+            deadlines.append(self.last_tick + self.dead)
+        return deadlines

@@ -2,7 +2,7 @@
 
 The server's shell carries out ``ReplyTo`` and ``PublishRoom``; the client's
 shell ``SendToServer``, ``ConnectServer``, ``DisconnectServer``,
-``SubscribeFeed``, ``ProbeBeacons``, ``PinKey`` and ``GiveUp``. Anything else
+``SubscribeFeed``, ``FollowRooms``, ``ProbeBeacons``, ``PinKey`` and ``GiveUp``. Anything else
 a core returns is an event for the front end (``core.events``), which both
 shells hand to ``actor.send_events`` as they are.
 """
@@ -12,24 +12,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..events import Event
-from ..wire import Command
+from ..wire import Command, room_topic
+from .commands import LEGACY_SIGNATURE
 
 # -- the server -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ReplyTo:
-    """Send ``command`` on the ROUTER to the session ``identity`` (never block)."""
+    """Send ``command`` on the ROUTER to the session ``identity`` (never block);
+    ``legacy``: framed with protocol 1's signature, so a 0.1 client can read it."""
 
     identity: bytes
     command: Command
+    legacy: bool = False
+
+    def frames(self) -> list[bytes]:
+        frames = self.command.frames()
+        if self.legacy:
+            frames[0] = LEGACY_SIGNATURE
+        return frames
 
 
 @dataclass(frozen=True)
 class PublishRoom:
-    """Send ``command`` on the PUB, the room feed."""
+    """Send ``command`` on the PUB under ``room``'s topic: only its subscribers get it."""
 
     command: Command
+    room: str
+
+    def frames(self) -> list[bytes]:
+        return self.command.frames(room_topic(self.room))
 
 
 ServerOutput = ReplyTo | PublishRoom | Event
@@ -71,6 +84,14 @@ class SubscribeFeed:
 
 
 @dataclass(frozen=True)
+class FollowRooms:
+    """Let the SUB receive exactly these rooms' topics (subscribe to the ones it lacks,
+    unsubscribe from the others): the client never receives a room it is not in."""
+
+    rooms: frozenset[str]
+
+
+@dataclass(frozen=True)
 class ProbeBeacons:
     """Send a probe beacon, so repeaters on the LAN answer at once."""
 
@@ -96,6 +117,7 @@ ClientOutput = (
     | ConnectServer
     | DisconnectServer
     | SubscribeFeed
+    | FollowRooms
     | ProbeBeacons
     | PinKey
     | GiveUp

@@ -1,10 +1,18 @@
-"""The repeater server's logic, pure: admission, sessions, dispatch, heartbeats.
+"""The repeater server's logic, pure: sessions, rooms, dispatch, heartbeats.
 
-``ServerCore`` is a facade: it admits each frame list from the ROUTER (a
-flooding session is cut off, costly commands are rate-limited), keeps the
-sessions, and hands each command to its handler by one table. The work is
-done by two machines: ``GroupCommit`` (commit.py: numbering and storing posts,
-then telling) and ``Replay`` (replay.py: answering FETCH).
+``ServerCore`` is a facade: ``Admission`` (admission.py) decides which frames
+from the ROUTER are read at all (flood cut-off, costly commands, clients of
+another protocol version); the core keeps the sessions and who is in which
+room (``Membership``, membership.py) and hands each command to its handler by
+one table. The work is done by ``GroupCommit`` (commit.py: numbering and
+storing posts, then telling), ``Replay`` (replay.py: answering FETCH) and
+``RoomDirectory`` (directory.py: every room, its topic, for ROOMS).
+
+The server keeps every room. A session is in the rooms its HELLO named and
+those it joined since; a send-only session (``"listen": false``) is in none
+and gets no direct messages either: it only posts. Room traffic - ROOM, TICK
+and MEMBER - goes out on the PUB under each room's topic, so a client never
+receives a room it is not in.
 
 Nothing here touches a socket, a thread or a clock: the shell
 (``io/repeater_server.py``) feeds frames and ``now`` in and carries out
@@ -16,45 +24,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from ..authoring import DIRECT, Draft, Numbering
+from ..authoring import Draft
 from ..errors import MessageError, ProtocolError
-from ..flood import FloodGate
+from ..events import Notice, RoomInfo, RoomList, Topic
 from ..inbox import ServerInbox
-from ..limits import RateLimiter
 from ..message import Message, check_name, check_node_id
-from ..notices import SayOnce
 from ..wire import Command, decode
+from .admission import BAD_BURST, CUT_OFF, Admission
 from .commands import (
     BATCH_LIMIT,
     HEARTBEAT,
+    MAX_ROOMS,
     ErrorCode,
     RepeaterVerb,
     error,
     message_id,
-    refusal_code,
+    room_field,
+    rooms_field,
 )
 from .commit import GroupCommit, Post
+from .directory import RoomDirectory
+from .membership import Change, Membership
 from .outputs import PublishRoom, ReplyTo, ServerOutput
-from .replay import TAIL, Heads, Replay
-from .window import Outgoing, author
+from .replay import TAIL, Replay
+from .window import Outgoing, author, author_topic, numbering
 
 log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT = 5.0  # a server forgets a silent session after this long
-# A session may send this many bad commands in a burst, then BAD_RATE a second;
-# past that it is cut off: its session dropped, its frames ignored (no ERROR
-# replies either: answering garbage would amplify it) for CUT_OFF seconds.
-BAD_BURST = 50
-BAD_RATE = 5.0
-CUT_OFF = 30.0
-# Commands that make the server read its inbox (FETCH), rebuild a session (HELLO)
-# or list users (WHO): per session at most COSTLY_RATE a second in bursts of
-# COSTLY_BURST. Beyond that they are dropped unanswered; an honest client asks
-# again after its timeout, and a catch-up of 10,000 messages takes 20 FETCHes.
-COSTLY = frozenset({RepeaterVerb.HELLO, RepeaterVerb.FETCH, RepeaterVerb.WHO})
-COSTLY_RATE = 100.0
-COSTLY_BURST = 500
 
 
 @dataclass
@@ -65,6 +64,7 @@ class Session:
     user: str
     node: str
     last_seen: float
+    listen: bool = True  # False: a send-only run (in no room, gets no direct messages)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,19 @@ class Request:
 
 
 Handler = Callable[[Request], list[ServerOutput]]
+
+
+def net(changes: list[Change]) -> list[Change]:
+    """Changes with each left-then-joined (or joined-then-left) pair of one user in one
+    room cancelled: a reconnecting client is no news."""
+    kept: dict[tuple[str, str], Change] = {}
+    for change in changes:
+        key = (change.room, change.user)
+        if key in kept and kept[key].joined != change.joined:
+            del kept[key]
+        else:
+            kept[key] = change
+    return list(kept.values())
 
 
 class ServerCore:
@@ -116,22 +129,23 @@ class ServerCore:
         self.session_timeout = session_timeout
         self.names_from_keys = names_from_keys
         self.sessions: dict[bytes, Session] = {}
+        self.members = Membership()
         self.commit = GroupCommit(inbox, batch_limit)
-        self.replay = Replay(inbox, tail=tail, batch_limit=batch_limit)
+        self.directory = RoomDirectory(inbox)
+        self.replay = Replay(inbox, self.commit, self.directory, tail=tail, batch_limit=batch_limit)
         self._next_beat = now
-        self._flood = FloodGate(BAD_BURST, BAD_RATE, CUT_OFF)
-        self._costly = RateLimiter(COSTLY_RATE, COSTLY_BURST)
-        self._said = SayOnce()
-        self.numbering = Numbering(
-            lambda scope: inbox.next_origin_seq(self.server_id, scope == DIRECT)
-        )
+        self.numbering = numbering(inbox, self.server_id)
         self.stats = dict.fromkeys(
             ("stored", "duplicates", "errors", "cut_off", "ignored", "throttled"), 0
         )
+        self.admission = Admission(self.stats)
         self._handlers: dict[RepeaterVerb, Handler] = {
             RepeaterVerb.HELLO: self._on_hello,
+            RepeaterVerb.JOIN: self._on_join,
+            RepeaterVerb.PART: self._on_part,
             RepeaterVerb.FETCH: self._on_fetch,
             RepeaterVerb.POST: self._on_post,
+            RepeaterVerb.ROOMS: self._on_rooms,
             RepeaterVerb.WHO: self._on_who,
             RepeaterVerb.PING: self._on_ping,
             RepeaterVerb.BYE: self._on_bye,
@@ -143,16 +157,26 @@ class ServerCore:
     def head(self) -> int:
         return self.commit.head
 
-    @property
-    def room_head(self) -> int:
-        return self.commit.room_head
+    def room_head(self, room: str) -> int:
+        return self.commit.room_head(room)
 
     def dm_head(self, user: str) -> int:
         return self.commit.dm_head(user)
 
-    def users(self) -> list[str]:
-        """Who is connected now (each user once, sorted)."""
+    def users(self, room: str | None = None) -> list[str]:
+        """Who is connected now (``room`` None), or who is in ``room``; each once, sorted."""
+        if room is not None:
+            return self.members.users(room)
         return sorted({s.user for s in self.sessions.values()})
+
+    def room_list(self) -> RoomList:
+        """Every room the server keeps or someone is in (its own front end's ROOMS)."""
+        rooms = self.directory.listing(self.members.occupied())
+        return RoomList(tuple(RoomInfo(r["name"], r["users"], r["topic"], False) for r in rooms))
+
+    def topic(self, room: str) -> Topic | None:
+        message = self.directory.topics.current(room)
+        return None if message is None else Topic.of(message)
 
     @property
     def pending(self) -> int:
@@ -168,7 +192,7 @@ class ServerCore:
 
     def cut_off(self, now: float) -> list[bytes]:
         """The sessions whose frames are being ignored now (tests, stats)."""
-        return self._flood.cut(now)  # type: ignore[return-value]
+        return self.admission.cut(now)
 
     # -- input -----------------------------------------------------------------
 
@@ -177,28 +201,22 @@ class ServerCore:
     ) -> list[ServerOutput]:
         """One frame list from the ROUTER (identity already split off); ``user`` is the
         name ZAP gave the connection's key (secure mode), else None."""
-        if self._flood.is_cut(identity, now):
-            self.stats["ignored"] += 1
+        if self.admission.ignored(identity, now):
             return []
         try:
             command = decode(frames)
         except ProtocolError as exc:
             log.info("dropped a bad command from %s: %s", identity.hex(), exc)
-            return self._bad_input(identity, now, error(refusal_code(frames), str(exc)))
+            out, cut = self.admission.undecodable(identity, frames, str(exc), now)
+            return out + (self._cut(identity) if cut else [])
         verb = RepeaterVerb.of(command)
         handler = self._handlers.get(verb)  # type: ignore[arg-type]
         if verb is None or handler is None:
             log.info("unknown command %s from %s", command.name, identity.hex())
             reply = error(ErrorCode.UNKNOWN, f"unknown command {command.name}")
             return self._bad_input(identity, now, reply)
-        if verb in COSTLY:
-            if not self._costly.allow(identity, now):
-                self.stats["throttled"] += 1
-                if self._said.due(("throttled", identity, verb), now):
-                    log.warning(
-                        "session %s sends %s too fast; dropping", identity.hex(), verb.value
-                    )
-                return []
+        if self.admission.throttled(identity, verb, now):
+            return []
         session = self.sessions.get(identity)
         if session is None and verb is not RepeaterVerb.HELLO:
             if verb is RepeaterVerb.BYE:
@@ -215,16 +233,35 @@ class ServerCore:
 
     def _bad_input(self, identity: bytes, now: float, reply: Command) -> list[ServerOutput]:
         """Answer a bad command with ERROR - unless the session floods: then cut it off."""
-        self.stats["errors"] += 1
-        if not self._flood.strike(identity, now):
-            return [ReplyTo(identity, reply)]
-        self.stats["cut_off"] += 1
-        session = self.sessions.pop(identity, None)
+        out, cut = self.admission.bad(identity, now, reply)
+        return out + (self._cut(identity) if cut else [])
+
+    def _cut(self, identity: bytes) -> list[ServerOutput]:
+        session = self.sessions.get(identity)
         who = f"{session.user} (node {session.node})" if session else f"session {identity.hex()}"
         log.warning(
             "cut off %s for %g s: more than %d bad commands in a burst", who, CUT_OFF, BAD_BURST
         )
-        return []
+        return self._drop(identity)
+
+    def _drop(self, identity: bytes) -> list[ServerOutput]:
+        """Forget a session; MEMBER for each room its user is no longer in."""
+        self.sessions.pop(identity, None)
+        return self._members(self.members.leave(identity))
+
+    def _members(self, changes: list[Change]) -> list[ServerOutput]:
+        out: list[ServerOutput] = []
+        for change in net(changes):
+            header = {
+                "server": self.server_id,
+                "room": change.room,
+                "user": change.user,
+                "joined": change.joined,
+            }
+            out.append(PublishRoom(RepeaterVerb.MEMBER.command(header), change.room))
+        return out
+
+    # -- the server's own front end -------------------------------------------------
 
     def post(self, drafts: Sequence[Draft]) -> list[ServerOutput]:
         """The server's own front end posts: authored as ours, stored with the next
@@ -242,10 +279,28 @@ class ServerCore:
         """A message authored elsewhere, as if the server's front end posted it."""
         self.commit.add(Post(None, message, None))
 
+    def set_topic(
+        self, room: str, text: str, now: datetime, entropy: bytes
+    ) -> list[ServerOutput]:
+        """The server's own front end sets ``room``'s topic (stored with the next flush)."""
+        current = self.directory.topics.current(room)
+        post = author_topic(room, text, now, entropy, current, self.user, self.server_id,
+                            self.numbering)
+        if isinstance(post, Outgoing):
+            self.commit.add(Post(None, post.message, post.payload))
+            return []
+        return [Notice(f"cannot set the topic of #{room}: {post.reason}")]
+
+    # -- commands --------------------------------------------------------------------
+
     def _on_hello(self, request: Request) -> list[ServerOutput]:
         header, identity, key_user = request.command.header, request.identity, request.key_user
         user = check_name(header.get("user"), "user")
         node = check_node_id(header.get("node"), "node")
+        listen = header.get("listen", True)
+        if type(listen) is not bool:
+            raise ProtocolError("header field 'listen' must be true or false")
+        rooms = rooms_field(header) if listen and "rooms" in header else []
         if self.names_from_keys and user != key_user:
             log.warning("refused a HELLO as %r from the key of %r", user, key_user)
             reason = (
@@ -256,25 +311,41 @@ class ServerCore:
             return [ReplyTo(identity, error(ErrorCode.FORBIDDEN, reason))]
         # A node that says HELLO again from a new socket has reconnected: its
         # old session is gone, whatever the heartbeats say.
+        changes: list[Change] = []
         for old in [s for s in self.sessions.values() if s.node == node and s.identity != identity]:
             del self.sessions[old.identity]
-        self.sessions[identity] = Session(identity, user, node, request.now)
-        log.info("%s (node %s) connected", user, node)
+            changes += self.members.leave(old.identity)
+        self.sessions[identity] = Session(identity, user, node, request.now, listen)
+        changes += self.members.enter(identity, user, rooms)
+        log.info("%s (node %s) connected%s", user, node, "" if listen else ", send-only")
         welcome = {
             "server": self.server_id,
             "pub_port": self.pub_port,
             "heartbeat": self.heartbeat,
             "timeout": self.session_timeout,
             "head": self.head,
-            "room_head": self.room_head,
+            "heads": {room: self.room_head(room) for room in rooms},
             "dm_head": self.dm_head(user),
         }
-        return [ReplyTo(identity, RepeaterVerb.WELCOME.command(welcome))]
+        reply = ReplyTo(identity, RepeaterVerb.WELCOME.command(welcome))
+        return [reply, *self._members(changes)]
+
+    def _on_join(self, request: Request) -> list[ServerOutput]:
+        room = room_field(request.command.header)
+        if not request.session.listen:
+            raise ProtocolError("a send-only session is in no room")
+        joined = self.members.rooms_of(request.identity)
+        if room not in joined and len(joined) >= MAX_ROOMS:
+            raise ProtocolError(f"a session is in at most {MAX_ROOMS} rooms")
+        return self._members(self.members.join(request.identity, room))
+
+    def _on_part(self, request: Request) -> list[ServerOutput]:
+        room = room_field(request.command.header)
+        return self._members(self.members.part(request.identity, room))
 
     def _on_fetch(self, request: Request) -> list[ServerOutput]:
-        user = request.session.user
-        heads = Heads(self.head, self.room_head, self.dm_head(user))
-        return [ReplyTo(request.identity, self.replay.answer(request.command.header, user, heads))]
+        batch = self.replay.answer(request.command.header, request.session.user)
+        return [ReplyTo(request.identity, batch)]
 
     def _on_post(self, request: Request) -> list[ServerOutput]:
         session = request.session
@@ -299,17 +370,23 @@ class ServerCore:
             return [ReplyTo(request.identity, RepeaterVerb.REJECT.command({"items": rejected}))]
         return []
 
+    def _on_rooms(self, request: Request) -> list[ServerOutput]:
+        pages = self.directory.pages(self.members.occupied())
+        return [ReplyTo(request.identity, page) for page in pages]
+
     def _on_who(self, request: Request) -> list[ServerOutput]:
-        return [ReplyTo(request.identity, RepeaterVerb.USERS.command({"users": self.users()}))]
+        header = request.command.header
+        room = None if header.get("room") is None else room_field(header)
+        users = {"room": room, "users": self.users(room)}
+        return [ReplyTo(request.identity, RepeaterVerb.USERS.command(users))]
 
     def _on_ping(self, request: Request) -> list[ServerOutput]:
         return []
 
     def _on_bye(self, request: Request) -> list[ServerOutput]:
         session = request.session
-        del self.sessions[request.identity]
         log.info("%s (node %s) left", session.user, session.node)
-        return []
+        return self._drop(request.identity)
 
     # -- group commit ---------------------------------------------------------------
 
@@ -318,29 +395,34 @@ class ServerCore:
         by_user: dict[str, list[bytes]] = {}
         if self.commit.pending:
             for session in self.sessions.values():
-                by_user.setdefault(session.user, []).append(session.identity)
+                if session.listen:
+                    by_user.setdefault(session.user, []).append(session.identity)
         flushed = self.commit.flush(by_user)
         self.stats["stored"] += flushed.stored
         self.stats["duplicates"] += flushed.duplicates
         self.stats["errors"] += flushed.refused
+        if flushed.fresh:
+            self.directory.stored(flushed.fresh)
         return flushed.outputs
 
     # -- time ----------------------------------------------------------------------
 
     def tick(self, now: float) -> list[ServerOutput]:
-        """Forget silent sessions and ended cut-offs; send heartbeats when due."""
-        self._flood.expire(now)
-        self._costly.forget_idle(now)
+        """Forget silent sessions and ended cut-offs; send heartbeats when due: a PING to
+        each session, a TICK on the topic of each room someone is in."""
+        self.admission.expire(now)
+        out: list[ServerOutput] = []
         for session in [
             s for s in self.sessions.values() if now >= s.last_seen + self.session_timeout
         ]:
-            del self.sessions[session.identity]
             log.info("%s (node %s) went silent; session dropped", session.user, session.node)
+            out += self._drop(session.identity)
         if now < self._next_beat:
-            return []
+            return out
         self._next_beat = now + self.heartbeat
-        tick = {"server": self.server_id, "head": self.head, "room_head": self.room_head}
-        out: list[ServerOutput] = [PublishRoom(RepeaterVerb.TICK.command(tick))]
+        for room in sorted(self.members.occupied()):
+            tick = {"server": self.server_id, "room": room, "head": self.room_head(room)}
+            out.append(PublishRoom(RepeaterVerb.TICK.command(tick), room))
         for session in self.sessions.values():
             ping = {"head": self.head, "dm_head": self.dm_head(session.user)}
             out.append(ReplyTo(session.identity, RepeaterVerb.PING.command(ping)))
@@ -350,5 +432,7 @@ class ServerCore:
         """A clean stop: tell every session, so clients reconnect at once."""
         bye = RepeaterVerb.BYE.command()
         out: list[ServerOutput] = [ReplyTo(s.identity, bye) for s in self.sessions.values()]
+        for identity in list(self.sessions):
+            self.members.leave(identity)
         self.sessions.clear()
         return out

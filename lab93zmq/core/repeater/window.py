@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from ..authoring import Draft, Numbering
+from ..authoring import DIRECT, ROOM, Draft, Numbering
 from ..batching import pack
 from ..errors import MessageError
-from ..events import Rejected
-from ..inbox import ClientInbox
-from ..message import MAX_WIRE_BYTES, Message
+from ..events import Event, Posted, Rejected
+from ..inbox import ClientInbox, Transactional
+from ..message import MAX_WIRE_BYTES, TOPIC, Message, make_id
 from ..wire import MAX_HEADER_INT
 from .commands import RepeaterVerb, listed
 from .outputs import SendToServer
+from .topics import topic_time
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,54 @@ def author(draft: Draft, user: str, origin: str, numbering: Numbering) -> Outgoi
     return post
 
 
+def numbering(inbox: Transactional, origin: str) -> Numbering:
+    """``origin``'s own numbers, each scope going on where ``inbox`` leaves off: a room's
+    scope is (ROOM, room), direct messages are DIRECT."""
+
+    def first(scope: Hashable) -> int:
+        if scope == DIRECT:
+            return inbox.next_origin_seq(origin, True)
+        _, room = scope  # type: ignore[misc]
+        return inbox.next_origin_seq(origin, False, room)
+
+    return Numbering(first)
+
+
+def author_topic(
+    room: str,
+    text: str,
+    now: datetime,
+    entropy: bytes,
+    current: Message | None,
+    user: str,
+    origin: str,
+    numbers: Numbering,
+) -> Outgoing | Rejected:
+    """A topic message setting ``room``'s topic to ``text``, dated to win over the
+    ``current`` one (see topics.py); Rejected when the text cannot be a topic."""
+    sent_at = topic_time(now, current)
+    scope = (ROOM, room)
+    try:
+        message = Message(
+            id=make_id(sent_at, entropy),
+            author=user,
+            recipient=None,
+            subject=None,
+            content=text,
+            sent_at=sent_at,
+            origin=origin,
+            origin_seq=numbers.peek(scope),
+            room=room,
+            kind=TOPIC,
+        )
+    except MessageError as exc:
+        return Rejected(None, f"not a valid topic: {exc}")
+    post = outgoing(message)
+    if isinstance(post, Outgoing):
+        numbers.take(scope)
+    return post
+
+
 class PostWindow:
     """The outbox in memory, what is to be sent, what is in flight, what was answered."""
 
@@ -86,6 +136,16 @@ class PostWindow:
             if mid not in self.outbox:
                 self.outbox[mid] = post
                 self._unsent.append(mid)
+
+    def keep(self, posts: Sequence[Outgoing | Rejected]) -> list[Event]:
+        """``submit`` the posts that can be sent (committed before this returns):
+        Posted for them, and the rejections of the others."""
+        kept = [post for post in posts if isinstance(post, Outgoing)]
+        self.submit(kept)
+        events: list[Event] = [post for post in posts if isinstance(post, Rejected)]
+        if kept:
+            events.append(Posted(tuple(post.message for post in kept)))
+        return events
 
     def on_ack(self, header: dict) -> None:
         """An ACK: these posts are stored, under these numbers."""
