@@ -8,7 +8,7 @@ same load generator to drive it and our server alike:
   ``ROOM {} + payloads`` (zero-copy), then ``ACK {"n": count}`` to the sender;
 * a ``TICK`` on the PUB every 0.1 s, so subscribers know they are joined;
 * with ``--keep`` only (the catch-up baseline): every payload is also kept in
-  a list in memory, and ``FETCH {"room": N, "limit"}`` is answered with
+  a list in memory, and ``FETCH {"rooms": {"general": {"after": N}}, "limit"}`` with
   ``BATCH {"items", "more"}`` and the kept payloads after the N-th;
 * anything else is ignored.
 
@@ -27,7 +27,8 @@ import time
 
 import zmq
 
-SIGNATURE = b"L93\x01"
+SIGNATURE = b"L93\x02"
+TOPIC = SIGNATURE + b"#general\n"  # every client of the bench is in general
 TICK_EVERY = 0.1
 
 
@@ -53,7 +54,7 @@ def serve(port: int, keep: bool = False, stop_after: float = 3600.0) -> None:
     poller.register(router, zmq.POLLIN)
     end = time.monotonic() + stop_after
     next_tick = 0.0
-    tick = [SIGNATURE, b"TICK", b"{}"]
+    tick = [TOPIC, b"TICK", b"{}"]
     kept: list[zmq.Frame] = []
     try:
         while running[0] and time.monotonic() < end:
@@ -75,12 +76,13 @@ def serve(port: int, keep: bool = False, stop_after: float = 3600.0) -> None:
                     payloads = frames[4:]
                     if keep:
                         kept.extend(payloads)
-                    pub.send_multipart([SIGNATURE, b"ROOM", b"{}", *payloads], copy=False)
+                    pub.send_multipart([TOPIC, b"ROOM", b"{}", *payloads], copy=False)
                     ack = b'{"n":%d}' % len(payloads)
                     router.send_multipart([frames[0], SIGNATURE, b"ACK", ack], copy=False)
                 elif name == b"FETCH" and keep:
                     header = json.loads(frames[3].bytes)
-                    start, limit = int(header.get("room") or 0), int(header.get("limit", 500))
+                    start = int(header["rooms"]["general"]["after"] or 0)
+                    limit = int(header.get("limit", 500))
                     chunk = kept[start : start + limit]
                     items = [[start + i + 1, start + i] for i in range(len(chunk))]
                     more = start + len(chunk) < len(kept)

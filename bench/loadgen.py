@@ -15,7 +15,7 @@ Modes (``--mode``):
              POSTs of ``--batch``, for ``--duration`` s; then drains.
 ``latency``  client 0 posts one message per POST at ``--rate``/s; every
              subscribed client times its arrival on the SUB (and the ACK).
-``fetch``    client 0 asks with FETCH {"room": 0} (then from the last number
+``fetch``    client 0 asks with FETCH for ``general`` from 0 (then from the last number
              it got) until it holds ``--count`` messages: catch-up from the
              server's side, no client work.
 ``overload`` every sending client posts as fast as its DEALER takes them (no
@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 import zmq
 from common import CommandReader, emit
 
-SIG = b"L93\x01"
+SIG = b"L93\x02"  # protocol 2: rooms (every client here is in general)
+ROOM = "general"
 TEMPLATE = (
     '{"v":2,"id":"%s%s%012x","from":"%s","to":null,"room":"general","subject":null,'
     '"content":"%s","sent_at":"%s","origin":"%s","seq":%d}'
@@ -87,7 +88,7 @@ def curve(sock: zmq.Socket, directory: str, number: int) -> None:
 
 def hello(clients: list[Client], host: str, timeout: float) -> None:
     for c in clients:
-        header = {"user": c.user, "node": c.node, "software": "lab93-bench"}
+        header = {"user": c.user, "node": c.node, "software": "lab93-bench", "rooms": [ROOM]}
         c.dealer.send_multipart([SIG, b"HELLO", json.dumps(header).encode()])
     poller = zmq.Poller()
     for c in clients:
@@ -110,7 +111,7 @@ def join_feeds(ctx: zmq.Context, clients: list[Client], host: str, timeout: floa
         c.sub = ctx.socket(zmq.SUB)
         c.sub.linger = 0
         c.sub.rcvhwm = 0  # the generator must never be the one that drops
-        c.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        c.sub.setsockopt(zmq.SUBSCRIBE, SIG + b"#" + ROOM.encode() + b"\n")  # the room's topic
         if c.curve:
             curve(c.sub, c.curve, c.index)
         c.sub.connect(f"tcp://{host}:{c.pub_port}")
@@ -296,7 +297,7 @@ def fetch(args: argparse.Namespace, c: Client) -> dict:
     t0 = time.monotonic()
     deadline = t0 + args.drain
     while got < args.count and time.monotonic() < deadline:
-        header = {"room": room, "dm": 0, "limit": 500}
+        header = {"rooms": {ROOM: {"after": room}}, "dm": 0, "limit": 500}
         c.dealer.send_multipart([SIG, b"FETCH", json.dumps(header).encode()])
         rounds += 1
         while time.monotonic() < deadline:

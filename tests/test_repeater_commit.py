@@ -93,7 +93,7 @@ def test_each_room_is_a_chain_of_its_own_published_on_its_topic(inbox):
     assert rooms[0].frames()[0] == SIGNATURE + b"#ops\n"  # a SUB of #dev never gets it
     assert all(m.room == "ops" for m in rooms[0].command.messages())
     assert [commit.room_head(r) for r in ("ops", "dev", "general")] == [3, 5, 0]
-    assert [seq for seq, _ in flushed.fresh] == [1, 2, 3, 4, 5]
+    assert [n.seq for n in flushed.fresh] == [1, 2, 3, 4, 5]
     again = GroupCommit(inbox)  # a restart reads each chain's head from the inbox
     assert (again.head, again.room_head("ops"), again.room_head("dev")) == (5, 3, 5)
     assert (again.dm_head("bob"), again.dm_head("alice"), again.dm_head("carol")) == (4, 4, 0)

@@ -76,14 +76,14 @@ class Flushed:
     stored: int = 0
     duplicates: int = 0
     refused: int = 0
-    fresh: list[tuple[int, Message]] = field(default_factory=list)  # what was new, numbered
+    fresh: list[Numbered] = field(default_factory=list)  # what was new, numbered
 
     def add(self, announced: tuple[list[ServerOutput], list[Numbered]], posts: list[Post]) -> None:
         outputs, fresh = announced
         self.outputs += outputs
         self.stored += len(fresh)
         self.duplicates += len(posts) - len(fresh)
-        self.fresh += [(n.seq, n.post.message) for n in fresh]
+        self.fresh += fresh
 
 
 class GroupCommit:
@@ -212,10 +212,13 @@ class GroupCommit:
         # The payloads go out as they came in: validated, and already the wire form;
         # each room's under its own topic, in its order.
         by_room: dict[str, list[Numbered]] = {}
+        direct: list[Numbered] = []
         for numbered in fresh:
-            message = numbered.post.message
-            if not message.is_direct:
-                by_room.setdefault(message.room, []).append(numbered)
+            room = numbered.post.message.room  # None exactly for a direct message
+            if room is None:
+                direct.append(numbered)
+            else:
+                by_room.setdefault(room, []).append(numbered)
         for room, entries in by_room.items():
             chain = room_chain(room)
             for chunk in chunks(entries, self.batch_limit):
@@ -229,10 +232,8 @@ class GroupCommit:
         # Direct messages: to each session of the addressee and of the author,
         # with the previous number in *that* user's chain. Never on the PUB.
         deliveries: dict[bytes, list[tuple[int, int, bytes]]] = {}
-        for numbered in fresh:
+        for numbered in direct:
             for chain, prev in numbered.prevs.items():
-                if not chain.startswith(DIRECT_PREFIX):
-                    continue
                 for identity in sessions.get(chain.removeprefix(DIRECT_PREFIX), ()):
                     deliveries.setdefault(identity, []).append(
                         (numbered.seq, prev, numbered.payload)
