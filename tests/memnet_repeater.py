@@ -9,16 +9,25 @@ PUB, it hands a room's traffic only to the SUBs subscribed to its topic
 client's SUB received, so a test can tell it never saw a room it is not in. Written to
 fold into ``tests/memnet.py`` as its repeater adapter.
 
+``Net`` and ``Client`` add real inboxes in a test's directory: a server core
+on one, and client cores made by name, each on its own.
+
 A plain module (not a test module, not conftest): tests import it by name.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
+
+from factories import T0
 
 from lab93zmq.core.endpoints import host_of
+from lab93zmq.core.events import Accepted, Incoming
+from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.repeater.client import ClientCore
 from lab93zmq.core.repeater.outputs import (
     ConnectServer,
@@ -31,7 +40,9 @@ from lab93zmq.core.repeater.outputs import (
     SubscribeFeed,
 )
 from lab93zmq.core.repeater.server import ServerCore
+from lab93zmq.core.rooms import DEFAULT_ROOM
 from lab93zmq.core.wire import Command
+from lab93zmq.io.store import Inbox
 
 SERVER = "tcp://server:5190"
 
@@ -171,3 +182,113 @@ class RepeaterNet:
             for client in list(self.clients.values()):
                 client.apply(client.core.tick(self.now))
             self.run()
+
+
+PUB_PORT = 40123
+
+
+class Client:
+    """One client core with its inbox, on the net; ``options`` go to its ClientCore
+    (``rooms``, ``listen``, ...) - again at each restart."""
+
+    def __init__(self, net: Net, name: str, user: str, path, **options) -> None:
+        self.net = net
+        self.user = user
+        self.path = path
+        self.options = options
+        self.inbox = Inbox(path)
+        self.end = net.attach(name, ClientCore(self.inbox, user, net.now, **options))
+        self._n = itertools.count(1)
+
+    # What reached it, and how it is connected: the net's end of it.
+    core = property(lambda self: self.end.core)
+    events = property(lambda self: self.end.events)
+    sent = property(lambda self: self.end.sent)
+    identity = property(lambda self: self.end.identity)
+    subscribed = property(lambda self: self.end.subscribed)
+    from_server = property(lambda self: self.end.from_server)
+
+    def apply(self, outputs) -> None:
+        self.end.apply(outputs)
+
+    def of(self, kind) -> list:
+        return self.end.of(kind)
+
+    def connect(self) -> None:
+        self.apply(self.core.use_server(SERVER, self.net.now))
+        self.net.run()
+
+    def say(self, content: str, to: str | None = None, room: str | None = None) -> Message:
+        n = next(self._n)
+        room = None if to is not None else room or DEFAULT_ROOM
+        origin = self.inbox.node_id
+        message = Message(
+            id=make_id(T0 + timedelta(seconds=n), os.urandom(10)),
+            author=self.user,
+            recipient=to,
+            subject=None,
+            content=content,
+            sent_at=T0,
+            origin=origin,
+            origin_seq=self.inbox.next_origin_seq(origin, to is not None, room or DEFAULT_ROOM),
+            room=room,
+        )
+        self.apply(self.core.submit(message))
+        return message
+
+    def set_topic(self, room: str, text: str) -> None:
+        """The front end sets ``room``'s topic now (the wall clock follows the fake one)."""
+        now = T0 + timedelta(seconds=self.net.now)
+        self.apply(self.core.set_topic(room, text, now, os.urandom(10)))
+
+    def restart(self, **options) -> None:
+        """The client process ends and starts again on the same inbox (with other
+        ``options``, if given)."""
+        self.inbox.close()
+        self.inbox = Inbox(self.path)
+        self.end.gone()
+        self.options = options or self.options
+        self.end.core = ClientCore(self.inbox, self.user, self.net.now, **self.options)
+
+    def incoming(self, room: str | None = None) -> list[str]:
+        """The contents of the messages it was shown (only ``room``'s, if given)."""
+        return [
+            e.message.content
+            for e in self.events
+            if isinstance(e, Incoming) and (room is None or e.message.room == room)
+        ]
+
+    def accepted(self) -> list[str]:
+        return [i for e in self.events if isinstance(e, Accepted) for i in e.ids]
+
+
+class Net(RepeaterNet):
+    """The in-memory net with a server on a real inbox, and clients made by name."""
+
+    def __init__(self, tmp_path, **server_options) -> None:
+        self.tmp = tmp_path
+        self.server_options = server_options
+        self.server_inbox = Inbox(tmp_path / "server.db")
+        super().__init__(ServerCore(self.server_inbox, PUB_PORT, 1000.0, **server_options), 1000.0)
+        self.people: list[Client] = []
+
+    def client(
+        self, user: str, *, db: str | None = None, connect: bool = True, **options
+    ) -> Client:
+        name = user if db is None else f"{user}@{db}"
+        c = Client(self, name, user, self.tmp / f"{db or user}.db", **options)
+        self.people.append(c)
+        if connect:
+            c.connect()
+        return c
+
+    def restart_server(self) -> None:
+        """A crash: no goodbye; a new core on the same inbox file."""
+        self.server_inbox.close()
+        self.server_inbox = Inbox(self.tmp / "server.db")
+        self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **self.server_options)
+
+    def close(self) -> None:
+        for c in self.people:
+            c.inbox.close()
+        self.server_inbox.close()

@@ -2,24 +2,24 @@
 
 No sockets: ``memnet_repeater.RepeaterNet`` plays ROUTER, DEALER, PUB and SUB,
 delivers frames in order and can lose chosen ones, so every recovery path is
-exercised exactly. This module adds the inboxes: each core works on a real one.
+exercised exactly; its ``Net`` gives each core a real inbox. One room
+(``general``) here; test_repeater_rooms.py has many.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from datetime import timedelta
 
 import pytest
 from factories import T0
-from memnet_repeater import SERVER, RepeaterNet
+from memnet_repeater import PUB_PORT, SERVER, Net
 
 from lab93zmq.core.errors import StoreError
-from lab93zmq.core.events import Accepted, Incoming, Notice, Rejected, Status, Users
+from lab93zmq.core.events import Notice, Rejected, Status, Users
 from lab93zmq.core.message import MAX_CONTENT_BYTES, Message, make_id
-from lab93zmq.core.repeater.client import ClientCore, Phase
+from lab93zmq.core.repeater.client import Phase
 from lab93zmq.core.repeater.commands import ErrorCode
 from lab93zmq.core.repeater.ledger import state_key
 from lab93zmq.core.repeater.outputs import PublishRoom, ReplyTo, SendToServer
@@ -28,97 +28,6 @@ from lab93zmq.core.wire import SIGNATURE, Command, decode
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
-
-PUB_PORT = 40123
-
-
-class Client:
-    """One client core with its inbox, on the net."""
-
-    def __init__(self, net: Net, name: str, user: str, path) -> None:
-        self.net = net
-        self.user = user
-        self.path = path
-        self.inbox = Inbox(path)
-        self.end = net.attach(name, ClientCore(self.inbox, user, net.now))
-        self._n = itertools.count(1)
-
-    # What reached it, and how it is connected: the net's end of it.
-    core = property(lambda self: self.end.core)
-    events = property(lambda self: self.end.events)
-    sent = property(lambda self: self.end.sent)
-    identity = property(lambda self: self.end.identity)
-    subscribed = property(lambda self: self.end.subscribed)
-    from_server = property(lambda self: self.end.from_server)
-
-    def apply(self, outputs) -> None:
-        self.end.apply(outputs)
-
-    def of(self, kind) -> list:
-        return self.end.of(kind)
-
-    def connect(self) -> None:
-        self.apply(self.core.use_server(SERVER, self.net.now))
-        self.net.run()
-
-    def say(self, content: str, to: str | None = None) -> Message:
-        n = next(self._n)
-        message = Message(
-            id=make_id(T0 + timedelta(seconds=n), os.urandom(10)),
-            author=self.user,
-            recipient=to,
-            subject=None,
-            content=content,
-            sent_at=T0,
-            origin=self.inbox.node_id,
-            origin_seq=self.inbox.next_origin_seq(self.inbox.node_id, to is not None),
-        )
-        self.apply(self.core.submit(message))
-        return message
-
-    def restart(self) -> None:
-        """The client process ends and starts again on the same inbox."""
-        self.inbox.close()
-        self.inbox = Inbox(self.path)
-        self.end.gone()
-        self.end.core = ClientCore(self.inbox, self.user, self.net.now)
-
-    def incoming(self) -> list[str]:
-        return [e.message.content for e in self.events if isinstance(e, Incoming)]
-
-    def accepted(self) -> list[str]:
-        return [i for e in self.events if isinstance(e, Accepted) for i in e.ids]
-
-
-class Net(RepeaterNet):
-    """The in-memory net with a server on a real inbox, and clients made by name."""
-
-    def __init__(self, tmp_path, **server_options) -> None:
-        self.tmp = tmp_path
-        self.server_options = server_options
-        self.server_inbox = Inbox(tmp_path / "server.db")
-        super().__init__(ServerCore(self.server_inbox, PUB_PORT, 1000.0, **server_options), 1000.0)
-        self.people: list[Client] = []
-
-    def client(self, user: str, *, db: str | None = None, connect: bool = True) -> Client:
-        name = user if db is None else f"{user}@{db}"
-        c = Client(self, name, user, self.tmp / f"{db or user}.db")
-        self.people.append(c)
-        if connect:
-            c.connect()
-        return c
-
-    def restart_server(self) -> None:
-        """A crash: no goodbye; a new core on the same inbox file."""
-        self.server_inbox.close()
-        self.server_inbox = Inbox(self.tmp / "server.db")
-        self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **self.server_options)
-
-    def close(self) -> None:
-        for c in self.people:
-            c.inbox.close()
-        self.server_inbox.close()
-
 
 @pytest.fixture
 def make_net(tmp_path):
