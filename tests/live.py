@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 
 import zmq
 
+from lab93zmq.core.authoring import Draft
 from lab93zmq.core.message import make_id
-from lab93zmq.io.actor import ActorHandle, Kind, PipeMessage, Post
+from lab93zmq.io.actor import ActorHandle, Kind, PipeMessage
 
 WAIT = 15.0  # an upper bound; every wait ends as soon as its condition holds
 
@@ -40,9 +41,9 @@ class LiveActor:
         while self.running and (event := self.handle.poll(0)) is not None:
             self.events.append(event)
 
-    def post(self, content: str, to: str | None = None) -> str:
+    def post(self, content: str, to: str | None = None, room: str | None = None) -> str:
         sent_at = datetime.now(timezone.utc)
-        post = Post(make_id(sent_at, os.urandom(10)), content, None, to, sent_at)
+        post = Draft(make_id(sent_at, os.urandom(10)), content, None, to, sent_at, room)
         self.handle.request(Kind.POST, **post.body())
         return post.id
 

@@ -79,7 +79,14 @@ def start_server(nodes, tmp_path: Path, port: int = 0, db: str = "server.db", **
 
 
 def start_client(
-    nodes, tmp_path: Path, user: str, port: int, db: str | None = None, **opts
+    nodes,
+    tmp_path: Path,
+    user: str,
+    port: int,
+    db: str | None = None,
+    rooms: tuple[str, ...] = ("general",),
+    listen: bool = True,
+    **opts,
 ) -> Node:
     config = NodeConfig(
         user=user,
@@ -87,6 +94,8 @@ def start_client(
         address="127.0.0.1",
         port=port,
         beacon=False,
+        rooms=rooms,
+        listen=listen,
     )
     node = Node(ClientActor(config, **{**CLIENT_FAST, **opts}))
     nodes.append(node)

@@ -282,13 +282,15 @@ class ServerCore:
     def set_topic(
         self, room: str, text: str, now: datetime, entropy: bytes
     ) -> list[ServerOutput]:
-        """The server's own front end sets ``room``'s topic (stored with the next flush)."""
+        """The server's own front end sets ``room``'s topic (stored with the next flush);
+        the new topic is told at once, as a client's own is."""
         current = self.directory.topics.current(room)
-        post = author_topic(room, text, now, entropy, current, self.user, self.server_id,
-                            self.numbering)
+        post = author_topic(
+            room, text, now, entropy, current, self.user, self.server_id, self.numbering
+        )
         if isinstance(post, Outgoing):
             self.commit.add(Post(None, post.message, post.payload))
-            return []
+            return [Topic.of(post.message)]
         return [Notice(f"cannot set the topic of #{room}: {post.reason}")]
 
     # -- commands --------------------------------------------------------------------
