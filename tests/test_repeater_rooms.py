@@ -485,3 +485,16 @@ def test_a_bad_join_or_who_gets_an_error_and_the_session_goes_on(net):
     [out] = net.server.receive(b"m", Command("HELLO", hello).frames(), net.now)
     assert "names a room twice" in out.command.header["reason"]
     assert net.server.users("ops") == ["alice"]
+
+
+def test_a_part_before_any_welcome_is_kept_for_the_server_last_used(net):
+    net.client("alice", rooms=("ops",))
+    bob = net.client("bob", rooms=("ops",))
+    bob.restart()
+    bob.apply(bob.core.part("ops", net.now))  # the server is not there (yet)
+    bob.apply(bob.core.flush(net.now))
+    marks = json.loads(bob.inbox.get_meta(state_key(net.server.server_id, "bob")))
+    assert marks == {"rooms": {}, "parted": {"ops": 0}, "dm": 0}
+    bob.restart(rooms=())
+    out = bob.core.join("ops", net.now)
+    assert [o.first for o in out if isinstance(o, Joined)] == [False]  # known, though offline

@@ -150,6 +150,7 @@ class ClientCore(Choosing):
         self._chains_of = self.ledger.last_server() if listen else None
         marks = self.ledger.marks(self._chains_of) if self._chains_of else None
         self.catchup.new_server(marks, self.rooms.names)
+        self.ledger.saved = marks
         self.liveness = Liveness(heartbeat, dead_after)
         self.liveness.feed = bool(self.rooms.names)
         self._said = SayOnce()
@@ -451,7 +452,9 @@ class ClientCore(Choosing):
         marks = self.catchup.chains.marks() if self.listen else None
         if self.catchup.arrived or self.ledger.due(marks, self.posts):
             arrived = self.catchup.take_arrived()
-            out += self.ledger.commit(self.server_id, marks, self.posts, arrived)
+            # Not welcomed yet, a PART still counts: under the server our chains are of.
+            server = self.server_id or self._chains_of
+            out += self.ledger.commit(server, marks, self.posts, arrived)
         if self.phase is Phase.READY:
             out += self.posts.posts(now)
         return out
