@@ -401,6 +401,16 @@ def test_a_send_only_run_posts_but_receives_stores_and_moves_nothing(net):
     assert net.server.users("ops") == ["alice"]
     marks = json.loads(sender.inbox.get_meta(state_key(net.server.server_id, "bob")))
     assert marks["rooms"] == {"ops": 1}  # as bob's last listening run left them
+    # Even a server that sent it something would not make it store a thing.
+    stray = [m for m in alice.inbox.history() if m.content == "psst"][0]
+    deliver = RepeaterVerb.DELIVER.command({"items": [[99, 0]]}, [stray.encode()])
+    batch = RepeaterVerb.BATCH.command(
+        {"rooms": {"ops": 0}, "dm": 0, "items": [[99, 0]], "more": False}, [stray.encode()]
+    )
+    for command in (deliver, batch):
+        sender.apply(sender.core.receive(command.frames(), net.now))
+    sender.apply(sender.core.flush(net.now))
+    assert stray.id not in sender.inbox and sender.incoming() == []
     sender.apply(sender.core.join("dev", net.now))
     assert sender.of(Notice)[-1].text == "a send-only run joins no room; not joining #dev"
     sender.restart(rooms=("ops",))  # the next run that listens: everything it missed

@@ -88,6 +88,9 @@ CLIENT_ACCEPTS: dict[Phase, frozenset[RepeaterVerb]] = {
     ),
 }
 
+# A send-only client takes nothing that would store messages or move its tips.
+SEND_ONLY_ACCEPTS = {phase: verbs - {V.BATCH, V.DELIVER} for phase, verbs in CLIENT_ACCEPTS.items()}
+
 
 def old_server(endpoint: str | None, version: int) -> str:
     """What a client is told of a server of an older protocol version."""
@@ -140,6 +143,7 @@ class ClientCore(Choosing):
         self.connected_status: bool | None = None  # last STATUS told to the front end
         self._status_detail = ""
         self.listen = listen
+        self._accepts = CLIENT_ACCEPTS if listen else SEND_ONLY_ACCEPTS
         self.catchup = CatchUp(retry=heartbeat, limit=fetch_limit)
         self.posts = PostWindow(inbox, window)
         # Our own numbers: this client is the only author of its origin.
@@ -215,8 +219,7 @@ class ClientCore(Choosing):
         return out
 
     def _drop_connection(self) -> list[ClientOutput]:
-        """Forget the session: in-flight posts go back to the queue, WHO and ROOMS get
-        what we know."""
+        """Forget the session: posts in flight go back to the queue, questions answered."""
         self.catchup.fetches.reset()
         self.posts.stop()
         return list(self.rooms.dropped())
@@ -247,7 +250,7 @@ class ClientCore(Choosing):
             log.warning("dropped a bad command from the repeater: %s", exc)
             return []
         verb = RepeaterVerb.of(command)
-        if verb not in CLIENT_ACCEPTS[self.phase]:
+        if verb not in self._accepts[self.phase]:
             log.debug("ignored %s in phase %s", command.name, self.phase.value)
             return []
         self.liveness.last_heard = now
