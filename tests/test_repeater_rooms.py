@@ -508,3 +508,13 @@ def test_a_part_before_any_welcome_is_kept_for_the_server_last_used(net):
     bob.restart(rooms=())
     out = bob.core.join("ops", net.now)
     assert [o.first for o in out if isinstance(o, Joined)] == [False]  # known, though offline
+
+
+def test_a_flood_of_version_1_frames_is_cut_off_like_any_other(net):
+    from lab93zmq.core.repeater.admission import BAD_BURST
+
+    replies = 0
+    for n in range(BAD_BURST + 20):  # a new node id each time: each would be "due"
+        hello = [LEGACY_SIGNATURE, b"HELLO", b'{"node": "%032x"}' % n]
+        replies += len(net.server.receive(b"spoofer", hello, net.now))
+    assert replies == BAD_BURST and net.server.cut_off(net.now) == [b"spoofer"]

@@ -86,7 +86,11 @@ class Admission:
             return self.bad(identity, now, error(refusal_code(frames), problem))
         # An older client: told once a minute per node, in its own framing; never an
         # ERROR for each of its PINGs or POSTs (it reconnects and says HELLO again).
+        # Its frames count against the flood gate like any others it cannot read.
         self.stats["errors"] += 1
+        if self._flood.strike(identity, now):
+            self.stats["cut_off"] += 1
+            return [], True
         node = legacy_hello_node(frames) if version == LEGACY_VERSION else None
         if node is None or not self._said.due(("version", node), now):
             return [], False
