@@ -518,3 +518,20 @@ def test_a_flood_of_version_1_frames_is_cut_off_like_any_other(net):
         hello = [LEGACY_SIGNATURE, b"HELLO", b'{"node": "%032x"}' % n]
         replies += len(net.server.receive(b"spoofer", hello, net.now))
     assert replies == BAD_BURST and net.server.cut_off(net.now) == [b"spoofer"]
+
+
+def test_a_send_only_run_records_its_posts_numbers_under_the_server(net):
+    sender = net.client("bot", rooms=("ops",), listen=False)
+    message = sender.say("alert", room="ops")
+    net.run()
+    assert sender.inbox.held(net.server.server_id, [message.id]) == {message.id: 1}
+
+
+def test_a_welcome_whose_heads_are_no_map_follows_no_head(net):
+    alice = net.client("alice", rooms=("ops",))
+    alice.say("mine", room="ops")
+    net.run()
+    tips = alice.core.catchup.chains.marks()
+    header = {"server": net.server.server_id, "pub_port": 1, "heads": "not a map"}
+    alice.apply(alice.core.receive(Command("WELCOME", header).frames(), net.now))
+    assert alice.core.connected and alice.core.catchup.chains.marks() == tips

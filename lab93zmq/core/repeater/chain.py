@@ -186,11 +186,12 @@ class Chains:
             for room, chain in self.rooms.items()
         }
 
-    def follow(self, heads: dict[str, object], dm_head: object) -> bool:
-        """The server's heads (WELCOME); True when one is below our tip: the server lost
+    def follow(self, heads: object, dm_head: object) -> bool:
+        """The server's heads (WELCOME: ``{room: head}``, its ``dm_head``; what is not a
+        whole number is no head); True when one is below our tip: the server lost
         messages we hold, and each such chain now follows its numbers."""
         behind = type(dm_head) is int and self.direct.follow(dm_head)
-        for room, head in heads.items():
+        for room, head in heads.items() if isinstance(heads, dict) else ():
             chain = self.rooms.get(room)
             if chain is not None and type(head) is int and chain.follow(head):
                 behind = True

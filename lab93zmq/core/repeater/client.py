@@ -304,9 +304,6 @@ class ClientCore(Choosing):
         header = command.header
         server = check_node_id(header.get("server"), "server")
         pub_port = header_int(header, "pub_port", 1, 65_535)
-        heads = header.get("heads", {})
-        if not isinstance(heads, dict):
-            raise ProtocolError("header field 'heads' must map rooms to numbers")
         out: list[ClientOutput] = []
         if self.phase is Phase.READY:  # a second WELCOME: start over cleanly
             out += self._drop_connection()
@@ -315,8 +312,9 @@ class ClientCore(Choosing):
         self.liveness.agree(header, now)
         out += self._status(True, f"connected to repeater at {self.endpoint}")
         self.posts.restart()  # send the whole outbox again
-        if not self.listen:
-            return out  # a send-only run: no feed, no replay
+        if not self.listen:  # a send-only run: no feed, no replay; its ACKs name the server
+            self.server_id = server
+            return out
         if server != self.server_id:
             self.server_id = server
             if server != self._chains_of:  # our chains were another server's
@@ -327,7 +325,7 @@ class ClientCore(Choosing):
             self.ledger.welcomed_by(server)
         # A server behind our marks lost messages (an older copy of its inbox):
         # follow its numbers from where it is, or we would skip its next ones.
-        if self.catchup.chains.follow(heads, header.get("dm_head")):
+        if self.catchup.chains.follow(header.get("heads"), header.get("dm_head")):
             out.append(Notice("the repeater has lost messages this inbox holds"))
         pub = f"tcp://{host_of(self.endpoint)}:{pub_port}"
         if pub != self.pub_endpoint:
