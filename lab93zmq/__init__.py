@@ -37,7 +37,17 @@ if TYPE_CHECKING:
         UnreachableError,
         UsageError,
     )
-    from .core.events import Accepted, Notice, Rejected, Status
+    from .core.events import (
+        Accepted,
+        Joined,
+        Member,
+        Notice,
+        Parted,
+        Rejected,
+        RoomInfo,
+        Status,
+        Topic,
+    )
     from .core.message import Message
     from .core.rooms import RoomError
     from .core.sighting import Sighting
@@ -50,10 +60,13 @@ _EXPORTS = {
     "Message": "core.message",
     "message_id": "api.values",
     "Sighting": "core.sighting",
-    "Accepted": "core.events",
-    "Notice": "core.events",
-    "Rejected": "core.events",
-    "Status": "core.events",
+    **{
+        name: "core.events"
+        for name in (
+            "Accepted", "Joined", "Member", "Notice", "Parted", "Rejected", "RoomInfo",
+            "Status", "Topic",
+        )
+    },
     "RoomError": "core.rooms",
     **{
         name: "core.errors"
@@ -70,20 +83,25 @@ __all__ = [
     "Accepted",
     "ClosedError",
     "ConfigError",
+    "Joined",
     "Lab93Error",
+    "Member",
     "Message",
     "MessageError",
     "Node",
     "Notice",
+    "Parted",
     "ProtocolError",
     "RefusedError",
     "Rejected",
     "RoomError",
+    "RoomInfo",
     "SecurityError",
     "Server",
     "Sighting",
     "Status",
     "StoreError",
+    "Topic",
     "UndeliveredError",
     "UnreachableError",
     "UsageError",

@@ -47,7 +47,7 @@ from .api.pipe import (
 )
 from .core.authoring import Draft
 from .core.errors import ClosedError, Lab93Error, UsageError
-from .core.events import Event
+from .core.events import Event, Joined, Parted, RoomInfo, Topic
 from .core.message import Message, check_name, make_id
 from .core.rooms import room_name
 from .core.sighting import Sighting
@@ -332,15 +332,23 @@ class Node(_Running):
     def __init__(self, actor: Actor, config: NodeConfig) -> None:
         super().__init__(actor, config)
         self.user: str = config.user
+        self._joined = list(config.rooms)  # the rooms we are in, the current one first
         self._room = config.rooms[0]
 
     @property
     def room(self) -> str:
-        return self._room
+        """The current room: where ``send`` posts unless told otherwise."""
+        return self._joined[0] if self._joined else self._room
 
     @property
     def rooms(self) -> list[str]:
-        return list(self.config.rooms)
+        """The rooms this node is in, the current one first."""
+        return list(self._joined)
+
+    def topic(self, room: str | None = None) -> Topic | None:
+        """The topic of ``room`` (default: the current one) as this node knows it, or
+        None (none set, or a room this node is not in)."""
+        return self._client.topics.get(room_name(room) if room is not None else self._room)
 
     def draft(
         self, text: str, *, subject: str | None = None, to: str | None = None,
@@ -352,7 +360,7 @@ class Node(_Running):
             if room is not None:
                 raise UsageError("a direct message (to=...) has no room; give one or the other")
         else:
-            room = room_name(room) if room is not None else self._room
+            room = room_name(room) if room is not None else self.room
         sent_at = datetime.now(timezone.utc)
         message_id = make_id(sent_at, os.urandom(10)) if id is None else id
         draft = Draft(message_id, text, subject, to, sent_at, room)
@@ -397,19 +405,56 @@ class Node(_Running):
             pass
         return list(self._client.unaccepted.values())
 
+    # -- rooms ---------------------------------------------------------------------
+
+    async def join(self, room: str, timeout: float | None = ANSWER_TIMEOUT) -> Joined:
+        """Join ``room`` and make it current (see ``lab93zmq.Node.join``)."""
+        name = room_name(room)
+        future = asyncio.get_running_loop().create_future()
+        await self._send([self._client.move(PipeKind.JOIN, name, future)])
+        joined: Joined = await self._wait(future, seconds(timeout), f"JOIN #{name}")
+        if name in self._joined:
+            self._joined.remove(name)
+        self._joined.insert(0, name)
+        return joined
+
+    async def part(self, room: str | None = None,
+                   timeout: float | None = ANSWER_TIMEOUT) -> Parted:
+        """Leave ``room`` (default: the current one)."""
+        name = room_name(room) if room is not None else self.room
+        future = asyncio.get_running_loop().create_future()
+        await self._send([self._client.move(PipeKind.PART, name, future)])
+        parted: Parted = await self._wait(future, seconds(timeout), f"PART #{name}")
+        if name in self._joined:
+            self._joined.remove(name)
+        return parted
+
+    async def set_topic(self, text: str, room: str | None = None) -> None:
+        """Set the topic of ``room`` (default: the current one)."""
+        name = room_name(room) if room is not None else self.room
+        await self._send([PipeMessage(PipeKind.TOPIC, {"room": name, "text": text})])
+
+    async def room_list(self, timeout: float | None = ANSWER_TIMEOUT) -> list[RoomInfo]:
+        """Every room heard on the network."""
+        return list(await self._ask(PipeKind.ROOMS, timeout))
+
     async def peers(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Sighting]:
         return list(await self._ask(PipeKind.SCAN, timeout))
 
-    async def who(self, timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
-        return list(await self._ask(PipeKind.WHO, timeout))
+    async def who(self, room: str | None = None,
+                  timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
+        name = room_name(room) if room is not None else None
+        return list(await self._ask(PipeKind.WHO, timeout, room=name))
 
     async def history(
-        self, limit: int | None = 20, timeout: float | None = ANSWER_TIMEOUT
+        self, limit: int | None = 20, room: str | None = None,
+        timeout: float | None = ANSWER_TIMEOUT,
     ) -> list[Message]:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                                   or limit < 0):
             raise UsageError(f"limit takes a whole number from 0 up (or None), not {limit!r}")
-        return list(await self._ask(PipeKind.HISTORY, timeout, limit=limit))
+        name = room_name(room) if room is not None else None
+        return list(await self._ask(PipeKind.HISTORY, timeout, limit=limit, room=name))
 
 
 class Server(_Running):

@@ -197,3 +197,46 @@ def test_importing_the_package_loads_no_zeromq_until_a_node_is_made():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_all_public_names_resolve():
+    assert set(lab93zmq.__all__) - {"__version__"} == set(lab93zmq._EXPORTS)
+    for name in lab93zmq.__all__:
+        assert getattr(lab93zmq, name) is not None
+
+
+def test_rooms_join_part_topic_and_who_through_the_api(server, tmp_path):
+    with client(server, tmp_path, "alice", rooms=["ops", "general"]) as alice, \
+            client(server, tmp_path, "bob") as bob:
+        assert alice.rooms == ["ops", "general"] and alice.room == "ops"
+        assert bob.room == "general"
+        alice.send("deploy at 10")  # to ops, alice's current room
+        alice.send("lunch?", room="general")
+        assert alice.flush(timeout=10) == []
+        assert bob.receive(timeout=10).content == "lunch?"  # bob is not in ops
+        joined = bob.join("#Ops")
+        assert isinstance(joined, lab93zmq.Joined) and joined.room == "ops"
+        assert bob.rooms == ["ops", "general"] and bob.room == "ops"
+        caught_up = bob.receive(timeout=10)
+        assert (caught_up.content, caught_up.room) == ("deploy at 10", "ops")
+        assert sorted(alice.who("ops")) == ["alice", "bob"]
+        alice.set_topic("release day")
+        topic = None
+        while topic is None:
+            event = bob.next_event(timeout=10)
+            assert event is not None, "no topic event"
+            if isinstance(event, lab93zmq.Topic):
+                topic = event
+        assert (topic.room, topic.text, topic.by) == ("ops", "release day", "alice")
+        assert bob.topic("ops") == topic
+        rooms = {info.name: info for info in bob.room_list()}
+        assert rooms["ops"].members == 2 and rooms["ops"].topic == "release day"
+        assert rooms["ops"].joined
+        assert [m.content for m in bob.history(room="ops")] == ["deploy at 10"]
+        parted = bob.part()
+        assert isinstance(parted, lab93zmq.Parted) and parted.room == "ops"
+        assert bob.rooms == ["general"] and bob.room == "general"
+        alice.send("after bob left")
+        assert alice.flush(timeout=10) == []
+        assert bob.receive(timeout=1.0) is None  # nothing of ops any more
+        assert alice.who("ops") == ["alice"]

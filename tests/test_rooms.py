@@ -136,3 +136,31 @@ def test_a_published_command_without_a_valid_topic_is_a_protocol_error(topic):
         wire.decode_published(wire.Command("TICK").frames(topic))
     with pytest.raises(ProtocolError):
         wire.decode_published([])
+
+
+def test_history_by_room_on_the_command_line(tmp_path):
+    import io
+    import json
+
+    from lab93zmq.frontend.cli import main
+    from lab93zmq.frontend.environment import Environment
+
+    path = tmp_path / "inbox.db"
+    with Inbox(path) as inbox:
+        inbox.save(room_message(1, "ops", content="deploy at 10"))
+        inbox.save(room_message(1, "general", content="lunch?"))
+        topic = Message(make_id(T0, b"topic-ops!"), "alice", None, None, "release day", T0,
+                        NODE_A, 2, room="ops", kind="topic")
+        inbox.save(topic)
+
+    def history(*flags):
+        env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+        assert main(["--history", "--db", str(path), *flags], env) == 0
+        return env.stdout.getvalue().splitlines()
+
+    assert [json.loads(x)["content"] for x in history("--room", "#ops", "--json")] == [
+        "deploy at 10"]  # the topic message is not a line of the conversation
+    both = history()
+    assert len(both) == 2 and any("] #ops <alice> deploy at 10" in x for x in both)
+    assert any("] #general <alice> lunch?" in x for x in both)
+    assert history("--room", "dev") == []

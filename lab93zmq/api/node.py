@@ -30,7 +30,7 @@ import zmq
 
 from ..core.authoring import Draft
 from ..core.errors import ClosedError, Lab93Error, UsageError
-from ..core.events import Event
+from ..core.events import Event, Joined, Parted, RoomInfo, Topic
 from ..core.message import Message, check_name, make_id
 from ..core.rooms import room_name
 from ..core.sighting import Sighting
@@ -327,17 +327,23 @@ class Node(_Running):
     def __init__(self, actor: Actor, config: NodeConfig) -> None:
         super().__init__(actor, config, max(config.timeout, START_TIMEOUT))
         self.user: str = config.user
+        self._joined = list(config.rooms)  # the rooms we are in, the current one first
         self._room: str = config.rooms[0]
 
     @property
     def room(self) -> str:
         """The current room: where ``send`` posts unless told otherwise."""
-        return self._room
+        return self._joined[0] if self._joined else self._room
 
     @property
     def rooms(self) -> list[str]:
         """The rooms this node is in, the current one first."""
-        return list(self.config.rooms)
+        return list(self._joined)
+
+    def topic(self, room: str | None = None) -> Topic | None:
+        """The topic of ``room`` (default: the current one) as this node knows it, or
+        None (none set, or a room this node is not in)."""
+        return self._client.topics.get(room_name(room) if room is not None else self._room)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -351,7 +357,7 @@ class Node(_Running):
             if room is not None:
                 raise UsageError("a direct message (to=...) has no room; give one or the other")
         else:
-            room = room_name(room) if room is not None else self._room
+            room = room_name(room) if room is not None else self.room
         sent_at = datetime.now(timezone.utc)
         message_id = make_id(sent_at, os.urandom(10)) if id is None else id
         draft = Draft(message_id, text, subject, to, sent_at, room)
@@ -399,23 +405,63 @@ class Node(_Running):
             self._guard.wait_for(lambda: not self._client.unaccepted or self.closed, wait)
             return list(self._client.unaccepted.values())
 
+
+    # -- rooms ---------------------------------------------------------------------
+
+    def join(self, room: str, timeout: float | None = ANSWER_TIMEOUT) -> Joined:
+        """Join ``room`` (``"#ops"`` or ``"ops"``) and make it the current room; a first
+        join brings its last 100 messages, later ones what this inbox lacks. Joining a
+        room one is in just makes it current."""
+        name = room_name(room)
+        future: Future[Any] = Future()
+        self._submit(lambda: [self._client.move(PipeKind.JOIN, name, future)])
+        joined: Joined = self._wait(future, seconds(timeout), f"JOIN #{name}")
+        if name in self._joined:
+            self._joined.remove(name)
+        self._joined.insert(0, name)
+        return joined
+
+    def part(self, room: str | None = None, timeout: float | None = ANSWER_TIMEOUT) -> Parted:
+        """Leave ``room`` (default: the current one): nothing of it is received or
+        stored from now on. The next room in ``rooms`` becomes current."""
+        name = room_name(room) if room is not None else self.room
+        future: Future[Any] = Future()
+        self._submit(lambda: [self._client.move(PipeKind.PART, name, future)])
+        parted: Parted = self._wait(future, seconds(timeout), f"PART #{name}")
+        if name in self._joined:
+            self._joined.remove(name)
+        return parted
+
+    def set_topic(self, text: str, room: str | None = None) -> None:
+        """Set the topic of ``room`` (default: the current one); the new topic comes
+        back as a ``Topic`` event, as anyone's does."""
+        name = room_name(room) if room is not None else self.room
+        self._submit(lambda: [PipeMessage(PipeKind.TOPIC, {"room": name, "text": text})])
+
+    def room_list(self, timeout: float | None = ANSWER_TIMEOUT) -> list[RoomInfo]:
+        """Every room heard on the network: name, members, topic, whether we are in it."""
+        return list(self._ask(PipeKind.ROOMS, timeout))
+
     # -- asking ---------------------------------------------------------------------
 
     def peers(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Sighting]:
         """Every live node and repeater this node hears (what /scan shows)."""
         return list(self._ask(PipeKind.SCAN, timeout))
 
-    def who(self, timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
-        """The users online (what /who shows)."""
-        return list(self._ask(PipeKind.WHO, timeout))
+    def who(self, room: str | None = None, timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
+        """Who is in ``room`` (this node's user too), or online at all (None; /who)."""
+        name = room_name(room) if room is not None else None
+        return list(self._ask(PipeKind.WHO, timeout, room=name))
 
-    def history(self, limit: int | None = 20, timeout: float | None = ANSWER_TIMEOUT
-                ) -> list[Message]:
-        """The newest ``limit`` messages of the inbox, oldest first (None: all of them)."""
+    def history(self, limit: int | None = 20, room: str | None = None,
+                timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
+        """The newest ``limit`` messages of the inbox (of ``room``: that room's only),
+        oldest first (None: all of them)."""
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                                   or limit < 0):
             raise UsageError(f"limit takes a whole number from 0 up (or None), not {limit!r}")
-        return list(self._ask(PipeKind.HISTORY, timeout, limit=limit))
+        name = room_name(room) if room is not None else None
+        return list(self._ask(PipeKind.HISTORY, timeout, limit=limit, room=name))
 
 
 class Server(_Running):

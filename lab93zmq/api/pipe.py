@@ -24,7 +24,17 @@ from typing import Any
 
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, RefusedError
-from ..core.events import Accepted, Event, Incoming, Posted, Rejected, from_pipe_form
+from ..core.events import (
+    Accepted,
+    Event,
+    Incoming,
+    Joined,
+    Parted,
+    Posted,
+    Rejected,
+    Topic,
+    from_pipe_form,
+)
 from ..core.message import Message
 from ..core.sighting import Sighting
 from ..io.actor import Kind as PipeKind
@@ -37,6 +47,7 @@ ANSWERS = {
     PipeKind.WHO: PipeKind.WHO_RESULT,
     PipeKind.SCAN: PipeKind.SCAN_RESULT,
     PipeKind.HISTORY: PipeKind.HISTORY_RESULT,
+    PipeKind.ROOMS: PipeKind.ROOMS_RESULT,
 }
 
 
@@ -127,6 +138,9 @@ class PipeClient:
         self._posting: dict[str, Hashable] = {}  # draft id -> who waits for its POSTED
         self.unaccepted: dict[str, Message] = {}  # posted this session, not yet accepted
         self._asking: dict[PipeKind, deque[Hashable]] = {kind: deque() for kind in ANSWERS}
+        # JOIN and PART are answered by the JOINED / PARTED event naming the room.
+        self._moving: dict[tuple[PipeKind, str], deque[Hashable]] = {}
+        self.topics: dict[str, Topic] = {}  # the topic of each room we are in, as known
         self.ended = False
 
     # -- calls -> pipe messages ------------------------------------------------
@@ -145,9 +159,15 @@ class PipeClient:
         self._asking[kind].append(token)
         return PipeMessage(kind, body)
 
+    def move(self, kind: PipeKind, room: str, token: Hashable) -> PipeMessage:
+        """JOIN or PART ``room``; ``token`` is settled with the Joined / Parted event."""
+        self._moving.setdefault((kind, room), deque()).append(token)
+        return PipeMessage(kind, {"room": room})
+
     def waiting(self) -> list[Hashable]:
         """Every token not settled yet (to fail them when the actor is gone)."""
         asked = [token for queue in self._asking.values() for token in queue]
+        asked += [token for queue in self._moving.values() for token in queue]
         return list(self._posting.values()) + asked
 
     # -- pipe messages -> items -------------------------------------------------
@@ -181,6 +201,9 @@ class PipeClient:
             return [Settled(token, [Sighting.from_json(line) for line in body["beacons"]])]
         if question is PipeKind.HISTORY:
             return [Settled(token, [Message.from_checked_dict(f) for f in body["messages"]])]
+        if question is PipeKind.ROOMS:
+            [rooms] = from_pipe_form("rooms_result", body)
+            return [Settled(token, list(rooms.rooms))]  # type: ignore[union-attr]
         return [Settled(token, list(body["users"]))]
 
     def _event(self, event: Event) -> list[Item]:
@@ -188,6 +211,15 @@ class PipeClient:
             return [Arrived(event.message)]
         if isinstance(event, Posted):
             return self._posted(event.messages)
+        if isinstance(event, Joined):
+            if event.topic is not None:
+                self.topics[event.room] = event.topic
+            return self._moved(PipeKind.JOIN, event.room, event)
+        if isinstance(event, Parted):
+            self.topics.pop(event.room, None)
+            return self._moved(PipeKind.PART, event.room, event)
+        if isinstance(event, Topic):
+            self.topics[event.room] = event
         if isinstance(event, Accepted):
             for message_id in event.ids:
                 self.unaccepted.pop(message_id, None)
@@ -200,6 +232,15 @@ class PipeClient:
                 return [Settled(token, error=error), Happened(event)]
             return [Happened(event)]
         return [Happened(event)]
+
+    def _moved(self, kind: PipeKind, room: str, event: Event) -> list[Item]:
+        items: list[Item] = []
+        waiting = self._moving.get((kind, room))
+        if waiting:
+            items.append(Settled(waiting.popleft(), event))
+            if not waiting:
+                del self._moving[(kind, room)]
+        return [*items, Happened(event)]
 
     def _posted(self, messages: tuple[Message, ...]) -> list[Item]:
         items: list[Item] = []

@@ -22,7 +22,8 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
         return run_keygen(args, env)
     config = build_config(mode, args)
     if mode == "history":
-        return show_history(config, env, args["--json"], named=args["--db"] is not None)
+        rooms = config.rooms if args.get("--room") else None
+        return show_history(config, env, args["--json"], args["--db"] is not None, rooms)
     if mode == "scan":
         return run_scan(config, env, args["--json"])
     send = args["--send"]
@@ -96,10 +97,16 @@ def make_actor(mode: str, config: NodeConfig) -> Actor:
     return ClientActor(config)
 
 
-def show_history(config: NodeConfig, env: Environment, json_mode: bool, named: bool) -> int:
-    """``--history``: the whole inbox, oldest first. Reading never makes an inbox: a
-    ``--db`` that names no file is a mistake (exit 1); the default one not there
-    yet just has nothing to show."""
+def show_history(
+    config: NodeConfig,
+    env: Environment,
+    json_mode: bool,
+    named: bool,
+    rooms: tuple[str, ...] | None = None,
+) -> int:
+    """``--history``: the whole inbox (with ``--room``: those rooms), oldest first.
+    Reading never makes an inbox: a ``--db`` that names no file is a mistake (exit
+    1); the default one not there yet just has nothing to show."""
     from .printer import Printer
 
     printer = Printer(env, json_mode)
@@ -110,11 +117,13 @@ def show_history(config: NodeConfig, env: Environment, json_mode: bool, named: b
                      " first runs): nothing to show")
         return ExitStatus.OK
     with Inbox(config.db_path) as inbox:
-        messages = inbox.history()
+        messages = inbox.history(room=rooms, chat_only=True)
     if not messages:
-        printer.note(f"the inbox {config.db_path} holds no messages yet")
+        where = f" of {', '.join('#' + r for r in rooms)}" if rooms else ""
+        printer.note(f"the inbox {config.db_path} holds no messages{where} yet")
+    several = len({m.room for m in messages if m.room is not None}) > 1
     for message in messages:
-        printer.message(message, with_date=True)
+        printer.message(message, with_date=True, show_room=several)
     return ExitStatus.OK
 
 

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class HistorySource(Protocol):
-    def history(self, limit: int | None = None, room: str | None = None) -> list[Message]: ...
+    def history(
+        self, limit: int | None = None, room: str | None = None, chat_only: bool = False
+    ) -> list[Message]: ...
 
 
 def history_limit(body: dict[str, Any]) -> int | None:
@@ -40,5 +42,5 @@ def answer_history(inbox: HistorySource, body: dict[str, Any]) -> dict[str, Any]
         except RoomError as error:
             log.warning("a HISTORY request for no room: %s", error)
             return {"messages": []}
-    messages = inbox.history(history_limit(body), room)
+    messages = inbox.history(history_limit(body), room, chat_only=True)
     return {"messages": [m.to_wire_dict() for m in messages]}

@@ -362,16 +362,27 @@ class Inbox(ServerOrder):
     def count(self) -> int:
         return self._message.select().count()
 
-    def history(self, limit: int | None = None, room: str | None = None) -> list[Message]:
+    def history(
+        self,
+        limit: int | None = None,
+        room: str | Sequence[str] | None = None,
+        chat_only: bool = False,
+    ) -> list[Message]:
         """The inbox oldest first, in the messages' own order: by ``sent_at``, and
         messages of the same microsecond in the order they came in; with ``limit``,
         the newest N; with ``room``, only that room's messages. Not arrival order: a
         message caught up from a peer is shown where it was written, not where it
-        came in."""
+        came in. ``chat_only``: leave out topic messages (what people are shown: a
+        topic message sets a topic, see ``current_topic``; it is not a line of the
+        conversation)."""
         m = self._message
         query = m.select(*self._columns).order_by(m.sent_at.desc(), m.arrival.desc())
-        if room is not None:
+        if chat_only:
+            query = query.where(m.kind.is_null())
+        if isinstance(room, str):
             query = query.where(m.room == room)
+        elif room is not None:
+            query = query.where(m.room.in_(list(room)))
         if limit is not None:
             query = query.limit(limit)
         try:
