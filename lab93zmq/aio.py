@@ -20,9 +20,7 @@ stored (it was on its way), and ``close`` always ends the actor.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -30,8 +28,9 @@ from typing import Any, Generic, TypeVar
 import zmq
 import zmq.asyncio
 
+from .api.facets import NodeFacets
 from .api.node import ANSWER_TIMEOUT, CLOSE_TIMEOUT, START_TIMEOUT, seconds
-from .api.options import node_config
+from .api.options import make_actor, node_config
 from .api.pipe import (
     EVENTS,
     EVERYTHING,
@@ -47,8 +46,8 @@ from .api.pipe import (
 )
 from .core.authoring import Draft
 from .core.errors import ClosedError, Lab93Error, UsageError
-from .core.events import Event, Joined, Parted, RoomInfo, Topic
-from .core.message import Message, check_name, make_id
+from .core.events import Event, Joined, Parted, RoomInfo
+from .core.message import Message
 from .core.rooms import room_name
 from .core.sighting import Sighting
 from .io.actor import Actor, ActorHandle, PipeMessage
@@ -276,7 +275,7 @@ class _Running:
             self._settled.notify_all()
 
 
-class Node(_Running):
+class Node(NodeFacets, _Running):
     """A broadcast node or a repeater client, for asyncio (see ``lab93zmq.Node``)."""
 
     @classmethod
@@ -295,14 +294,12 @@ class Node(_Running):
         timeout: float = 10.0,
         listen: bool = True,
     ) -> _Opening[Node]:
-        from .io.broadcast_actor import BroadcastActor
-
         config = node_config(
             "broadcast", user=user, address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, rooms=rooms, secure=secure,
             authorized_keys=authorized_keys, timeout=timeout, listen=listen,
         )
-        return _Opening(cls(BroadcastActor(config), config).start)
+        return _Opening(cls(make_actor("broadcast", config), config).start)
 
     @classmethod
     def repeater(
@@ -320,52 +317,16 @@ class Node(_Running):
         timeout: float = 10.0,
         listen: bool = True,
     ) -> _Opening[Node]:
-        from .io.repeater_client import ClientActor
-
         config = node_config(
             "client", user=user, address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, rooms=rooms, secure=secure, server_key=server_key,
             timeout=timeout, listen=listen,
         )
-        return _Opening(cls(ClientActor(config), config).start)
+        return _Opening(cls(make_actor("client", config), config).start)
 
     def __init__(self, actor: Actor, config: NodeConfig) -> None:
         super().__init__(actor, config)
-        self.user: str = config.user
-        self._joined = list(config.rooms)  # the rooms we are in, the current one first
-        self._room = config.rooms[0]
-
-    @property
-    def room(self) -> str:
-        """The current room: where ``send`` posts unless told otherwise."""
-        return self._joined[0] if self._joined else self._room
-
-    @property
-    def rooms(self) -> list[str]:
-        """The rooms this node is in, the current one first."""
-        return list(self._joined)
-
-    def topic(self, room: str | None = None) -> Topic | None:
-        """The topic of ``room`` (default: the current one) as this node knows it, or
-        None (none set, or a room this node is not in)."""
-        return self._client.topics.get(room_name(room) if room is not None else self._room)
-
-    def draft(
-        self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, id: str | None = None,
-    ) -> Draft:
-        """The draft ``send`` would post, checked now (MessageError names a bad field)."""
-        if to is not None:
-            check_name(to, "to")
-            if room is not None:
-                raise UsageError("a direct message (to=...) has no room; give one or the other")
-        else:
-            room = room_name(room) if room is not None else self.room
-        sent_at = datetime.now(timezone.utc)
-        message_id = make_id(sent_at, os.urandom(10)) if id is None else id
-        draft = Draft(message_id, text, subject, to, sent_at, room)
-        draft.author(self.user, self.node_id or "0" * 32, 1)
-        return draft
+        self._init_facets(config)
 
     async def send(
         self, text: str, *, subject: str | None = None, to: str | None = None,
@@ -413,25 +374,22 @@ class Node(_Running):
         future = asyncio.get_running_loop().create_future()
         await self._send([self._client.move(PipeKind.JOIN, name, future)])
         joined: Joined = await self._wait(future, seconds(timeout), f"JOIN #{name}")
-        if name in self._joined:
-            self._joined.remove(name)
-        self._joined.insert(0, name)
+        self._now_in(name)
         return joined
 
     async def part(self, room: str | None = None,
                    timeout: float | None = ANSWER_TIMEOUT) -> Parted:
         """Leave ``room`` (default: the current one)."""
-        name = room_name(room) if room is not None else self.room
+        name = self._room_or_current(room)
         future = asyncio.get_running_loop().create_future()
         await self._send([self._client.move(PipeKind.PART, name, future)])
         parted: Parted = await self._wait(future, seconds(timeout), f"PART #{name}")
-        if name in self._joined:
-            self._joined.remove(name)
+        self._left(name)
         return parted
 
     async def set_topic(self, text: str, room: str | None = None) -> None:
         """Set the topic of ``room`` (default: the current one)."""
-        name = room_name(room) if room is not None else self.room
+        name = self._room_or_current(room)
         await self._send([PipeMessage(PipeKind.TOPIC, {"room": name, "text": text})])
 
     async def room_list(self, timeout: float | None = ANSWER_TIMEOUT) -> list[RoomInfo]:

@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -30,15 +29,16 @@ import zmq
 
 from ..core.authoring import Draft
 from ..core.errors import ClosedError, Lab93Error, UsageError
-from ..core.events import Event, Joined, Parted, RoomInfo, Topic
-from ..core.message import Message, check_name, make_id
+from ..core.events import Event, Joined, Parted, RoomInfo
+from ..core.message import Message
 from ..core.rooms import room_name
 from ..core.sighting import Sighting
 from ..io.actor import Actor, ActorHandle, PipeMessage
 from ..io.actor import Kind as PipeKind
 from ..io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
 from ..io.inbox_lock import InboxLock
-from .options import node_config
+from .facets import NodeFacets
+from .options import make_actor, node_config
 from .pipe import (
     EVENTS,
     EVERYTHING,
@@ -265,7 +265,7 @@ class _Running:
             self._guard.notify_all()
 
 
-class Node(_Running):
+class Node(NodeFacets, _Running):
     """A broadcast node or a repeater client: ``Node.broadcast(...)``, ``Node.repeater(...)``.
 
     The factories start the node and return once it is ready, or raise the
@@ -289,14 +289,12 @@ class Node(_Running):
         listen: bool = True,
     ) -> Node:
         """Start a broadcast node (``lab93-node -b``): serverless, peers found by beacon."""
-        from ..io.broadcast_actor import BroadcastActor
-
         config = node_config(
             "broadcast", user=user, address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, rooms=rooms, secure=secure,
             authorized_keys=authorized_keys, timeout=timeout, listen=listen,
         )
-        return cls(BroadcastActor(config), config)
+        return cls(make_actor("broadcast", config), config)
 
     @classmethod
     def repeater(
@@ -315,54 +313,16 @@ class Node(_Running):
         listen: bool = True,
     ) -> Node:
         """Start a repeater client (``lab93-node -r -c``); ``address`` None: find a server."""
-        from ..io.repeater_client import ClientActor
-
         config = node_config(
             "client", user=user, address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, rooms=rooms, secure=secure, server_key=server_key,
             timeout=timeout, listen=listen,
         )
-        return cls(ClientActor(config), config)
+        return cls(make_actor("client", config), config)
 
     def __init__(self, actor: Actor, config: NodeConfig) -> None:
         super().__init__(actor, config, max(config.timeout, START_TIMEOUT))
-        self.user: str = config.user
-        self._joined = list(config.rooms)  # the rooms we are in, the current one first
-        self._room: str = config.rooms[0]
-
-    @property
-    def room(self) -> str:
-        """The current room: where ``send`` posts unless told otherwise."""
-        return self._joined[0] if self._joined else self._room
-
-    @property
-    def rooms(self) -> list[str]:
-        """The rooms this node is in, the current one first."""
-        return list(self._joined)
-
-    def topic(self, room: str | None = None) -> Topic | None:
-        """The topic of ``room`` (default: the current one) as this node knows it, or
-        None (none set, or a room this node is not in)."""
-        return self._client.topics.get(room_name(room) if room is not None else self._room)
-
-    # -- sending ----------------------------------------------------------------------
-
-    def draft(
-        self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, id: str | None = None,
-    ) -> Draft:
-        """The draft ``send`` would post, checked now (MessageError names a bad field)."""
-        if to is not None:
-            check_name(to, "to")
-            if room is not None:
-                raise UsageError("a direct message (to=...) has no room; give one or the other")
-        else:
-            room = room_name(room) if room is not None else self.room
-        sent_at = datetime.now(timezone.utc)
-        message_id = make_id(sent_at, os.urandom(10)) if id is None else id
-        draft = Draft(message_id, text, subject, to, sent_at, room)
-        draft.author(self.user, self.node_id or "0" * 32, 1)  # every field's own check
-        return draft
+        self._init_facets(config)
 
     def send(
         self, text: str, *, subject: str | None = None, to: str | None = None,
@@ -416,26 +376,23 @@ class Node(_Running):
         future: Future[Any] = Future()
         self._submit(lambda: [self._client.move(PipeKind.JOIN, name, future)])
         joined: Joined = self._wait(future, seconds(timeout), f"JOIN #{name}")
-        if name in self._joined:
-            self._joined.remove(name)
-        self._joined.insert(0, name)
+        self._now_in(name)
         return joined
 
     def part(self, room: str | None = None, timeout: float | None = ANSWER_TIMEOUT) -> Parted:
         """Leave ``room`` (default: the current one): nothing of it is received or
         stored from now on. The next room in ``rooms`` becomes current."""
-        name = room_name(room) if room is not None else self.room
+        name = self._room_or_current(room)
         future: Future[Any] = Future()
         self._submit(lambda: [self._client.move(PipeKind.PART, name, future)])
         parted: Parted = self._wait(future, seconds(timeout), f"PART #{name}")
-        if name in self._joined:
-            self._joined.remove(name)
+        self._left(name)
         return parted
 
     def set_topic(self, text: str, room: str | None = None) -> None:
         """Set the topic of ``room`` (default: the current one); the new topic comes
         back as a ``Topic`` event, as anyone's does."""
-        name = room_name(room) if room is not None else self.room
+        name = self._room_or_current(room)
         self._submit(lambda: [PipeMessage(PipeKind.TOPIC, {"room": name, "text": text})])
 
     def room_list(self, timeout: float | None = ANSWER_TIMEOUT) -> list[RoomInfo]:

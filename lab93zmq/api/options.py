@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import MessageError, SecurityError, UsageError
 from ..core.message import check_name
@@ -24,6 +25,9 @@ from ..io.config import (
     SecureConfig,
 )
 from ..io.paths import config_dir, inbox_path
+
+if TYPE_CHECKING:
+    from ..io.actor import Actor
 
 DEFAULT_SCAN_TIMEOUT = 2.0
 DEFAULT_DELIVERY_TIMEOUT = 10.0
@@ -167,6 +171,24 @@ def secure_config(
         known_servers=directory / KNOWN_SERVERS_FILENAME,
         server_key=pinned,
     )
+
+
+def make_actor(mode: str, config: NodeConfig) -> Actor:
+    """The actor of ``mode``: each is imported only when a node of that mode is made,
+    so a program loads only what its mode needs."""
+    if mode == "broadcast":
+        from ..io.broadcast_actor import BroadcastActor
+
+        return BroadcastActor(config)
+    if mode == "server":
+        from ..io.repeater_server import ServerActor
+
+        return ServerActor(config)
+    if mode == "client":
+        from ..io.repeater_client import ClientActor
+
+        return ClientActor(config)
+    raise ValueError(f"no actor for the mode {mode!r}")  # our own mistake
 
 
 def node_config(

@@ -6,9 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..api.node import Node, Server
-from ..api.options import default_user
+from ..api.options import default_user, make_actor
 from ..core.errors import StoreError
-from ..io.actor import Actor
 from ..io.config import NodeConfig
 from ..io.paths import config_dir
 from ..io.store import Inbox
@@ -81,20 +80,6 @@ def run_interactive(mode: str, config: NodeConfig, run: ChatRun) -> int:
     finally:
         run.report_outbox()
     return ExitStatus.OK
-
-
-def make_actor(mode: str, config: NodeConfig) -> Actor:
-    if mode == "broadcast":
-        from ..io.broadcast_actor import BroadcastActor
-
-        return BroadcastActor(config)
-    if mode == "server":
-        from ..io.repeater_server import ServerActor
-
-        return ServerActor(config)
-    from ..io.repeater_client import ClientActor
-
-    return ClientActor(config)
 
 
 def show_history(

@@ -1,0 +1,74 @@
+"""What both faces of a Node (blocking and asyncio) share without waiting: the rooms
+it is in, the topics it has heard, and drafts checked before they are sent."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from ..core.authoring import Draft
+from ..core.errors import UsageError
+from ..core.events import Topic
+from ..core.message import check_name, make_id
+from ..core.rooms import room_name
+from ..io.config import NodeConfig
+from .pipe import PipeClient
+
+
+class NodeFacets:
+    """Mixed into ``api.node.Node`` and ``aio.Node`` (which set ``node_id``)."""
+
+    node_id: str
+    _client: PipeClient
+
+    def _init_facets(self, config: NodeConfig) -> None:
+        self.user: str = config.user
+        self._joined = list(config.rooms)  # the rooms we are in, the current one first
+        self._last_room = config.rooms[0]  # the current room while we are in none
+
+    @property
+    def room(self) -> str:
+        """The current room: where ``send`` posts unless told otherwise."""
+        return self._joined[0] if self._joined else self._last_room
+
+    @property
+    def rooms(self) -> list[str]:
+        """The rooms this node is in, the current one first."""
+        return list(self._joined)
+
+    def topic(self, room: str | None = None) -> Topic | None:
+        """The topic of ``room`` (default: the current one) as this node knows it, or
+        None (none set, or a room this node is not in)."""
+        return self._client.topics.get(self._room_or_current(room))
+
+    def _room_or_current(self, room: str | None) -> str:
+        return room_name(room) if room is not None else self.room
+
+    def _now_in(self, room: str) -> None:
+        """Joined ``room``: it is the current room now."""
+        if room in self._joined:
+            self._joined.remove(room)
+        self._joined.insert(0, room)
+
+    def _left(self, room: str) -> None:
+        if room in self._joined:
+            self._joined.remove(room)
+        if not self._joined:
+            self._last_room = room
+
+    def draft(
+        self, text: str, *, subject: str | None = None, to: str | None = None,
+        room: str | None = None, id: str | None = None,
+    ) -> Draft:
+        """The draft ``send`` would post, checked now (MessageError names a bad field)."""
+        if to is not None:
+            check_name(to, "to")
+            if room is not None:
+                raise UsageError("a direct message (to=...) has no room; give one or the other")
+        else:
+            room = self._room_or_current(room)
+        sent_at = datetime.now(timezone.utc)
+        message_id = make_id(sent_at, os.urandom(10)) if id is None else id
+        draft = Draft(message_id, text, subject, to, sent_at, room)
+        draft.author(self.user, self.node_id or "0" * 32, 1)  # every field's own check
+        return draft
