@@ -35,6 +35,7 @@ class Server:
     child: Child
     db: Path | None
     curve: Path | None = None  # --secure: the server's public key and the clients' key pairs
+    beacon_port: int = 0  # ours: the UDP port it beacons on
 
 
 def start_server(
@@ -59,9 +60,10 @@ def start_server(
         child = procs.start(f"bare-{tag}", argv)
         return Server(kind, port, child, None)
     db = db or workdir / f"server-{tag}.db"
+    beacon_port = free_udp_port()
     argv = our_node_argv(
         "-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-u", "benchserver",
-        "--db", str(db), "-i", "lo", "--beacon-port", str(free_udp_port()),
+        "--db", str(db), "-i", "lo", "--beacon-port", str(beacon_port),
     )  # fmt: skip
     env, curve = None, None
     if secure_clients:
@@ -69,7 +71,7 @@ def start_server(
         argv.append("--secure")
         env = {"XDG_CONFIG_HOME": str(config)}
     child = procs.start(f"server-{tag}", argv, env=env)
-    return Server(kind, port, child, db, curve)
+    return Server(kind, port, child, db, curve, beacon_port)
 
 
 def _secure_keys(root: Path, clients: int) -> tuple[Path, Path]:

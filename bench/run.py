@@ -33,6 +33,7 @@ ITEMS = {
     "catchup": "catchup",
     "pipelines": "pipelines",
     "send": "send",
+    "api": "api",
     "idle": "idle",
     "overload": "overload",
 }
