@@ -127,3 +127,23 @@ def test_the_examples_are_strictly_typed():
     done = subprocess.run([str(mypy), "--strict", str(EXAMPLES)], capture_output=True,
                           text=True, cwd=EXAMPLES.parent, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_readmes_python_quick_start_runs(server, tmp_path):
+    """The README's code block, as a newcomer saves and runs it (pointed at this test's
+    server and inbox instead of the default port and ~/.local/share)."""
+    readme = (EXAMPLES.parent / "README.rst").read_text()
+    start = readme.index("From Python\n=====")
+    block = readme[readme.index(".. code-block:: python\n", start):]
+    lines = block.split("\n")[2:]
+    code = "\n".join(line[4:] for line in lines[: lines.index("It prints::") - 1])
+    ours = (f'address="127.0.0.1", port={server.router_port}, '
+            f'beacon_port={server.config.beacon_port}, db={str(tmp_path / "s7.db")!r}, ')
+    assert 'address="127.0.0.1", ' in code
+    script = tmp_path / "sensor.py"
+    script.write_text(code.replace('address="127.0.0.1", ', ours))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    expected = readme[readme.index("It prints::", start):].split("\n")[2:4]
+    assert done.stdout.splitlines() == [line.strip() for line in expected]
