@@ -36,6 +36,24 @@ class StoreError(Lab93Error):
     """The inbox could not be opened or written."""
 
 
+class StoreFault(StoreError):
+    """The store cannot be used now; no message is to blame.
+
+    Raised instead of a plain StoreError (which refuses the rows at hand: a
+    clash with a stored message) so that no caller mistakes a full disk for a
+    bad message and drops it.
+    """
+
+
+class StoreUnavailable(StoreFault):
+    """The store cannot be written now (a full or read-only disk, an unreachable database);
+    it may come back by itself."""
+
+
+class StoreLost(StoreFault):
+    """The inbox was deleted, replaced or damaged under the running node, which stops."""
+
+
 class ProtocolError(Lab93Error, ValueError):
     """A peer sent something this node does not understand."""
 

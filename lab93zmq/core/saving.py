@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import StoreError
+from .errors import StoreError, StoreFault
 from .inbox import Row
 from .message import Message
 
@@ -32,6 +32,8 @@ class SaveResult:
 def save_batch(inbox: Saves, rows: Sequence[Row]) -> SaveResult:
     try:
         return SaveResult(inbox.save_many(rows))
+    except StoreFault:
+        raise  # the store fails, not a row: nothing to save one by one
     except StoreError:
         pass
     fresh: list[bool] = []
@@ -39,6 +41,8 @@ def save_batch(inbox: Saves, rows: Sequence[Row]) -> SaveResult:
     for row in rows:
         try:
             fresh += inbox.save_many([row])
+        except StoreFault:
+            raise
         except StoreError as error:
             conflicts.append((row[0], str(error)))
             fresh.append(False)

@@ -9,15 +9,14 @@ which owns the database, the models and the column list read here.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import peewee as pw
 
 from ..core.batching import chunks
-from ..core.errors import StoreError
+from ..core.errors import StoreError, StoreFault
 from ..core.message import TOPIC, Message
 
 CHUNK = 500  # ids or numbers in one query: far below SQLite's bound-parameter limit
@@ -51,12 +50,17 @@ def from_row(row: tuple) -> Message:
 class ServerOrder:
     """The server-order queries of an inbox (see the module docstring)."""
 
-    _db: pw.Database
     _message: Any  # the message model class
     _columns: tuple
 
-    def _insert(self, batch: Batch, known: Container[str]) -> list[bool]:
-        raise NotImplementedError  # store.Inbox's
+    def _run(self, sql: str, params: Sequence = ()) -> Any:
+        raise NotImplementedError  # the backend's (store.Inbox, pg_store.PostgresStore)
+
+    def _executemany(self, sql: str, rows: Sequence[tuple]) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> Any:
+        raise NotImplementedError
 
     def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]:
         """Which of ``ids`` are stored: each with the number ``server_id`` gave it, or None.
@@ -70,7 +74,7 @@ class ServerOrder:
                 "SELECT id, server_id, server_seq FROM message"
                 f" WHERE id IN ({placeholders(len(chunk))})"
             )
-            for mid, sid, seq in self._db.execute_sql(sql, chunk):
+            for mid, sid, seq in self._run(sql, chunk):
                 found[mid] = seq if sid == server_id else None
         return found
 
@@ -81,17 +85,23 @@ class ServerOrder:
         value = m.select(pw.fn.MAX(m.server_seq)).where(mine).scalar()
         return value or 0
 
-    def room_head(self, server_id: str, room: str) -> int:
-        """The server number of ``room``'s newest message (0: none)."""
-        sql = (
-            f"SELECT MAX(server_seq) FROM message WHERE room = ? AND server_id = ? AND {ROOM_ORDER}"
-        )
-        return self._db.execute_sql(sql, (room, server_id)).fetchone()[0] or 0
+    def room_head(self, server_id: str, room: str, below: int | None = None) -> int:
+        """The server number of ``room``'s newest message (0: none); with ``below``, of its
+        newest numbered below that (what came before a message in its chain)."""
+        sql = "SELECT MAX(server_seq) FROM message WHERE room = ? AND server_id = ?"
+        sql += f" AND {ROOM_ORDER}"
+        params: tuple = (room, server_id)
+        if below is not None:
+            sql, params = sql + " AND server_seq < ?", (*params, below)
+        return self._run(sql, params).fetchone()[0] or 0
 
-    def direct_head(self, server_id: str, user: str) -> int:
-        """The server number of the newest direct message to or from ``user`` (0: none)."""
+    def direct_head(self, server_id: str, user: str, below: int | None = None) -> int:
+        """The server number of the newest direct message to or from ``user`` (0: none);
+        with ``below``, of the newest numbered below that."""
         m = self._message
         bound = (m.server_id == server_id) & m.server_seq.is_null(False)
+        if below is not None:
+            bound &= m.server_seq < below
         # Two queries, so each side can use its index.
         to_user = m.select(pw.fn.MAX(m.server_seq)).where(bound & (m.recipient == user)).scalar()
         from_user = (
@@ -108,7 +118,7 @@ class ServerOrder:
             "SELECT server_seq FROM message WHERE room = ? AND server_id = ?"
             f" AND {ROOM_ORDER} ORDER BY server_seq DESC LIMIT 1 OFFSET ?"
         )
-        row = self._db.execute_sql(sql, (room, server_id, count)).fetchone()
+        row = self._run(sql, (room, server_id, count)).fetchone()
         return 0 if row is None else row[0]
 
     def room_heads(self, server_id: str) -> dict[str, tuple[int, int]]:
@@ -127,9 +137,9 @@ class ServerOrder:
         )
         rooms: dict[str, tuple[int, int]] = {}
         room = ""
-        while (row := self._db.execute_sql(first, (room, server_id)).fetchone()) is not None:
+        while (row := self._run(first, (room, server_id)).fetchone()) is not None:
             room = row[0]
-            count, head = self._db.execute_sql(sizes, (room, server_id)).fetchone()
+            count, head = self._run(sizes, (room, server_id)).fetchone()
             rooms[room] = (count, head)
         return rooms
 
@@ -168,11 +178,11 @@ class ServerOrder:
         numbers: set[int] = set()
         for room, after in rooms.items():
             numbers.update(
-                r[0] for r in self._db.execute_sql(room_sql, (room, server_id, after, limit + 1))
+                r[0] for r in self._run(room_sql, (room, server_id, after, limit + 1))
             )
         for sql in (to_sql, from_sql):  # a message to oneself is in both: counted once
             numbers.update(
-                r[0] for r in self._db.execute_sql(sql, (user, server_id, direct_after, limit + 1))
+                r[0] for r in self._run(sql, (user, server_id, direct_after, limit + 1))
             )
         ordered = sorted(numbers)
         chosen = ordered[:limit]
@@ -204,16 +214,33 @@ class ServerOrder:
         row = query.tuples().first()
         return None if row is None else (row[SERVER_SEQ], from_row(row))
 
-    def save_unknown(self, batch: Batch, known: Container[str]) -> list[bool]:
-        """``save_many`` for a caller that has looked the ids up already (``held``).
+    # -- the order shared by the servers of a service (pg_store overrides these) --------
 
-        ``known`` holds the ids of the batch that are stored; those are skipped
-        without asking the database again, as is a second copy within the batch.
-        """
-        if not batch:
-            return []
-        with self._db.atomic():
-            return self._insert(batch, known)
+    def lock_order(self, server_id: str) -> int | None:
+        """Inside a commit's transaction: wait until no other server of the service numbers
+        messages, and return the order's head as stored now; None when this server is
+        the only one that writes its order (a SQLite file: ``InboxLock`` makes it so)."""
+        return None
+
+    def tell_order(self, server_id: str, head: int) -> None:
+        """Inside a commit's transaction: tell the other servers, once it commits, that
+        the order reached ``head`` (SQLite: no one to tell)."""
+
+    def numbered_after(
+        self, server_id: str, after: int, limit: int
+    ) -> list[tuple[int, Message]]:
+        """The messages numbered above ``after``, in order, at most ``limit``: what other
+        servers of the service stored since this one last looked."""
+        m = self._message
+        query = (
+            m.select(*self._columns)
+            .where(
+                (m.server_id == server_id) & m.server_seq.is_null(False) & (m.server_seq > after)
+            )
+            .order_by(m.server_seq)
+            .limit(limit)
+        )
+        return [(row[SERVER_SEQ], from_row(row)) for row in query.tuples()]
 
     def set_server_seq(self, message_id: str, server_id: str, server_seq: int) -> None:
         """Record the order a server gave a message this node had already stored."""
@@ -229,7 +256,9 @@ class ServerOrder:
         table = self._message._meta.table_name
         sql = f"UPDATE {table} SET server_id = ?, server_seq = ? WHERE id = ?"
         try:
-            with self._db.atomic():
-                self._db.cursor().executemany(sql, rows)
-        except (pw.IntegrityError, sqlite3.IntegrityError) as error:
+            with self.transaction():
+                self._executemany(sql, rows)
+        except StoreFault:
+            raise
+        except StoreError as error:
             raise StoreError(f"the inbox refused a server number: {error}") from None

@@ -3,7 +3,10 @@
 peewee over SQLite in WAL mode. One ``Inbox`` per node; it must be used from
 one thread only (the actor that owns it). Each ``Inbox`` gets its own model
 classes bound to its own database, so a server and its clients can live in one
-test process without sharing state.
+test process without sharing state. What SQLite and PostgreSQL stores share is
+in ``store_base.py`` (saving, reading, the outbox) and ``server_order.py``
+(the repeater's order); a repeater server may use ``pg_store.PostgresStore``
+instead (``open_store``).
 
 Two numbering schemes meet here:
 
@@ -11,181 +14,82 @@ Two numbering schemes meet here:
   and direct messages are counted separately, so the room sequence of an origin
   has no holes and catch-up can compare contiguous high-water marks.
 * ``server_id``/``server_seq``: the order a repeater server gave a message.
+
+Faults (``store_faults.py``) are raised as a sentence: a full or read-only
+disk as ``StoreUnavailable`` (the caller refuses what it cannot store and goes
+on), a damaged, deleted or replaced file as ``StoreLost`` (the node stops).
+After each commit, and whenever the shell calls ``verify``, the path is
+checked to still name the file the node opened.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
-import sqlite3
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import peewee as pw
 
-from ..core.errors import StoreError
-from ..core.message import TOPIC, Message, time_text
+from ..core.errors import StoreError, StoreFault
 from ..core.rooms import DEFAULT_ROOM
 from .paths import prepare_parent
-from .server_order import ServerOrder, from_row, placeholders
-
-_from_tuple, _placeholders = from_row, placeholders  # the names this module grew up with
-
-SCHEMA_VERSION = 2  # 2: rooms (message.room, message.kind; room numbering per room)
-_CHUNK = 500  # stay far below SQLite's bound-parameter limit
-ROOM_ORIGIN_INDEX = "message_room_origin_seq_by_room"
-
-
-def _models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Model]]:
-    class Base(pw.Model):
-        class Meta:
-            database = db
-            legacy_table_names = False
-
-    class Meta(Base):
-        key = pw.CharField(primary_key=True)
-        value = pw.TextField()
-
-    class StoredMessage(Base):
-        id = pw.CharField(primary_key=True, max_length=32)
-        author = pw.CharField(max_length=64)
-        recipient = pw.CharField(max_length=64, null=True)
-        subject = pw.TextField(null=True)
-        content = pw.TextField()
-        sent_at = pw.CharField(max_length=40)  # ISO 8601 UTC: sorts as text
-        origin = pw.CharField(max_length=32)
-        origin_seq = pw.IntegerField()
-        room = pw.CharField(max_length=32, null=True)  # null: a direct message
-        kind = pw.CharField(max_length=16, null=True)  # null: chat; "topic"
-        server_id = pw.CharField(max_length=32, null=True)
-        server_seq = pw.IntegerField(null=True)
-        # Local arrival order, for --history and "last N".
-        arrival = pw.IntegerField(index=True)
-
-        class Meta:
-            table_name = "message"
-
-    # An origin numbers each room apart (schema 1 had one room: origin, origin_seq).
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.origin,
-            StoredMessage.origin_seq,
-            unique=True,
-            where=StoredMessage.recipient.is_null(True),
-            name=ROOM_ORIGIN_INDEX,
-        )
-    )
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.origin,
-            StoredMessage.origin_seq,
-            unique=True,
-            where=StoredMessage.recipient.is_null(False),
-            name="message_direct_origin_seq",
-        )
-    )
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            unique=True,
-            where=StoredMessage.server_seq.is_null(False),
-            name="message_server_seq",
-        )
-    )
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.recipient,
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            where=StoredMessage.recipient.is_null(False),
-            name="message_direct_recipient",
-        )
-    )
-    # A room's part of the server order: its head, its tail, what follows a tip.
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            where=StoredMessage.recipient.is_null(True) & StoredMessage.server_seq.is_null(False),
-            name="message_room_server_seq",
-        )
-    )
-    # A room's topic messages, newest first: its current topic is the first.
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.sent_at,
-            StoredMessage.id,
-            where=StoredMessage.kind.is_null(False),
-            name="message_room_topic",
-        )
-    )
-    # The "from" side of a user's direct messages; without it, finding the last
-    # one of a user who never sent any walked the whole server order (0.27 s at
-    # a million rows, on every HELLO).
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.author,
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            where=StoredMessage.recipient.is_null(False),
-            name="message_direct_author",
-        )
-    )
-
-    class Outbox(Base):
-        """Messages this node authored that are not acknowledged yet."""
-
-        message_id = pw.CharField(primary_key=True, max_length=32)
-        queued = pw.IntegerField()  # order of queueing, so re-sends keep order
-
-    return Meta, StoredMessage, Outbox
-
-
-# The group-commit hot path: one executemany of plain tuples. peewee's
-# insert_many builds the SQL row by row (~45 us a row here); this is ~10x less.
-_INSERT = (
-    "INSERT INTO message (id, author, recipient, subject, content, sent_at, origin,"
-    " origin_seq, room, kind, server_id, server_seq, arrival)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+from .server_order import ServerOrder
+from .store_base import StoreBase
+from .store_faults import (
+    DATABASE_ERRORS,
+    INTEGRITY_ERRORS,
+    FileWatch,
+    damaged,
+    is_damage,
+    sqlite_fault,
 )
+from .store_schema import ROOM_ORIGIN_INDEX, SCHEMA_VERSION, columns, models
+
+__all__ = ["Inbox", "SCHEMA_VERSION", "ROOM_ORIGIN_INDEX", "damaged", "open_store", "utc_now"]
 
 
-def _to_row(message: Message, server_id: str | None, server_seq: int | None, arrival: int) -> tuple:
-    return (
-        message.id,
-        message.author,
-        message.recipient,
-        message.subject,
-        message.content,
-        time_text(message.sent_at),
-        message.origin,
-        message.origin_seq,
-        message.room,
-        message.kind,
-        server_id,
-        server_seq,
-        arrival,
-    )
+class _Sqlite(pw.SqliteDatabase):
+    """peewee's SQLite, telling faults as StoreFault sentences (``fault``), never as a
+    rollback that failed after SQLite had already ended the transaction."""
+
+    fault: Callable[[BaseException], StoreError] = staticmethod(StoreError)  # type: ignore
+
+    def _execute_cursor(self, sql: str, params: Any, **options: Any) -> Any:
+        try:
+            return super()._execute_cursor(sql, params, **options)
+        except INTEGRITY_ERRORS:
+            raise
+        except DATABASE_ERRORS as error:
+            if sql.startswith("ROLLBACK"):
+                return None  # the failed statement ended the transaction itself
+            raise self.fault(error) from None
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        except DATABASE_ERRORS:
+            pass  # as above: there was nothing left to roll back
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except INTEGRITY_ERRORS:
+            raise
+        except DATABASE_ERRORS as error:
+            raise self.fault(error) from None
 
 
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    """``items`` in slices of at most ``size`` (peewee's ``chunked`` pads each to ``size``)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class Inbox(ServerOrder):
+class Inbox(StoreBase, ServerOrder):
     """A node's inbox file. Open it, use it from one thread, close it."""
 
     def __init__(self, path: Path | str, *, new_node_id: bytes | None = None) -> None:
         self.path = Path(path)
         prepare_parent(self.path)
-        self._db = pw.SqliteDatabase(
+        self._watch: FileWatch | None = None
+        self._db = _Sqlite(
             str(self.path),
             pragmas={
                 "journal_mode": "wal",
@@ -197,24 +101,12 @@ class Inbox(ServerOrder):
             },
             check_same_thread=False,  # opened by one thread, used by the actor thread
         )
-        self._meta, self._message, self._outbox = _models(self._db)
-        m = self._message
-        # What reads select: a Message's fields, then its server number (SERVER_SEQ).
-        self._columns = (
-            m.id,
-            m.author,
-            m.recipient,
-            m.subject,
-            m.content,
-            m.sent_at,
-            m.origin,
-            m.origin_seq,
-            m.room,
-            m.kind,
-            m.server_seq,
-        )
+        self._db.fault = lambda error: sqlite_fault(self.path, error, self._watch)
+        self._meta, self._message, self._outbox = models(self._db)
+        self._columns = columns(self._message)
         try:
             self._db.connect()
+            self._watch = FileWatch(self.path)
             self._check_intact()
             with self._db.atomic():
                 self._migrate()  # an older inbox first gets the columns today's tables need
@@ -223,11 +115,11 @@ class Inbox(ServerOrder):
                 self.node_id = self._load_node_id(new_node_id)
             os.chmod(self.path, 0o600)
         except StoreError:
-            self._db.close()
+            self.close()
             raise
-        except (pw.DatabaseError, sqlite3.DatabaseError) as error:
-            self._db.close()
-            if _is_damage(error):
+        except (*DATABASE_ERRORS, OSError) as error:
+            self.close()
+            if is_damage(error):
                 raise damaged(self.path, str(error)) from None
             raise StoreError(f"cannot open the inbox {self.path}: {error}") from None
         self._arrival = self._message.select(pw.fn.MAX(self._message.arrival)).scalar() or 0
@@ -237,12 +129,20 @@ class Inbox(ServerOrder):
 
     def close(self) -> None:
         self._db.close()
+        if self._watch is not None:
+            self._watch.close()
 
     def __enter__(self) -> Inbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def verify(self) -> None:
+        """StoreLost when the path no longer names the file this inbox opened (deleted,
+        or replaced by another); the shells call it on a timer."""
+        if self._watch is not None:
+            self._watch.check()
 
     def _check_intact(self) -> None:
         """SQLite's quick check (every page's structure; about 60 ms for 300,000
@@ -295,120 +195,36 @@ class Inbox(ServerOrder):
             self.set_meta("node_id", node_id)
         return node_id
 
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self._meta.get_or_none(self._meta.key == key)
-        return default if row is None else row.value
+    # -- the backend's part of StoreBase ---------------------------------------
 
-    def set_meta(self, key: str, value: str) -> None:
-        self._meta.replace(key=key, value=value).execute()
+    def _run(self, sql: str, params: Sequence = ()) -> Any:
+        return self._db.execute_sql(sql, params)
 
-    # -- saving --------------------------------------------------------------
-
-    def save(
-        self, message: Message, server_id: str | None = None, server_seq: int | None = None
-    ) -> bool:
-        """Store one message; False when its id was already stored (a no-op)."""
-        return self.save_many([(message, server_id, server_seq)])[0]
-
-    def save_many(self, batch: Sequence[tuple[Message, str | None, int | None]]) -> list[bool]:
-        """Store a batch in one transaction; for each item, whether it was new.
-
-        A message whose id is already stored is skipped, as is a second copy
-        within the batch itself.
-        """
-        if not batch:
-            return []
-        with self._db.atomic():
-            return self._insert(batch, self._known_ids([m.id for m, _, _ in batch]))
-
-    def _insert(
-        self, batch: Sequence[tuple[Message, str | None, int | None]], known: Container[str]
-    ) -> list[bool]:
-        # The caller holds a transaction (or savepoint): a refused row undoes the batch.
-        rows, fresh, seen = [], [], set()
-        arrival = self._arrival
-        for message, server_id, server_seq in batch:
-            mid = message.id
-            is_new = mid not in known and mid not in seen
-            fresh.append(is_new)
-            if is_new:
-                seen.add(mid)
-                arrival += 1
-                rows.append(_to_row(message, server_id, server_seq, arrival))
+    def _executemany(self, sql: str, rows: Sequence[tuple]) -> None:
         try:
-            self._db.cursor().executemany(_INSERT, rows)
-        except (pw.IntegrityError, sqlite3.IntegrityError) as error:
+            self._db.cursor().executemany(sql, rows)
+        except INTEGRITY_ERRORS as error:
             raise StoreError(f"the inbox refused a message: {error}") from None
-        self._arrival = arrival
-        return fresh
+        except DATABASE_ERRORS as error:
+            raise self._db.fault(error) from None
 
-    def _known_ids(self, ids: Iterable[str]) -> set[str]:
-        known: set[str] = set()
-        for chunk in _chunks(list(ids)):
-            sql = f"SELECT id FROM message WHERE id IN ({_placeholders(len(chunk))})"
-            known.update(row[0] for row in self._db.execute_sql(sql, chunk))
-        return known
-
-    # -- reading ---------------------------------------------------------------
-
-    def get(self, message_id: str) -> Message | None:
-        m = self._message
-        row = m.select(*self._columns).where(m.id == message_id).tuples().first()
-        return None if row is None else _from_tuple(row)
-
-    def __contains__(self, message_id: str) -> bool:
-        return self._message.select().where(self._message.id == message_id).exists()
-
-    def count(self) -> int:
-        return self._message.select().count()
-
-    def history(
-        self,
-        limit: int | None = None,
-        room: str | Sequence[str] | None = None,
-        chat_only: bool = False,
-    ) -> list[Message]:
-        """The inbox oldest first, in the messages' own order: by ``sent_at``, and
-        messages of the same microsecond in the order they came in; with ``limit``,
-        the newest N; with ``room``, only that room's messages. Not arrival order: a
-        message caught up from a peer is shown where it was written, not where it
-        came in. ``chat_only``: leave out topic messages (what people are shown: a
-        topic message sets a topic, see ``current_topic``; it is not a line of the
-        conversation)."""
-        m = self._message
-        query = m.select(*self._columns).order_by(m.sent_at.desc(), m.arrival.desc())
-        if chat_only:
-            query = query.where(m.kind.is_null())
-        if isinstance(room, str):
-            query = query.where(m.room == room)
-        elif room is not None:
-            query = query.where(m.room.in_(list(room)))
-        if limit is not None:
-            query = query.limit(limit)
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything done inside ``with inbox.transaction():`` commits together (or not
+        at all); after the outermost commit, the file is checked to be still ours, so
+        nothing is acknowledged into a file that was deleted or replaced."""
+        outermost = self._db.transaction_depth() == 0
         try:
-            rows = list(query.tuples())
-        except (pw.DatabaseError, sqlite3.DatabaseError) as error:
-            if _is_damage(error):
-                raise damaged(self.path, str(error)) from None
+            with self._db.atomic():
+                yield
+        except INTEGRITY_ERRORS as error:
+            raise StoreError(f"the inbox refused a message: {error}") from None
+        except StoreFault:
             raise
-        return [_from_tuple(row) for row in reversed(rows)]
-
-    def current_topic(self, room: str) -> Message | None:
-        """``room``'s topic message that wins: the greatest (sent_at, id) of its topic
-        messages in this inbox, or None when it has none."""
-        m = self._message
-        query = (
-            m.select(*self._columns)
-            .where((m.room == room) & (m.kind == TOPIC))
-            .order_by(m.sent_at.desc(), m.id.desc())
-            .limit(1)
-        )
-        row = query.tuples().first()
-        return None if row is None else _from_tuple(row)
-
-    def transaction(self):
-        """Everything done inside ``with inbox.transaction():`` commits together (or not at all)."""
-        return self._db.atomic()
+        except DATABASE_ERRORS as error:  # a fault met outside a statement (a cursor's read)
+            raise self._db.fault(error) from None
+        if outermost:
+            self.verify()
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database file now (a passive checkpoint).
@@ -419,123 +235,15 @@ class Inbox(ServerOrder):
         """
         self._db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    # -- broadcast: per-origin sequences ------------------------------------------
 
-    def next_origin_seq(self, origin: str, direct: bool, room: str = DEFAULT_ROOM) -> int:
-        """The next number ``origin`` gives to a direct message, or to a message of ``room``."""
-        m = self._message
-        if direct:
-            scope = m.recipient.is_null(False)
-        else:
-            scope = m.recipient.is_null(True) & (m.room == room)
-        value = m.select(pw.fn.MAX(m.origin_seq)).where((m.origin == origin) & scope).scalar()
-        return (value or 0) + 1
+def open_store(where: str | Path) -> Any:
+    """A repeater server's store: a PostgreSQL database for a ``postgresql://`` URL, else
+    the SQLite inbox at that path."""
+    if isinstance(where, str) and where.startswith(("postgresql://", "postgres://")):
+        from .pg_store import PostgresStore  # psycopg: loaded only by servers that use it
 
-    def origin_marks(self, room: str = DEFAULT_ROOM) -> dict[str, int]:
-        """For each origin, the highest n such that its messages 1..n of ``room`` are all here.
-
-        Uses the (room, origin, origin_seq) index: for each origin, the first place
-        where ``origin_seq`` stops matching its rank is the end of the prefix.
-        """
-        sql = """
-            SELECT origin, COUNT(*), MAX(origin_seq) FROM message
-            WHERE recipient IS NULL AND room = ? GROUP BY origin
-        """
-        marks: dict[str, int] = {}
-        for origin, count, highest in self._db.execute_sql(sql, (room,)).fetchall():
-            marks[origin] = highest if count == highest else self._contiguous(origin, room)
-        return marks
-
-    def _contiguous(self, origin: str, room: str) -> int:
-        # Only reached when an origin has a hole: find the first missing number.
-        sql = """
-            SELECT origin_seq FROM message
-            WHERE recipient IS NULL AND room = ? AND origin = ? ORDER BY origin_seq
-        """
-        expected = 1
-        for (seq,) in self._db.execute_sql(sql, (room, origin)):
-            if seq != expected:
-                break
-            expected += 1
-        return expected - 1
-
-    def origin_after(
-        self, origin: str, after_seq: int, limit: int, room: str = DEFAULT_ROOM
-    ) -> list[Message]:
-        """Messages of ``room`` by ``origin`` numbered above ``after_seq``, in order."""
-        m = self._message
-        query = (
-            m.select(*self._columns)
-            .where(
-                (m.room == room)
-                & (m.origin == origin)
-                & m.recipient.is_null(True)
-                & (m.origin_seq > after_seq)
-            )
-            .order_by(m.origin_seq)
-            .limit(limit)
-        )
-        return [_from_tuple(row) for row in query.tuples()]
-
-    # -- outbox -------------------------------------------------------------------
-
-    def queue(self, message: Message) -> None:
-        """Store a message this node authored and keep it until acknowledged."""
-        with self._db.atomic():
-            self.save(message)
-            if not self._outbox.select().where(self._outbox.message_id == message.id).exists():
-                self._queued += 1
-                self._outbox.insert(message_id=message.id, queued=self._queued).execute()
-
-    def queue_many(self, messages: Sequence[Message]) -> None:
-        """``queue`` for a batch, in one transaction (a front end's burst of lines)."""
-        if not messages:
-            return
-        o = self._outbox
-        with self._db.atomic():
-            self.save_many([(m, None, None) for m in messages])
-            queued: set[str] = set()
-            for chunk in _chunks([m.id for m in messages]):
-                query = o.select(o.message_id).where(o.message_id.in_(chunk))
-                queued.update(row[0] for row in query.tuples())
-            rows = []
-            for message in messages:
-                if message.id not in queued:
-                    queued.add(message.id)
-                    self._queued += 1
-                    rows.append({"message_id": message.id, "queued": self._queued})
-            for chunk in _chunks(rows, _CHUNK // 2):
-                o.insert_many(chunk).execute()
-
-    def outbox(self) -> list[Message]:
-        """Unacknowledged messages, in the order they were queued."""
-        m, o = self._message, self._outbox
-        query = m.select(*self._columns).join(o, on=(o.message_id == m.id)).order_by(o.queued)
-        return [_from_tuple(row) for row in query.tuples()]
-
-    def acknowledge(self, message_ids: Iterable[str]) -> int:
-        """Drop acknowledged messages from the outbox; how many were there."""
-        removed = 0
-        with self._db.atomic():
-            for chunk in _chunks(list(message_ids)):
-                removed += self._outbox.delete().where(self._outbox.message_id.in_(chunk)).execute()
-        return removed
-
-def _is_damage(error: Exception) -> bool:
-    # SQLITE_CORRUPT's text; SQLITE_NOTADB ("file is not a database") is not damage
-    # that .recover mends: that file was never an inbox.
-    return "malformed" in str(error)
-
-
-def damaged(path: Path, detail: str) -> StoreError:
-    """The sentence for a damaged inbox: which file, and how to get back what it holds."""
-    where = shlex.quote(str(path))
-    saved = shlex.quote(f"{path}.recovered")
-    return StoreError(
-        f"the inbox {path} is damaged (SQLite: {detail}); recover what it holds with"
-        f" 'sqlite3 {where} .recover | sqlite3 {saved}' and run with --db {saved}"
-        " (or move that file in its place)"
-    )
+        return PostgresStore(where)
+    return Inbox(where)
 
 
 def utc_now() -> datetime:

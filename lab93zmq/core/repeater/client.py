@@ -29,7 +29,7 @@ from datetime import datetime
 
 from ..authoring import Draft
 from ..endpoints import host_of
-from ..errors import ProtocolError, SecurityError
+from ..errors import ProtocolError, SecurityError, StoreUnavailable
 from ..events import Event, Notice, Status, Topic
 from ..inbox import ClientInbox
 from ..message import Message, check_node_id
@@ -56,6 +56,7 @@ from .outputs import (
     SubscribeFeed,
 )
 from .roomset import RoomSet
+from .trouble import Troubles
 from .window import WINDOW, Outgoing, PostWindow, author, author_topic, numbering, outgoing
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ Handler = Callable[[Command, float], list[ClientOutput]]
 FeedHandler = Callable[[str, Command, float], list[ClientOutput]]
 
 
-class ClientCore(Choosing):
+class ClientCore(Choosing, Troubles):
     """A repeater client's logic: connect, replay, merge live, post, heartbeat.
 
     ``submit`` queues authored messages in the outbox; ``flush`` stores what
@@ -346,7 +347,7 @@ class ClientCore(Choosing):
 
     def _on_ack(self, command: Command, now: float) -> list[ClientOutput]:
         self.posts.on_ack(command.header)
-        return []
+        return list(self.server_stores())
 
     def _on_reject(self, command: Command, now: float) -> list[ClientOutput]:
         self.posts.on_reject(command.header)
@@ -372,6 +373,8 @@ class ClientCore(Choosing):
         if code == ErrorCode.FORBIDDEN.value:
             # Trying again cannot help: the user must change -u or the key.
             raise SecurityError(f"the repeater at {self.endpoint} refused us: {reason}")
+        if code == ErrorCode.UNAVAILABLE.value:
+            return list(self.server_unavailable(command.header, now))
         if code == ErrorCode.HELLO_FIRST.value:
             # The server restarted (or forgot us): a new session, as after a drop.
             why = f"the repeater at {self.endpoint} lost our session; reconnecting"
@@ -451,11 +454,16 @@ class ClientCore(Choosing):
         """Store arrivals, acknowledgements and marks in one transaction; send posts."""
         out: list[ClientOutput] = []
         marks = self.catchup.chains.marks() if self.listen else None
-        if self.catchup.arrived or self.ledger.due(marks, self.posts):
+        due = self.catchup.arrived or self.ledger.due(marks, self.posts)
+        if due and self.inbox_writable(now):
             arrived = self.catchup.take_arrived()
             # Not welcomed yet, a PART still counts: under the server our chains are of.
             server = self.server_id or self._chains_of
-            out += self.ledger.commit(server, marks, self.posts, arrived)
+            try:
+                out += self.ledger.commit(server, marks, self.posts, arrived)
+            except StoreUnavailable as exc:  # trouble.py: back to what the inbox holds
+                return out + self.inbox_failed(exc, now)
+            out += self.inbox_works()
         if self.phase is Phase.READY:
             out += self.posts.posts(now)
         return out
@@ -473,6 +481,8 @@ class ClientCore(Choosing):
         for deadline in (fetches.next_deadline(dead), self.posts.next_deadline(2 * dead)):
             if deadline is not None:
                 deadlines.append(deadline)
+        if self.inbox_fault is not None:
+            deadlines.append(self.inbox_retry)
         return min(deadlines)
 
     def tick(self, now: float) -> list[ClientOutput]:

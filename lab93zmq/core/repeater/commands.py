@@ -99,10 +99,11 @@ class ErrorCode(str, enum.Enum):
     BAD_REQUEST = "bad-request"  # a known command with bad header fields
     HELLO_FIRST = "hello-first"  # no session: say HELLO (again)
     FORBIDDEN = "forbidden"  # secure mode: HELLO names another user than the client's key
+    UNAVAILABLE = "unavailable"  # the store cannot be used now: posts are kept, sent again later
 
 
-def error(code: ErrorCode, reason: str) -> Command:
-    return RepeaterVerb.ERROR.command({"code": code.value, "reason": reason})
+def error(code: ErrorCode, reason: str, **more: object) -> Command:
+    return RepeaterVerb.ERROR.command({"code": code.value, "reason": reason, **more})
 
 
 def refusal_code(frames: Sequence[bytes]) -> ErrorCode:

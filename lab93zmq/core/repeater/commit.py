@@ -7,6 +7,17 @@ transaction stores them. Only then are they acknowledged, published (room
 messages, on the PUB) and delivered (direct messages, to the sessions of their
 addressee and of their author): nothing is told that was not committed.
 
+The servers of one service (one PostgreSQL database) share that sequence:
+each commit first takes the service's order lock (``inbox.lock_order``), so
+numbers are given in commit order and every server sees the same prefix; what
+the others committed since this server last looked is announced first
+(``follow``, also when the store tells of a commit: ``inbox.tell_order``), in
+number order, so every client of every server hears one order.
+
+A store that fails (``StoreFault``: a full or read-only disk, a database out
+of reach) refuses the whole batch with ERROR ``unavailable``: the posts stay
+in their clients' outboxes and are sent again; nothing moved.
+
 Every numbered message also carries ``prev``, the number before it in its
 *chain*: its room, or one user's direct messages. Chains are kept by name
 (``room_chain(room)``, ``direct_chain(user)``); a room's messages are
@@ -20,16 +31,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..batching import chunks
-from ..errors import StoreError
+from ..errors import StoreError, StoreFault
 from ..events import Accepted, Rejected
 from ..inbox import ServerInbox
 from ..message import Message
-from .commands import BATCH_LIMIT, RepeaterVerb
+from .commands import BATCH_LIMIT, ErrorCode, RepeaterVerb, error
 from .outputs import PublishRoom, ReplyTo, ServerOutput
 
 log = logging.getLogger(__name__)
 
 ACK_LIMIT = 500  # ids in one ACK header (keeps it far below wire.MAX_HEADER_BYTES)
+FOLLOW_LIMIT = 2000  # messages of other servers one follow (or one commit) reads at most
+RETRY = 1.0  # seconds a client waits before it sends posts refused as ``unavailable`` again
 ROOM_PREFIX, DIRECT_PREFIX = "#", "dm:"  # a chain name starts with one of these
 
 
@@ -62,6 +75,7 @@ class Numbered:
     seq: int
     post: Post
     prevs: dict[str, int] = field(default_factory=dict)
+    followed: bool = False  # another server of the service stored it; this one tells it
 
     @property
     def payload(self) -> bytes:
@@ -77,12 +91,14 @@ class Flushed:
     duplicates: int = 0
     refused: int = 0
     fresh: list[Numbered] = field(default_factory=list)  # what was new, numbered
+    fault: StoreFault | None = None  # the store failed: every post was refused for now
 
     def add(self, announced: tuple[list[ServerOutput], list[Numbered]], posts: list[Post]) -> None:
         outputs, fresh = announced
+        own = sum(1 for numbered in fresh if not numbered.followed)
         self.outputs += outputs
-        self.stored += len(fresh)
-        self.duplicates += len(posts) - len(fresh)
+        self.stored += own
+        self.duplicates += len(posts) - own
         self.fresh += fresh
 
 
@@ -107,12 +123,15 @@ class GroupCommit:
 
     def chain_head(self, chain: str) -> int:
         if chain not in self._heads:
-            if chain.startswith(ROOM_PREFIX):
-                head = self.inbox.room_head(self.server_id, chain.removeprefix(ROOM_PREFIX))
-            else:
-                head = self.inbox.direct_head(self.server_id, chain.removeprefix(DIRECT_PREFIX))
-            self._heads[chain] = head
+            self._heads[chain] = self._stored_head(chain, below=self.head + 1)
         return self._heads[chain]
+
+    def _stored_head(self, chain: str, below: int) -> int:
+        """``chain``'s newest number below ``below``, as stored (so a number another
+        server gave after the ones this server has announced is not counted yet)."""
+        if chain.startswith(ROOM_PREFIX):
+            return self.inbox.room_head(self.server_id, chain.removeprefix(ROOM_PREFIX), below)
+        return self.inbox.direct_head(self.server_id, chain.removeprefix(DIRECT_PREFIX), below)
 
     @property
     def pending(self) -> int:
@@ -128,23 +147,33 @@ class GroupCommit:
 
         When the inbox refuses the batch (a message clashes with a stored one,
         e.g. the same origin and origin number under another id), the posts
-        are stored one by one and only the refused ones are rejected.
+        are stored one by one and only the refused ones are rejected. When the
+        store fails, every post is refused for now (``unavailable``).
         """
         flushed = Flushed()
         if not self._pending:
             return flushed
         pending, self._pending = self._pending, []
         try:
-            flushed.add(self._announce(*self._commit(pending), sessions), pending)
-        except StoreError as exc:
-            if len(pending) > 1:
-                log.warning("the inbox refused a batch (%s); storing one by one", exc)
-            for post in pending:  # in order: each one's answer where it stood
-                try:
-                    flushed.add(self._announce(*self._commit([post]), sessions), [post])
-                except StoreError as exc:
-                    flushed.outputs += self._refused(post, exc)
-                    flushed.refused += 1
+            try:
+                flushed.add(self._announce(*self._commit(pending), sessions), pending)
+            except StoreFault:
+                raise
+            except StoreError as exc:
+                if len(pending) > 1:
+                    log.warning("the inbox refused a batch (%s); storing one by one", exc)
+                for index, post in enumerate(pending):  # in order: each one's answer where it stood
+                    try:
+                        flushed.add(self._announce(*self._commit([post]), sessions), [post])
+                    except StoreFault:
+                        pending = pending[index:]
+                        raise
+                    except StoreError as exc:
+                        flushed.outputs += self._refused(post, exc)
+                        flushed.refused += 1
+        except StoreFault as fault:
+            flushed.fault = fault
+            flushed.outputs += self.unavailable(pending, str(fault))
         return flushed
 
     @staticmethod
@@ -157,16 +186,68 @@ class GroupCommit:
         items = [[message.id, reason]]
         return [ReplyTo(post.identity, RepeaterVerb.REJECT.command({"items": items}))]
 
-    def _commit(self, pending: list[Post]) -> tuple[dict[bytes | None, list[list]], list[Numbered]]:
+    @staticmethod
+    def unavailable(posts: Sequence[Post], reason: str) -> list[ServerOutput]:
+        """Refuse ``posts`` for now: ERROR ``unavailable`` to each session naming its posts
+        (they stay in its outbox), Rejected for the server's own front end's."""
+        out: list[ServerOutput] = []
+        by_session: dict[bytes, list[str]] = {}
+        for post in posts:
+            if post.identity is None:
+                out.append(Rejected(post.message.id, f"not stored: {reason}"))
+            else:
+                by_session.setdefault(post.identity, []).append(post.message.id)
+        text = f"the repeater cannot store posts now: {reason}"
+        for identity, ids in by_session.items():
+            for chunk in chunks(ids, ACK_LIMIT):
+                command = error(ErrorCode.UNAVAILABLE, text, ids=list(chunk), retry=RETRY)
+                out.append(ReplyTo(identity, command))
+        return out
+
+    def refuse_pending(self, reason: str) -> list[ServerOutput]:
+        """Refuse every waiting post for now, without asking the store (it just failed)."""
+        pending, self._pending = self._pending, []
+        return self.unavailable(pending, reason)
+
+    def follow(self, sessions: Mapping[str, Sequence[bytes]]) -> Flushed:
+        """Announce what the other servers of the service stored since this one last
+        looked (nothing for a server that is the only one on its order)."""
+        flushed = Flushed()
+        rows = self.inbox.numbered_after(self.server_id, self.head, FOLLOW_LIMIT)
+        if rows:
+            heads: dict[str, int] = {}
+            followed = self._link(rows, heads)
+            self.head = rows[-1][0]
+            self._heads.update(heads)
+            flushed.add(self._announce({}, followed, sessions), [])
+        return flushed
+
+    def _link(self, rows: Sequence[tuple[int, Message]], heads: dict[str, int]) -> list[Numbered]:
+        """Rows another server numbered, each with ``prev`` in its chains; ``heads`` gets
+        the chains' new heads (kept only once the caller commits to them)."""
+        linked = []
+        for seq, message in rows:
+            prevs = {}
+            for chain in chains_of(message):
+                if chain in heads:
+                    prevs[chain] = heads[chain]
+                elif chain in self._heads:
+                    prevs[chain] = self._heads[chain]
+                else:
+                    prevs[chain] = self._stored_head(chain, below=seq)
+                heads[chain] = seq
+            linked.append(Numbered(seq, Post(None, message, None), prevs, followed=True))
+        return linked
+
+    def _commit(
+        self, pending: list[Post]
+    ) -> tuple[dict[bytes | None, list[list]], list[Numbered]]:
         """Number and store ``pending`` in one transaction; raises StoreError, then
-        nothing moved."""
-        # One lookup: which ids are stored, and which of those this server numbered.
-        held = self.inbox.held(self.server_id, [p.message.id for p in pending])
-        known = {mid: seq for mid, seq in held.items() if seq is not None}
+        nothing moved. What other servers of the service committed before this one
+        got the order lock comes first in what is announced, in order."""
         acks: dict[bytes | None, list[list]] = {}
         fresh: list[Numbered] = []
         # The heads move only once the transaction is committed.
-        head = self.head
         heads: dict[str, int] = {}
 
         def link(chain: str, seq: int) -> int:
@@ -174,26 +255,39 @@ class GroupCommit:
             heads[chain] = seq
             return prev
 
-        for post in pending:
-            message = post.message
-            seq = known.get(message.id)
-            if seq is None:
-                seq = head = head + 1
-                known[message.id] = seq
-                fresh.append(Numbered(seq, post, {c: link(c, seq) for c in chains_of(message)}))
-            acks.setdefault(post.identity, []).append([message.id, seq])
         with self.inbox.transaction():
-            stored = self.inbox.save_unknown(
-                [(n.post.message, self.server_id, n.seq) for n in fresh], held
+            stored = self.inbox.lock_order(self.server_id)
+            head = self.head
+            while stored is not None and head < stored:  # others' commits, not yet announced
+                rows = self.inbox.numbered_after(self.server_id, head, FOLLOW_LIMIT)
+                if not rows:
+                    break
+                fresh += self._link(rows, heads)
+                head = rows[-1][0]
+            # One lookup: which ids are stored, and which of those this order numbered.
+            held = self.inbox.held(self.server_id, [p.message.id for p in pending])
+            known = {mid: seq for mid, seq in held.items() if seq is not None}
+            numbered: list[Numbered] = []
+            for post in pending:
+                message = post.message
+                seq = known.get(message.id)
+                if seq is None:
+                    seq = head = head + 1
+                    known[message.id] = seq
+                    prevs = {c: link(c, seq) for c in chains_of(message)}
+                    numbered.append(Numbered(seq, post, prevs))
+                acks.setdefault(post.identity, []).append([message.id, seq])
+            saved = self.inbox.save_unknown(
+                [(n.post.message, self.server_id, n.seq) for n in numbered], held
             )
-            for numbered, new in zip(fresh, stored, strict=True):
+            for entry, new in zip(numbered, saved, strict=True):
                 if not new:  # held already, but not numbered by this server
-                    self.inbox.set_server_seq(
-                        numbered.post.message.id, self.server_id, numbered.seq
-                    )
+                    self.inbox.set_server_seq(entry.post.message.id, self.server_id, entry.seq)
+            if numbered:
+                self.inbox.tell_order(self.server_id, head)
         self.head = head
         self._heads.update(heads)
-        return acks, fresh
+        return acks, fresh + numbered
 
     def _announce(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreFault
 from ..events import Accepted, Event, Incoming, Rejected, Topic
 from ..inbox import ClientInbox
 from ..message import Message
@@ -86,6 +86,7 @@ class ClientLedger:
         order, topics that won, accepted, rejected)."""
         arrived = sorted(arrived, key=lambda item: item[0])
         acked, rejected = window.take_answers()
+        written = server_id and marks is not None and marks != self.saved
         with self.inbox.transaction():
             fresh = self._save(server_id, arrived)
             gone = [mid for mid, _ in acked] + [mid for mid, _ in rejected]
@@ -93,9 +94,10 @@ class ClientLedger:
                 self.inbox.acknowledge(gone)
             if acked:
                 self._number(server_id, acked)
-            if server_id and marks is not None and marks != self.saved:
+            if written:
                 self.inbox.set_meta(state_key(server_id, self.user), marks.to_json())
-                self.saved = marks
+        if written:  # only once committed: a failed commit leaves the marks as they were
+            self.saved = marks
         events: list[Event] = []
         topics: dict[str, Topic] = {}  # each room's last winner of this turn
         for (_, message), new in zip(arrived, fresh, strict=True):
@@ -121,11 +123,15 @@ class ClientLedger:
         try:
             self.inbox.set_server_seqs(server_id, acked)
             return
+        except StoreFault:
+            raise
         except StoreError as exc:
             log.warning("the inbox refused server numbers (%s); one by one", exc)
         for mid, seq in acked:
             try:
                 self.inbox.set_server_seqs(server_id, [(mid, seq)])
+            except StoreFault:
+                raise
             except StoreError as exc:  # a numbering clash: keep the message, not the number
                 log.warning("could not record server number %d: %s", seq, exc)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..authoring import Draft
-from ..errors import MessageError, ProtocolError
+from ..errors import MessageError, ProtocolError, StoreUnavailable
 from ..events import Notice, RoomInfo, RoomList, Topic
 from ..inbox import ServerInbox
 from ..message import Message, check_name, check_node_id
@@ -44,8 +44,9 @@ from .commands import (
     room_field,
     rooms_field,
 )
-from .commit import GroupCommit, Post
+from .commit import Flushed, GroupCommit, Post
 from .directory import RoomDirectory
+from .health import StoreHealth
 from .membership import Change, Membership
 from .outputs import PublishRoom, ReplyTo, ServerOutput
 from .replay import TAIL, Replay
@@ -134,6 +135,7 @@ class ServerCore:
         self.directory = RoomDirectory(inbox)
         self.replay = Replay(inbox, self.commit, self.directory, tail=tail, batch_limit=batch_limit)
         self._next_beat = now
+        self.health = StoreHealth(now)  # whether the store works, and since when not
         self.numbering = numbering(inbox, self.server_id)
         self.stats = dict.fromkeys(
             ("stored", "duplicates", "errors", "cut_off", "ignored", "throttled"), 0
@@ -226,6 +228,10 @@ class ServerCore:
             session.last_seen = now
         try:
             return handler(Request(identity, session, command, now, user))
+        except StoreUnavailable as exc:  # a read the store cannot answer now (PostgreSQL away)
+            log.info("%s from %s unanswered: %s", verb.value, identity.hex(), exc)
+            reply = error(ErrorCode.UNAVAILABLE, f"the repeater cannot read its store now: {exc}")
+            return [ReplyTo(identity, reply), *self.health.failed(str(exc), now)]
         except ProtocolError as exc:
             log.info("bad %s from %s: %s", verb.value, identity.hex(), exc)
             reply = error(ErrorCode.BAD_REQUEST, f"{verb.value}: {exc}")
@@ -393,13 +399,36 @@ class ServerCore:
     # -- group commit ---------------------------------------------------------------
 
     def flush(self, now: float) -> list[ServerOutput]:
-        """Store every waiting post in one transaction, then ACK, publish and route."""
+        """Store every waiting post in one transaction, then ACK, publish and route.
+        While the store fails, posts are refused (``unavailable``) without asking it,
+        and it is tried again every ``RETRY`` seconds."""
+        if self.commit.pending and self.health.refusing(now):
+            return self.commit.refuse_pending(self.health.fault or "")
+        flushed = self.commit.flush(self._listeners() if self.commit.pending else {})
+        out = self._flushed(flushed)
+        if flushed.fault is not None:
+            out += self.health.failed(str(flushed.fault), now)
+        elif flushed.stored or flushed.duplicates:
+            out += self.health.worked()
+        return out
+
+    def follow(self, now: float) -> list[ServerOutput]:
+        """Tell this server's clients what the other servers of its service stored (the
+        shell calls this when the store says the order moved, and every heartbeat)."""
+        try:
+            flushed = self.commit.follow(self._listeners())
+        except StoreUnavailable as exc:
+            return self.health.failed(str(exc), now)
+        return self._flushed(flushed)
+
+    def _listeners(self) -> dict[str, list[bytes]]:
         by_user: dict[str, list[bytes]] = {}
-        if self.commit.pending:
-            for session in self.sessions.values():
-                if session.listen:
-                    by_user.setdefault(session.user, []).append(session.identity)
-        flushed = self.commit.flush(by_user)
+        for session in self.sessions.values():
+            if session.listen:
+                by_user.setdefault(session.user, []).append(session.identity)
+        return by_user
+
+    def _flushed(self, flushed: Flushed) -> list[ServerOutput]:
         self.stats["stored"] += flushed.stored
         self.stats["duplicates"] += flushed.duplicates
         self.stats["errors"] += flushed.refused
@@ -422,6 +451,13 @@ class ServerCore:
         if now < self._next_beat:
             return out
         self._next_beat = now + self.heartbeat
+        try:
+            return out + self._beats()
+        except StoreUnavailable as exc:  # a head not cached, and the store away: beat later
+            return out + self.health.failed(str(exc), now)
+
+    def _beats(self) -> list[ServerOutput]:
+        out: list[ServerOutput] = []
         for room in sorted(self.members.occupied()):
             tick = {"server": self.server_id, "room": room, "head": self.room_head(room)}
             out.append(PublishRoom(RepeaterVerb.TICK.command(tick), room))

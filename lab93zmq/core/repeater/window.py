@@ -18,7 +18,7 @@ from datetime import datetime
 
 from ..authoring import DIRECT, ROOM, Draft, Numbering
 from ..batching import pack
-from ..errors import MessageError
+from ..errors import MessageError, StoreError, StoreFault, StoreLost
 from ..events import Event, Posted, Rejected
 from ..inbox import ClientInbox, Transactional
 from ..message import MAX_WIRE_BYTES, TOPIC, Message, make_id
@@ -122,6 +122,7 @@ class PostWindow:
         )
         self._unsent: deque[str] = deque()
         self._inflight: dict[str, float] = {}  # id -> when it went out
+        self.held_until: float | None = None  # the server cannot store now: send nothing till then
         # answers to write with the next flush
         self.acked: list[tuple[str, int]] = []
         self.rejected: list[tuple[str, str]] = []
@@ -129,7 +130,8 @@ class PostWindow:
     # -- in -----------------------------------------------------------------------
 
     def submit(self, posts: Sequence[Outgoing]) -> None:
-        """Keep these posts in the outbox (one transaction) and send them when connected."""
+        """Keep these posts in the outbox (one transaction) and send them when connected;
+        StoreError (nothing kept) when the inbox cannot store them."""
         self.inbox.queue_many([post.message for post in posts])
         for post in posts:
             mid = post.message.id
@@ -141,11 +143,34 @@ class PostWindow:
         """``submit`` the posts that can be sent (committed before this returns):
         Posted for them, and the rejections of the others."""
         kept = [post for post in posts if isinstance(post, Outgoing)]
-        self.submit(kept)
         events: list[Event] = [post for post in posts if isinstance(post, Rejected)]
+        try:
+            self.submit(kept)
+        except StoreLost:
+            raise  # the node stops
+        except StoreFault as exc:  # the inbox cannot be written now: none is kept
+            log.warning("could not keep %d post(s): %s", len(kept), exc)
+            reason = f"not stored in the inbox: {exc}"
+            return events + [Rejected(post.message.id, reason) for post in kept]
+        except StoreError:  # one clashes with a stored message: keep the others
+            kept = self._one_by_one(kept, events)
         if kept:
             events.append(Posted(tuple(post.message for post in kept)))
         return events
+
+    def _one_by_one(self, posts: Sequence[Outgoing], events: list[Event]) -> list[Outgoing]:
+        kept = []
+        for post in posts:
+            try:
+                self.submit([post])
+            except StoreLost:
+                raise
+            except StoreError as exc:
+                log.warning("could not keep post %s: %s", post.message.id, exc)
+                events.append(Rejected(post.message.id, f"not stored in the inbox: {exc}"))
+            else:
+                kept.append(post)
+        return kept
 
     def on_ack(self, header: dict) -> None:
         """An ACK: these posts are stored, under these numbers."""
@@ -187,6 +212,13 @@ class PostWindow:
         """A new session: send the whole outbox again (the server dedupes by id)."""
         self._inflight.clear()
         self._unsent = deque(self.outbox)
+        self.held_until = None
+
+    def hold(self, until: float) -> None:
+        """The server cannot store posts now: take back what is in flight and send it
+        all again, in order, from ``until`` on."""
+        self.restart()
+        self.held_until = until
 
     def stop(self) -> None:
         """The session is gone: nothing is in flight, nothing to send until the next."""
@@ -196,6 +228,10 @@ class PostWindow:
     def posts(self, now: float) -> list[SendToServer]:
         """POSTs for what waits, within the window, each at most POST_LIMIT messages
         and POST_BYTES bytes."""
+        if self.held_until is not None:
+            if now < self.held_until:
+                return []
+            self.held_until = None
         ids: list[str] = []
         while self._unsent and len(self._inflight) < self.window:
             mid = self._unsent.popleft()
@@ -218,7 +254,9 @@ class PostWindow:
                 self._unsent.appendleft(mid)
 
     def next_deadline(self, bound: float) -> float | None:
-        """When the oldest post in flight counts as unanswered."""
+        """When the oldest post in flight counts as unanswered (or held posts go out)."""
+        if self.held_until is not None and self._unsent:
+            return self.held_until
         return min(self._inflight.values()) + bound if self._inflight else None
 
     def expire(self, now: float, bound: float) -> None:

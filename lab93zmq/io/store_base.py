@@ -1,0 +1,283 @@
+"""What every store does the same way, SQLite file or PostgreSQL database.
+
+Saving (one transaction a batch, a stored id skipped), reading (by id, the
+history, a room's topic), the meta table, a node's own numbering, and the
+outbox. A backend (``store.Inbox``, ``pg_store.PostgresStore``) opens the
+database, declares the models (``store_schema.models``), and supplies
+``_run`` and ``_executemany``, which take SQL written with ``?`` markers and
+raise StoreError for a row that is refused, StoreFault for a store that fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from ..core.errors import StoreError
+from ..core.message import TOPIC, Message
+from ..core.rooms import DEFAULT_ROOM
+from .server_order import from_row, placeholders
+from .store_schema import CHUNK, INSERT, chunks, to_row
+
+Batch = Sequence[tuple[Message, "str | None", "int | None"]]
+
+
+class StoreBase:
+    """The backend-neutral half of a store (see the module docstring)."""
+
+    node_id: str
+    path: Path | str
+    _db: pw.Database
+    _meta: Any
+    _message: Any
+    _outbox: Any
+    _columns: tuple
+    _arrival: int = 0
+    _queued: int = 0
+
+    # -- what a backend supplies ------------------------------------------------
+
+    def _run(self, sql: str, params: Sequence = ()) -> Any:
+        """Execute ``sql`` (``?`` markers); the cursor."""
+        raise NotImplementedError
+
+    def _executemany(self, sql: str, rows: Sequence[tuple]) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Everything done inside ``with store.transaction():`` commits together (or not at all)."""
+        raise NotImplementedError
+
+    def _arrivals(self, rows: int, server_seqs: Sequence[int | None]) -> list[int]:
+        """The local arrival numbers of ``rows`` new rows (SQLite: this node's own count)."""
+        first = self._arrival + 1
+        self._arrival += rows
+        return list(range(first, first + rows))
+
+    # -- meta ---------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._meta.get_or_none(self._meta.key == key)
+        return default if row is None else row.value
+
+    def set_meta(self, key: str, value: str) -> None:
+        meta = self._meta
+        query = meta.insert(key=key, value=value).on_conflict(
+            conflict_target=[meta.key], update={meta.value: value}
+        )
+        query.execute()
+
+    # -- saving ---------------------------------------------------------------------
+
+    def save(
+        self, message: Message, server_id: str | None = None, server_seq: int | None = None
+    ) -> bool:
+        """Store one message; False when its id was already stored (a no-op)."""
+        return self.save_many([(message, server_id, server_seq)])[0]
+
+    def save_many(self, batch: Batch) -> list[bool]:
+        """Store a batch in one transaction; for each item, whether it was new.
+
+        A message whose id is already stored is skipped, as is a second copy
+        within the batch itself.
+        """
+        if not batch:
+            return []
+        with self.transaction():
+            return self._insert(batch, self._known_ids([m.id for m, _, _ in batch]))
+
+    def save_unknown(self, batch: Batch, known: Container[str]) -> list[bool]:
+        """``save_many`` for a caller that has looked the ids up already (``held``).
+
+        ``known`` holds the ids of the batch that are stored; those are skipped
+        without asking the database again, as is a second copy within the batch.
+        """
+        if not batch:
+            return []
+        with self.transaction():
+            return self._insert(batch, known)
+
+    def _insert(self, batch: Batch, known: Container[str]) -> list[bool]:
+        # The caller holds a transaction (or savepoint): a refused row undoes the batch.
+        new: list[tuple[Message, str | None, int | None]] = []
+        fresh, seen = [], set()
+        for item in batch:
+            mid = item[0].id
+            is_new = mid not in known and mid not in seen
+            fresh.append(is_new)
+            if is_new:
+                seen.add(mid)
+                new.append(item)
+        before = self._arrival
+        arrivals = self._arrivals(len(new), [seq for _, _, seq in new])
+        rows = [
+            to_row(message, sid, seq, arrival)
+            for (message, sid, seq), arrival in zip(new, arrivals, strict=True)
+        ]
+        try:
+            self._executemany(INSERT, rows)
+        except StoreError:
+            self._arrival = before
+            raise
+        return fresh
+
+    def _known_ids(self, ids: Iterable[str]) -> set[str]:
+        known: set[str] = set()
+        for chunk in chunks(list(ids)):
+            sql = f"SELECT id FROM message WHERE id IN ({placeholders(len(chunk))})"
+            known.update(row[0] for row in self._run(sql, chunk))
+        return known
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, message_id: str) -> Message | None:
+        m = self._message
+        row = m.select(*self._columns).where(m.id == message_id).tuples().first()
+        return None if row is None else from_row(row)
+
+    def __contains__(self, message_id: str) -> bool:
+        return self._message.select().where(self._message.id == message_id).exists()
+
+    def count(self) -> int:
+        return self._message.select().count()
+
+    def history(
+        self,
+        limit: int | None = None,
+        room: str | Sequence[str] | None = None,
+        chat_only: bool = False,
+    ) -> list[Message]:
+        """The inbox oldest first, in the messages' own order: by ``sent_at``, and
+        messages of the same microsecond in the order they came in; with ``limit``,
+        the newest N; with ``room``, only that room's messages. Not arrival order: a
+        message caught up from a peer is shown where it was written, not where it
+        came in. ``chat_only``: leave out topic messages (what people are shown: a
+        topic message sets a topic, see ``current_topic``; it is not a line of the
+        conversation)."""
+        m = self._message
+        query = m.select(*self._columns).order_by(m.sent_at.desc(), m.arrival.desc())
+        if chat_only:
+            query = query.where(m.kind.is_null())
+        if isinstance(room, str):
+            query = query.where(m.room == room)
+        elif room is not None:
+            query = query.where(m.room.in_(list(room)))
+        if limit is not None:
+            query = query.limit(limit)
+        return [from_row(row) for row in reversed(list(query.tuples()))]
+
+    def current_topic(self, room: str) -> Message | None:
+        """``room``'s topic message that wins: the greatest (sent_at, id) of its topic
+        messages in this inbox, or None when it has none."""
+        m = self._message
+        query = (
+            m.select(*self._columns)
+            .where((m.room == room) & (m.kind == TOPIC))
+            .order_by(m.sent_at.desc(), m.id.desc())
+            .limit(1)
+        )
+        row = query.tuples().first()
+        return None if row is None else from_row(row)
+
+    # -- own numbering and catch-up by origin -----------------------------------------
+
+    def next_origin_seq(self, origin: str, direct: bool, room: str = DEFAULT_ROOM) -> int:
+        """The next number ``origin`` gives to a direct message, or to a message of ``room``."""
+        m = self._message
+        if direct:
+            scope = m.recipient.is_null(False)
+        else:
+            scope = m.recipient.is_null(True) & (m.room == room)
+        value = m.select(pw.fn.MAX(m.origin_seq)).where((m.origin == origin) & scope).scalar()
+        return (value or 0) + 1
+
+    def origin_marks(self, room: str = DEFAULT_ROOM) -> dict[str, int]:
+        """For each origin, the highest n such that its messages 1..n of ``room`` are all here.
+
+        Uses the (room, origin, origin_seq) index: for each origin, the first place
+        where ``origin_seq`` stops matching its rank is the end of the prefix.
+        """
+        sql = """
+            SELECT origin, COUNT(*), MAX(origin_seq) FROM message
+            WHERE recipient IS NULL AND room = ? GROUP BY origin
+        """
+        marks: dict[str, int] = {}
+        for origin, count, highest in self._run(sql, (room,)).fetchall():
+            marks[origin] = highest if count == highest else self._contiguous(origin, room)
+        return marks
+
+    def _contiguous(self, origin: str, room: str) -> int:
+        # Only reached when an origin has a hole: find the first missing number.
+        sql = """
+            SELECT origin_seq FROM message
+            WHERE recipient IS NULL AND room = ? AND origin = ? ORDER BY origin_seq
+        """
+        expected = 1
+        for (seq,) in self._run(sql, (room, origin)):
+            if seq != expected:
+                break
+            expected += 1
+        return expected - 1
+
+    def origin_after(
+        self, origin: str, after_seq: int, limit: int, room: str = DEFAULT_ROOM
+    ) -> list[Message]:
+        """Messages of ``room`` by ``origin`` numbered above ``after_seq``, in order."""
+        m = self._message
+        query = (
+            m.select(*self._columns)
+            .where(
+                (m.room == room)
+                & (m.origin == origin)
+                & m.recipient.is_null(True)
+                & (m.origin_seq > after_seq)
+            )
+            .order_by(m.origin_seq)
+            .limit(limit)
+        )
+        return [from_row(row) for row in query.tuples()]
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def queue(self, message: Message) -> None:
+        """Store a message this node authored and keep it until acknowledged."""
+        self.queue_many([message])
+
+    def queue_many(self, messages: Sequence[Message]) -> None:
+        """Store messages this node authored and keep them until acknowledged, in one
+        transaction (a front end's burst of lines)."""
+        if not messages:
+            return
+        o = self._outbox
+        with self.transaction():
+            self.save_many([(m, None, None) for m in messages])
+            queued: set[str] = set()
+            for chunk in chunks([m.id for m in messages]):
+                query = o.select(o.message_id).where(o.message_id.in_(chunk))
+                queued.update(row[0] for row in query.tuples())
+            rows = []
+            for message in messages:
+                if message.id not in queued:
+                    queued.add(message.id)
+                    self._queued += 1
+                    rows.append({"message_id": message.id, "queued": self._queued})
+            for chunk in chunks(rows, CHUNK // 2):
+                o.insert_many(chunk).execute()
+
+    def outbox(self) -> list[Message]:
+        """Unacknowledged messages, in the order they were queued."""
+        m, o = self._message, self._outbox
+        query = m.select(*self._columns).join(o, on=(o.message_id == m.id)).order_by(o.queued)
+        return [from_row(row) for row in query.tuples()]
+
+    def acknowledge(self, message_ids: Iterable[str]) -> int:
+        """Drop acknowledged messages from the outbox; how many were there."""
+        removed = 0
+        with self.transaction():
+            for chunk in chunks(list(message_ids)):
+                removed += self._outbox.delete().where(self._outbox.message_id.in_(chunk)).execute()
+        return removed
