@@ -93,7 +93,7 @@ class _Running:
         self.config = config
         self.node_id = ""
         self.ready_detail = ""
-        self._lock_file = InboxLock(config.db_path)
+        self._lock_file = InboxLock(config.db_path, shared=config.db_url is not None)
         self._handle: ActorHandle | None = None
         self._pipe: zmq.asyncio.Socket | None = None
         self._client = PipeClient()

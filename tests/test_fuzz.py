@@ -61,7 +61,15 @@ from lab93zmq.core.events import (
     Users,
 )
 from lab93zmq.core.message import MAX_WIRE_BYTES, Message, parse_time
-from lab93zmq.core.presence import HEADER_SIZE, KEY_SIZE, Beacon, BeaconError, Kind
+from lab93zmq.core.presence import (
+    HEADER_SIZE,
+    KEY_SIZE,
+    SERVICE_SIZE,
+    Beacon,
+    BeaconError,
+    Kind,
+    is_node_id,
+)
 from lab93zmq.core.repeater.client import ClientCore
 from lab93zmq.core.repeater.outputs import (
     ConnectServer,
@@ -335,14 +343,16 @@ def beacons(draw) -> Beacon:
     kind = draw(st.sampled_from(Kind))
     if kind is Kind.PROBE:
         return Beacon.probe(draw(hex_ids), draw(st.just("") | names))
+    mode = draw(st.sampled_from(["broadcast", "repeater"]))
     return Beacon(
         kind=kind,
         node_id=draw(hex_ids),
-        mode=draw(st.sampled_from(["broadcast", "repeater"])),
+        mode=mode,
         router_port=draw(st.integers(1, 0xFFFF)),
         pub_port=draw(st.integers(1, 0xFFFF)),
         user=draw(names),
         key=draw(st.just(b"") | st.binary(min_size=KEY_SIZE, max_size=KEY_SIZE)),
+        service=draw(st.just("") | hex_ids) if mode == "repeater" else "",
     )
 
 
@@ -388,19 +398,25 @@ def test_beacon_decode_mutations(beacon, data):
         raw[27:29] = data.draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
     elif how == "append":
         raw += data.draw(st.binary(min_size=1, max_size=40) | st.binary(min_size=KEY_SIZE,
-                                                                         max_size=KEY_SIZE))
+                                                                         max_size=KEY_SIZE)
+                         | st.binary(min_size=SERVICE_SIZE, max_size=SERVICE_SIZE))
     else:
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     decoded = check_beacon(bytes(raw))
     # A datagram whose length disagrees with its header is refused - unless the
-    # difference is exactly the optional key, which the beacon then gained or lost.
-    grew = len(raw) - len(beacon.encode())
-    if how == "append" and not beacon.key and grew == KEY_SIZE:
-        assert decoded == replace(beacon, key=bytes(raw[-KEY_SIZE:]))
-    elif how == "truncate" and beacon.key and grew == -KEY_SIZE:
-        assert decoded == replace(beacon, key=b"")
-    elif how in ("truncate", "append"):
-        assert decoded is None
+    # difference is exactly the optional key and/or service id (a repeater's), which
+    # the beacon then gained or lost.
+    if how in ("truncate", "append"):
+        end = HEADER_SIZE + len(beacon.user.encode())
+        extra, tail = len(raw) - end, bytes(raw[end:])
+        service = tail[-SERVICE_SIZE:].hex() if extra % KEY_SIZE else ""
+        if extra not in (0, KEY_SIZE, SERVICE_SIZE, KEY_SIZE + SERVICE_SIZE) or (
+            service and (beacon.mode != "repeater" or not is_node_id(service))
+        ):
+            assert decoded is None
+        else:
+            key = tail[:KEY_SIZE] if extra >= KEY_SIZE else b""
+            assert decoded == replace(beacon, key=key, service=service)
     if len(raw) < HEADER_SIZE:
         assert decoded is None
 

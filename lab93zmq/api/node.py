@@ -83,7 +83,7 @@ class _Running:
 
     def __init__(self, actor: Actor, config: NodeConfig, start_timeout: float) -> None:
         self.config = config
-        self._lock_file = InboxLock(config.db_path)
+        self._lock_file = InboxLock(config.db_path, shared=config.db_url is not None)
         self._lock_file.acquire()  # one node per inbox, as on the command line
         self._handle = ActorHandle(actor)
         try:

@@ -191,11 +191,43 @@ def make_actor(mode: str, config: NodeConfig) -> Actor:
     raise ValueError(f"no actor for the mode {mode!r}")  # our own mistake
 
 
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def store_option(mode: str, db: str | Path | None) -> tuple[Path, str | None]:
+    """``--db``: an inbox file, or (a repeater server only) a PostgreSQL URL."""
+    if isinstance(db, str) and db.startswith(POSTGRESQL_SCHEMES):
+        if mode != "server":
+            raise UsageError(
+                "--db postgresql://... is a repeater server's store; clients and broadcast"
+                " nodes keep an inbox file (--db PATH)"
+            )
+        return inbox_path(None), db
+    return inbox_path(str(db) if db is not None else None), None
+
+
+def server_list(mode: str, address: object, port: int) -> tuple[tuple[str, int], ...]:
+    """A client's servers: ``-a h1,h2:5191`` or ``-a`` repeated (or a list); each
+    ``HOST`` or ``HOST:PORT`` (``[V6]:PORT``), ``-p``'s port when it names none."""
+    if mode != "client" or address is None:
+        return ()
+    servers: list[tuple[str, int]] = []
+    for word in _words(address, "-a/--address", "server", "-a 192.168.1.10"):
+        host, sep, tail = word.rpartition(":")
+        if not sep or (host.count(":") and not host.endswith("]")):
+            host, tail = word, ""  # no port (or a bare IPv6 address)
+        host = host.strip("[]")
+        number = port_number(mode, tail) if tail else port
+        if (host, number) not in servers:
+            servers.append((host, number))
+    return tuple(servers)
+
+
 def node_config(
     mode: str,
     *,
     user: str | None = None,
-    address: str | None = None,
+    address: str | Iterable[str] | None = None,
     port: int | str = DEFAULT_PORT,
     interfaces: str | Iterable[str] | None = None,
     beacon_port: int | str = DEFAULT_BEACON_PORT,
@@ -219,13 +251,27 @@ def node_config(
     else:
         seconds = number(timeout, "--timeout", 0.001, MAX_TIMEOUT)
     config_secure = secure_config(authorized_keys, server_key) if secure else None
+    db_path, db_url = store_option(mode, db)
+    if address is not None and not isinstance(address, str):  # -a repeated, or a list
+        given = list(address)
+        if mode != "client" and len(given) > 1:
+            raise UsageError("-a/--address names several servers only for a client (-r -c)")
+        address = (given[0] if mode != "client" else given) if given else None
+    port = port_number(mode, port)
+    servers = server_list(mode, address, port)
+    if servers:
+        address, port = servers[0]
+    elif not isinstance(address, str):
+        address = None
     # A secure node speaks as the name its key was made for, unless told otherwise.
     key_user = config_secure.keys.user if config_secure is not None else None
     return NodeConfig(
         user=user or key_user or default_user(),
-        db_path=inbox_path(str(db) if db is not None else None),
+        db_path=db_path,
+        db_url=db_url,
+        servers=servers if len(servers) > 1 else (),
         address=bind_address(mode, address, names),
-        port=port_number(mode, port),
+        port=port,
         interfaces=names,
         beacon_port=whole_number(beacon_port, "--beacon-port", 1, 65_535),
         timeout=seconds,

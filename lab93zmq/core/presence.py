@@ -18,9 +18,12 @@ The beacon datagram (all integers big-endian; see docs/PROTOCOL.rst)::
         27    2  user length  u16, 0..256 (bytes)
         29    n  user         UTF-8; a valid user name (empty only in PROBE)
     29 + n   32  key          optional: the node's CurveZMQ public key (secure mode)
+    then     16  service      optional: a repeater's service id, when it is one of several
+                              servers of one service (one PostgreSQL store)
 
-The datagram is exactly ``29 + n`` bytes (a plain node) or ``29 + n + 32``
-(a secure node); anything else is a ``BeaconError``. The key is a claim, not a
+The datagram is exactly ``29 + n`` bytes (a plain node), ``+ 32`` (a secure
+node), ``+ 16`` (a server of a service) or ``+ 48`` (both); anything else is
+a ``BeaconError``. The key is a claim, not a
 proof: a node trusts it only when it is in its authorized keys, and then only
 a peer holding the matching secret key can complete the CURVE handshake.
 """
@@ -50,7 +53,8 @@ HEADER_SIZE = HEADER.size  # 29
 # A user name is at most MAX_NAME_CHARS characters of at most 4 UTF-8 bytes each.
 MAX_USER_BYTES = 4 * MAX_NAME_CHARS
 KEY_SIZE = 32  # a raw CurveZMQ public key
-MAX_BEACON_SIZE = HEADER_SIZE + MAX_USER_BYTES + KEY_SIZE
+SERVICE_SIZE = 16  # a service id, raw
+MAX_BEACON_SIZE = HEADER_SIZE + MAX_USER_BYTES + KEY_SIZE + SERVICE_SIZE
 
 MODES = {0: "none", 1: "broadcast", 2: "repeater"}
 _MODE_CODES = {name: code for code, name in MODES.items()}
@@ -85,10 +89,13 @@ class Beacon:
     pub_port: int
     user: str
     key: bytes = b""  # raw 32-byte CurveZMQ public key of a secure node, else empty
+    service: str = ""  # the service id of a repeater that is one of several, else empty
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, bytes) or len(self.key) not in (0, KEY_SIZE):
             raise BeaconError(f"a beacon key is {KEY_SIZE} raw bytes or nothing")
+        if self.service and not (is_node_id(self.service) and self.mode == "repeater"):
+            raise BeaconError("a beacon's service id is a repeater's 32 lowercase hex digits")
         if not isinstance(self.kind, Kind):
             raise BeaconError(f"unknown beacon kind {self.kind!r}")
         if not is_node_id(self.node_id):
@@ -150,7 +157,8 @@ class Beacon:
             self.pub_port,
             len(user),
         )
-        return head + user + self.key
+        service = bytes.fromhex(self.service) if self.service else b""
+        return head + user + self.key + service
 
     @classmethod
     def decode(cls, data: bytes) -> Beacon:
@@ -174,16 +182,19 @@ class Beacon:
         if user_len > MAX_USER_BYTES:
             raise BeaconError(f"beacon user length {user_len} is over {MAX_USER_BYTES} bytes")
         end = HEADER_SIZE + user_len
-        if len(data) not in (end, end + KEY_SIZE):
+        extra = len(data) - end
+        if extra not in (0, KEY_SIZE, SERVICE_SIZE, KEY_SIZE + SERVICE_SIZE):
             raise BeaconError(
                 f"beacon is {len(data)} bytes but its header says {end}"
-                f" (or {end + KEY_SIZE} with a key)"
+                f" (or {end + KEY_SIZE} with a key, {SERVICE_SIZE} more with a service)"
             )
         try:
             user = data[HEADER_SIZE:end].decode("utf-8")
         except UnicodeDecodeError:
             raise BeaconError("beacon user name is not valid UTF-8") from None
-        return cls(kind, raw_id.hex(), MODES[mode], router, pub, user, data[end:])
+        key = data[end : end + KEY_SIZE] if extra >= KEY_SIZE else b""
+        service = data[len(data) - SERVICE_SIZE :].hex() if extra % KEY_SIZE else ""
+        return cls(kind, raw_id.hex(), MODES[mode], router, pub, user, key, service)
 
 
 def sighting(beacon: Beacon, address: str, last_seen: datetime) -> Sighting:
@@ -191,7 +202,7 @@ def sighting(beacon: Beacon, address: str, last_seen: datetime) -> Sighting:
     key = z85.encode(beacon.key).decode("ascii") if beacon.key else None
     return Sighting(
         beacon.node_id, beacon.user, beacon.mode, address, beacon.router_port,
-        beacon.pub_port, last_seen, key,
+        beacon.pub_port, last_seen, key, beacon.service or None,
     )
 
 
@@ -204,7 +215,8 @@ def scan_json(beacon: Beacon, address: str, last_seen: datetime) -> dict[str, An
 def peer_json(peer: Peer, now: float, wall: datetime) -> dict[str, Any]:
     """A peer of the live table as ``scan_json``; ``wall`` is the UTC time matching ``now``."""
     announce = Beacon(
-        Kind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user, peer.key
+        Kind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user,
+        peer.key, peer.service,
     )
     seen = wall - timedelta(seconds=max(0.0, now - peer.last_seen))
     return scan_json(announce, peer.address, seen)
@@ -231,6 +243,7 @@ class Peer:
     last_seen: float
     address_seen: float
     key: bytes = b""  # its CurveZMQ public key as its beacon says (secure mode), else empty
+    service: str = ""  # a repeater's service id, when it is one of several (else empty)
 
     @property
     def endpoint(self) -> tuple[str, int, int]:
@@ -385,6 +398,7 @@ class PeerTable:
             last_seen=now,
             address_seen=now,
             key=beacon.key,
+            service=beacon.service,
         )
         if known is None:
             self._peers[beacon.node_id] = fresh

@@ -26,6 +26,7 @@ class Sighting:
     pub: int
     last_seen: datetime
     key: str | None = None
+    service: str | None = None  # a repeater's service id, when it is one of several
 
     def to_json(self) -> dict[str, Any]:
         """The ``--scan --json`` line: DESIGN.md's fields, plus ``key`` for a secure one."""
@@ -40,6 +41,8 @@ class Sighting:
         }
         if self.key is not None:
             line["key"] = self.key
+        if self.service is not None:
+            line["service"] = self.service
         return line
 
     @classmethod
@@ -47,4 +50,5 @@ class Sighting:
         return cls(
             line["node"], line["user"], line["mode"], line["address"], int(line["router"]),
             int(line["pub"]), parse_time(line["last_seen"], "last_seen"), line.get("key"),
+            line.get("service"),
         )

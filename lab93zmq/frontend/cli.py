@@ -46,7 +46,8 @@ Options:
   -a ADDR, --address ADDR  Bind address of a server or broadcast node
                            (default 0.0.0.0, or 127.0.0.1 when every -i
                            interface is loopback); for a client, the server's
-                           address (default: the first repeater heard).
+                           address (default: the first repeater heard), or
+                           several to move between (h1,h2:5191, or -a repeated).
   -p PORT, --port PORT     TCP port: a server's or node's ROUTER (0: any free
                            port), a client's server [default: 5190].
   -u NAME, --user NAME     Display name (default: your login name).
@@ -63,7 +64,8 @@ Options:
                            show only that room.
   --db PATH                Inbox file (default:
                            $XDG_DATA_HOME/lab93/inbox.db, else
-                           ~/.local/share/lab93/inbox.db).
+                           ~/.local/share/lab93/inbox.db); a repeater server
+                           may use postgresql://USER@HOST:PORT/DBNAME instead.
   --send TEXT              Send one message, wait until it is accepted, exit
                            (0 when it was, 1 when not).
   --subject TEXT           Subject for --send and for piped lines (at most 200
@@ -112,7 +114,9 @@ HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
 
 # docopt parses with one permissive pattern; the checks below give each wrong
 # combination its own sentence instead of a usage dump.
-_PARSE_DOC = "Usage: lab93-node [options] [-i IFACE]... [--room ROOM]... [-v]...\n\n" + OPTIONS
+_PARSE_DOC = (
+    "Usage: lab93-node [options] [-a ADDR]... [-i IFACE]... [--room ROOM]... [-v]...\n\n" + OPTIONS
+)
 
 def _option_name(option: docopt.Option) -> str:
     return "/".join(name for name in (option.short, option.longer) if name)

@@ -58,3 +58,9 @@ class NodeConfig:
     # to no room feed, stores none of it, keeps its resume point, and is not
     # announced to others as a member.
     listen: bool = True
+    # A repeater server's PostgreSQL store (``--db postgresql://...``); None: the SQLite
+    # inbox at ``db_path``.
+    db_url: str | None = None
+    # A repeater client's servers, in the order to try them (``-a h1,h2:5191``, ``-a``
+    # repeated): (host, port) pairs; empty: ``address`` and ``port`` alone.
+    servers: tuple[tuple[str, int], ...] = ()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import zmq
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, StoreUnavailable
 from ..core.presence import Beacon, Discovery, Peer, PeerLeft, PresenceEvent, peer_json
 from . import actor
 from .actor import Kind
@@ -141,7 +141,12 @@ class LocalAnswers:
     def answer(self, request: actor.PipeMessage, now: float) -> bool:
         """Answer ``request`` if it is one of these; False for any other."""
         if request.kind is Kind.HISTORY:
-            actor.send(self.pipe, Kind.HISTORY_RESULT, **answer_history(self.inbox, request.body))
+            try:
+                answer = answer_history(self.inbox, request.body)
+            except StoreUnavailable as exc:  # the store is away: say so, answer nothing
+                actor.send(self.pipe, Kind.NOTICE, text=f"no history now: {exc}")
+                answer = {"messages": []}
+            actor.send(self.pipe, Kind.HISTORY_RESULT, **answer)
         elif request.kind is Kind.SCAN:
             problem = self.scans.start(self.beacons, now)
             if problem is not None:

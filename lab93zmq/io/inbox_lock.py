@@ -21,12 +21,17 @@ from .paths import prepare_parent
 class InboxLock:
     """``with InboxLock(db_path):`` runs the body as the only node on that inbox."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, shared: bool = False) -> None:
+        """``shared``: the store is a database several servers use at once (PostgreSQL):
+        there is no file to lock, and this lock holds nothing."""
         self.db_path = db_path
         self.path = db_path.with_name(db_path.name + ".lock")
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        if self.shared:
+            return
         prepare_parent(self.path)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

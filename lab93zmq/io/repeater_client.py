@@ -52,6 +52,7 @@ from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
 from .sockets import connect, drain, poll_timeout, tune
 from .store import Inbox, utc_now
+from .store_edge import StoreEdge
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class ClientActor(Actor):
         if config.address is not None:
             # Only a secure client may need to know its server's beacon by its source.
             found = addresses(config.address, config.port) if secure else frozenset()
-            given = GivenServer(config.address, config.port, found)
+            given = GivenServer(config.address, config.port, found, config.servers[1:])
         trust = None
         if secure is not None:
             trust = Secure(
@@ -172,6 +173,7 @@ class _ClientLoop:
         self.scans = ScanRequests(owner.config, inbox.node_id)
         stack.callback(self.scans.close)
         self.local = LocalAnswers(pipe, inbox, None, self.scans)
+        self.store = StoreEdge(inbox, None, owner.clock())  # the inbox file's watch
 
     def open_beacons(self, now: float) -> None:
         self.beacons = BeaconEdge(self.owner.config, self.core.node_id, now)
@@ -193,11 +195,12 @@ class _ClientLoop:
     def turn(self) -> bool:
         """One turn of the loop; True when the front end said STOP."""
         core, beacons = self.core, self.beacons
-        deadlines = [core.next_deadline(), self.scans.deadline]
+        deadlines = [core.next_deadline(), self.scans.deadline, self.store.next_deadline()]
         if beacons is not None:
             deadlines.append(beacons.next_deadline())
         ready = dict(self.poller.poll(poll_timeout(deadlines, self.clock())))
         now = self.clock()
+        self.store.tick(now)  # StoreLost: the inbox file is gone, and the client stops
         if ready.get(self.pipe) and self.requests(now):
             return True
         dealer = self.dealer
@@ -208,9 +211,16 @@ class _ClientLoop:
                     break  # the core asked for a new connection
         reports = self.reports
         if reports is not None and ready.get(reports.socket):
-            problems = reports.problems()
+            problems, lost = [], False
+            for event, value in reports.events():
+                if event == zmq.EVENT_DISCONNECTED:
+                    lost = True  # the server's end closed: maybe move to another at once
+                elif (problem := reports.problem(event, value)) is not None:
+                    problems.append(problem)
             if problems:
                 self.perform(core.handshake_failed(problems[0], now))
+            elif lost:
+                self.perform(core.connection_lost(now))
         if ready.get(self.sub):
             for received in drain(self.sub):
                 self.perform(core.receive_pub(received.frames, now))
@@ -320,7 +330,11 @@ class _ClientLoop:
         if self.secure is not None:
             security.make_client(dealer, self.secure.keys, out.server_key)
         self.reports = HandshakeMonitor(
-            dealer, secure=self.secure is not None, side="client", where="client"
+            dealer,
+            secure=self.secure is not None,
+            side="client",
+            where="client",
+            events=security.HANDSHAKE_EVENTS | zmq.EVENT_DISCONNECTED,
         )
         self.poller.register(self.reports.socket, zmq.POLLIN)
         connect(dealer, out.endpoint)

@@ -26,12 +26,12 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import zmq
 
 from ..core.authoring import Draft
-from ..core.errors import Lab93Error, MessageError
+from ..core.errors import Lab93Error, MessageError, StoreUnavailable
 from ..core.events import Joined, Notice, Parted, Users
 from ..core.notices import SayOnce
 from ..core.presence import Beacon
@@ -48,7 +48,8 @@ from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
 from .sockets import bind, drain, poll_timeout, send_frames, tune
-from .store import Inbox, utc_now
+from .store import Inbox, open_store, utc_now
+from .store_edge import StoreEdge
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,11 @@ class ServerActor(Actor):
     def _open(self, net: zmq.Context, pipe: zmq.Socket, stack: ExitStack) -> _ServerLoop:
         """Everything the loop needs, each closed by ``stack`` in the reverse order."""
         config, secure = self.config, self.config.secure
-        inbox = Inbox(config.db_path)
+        inbox = open_store(config.db_url or config.db_path)
         stack.callback(inbox.close)
+        # The servers of one service (one PostgreSQL store) share its id; each beacons
+        # under an id of its own, and names the service.
+        instance = getattr(inbox, "instance_id", inbox.node_id)
         stack.callback(net.term)
         if secure is not None:
             # ZAP is per context: this server's own context gets its own handler.
@@ -152,18 +156,19 @@ class ServerActor(Actor):
             key = secure.keys.public_raw if secure else b""
             announce = Beacon(
                 BeaconKind.ANNOUNCE,
-                inbox.node_id,
+                instance,
                 "repeater",
                 self.router_port,
                 self.pub_port,
                 config.user,
                 key,
+                service=inbox.node_id if instance != inbox.node_id else "",
             )
-            beacons = BeaconEdge(config, inbox.node_id, now, announce)
+            beacons = BeaconEdge(config, instance, now, announce)
             stack.callback(beacons.close)
-        scans = ScanRequests(config, inbox.node_id)
+        scans = ScanRequests(config, instance)
         stack.callback(scans.close)
-        return _ServerLoop(
+        loop = _ServerLoop(
             clock=self.clock,
             pipe=pipe,
             router=router,
@@ -175,6 +180,8 @@ class ServerActor(Actor):
             local=LocalAnswers(pipe, inbox, beacons, scans),
             secure=secure is not None,
         )
+        stack.callback(loop.store.close)
+        return loop
 
     def _bind(self, net: zmq.Context, stack: ExitStack) -> tuple[zmq.Socket, zmq.Socket]:
         address = self.config.address or "0.0.0.0"
@@ -213,11 +220,12 @@ class _ServerLoop:
     router: zmq.Socket
     pub: zmq.Socket
     core: ServerCore
-    inbox: Inbox
+    inbox: Inbox  # or a pg_store.PostgresStore
     beacons: BeaconEdge | None
     reports: HandshakeMonitor
     local: LocalAnswers
     secure: bool
+    store: StoreEdge = field(init=False)
 
     def __post_init__(self) -> None:
         self.poller = zmq.Poller()
@@ -227,6 +235,7 @@ class _ServerLoop:
             self.poller.register(fd, zmq.POLLIN)
         self.said = SayOnce()  # handshake problems told to the front end
         self.commits = 0  # since the last checkpoint
+        self.store = StoreEdge(self.inbox, self.poller, self.clock())
 
     def serve(self) -> bool:
         """Turn until STOP; whether the stop was abrupt."""
@@ -240,9 +249,12 @@ class _ServerLoop:
         core, beacons = self.core, self.beacons
         if self.commits >= CHECKPOINT_AFTER and not self.router.poll(0):
             # Idle: copy the log now, not inside a commit someone waits for.
-            self.inbox.checkpoint()
             self.commits = 0
-        deadlines = [core.next_deadline(), self.local.scans.deadline]
+            try:
+                self.inbox.checkpoint()
+            except StoreUnavailable as exc:  # the next commit will say so
+                log.debug("no checkpoint: %s", exc)
+        deadlines = [core.next_deadline(), self.local.scans.deadline, self.store.next_deadline()]
         if beacons is not None:
             deadlines.append(beacons.next_deadline())
         ready = dict(self.poller.poll(poll_timeout(deadlines, self.clock())))
@@ -258,6 +270,9 @@ class _ServerLoop:
             for problem in self.reports.problems():
                 if self.said.due(problem, now):
                     actor.send(self.pipe, Kind.NOTICE, text=problem)
+        self.store.tick(now)  # StoreLost: the inbox file is gone, and the server stops
+        if self.store.order_moved(ready, now):
+            self.write(core.follow(now))
         if core.pending:
             self.commits += 1
         self.write(core.flush(now))

@@ -55,11 +55,13 @@ class Secure:
 @dataclass(frozen=True)
 class GivenServer:
     """``-a ADDRESS -p PORT``; ``addresses``: every address it stands for, to know its
-    beacon by the beacon's source (the shell resolves them)."""
+    beacon by the beacon's source (the shell resolves them). ``others``: the further
+    servers given (``-a h1,h2:5191``), to move to when the one in use dies."""
 
     address: str
     port: int
     addresses: frozenset[str]
+    others: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class ServerChooser:
         self._refused: set[str] = set()  # node ids we will not use
         self._said = SayOnce()  # (node id, what) told already
         self._gave_up = False
+        # Failover: the servers given, the one in use; the live repeaters last heard.
+        self._servers = [(given.address, given.port), *given.others] if given else []
+        self._current = 0
+        self._live: list[Peer] = []
 
     def start(self) -> list[Choice]:
         """What to do first."""
@@ -129,6 +135,7 @@ class ServerChooser:
         ``live``: the live table now."""
         if self._gave_up:
             return []
+        self._live = [p for p in live if p.mode == "repeater"]
         out: list[Choice] = []
         for event in events:
             if isinstance(event, PeerLeft) and event.peer.node_id == self._chosen:
@@ -148,6 +155,48 @@ class ServerChooser:
                 self._endpoint = None
                 out.append(UseServer(None))
         return out
+
+    @property
+    def can_move(self) -> bool:
+        """True when there may be another server to move to."""
+        if len(self._servers) > 1 and not self._learn:
+            return True
+        chosen = next((p for p in self._live if p.node_id == self._chosen), None)
+        return chosen is not None and any(
+            p.service == chosen.service and p.node_id != chosen.node_id
+            for p in self._live
+            if chosen.service
+        )
+
+    def server_lost(self, endpoint: str | None) -> list[Choice]:
+        """The server in use died (silence, or its connection dropped): where to go now.
+        Given several servers, the next of them; found by beacon, another live repeater
+        of the same service (its servers share one order: the client resumes there).
+        Nothing when there is no other: the client keeps trying the same one."""
+        if self._gave_up:
+            return []
+        if len(self._servers) > 1 and not self._learn:
+            self._current = (self._current + 1) % len(self._servers)
+            address, port = self._servers[self._current]
+            self._endpoint = tcp(address, port)
+            key = self.server_key
+            if self.secure is not None:
+                key = self.secure.known.get(where(address, port)) or key
+            text = f"moving to the repeater at {where(address, port)}"
+            return [Notice(text), UseServer(self._endpoint, key)]
+        chosen = next((p for p in self._live if p.node_id == self._chosen), None)
+        if chosen is None or not chosen.service:
+            return []
+        others = [
+            p for p in self._live if p.service == chosen.service and p.node_id != chosen.node_id
+        ]
+        usable = self._usable([], others, 0.0)
+        if not usable:
+            return []
+        peer = max(usable, key=lambda p: p.last_seen)  # the one heard last: alive
+        self._chosen = peer.node_id
+        self._live = [p for p in self._live if p.node_id != chosen.node_id]
+        return self._use(peer)
 
     def handshake_failed(self, problem: str, endpoint: str | None) -> list[Choice]:
         """The handshake with the server at ``endpoint`` failed. Told where the server
@@ -258,10 +307,13 @@ class Choosing:
 
     chooser: ServerChooser | None
     dealer_endpoint: str | None
+    endpoint: str | None
 
     def use_server(
         self, endpoint: str | None, now: float, server_key: bytes | None = None
     ) -> list: ...  # ClientCore's
+
+    def _reconnect(self, now: float, why: str, move: bool = True) -> list: ...  # ClientCore's
 
     def start(self, now: float) -> list:
         """The first outputs: where the chooser goes (nothing without a chooser)."""
@@ -272,6 +324,26 @@ class Choosing:
     ) -> list:
         """What the beacons said (``live``: the live table now)."""
         return self._choose(self.chooser.heard(events, live, now), now) if self.chooser else []
+
+    def failover(self, now: float) -> list | None:
+        """The server in use died: the outputs that move to another one, or None when
+        there is no other to move to."""
+        if self.chooser is None:
+            return None
+        choices = self.chooser.server_lost(self.endpoint)
+        if not any(isinstance(choice, UseServer) for choice in choices):
+            return None
+        return self._choose(choices, now)
+
+    def connection_lost(self, now: float) -> list:
+        """The shell saw the connection to the server drop (a killed server's kernel
+        closes it at once): move to another server now, if there is one; else ZeroMQ
+        reconnects by itself and the heartbeats tell."""
+        if self.dealer_endpoint is None or self.chooser is None:
+            return []
+        if not self.chooser.can_move:
+            return []
+        return self._reconnect(now, f"lost the connection to the repeater at {self.endpoint}")
 
     def handshake_failed(self, problem: str, now: float) -> list:
         """The DEALER's handshake failed; SecurityError when retrying cannot help."""

@@ -25,16 +25,14 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 
-from ..authoring import Draft
 from ..endpoints import host_of
 from ..errors import ProtocolError, SecurityError, StoreUnavailable
-from ..events import Event, Notice, Status, Topic
+from ..events import Event, Notice, Status
 from ..inbox import ClientInbox
-from ..message import Message, check_node_id
+from ..message import check_node_id
 from ..notices import SayOnce
-from ..rooms import DEFAULT_ROOM, shown
+from ..rooms import DEFAULT_ROOM
 from ..wire import PROTOCOL_VERSION, Command, decode, decode_published, header_int
 from .catchup import CatchUp
 from .chooser import Choosing, ServerChooser
@@ -55,9 +53,10 @@ from .outputs import (
     SendToServer,
     SubscribeFeed,
 )
+from .posting import Posting
 from .roomset import RoomSet
 from .trouble import Troubles
-from .window import WINDOW, Outgoing, PostWindow, author, author_topic, numbering, outgoing
+from .window import WINDOW, PostWindow, numbering
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ Handler = Callable[[Command, float], list[ClientOutput]]
 FeedHandler = Callable[[str, Command, float], list[ClientOutput]]
 
 
-class ClientCore(Choosing, Troubles):
+class ClientCore(Choosing, Posting, Troubles):
     """A repeater client's logic: connect, replay, merge live, post, heartbeat.
 
     ``submit`` queues authored messages in the outbox; ``flush`` stores what
@@ -225,11 +224,15 @@ class ClientCore(Choosing, Troubles):
         self.posts.stop()
         return list(self.rooms.dropped())
 
-    def _reconnect(self, now: float, why: str) -> list[ClientOutput]:
+    def _reconnect(self, now: float, why: str, move: bool = True) -> list[ClientOutput]:
+        """Start over with a new connection: to another server of the service when there
+        is one (``move``), else to the same one."""
         if self._refused_by is not None and self._refused_by == self.endpoint:
             why = self._status_detail  # still the older server: say that, not "no answer"
         log.info("%s", why)
-        return self._drop_connection() + self._status(False, why) + self._hello(now)
+        out = self._drop_connection() + self._status(False, why)
+        moved = self.failover(now) if move else None
+        return out + (moved if moved is not None else self._hello(now))
 
     def _status(self, connected: bool, detail: str) -> list[ClientOutput]:
         if (self.connected_status, self._status_detail) == (connected, detail):
@@ -378,7 +381,7 @@ class ClientCore(Choosing, Troubles):
         if code == ErrorCode.HELLO_FIRST.value:
             # The server restarted (or forgot us): a new session, as after a drop.
             why = f"the repeater at {self.endpoint} lost our session; reconnecting"
-            return self._reconnect(now, why)
+            return self._reconnect(now, why, move=False)
         log.warning("the repeater says %s: %s", code, reason)
         return [Notice(f"the repeater says: {reason}")]
 
@@ -403,34 +406,7 @@ class ClientCore(Choosing, Troubles):
         """ROOMS: every room the server keeps (answered with a RoomList)."""
         return self.rooms.ask_rooms(self.connected)
 
-    def set_topic(self, room: str, text: str, now: datetime, entropy: bytes) -> list[ClientOutput]:
-        """Set ``room``'s topic: a topic message dated to win (``now`` is the wall
-        clock, ``entropy`` its id's random part), posted like any other; the new topic
-        is told at once."""
-        current = self.ledger.topics.current(room)
-        post = author_topic(
-            room, text, now, entropy, current, self.user, self.node_id, self.numbering
-        )
-        if not isinstance(post, Outgoing):
-            return [Notice(f"cannot set the topic of {shown(room)}: {post.reason}")]
-        self.posts.submit([post])
-        self.ledger.topics.consider(post.message)
-        return [Topic.of(post.message)]
-
-    # -- posting ---------------------------------------------------------------------
-
-    def post(self, drafts: Sequence[Draft]) -> list[Event]:
-        """Author the front end's drafts as our messages and keep them in the outbox
-        (one transaction for the burst); an invalid or too big one is rejected."""
-        return self.posts.keep([author(d, self.user, self.node_id, self.numbering) for d in drafts])
-
-    def submit(self, message: Message) -> list[Event]:
-        """Keep a message authored elsewhere in the outbox and send it when connected."""
-        return self.submit_many([message])
-
-    def submit_many(self, messages: Sequence[Message]) -> list[Event]:
-        """``submit`` for a burst, stored in one transaction; too big ones are rejected."""
-        return self.posts.keep([outgoing(message) for message in messages])
+    # -- posting: posting.py (set_topic, post, submit, submit_many) ------------------
 
     def who(self, now: float, room: str | None = None) -> list[ClientOutput]:
         """WHO: who is connected (``room`` None), or who is in ``room``."""
