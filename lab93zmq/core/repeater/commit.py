@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..batching import chunks
-from ..errors import StoreError, StoreFault
+from ..errors import StoreError, StoreFault, StoreLost
 from ..events import Accepted, Rejected
 from ..inbox import ServerInbox
 from ..message import Message
@@ -171,6 +171,8 @@ class GroupCommit:
                     except StoreError as exc:
                         flushed.outputs += self._refused(post, exc)
                         flushed.refused += 1
+        except StoreLost:
+            raise  # the inbox is gone or damaged: the server stops, acknowledging nothing
         except StoreFault as fault:
             flushed.fault = fault
             flushed.outputs += self.unavailable(pending, str(fault))
