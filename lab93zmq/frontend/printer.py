@@ -40,7 +40,23 @@ def format_beacon(beacon: dict[str, Any]) -> str:
         f"{beacon['user']:<16} {beacon['mode']:<9} {beacon['address']:>15}  "
         f"router {beacon['router']:<5} pub {beacon['pub']:<5}  seen {seen}  {beacon['node'][:8]}"
         + (f"  secure, key {beacon['key']}" if "key" in beacon else "")
+        + (f"  service {beacon['service'][:8]}" if "service" in beacon else "")
     )
+
+
+def grouped(beacons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``beacons`` in their order, but the servers of one service together, where the
+    first of them stands."""
+    out: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for beacon in beacons:
+        service = beacon.get("service")
+        if service is None:
+            out.append(beacon)
+        elif service not in placed:
+            placed.add(service)
+            out += [b for b in beacons if b.get("service") == service]
+    return out
 
 
 class Printer:
@@ -102,5 +118,5 @@ class Printer:
         if not beacons:
             self.note("no lab93 nodes or repeaters heard")
             return
-        for beacon in beacons:
+        for beacon in grouped(beacons):
             self._write(json.dumps(beacon) if self.json_mode else format_beacon(beacon), self.out)
