@@ -18,12 +18,10 @@ The beacon datagram (all integers big-endian; see docs/PROTOCOL.rst)::
         27    2  user length  u16, 0..256 (bytes)
         29    n  user         UTF-8; a valid user name (empty only in PROBE)
     29 + n   32  key          optional: the node's CurveZMQ public key (secure mode)
-    then     16  service      optional: a repeater's service id, when it is one of several
-                              servers of one service (one PostgreSQL store)
+    last     16  service      optional: the service id of a repeater sharing its store
 
-The datagram is exactly ``29 + n`` bytes (a plain node), ``+ 32`` (a secure
-node), ``+ 16`` (a server of a service) or ``+ 48`` (both); anything else is
-a ``BeaconError``. The key is a claim, not a
+The datagram is ``29 + n`` bytes, ``+ 32`` (secure), ``+ 16`` (a server of a
+service) or ``+ 48`` (both); anything else is a ``BeaconError``. The key is a claim, not a
 proof: a node trusts it only when it is in its authorized keys, and then only
 a peer holding the matching secret key can complete the CURVE handshake.
 """
@@ -184,10 +182,7 @@ class Beacon:
         end = HEADER_SIZE + user_len
         extra = len(data) - end
         if extra not in (0, KEY_SIZE, SERVICE_SIZE, KEY_SIZE + SERVICE_SIZE):
-            raise BeaconError(
-                f"beacon is {len(data)} bytes but its header says {end}"
-                f" (or {end + KEY_SIZE} with a key, {SERVICE_SIZE} more with a service)"
-            )
+            raise BeaconError(f"beacon is {len(data)} bytes but its header says {end} (+32, +16)")
         try:
             user = data[HEADER_SIZE:end].decode("utf-8")
         except UnicodeDecodeError:
