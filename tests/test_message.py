@@ -185,3 +185,21 @@ def test_a_topic_is_one_short_line_of_a_room():
             Message(make_id(T0, bytes(10)), "a", None, None, content, T0, NODE_A, 1, kind="topic")
     with pytest.raises(MessageError, match="kind"):
         Message(make_id(T0, bytes(10)), "a", "bob", None, "x", T0, NODE_A, 1, kind="topic")
+
+
+def test_an_action_is_a_message_of_kind_action_in_a_room_or_direct():
+    """/me and IRC's CTCP ACTION: kind "action", any content a message may hold; its JSON
+    line says so (and only an action's: chat has no "kind", a topic is never a line)."""
+    in_room = Message(make_id(T0, bytes(10)), "a", None, None, "waves\nand smiles", T0, NODE_A, 1,
+                      room="ops", kind="action")
+    direct = Message(make_id(T0, bytes(10)), "a", "bob", None, "nods", T0, NODE_A, 1,
+                     kind="action")
+    for message in (in_room, direct):
+        assert message.is_action and not message.is_topic
+        assert Message.decode(message.encode()) == message
+        assert message.to_json()["kind"] == "action"
+        assert message.to_wire_dict()["kind"] == "action"
+    assert "kind" not in make_message(1).to_json()
+    topic = Message(make_id(T0, bytes(10)), "a", None, None, "t", T0, NODE_A, 1, room="ops",
+                    kind="topic")
+    assert "kind" not in topic.to_json()

@@ -26,7 +26,8 @@ from .rooms import DEFAULT_ROOM, check_room
 
 WIRE_VERSION = 2  # 2: rooms (the ``room`` field) and ``kind``
 TOPIC = "topic"  # ``kind`` of a message that sets its room's topic (content = the topic)
-KINDS = (TOPIC,)
+ACTION = "action"  # ``kind`` of an action (/me, IRC's CTCP ACTION): "* alice waves"
+KINDS = (TOPIC, ACTION)
 MAX_TOPIC_CHARS = 390  # IRC's usual TOPICLEN
 MAX_CONTENT_BYTES = 65_536
 MAX_SUBJECT_CHARS = 200
@@ -91,7 +92,8 @@ class Message:
     the id of the node that authored it and ``origin_seq`` that node's own
     counter, one per room and one for direct messages (1, 2, 3, ...), which is
     what catch-up between broadcast peers is based on. ``kind`` is None for
-    chat, ``"topic"`` for a message that sets its room's topic.
+    chat, ``"topic"`` for a message that sets its room's topic, ``"action"``
+    for an action (/me), in a room or direct.
     """
 
     id: str
@@ -178,10 +180,14 @@ class Message:
     def is_topic(self) -> bool:
         return self.kind == TOPIC
 
+    @property
+    def is_action(self) -> bool:
+        return self.kind == ACTION
+
     # -- the JSON line form: exactly DESIGN.md's contract -----------------
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        fields = {
             "id": self.id,
             "from": self.author,
             "to": self.recipient,
@@ -191,6 +197,9 @@ class Message:
             "sent_at": time_text(self.sent_at),
             "origin": self.origin,
         }
+        if self.kind == ACTION:  # a topic message is never a line; an action says what it is
+            fields["kind"] = ACTION
+        return fields
 
     def to_json_line(self) -> str:
         return json.dumps(self.to_json_dict(), ensure_ascii=False)
@@ -286,12 +295,13 @@ def _loads(text: str) -> Any:
 
 
 def _check_room_kind(recipient: object, room: object, kind: object, content: object) -> None:
-    """A room message names its room, a direct message none; a topic is a short line."""
+    """A room message names its room, a direct message none; a topic is a short line of a
+    room; an action may be in a room or direct."""
     if recipient is None:
         check_room(room)
     elif room is not None:
         raise MessageError("room", "must be null for a direct message")
-    if kind is None:
+    if kind is None or kind == ACTION:
         return
     if kind not in KINDS:
         raise MessageError("kind", f"must be one of {', '.join(KINDS)} or absent")
