@@ -330,11 +330,11 @@ class Node(NodeFacets, _Running):
 
     async def send(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, id: str | None = None,
+        room: str | None = None, id: str | None = None, action: bool = False,
         timeout: float | None = ANSWER_TIMEOUT,
     ) -> Message:
         """Send; returns the stored message (durable), as ``lab93zmq.Node.send``."""
-        draft = self.draft(text, subject=subject, to=to, room=room, id=id)
+        draft = self.draft(text, subject=subject, to=to, room=room, id=id, action=action)
         return (await self.send_many([draft], timeout=timeout))[0]
 
     async def send_many(
@@ -413,6 +413,10 @@ class Node(NodeFacets, _Running):
             raise UsageError(f"limit takes a whole number from 0 up (or None), not {limit!r}")
         name = room_name(room) if room is not None else None
         return list(await self._ask(PipeKind.HISTORY, timeout, limit=limit, room=name))
+
+    async def outbox(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
+        """What the inbox still waits to deliver (see ``lab93zmq.Node.outbox``)."""
+        return list(await self._ask(PipeKind.OUTBOX, timeout))
 
 
 class Server(_Running):

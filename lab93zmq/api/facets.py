@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from ..core.authoring import Draft
 from ..core.errors import UsageError
 from ..core.events import Topic
-from ..core.message import check_name, make_id
+from ..core.message import ACTION, check_name, make_id
 from ..core.rooms import room_name
 from ..io.config import NodeConfig
 from .pipe import PipeClient
@@ -58,9 +58,10 @@ class NodeFacets:
 
     def draft(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, id: str | None = None,
+        room: str | None = None, id: str | None = None, action: bool = False,
     ) -> Draft:
-        """The draft ``send`` would post, checked now (MessageError names a bad field)."""
+        """The draft ``send`` would post, checked now (MessageError names a bad field);
+        ``action``: an action (/me), shown as "* alice waves"."""
         if to is not None:
             check_name(to, "to")
             if room is not None:
@@ -69,6 +70,7 @@ class NodeFacets:
             room = self._room_or_current(room)
         sent_at = datetime.now(timezone.utc)
         message_id = make_id(sent_at, os.urandom(10)) if id is None else id
-        draft = Draft(message_id, text, subject, to, sent_at, room)
+        kind = ACTION if action else None
+        draft = Draft(message_id, text, subject, to, sent_at, room, kind)
         draft.author(self.user, self.node_id or "0" * 32, 1)  # every field's own check
         return draft

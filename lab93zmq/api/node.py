@@ -326,7 +326,7 @@ class Node(NodeFacets, _Running):
 
     def send(
         self, text: str, *, subject: str | None = None, to: str | None = None,
-        room: str | None = None, id: str | None = None,
+        room: str | None = None, id: str | None = None, action: bool = False,
         timeout: float | None = ANSWER_TIMEOUT,
     ) -> Message:
         """Send ``text`` to the current room (or ``room``), or ``to`` one user.
@@ -339,8 +339,8 @@ class Node(NodeFacets, _Running):
         send repeatable: every node keeps one message per id, so sending again with
         the id of a message sent before (after a crash, say) delivers it once.
         """
-        return self.send_many([self.draft(text, subject=subject, to=to, room=room, id=id)],
-                              timeout=timeout)[0]
+        draft = self.draft(text, subject=subject, to=to, room=room, id=id, action=action)
+        return self.send_many([draft], timeout=timeout)[0]
 
     def send_many(self, drafts: Iterable[Draft], timeout: float | None = ANSWER_TIMEOUT
                   ) -> list[Message]:
@@ -419,6 +419,12 @@ class Node(NodeFacets, _Running):
             raise UsageError(f"limit takes a whole number from 0 up (or None), not {limit!r}")
         name = room_name(room) if room is not None else None
         return list(self._ask(PipeKind.HISTORY, timeout, limit=limit, room=name))
+
+    def outbox(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
+        """What the inbox still waits to deliver, oldest first (its outbox: every post
+        the repeater has not acknowledged; in broadcast mode, the direct messages no
+        node of their addressee has taken)."""
+        return list(self._ask(PipeKind.OUTBOX, timeout))
 
 
 class Server(_Running):

@@ -5,7 +5,7 @@ Both faces of the API (blocking ``api.node`` and ``aio``) drive one
 messages and pipe messages into *settlements* for whoever waits:
 
 * a post is settled by its ``POSTED`` (the stored Message) or ``REJECTED``;
-* a question (``WHO``, ``SCAN``, ``HISTORY``, …) by the next answer of its
+* a question (``WHO``, ``SCAN``, ``HISTORY``, ``OUTBOX``, …) by the next answer of its
   kind: the actor answers in the order it was asked, on one ordered pipe;
 * everything else is an event (a message for ``receive``, or a typed event).
 
@@ -48,6 +48,7 @@ ANSWERS = {
     PipeKind.SCAN: PipeKind.SCAN_RESULT,
     PipeKind.HISTORY: PipeKind.HISTORY_RESULT,
     PipeKind.ROOMS: PipeKind.ROOMS_RESULT,
+    PipeKind.OUTBOX: PipeKind.OUTBOX_RESULT,
 }
 
 
@@ -199,7 +200,7 @@ class PipeClient:
         token = askers.popleft()
         if question is PipeKind.SCAN:
             return [Settled(token, [Sighting.from_json(line) for line in body["beacons"]])]
-        if question is PipeKind.HISTORY:
+        if question in (PipeKind.HISTORY, PipeKind.OUTBOX):
             return [Settled(token, [Message.from_checked_dict(f) for f in body["messages"]])]
         if question is PipeKind.ROOMS:
             [rooms] = from_pipe_form("rooms_result", body)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .message import Message, parse_time
+from .errors import MessageError
+from .message import ACTION, Message, parse_time
 from .rooms import DEFAULT_ROOM, check_room
 
 ROOM = "room"  # the scope of a room's messages is (ROOM, room)
@@ -25,7 +26,9 @@ DIRECT = "direct"  # the scope of direct messages
 class Draft:
     """A front end's request to send a message; the core that authors it adds the rest.
 
-    ``room`` is the room of a room post (None: ``general``), None for a direct one."""
+    ``room`` is the room of a room post (None: ``general``), None for a direct one.
+    ``kind`` is None for chat or ``"action"`` (/me); a topic is set by the TOPIC
+    request, never posted as a draft."""
 
     id: str
     content: str
@@ -33,14 +36,15 @@ class Draft:
     to: str | None
     sent_at: datetime
     room: str | None = None
+    kind: str | None = None
 
     @property
     def scope(self) -> Hashable:
         return (ROOM, self.room or DEFAULT_ROOM) if self.to is None else DIRECT
 
     def body(self) -> dict[str, Any]:
-        """The pipe form (a JSON object)."""
-        return {
+        """The pipe form (a JSON object); ``kind`` only when there is one."""
+        body = {
             "id": self.id,
             "content": self.content,
             "subject": self.subject,
@@ -48,15 +52,22 @@ class Draft:
             "sent_at": self.sent_at.isoformat(timespec="microseconds"),
             "room": self.room,
         }
+        if self.kind is not None:
+            body["kind"] = self.kind
+        return body
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Draft:
-        """A Draft from its pipe form; MessageError (RoomError) for a bad room."""
+        """A Draft from its pipe form; MessageError (RoomError) for a bad room or a
+        kind a draft may not have."""
         sent_at = parse_time(body["sent_at"])
         room = body.get("room")
         if room is not None:
             room = check_room(room)
-        return cls(body["id"], body["content"], body["subject"], body["to"], sent_at, room)
+        kind = body.get("kind")
+        if kind not in (None, ACTION):
+            raise MessageError("kind", f"of a posted message is {ACTION} or absent, not {kind!r}")
+        return cls(body["id"], body["content"], body["subject"], body["to"], sent_at, room, kind)
 
     def author(self, user: str, origin: str, origin_seq: int) -> Message:
         """The Message this draft becomes; MessageError when a field is invalid."""
@@ -70,6 +81,7 @@ class Draft:
             origin=origin,
             origin_seq=origin_seq,
             room=None if self.to is not None else self.room,
+            kind=self.kind,
         )
 
 

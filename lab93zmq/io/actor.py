@@ -23,6 +23,8 @@ Requests (front end -> actor):
 ``ROOMS``    {}: answer with ``ROOMS_RESULT``
 ``TOPIC``    {"room", "text"}: set the room's topic (a topic message); the new topic
              comes back as a ``TOPIC`` event
+``OUTBOX``   {}: answer with ``OUTBOX_RESULT``: what this inbox still waits to
+             deliver
 ``STOP``     {}: leave cleanly (leaving beacon, inbox closed), then ``STOPPED``
 
 Events (actor -> front end):
@@ -37,6 +39,9 @@ Events (actor -> front end):
 ``SCAN_RESULT``    {"beacons": [beacon JSON dicts, as DESIGN.md's --scan --json]}
 ``WHO_RESULT``     {"room", "users": [...], "connected"}
 ``HISTORY_RESULT`` {"messages": [wire dicts]}
+``OUTBOX_RESULT``  {"messages": [wire dicts]}: the inbox's outbox, oldest first
+                   (repeater: every post the server has not acknowledged;
+                   broadcast: direct messages no node of the addressee took)
 ``POSTED``         {"messages": [wire dicts]}: the drafts just handled, authored and
                    stored (committed), in posting order; a refused one gets REJECTED
 ``JOINED``         {"room", "topic": {"text", "by", "at"} | null, "first": bool}: we are
@@ -83,6 +88,7 @@ class Kind(str, Enum):
     PART = "part"
     ROOMS = "rooms"
     TOPIC = "topic"  # a request (front end -> actor) and an event (actor -> front end)
+    OUTBOX = "outbox"
     STOP = "stop"
     READY = "ready"
     FATAL = "fatal"
@@ -94,6 +100,7 @@ class Kind(str, Enum):
     SCAN_RESULT = "scan_result"
     WHO_RESULT = "who_result"
     HISTORY_RESULT = "history_result"
+    OUTBOX_RESULT = "outbox_result"
     POSTED = "posted"
     JOINED = "joined"
     PARTED = "parted"

@@ -67,6 +67,7 @@ from . import security, sockets
 from .actor import Actor, Kind, PipeMessage, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
+from .history import answer_outbox
 from .interfaces import resolve
 from .store import Inbox, utc_now
 
@@ -284,6 +285,9 @@ class BroadcastActor(Actor):
         limit = limit if type(limit) is int and limit > 0 else None
         io.event(Kind.HISTORY_RESULT, messages=[m.to_wire_dict() for m in inbox.history(limit)])
 
+    def _outbox(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        io.event(Kind.OUTBOX_RESULT, **answer_outbox(inbox))
+
     # -- binding -------------------------------------------------------------------
 
     def _socket(
@@ -317,6 +321,7 @@ _ANSWERS: dict[Kind, Callable[[BroadcastActor, _Sockets, Inbox, dict[str, Any], 
     Kind.SCAN: BroadcastActor._scan,
     Kind.WHO: BroadcastActor._who,
     Kind.HISTORY: BroadcastActor._history,
+    Kind.OUTBOX: BroadcastActor._outbox,
 }
 
 

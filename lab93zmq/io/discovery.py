@@ -20,7 +20,7 @@ from . import actor
 from .actor import Kind
 from .beacon import BeaconSocket
 from .config import NodeConfig
-from .history import HistorySource, answer_history
+from .history import HistorySource, answer_history, answer_outbox
 from .interfaces import resolve
 
 SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
@@ -123,8 +123,8 @@ class ScanRequests:
 
 
 class LocalAnswers:
-    """HISTORY and SCAN, which every repeater actor answers alike, from its own inbox
-    and beacons (``beacons`` None: it has none; a scan opens its own)."""
+    """HISTORY, OUTBOX and SCAN, which every repeater actor answers alike, from its own
+    inbox and beacons (``beacons`` None: it has none; a scan opens its own)."""
 
     def __init__(
         self,
@@ -147,6 +147,13 @@ class LocalAnswers:
                 actor.send(self.pipe, Kind.NOTICE, text=f"no history now: {exc}")
                 answer = {"messages": []}
             actor.send(self.pipe, Kind.HISTORY_RESULT, **answer)
+        elif request.kind is Kind.OUTBOX:
+            try:
+                answer = answer_outbox(self.inbox)
+            except StoreUnavailable as exc:
+                actor.send(self.pipe, Kind.NOTICE, text=f"no outbox now: {exc}")
+                answer = {"messages": []}
+            actor.send(self.pipe, Kind.OUTBOX_RESULT, **answer)
         elif request.kind is Kind.SCAN:
             problem = self.scans.start(self.beacons, now)
             if problem is not None:

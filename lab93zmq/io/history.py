@@ -1,4 +1,5 @@
-"""The HISTORY answer, the same for every actor: the newest messages of its inbox.
+"""The HISTORY and OUTBOX answers, the same for every actor: the newest messages of
+its inbox, and what it still waits to deliver.
 
 The request's ``limit`` (see actor.py) is a whole number N >= 0: the newest N
 messages, oldest first (0: none); absent or null: every message. Anything
@@ -23,6 +24,8 @@ class HistorySource(Protocol):
         self, limit: int | None = None, room: str | None = None, chat_only: bool = False
     ) -> list[Message]: ...
 
+    def outbox(self) -> list[Message]: ...
+
 
 def history_limit(body: dict[str, Any]) -> int | None:
     """The ``limit`` of a HISTORY request: a whole number >= 0, or None for all."""
@@ -44,3 +47,8 @@ def answer_history(inbox: HistorySource, body: dict[str, Any]) -> dict[str, Any]
             return {"messages": []}
     messages = inbox.history(history_limit(body), room, chat_only=True)
     return {"messages": [m.to_wire_dict() for m in messages]}
+
+
+def answer_outbox(inbox: HistorySource) -> dict[str, Any]:
+    """The body of the OUTBOX_RESULT: the inbox's outbox, oldest first."""
+    return {"messages": [m.to_wire_dict() for m in inbox.outbox()]}

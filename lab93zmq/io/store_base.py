@@ -155,13 +155,13 @@ class StoreBase:
         messages of the same microsecond in the order they came in; with ``limit``,
         the newest N; with ``room``, only that room's messages. Not arrival order: a
         message caught up from a peer is shown where it was written, not where it
-        came in. ``chat_only``: leave out topic messages (what people are shown: a
-        topic message sets a topic, see ``current_topic``; it is not a line of the
-        conversation)."""
+        came in. ``chat_only``: leave out topic messages, keep chat and actions (what
+        people are shown: a topic message sets a topic, see ``current_topic``; it is
+        not a line of the conversation)."""
         m = self._message
         query = m.select(*self._columns).order_by(m.sent_at.desc(), m.arrival.desc())
         if chat_only:
-            query = query.where(m.kind.is_null())
+            query = query.where(m.kind.is_null() | (m.kind != TOPIC))
         if isinstance(room, str):
             query = query.where(m.room == room)
         elif room is not None:
