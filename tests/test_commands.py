@@ -1,13 +1,24 @@
 import pytest
 
+from lab93zmq.core import commands
 from lab93zmq.core.commands import (
+    COMMANDS,
+    HELP,
+    ROOM,
+    USER,
+    Clear,
     CommandError,
     Help,
     History,
+    Join,
     Nothing,
+    Outbox,
+    Part,
     Quit,
+    Rooms,
     Say,
     Scan,
+    Topic,
     Who,
     parse_line,
 )
@@ -36,6 +47,20 @@ from lab93zmq.core.commands import (
         ('/subject "team lunch" pizza?', Say("pizza?", "team lunch")),
         ("/subject 'it is' don't worry", Say("don't worry", "it is")),
         ("//slash at start", Say("/slash at start")),
+        ("/me waves at bob", Say("waves at bob", kind="action")),
+        ("/join #Ops", Join("ops")),
+        ("/join ops", Join("ops")),
+        ("/part", Part()),
+        ("/part #ops", Part("ops")),
+        ("/rooms", Rooms()),
+        ("/topic", Topic()),
+        ("/topic deploy on friday", Topic("deploy on friday")),
+        ("/who #ops", Who("ops")),
+        ("/outbox", Outbox()),
+        ("/clear", Clear()),
+        ("/help join", Help("join")),
+        ("/help /msg", Help("msg")),
+        ("/JOIN #ops", Join("ops")),  # command names in any case, as IRC takes them
     ],
 )
 def test_lines(line, action):
@@ -45,6 +70,8 @@ def test_lines(line, action):
 def test_defaults_from_options_apply_to_plain_text():
     assert parse_line("disk full", subject="app", to="ops") == Say("disk full", "app", "ops")
     assert parse_line("/subject other x", subject="app") == Say("x", "other")
+    me = parse_line("/me shrugs", subject="app", to="ops")
+    assert me == Say("shrugs", "app", "ops", "action")
 
 
 @pytest.mark.parametrize(
@@ -61,8 +88,41 @@ def test_defaults_from_options_apply_to_plain_text():
         ("/history -5", "usage: /history"),
         ("/history ²", "usage: /history"),
         ("/quit now", "takes no arguments"),
+        ("/join", "usage: /join ROOM"),
+        ("/join Bad Room", "takes one room"),
+        ("/join #no!", "'#no!' is not a room name: 1 to 32"),
+        ("/part #a #b", "takes one room"),
+        ("/who not_a room", "takes one room"),
+        ("/who -x", "'-x' is not a room name"),
+        ("/me", "usage: /me ACTION"),
+        ("/rooms all", "/rooms: takes no arguments"),
+        ("/topic " + "t" * 391, "at most 390 characters"),
+        ("/jion ops", r"unknown command /jion \(did you mean /join\?\); type /help"),
+        ("/help frob", "there is no command /frob"),
     ],
 )
 def test_bad_commands_get_a_hint_and_are_not_messages(line, hint):
     with pytest.raises(CommandError, match=hint):
         parse_line(line)
+
+
+def test_help_lists_every_command_of_the_table_once():
+    listed = [line.split()[0] for line in HELP.splitlines() if line.startswith("  /")]
+    assert listed == ["/" + name for name in COMMANDS]
+    for command in COMMANDS.values():
+        assert f"  {command.usage} " in HELP and command.summary in HELP
+
+
+def test_the_table_says_what_each_argument_is_for_completion():
+    assert COMMANDS["msg"].completes == (USER,)
+    assert {name for name, c in COMMANDS.items() if ROOM in c.completes} == {"join", "part", "who"}
+
+
+def test_dispatch_is_the_table_not_a_chain_of_ifs():
+    """A command added to the table is parsed, with no other change."""
+    extra = commands.Command("ping", "", "test", lambda rest, defaults: Nothing())
+    COMMANDS["ping"] = extra
+    try:
+        assert parse_line("/ping") == Nothing()
+    finally:
+        del COMMANDS["ping"]

@@ -4,43 +4,47 @@
 it. A line starting with ``/`` is a command; ``//`` sends a line that starts
 with a single ``/``. An unknown command raises CommandError with a hint — it is
 never sent as a message.
+
+Every command is one row of ``COMMANDS``: its name, its usage, its line of
+/help, what its arguments are (for tab completion) and its parser. Adding a
+command is adding a row (and, if it asks the node something, a row of the
+front end's action table, frontend/actions.py).
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import Lab93Error
+from .message import ACTION, MAX_TOPIC_CHARS
+from .rooms import RoomError, room_name
 
 DEFAULT_HISTORY = 20
 # The most /history shows at once: more is a flood for a terminal and one huge
 # answer on the actor's pipe; --history prints a whole inbox.
 MAX_HISTORY = 10_000
 
-HELP = """\
-Commands:
-  /msg USER TEXT...          send TEXT to USER only
-  /subject SUBJECT TEXT...   send TEXT with a subject (quote a subject of several words)
-  /who                       list the users online
-  /scan                      list every node and repeater heard on the network
-  /history [N]               show the last N messages in the inbox (default 20,
-                             at most 10000)
-  /help                      show this help
-  /quit                      leave (Ctrl-D does the same)
-Any other line is sent to the room; start it with // to send a line beginning with /."""
+# What a command's argument is, for tab completion.
+USER, ROOM, COMMAND = "user", "room", "command"
 
 
 class CommandError(Lab93Error):
     """That command is not understood; type /help for the list."""
 
 
+# -- what a line means ------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Say:
-    """Send ``text``; ``to`` None means the room."""
+    """Send ``text``; ``to`` None means the current room; ``kind`` "action" for /me."""
 
     text: str
     subject: str | None = None
     to: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class Scan:
 
 @dataclass(frozen=True)
 class Who:
-    pass
+    """Who is in ``room`` (None: the current room)."""
+
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,42 @@ class History:
 
 @dataclass(frozen=True)
 class Help:
+    """The list of commands, or one command's usage (``name``)."""
+
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Join:
+    room: str
+
+
+@dataclass(frozen=True)
+class Part:
+    """Leave ``room`` (None: the current one)."""
+
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Rooms:
+    pass
+
+
+@dataclass(frozen=True)
+class Topic:
+    """Show the current room's topic (``text`` None) or set it."""
+
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Outbox:
+    pass
+
+
+@dataclass(frozen=True)
+class Clear:
     pass
 
 
@@ -74,7 +116,21 @@ class Nothing:
     """A blank line: nothing to send."""
 
 
-Action = Say | Quit | Scan | Who | History | Help | Nothing
+Action = (
+    Say | Quit | Scan | Who | History | Help | Join | Part | Rooms | Topic | Outbox | Clear
+    | Nothing
+)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What plain text gets when the line does not say: ``--subject`` and ``--to``."""
+
+    subject: str | None = None
+    to: str | None = None
+
+
+# -- the parsers, one per command ---------------------------------------------------
 
 
 def _split_word(rest: str) -> tuple[str, str]:
@@ -90,10 +146,142 @@ def _split_word(rest: str) -> tuple[str, str]:
     return word, tail.strip()
 
 
-def _no_arguments(name: str, rest: str, action: Action) -> Action:
-    if rest:
-        raise CommandError(f"/{name} takes no arguments")
-    return action
+def _room(text: str) -> str:
+    try:
+        return room_name(text)
+    except RoomError as error:
+        raise CommandError(str(error)) from None
+
+
+def _no_arguments(action: Action) -> Callable[[str, Defaults], Action]:
+    def parse(rest: str, defaults: Defaults) -> Action:
+        if rest:
+            raise CommandError("takes no arguments")
+        return action
+
+    return parse
+
+
+def _msg(rest: str, defaults: Defaults) -> Action:
+    user, text = _split_word(rest)
+    if not user or not text:
+        raise CommandError("needs a user and a text")
+    return Say(text, defaults.subject, user)
+
+
+def _me(rest: str, defaults: Defaults) -> Action:
+    if not rest:
+        raise CommandError("needs what you do")
+    return Say(rest, defaults.subject, defaults.to, ACTION)
+
+
+def _subject(rest: str, defaults: Defaults) -> Action:
+    subject, text = _split_word(rest)
+    if not subject or not text:
+        raise CommandError("needs a subject and a text (quote a subject of several words)")
+    return Say(text, subject, defaults.to)
+
+
+def _optional_room(make: Callable[[str | None], Action]) -> Callable[[str, Defaults], Action]:
+    def parse(rest: str, defaults: Defaults) -> Action:
+        if " " in rest:
+            raise CommandError("takes one room")
+        return make(_room(rest) if rest else None)
+
+    return parse
+
+
+def _join(rest: str, defaults: Defaults) -> Action:
+    if not rest or " " in rest:
+        raise CommandError("takes one room")
+    return Join(_room(rest))
+
+
+def _topic(rest: str, defaults: Defaults) -> Action:
+    if len(rest) > MAX_TOPIC_CHARS:
+        raise CommandError(f"a topic is at most {MAX_TOPIC_CHARS} characters")
+    return Topic(rest or None)
+
+
+def _history(rest: str, defaults: Defaults) -> Action:
+    if not rest:
+        return History()
+    # ASCII digits only: str.isdigit also takes "²" and "٣", which int() refuses or
+    # reads. However many digits: past MAX_HISTORY the answer is the same.
+    digits = rest.lstrip("0")
+    if not (rest.isascii() and rest.isdigit()) or not digits:
+        raise CommandError("N is a whole number from 1 up")
+    if len(digits) > len(str(MAX_HISTORY)) or int(digits) > MAX_HISTORY:
+        return History(MAX_HISTORY, capped=True)
+    return History(int(digits))
+
+
+def _help(rest: str, defaults: Defaults) -> Action:
+    name = rest.lstrip("/").lower()
+    if name and name not in COMMANDS:
+        raise CommandError(f"there is no command /{name}{_did_you_mean(name)}")
+    return Help(name or None)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    arguments: str  # as /help shows them: "USER TEXT..."
+    summary: str
+    parse: Callable[[str, Defaults], Action]
+    completes: tuple[str, ...] = ()  # what each argument is (USER, ROOM, COMMAND)
+
+    @property
+    def usage(self) -> str:
+        return f"/{self.name} {self.arguments}".rstrip()
+
+
+COMMANDS: dict[str, Command] = {
+    command.name: command
+    for command in (
+        Command("msg", "USER TEXT...", "send TEXT to USER only", _msg, (USER,)),
+        Command("me", "ACTION...", "say what you do: /me waves shows * alice waves", _me),
+        Command("subject", "SUBJECT TEXT...",
+                "send TEXT with a subject (quote a subject of several words)", _subject),
+        Command("join", "ROOM", "join ROOM (catch up on it) and talk there", _join, (ROOM,)),
+        Command("part", "[ROOM]", "leave ROOM (default: the current room)",
+                _optional_room(Part), (ROOM,)),
+        Command("rooms", "", "list every room on the network (yours marked *)",
+                _no_arguments(Rooms())),
+        Command("topic", "[TEXT]", "show the current room's topic, or set it to TEXT", _topic),
+        Command("who", "[ROOM]", "list who is in ROOM (default: the current room)",
+                _optional_room(Who), (ROOM,)),
+        Command("scan", "", "list every node and repeater heard on the network",
+                _no_arguments(Scan())),
+        Command("history", "[N]",
+                f"show the last N messages of the inbox (default {DEFAULT_HISTORY},"
+                f" at most {MAX_HISTORY})", _history),
+        Command("outbox", "", "list what still waits to be delivered, and for whom",
+                _no_arguments(Outbox())),
+        Command("clear", "", "clear the screen", _no_arguments(Clear())),
+        Command("help", "[COMMAND]", "list the commands, or say how to use one", _help,
+                (COMMAND,)),
+        Command("quit", "", "leave (Ctrl-D does the same)", _no_arguments(Quit())),
+    )
+}
+
+
+def _help_text() -> str:
+    width = max(len(command.usage) for command in COMMANDS.values()) + 2
+    rows = [f"  {command.usage:<{width}} {command.summary}" for command in COMMANDS.values()]
+    return "\n".join(
+        ["Commands:", *rows,
+         "Any other line is sent to the current room; start it with // to send a line"
+         " beginning with /."]
+    )
+
+
+HELP = _help_text()
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+    return f" (did you mean /{close[0]}?)" if close else ""
 
 
 def parse_line(line: str, subject: str | None = None, to: str | None = None) -> Action:
@@ -107,34 +295,11 @@ def parse_line(line: str, subject: str | None = None, to: str | None = None) -> 
     if not line.startswith("/"):
         return Say(line, subject, to)
     name, _, rest = line[1:].partition(" ")
-    rest = rest.strip()
-    if name == "quit":
-        return _no_arguments(name, rest, Quit())
-    if name == "scan":
-        return _no_arguments(name, rest, Scan())
-    if name == "who":
-        return _no_arguments(name, rest, Who())
-    if name == "help":
-        return _no_arguments(name, rest, Help())
-    if name == "history":
-        if not rest:
-            return History()
-        # ASCII digits only: str.isdigit also takes "²" and "٣", which int() refuses or
-        # reads. However many digits: past MAX_HISTORY the answer is the same.
-        digits = rest.lstrip("0")
-        if not (rest.isascii() and rest.isdigit()) or not digits:
-            raise CommandError("usage: /history [N], N a whole number from 1 up")
-        if len(digits) > len(str(MAX_HISTORY)) or int(digits) > MAX_HISTORY:
-            return History(MAX_HISTORY, capped=True)
-        return History(int(digits))
-    if name == "msg":
-        user, text = _split_word(rest)
-        if not user or not text:
-            raise CommandError("usage: /msg USER TEXT...")
-        return Say(text, subject, user)
-    if name == "subject":
-        new_subject, text = _split_word(rest)
-        if not new_subject or not text:
-            raise CommandError("usage: /subject SUBJECT TEXT... (quote a subject of several words)")
-        return Say(text, new_subject, to)
-    raise CommandError(f"unknown command /{name}; type /help for the list")
+    name = name.lower()
+    command = COMMANDS.get(name)
+    if command is None:
+        raise CommandError(f"unknown command /{name}{_did_you_mean(name)}; type /help for the list")
+    try:
+        return command.parse(rest.strip(), Defaults(subject, to))
+    except CommandError as error:
+        raise CommandError(f"/{name}: {error}; usage: {command.usage}") from None
