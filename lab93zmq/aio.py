@@ -154,6 +154,11 @@ class _Running:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
             raise Lab93Error(f"no answer to {what} within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            # Its caller gave up: an error the answer brings later is nobody's to see
+            # (and not "never retrieved" at exit).
+            future.add_done_callback(_forget)
+            raise
 
     async def _ask(self, kind: PipeKind, timeout: object, **body: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -273,6 +278,11 @@ class _Running:
     async def _wake_all(self) -> None:
         async with self._settled:
             self._settled.notify_all()
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class Node(NodeFacets, _Running):

@@ -90,8 +90,10 @@ def test_send_pipeline_direct_message_scan_and_history(lan):
     erin = lan.start("erin", lines=["one", "/who", "two"])
     assert erin.finish() == 0, erin.err
     # /who answers with whoever is live at that moment: erin may not have heard everyone yet.
-    who = [line for line in erin.out if line.startswith("online: ")]
-    assert len(who) == 1 and set(who[0][8:].split(", ")) <= {"alice", "carol", "nobody else"}
+    # /who is about the current room (DESIGN.md, "Rooms").
+    who = [line for line in erin.out if line.startswith("in #general: ")]
+    assert len(who) == 1 and set(who[0][13:].split(", ")) <= {
+        "alice", "carol", "erin", "nobody else"}
     carol.wait_for(lambda p: "two" in contents(p), "erin's lines")
     assert contents(carol) == ["hello room", "one", "two"]  # never the direct messages
 

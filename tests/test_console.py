@@ -160,12 +160,12 @@ def test_commands_answer_on_stdout_or_on_stderr_in_json_mode(config):
     env = environment("/who\n/history 1\n/help\n")
     pipe_lines(ScriptedActor(), config, env)
     out = env.stdout.getvalue()
-    assert "online: bob, carol" in out and "old news" in out and "/msg USER TEXT" in out
+    assert "in #general: bob, carol" in out and "old news" in out and "/msg USER TEXT" in out
 
     env = environment("/who\n")
     pipe_lines(ScriptedActor(), config, env, FrontEndOptions(json=True, timeout=5))
     assert env.stdout.getvalue() == ""
-    assert "online: bob, carol" in env.stderr.getvalue()
+    assert "in #general: bob, carol" in env.stderr.getvalue()
 
 
 def test_send_one_and_rejection(config):
@@ -278,7 +278,10 @@ def test_quit_reports_what_waits_in_the_outbox_and_does_not_wait(config):
         interact(ScriptedActor(), config, env, FrontEndOptions(timeout=60))
     told = env.stderr.getvalue()
     assert "* 1 message waits in the outbox for the room (not confirmed yet)" in told
-    assert "* 2 messages wait in the outbox for zed; they go out when zed is online" in told
+    # zed was said to be offline when the first line to zed was stored: said once, not
+    # again for the second line nor when leaving.
+    assert told.count("zed") == 1, told
+    assert "* zed is not online; the message waits in the outbox" in told
 
 
 def test_a_fatal_error_ends_the_prompt(config):

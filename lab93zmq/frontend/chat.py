@@ -4,24 +4,43 @@ interactive prompt (prompt.py), which differ only in how they wait on the node.
 
 Thread-safe: a pipeline's main thread posts while a second thread shows what
 the node reports; both go through the one lock here.
+
+What people see (README.rst, "The terminal"):
+
+* Your own lines like everyone's, with a time and a mark: ``(queued)`` while
+  the node still waits to deliver it, ``✓`` once it is delivered. On a
+  terminal the line is drawn again in place when it is still the last one;
+  otherwise one ``* delivered: ...`` line says it.
+* The backlog: messages written before this run started that arrive before
+  the first live line (a message written since, or one of yours). The first
+  live line is preceded by ``— 12 messages while you were away —``.
+* A line that names you, or a direct message to you, is highlighted; a live
+  one rings the terminal's bell (the backlog does not ring).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..core import commands
 from ..core.errors import Lab93Error, UndeliveredError
-from ..core.events import Accepted, Event, Notice, Rejected, Status
+from ..core.events import Accepted, Event, Member, Notice, Rejected, Status, Topic
 from ..core.message import Message
 from ..core.sighting import Sighting
+from . import lines
 from .environment import Environment
 from .printer import Printer
 
 log = logging.getLogger(__name__)
+
+# The broadcast core's notice for a direct message nobody can take now. The front
+# end says the same for both modes once per addressee, and names it again at the
+# end only when it was not said (see ``told_waiting``).
+_NOT_ONLINE = re.compile(r"(\S+) is not online; the message waits in the outbox\Z")
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,8 @@ class FrontEndOptions:
     to: str | None = None
     json: bool = False
     timeout: float = 10.0
+    user: str = ""  # whose terminal this is: own lines, mentions
+    mode: str = ""  # "client" (repeater) or "broadcast": where a line to someone away waits
 
 
 def _messages(count: int, total: int) -> str:
@@ -62,24 +83,80 @@ class ChatRun:
         self.refused: list[str] = []  # what was refused, as named to the user
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)  # notified when a post is settled
+        self.started = env.utc_now()  # what was written before is the backlog
+        self.backlog = 0  # backlog lines shown before the first live one
+        self.live = False  # a live line was shown (the separator is behind us)
+        self.queued: dict[str, Message] = {}  # own lines shown as queued, by id
+        self.told_waiting: set[str] = set()  # addressees already said to be offline
+        self.kept_for: dict[str, str] = {}  # id -> addressee to name once it is accepted
+        self.users: set[str] = set()  # every name heard, for completion
+        self.rooms: set[str] = set()  # every room heard, for completion
+        self.topics: dict[str, Topic] = {}  # the topic last shown of each room
+
+    def view(self) -> lines.View:
+        today = self.env.utc_now().astimezone().date()
+        return lines.View(today, self.show_room(), self.options.user, self.printer.style)
 
     # -- what the node reports ---------------------------------------------------------
 
     def show(self, item: Message | Event) -> None:
         with self.lock:
             if isinstance(item, Message):
-                if self.show_messages:
-                    self.printer.message(item, show_room=self.show_room())
+                self._incoming(item)
             elif isinstance(item, Accepted):
-                for message_id in item.ids:
-                    self.pending.pop(message_id, None)
-                self.settled.notify_all()
+                self._accepted(item.ids)
             elif isinstance(item, Rejected):
                 self.refuse(item.id or "", item.reason)
             elif isinstance(item, Status):
                 self._status(item.connected, item.detail)
             elif isinstance(item, Notice):
-                self.printer.info(item.text)
+                self._notice(item.text)
+            elif isinstance(item, Member):
+                self._member(item)
+            elif isinstance(item, Topic):
+                self.show_topic(item)
+
+    def _incoming(self, message: Message) -> None:
+        self.users.add(message.author)
+        if message.room is not None:
+            self.rooms.add(message.room)
+        if not self.show_messages:
+            return
+        backlog = not self.live and message.sent_at < self.started
+        if backlog:
+            self.backlog += 1
+        else:
+            self._go_live()
+        me = self.options.user
+        named = message.author != me and (
+            message.recipient == me or lines.mentions(message.content, me)
+        )
+        self.printer.message(message, self.view(), bell=named and not backlog)
+
+    def _go_live(self) -> None:
+        """The first live line: the backlog (if any) ends here."""
+        if not self.live:
+            self.live = True
+            if self.backlog and not self.options.json:
+                self.printer.line(lines.separator(self.backlog))
+
+    def _accepted(self, ids: Sequence[str]) -> None:
+        late = []
+        for message_id in ids:
+            self.pending.pop(message_id, None)
+            message = self.queued.pop(message_id, None)
+            if message is None:
+                continue
+            mark = self.printer.style.mark(delivered=True)
+            if not self.printer.rewrite(message_id, message, self.view(), mark):
+                late.append(message)
+        if late:
+            self.printer.info(lines.delivered_late(late))
+        for message_id in ids:
+            to = self.kept_for.pop(message_id, None)
+            if to is not None:
+                self._kept_by_repeater(to)
+        self.settled.notify_all()
 
     def _status(self, connected: bool, detail: str) -> None:
         """Show how the connection changed. A loss is told once: while still
@@ -95,6 +172,30 @@ class ChatRun:
         else:
             log.info("%s", detail)
 
+    def _notice(self, text: str) -> None:
+        offline = _NOT_ONLINE.match(text)
+        if offline is not None:
+            self.tell_waiting(offline.group(1))
+        else:
+            self.printer.info(text)
+
+    def _member(self, member: Member) -> None:
+        self.users.add(member.user)
+        self.rooms.add(member.room)
+        if member.user == self.options.user or not self.show_messages:
+            return  # our own coming and going is said by /join and /part
+        at = self.env.utc_now()
+        self.printer.line(lines.format_member(member.room, member.user, member.joined, at,
+                                              self.view()))
+
+    def show_topic(self, topic: Topic) -> None:
+        """A room's topic, once per change."""
+        with self.lock:
+            if self.topics.get(topic.room) == topic or not self.show_messages:
+                return
+            self.topics[topic.room] = topic
+            self.printer.line(lines.format_topic(topic, self.view()))
+
     # -- what the user does ---------------------------------------------------------
 
     def will_send(self, message_id: str, say: commands.Say, where: str | None) -> None:
@@ -105,6 +206,46 @@ class ChatRun:
             self.pending[message_id] = say
             if where:
                 self.where[message_id] = where
+
+    def posted(self, message: Message) -> None:
+        """One of ours is stored: show it like everyone's, marked queued or delivered."""
+        with self.lock:
+            if not self.show_messages or self.options.json:
+                return
+            self._go_live()
+            delivered = message.id not in self.pending
+            if not delivered:
+                self.queued[message.id] = message
+            mark = self.printer.style.mark(delivered)
+            self.printer.message(message, self.view(), mark, key=message.id)
+
+    def check_addressee(self, message: Message, online: Sequence[str]) -> None:
+        """A direct message of ours whose addressee is not ``online``: say where it
+        waits, once per addressee. In broadcast mode it waits in our outbox; a
+        repeater stores it for the addressee, which is said once the repeater has
+        taken it (while it has not, it waits in our outbox, as ``report_outbox`` says)."""
+        with self.lock:
+            to = message.recipient
+            if to is None or to == self.options.user or to in online:
+                return
+            if self.options.mode != "client":
+                self.tell_waiting(to)
+            elif message.id in self.pending:
+                self.kept_for[message.id] = to
+            else:
+                self._kept_by_repeater(to)
+
+    def _kept_by_repeater(self, to: str) -> None:
+        if to not in self.told_waiting:
+            self.told_waiting.add(to)
+            self.printer.info(f"{to} is not online; the repeater keeps the message until"
+                              f" {to} comes")
+
+    def tell_waiting(self, to: str) -> None:
+        with self.lock:
+            if to not in self.told_waiting:
+                self.told_waiting.add(to)
+                self.printer.info(f"{to} is not online; the message waits in the outbox")
 
     def refuse(self, message_id: str, reason: str) -> None:
         """A post will never be sent: name it."""
@@ -121,7 +262,7 @@ class ChatRun:
             self._refused(say.text, reason, where)
 
     def _refused(self, text: str, reason: str, where: str | None) -> None:
-        quoted = repr(text[:40]) + ("..." if len(text) > 40 else "")
+        quoted = lines.quoted(text)
         self.refused.append(where or quoted)
         self.printer.note(f"not sent: {reason} ({f'{where}: ' if where else ''}{quoted})")
 
@@ -142,13 +283,14 @@ class ChatRun:
 
     # -- answers ----------------------------------------------------------------------
 
+    def answer(self, text: str) -> None:
+        with self.lock:
+            self.printer.answer(text)
+
     def show_scan(self, sightings: Sequence[Sighting]) -> None:
         with self.lock:
+            self.users.update(s.user for s in sightings)
             self.printer.beacons([s.to_json() for s in sightings])
-
-    def show_who(self, users: Sequence[str]) -> None:
-        with self.lock:
-            self.printer.answer("online: " + (", ".join(users) if users else "nobody else"))
 
     def show_history(self, action: commands.History, messages: Sequence[Message]) -> None:
         with self.lock:
@@ -157,12 +299,9 @@ class ChatRun:
                     f"showing the last {action.count}, the most /history shows"
                     " (lab93-node --history prints the whole inbox)"
                 )
+            view = self.view()
             for message in messages:
-                self.printer.message(message, with_date=True, show_room=self.show_room())
-
-    def show_help(self) -> None:
-        with self.lock:
-            self.printer.answer(commands.HELP)
+                self.printer.message(message, view)
 
     def failed(self, error: Lab93Error) -> None:
         with self.lock:
@@ -211,11 +350,13 @@ class ChatRun:
         return ""
 
     def report_outbox(self) -> None:
-        """Leaving the prompt: say what is not confirmed yet and where it waits."""
+        """Leaving the prompt: say what is not confirmed yet and where it waits (an
+        addressee already said to be offline is not said again)."""
         with self.lock:
             by_recipient: dict[str | None, int] = {}
             for say in self.pending.values():
-                by_recipient[say.to] = by_recipient.get(say.to, 0) + 1
+                if say.to not in self.told_waiting:
+                    by_recipient[say.to] = by_recipient.get(say.to, 0) + 1
         for to, count in by_recipient.items():
             what = "1 message waits" if count == 1 else f"{count} messages wait"
             goes = "it goes" if count == 1 else "they go"

@@ -19,6 +19,8 @@ from ..api.node import Node, Server
 from ..core import commands
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError
+from ..core.message import ACTION
+from . import actions
 from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
 
@@ -116,8 +118,13 @@ class Pipeline:
         self._post()
 
     def _draft(self, say: commands.Say, where: str | None) -> None:
+        hint = actions.no_room_hint(self.node, say)
+        if hint is not None:
+            self.run.invalid(say, hint, where)
+            return
         try:
-            draft = self.node.draft(say.text, subject=say.subject, to=say.to)
+            draft = self.node.draft(say.text, subject=say.subject, to=say.to,
+                                    action=say.kind == ACTION)
         except MessageError as error:
             self.run.invalid(say, str(error), where)
             return
@@ -135,19 +142,11 @@ class Pipeline:
                 pass
 
     def perform(self, action: commands.Action) -> bool:
+        """A command, in its turn among the lines (the table of actions.py); False on
+        /quit."""
         if isinstance(action, commands.Quit):
             return False
-        try:
-            if isinstance(action, commands.Scan):
-                self.run.show_scan(self.node.peers())
-            elif isinstance(action, commands.Who):
-                self.run.show_who(self.node.who())
-            elif isinstance(action, commands.History):
-                self.run.show_history(action, self.node.history(limit=action.count))
-            elif isinstance(action, commands.Help):
-                self.run.show_help()
-        except Lab93Error as error:
-            self.run.failed(error)
+        actions.perform(self.node, self.run, action)
         return True
 
     # -- the end ------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -27,6 +27,8 @@ class Environment:
     monotonic: Callable[[], float] = time.monotonic
     utc_now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     entropy: Callable[[int], bytes] = os.urandom
+    # NO_COLOR, TERM, XDG_STATE_HOME: read through here, so tests set them.
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     # prompt_toolkit Input/Output for the interactive prompt; None: the terminal.
     prompt_input: Any = None
     prompt_output: Any = None

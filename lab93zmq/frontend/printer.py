@@ -13,25 +13,11 @@ from typing import IO, Any
 
 from ..core.message import Message
 from .environment import Environment
+from .lines import View, format_message
 from .options import OutputClosed
+from .style import BELL, Style
 
 log = logging.getLogger(__name__)
-
-
-def format_message(message: Message, with_date: bool = False, show_room: bool = False) -> str:
-    """One message for people, in the spirit of the seed's from/subject/content:
-    ``[20:01:02] <alice> [lunch] pizza?``; a direct one shows ``<alice -> bob>``; with
-    ``show_room`` (a node in several rooms) a room message names its room:
-    ``[20:01:02] #ops <alice> pizza?``."""
-    local = message.sent_at.astimezone()
-    stamp = local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
-    where = f"#{message.room} " if show_room and message.room is not None else ""
-    who = (
-        message.author if message.recipient is None else f"{message.author} -> {message.recipient}"
-    )
-    subject = f"[{message.subject}] " if message.subject else ""
-    content = message.content.replace("\n", "\n    ")
-    return f"[{stamp}] {where}<{who}> {subject}{content}"
 
 
 def format_beacon(beacon: dict[str, Any]) -> str:
@@ -75,6 +61,9 @@ class Printer:
         self.json_mode = json_mode
         self.show_info = True
         self.closed = False
+        self.style = Style.for_terminal(
+            env.environ, bool(env.stdout_isatty), json_mode, getattr(env.stdout, "encoding", None)
+        )
 
     @property
     def out(self) -> IO[str]:
@@ -83,23 +72,54 @@ class Printer:
     def _answer_stream(self) -> IO[str]:
         return self.env.stderr if self.json_mode else self.out
 
-    def _write(self, text: str, stream: IO[str]) -> None:
+    def _write(self, text: str, stream: IO[str], key: str | None = None) -> None:
         if stream is self.env.stdout and self.closed:
             return
         try:
-            print(text, file=stream, flush=True)
+            keyed = getattr(stream, "write_keyed", None)
+            if key is not None and keyed is not None:
+                keyed(text + "\n", key)
+            else:
+                print(text, file=stream, flush=True)
         except BrokenPipeError:
             if stream is not self.env.stdout:
                 return  # nobody reads our stderr either: nothing left to tell
             self.closed = True
             raise OutputClosed() from None
 
-    def message(self, message: Message, with_date: bool = False, show_room: bool = False) -> None:
+    def message(self, message: Message, view: View, mark: str = "", bell: bool = False,
+                key: str | None = None) -> None:
+        """One message: its JSON line, or the line people read (``bell``: ring the
+        terminal's bell with it; ``key``: a line that may be rewritten, see rewrite)."""
         if self.json_mode:
-            line = message.to_json_line()
+            self._write(message.to_json_line(), self.out)
+            return
+        line = format_message(message, view, mark)
+        if bell and self.style.bell:
+            line += BELL
+        self._write(line, self.out, key)
+
+    def rewrite(self, key: str, message: Message, view: View, mark: str) -> bool:
+        """Draw the line written with ``key`` again, in place, if it is still the last
+        line above the prompt; False when it cannot be (the caller says it otherwise)."""
+        rewrite = getattr(self.out, "rewrite", None)
+        if rewrite is None or self.json_mode or self.closed or not self.env.stdout_isatty:
+            return False
+        return bool(rewrite(key, format_message(message, view, mark)))
+
+    def line(self, text: str) -> None:
+        """A line of the conversation that is not a message (joins, leaves, topics):
+        with the messages for people, kept out of a JSON stream."""
+        if self.json_mode:
+            log.info("%s", text)
         else:
-            line = format_message(message, with_date, show_room)
-        self._write(line, self.out)
+            self._write(text, self.out)
+
+    def clear(self) -> None:
+        """/clear: empty the terminal (nothing to do for a pipe or JSON)."""
+        clear = getattr(self.out, "clear", None)
+        if clear is not None and self.env.stdout_isatty and not self.json_mode:
+            clear()
 
     def note(self, text: str) -> None:
         self._write(text, self.env.stderr)

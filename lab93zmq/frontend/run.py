@@ -34,7 +34,8 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
     send_only = not (listening or interactive)
     config = replace(config, listen=not send_only)
     options = FrontEndOptions(
-        subject=args["--subject"], to=args["--to"], json=args["--json"], timeout=config.timeout
+        subject=args["--subject"], to=args["--to"], json=args["--json"], timeout=config.timeout,
+        user=config.user, mode=mode,
     )
     run = ChatRun(env, options, show_messages=not send_only,
                   show_room=lambda: len(config.rooms) > 1)
@@ -47,6 +48,8 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
     )
     from . import console
 
+    if isinstance(node, Node):
+        run.show_room = lambda: len(node.rooms) > 1
     if node.ready_detail:
         run.printer.info(node.ready_detail)
     if send is not None:
@@ -68,10 +71,11 @@ def run_interactive(mode: str, config: NodeConfig, run: ChatRun) -> int:
     async def session() -> None:
         node = aio.Node(make_actor(mode, config), config)
         await node.start()
+        run.show_room = lambda: len(node.rooms) > 1
         try:
             if node.ready_detail:
                 run.printer.info(node.ready_detail)
-            await run_prompt(node, run, f"{config.user}> ")
+            await run_prompt(node, run)
         finally:
             await node.close()
 
@@ -92,6 +96,7 @@ def show_history(
     """``--history``: the whole inbox (with ``--room``: those rooms), oldest first.
     Reading never makes an inbox: a ``--db`` that names no file is a mistake (exit
     1); the default one not there yet just has nothing to show."""
+    from .lines import View
     from .printer import Printer
 
     printer = Printer(env, json_mode)
@@ -107,8 +112,9 @@ def show_history(
         where = f" of {', '.join('#' + r for r in rooms)}" if rooms else ""
         printer.note(f"the inbox {config.db_path} holds no messages{where} yet")
     several = len({m.room for m in messages if m.room is not None}) > 1
+    view = View(today=None, show_room=several, style=printer.style)  # every line dated
     for message in messages:
-        printer.message(message, with_date=True, show_room=several)
+        printer.message(message, view)
     return ExitStatus.OK
 
 

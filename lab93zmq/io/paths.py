@@ -1,5 +1,6 @@
 """Where the inbox lives: ``--db`` > ``$XDG_DATA_HOME/lab93`` > ``~/.local/share/lab93``;
-where keys live: ``$XDG_CONFIG_HOME/lab93`` > ``~/.config/lab93``.
+where keys live: ``$XDG_CONFIG_HOME/lab93`` > ``~/.config/lab93``; where the prompt's
+input history lives: ``$XDG_STATE_HOME/lab93`` > ``~/.local/state/lab93``.
 
 Resolved when used, never at import time; directories are created mode 0700
 because an inbox holds private messages.
@@ -40,6 +41,17 @@ def config_dir(environ: Mapping[str, str] | None = None, home: Path | None = Non
     return home / ".config" / "lab93"
 
 
+def state_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The lab93 state directory (the prompt's input history); ``XDG_STATE_HOME`` that is
+    empty or relative counts as unset, as for ``data_dir``."""
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "lab93"
+    home = Path.home() if home is None else home
+    return home / ".local" / "state" / "lab93"
+
+
 def inbox_path(
     db_option: str | None,
     environ: Mapping[str, str] | None = None,
@@ -51,12 +63,13 @@ def inbox_path(
     return data_dir(environ, home) / INBOX_FILENAME
 
 
-def prepare_parent(path: Path) -> None:
-    """Create the inbox's directory (mode 0700) the first time it is needed."""
+def prepare_parent(path: Path, what: str = "inbox") -> None:
+    """Create the directory of ``path`` (mode 0700) the first time it is needed."""
     parent = path.parent
     if parent.is_dir():
         return
     try:
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"cannot create the inbox directory {parent}: {error.strerror}") from None
+        raise ConfigError(f"cannot create the {what} directory {parent}: {error.strerror}"
+                          ) from None
