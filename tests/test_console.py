@@ -9,9 +9,11 @@ and check the exit path.
 import asyncio
 import io
 import json
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
-from factories import NODE_A, make_message
+from factories import NODE_A, T0, make_message
 
 from lab93zmq import aio
 from lab93zmq.api.node import Node
@@ -37,6 +39,7 @@ class ScriptedActor(Actor):
         self.fail_on_start = fail_on_start
         self.posts: list[Draft] = []
         self.requests: list[Kind] = []
+        self.topics: list[tuple[str, str]] = []
         self.seq = 0
 
     def run(self, ctx, pipe):
@@ -74,6 +77,20 @@ class ScriptedActor(Actor):
         elif request.kind is Kind.HISTORY:
             rows = [make_message(1, "old news").to_wire_dict()]
             pipe_protocol.send(pipe, Kind.HISTORY_RESULT, messages=rows[: request.body["limit"]])
+        elif request.kind is Kind.JOIN:
+            pipe_protocol.send(pipe, Kind.JOINED, room=request.body["room"], topic=None,
+                               first=True)
+        elif request.kind is Kind.PART:
+            pipe_protocol.send(pipe, Kind.PARTED, room=request.body["room"])
+        elif request.kind is Kind.ROOMS:
+            rooms = [{"name": "general", "members": 3, "topic": "lunch", "joined": True}]
+            pipe_protocol.send(pipe, Kind.ROOMS_RESULT, rooms=rooms)
+        elif request.kind is Kind.TOPIC:
+            self.topics.append((request.body["room"], request.body["text"]))
+        elif request.kind is Kind.OUTBOX:
+            rows = [p.author("alice", NODE_A, 1).to_wire_dict() for p in self.posts
+                    if not self.accepts(p)]
+            pipe_protocol.send(pipe, Kind.OUTBOX_RESULT, messages=rows)
 
     def accepts(self, post):
         return not post.content.startswith("hold")
@@ -106,7 +123,9 @@ def chat(env, options=QUICK, show_messages=True, listening=False):
 
 
 def pipe_lines(scripted, config, env, options=QUICK):
-    console.pipeline(Node(scripted, config), chat(env, options, show_messages=False), env)
+    """A pipeline as run.py runs it: a send-only node."""
+    node = Node(scripted, replace(config, listen=False))
+    console.pipeline(node, chat(env, options, show_messages=False), env)
 
 
 def test_pipeline_sends_each_line_and_waits_for_acceptance(config):
@@ -377,3 +396,139 @@ def test_byte_bursts_reads_what_is_there_and_keeps_bytes_that_are_not_utf8(tmp_p
     assert [line for burst in bursts for line in burst] == [
         b"one\n", b"two\n", b"\xff\xfe\n", b"unfinished"]
     assert list(console.byte_bursts(io.StringIO("a\nb\n"))) == [[b"a\n", b"b\n"]]
+
+
+# -- rooms, actions and the outbox in a pipeline ----------------------------------------
+
+
+def test_a_pipeline_takes_room_commands_in_order_with_its_lines(config):
+    """A send-only run joins no room: /join and /part choose where the next lines go."""
+    scripted = ScriptedActor()
+    env = environment("in general\n/join #Ops\nin ops\n/me deploys\n/topic release day\n"
+                      "/part\nback in general\n/part\nnowhere\n")
+    with pytest.raises(UndeliveredError, match=r"1 of 5 messages was refused.*\(line 9\)"):
+        pipe_lines(scripted, config, env)
+    assert [(p.room, p.content, p.kind) for p in scripted.posts] == [
+        ("general", "in general", None),
+        ("ops", "in ops", None),
+        ("ops", "deploys", "action"),
+        ("general", "back in general", None),
+    ]
+    assert scripted.topics == [("ops", "release day")]
+    assert Kind.JOIN not in scripted.requests and Kind.PART not in scripted.requests
+    assert "you are in no room now; /join ROOM to talk in one" in env.stderr.getvalue()
+
+
+def test_a_pipeline_answers_rooms_who_and_outbox_and_hints_at_a_bad_room(config):
+    env = environment("/rooms\n/who\nhold this\n/outbox\n/join no way\n/part #elsewhere\n")
+    with pytest.raises(UndeliveredError):
+        pipe_lines(ScriptedActor(), config, env, FrontEndOptions(timeout=0.2))
+    out = env.stdout.getvalue()
+    assert "> #general    3 people  lunch" in out
+    assert "in #general: bob, carol" in out
+    assert "1 message waits to be delivered:\n  for #general:" in out and "'hold this'" in out
+    err = env.stderr.getvalue()
+    assert "/join: takes one room; usage: /join ROOM" in err
+    assert "you are not in #elsewhere" in err
+
+
+class Telling(OneShot):
+    """Greets with what arrives, then stops by itself: events too."""
+
+    def __init__(self, items):
+        super().__init__()
+        self.items = items
+
+    def run(self, ctx, pipe):
+        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
+        for kind, body in self.items:
+            pipe_protocol.send(pipe, kind, **body)
+        pipe_protocol.send(pipe, Kind.STOPPED)
+
+
+def listened(items, config, **env_fields):
+    env = environment()
+    env.utc_now = lambda: T0 + timedelta(hours=1)  # the run starts an hour after T0
+    for name, value in env_fields.items():
+        setattr(env, name, value)
+    run = ChatRun(env, FrontEndOptions(user="alice"))
+    console.listen(Node(Telling(items), config), run)
+    return env
+
+
+def incoming(*messages):
+    return Kind.INCOMING, {"messages": [m.to_wire_dict() for m in messages]}
+
+
+def test_the_backlog_ends_with_a_separator_before_the_first_live_line(config):
+    old = [make_message(n, f"old {n}") for n in (1, 2)]
+    live = replace(make_message(3, "new"), sent_at=T0 + timedelta(hours=1, seconds=5))
+    env = listened([incoming(*old), incoming(live), incoming(make_message(4, "late old"))],
+                   config)
+    shown = env.stdout.getvalue().splitlines()
+    assert len(shown) == 5, shown
+    assert shown[0].endswith("<alice> old 1") and shown[1].endswith("<alice> old 2")
+    assert shown[2] == "\u2014 2 messages while you were away \u2014"
+    assert shown[3].endswith("<alice> new")
+    assert shown[4].endswith("<alice> late old")  # after the separator: a line like any
+
+
+def test_no_separator_without_a_backlog_nor_in_json(config):
+    live = replace(make_message(3, "new"), sent_at=T0 + timedelta(hours=2))
+    assert "while you were away" not in listened([incoming(live)], config).stdout.getvalue()
+    env = environment()
+    env.utc_now = lambda: T0 + timedelta(hours=1)
+    run = ChatRun(env, FrontEndOptions(user="alice", json=True))
+    console.listen(Node(Telling([incoming(make_message(1)), incoming(live)]), config), run)
+    assert [json.loads(line)["content"] for line in env.stdout.getvalue().splitlines()] == [
+        "message 1", "new"]
+
+
+def test_joins_leaves_and_topics_are_lines_with_times(config):
+    items = [
+        (Kind.MEMBER, {"room": "ops", "user": "bob", "joined": True}),
+        (Kind.MEMBER, {"room": "ops", "user": "alice", "joined": True}),  # ourselves: said by /join
+        (Kind.TOPIC, {"room": "ops", "text": "deploys", "by": "bob",
+                      "at": "2026-11-24T20:01:02.123456+00:00"}),
+        (Kind.TOPIC, {"room": "ops", "text": "deploys", "by": "bob",
+                      "at": "2026-11-24T20:01:02.123456+00:00"}),  # the same again: once
+        (Kind.MEMBER, {"room": "ops", "user": "bob", "joined": False}),
+    ]
+    shown = [line.split("] ", 1)[1] for line in listened(items, config).stdout.getvalue()
+             .splitlines()]
+    assert shown == ["* bob joined #ops", "* bob set the topic of #ops: deploys",
+                     "* bob left #ops"]
+
+
+def test_an_action_and_a_mention_in_a_listening_terminal(config):
+    now = T0 + timedelta(hours=1, seconds=1)  # live
+    items = [incoming(replace(make_message(1, "waves", author="bob", kind="action"), sent_at=now),
+                      replace(make_message(2, "alice: ping", author="bob"), sent_at=now))]
+    env = listened(items, config, stdout_isatty=True, environ={"NO_COLOR": "1"})
+    out = env.stdout.getvalue()
+    assert "* bob waves\n" in out
+    assert "<bob> alice: ping\a\n" in out  # a live line naming you rings (no colour asked)
+
+
+def test_the_prompt_echoes_own_lines_and_says_where_a_message_to_someone_away_waits(config):
+    from prompt_toolkit.input import create_pipe_input
+
+    with create_pipe_input() as keyboard:
+        env = prompt_environment(keyboard)
+        keyboard.send_text("/me waves\r/msg zed hi\r/msg zed again\r/quit\r")
+        interact(ScriptedActor(), config, env,
+                 FrontEndOptions(timeout=5, user="alice", mode="client"))
+    out, err = env.stdout.getvalue(), env.stderr.getvalue()
+    assert "* alice waves" in out and "<alice -> zed> hi" in out and "<alice -> zed> again" in out
+    # Accepted by the repeater at once: it keeps it for zed; said once.
+    assert err.count("zed is not online; the repeater keeps the message until zed comes") == 1
+
+
+def test_lines_pasted_at_once_are_sent_one_by_one(config):
+    from prompt_toolkit.input import create_pipe_input
+
+    scripted = ScriptedActor()
+    with create_pipe_input() as keyboard:
+        keyboard.send_text("\x1b[200~one\ntwo\n\nthree\x1b[201~\r/quit\r")
+        interact(scripted, config, prompt_environment(keyboard))
+    assert [p.content for p in scripted.posts] == ["one", "two", "three"]

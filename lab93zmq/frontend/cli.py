@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import docopt
@@ -19,14 +20,14 @@ import docopt
 from .. import __version__
 from ..core.errors import Lab93Error, MessageError, UsageError
 from ..core.message import check_name
-from .options import ExitStatus, OutputClosed, Terminated, check_message_options
+from .options import ExitStatus, OutputClosed, Terminated, check_message_options, since_time
 
 USAGE = """\
 Usage:
   lab93-node (-b | --broadcast | -m broadcast) [options]
   lab93-node (-r | --repeater | -m repeater) (-s | --server | -c | --client) [options]
   lab93-node --scan [options]
-  lab93-node --history [options]
+  lab93-node --history [N] [options]
   lab93-node --keygen [--force] [options]
   lab93-node -h | --help | --version
 """
@@ -39,8 +40,8 @@ Modes:
   -c, --client             With -r: connect to a repeater server.
   -m MODE, --mode MODE     The mode by name: broadcast or repeater.
   --scan                   List the nodes and repeaters on the network, then exit.
-  --history                Print the inbox, oldest first by when each message
-                           was written, then exit.
+  --history                Print the inbox (with N: its last N messages), oldest
+                           first by when each message was written, then exit.
 
 Options:
   -a ADDR, --address ADDR  Bind address of a server or broadcast node
@@ -76,6 +77,10 @@ Options:
   --json                   Machine output: one JSON object per line on stdout.
   --timeout SEC            How long --scan (default 2), --send and the end of
                            piped input (default 10) may wait.
+  --since TIME             With --history: only what was written since TIME,
+                           an ISO 8601 date or time (2026-11-24, 2026-11-24T09:00;
+                           local time unless it has an offset) or a time ago
+                           (90s, 15m, 2h, 1h30m, 3d, 1w).
 
 Secure mode (see README.rst, "Secure mode"):
   --secure                 Encrypt and authenticate every connection with
@@ -115,7 +120,8 @@ HELP = DESCRIPTION + USAGE + "\n" + OPTIONS + EPILOG
 # docopt parses with one permissive pattern; the checks below give each wrong
 # combination its own sentence instead of a usage dump.
 _PARSE_DOC = (
-    "Usage: lab93-node [options] [-a ADDR]... [-i IFACE]... [--room ROOM]... [-v]...\n\n" + OPTIONS
+    "Usage: lab93-node [options] [-a ADDR]... [-i IFACE]... [--room ROOM]... [-v]... [N]\n\n"
+    + OPTIONS
 )
 
 def _option_name(option: docopt.Option) -> str:
@@ -141,8 +147,12 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
             item.short in known_names or item.longer in known_names
         ):
             raise UsageError(f"unknown option {item.longer or item.short}; see lab93-node --help")
-        if isinstance(item, docopt.Argument):
-            raise UsageError(f"unexpected argument {item.value!r}; see lab93-node --help")
+    words = [item.value for item in items if isinstance(item, docopt.Argument)]
+    history = any(isinstance(item, docopt.Option) and item.longer == "--history"
+                  for item in items)
+    if words[1 if history else 0 :]:  # only --history takes a word: how many to print
+        stray = words[1 if history else 0]
+        raise UsageError(f"unexpected argument {stray!r}; see lab93-node --help")
     try:
         return dict(docopt.docopt(_PARSE_DOC, list(argv), default_help=False))
     except docopt.DocoptExit:
@@ -193,6 +203,13 @@ def choose_mode(args: dict[str, Any]) -> str:
 
 def check_options(args: dict[str, Any], mode: str) -> None:
     """Option values and the options that make no sense in ``mode``."""
+    if args["N"] is not None and not (args["N"].isascii() and args["N"].isdigit()
+                                      and int(args["N"]) > 0):
+        raise UsageError(f"--history N: N is a whole number from 1 up, not {args['N']!r}")
+    if args["--since"] is not None:
+        if mode != "history":
+            raise UsageError("--since goes with --history")
+        since_time(args["--since"], datetime.now(timezone.utc))
     if args["--send"] is not None and args["--listen"]:
         raise UsageError("--send and --listen cannot be used together")
     talk = [flag for flag in ("--send", "--subject", "--to", "--listen") if args[flag]]

@@ -13,13 +13,15 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from ..api.node import Node, Server
 from ..core import commands
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError
+from ..core.events import Joined, Parted, Topic
 from ..core.message import ACTION
+from ..core.rooms import room_name
 from . import actions
 from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
@@ -64,13 +66,54 @@ def byte_bursts(stream: IO[str]) -> Iterator[list[bytes]]:
         yield [partial]
 
 
+class PipedRooms:
+    """A send-only node (a pipeline, --send) as the action table sees it: it joins no
+    room (it is not announced and keeps none of a room), so ``/join ROOM`` and
+    ``/part`` only choose where the next lines go. Everything else is the node's."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self.rooms: list[str] = list(node.rooms)  # the current one first
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._node, name)
+
+    def _current(self, room: str | None) -> str | None:
+        return room_name(room) if room is not None else (self.rooms[0] if self.rooms else None)
+
+    def join(self, room: str) -> Joined:
+        name = room_name(room)
+        if name in self.rooms:
+            self.rooms.remove(name)
+        self.rooms.insert(0, name)
+        return Joined(name, self._node.topic(name), first=False)
+
+    def part(self, room: str | None = None) -> Parted:
+        name = self._current(room) or ""
+        if name in self.rooms:
+            self.rooms.remove(name)
+        return Parted(name)
+
+    def topic(self, room: str | None = None) -> Topic | None:
+        return self._node.topic(self._current(room))
+
+    def set_topic(self, text: str, room: str | None = None) -> None:
+        self._node.set_topic(text, self._current(room))
+
+    def draft(self, text: str, *, to: str | None = None, room: str | None = None,
+              **fields: Any) -> Draft:
+        if to is None:
+            room = self._current(room)
+        return self._node.draft(text, to=to, room=room, **fields)
+
+
 class Pipeline:
     """Lines to a node: piped input (each line a message, a line starting with / a
     command), and --send (one line). Posts go out in bursts; what the node
     reports is shown by a second thread meanwhile."""
 
     def __init__(self, node: Node, run: ChatRun) -> None:
-        self.node = node
+        self.node: Any = PipedRooms(node) if not node.config.listen else node
         self.run = run
         self._drafts: list[Draft] = []  # said in this burst, posted together at its end
         self._shower = threading.Thread(target=self._show_all, name="lab93-show", daemon=True)

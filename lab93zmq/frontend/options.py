@@ -8,7 +8,8 @@ the same checks a program embedding a node meets.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any
 
@@ -91,3 +92,27 @@ def build_config(mode: str, args: dict[str, Any]) -> NodeConfig:
         server_key=args["--server-key"],
         timeout=args["--timeout"],
     )
+
+
+_AGO = re.compile(r"(?:\d+[smhdw])+\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """``--since``: an ISO 8601 date or time (local unless it has an offset), or a time
+    ago such as ``2h`` or ``1h30m`` before ``now``; UsageError otherwise."""
+    value = text.strip().lower()
+    if _AGO.match(value):
+        seconds = sum(int(n) * _UNITS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", value))
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise UsageError(f"--since {text!r} is longer ago than any message") from None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since takes an ISO 8601 date or time (2026-11-24, 2026-11-24T09:00) or a time"
+            f" ago (90s, 15m, 2h, 3d, 1w), not {text!r}"
+        ) from None
+    return when.astimezone(timezone.utc)  # a time without an offset is local time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..api.node import Node, Server
@@ -13,7 +14,7 @@ from ..io.paths import config_dir
 from ..io.store import Inbox
 from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
-from .options import ExitStatus, build_config
+from .options import ExitStatus, build_config, since_time
 
 
 def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
@@ -22,7 +23,10 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
     config = build_config(mode, args)
     if mode == "history":
         rooms = config.rooms if args.get("--room") else None
-        return show_history(config, env, args["--json"], args["--db"] is not None, rooms)
+        last = int(args["N"]) if args.get("N") else None
+        since = since_time(args["--since"], env.utc_now()) if args.get("--since") else None
+        return show_history(config, env, args["--json"], args["--db"] is not None, rooms,
+                            last, since)
     if mode == "scan":
         return run_scan(config, env, args["--json"])
     send = args["--send"]
@@ -92,10 +96,13 @@ def show_history(
     json_mode: bool,
     named: bool,
     rooms: tuple[str, ...] | None = None,
+    last: int | None = None,
+    since: datetime | None = None,
 ) -> int:
-    """``--history``: the whole inbox (with ``--room``: those rooms), oldest first.
-    Reading never makes an inbox: a ``--db`` that names no file is a mistake (exit
-    1); the default one not there yet just has nothing to show."""
+    """``--history``: the whole inbox (with ``--room``: those rooms; ``last``: the
+    newest N of them; ``since``: those written since), oldest first. Reading never
+    makes an inbox: a ``--db`` that names no file is a mistake (exit 1); the default
+    one not there yet just has nothing to show."""
     from .lines import View
     from .printer import Printer
 
@@ -107,10 +114,15 @@ def show_history(
                      " first runs): nothing to show")
         return ExitStatus.OK
     with Inbox(config.db_path) as inbox:
-        messages = inbox.history(room=rooms, chat_only=True)
+        messages = inbox.history(limit=last if since is None else None, room=rooms,
+                                 chat_only=True)
+    if since is not None:
+        messages = [m for m in messages if m.sent_at >= since][-last if last else 0 :]
     if not messages:
         where = f" of {', '.join('#' + r for r in rooms)}" if rooms else ""
-        printer.note(f"the inbox {config.db_path} holds no messages{where} yet")
+        when = f" written since {since.astimezone():%Y-%m-%d %H:%M:%S}" if since else ""
+        printer.note(f"the inbox {config.db_path} holds no messages{where}{when}"
+                     f"{'' if since else ' yet'}")
     several = len({m.room for m in messages if m.room is not None}) > 1
     view = View(today=None, show_room=several, style=printer.style)  # every line dated
     for message in messages:
