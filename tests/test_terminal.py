@@ -403,3 +403,18 @@ def test_rooms_at_the_prompt(terminals, processes, repeater, state_home):
     status, modes, lines = alice.exit_status_and_modes()
     assert status == 0, lines
     assert_cooked(modes)
+
+
+def test_a_repeater_message_to_nobody_online_says_where_it_waits(terminals, repeater, state_home):
+    alice = Terminal(*repeater("alice"), environ={"XDG_STATE_HOME": str(state_home)})
+    terminals.append(alice)
+    alice.wait_line("* connected to repeater")
+    alice.child.send("/msg zed are you there?\r")
+    alice.wait_line("<alice -> zed> are you there? \u2713")  # the repeater has it
+    alice.wait_line("* zed is not online; the repeater keeps the message until zed comes")
+    alice.child.send("/clear\r")
+    alice.wait_screen(lambda lines: lines[0] == PROMPT.rstrip() and not any(lines[1:]),
+                      "an empty screen under the prompt")
+    alice.child.send("/quit\r")
+    status, modes, lines = alice.exit_status_and_modes()
+    assert status == 0 and "waits" not in "\n".join(lines)  # nothing left in the outbox

@@ -255,7 +255,7 @@ COMMANDS: dict[str, Command] = {
                 _no_arguments(Scan())),
         Command("history", "[N]",
                 f"show the last N messages of the inbox (default {DEFAULT_HISTORY},"
-                f" at most {MAX_HISTORY})", _history),
+                f" at most {MAX_HISTORY:,})", _history),
         Command("outbox", "", "list what still waits to be delivered, and for whom",
                 _no_arguments(Outbox())),
         Command("clear", "", "clear the screen", _no_arguments(Clear())),

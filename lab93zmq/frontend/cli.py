@@ -106,9 +106,14 @@ Output:
 DESCRIPTION = "lab93-node: a ZeroMQ messaging node for local networks.\n\n"
 
 EPILOG = """
-Chat commands (interactive or piped): /msg USER TEXT, /subject SUBJECT TEXT,
-/who, /scan, /history [N], /help, /quit. /quit and Ctrl-D leave at once and
-name what waits in the outbox; Ctrl-C leaves the same way (exit 130).
+Chat commands (interactive or piped): /msg USER TEXT, /me ACTION, /subject
+SUBJECT TEXT, /join ROOM, /part [ROOM], /rooms, /topic [TEXT], /who [ROOM],
+/scan, /history [N], /outbox, /clear, /help [COMMAND], /quit. /quit and
+Ctrl-D leave at once and name what waits in the outbox; Ctrl-C leaves the same
+way (exit 130). At the prompt, Tab completes commands, names and rooms; Up
+recalls earlier lines, also of earlier runs ($XDG_STATE_HOME/lab93/history,
+else ~/.local/state/lab93/history). Colour only on a terminal, never with
+NO_COLOR set.
 
 Exit status: 0 ok, 1 failure (e.g. a message refused, or not delivered and kept
 for next time), 2 bad command line, 130 interrupted (Ctrl-C), 141 whoever read
