@@ -117,13 +117,10 @@ def format_rooms(rooms: Sequence[RoomInfo], current: str | None) -> str:
     return "\n".join(lines)
 
 
-def format_who(room: str | None, users: Sequence[str], away: dict[str, str] | None = None
-               ) -> str:
+def format_who(room: str | None, users: Sequence[str]) -> str:
     """/who: ``in #ops: alice, bob``; ``online: ...`` for the whole network."""
-    away = away or {}
-    names = [f"{u} (away: {away[u]})" if u in away else u for u in users]
     where = f"in {shown(room)}" if room is not None else "online"
-    return f"{where}: {', '.join(names) if names else 'nobody else'}"
+    return f"{where}: {', '.join(users) if users else 'nobody else'}"
 
 
 def recipient(message: Message) -> str:

@@ -27,6 +27,7 @@ from typing import IO, Any
 from ..aio import Node
 from ..core import commands
 from ..core.errors import ConfigError, Lab93Error, MessageError
+from ..core.events import Status
 from ..core.message import ACTION
 from ..core.rooms import shown
 from ..io.paths import prepare_parent, state_dir
@@ -97,12 +98,11 @@ def _history(run: ChatRun) -> Any:
 def _bindings() -> Any:
     """Enter takes the sent line off the screen (it comes back as a message, with
     its time); Ctrl-C and Ctrl-D leave the line where it was."""
-    from prompt_toolkit.filters import has_completions
     from prompt_toolkit.key_binding import KeyBindings
 
     bindings = KeyBindings()
 
-    @bindings.add("enter", filter=~has_completions)
+    @bindings.add("enter")
     def _accept(event: Any) -> None:
         event.app.erase_when_done = True
         event.current_buffer.validate_and_handle()
@@ -125,11 +125,13 @@ async def _prompt_loop(node: Node, run: ChatRun, session: Any, prompt: Any) -> N
         try:
             while (item := await node.poll()) is not None:
                 run.show(item)
+                if isinstance(item, Status) and item.connected:
+                    learners.append(loop.create_task(_learn_names(node, run)))
         except Lab93Error as error:
             end(error)
 
+    learners = [loop.create_task(_learn_names(node, run))]  # again when (re)connected
     shower = loop.create_task(show_all())
-    learner = loop.create_task(_learn_names(node, run))
     on_sigterm = _catch_sigterm(loop, lambda: end(Terminated(session.default_buffer.text)))
     try:
         while True:
@@ -150,7 +152,8 @@ async def _prompt_loop(node: Node, run: ChatRun, session: Any, prompt: Any) -> N
         raise
     finally:
         shower.cancel()
-        learner.cancel()
+        for learner in learners:
+            learner.cancel()
         on_sigterm()
 
 
