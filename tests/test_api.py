@@ -240,3 +240,35 @@ def test_rooms_join_part_topic_and_who_through_the_api(server, tmp_path):
         assert alice.flush(timeout=10) == []
         assert bob.receive(timeout=1.0) is None  # nothing of ops any more
         assert alice.who("ops") == ["alice"]
+
+
+def broadcast(tmp_path, beacon_port, user, **options):
+    return lab93zmq.Node.broadcast(user=user, interfaces=["lo"], beacon_port=beacon_port,
+                                   db=tmp_path / f"{user}.db", port=0, **options)
+
+
+def test_broadcast_nodes_through_the_api(tmp_path, beacon_port):
+    with broadcast(tmp_path, beacon_port, "alice") as alice, \
+            broadcast(tmp_path, beacon_port, "bob") as bob:
+        # Wait until they see each other (a Status naming the peer), then talk.
+        for node, other in ((alice, "bob"), (bob, "alice")):
+            while True:
+                event = node.next_event(timeout=15)
+                assert event is not None, "the peers never met"
+                if isinstance(event, lab93zmq.Status) and other in event.detail:
+                    break
+        sent = alice.send("hello over the LAN")
+        assert sent.room == "general" and sent.origin == alice.node_id
+        assert alice.flush(timeout=15) == []  # held by bob: accepted
+        assert bob.receive(timeout=15) == sent
+        direct = bob.send("psst", to="alice")
+        assert bob.flush(timeout=15) == []
+        assert alice.receive(timeout=15) == direct
+        assert "bob" in alice.who()
+        assert [p.user for p in alice.peers()] == ["bob"]
+
+
+def test_a_broadcast_node_alone_has_nobody_to_accept(tmp_path, beacon_port):
+    with broadcast(tmp_path, beacon_port, "alice") as alice:
+        sent = alice.send("anyone?")
+        assert alice.flush(timeout=1.5) == [sent]
