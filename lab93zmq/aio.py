@@ -443,23 +443,33 @@ class Server(_Running):
         secure: bool = False,
         authorized_keys: str | Path | None = None,
         timeout: float = 10.0,
+        irc_port: int | None = None,
+        irc_address: str | None = None,
+        irc_tls_cert: str | Path | None = None,
+        irc_tls_key: str | Path | None = None,
+        irc_password: str | None = None,
+        irc_password_file: str | Path | None = None,
     ) -> None:
         from .io.repeater_server import ServerActor
 
         config = node_config(
             "server", address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
-            timeout=timeout,
+            timeout=timeout, irc_port=irc_port, irc_address=irc_address,
+            irc_tls_cert=irc_tls_cert, irc_tls_key=irc_tls_key, irc_password=irc_password,
+            irc_password_file=irc_password_file,
         )
         self._actor: ServerActor = ServerActor(config)
         super().__init__(self._actor, config)
         self.router_port = 0
         self.pub_port = 0
+        self.irc_port: int | None = None
 
     async def start(self) -> Server:
         await self._start(max(self.config.timeout, START_TIMEOUT))
         self.router_port = self._actor.router_port or 0
         self.pub_port = self._actor.pub_port or 0
+        self.irc_port = self._actor.irc_port
         return self
 
     def __await__(self) -> Generator[Any, None, Server]:

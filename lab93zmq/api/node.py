@@ -431,7 +431,8 @@ class Server(_Running):
     """A repeater server (``lab93-node -r -s``) in this process.
 
     ``router_port`` and ``pub_port`` are the ports really bound (``port=0``: any
-    free one). Messages it stores arrive through ``receive`` and iteration.
+    free one); ``irc_port`` the IRC face's (``irc_port=...``, docs/IRC.rst), or
+    None. Messages it stores arrive through ``receive`` and iteration.
     """
 
     def __init__(
@@ -445,11 +446,19 @@ class Server(_Running):
         secure: bool = False,
         authorized_keys: str | Path | None = None,
         timeout: float = 10.0,
+        irc_port: int | None = None,
+        irc_address: str | None = None,
+        irc_tls_cert: str | Path | None = None,
+        irc_tls_key: str | Path | None = None,
+        irc_password: str | None = None,
+        irc_password_file: str | Path | None = None,
     ) -> None:
         self._open(node_config(
             "server", address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
-            timeout=timeout,
+            timeout=timeout, irc_port=irc_port, irc_address=irc_address,
+            irc_tls_cert=irc_tls_cert, irc_tls_key=irc_tls_key, irc_password=irc_password,
+            irc_password_file=irc_password_file,
         ))
 
     @classmethod
@@ -466,6 +475,8 @@ class Server(_Running):
         _Running.__init__(self, actor, config, max(config.timeout, START_TIMEOUT))
         self.router_port: int = actor.router_port or 0
         self.pub_port: int = actor.pub_port or 0
+        #: The IRC face's port (``irc_port=0``: the one it got); None without one.
+        self.irc_port: int | None = actor.irc_port
 
 
 def scan(

@@ -21,6 +21,7 @@ from ..io.config import (
     DEFAULT_ADDRESS,
     DEFAULT_BEACON_PORT,
     DEFAULT_PORT,
+    IRCSettings,
     NodeConfig,
     SecureConfig,
 )
@@ -223,6 +224,72 @@ def server_list(mode: str, address: object, port: int) -> tuple[tuple[str, int],
     return tuple(servers)
 
 
+def _readable_file(value: str | Path, flag: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{flag} {str(value)!r}: there is no file there")
+    return path
+
+
+def irc_password_from(path: Path, flag: str = "--irc-password-file") -> str:
+    """The first line of a password file (without its line break)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{flag} {str(path)!r}: cannot read it ({error})") from None
+    password = text.splitlines()[0] if text else ""
+    if not password:
+        raise UsageError(f"{flag} {str(path)!r}: its first line is empty; write the password there")
+    return password
+
+
+def irc_settings(
+    mode: str,
+    port: int | str | None,
+    address: str | None,
+    tls_cert: str | Path | None,
+    tls_key: str | Path | None,
+    password: str | None,
+    password_file: str | Path | None,
+    secure: bool,
+) -> IRCSettings | None:
+    """``--irc-port`` and its company, checked: None when the server has no IRC face."""
+    given = {
+        "--irc-address": address,
+        "--irc-tls-cert": tls_cert,
+        "--irc-tls-key": tls_key,
+        "--irc-password-file": password_file,
+        "irc_password": password,
+    }
+    if port is None:
+        stray = next((flag for flag, value in given.items() if value is not None), None)
+        if stray is not None:
+            raise UsageError(f"{stray} goes with --irc-port")
+        return None
+    if mode != "server":
+        raise UsageError("--irc-port is for a repeater server (-r -s)")
+    number_ = whole_number(port, "--irc-port", 0, 65_535)
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--irc-tls-cert and --irc-tls-key go together: give both, or neither")
+    if password is not None and password_file is not None:
+        raise UsageError("give the IRC password once: irc_password or --irc-password-file")
+    if password_file is not None:
+        password = irc_password_from(_readable_file(password_file, "--irc-password-file"))
+    if password is not None and (
+        not isinstance(password, str) or not password or any(c in password for c in "\r\n\0")
+    ):
+        raise UsageError("the IRC password must be one line of text, not empty")
+    cert = None if tls_cert is None else _readable_file(tls_cert, "--irc-tls-cert")
+    key = None if tls_key is None else _readable_file(tls_key, "--irc-tls-key")
+    if secure and (cert is None or password is None):
+        raise UsageError(
+            "--secure with --irc-port: IRC has no CurveZMQ, so its face needs TLS and a"
+            " password (--irc-tls-cert, --irc-tls-key and --irc-password-file), or leave"
+            " out --irc-port"
+        )
+    return IRCSettings(number_, address, cert, key, password)
+
+
 def node_config(
     mode: str,
     *,
@@ -238,6 +305,12 @@ def node_config(
     server_key: str | None = None,
     timeout: float | str | None = None,
     listen: bool = True,
+    irc_port: int | str | None = None,
+    irc_address: str | None = None,
+    irc_tls_cert: str | Path | None = None,
+    irc_tls_key: str | Path | None = None,
+    irc_password: str | None = None,
+    irc_password_file: str | Path | None = None,
 ) -> NodeConfig:
     """Every option checked, in the order the command line lists them; UsageError first."""
     if mode not in MODES:
@@ -250,6 +323,10 @@ def node_config(
         seconds = DEFAULT_SCAN_TIMEOUT if mode == "scan" else DEFAULT_DELIVERY_TIMEOUT
     else:
         seconds = number(timeout, "--timeout", 0.001, MAX_TIMEOUT)
+    irc = irc_settings(
+        mode, irc_port, irc_address, irc_tls_cert, irc_tls_key, irc_password,
+        irc_password_file, bool(secure),
+    )
     config_secure = secure_config(authorized_keys, server_key) if secure else None
     db_path, db_url = store_option(mode, db)
     if address is not None and not isinstance(address, str):  # -a repeated, or a list
@@ -278,4 +355,5 @@ def node_config(
         secure=config_secure,
         rooms=chosen_rooms,
         listen=bool(listen),
+        irc=irc,
     )

@@ -95,6 +95,19 @@ Secure mode (see README.rst, "Secure mode"):
                            (default: learned from its beacon on first use
                            and pinned in known_servers there).
 
+IRC face of a repeater server (with -r -s; see README.rst, "IRC clients"):
+  --irc-port PORT          Also speak IRC on this TCP port (0: any free port;
+                           the ready line names it): every room is a channel.
+  --irc-address ADDR       The IRC face's bind address (default: the -a of the
+                           server).
+  --irc-tls-cert FILE      Speak IRC over TLS: the server's PEM certificate
+                           (with its chain); goes with --irc-tls-key.
+  --irc-tls-key FILE       The PEM private key of --irc-tls-cert.
+  --irc-password-file FILE
+                           IRC clients must send the first line of FILE as
+                           their server password (PASS). With --secure, TLS
+                           and a password are required: IRC has no CurveZMQ.
+
 Output:
   -v, --verbose            Status lines on stderr too (-vv: debugging, with
                            the module of each line).
@@ -128,6 +141,11 @@ _PARSE_DOC = (
     "Usage: lab93-node [options] [-a ADDR]... [-i IFACE]... [--room ROOM]... [-v]... [N]\n\n"
     + OPTIONS
 )
+
+IRC_FLAGS = (
+    "--irc-port", "--irc-address", "--irc-tls-cert", "--irc-tls-key", "--irc-password-file"
+)
+
 
 def _option_name(option: docopt.Option) -> str:
     return "/".join(name for name in (option.short, option.longer) if name)
@@ -222,6 +240,9 @@ def check_options(args: dict[str, Any], mode: str) -> None:
         where = "-s/--server" if mode == "server" else f"--{mode}"
         raise UsageError(f"{talk[0]} is for a client or broadcast node, not {where}")
     _check_secure_options(args, mode)
+    irc = [flag for flag in IRC_FLAGS if args[flag] is not None]
+    if irc and mode != "server":
+        raise UsageError(f"{irc[0]} is for a repeater server (-r -s)")
     check_message_options(args)
     for flag, field in (("--user", "user name"), ("--to", "recipient")):
         if args[flag] is not None:

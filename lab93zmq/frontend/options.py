@@ -91,6 +91,11 @@ def build_config(mode: str, args: dict[str, Any]) -> NodeConfig:
         authorized_keys=args["--authorized-keys"],
         server_key=args["--server-key"],
         timeout=args["--timeout"],
+        irc_port=args.get("--irc-port"),
+        irc_address=args.get("--irc-address"),
+        irc_tls_cert=args.get("--irc-tls-cert"),
+        irc_tls_key=args.get("--irc-tls-key"),
+        irc_password_file=args.get("--irc-password-file"),
     )
 
 

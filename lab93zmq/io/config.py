@@ -33,6 +33,22 @@ class SecureConfig:
 
 
 @dataclass(frozen=True)
+class IRCSettings:
+    """``--irc-port``: a repeater server's IRC face (docs/IRC.rst).
+
+    ``address`` None: the server's own address. ``tls_cert`` and ``tls_key``
+    (both or neither): speak IRC over TLS. ``password``: what every IRC client
+    must send with PASS (read from ``--irc-password-file``).
+    """
+
+    port: int
+    address: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Settings shared by every mode.
 
@@ -64,3 +80,4 @@ class NodeConfig:
     # A repeater client's servers, in the order to try them (``-a h1,h2:5191``, ``-a``
     # repeated): (host, port) pairs; empty: ``address`` and ``port`` alone.
     servers: tuple[tuple[str, int], ...] = ()
+    irc: IRCSettings | None = None  # a repeater server's IRC face; None: none

@@ -47,6 +47,7 @@ from .actor import Actor, Kind, PipeMessage
 from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
+from .irc_face import IRCFace
 from .sockets import bind, drain, poll_timeout, send_frames, tune
 from .store import Inbox, open_store, utc_now
 from .store_edge import StoreEdge
@@ -97,6 +98,8 @@ class ServerActor(Actor):
         self.router_port: int | None = None
         self.pub_port: int | None = None
         self.server_id: str | None = None
+        self.irc_port: int | None = None  # the IRC face's port (--irc-port), once bound
+        self.irc_endpoint: str | None = None
         self.core: ServerCore | None = None
         self.authorized: security.AuthorizedKeys | None = None
         self.goodbye_ms = 0  # how long closing lets the BYEs go out
@@ -181,6 +184,19 @@ class ServerActor(Actor):
             secure=secure is not None,
         )
         stack.callback(loop.store.close)
+        if config.irc is not None:
+            authorized = self.authorized
+            loop.irc = IRCFace(
+                config.irc,
+                config.address or "0.0.0.0",
+                self.core,
+                inbox,
+                loop.poller,
+                loop.write,
+                reserved=authorized.names if authorized is not None else tuple,
+            )
+            stack.callback(loop.irc.close)
+            self.irc_port, self.irc_endpoint = loop.irc.port, loop.irc.endpoint()
         return loop
 
     def _bind(self, net: zmq.Context, stack: ExitStack) -> tuple[zmq.Socket, zmq.Socket]:
@@ -202,6 +218,8 @@ class ServerActor(Actor):
 
     def _detail(self) -> str:
         detail = f"repeater at {self.router_endpoint}, room feed at {self.pub_endpoint}"
+        if self.irc_endpoint is not None:
+            detail += f", IRC at {self.irc_endpoint}"
         secure = self.config.secure
         if secure is None:
             return detail
@@ -226,6 +244,7 @@ class _ServerLoop:
     local: LocalAnswers
     secure: bool
     store: StoreEdge = field(init=False)
+    irc: IRCFace | None = None  # the IRC face, with --irc-port
 
     def __post_init__(self) -> None:
         self.poller = zmq.Poller()
@@ -257,6 +276,8 @@ class _ServerLoop:
         deadlines = [core.next_deadline(), self.local.scans.deadline, self.store.next_deadline()]
         if beacons is not None:
             deadlines.append(beacons.next_deadline())
+        if self.irc is not None:
+            deadlines.append(self.irc.next_deadline())
         ready = dict(self.poller.poll(poll_timeout(deadlines, self.clock())))
         now = self.clock()
         if ready.get(self.pipe):
@@ -266,6 +287,8 @@ class _ServerLoop:
                 self.request(request, now)
         if ready.get(self.router):
             self.read_router(now)
+        if self.irc is not None:
+            self.irc.receive(ready, now)  # IRC posts join this turn's group commit
         if ready.get(self.reports.socket):
             for problem in self.reports.problems():
                 if self.said.due(problem, now):
@@ -283,6 +306,9 @@ class _ServerLoop:
             beacons.tick(now)
         self.write(core.tick(now))
         self.local.tick(now)
+        if self.irc is not None:
+            self.irc.tick(now)
+            self.irc.pump(now)  # what the commit and the sessions did, to the IRC users
         return None
 
     def read_router(self, now: float) -> None:

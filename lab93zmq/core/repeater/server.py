@@ -22,9 +22,10 @@ Nothing here touches a socket, a thread or a clock: the shell
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from ..authoring import Draft
 from ..errors import MessageError, ProtocolError, StoreUnavailable
@@ -44,7 +45,7 @@ from .commands import (
     room_field,
     rooms_field,
 )
-from .commit import Flushed, GroupCommit, Post
+from .commit import Flushed, GroupCommit, Numbered, Post
 from .directory import RoomDirectory
 from .health import StoreHealth
 from .membership import Change, Membership
@@ -80,6 +81,24 @@ class Request:
 
 
 Handler = Callable[[Request], list[ServerOutput]]
+
+
+class IRCHooks(Protocol):
+    """What the core tells the IRC face's service (irc_service.py), when the server has one."""
+
+    def names(self) -> Iterable[str]:
+        """The IRC users connected now."""
+        ...
+
+    def holds(self, name: str) -> bool:
+        """Is ``name`` an IRC user's now?"""
+        ...
+
+    def members_changed(self, changes: Sequence[Change]) -> None: ...
+
+    def committed(
+        self, fresh: Sequence[Numbered], outputs: list[ServerOutput]
+    ) -> list[ServerOutput]: ...
 
 
 def net(changes: list[Change]) -> list[Change]:
@@ -141,6 +160,7 @@ class ServerCore:
             ("stored", "duplicates", "errors", "cut_off", "ignored", "throttled"), 0
         )
         self.admission = Admission(self.stats)
+        self.irc: IRCHooks | None = None  # the IRC face's service, which sets itself here
         self._handlers: dict[RepeaterVerb, Handler] = {
             RepeaterVerb.HELLO: self._on_hello,
             RepeaterVerb.JOIN: self._on_join,
@@ -169,7 +189,10 @@ class ServerCore:
         """Who is connected now (``room`` None), or who is in ``room``; each once, sorted."""
         if room is not None:
             return self.members.users(room)
-        return sorted({s.user for s in self.sessions.values()})
+        names = {s.user for s in self.sessions.values()}
+        if self.irc is not None:
+            names.update(self.irc.names())
+        return sorted(names)
 
     def room_list(self) -> RoomList:
         """Every room the server keeps or someone is in (its own front end's ROOMS)."""
@@ -253,11 +276,15 @@ class ServerCore:
     def _drop(self, identity: bytes) -> list[ServerOutput]:
         """Forget a session; MEMBER for each room its user is no longer in."""
         self.sessions.pop(identity, None)
-        return self._members(self.members.leave(identity))
+        return self.announce(self.members.leave(identity))
 
-    def _members(self, changes: list[Change]) -> list[ServerOutput]:
+    def announce(self, changes: list[Change]) -> list[ServerOutput]:
+        """MEMBER on each room's feed for these membership changes (netted)."""
         out: list[ServerOutput] = []
-        for change in net(changes):
+        changes = net(changes)
+        if self.irc is not None:
+            self.irc.members_changed(changes)
+        for change in changes:
             header = {
                 "server": self.server_id,
                 "room": change.room,
@@ -317,6 +344,9 @@ class ServerCore:
                 else "this repeater admits only authorized keys"
             )
             return [ReplyTo(identity, error(ErrorCode.FORBIDDEN, reason))]
+        if self.irc is not None and self.irc.holds(user):
+            reason = f"the name {user!r} is in use here by an IRC user; run with another -u"
+            return [ReplyTo(identity, error(ErrorCode.FORBIDDEN, reason))]
         # A node that says HELLO again from a new socket has reconnected: its
         # old session is gone, whatever the heartbeats say.
         changes: list[Change] = []
@@ -336,7 +366,7 @@ class ServerCore:
             "dm_head": self.dm_head(user),
         }
         reply = ReplyTo(identity, RepeaterVerb.WELCOME.command(welcome))
-        return [reply, *self._members(changes)]
+        return [reply, *self.announce(changes)]
 
     def _on_join(self, request: Request) -> list[ServerOutput]:
         room = room_field(request.command.header)
@@ -345,11 +375,11 @@ class ServerCore:
         joined = self.members.rooms_of(request.identity)
         if room not in joined and len(joined) >= MAX_ROOMS:
             raise ProtocolError(f"a session is in at most {MAX_ROOMS} rooms")
-        return self._members(self.members.join(request.identity, room))
+        return self.announce(self.members.join(request.identity, room))
 
     def _on_part(self, request: Request) -> list[ServerOutput]:
         room = room_field(request.command.header)
-        return self._members(self.members.part(request.identity, room))
+        return self.announce(self.members.part(request.identity, room))
 
     def _on_fetch(self, request: Request) -> list[ServerOutput]:
         batch = self.replay.answer(request.command.header, request.session.user)
@@ -403,7 +433,8 @@ class ServerCore:
         While the store fails, posts are refused (``unavailable``) without asking it,
         and it is tried again every ``RETRY`` seconds."""
         if self.commit.pending and self.health.refusing(now):
-            return self.commit.refuse_pending(self.health.fault or "")
+            refused = self.commit.refuse_pending(self.health.fault or "")
+            return refused if self.irc is None else self.irc.committed([], refused)
         flushed = self.commit.flush(self._listeners() if self.commit.pending else {})
         out = self._flushed(flushed)
         if flushed.fault is not None:
@@ -434,6 +465,8 @@ class ServerCore:
         self.stats["errors"] += flushed.refused
         if flushed.fresh:
             self.directory.stored(flushed.fresh)
+        if self.irc is not None:
+            return self.irc.committed(flushed.fresh, flushed.outputs)
         return flushed.outputs
 
     # -- time ----------------------------------------------------------------------
