@@ -69,7 +69,7 @@ def main() -> None:
             if got == args.count:
                 break
         emit(event="result", seconds=(last or 0) - (first or 0), count=got,
-             cpu=time.process_time() - cpu)
+             cpu=time.process_time() - cpu, last_at=time.monotonic())
 
 
 if __name__ == "__main__":

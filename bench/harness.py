@@ -46,6 +46,7 @@ def start_server(
     keep: bool = False,
     db: Path | None = None,
     secure_clients: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> Server:
     """Our repeater server (``python -m lab93zmq -r -s``) or the bare broker, on loopback.
 
@@ -53,6 +54,7 @@ def start_server(
     ``db``: our server's inbox (default: a new one in ``workdir``).
     ``secure_clients``: run ours with ``--secure``, authorizing that many
     generator clients (``bench0`` ...), each with a key pair of its own.
+    ``extra``: more options for ours (the irc item's ``--irc-port``).
     """
     port = free_port()
     if kind == BARE:
@@ -63,7 +65,7 @@ def start_server(
     beacon_port = free_udp_port()
     argv = our_node_argv(
         "-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-u", "benchserver",
-        "--db", str(db), "-i", "lo", "--beacon-port", str(beacon_port),
+        "--db", str(db), "-i", "lo", "--beacon-port", str(beacon_port), *extra,
     )  # fmt: skip
     env, curve = None, None
     if secure_clients:

@@ -34,6 +34,7 @@ ITEMS = {
     "pipelines": "pipelines",
     "send": "send",
     "api": "api",
+    "irc": "irc",
     "idle": "idle",
     "overload": "overload",
 }
