@@ -17,6 +17,7 @@ mean is core/irc's business (``Gateway``); ``irc_face.py`` joins the two.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
@@ -84,9 +85,8 @@ class IRCEdge:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
             self.listener = socket.create_server((address, port), family=family, backlog=128)
         except OSError as error:
-            raise Lab93Error(
-                f"cannot open the IRC face on {address} port {port}: {error.strerror or error}"
-            ) from None
+            why = os.strerror(error.errno) if error.errno else str(error)
+            raise Lab93Error(f"cannot open the IRC face on {address} port {port}: {why}") from None
         self.listener.setblocking(False)
         self.address = address
         self.port: int = self.listener.getsockname()[1]

@@ -74,6 +74,6 @@ class CapState:
                 size = 0
             chunks[-1].append(cap)
             size += 1 + len(cap)
-        lines = [(sub, "*", " ".join(chunk)) for chunk in chunks[:-1]]
+        lines: list[tuple[str, ...]] = [(sub, "*", " ".join(chunk)) for chunk in chunks[:-1]]
         lines.append((sub, " ".join(chunks[-1])))
         return lines

@@ -53,8 +53,8 @@ def on_join(session: Session, line: Line) -> None:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
         return
     if line.params[0] == "0":  # JOIN 0: leave every channel
-        for room in sorted(session.channels):
-            part_room(session, room, None)
+        for joined in sorted(session.channels):
+            part_room(session, joined, None)
         return
     for channel in line.params[0].split(","):
         if not channel:

@@ -99,7 +99,8 @@ def _request(session: Session, word: str, args: tuple[str, ...]) -> History | Hi
     elif sub == "BETWEEN":
         selector = Between(_ref(shown, args[1]), _ref(shown, args[2]))
     else:
-        selector = {"BEFORE": Before, "AFTER": After, "AROUND": Around}[sub](_ref(shown, args[1]))
+        ref = _ref(shown, args[1])
+        selector = Before(ref) if sub == "BEFORE" else After(ref) if sub == "AFTER" else Around(ref)
     return History(session.conn, room, peer, selector, limit)
 
 
