@@ -295,3 +295,42 @@ def test_tls_and_a_password(tmp_path, beacon_port, certificate):
         plain.close()
         assert b" 001 dave " in talk(b"PASS :s3cret words\r\nNICK dave\r\nUSER d 0 * :d\r\n",
                                      b" 376 ")
+
+
+def test_a_secure_server_with_tls_and_a_password_keeps_key_names_from_irc(
+        tmp_path, beacon_port, certificate):
+    """--secure: an IRC user proves the password at most, so it may not take the name of
+    an authorized key, connected or not."""
+    from lab93zmq.io.paths import config_dir
+    from lab93zmq.io.security import generate_keypair
+
+    cert, key = certificate
+    generate_keypair(config_dir(), "hub")
+    authorized = tmp_path / "authorized_keys"
+    authorized.mkdir()
+    alice = generate_keypair(tmp_path / "alice", "alice")
+    (authorized / "alice.key").write_bytes(alice.path.read_bytes())
+    with lab93zmq.Server(address="127.0.0.1", port=0, interfaces=["lo"],
+                         beacon_port=beacon_port, db=tmp_path / "server.db", secure=True,
+                         authorized_keys=authorized, irc_port=0, irc_tls_cert=cert,
+                         irc_tls_key=key, irc_password="pw") as server:
+        assert "IRC at ircs://" in server.ready_detail
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        raw = socket.create_connection(("127.0.0.1", server.irc_port), timeout=WAIT)
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"PASS pw\r\nNICK alice\r\nUSER a 0 * :a\r\n")
+            got = b""
+            while b" 433 " not in got:
+                chunk = tls.recv(65536)
+                assert chunk, got
+                got += chunk
+            assert b"001" not in got
+            tls.sendall(b"NICK hub\r\n")  # the server's own name is taken too
+            while got.count(b" 433 ") < 2:
+                got += tls.recv(65536)
+            tls.sendall(b"NICK carol\r\n")
+            while b" 001 carol " not in got:
+                chunk = tls.recv(65536)
+                assert chunk, got
+                got += chunk

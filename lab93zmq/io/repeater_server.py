@@ -193,7 +193,8 @@ class ServerActor(Actor):
                 inbox,
                 loop.poller,
                 loop.write,
-                reserved=authorized.names if authorized is not None else tuple,
+                # In secure mode every authorized key's name is taken for IRC users.
+                reserved=(lambda: authorized.names().values()) if authorized is not None else tuple,
             )
             stack.callback(loop.irc.close)
             self.irc_port, self.irc_endpoint = loop.irc.port, loop.irc.endpoint()
