@@ -337,3 +337,14 @@ def test_a_post_the_store_refuses_is_a_numeric_never_an_echo(net, irc, monkeypat
     assert [(line.command, line.params[1]) for line in got] == [("404", "#ops")]
     assert "the disk is full" in got[0].params[-1]
     assert not any(isinstance(e, b.Stored) for e in irc.service.take_events())
+
+
+def test_a_post_of_an_irc_user_who_left_before_the_commit_is_stored_and_forgotten(net, irc):
+    alice = net.client("alice", rooms=["ops"])
+    irc.register(1, "carol")
+    irc.send(1, "JOIN #ops")
+    irc.send(1, "PRIVMSG #ops :last words", "QUIT :gone", settle=False)
+    assert net.server.pending == 1 and not irc.service.users
+    irc.settle()
+    assert alice.incoming("ops") == ["last words"]
+    assert irc.service._posts == {}  # nothing waits for an echo that cannot be sent

@@ -179,14 +179,19 @@ class IRCService:
         every new message to the IRC users it concerns, tell a new topic. Returns the
         commit's outputs less the answers meant for IRC posts (they were ``None``'s, the
         server's own front end's, to the commit)."""
+        asked_for: dict[str, tuple[Hashable, b.Request]] = {}
         if self._posts:
             outputs = self._settle(outputs)
+            for numbered in fresh:
+                asked = self._posts.pop(numbered.post.message.id, None)
+                if asked is not None:
+                    asked_for[numbered.post.message.id] = asked
         if not self.users:
             return outputs
         rooms = set().union(*(user.rooms for user in self.users.values()))
         for numbered in fresh:
             message = numbered.post.message
-            asked = self._posts.pop(message.id, None)
+            asked = asked_for.get(message.id)
             room = message.room if message.recipient is None else None
             if message.is_topic:
                 current = self.core.directory.topics.current(message.room)
