@@ -232,8 +232,10 @@ def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(
         sleeper.sendall(b"NICK sleeper\r\nUSER s 0 * :s\r\nJOIN #ops\r\n")
         clients.wait(lambda: carol.has("join", nick="sleeper"), "the sleeper in #ops")
         text = "y" * 60_000
-        for n in range(80):  # ~5 MB of IRC lines for each reader
+        for n in range(80):  # ~5 MB of IRC lines for each reader; carol keeps reading
             alice.send(f"{n} {text}", room="ops")
+            for _ in range(20):  # up to 20 reads: more than the 60 KB each message makes
+                clients.pump(0)
         assert alice.flush(timeout=30) == []
         clients.wait(lambda: carol.has("quit", nick="sleeper"), "the sleeper closed", 30)
         clients.wait(lambda: sum(1 for _, t in carol.messages("#ops") if t.startswith("79 "))
@@ -334,3 +336,24 @@ def test_a_secure_server_with_tls_and_a_password_keeps_key_names_from_irc(
                 chunk = tls.recv(65536)
                 assert chunk, got
                 got += chunk
+
+
+def test_a_burst_bigger_than_one_turn_is_carried_over_never_dropped(
+        server, tmp_path, clients, monkeypatch):
+    """The IRC face acts on at most MAX_STEPS outputs a turn; the rest waits for the
+    next turn (here 20, so a burst of 60 lines to two readers takes many turns)."""
+    from lab93zmq.io import irc_face
+
+    monkeypatch.setattr(irc_face, "MAX_STEPS", 20)
+    with lab93(server, tmp_path, "alice", ["ops"]) as alice:
+        carol = clients.connect(server.irc_port, "carol")
+        dave = clients.connect(server.irc_port, "dave")
+        carol.join("#ops")
+        dave.join("#ops")
+        for n in range(60):
+            carol.send("#ops", f"burst {n}")
+        expected = [("carol", f"burst {n}") for n in range(60)]
+        clients.wait(lambda: dave.messages("#ops") == expected, "dave's 60 lines")
+        clients.wait(lambda: carol.messages("#ops") == expected, "carol's 60 echoes")
+        assert [m.content for m in received(alice, 60, clients)] == [
+            f"burst {n}" for n in range(60)]

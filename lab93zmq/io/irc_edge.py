@@ -96,6 +96,7 @@ class IRCEdge:
         self._clients: dict[int, _Client] = {}
         self._fds: dict[int, _Client] = {}
         self._again: set[int] = set()  # clients with bytes left to read (budget spent)
+        self._dirty: set[int] = set()  # clients with lines queued since the last write
         self._next_conn = 0
 
     def __len__(self) -> int:
@@ -147,8 +148,8 @@ class IRCEdge:
     # -- what the gateway says ------------------------------------------------------------
 
     def send(self, conn: int, data: bytes) -> Lost | None:
-        """Queue ``data`` for ``conn`` and write what the socket takes; Lost when the
-        client let too much pile up (it is closed)."""
+        """Queue ``data`` for ``conn`` (``write`` sends it); Lost when the client let too
+        much pile up (it is closed)."""
         client = self._clients.get(conn)
         if client is None or client.close_by is not None:
             return None
@@ -157,12 +158,19 @@ class IRCEdge:
             log.info("IRC client %s does not read; closed", client.peer)
             self._drop(client)
             return Lost(conn, "Send queue exceeded")
-        if client.handshake_until is None:
-            events: list[EdgeEvent] = []
-            self._flush(client, events)
-            if events:
-                return events[0]  # type: ignore[return-value]
+        self._dirty.add(conn)
         return None
+
+    def write(self) -> list[EdgeEvent]:
+        """Write what was queued since the last call, as far as each socket takes it (one
+        send a client, not one a line); Lost for a client whose socket failed."""
+        events: list[EdgeEvent] = []
+        dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            client = self._clients.get(conn)
+            if client is not None and client.handshake_until is None:
+                self._flush(client, events)
+        return events
 
     def close(self, conn: int, now: float) -> None:
         """Write what is queued for ``conn`` (for at most ``LINGER`` s), then close it."""
@@ -309,6 +317,7 @@ class IRCEdge:
         if self._clients.pop(client.conn, None) is None:
             return
         self._again.discard(client.conn)
+        self._dirty.discard(client.conn)
         fd = client.sock.fileno()
         self._fds.pop(fd, None)
         if fd >= 0:

@@ -34,7 +34,7 @@ from .store import Inbox, utc_now
 
 log = logging.getLogger(__name__)
 
-MAX_STEPS = 100_000  # outputs acted on in one pump: a bound, never reached in practice
+MAX_STEPS = 20_000  # outputs acted on in one call; the rest waits for the next turn
 
 
 def tls_context(settings: IRCSettings) -> ssl.SSLContext | None:
@@ -81,6 +81,7 @@ class IRCFace:
             ),
         )
         self.gateway = Gateway(config)
+        self._work: deque[b.Output] = deque()  # outputs left for the next turn
         self.service = IRCService(core, IRCHistory(inbox), reserved)
         self.pump(0.0)
 
@@ -117,6 +118,8 @@ class IRCFace:
         self.edge.tick(now)
 
     def next_deadline(self) -> float | None:
+        if self._work:
+            return 0.0  # a burst is being worked off: come back at once
         times = [self.gateway.next_deadline(), self.edge.next_deadline()]
         return min((t for t in times if t is not None), default=None)
 
@@ -128,23 +131,31 @@ class IRCFace:
 
     def _act(self, outputs: list[b.Output], now: float) -> None:
         """Carry out the gateway's outputs; a request goes to the service, whose answers
-        go back to the gateway, until nothing is left."""
-        work: deque[b.Output] = deque(outputs)
+        go back to the gateway, until nothing is left; then write every socket once.
+        At most ``MAX_STEPS`` outputs a call: the rest waits in ``_work`` for the next
+        turn (``next_deadline`` is then now), so a burst never holds the loop long."""
+        work = self._work
+        work.extend(outputs)
         for _ in range(MAX_STEPS):
             if not work:
                 for event in self.service.take_events():
                     work.extend(self.gateway.deliver(event, now))
                 if not work:
-                    return
+                    for lost in self.edge.write():
+                        work.extend(self.gateway.lost(lost.conn, now))
+                    if not work:
+                        return
+                    continue
             output = work.popleft()
             if isinstance(output, b.SendLine):
-                lost = self.edge.send(output.conn, output.data)  # type: ignore[arg-type]
-                if lost is not None:
-                    work.extend(self.gateway.lost(lost.conn, now))
+                gone = self.edge.send(output.conn, output.data)  # type: ignore[arg-type]
+                if gone is not None:
+                    work.extend(self.gateway.lost(gone.conn, now))
             elif isinstance(output, b.Close):
                 self.edge.close(output.conn, now)  # type: ignore[arg-type]
             else:
                 self.write(self.service.handle(output, utc_now(), os.urandom(10)))
                 for event in self.service.take_events():
                     work.extend(self.gateway.deliver(event, now))
-        log.warning("the IRC face left work for the next turn")  # pragma: no cover
+        for lost in self.edge.write():  # what is queued goes out meanwhile
+            work.extend(self.gateway.lost(lost.conn, now))
