@@ -9,7 +9,8 @@ the same thread in the same loop, and an IRC post joins the same group commit
 What this module does, and nothing more: accept (at most ``MAX_CLIENTS`` at
 once), read what each client sends (at most ``READ_BUDGET`` bytes a client a
 turn, so one fast client cannot starve the others), queue what is to be sent
-(at most ``MAX_QUEUE`` bytes a client: one that does not read is closed), and
+(at most ``MAX_QUEUE`` bytes a client, beside a kernel send buffer of a fixed
+``SEND_BUFFER``: one that does not read is closed), and
 with TLS do each handshake without blocking, in the poll loop. What the bytes
 mean is core/irc's business (``Gateway``); ``irc_face.py`` joins the two.
 """
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 1000  # IRC connections at once; more are closed as they come
 MAX_QUEUE = 1024 * 1024  # bytes queued for one client before it is closed as not reading
+# The kernel's send buffer of a client socket, fixed (Linux doubles it) rather than
+# autotuned up to 4 MiB: with MAX_QUEUE, what one client that does not read can hold.
+SEND_BUFFER = 256 * 1024
 READ_BUDGET = 256 * 1024  # bytes read from one client in one turn of the loop
 ACCEPT_BUDGET = 64  # connections accepted in one turn
 HANDSHAKE_TIMEOUT = 10.0  # seconds a TLS handshake may take
@@ -213,6 +217,7 @@ class IRCEdge:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             self._next_conn += 1
             conn = self._next_conn
             handshake_until = None
