@@ -82,7 +82,9 @@ class IRCFace:
         )
         self.gateway = Gateway(config)
         self._work: deque[b.Output] = deque()  # outputs left for the next turn
-        self.service = IRCService(core, IRCHistory(inbox), reserved)
+        # A server of a cluster authors as itself (its instance), not as the service.
+        origin = getattr(inbox, "instance_id", inbox.node_id)
+        self.service = IRCService(core, IRCHistory(inbox), reserved, origin)
         self.pump(0.0)
 
     @property

@@ -7,9 +7,10 @@ repeater server's own state, so an IRC user is a user like any lab93 client:
   ROUTER identity can equal): /who lists it, ROOMS counts it, and lab93
   clients see it come and go as MEMBER on the room's feed.
 * Its messages are authored by the server (origin = the server's id, numbered
-  by the server's own ``Numbering``, per room and for direct messages) from
-  its nick, and go through the group commit like every other post: stored,
-  numbered in the room's chain, published, replayed. Only once that commit
+  by the server's own ``Numbering``, per room and for direct messages; in a
+  cluster, this server's instance id) from its nick, and go through the group
+  commit like every other post: stored, numbered in the room's chain,
+  published, replayed. Only once that commit
   is done is it echoed (``Stored``): echo-message means stored.
 * What lab93 users do reaches IRC through three hooks the server core calls
   (``ServerCore.irc``): ``members_changed`` (JOIN, PART, QUIT, and which names
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..authoring import DIRECT, ROOM
@@ -38,11 +38,12 @@ from ..irc.names import fold
 from ..message import ACTION, Message, make_id
 from .commands import MAX_ROOMS
 from .commit import Numbered, Post
-from .irc_history import Conversation, HistoryStore, answer
+from .irc_history import HistoryStore
+from .irc_queries import IRCUser, Queries, chat_message
 from .membership import Change
 from .outputs import ServerOutput
 from .server import ServerCore
-from .window import Outgoing, author_topic, outgoing
+from .window import Outgoing, author_topic, numbering, outgoing
 
 log = logging.getLogger(__name__)
 
@@ -50,41 +51,7 @@ KNOWN_NAMES = 10_000  # names remembered (most recent) for direct messages to pe
 QUIT_REASON = "left the chat"
 
 
-@dataclass(frozen=True)
-class IRCIdentity:
-    """An IRC connection's place in ``Membership``, beside the ROUTER's byte identities."""
-
-    conn: Hashable
-
-
-@dataclass
-class IRCUser:
-    conn: Hashable
-    name: str
-    realname: str
-    rooms: set[str] = field(default_factory=set)
-
-    @property
-    def identity(self) -> IRCIdentity:
-        return IRCIdentity(self.conn)
-
-
-def chat_message(message: Message, notice: bool = False) -> b.ChatMessage:
-    """A stored message as the IRC face shows it."""
-    return b.ChatMessage(
-        id=message.id,
-        sender=message.author,
-        room=message.room if message.recipient is None else None,
-        recipient=message.recipient,
-        content=message.content,
-        sent_at=message.sent_at,
-        subject=message.subject,
-        action=message.kind == ACTION,
-        notice=notice,
-    )
-
-
-class IRCService:
+class IRCService(Queries):
     """The IRC users of one repeater server, and the answers to their requests.
 
     ``core`` is the server's ``ServerCore`` (the service sets ``core.irc`` to
@@ -98,10 +65,18 @@ class IRCService:
         core: ServerCore,
         store: HistoryStore,
         reserved: Callable[[], Iterable[str]] = tuple,
+        origin: str | None = None,
     ) -> None:
         self.core = core
         self.store = store
         self.reserved = reserved
+        # Whose numbers IRC posts carry: the server's own (shared with its front end's
+        # posts), or in a cluster this server's instance id, so two servers of one
+        # service never give the same origin number.
+        self.origin = origin or core.server_id
+        self.numbering = (
+            core.numbering if self.origin == core.server_id else numbering(core.inbox, self.origin)
+        )
         self.users: dict[Hashable, IRCUser] = {}
         self._by_name: dict[str, Hashable] = {}  # folded name -> conn
         self._lab93: set[str] = set()  # lab93 users connected, as last told
@@ -338,7 +313,7 @@ class IRCService:
         at: datetime,
         entropy: bytes,
     ) -> None:
-        numbering = self.core.numbering
+        numbers = self.numbering
         try:
             message = Message(
                 id=make_id(at, entropy),
@@ -347,8 +322,8 @@ class IRCService:
                 subject=None,
                 content=request.text,
                 sent_at=at,
-                origin=self.core.server_id,
-                origin_seq=numbering.peek(scope),
+                origin=self.origin,
+                origin_seq=numbers.peek(scope),
                 room=room,
                 kind=ACTION if request.action else None,
             )
@@ -359,7 +334,7 @@ class IRCService:
         if not isinstance(post, Outgoing):
             self._events.append(b.RequestFailed(user.conn, request, post.reason))
             return
-        numbering.take(scope)
+        numbers.take(scope)
         self._posts[message.id] = (user.conn, request)
         self.core.commit.add(Post(None, message, post.payload))
 
@@ -375,104 +350,11 @@ class IRCService:
         current = self.core.directory.topics.current(room)
         core = self.core
         post = author_topic(
-            room, request.text, at, entropy, current, user.name, core.server_id, core.numbering
+            room, request.text, at, entropy, current, user.name, self.origin, self.numbering
         )
         if not isinstance(post, Outgoing):
             self._events.append(b.RequestFailed(user.conn, request, post.reason))
             return []
         self._posts[post.message.id] = (user.conn, request)
         core.commit.add(Post(None, post.message, post.payload))
-        return []
-
-    def _on_gettopic(self, user: IRCUser, request: b.GetTopic, at, entropy) -> list:
-        self._events.append(b.TopicInfo(user.conn, request, self._topic(request.room)))
-        return []
-
-    def _topic(self, room: str) -> b.Topic | None:
-        current = self.core.directory.topics.current(room)
-        if current is None:
-            return None
-        return b.Topic(current.content, current.author, current.sent_at)
-
-    def _on_names(self, user: IRCUser, request: b.Names, at, entropy) -> list:
-        members = tuple(self.core.members.users(request.room))
-        self._events.append(b.NamesResult(user.conn, request, members))
-        return []
-
-    def _on_listrooms(self, user: IRCUser, request: b.ListRooms, at, entropy) -> list:
-        wanted = set(request.rooms)
-        listing = self.core.directory.listing(self.core.members.occupied())
-        rooms = tuple(
-            b.RoomInfo(entry["name"], entry["users"], entry["topic"])
-            for entry in listing
-            if not wanted or entry["name"] in wanted
-        )
-        self._events.append(b.RoomList(user.conn, request, rooms))
-        return []
-
-    def _on_who(self, user: IRCUser, request: b.Who, at, entropy) -> list:
-        if request.room is not None:
-            names = self.core.members.users(request.room)
-        else:
-            found = self._online(request.name or "")
-            names = [] if found is None else [found]
-        users = tuple(self._info(name, with_rooms=False) for name in names)
-        self._events.append(b.WhoResult(user.conn, request, users))
-        return []
-
-    def _on_whois(self, user: IRCUser, request: b.Whois, at, entropy) -> list:
-        found = self._online(request.name)
-        users = () if found is None else (self._info(found, with_rooms=True),)
-        self._events.append(b.WhoResult(user.conn, request, users))
-        return []
-
-    def _online(self, typed: str) -> str | None:
-        """The user connected now (through IRC or lab93) a typed name names."""
-        key = fold(typed)
-        if key in self._by_name:
-            return self.users[self._by_name[key]].name
-        return next((s.user for s in self.core.sessions.values() if fold(s.user) == key), None)
-
-    def _info(self, name: str, with_rooms: bool) -> b.UserInfo:
-        conn = self._by_name.get(fold(name))
-        if conn is not None:
-            user = self.users[conn]
-            return b.UserInfo(name, True, user.realname, tuple(sorted(user.rooms)))
-        rooms: set[str] = set()
-        if with_rooms:
-            for session in self.core.sessions.values():
-                if session.user == name:
-                    rooms |= self.core.members.rooms_of(session.identity)
-        return b.UserInfo(name, False, "a lab93 client", tuple(sorted(rooms)))
-
-    def _on_history(self, user: IRCUser, request: b.History, at, entropy) -> list:
-        if request.room is not None:
-            conversation = Conversation(room=request.room)
-        else:
-            peer = self.resolve(request.peer or "") or (request.peer or "")
-            conversation = Conversation(pair=(user.name, peer))
-        server_id = self.core.server_id
-        try:
-            found = answer(self.store, server_id, conversation, request.selector, request.limit)
-        except Exception as exc:  # the store failed: a sentence to the client, never a crash
-            log.warning("CHATHISTORY for %s failed: %s", user.name, exc)
-            self._events.append(b.RequestFailed(user.conn, request, "the history is unreadable"))
-            return []
-        messages = tuple(chat_message(message) for message in found)
-        self._events.append(b.HistoryResult(user.conn, request, messages))
-        return []
-
-    def _on_historytargets(self, user: IRCUser, request: b.HistoryTargets, at, entropy) -> list:
-        low, high = sorted((request.start, request.end))
-        try:
-            found = self.store.irc_targets(
-                self.core.server_id, sorted(user.rooms), user.name, low, high
-            )
-        except Exception as exc:
-            log.warning("CHATHISTORY TARGETS for %s failed: %s", user.name, exc)
-            self._events.append(b.RequestFailed(user.conn, request, "the history is unreadable"))
-            return []
-        targets = sorted(found, key=lambda target: target[2])[: request.limit]
-        result = tuple(b.HistoryTarget(room, peer, latest) for room, peer, latest in targets)
-        self._events.append(b.TargetsResult(user.conn, request, result))
         return []
