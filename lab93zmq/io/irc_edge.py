@@ -114,10 +114,15 @@ class IRCEdge:
         if ready.get(self.listener.fileno()):
             self._accept(now, events)
         again, self._again = self._again, set()
-        for fd, client in list(self._fds.items()):
-            flags = ready.get(fd, 0)
-            if not flags and client.conn not in again:
-                continue
+        # Only the clients the poll named, and those with bytes left from the last turn.
+        touched = {
+            self._fds[fd].conn for fd in ready if isinstance(fd, int) and fd in self._fds
+        } | again
+        for conn in sorted(touched):
+            client = self._clients.get(conn)
+            if client is None:
+                continue  # dropped meanwhile
+            flags = ready.get(client.sock.fileno(), 0)
             if client.handshake_until is not None:
                 self._handshake(client, events)
                 if client.handshake_until is not None or client.conn not in self._clients:
