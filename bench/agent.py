@@ -96,30 +96,30 @@ class OursNode:
         return self.handle.pipe
 
     def on_ready(self) -> None:
-        from lab93zmq.io.actor import Kind, recv
+        from lab93zmq.io.actor import PipeKind, recv
 
         for _ in range(500):
             if not self.handle.pipe.poll(0):
                 return
             event = recv(self.handle.pipe)
-            if event.kind is Kind.INCOMING:
+            if event.kind is PipeKind.INCOMING:
                 for message in event.body["messages"]:
                     if message["content"].startswith(self.received.tag):
                         self.received.add()
-            elif event.kind is Kind.STATUS:
+            elif event.kind is PipeKind.STATUS:
                 found = re.match(r"(\d+) peer", event.body.get("detail", ""))
                 count = int(found.group(1)) if found else 1  # a repeater client: the server
                 count = count if event.body.get("connected") else 0
                 if count != self.peers:
                     self.peers = count
                     emit(event="peers", n=count, t=time.monotonic())
-            elif event.kind is Kind.WHO_RESULT:
+            elif event.kind is PipeKind.WHO_RESULT:
                 self.who_answers += 1
-            elif event.kind is Kind.FATAL:
+            elif event.kind is PipeKind.FATAL:
                 raise RuntimeError(event.body.get("error"))
 
     def post_frames(self, content: str, sent_at: str) -> list[bytes]:
-        from lab93zmq.io.actor import Kind, PipeMessage
+        from lab93zmq.io.actor import PipeKind, PipeMessage
 
         self._posted += 1
         millis = int(time.time() * 1000)
@@ -130,7 +130,7 @@ class OursNode:
             "to": None,
             "sent_at": sent_at,
         }
-        return PipeMessage(Kind.POST, body).frames()
+        return PipeMessage(PipeKind.POST, body).frames()
 
     def post(self, n: int, size: int, tag: str) -> None:
         sent_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -150,10 +150,10 @@ class OursNode:
             sent += 1
 
     def sync(self) -> None:
-        from lab93zmq.io.actor import Kind
+        from lab93zmq.io.actor import PipeKind
 
         before = self.who_answers
-        self.handle.request(Kind.WHO)
+        self.handle.request(PipeKind.WHO)
         deadline = time.monotonic() + 60
         while self.who_answers == before and time.monotonic() < deadline:
             if self.handle.pipe.poll(100):

@@ -50,8 +50,7 @@ from .core.events import Event, Joined, Parted, RoomInfo
 from .core.message import Message
 from .core.rooms import room_name
 from .core.sighting import Sighting
-from .io.actor import Actor, ActorHandle, PipeMessage
-from .io.actor import Kind as PipeKind
+from .io.actor import Actor, ActorHandle, PipeKind, PipeMessage
 from .io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
 from .io.inbox_lock import InboxLock
 

@@ -13,7 +13,7 @@ from procs import free_udp_port
 
 from lab93zmq.core.broadcast.actions import SendBeacon, SendToPeer
 from lab93zmq.core.message import Message
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.broadcast_actor import BroadcastActor
 from lab93zmq.io.config import NodeConfig
 
@@ -31,16 +31,17 @@ class Live(LiveActor):
 
     def incoming(self) -> list[str]:
         return [
-            Message.from_wire_dict(m).content for b in self.of(Kind.INCOMING) for m in b["messages"]
+            Message.from_wire_dict(m).content
+            for b in self.of(PipeKind.INCOMING) for m in b["messages"]
         ]
 
     def connected_to(self, count: int) -> bool:
-        statuses = self.of(Kind.STATUS)
+        statuses = self.of(PipeKind.STATUS)
         return bool(statuses) and statuses[-1]["connected"] and (
             statuses[-1]["detail"].startswith(f"{count} peer")
         )
 
-    def request(self, kind: Kind, answer: Kind, **body) -> dict:
+    def request(self, kind: PipeKind, answer: PipeKind, **body) -> dict:
         """Ask the actor and wait for its answer: everything it did before is in ``events``."""
         asked = len(self.of(answer))
         self.handle.request(kind, **body)

@@ -11,7 +11,7 @@ import zmq
 
 from lab93zmq.core.authoring import Draft
 from lab93zmq.core.message import make_id
-from lab93zmq.io.actor import ActorHandle, Kind, PipeMessage
+from lab93zmq.io.actor import ActorHandle, PipeKind, PipeMessage
 
 WAIT = 15.0  # an upper bound; every wait ends as soon as its condition holds
 
@@ -44,17 +44,17 @@ class LiveActor:
     def post(self, content: str, to: str | None = None, room: str | None = None) -> str:
         sent_at = datetime.now(timezone.utc)
         post = Draft(make_id(sent_at, os.urandom(10)), content, None, to, sent_at, room)
-        self.handle.request(Kind.POST, **post.body())
+        self.handle.request(PipeKind.POST, **post.body())
         return post.id
 
-    def of(self, kind: Kind) -> list[dict]:
+    def of(self, kind: PipeKind) -> list[dict]:
         return [e.body for e in self.events if e.kind is kind]
 
     def accepted(self) -> set[str]:
-        return {i for b in self.of(Kind.ACCEPTED) for i in b["ids"]}
+        return {i for b in self.of(PipeKind.ACCEPTED) for i in b["ids"]}
 
     def notices(self) -> list[str]:
-        return [b["text"] for b in self.of(Kind.NOTICE)]
+        return [b["text"] for b in self.of(PipeKind.NOTICE)]
 
 
 def wait_for(

@@ -44,7 +44,7 @@ from lab93zmq.core.broadcast.session import BroadcastSession
 from lab93zmq.core.broadcast.trust import Trust
 from lab93zmq.core.events import Accepted, Incoming
 from lab93zmq.core.message import make_id
-from lab93zmq.core.presence import Beacon, Kind
+from lab93zmq.core.presence import Beacon, BeaconKind
 from lab93zmq.io.store import Inbox
 
 LIMIT = 100_000  # deliveries per settling, and clock steps per run
@@ -221,7 +221,7 @@ class LanNode:
     def post_many(self, drafts: list[Draft]) -> None:
         self.lan.perform(self, self.session.post_many(drafts, self.lan.now))
 
-    def beacon(self, kind: Kind = Kind.ANNOUNCE, **changes: Any) -> bytes:
+    def beacon(self, kind: BeaconKind = BeaconKind.ANNOUNCE, **changes: Any) -> bytes:
         """Its beacon, as anyone could forge it (some fields changed)."""
         fields: dict[str, Any] = dict(
             router_port=self.router_port, pub_port=self.pub_port, user=self.user,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from live import WAIT, LiveActor
 
-from lab93zmq.io.actor import Kind, PipeMessage
+from lab93zmq.io.actor import PipeKind, PipeMessage
 from lab93zmq.io.config import NodeConfig
 from lab93zmq.io.repeater_client import ClientActor
 from lab93zmq.io.repeater_server import ServerActor
@@ -40,7 +40,7 @@ class Node(LiveActor):
             if event is not None:
                 self.events.append(event)
 
-    def wait_kind(self, kind: Kind, timeout: float = WAIT, **match) -> PipeMessage:
+    def wait_kind(self, kind: PipeKind, timeout: float = WAIT, **match) -> PipeMessage:
         """The oldest matching event not yet returned by ``wait_kind`` (a queue)."""
 
         def first(node):
@@ -57,15 +57,15 @@ class Node(LiveActor):
         return self.events[index]
 
     def incoming(self) -> list[str]:
-        return [m["content"] for b in self.of(Kind.INCOMING) for m in b["messages"]]
+        return [m["content"] for b in self.of(PipeKind.INCOMING) for m in b["messages"]]
 
     def statuses(self) -> list[bool]:
-        return [b["connected"] for b in self.of(Kind.STATUS)]
+        return [b["connected"] for b in self.of(PipeKind.STATUS)]
 
     def stop(self, **body) -> None:
         """A clean stop; ``abrupt=True`` closes everything without a goodbye (a crash)."""
         if self.running and body:
-            self.handle.request(Kind.STOP, **body)
+            self.handle.request(PipeKind.STOP, **body)
         super().stop()
 
 
@@ -103,7 +103,7 @@ def start_client(
 
 
 def connected(node: Node) -> Node:
-    node.wait_kind(Kind.STATUS, connected=True)
+    node.wait_kind(PipeKind.STATUS, connected=True)
     return node
 
 

@@ -17,7 +17,7 @@ from lab93zmq.core.limits import RateLimiter
 from lab93zmq.core.presence import (
     Beacon,
     BeaconError,
-    Kind,
+    BeaconKind,
     PeerJoined,
     PeerTable,
     wants_answer,
@@ -42,7 +42,7 @@ def port() -> int:
 
 
 def announce(node: str, user: str, router: int = 5190, pub: int = 40000) -> Beacon:
-    return Beacon(Kind.ANNOUNCE, node, "broadcast", router, pub, user)
+    return Beacon(BeaconKind.ANNOUNCE, node, "broadcast", router, pub, user)
 
 
 def receive_until(beacons: BeaconSocket, done, timeout: float = WAIT) -> list[tuple[bytes, str]]:
@@ -199,7 +199,7 @@ class Responder(threading.Thread):
                             beacon = Beacon.decode(data)
                         except BeaconError:
                             continue
-                        if beacon.kind is Kind.PROBE:
+                        if beacon.kind is BeaconKind.PROBE:
                             self.probes += 1
                             for answer in self.answers:
                                 self.beacons.send(answer)
@@ -211,9 +211,9 @@ def test_scan_lists_who_answers_its_probe(port):
     answers = [
         announce(CAROL, "carol").encode(),
         announce(BOB, "bob", pub=1).encode(),
-        Beacon(Kind.LEAVING, CAROL, "broadcast", 5190, 40000, "carol").encode(),
+        Beacon(BeaconKind.LEAVING, CAROL, "broadcast", 5190, 40000, "carol").encode(),
         announce(BOB, "bob", pub=2).encode(),  # the latest beacon wins
-        Beacon(Kind.ANNOUNCE, ALICE, "repeater", 5191, 40001, "alice").encode(),
+        Beacon(BeaconKind.ANNOUNCE, ALICE, "repeater", 5191, 40001, "alice").encode(),
         b"garbage",
     ]
     responder = Responder(port, answers)

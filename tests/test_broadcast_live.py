@@ -24,9 +24,8 @@ from procs import free_tcp_port
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendBeacon, SendToPeer, Verb
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.presence import Beacon
-from lab93zmq.core.presence import Kind as BeaconKind
-from lab93zmq.io.actor import Kind
+from lab93zmq.core.presence import Beacon, BeaconKind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -64,8 +63,8 @@ def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
         # Both asked for port: the first got it, the second an ephemeral one.
         assert alice.node.router_port == port and bob.node.router_port not in (0, port)
         assert alice.notices() == ["bob joined from 127.0.0.1"]
-        assert alice.request(Kind.WHO, Kind.WHO_RESULT) == {"users": ["bob"]}
-        table = alice.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+        assert alice.request(PipeKind.WHO, PipeKind.WHO_RESULT) == {"users": ["bob"]}
+        table = alice.request(PipeKind.SCAN, PipeKind.SCAN_RESULT)["beacons"]
         assert [(b["user"], b["mode"], b["address"], b["router"], b["pub"]) for b in table] == [
             ("bob", "broadcast", "127.0.0.1", bob.node.router_port, bob.node.pub_port)
         ]
@@ -83,7 +82,7 @@ def test_three_nodes_chat_and_every_post_is_accepted(cluster):
     for node in nodes:
         expected = sorted(f"{u} says {i}" for u in sent if u != node.user for i in range(5))
         assert sorted(node.incoming()) == expected  # exactly once each
-    history = nodes[0].request(Kind.HISTORY, Kind.HISTORY_RESULT, limit=3)["messages"]
+    history = nodes[0].request(PipeKind.HISTORY, PipeKind.HISTORY_RESULT, limit=3)["messages"]
     assert len(history) == 3
 
 
@@ -138,7 +137,7 @@ def test_direct_messages_reach_only_the_addressee_and_wait_for_it(cluster):
     wait_for([alice, bob, carol], lambda: reply in bob.accepted())
     # alice's node acknowledges before it tells its front end: wait for that too.
     wait_for([alice], lambda: alice.incoming() == ["hi alice"])
-    carol_history = carol.request(Kind.HISTORY, Kind.HISTORY_RESULT, limit=100)["messages"]
+    carol_history = carol.request(PipeKind.HISTORY, PipeKind.HISTORY_RESULT, limit=100)["messages"]
     assert carol_history == [] and carol.incoming() == []
 
 
@@ -197,7 +196,7 @@ def test_a_stopped_node_is_dropped_at_once_and_a_killed_one_when_its_link_drops(
     took = time.monotonic() - started
     print(f"a killed node was dropped after {took:.2f} s (1.5 intervals after its link dropped)")
     assert alice.node.stats["links_dropped"] == dropped + 1
-    assert alice.of(Kind.STATUS)[-1] == {
+    assert alice.of(PipeKind.STATUS)[-1] == {
         "connected": False, "detail": "no broadcast peers left on lo",
     }
 
@@ -205,8 +204,8 @@ def test_a_stopped_node_is_dropped_at_once_and_a_killed_one_when_its_link_drops(
 def test_a_post_with_nobody_around_is_not_accepted_and_says_why(cluster):
     alice = cluster.start("alice")
     message = alice.post("anyone?")
-    wait_for([alice], lambda: bool(alice.of(Kind.STATUS)))
-    assert alice.of(Kind.STATUS)[0] == {
+    wait_for([alice], lambda: bool(alice.of(PipeKind.STATUS)))
+    assert alice.of(PipeKind.STATUS)[0] == {
         "connected": False, "detail": "no broadcast peers heard yet on lo",
     }
     bob = cluster.start("bob")

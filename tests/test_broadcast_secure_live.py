@@ -27,10 +27,9 @@ from procs import free_udp_port
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendToPeer, Verb
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.presence import Beacon
-from lab93zmq.core.presence import Kind as BeaconKind
+from lab93zmq.core.presence import Beacon, BeaconKind
 from lab93zmq.io import security
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.config import SecureConfig
 
 pytestmark = pytest.mark.timeout(60)
@@ -166,7 +165,7 @@ def test_two_trusting_nodes_chat_both_ways_and_a_bye_alone_drops_a_peer_at_once(
     wait_for([alice, bob], lambda: len(alice.incoming()) == 2 and bob.incoming() == ["hello bob"])
     assert sorted(alice.incoming()) == ["hello alice", "just for you"]
     assert "secure (key " in alice.handle.ready_detail
-    table = alice.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+    table = alice.request(PipeKind.SCAN, PipeKind.SCAN_RESULT)["beacons"]
     assert [b["key"] for b in table] == [room.keys["bob"].public.decode()]
     for node in (alice, bob):
         assert node.node.stats["spoofed"] == node.node.stats["bad_frames"] == 0
@@ -194,7 +193,7 @@ def test_an_untrusted_secure_node_gets_nothing_and_is_named_once(room):
     carol.post("let me in")
     said = alice.post("members only")
     wait_for([alice, bob, carol], lambda: said in alice.accepted() and bob.incoming())
-    wait_for([alice, bob, carol], lambda: len(carol.of(Kind.STATUS)) > 0)
+    wait_for([alice, bob, carol], lambda: len(carol.of(PipeKind.STATUS)) > 0)
     # Three more beacons of carol's refused by both: she had intervals to get in.
     ignored = {n: n.node.stats["ignored_beacons"] for n in (alice, bob)}
     wait_for([alice, bob, carol],
@@ -202,7 +201,7 @@ def test_an_untrusted_secure_node_gets_nothing_and_is_named_once(room):
     assert bob.incoming() == ["members only"] and alice.incoming() == []
     assert carol.incoming() == []
     assert alice.notices().count(named) == 1  # once per node, not per beacon
-    assert alice.request(Kind.WHO, Kind.WHO_RESULT)["users"] == ["bob"]
+    assert alice.request(PipeKind.WHO, PipeKind.WHO_RESULT)["users"] == ["bob"]
     assert alice.node.stats["ignored_beacons"] > 1
 
 
@@ -222,11 +221,11 @@ def test_a_plain_node_and_a_secure_one_both_say_why_and_nothing_crosses(room):
     assert alice.incoming() == bob.incoming() == []
     assert not alice.connected_to(1) and not bob.connected_to(1)
     # Not peers, but /scan shows who is out there; /who, whom one chats with.
-    [seen_by_bob] = bob.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+    [seen_by_bob] = bob.request(PipeKind.SCAN, PipeKind.SCAN_RESULT)["beacons"]
     assert (seen_by_bob["user"], "key" in seen_by_bob) == ("alice", True)
-    [seen_by_alice] = alice.request(Kind.SCAN, Kind.SCAN_RESULT)["beacons"]
+    [seen_by_alice] = alice.request(PipeKind.SCAN, PipeKind.SCAN_RESULT)["beacons"]
     assert (seen_by_alice["user"], "key" in seen_by_alice) == ("bob", False)
-    assert bob.request(Kind.WHO, Kind.WHO_RESULT)["users"] == []
+    assert bob.request(PipeKind.WHO, PipeKind.WHO_RESULT)["users"] == []
 
 
 def test_a_spoofed_from_is_dropped_and_relayed_unbound_origins_are_taken(room):
@@ -249,7 +248,7 @@ def test_a_spoofed_from_is_dropped_and_relayed_unbound_origins_are_taken(room):
         carol.close()
     assert alice.incoming() == ["I am bob", "from carol", "dave, whom alice never met"]
     assert alice.node.stats["spoofed"] == 2
-    senders = [m["from"] for b in alice.of(Kind.INCOMING) for m in b["messages"]]
+    senders = [m["from"] for b in alice.of(PipeKind.INCOMING) for m in b["messages"]]
     assert senders == ["bob", "carol", "dave"]
 
 
@@ -277,7 +276,7 @@ def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room)
         assert mallory.connections() == 0  # bob never went to her endpoint
     finally:
         mallory.close()
-    assert bob.request(Kind.WHO, Kind.WHO_RESULT)["users"] == ["alice"]
+    assert bob.request(PipeKind.WHO, PipeKind.WHO_RESULT)["users"] == ["alice"]
     assert bob.connected_to(1)
     assert bob.notices() == ["alice joined from 127.0.0.1"]  # no "left", "gone", "rejoined"
     alice.post("two")

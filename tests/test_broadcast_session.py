@@ -24,7 +24,7 @@ from lab93zmq.core.broadcast.actions import (
 )
 from lab93zmq.core.events import Accepted, Notice, Rejected, Status
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.presence import Beacon, Kind, sighting
+from lab93zmq.core.presence import Beacon, BeaconKind, sighting
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(30)
@@ -96,7 +96,7 @@ def test_a_killed_peer_whose_link_dropped_is_gone_after_one_and_a_half_intervals
     bob.stop(clean=False)  # kill -9: no LEAVING, but its kernel closes the connections
     outputs = alice.session.on_link_down(bob.node_id, lan.now)
     probe = Beacon.decode(outputs[0].data)
-    assert probe.kind is Kind.PROBE and probe.node_id == alice.node_id
+    assert probe.kind is BeaconKind.PROBE and probe.node_id == alice.node_id
     lan.perform(alice, outputs)
     lan.run(1.5 * INTERVAL - 0.01)
     assert alice.session.who() == ["bob"]
@@ -543,13 +543,13 @@ def test_a_msg_with_no_or_too_many_messages_is_dropped(lan, count):
 def test_scan_lists_the_live_table_in_the_scan_json_form(lan):
     alice = lan.node("alice")
     bob = lan.node("bob")
-    repeater = Beacon(Kind.ANNOUNCE, "e" * 32, "repeater", 7000, 7001, "srv")
+    repeater = Beacon(BeaconKind.ANNOUNCE, "e" * 32, "repeater", 7000, 7001, "srv")
     lan.perform(alice, alice.session.receive_beacon(repeater.encode(), "198.18.93.50", lan.now))
     lan.run(0.5)
     wall = datetime(2026, 11, 24, 21, 0, 0, tzinfo=timezone.utc)
     table = alice.session.scan(lan.now, wall)
     assert [b["user"] for b in table] == ["bob", "srv"]
-    seen = sighting(Beacon(Kind.ANNOUNCE, bob.node_id, "broadcast", bob.router_port,
+    seen = sighting(Beacon(BeaconKind.ANNOUNCE, bob.node_id, "broadcast", bob.router_port,
                            bob.pub_port, "bob"), bob.address, wall)
     assert table[0].keys() == seen.to_json().keys()
     assert table[0]["address"] == bob.address and table[0]["router"] == bob.router_port

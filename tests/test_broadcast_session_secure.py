@@ -22,7 +22,7 @@ from lab93zmq.core.broadcast.trust import Trust
 from lab93zmq.core.events import Notice, Status
 from lab93zmq.core.message import Message
 from lab93zmq.core.notices import QUIET as PROBLEM_QUIET
-from lab93zmq.core.presence import Beacon, Kind
+from lab93zmq.core.presence import Beacon, BeaconKind
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -110,16 +110,16 @@ def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
     lan.run(0.5)
     alice.session.on_link_up(bob.node_id, lan.now)
     # A forged LEAVING: bob answers the probe it causes, and stays.
-    outputs = alice.session.receive_beacon(bob.beacon(Kind.LEAVING), bob.address, lan.now)
+    outputs = alice.session.receive_beacon(bob.beacon(BeaconKind.LEAVING), bob.address, lan.now)
     assert [Beacon.decode(o.data).kind for o in outputs if isinstance(o, SendBeacon)] == [
-        Kind.PROBE
+        BeaconKind.PROBE
     ]
     lan.perform(alice, outputs)
     lan.run(3 * INTERVAL)
     assert alice.session.who() == ["bob"]
     # His beacons no longer reach alice, but his heartbeats over the link do: still alive.
     lan.drop = lambda src, dst, label: label == "beacon" and (src, dst) == (bob, alice)
-    lan.perform(alice, alice.session.receive_beacon(bob.beacon(Kind.LEAVING), bob.address,
+    lan.perform(alice, alice.session.receive_beacon(bob.beacon(BeaconKind.LEAVING), bob.address,
                                                     lan.now))
     lan.run(3 * INTERVAL)
     assert alice.session.who() == ["bob"]
@@ -133,7 +133,7 @@ def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
 def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(lan):
     alice, bob = lan.secure("alice", "bob"), lan.secure("bob", "alice")
     lan.run(0.5)
-    leaving = bob.beacon(Kind.LEAVING)
+    leaving = bob.beacon(BeaconKind.LEAVING)
     bob.stop(clean=False)  # its BYE was lost; only the LEAVING arrives
     lan.perform(alice, alice.session.receive_beacon(leaving, bob.address, lan.now))
     lan.run(1.5 * INTERVAL)

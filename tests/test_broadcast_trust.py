@@ -10,7 +10,7 @@ from lab93zmq.core.broadcast.actions import RouterPeer
 from lab93zmq.core.broadcast.faults import SpoofedSender
 from lab93zmq.core.broadcast.trust import MAX_BOUND, BeaconCheck, KeyTrust, Trust
 from lab93zmq.core.errors import ProtocolError
-from lab93zmq.core.presence import Beacon, Kind, Peer
+from lab93zmq.core.presence import Beacon, BeaconKind, Peer
 
 OURS = "0" * 32
 BOB_KEY, CAROL_KEY = b"B" * 32, b"C" * 32
@@ -24,7 +24,7 @@ def plain() -> KeyTrust:
     return KeyTrust(None, OURS, "alice")
 
 
-def beacon(kind: Kind = Kind.ANNOUNCE, key: bytes = BOB_KEY, **changes) -> Beacon:
+def beacon(kind: BeaconKind = BeaconKind.ANNOUNCE, key: bytes = BOB_KEY, **changes) -> Beacon:
     fields = dict(router_port=5000, pub_port=6000, user="robert", key=key)
     fields.update(changes)
     return Beacon(kind, NODE_B, "broadcast", **fields)
@@ -63,13 +63,13 @@ def test_a_beacon_is_judged_against_the_peer_on_record():
     trust = secure()
     known = peer_of(beacon())
     assert trust.judge(beacon(), None, up=True) is BeaconCheck.TAKE  # a newcomer
-    assert trust.judge(beacon(Kind.LEAVING), known, up=True) is BeaconCheck.DOUBT
-    assert trust.judge(beacon(Kind.LEAVING, pub_port=7), known, up=True) is BeaconCheck.IGNORE
+    assert trust.judge(beacon(BeaconKind.LEAVING), known, up=True) is BeaconCheck.DOUBT
+    assert trust.judge(beacon(BeaconKind.LEAVING, pub_port=7), known, up=True) is BeaconCheck.IGNORE
     assert trust.judge(beacon(router_port=9), known, up=True) is BeaconCheck.REFUSE_MOVE
     assert trust.judge(beacon(user="bob"), known, up=True) is BeaconCheck.REFUSE_MOVE
     assert trust.judge(beacon(router_port=9), known, up=False) is BeaconCheck.TAKE  # restarted
     assert trust.judge(beacon(), known, up=True) is BeaconCheck.TAKE  # nothing moves
-    assert plain().judge(beacon(Kind.LEAVING), known, up=True) is BeaconCheck.TAKE
+    assert plain().judge(beacon(BeaconKind.LEAVING), known, up=True) is BeaconCheck.TAKE
 
 
 def test_the_first_authenticated_command_binds_a_node_id_to_its_key_name():

@@ -11,18 +11,18 @@ from lab93zmq.core.broadcast.trust import Refusal
 from lab93zmq.core.broadcast.watch import Arrived, Departed, PeerWatch
 from lab93zmq.core.events import Notice
 from lab93zmq.core.notices import QUIET
-from lab93zmq.core.presence import Beacon, Kind
+from lab93zmq.core.presence import Beacon, BeaconKind
 
 OURS = "0" * 32
 INTERVAL = 1.0
 
 
 def watch() -> PeerWatch:
-    announce = Beacon(Kind.ANNOUNCE, OURS, "broadcast", 5000, 6000, "alice")
+    announce = Beacon(BeaconKind.ANNOUNCE, OURS, "broadcast", 5000, 6000, "alice")
     return PeerWatch(announce, INTERVAL, 0.0, 5, Counter())
 
 
-def beacon(node_id: str = NODE_B, kind: Kind = Kind.ANNOUNCE, **changes) -> Beacon:
+def beacon(node_id: str = NODE_B, kind: BeaconKind = BeaconKind.ANNOUNCE, **changes) -> Beacon:
     fields = dict(mode="broadcast", router_port=5001, pub_port=6001, user="bob")
     fields.update(changes)
     return Beacon(kind, node_id, **fields)
@@ -46,7 +46,7 @@ def test_what_changes_in_the_table_comes_out_as_arrivals_and_departures():
     departed, rejoined = w.take(beacon(router_port=7000), "198.18.93.2", 0.6)  # restarted
     assert departed.why is None and departed.peer.router_port == 5001
     assert rejoined.verb == "rejoined" and rejoined.peer.router_port == 7000
-    [left] = w.take(beacon(kind=Kind.LEAVING, router_port=7000), "198.18.93.2", 0.7)
+    [left] = w.take(beacon(kind=BeaconKind.LEAVING, router_port=7000), "198.18.93.2", 0.7)
     assert left == Departed(rejoined.peer, "left")
     w.take(beacon(NODE_A), "198.18.93.1", 1.0)
     [bye] = w.bye(NODE_A)
@@ -58,7 +58,7 @@ def test_silence_and_lost_links_expire_with_their_reasons():
     w.take(beacon(), "198.18.93.2", 0.0)
     w.take(beacon(NODE_A), "198.18.93.1", 0.0)
     probe = w.link_down(NODE_A, 1.0)
-    assert Beacon.decode(probe[0].data).kind is Kind.PROBE
+    assert Beacon.decode(probe[0].data).kind is BeaconKind.PROBE
     assert w.link_down(NODE_A, 1.0) == []  # one probe answers for every drop meanwhile
     assert w.stats["links_dropped"] == 2
     assert [d.why for d in w.expire(2.5)] == ["is gone (connection lost, no beacon for 1.5 s)"]
@@ -69,8 +69,8 @@ def test_silence_and_lost_links_expire_with_their_reasons():
 def test_a_leaving_taken_as_doubt_is_left_unless_life_shows():
     w = watch()
     w.take(beacon(), "198.18.93.2", 0.0)
-    leaving = beacon(kind=Kind.LEAVING)
-    assert Beacon.decode(w.doubt(leaving, "bob", 1.0)[0].data).kind is Kind.PROBE
+    leaving = beacon(kind=BeaconKind.LEAVING)
+    assert Beacon.decode(w.doubt(leaving, "bob", 1.0)[0].data).kind is BeaconKind.PROBE
     assert w.stats["leavings_doubted"] == 1
     w.link_up(NODE_B)  # life: the LEAVING was forged
     assert w.expire(3.0) == []
@@ -86,7 +86,7 @@ def test_a_refused_node_is_named_once_per_reason_and_listed_by_scan():
     assert w.refuse(beacon(), "198.18.93.2", refusal, 1.0) == []
     assert w.refuse(beacon(), "198.18.93.2", Refusal("other", "x"), 1.0) == [Notice("x")]
     assert w.refuse(beacon(), "198.18.93.2", refusal, QUIET) == [Notice(refusal.text)]
-    assert w.refuse(beacon(NODE_A, Kind.LEAVING), "198.18.93.1", refusal, 0.0) == []
+    assert w.refuse(beacon(NODE_A, BeaconKind.LEAVING), "198.18.93.1", refusal, 0.0) == []
     assert w.stats["ignored_beacons"] == 5
     wall = datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert [(b["user"], b["node"]) for b in w.scan(QUIET, wall)] == [("bob", NODE_B)]
@@ -118,7 +118,7 @@ def test_a_handshake_problem_is_told_once_per_peer_and_problem_and_named():
 def test_our_beacon_is_due_at_once_then_each_interval_and_leaving_matches_it():
     w = watch()
     [first] = w.beacon(0.0)
-    assert Beacon.decode(first.data).kind is Kind.ANNOUNCE
+    assert Beacon.decode(first.data).kind is BeaconKind.ANNOUNCE
     assert w.beacon(0.5) == [] and w.beacon(1.0) != []
     leaving = Beacon.decode(w.leaving().data)
-    assert (leaving.kind, leaving.router_port, leaving.pub_port) == (Kind.LEAVING, 5000, 6000)
+    assert (leaving.kind, leaving.router_port, leaving.pub_port) == (BeaconKind.LEAVING, 5000, 6000)

@@ -25,7 +25,7 @@ from lab93zmq.frontend.environment import Environment
 from lab93zmq.frontend.options import Interrupted
 from lab93zmq.frontend.prompt import run_prompt
 from lab93zmq.io import actor as pipe_protocol
-from lab93zmq.io.actor import Actor, Kind
+from lab93zmq.io.actor import Actor, PipeKind
 from lab93zmq.io.config import NodeConfig
 
 pytestmark = pytest.mark.timeout(30)
@@ -38,59 +38,61 @@ class ScriptedActor(Actor):
         self.greet = list(greet)
         self.fail_on_start = fail_on_start
         self.posts: list[Draft] = []
-        self.requests: list[Kind] = []
+        self.requests: list[PipeKind] = []
         self.topics: list[tuple[str, str]] = []
         self.seq = 0
 
     def run(self, ctx, pipe):
         if self.fail_on_start:
             raise Lab93Error(self.fail_on_start)
-        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="scripted actor ready")
+        pipe_protocol.send(pipe, PipeKind.READY, node_id=NODE_A, detail="scripted actor ready")
         self.after_ready(pipe)
         if self.greet:
             rows = [message.to_wire_dict() for message in self.greet]
-            pipe_protocol.send(pipe, Kind.INCOMING, messages=rows)
+            pipe_protocol.send(pipe, PipeKind.INCOMING, messages=rows)
         while True:
             request = pipe_protocol.recv(pipe)
             self.requests.append(request.kind)
-            if request.kind is Kind.STOP:
-                pipe_protocol.send(pipe, Kind.STOPPED)
+            if request.kind is PipeKind.STOP:
+                pipe_protocol.send(pipe, PipeKind.STOPPED)
                 return
             self.answer(pipe, request)
 
     def answer(self, pipe, request):
-        if request.kind is Kind.POST:
+        if request.kind is PipeKind.POST:
             post = Draft.from_body(request.body)
             self.posts.append(post)
             if post.content == "too big":
-                pipe_protocol.send(pipe, Kind.REJECTED, id=post.id, reason="too big")
+                pipe_protocol.send(pipe, PipeKind.REJECTED, id=post.id, reason="too big")
                 return
             self.seq += 1
             stored = post.author("alice", NODE_A, self.seq)
-            pipe_protocol.send(pipe, Kind.POSTED, messages=[stored.to_wire_dict()])
+            pipe_protocol.send(pipe, PipeKind.POSTED, messages=[stored.to_wire_dict()])
             if self.accepts(post):
-                pipe_protocol.send(pipe, Kind.ACCEPTED, ids=[post.id])
+                pipe_protocol.send(pipe, PipeKind.ACCEPTED, ids=[post.id])
             else:
                 self.holds(pipe, post)
-        elif request.kind is Kind.WHO:
-            pipe_protocol.send(pipe, Kind.WHO_RESULT, users=["bob", "carol"])
-        elif request.kind is Kind.HISTORY:
+        elif request.kind is PipeKind.WHO:
+            pipe_protocol.send(pipe, PipeKind.WHO_RESULT, users=["bob", "carol"])
+        elif request.kind is PipeKind.HISTORY:
             rows = [make_message(1, "old news").to_wire_dict()]
-            pipe_protocol.send(pipe, Kind.HISTORY_RESULT, messages=rows[: request.body["limit"]])
-        elif request.kind is Kind.JOIN:
-            pipe_protocol.send(pipe, Kind.JOINED, room=request.body["room"], topic=None,
+            pipe_protocol.send(
+                pipe, PipeKind.HISTORY_RESULT, messages=rows[: request.body["limit"]]
+            )
+        elif request.kind is PipeKind.JOIN:
+            pipe_protocol.send(pipe, PipeKind.JOINED, room=request.body["room"], topic=None,
                                first=True)
-        elif request.kind is Kind.PART:
-            pipe_protocol.send(pipe, Kind.PARTED, room=request.body["room"])
-        elif request.kind is Kind.ROOMS:
+        elif request.kind is PipeKind.PART:
+            pipe_protocol.send(pipe, PipeKind.PARTED, room=request.body["room"])
+        elif request.kind is PipeKind.ROOMS:
             rooms = [{"name": "general", "members": 3, "topic": "lunch", "joined": True}]
-            pipe_protocol.send(pipe, Kind.ROOMS_RESULT, rooms=rooms)
-        elif request.kind is Kind.TOPIC:
+            pipe_protocol.send(pipe, PipeKind.ROOMS_RESULT, rooms=rooms)
+        elif request.kind is PipeKind.TOPIC:
             self.topics.append((request.body["room"], request.body["text"]))
-        elif request.kind is Kind.OUTBOX:
+        elif request.kind is PipeKind.OUTBOX:
             rows = [p.author("alice", NODE_A, 1).to_wire_dict() for p in self.posts
                     if not self.accepts(p)]
-            pipe_protocol.send(pipe, Kind.OUTBOX_RESULT, messages=rows)
+            pipe_protocol.send(pipe, PipeKind.OUTBOX_RESULT, messages=rows)
 
     def accepts(self, post):
         return not post.content.startswith("hold")
@@ -99,7 +101,7 @@ class ScriptedActor(Actor):
         pass
 
     def holds(self, pipe, post):
-        pipe_protocol.send(pipe, Kind.STATUS, connected=False, detail="nobody there")
+        pipe_protocol.send(pipe, PipeKind.STATUS, connected=False, detail="nobody there")
 
 
 @pytest.fixture
@@ -137,7 +139,7 @@ def test_pipeline_sends_each_line_and_waits_for_acceptance(config):
         ("replica lag", "db"),
         ("third line", "app"),
     ]
-    assert scripted.requests[-1] is Kind.STOP  # the actor was stopped cleanly
+    assert scripted.requests[-1] is PipeKind.STOP  # the actor was stopped cleanly
     assert env.stdout.getvalue() == ""
 
 
@@ -205,9 +207,9 @@ class OneShot(ScriptedActor):
     """Greets, then stops by itself (as if interrupted), so --listen returns."""
 
     def run(self, ctx, pipe):
-        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
-        pipe_protocol.send(pipe, Kind.INCOMING, messages=[m.to_wire_dict() for m in self.greet])
-        pipe_protocol.send(pipe, Kind.STOPPED)
+        pipe_protocol.send(pipe, PipeKind.READY, node_id=NODE_A, detail="")
+        pipe_protocol.send(pipe, PipeKind.INCOMING, messages=[m.to_wire_dict() for m in self.greet])
+        pipe_protocol.send(pipe, PipeKind.STOPPED)
 
 
 def test_listen_prints_json_lines_only_on_stdout(config):
@@ -285,7 +287,7 @@ def test_ctrl_c_at_the_prompt_is_an_interrupt_that_names_the_unsent_line(config)
             interact(scripted, config, prompt_environment(keyboard))
     assert caught.value.unsent == "half a thou"
     assert [p.content for p in scripted.posts] == ["sent"]
-    assert scripted.requests[-1] is Kind.STOP
+    assert scripted.requests[-1] is PipeKind.STOP
 
 
 def test_quit_reports_what_waits_in_the_outbox_and_does_not_wait(config):
@@ -308,11 +310,11 @@ def test_a_fatal_error_ends_the_prompt(config):
 
     class FailingActor(ScriptedActor):
         def run(self, ctx, pipe):
-            pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
-            pipe_protocol.send(pipe, Kind.FATAL, error="the server refused our key")
-            while pipe_protocol.recv(pipe).kind is not Kind.STOP:
+            pipe_protocol.send(pipe, PipeKind.READY, node_id=NODE_A, detail="")
+            pipe_protocol.send(pipe, PipeKind.FATAL, error="the server refused our key")
+            while pipe_protocol.recv(pipe).kind is not PipeKind.STOP:
                 pass
-            pipe_protocol.send(pipe, Kind.STOPPED)
+            pipe_protocol.send(pipe, PipeKind.STOPPED)
 
     with create_pipe_input() as keyboard:
         with pytest.raises(Lab93Error, match="the server refused our key"):
@@ -323,7 +325,7 @@ def test_history_of_more_than_it_shows_says_so_and_shows_the_most(config):
     scripted = ScriptedActor()
     env = environment("/history 99999999999999999999\n")
     pipe_lines(scripted, config, env)
-    assert Kind.HISTORY in scripted.requests
+    assert PipeKind.HISTORY in scripted.requests
     out = env.stdout.getvalue()
     assert "showing the last 10000, the most /history shows" in out
     assert "usage: /history" not in env.stderr.getvalue()
@@ -333,19 +335,20 @@ class StatusActor(ScriptedActor):
     """Tells the story of a server that dies and comes back, as a repeater client does."""
 
     STORY = [
-        (Kind.STATUS, {"connected": True, "detail": "connected to repeater at tcp://pi:5190"}),
-        (Kind.STATUS, {"connected": False, "detail": "no answer from pi for 3 s; reconnecting"}),
-        (Kind.NOTICE, {"text": "the repeater of pi went away"}),
-        (Kind.STATUS, {"connected": False, "detail": "no repeater known; listening for one"}),
-        (Kind.STATUS, {"connected": False, "detail": "connecting to the repeater at pi"}),
-        (Kind.STATUS, {"connected": True, "detail": "connected to repeater at tcp://pi:5190"}),
+        (PipeKind.STATUS, {"connected": True, "detail": "connected to repeater at tcp://pi:5190"}),
+        (PipeKind.STATUS,
+         {"connected": False, "detail": "no answer from pi for 3 s; reconnecting"}),
+        (PipeKind.NOTICE, {"text": "the repeater of pi went away"}),
+        (PipeKind.STATUS, {"connected": False, "detail": "no repeater known; listening for one"}),
+        (PipeKind.STATUS, {"connected": False, "detail": "connecting to the repeater at pi"}),
+        (PipeKind.STATUS, {"connected": True, "detail": "connected to repeater at tcp://pi:5190"}),
     ]
 
     def run(self, ctx, pipe):
-        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
+        pipe_protocol.send(pipe, PipeKind.READY, node_id=NODE_A, detail="")
         for kind, body in self.STORY:
             pipe_protocol.send(pipe, kind, **body)
-        pipe_protocol.send(pipe, Kind.STOPPED)
+        pipe_protocol.send(pipe, PipeKind.STOPPED)
 
 
 def test_a_lost_connection_is_one_line_until_it_is_back(config):
@@ -366,7 +369,7 @@ class PeeredActor(ScriptedActor):
     """Connected to a peer (bob); accepts room posts, never a direct one to zed."""
 
     def after_ready(self, pipe):
-        pipe_protocol.send(pipe, Kind.STATUS, connected=True, detail="1 peer: bob")
+        pipe_protocol.send(pipe, PipeKind.STATUS, connected=True, detail="1 peer: bob")
 
     def accepts(self, post):
         return post.to is None
@@ -415,7 +418,7 @@ def test_a_pipeline_takes_room_commands_in_order_with_its_lines(config):
         ("general", "back in general", None),
     ]
     assert scripted.topics == [("ops", "release day")]
-    assert Kind.JOIN not in scripted.requests and Kind.PART not in scripted.requests
+    assert PipeKind.JOIN not in scripted.requests and PipeKind.PART not in scripted.requests
     assert "you are in no room now; /join ROOM to talk in one" in env.stderr.getvalue()
 
 
@@ -440,10 +443,10 @@ class Telling(OneShot):
         self.items = items
 
     def run(self, ctx, pipe):
-        pipe_protocol.send(pipe, Kind.READY, node_id=NODE_A, detail="")
+        pipe_protocol.send(pipe, PipeKind.READY, node_id=NODE_A, detail="")
         for kind, body in self.items:
             pipe_protocol.send(pipe, kind, **body)
-        pipe_protocol.send(pipe, Kind.STOPPED)
+        pipe_protocol.send(pipe, PipeKind.STOPPED)
 
 
 def listened(items, config, **env_fields):
@@ -457,7 +460,7 @@ def listened(items, config, **env_fields):
 
 
 def incoming(*messages):
-    return Kind.INCOMING, {"messages": [m.to_wire_dict() for m in messages]}
+    return PipeKind.INCOMING, {"messages": [m.to_wire_dict() for m in messages]}
 
 
 def test_the_backlog_ends_with_a_separator_before_the_first_live_line(config):
@@ -486,13 +489,14 @@ def test_no_separator_without_a_backlog_nor_in_json(config):
 
 def test_joins_leaves_and_topics_are_lines_with_times(config):
     items = [
-        (Kind.MEMBER, {"room": "ops", "user": "bob", "joined": True}),
-        (Kind.MEMBER, {"room": "ops", "user": "alice", "joined": True}),  # ourselves: said by /join
-        (Kind.TOPIC, {"room": "ops", "text": "deploys", "by": "bob",
+        (PipeKind.MEMBER, {"room": "ops", "user": "bob", "joined": True}),
+        # ourselves: said by /join
+        (PipeKind.MEMBER, {"room": "ops", "user": "alice", "joined": True}),
+        (PipeKind.TOPIC, {"room": "ops", "text": "deploys", "by": "bob",
                       "at": "2026-11-24T20:01:02.123456+00:00"}),
-        (Kind.TOPIC, {"room": "ops", "text": "deploys", "by": "bob",
+        (PipeKind.TOPIC, {"room": "ops", "text": "deploys", "by": "bob",
                       "at": "2026-11-24T20:01:02.123456+00:00"}),  # the same again: once
-        (Kind.MEMBER, {"room": "ops", "user": "bob", "joined": False}),
+        (PipeKind.MEMBER, {"room": "ops", "user": "bob", "joined": False}),
     ]
     shown = [line.split("] ", 1)[1] for line in listened(items, config).stdout.getvalue()
              .splitlines()]

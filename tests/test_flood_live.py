@@ -23,10 +23,9 @@ from live import WAIT, LiveActor, wait_for
 from procs import free_udp_port
 
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.presence import NEWCOMER_BURST, Beacon
-from lab93zmq.core.presence import Kind as BeaconKind
+from lab93zmq.core.presence import NEWCOMER_BURST, Beacon, BeaconKind
 from lab93zmq.core.wire import SIGNATURE
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.broadcast_actor import BroadcastActor
 from lab93zmq.io.config import NodeConfig
 from lab93zmq.io.repeater_client import ClientActor
@@ -63,10 +62,10 @@ class Live(LiveActor):
         return sum(1 for m in self._messages() if _mallory(m))
 
     def _messages(self) -> list[dict]:
-        return [m for b in self.of(Kind.INCOMING) for m in b["messages"]]
+        return [m for b in self.of(PipeKind.INCOMING) for m in b["messages"]]
 
     def connected(self, detail: str = "") -> bool:
-        statuses = self.of(Kind.STATUS)
+        statuses = self.of(PipeKind.STATUS)
         return bool(statuses) and statuses[-1]["connected"] and detail in statuses[-1]["detail"]
 
 
@@ -370,13 +369,13 @@ def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_actor(nodes, tmp_pa
                 beacon = Beacon(kind=BeaconKind.ANNOUNCE, node_id=rng.randbytes(16).hex(),
                                 mode="broadcast", router_port=1, pub_port=2, user="mallory")
                 sock.sendto(beacon.encode(), ("127.255.255.255", beacon_port))
-            asked = len(alice.of(Kind.SCAN_RESULT))
-            alice.handle.request(Kind.SCAN)
-            wait_for([alice], lambda n=asked: len(alice.of(Kind.SCAN_RESULT)) > n, "a scan",
+            asked = len(alice.of(PipeKind.SCAN_RESULT))
+            alice.handle.request(PipeKind.SCAN)
+            wait_for([alice], lambda n=asked: len(alice.of(PipeKind.SCAN_RESULT)) > n, "a scan",
                      timeout=5.0)
     alice.post("still here")
     wait_for([alice, bob], lambda: bob.incoming()["still here"] == 1, "a post after the flood",
              timeout=5.0)
     # 400 fresh ids from one address, over about a second: a burst and a trickle got in.
-    listed = alice.of(Kind.SCAN_RESULT)[-1]["beacons"]
+    listed = alice.of(PipeKind.SCAN_RESULT)[-1]["beacons"]
     assert 1 < sum(1 for b in listed if b["user"] == "mallory") <= NEWCOMER_BURST + 10

@@ -67,7 +67,7 @@ from lab93zmq.core.presence import (
     SERVICE_SIZE,
     Beacon,
     BeaconError,
-    Kind,
+    BeaconKind,
     is_node_id,
 )
 from lab93zmq.core.repeater.client import ClientCore
@@ -340,8 +340,8 @@ def test_parse_time_returns_utc_or_a_message_error(text):
 
 @st.composite
 def beacons(draw) -> Beacon:
-    kind = draw(st.sampled_from(Kind))
-    if kind is Kind.PROBE:
+    kind = draw(st.sampled_from(BeaconKind))
+    if kind is BeaconKind.PROBE:
         return Beacon.probe(draw(hex_ids), draw(st.just("") | names))
     mode = draw(st.sampled_from(["broadcast", "repeater"]))
     return Beacon(
@@ -649,7 +649,7 @@ def draft(content: str, to: str | None = None) -> Draft:
 @st.composite
 def node_beacons(draw) -> bytes:
     """Beacons naming the two nodes or strangers, valid or mutated."""
-    kind = draw(st.sampled_from(Kind))
+    kind = draw(st.sampled_from(BeaconKind))
     node = draw(st.sampled_from([A_ID, B_ID]) | hex_ids)
     try:
         beacon = Beacon(kind=kind, node_id=node, mode=draw(st.sampled_from(["broadcast",

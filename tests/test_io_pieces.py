@@ -7,7 +7,7 @@ import pytest
 import zmq
 from factories import NODE_A, NODE_B, make_message
 
-from lab93zmq.core.presence import Beacon, Discovery, Kind, PeerJoined
+from lab93zmq.core.presence import Beacon, BeaconKind, Discovery, PeerJoined
 from lab93zmq.core.wire import MAX_FRAME_BYTES
 from lab93zmq.io.handshake import HandshakeMonitor
 from lab93zmq.io.history import answer_history, history_limit
@@ -102,6 +102,6 @@ def test_a_handshake_monitor_turns_a_mismatch_into_a_sentence(ctx, tmp_path):
 def test_the_beacon_edge_decodes_in_one_place_and_drops_garbage():
     discovery = Discovery(NODE_A, 1.0, 0.0)
     assert discovery.hear(b"garbage", "10.0.0.2", 0.5) == []
-    beacon = Beacon(Kind.ANNOUNCE, NODE_B, "repeater", 5190, 40000, "hub")
+    beacon = Beacon(BeaconKind.ANNOUNCE, NODE_B, "repeater", 5190, 40000, "hub")
     [joined] = discovery.hear(beacon.encode(), "10.0.0.2", 0.5)
     assert isinstance(joined, PeerJoined) and joined.peer.address == "10.0.0.2"

@@ -13,8 +13,8 @@ from lab93zmq.core.presence import (
     MAX_BEACON_SIZE,
     Beacon,
     BeaconError,
+    BeaconKind,
     BeaconSchedule,
-    Kind,
     PeerChanged,
     PeerJoined,
     PeerLeft,
@@ -31,14 +31,14 @@ BOB = "b0" * 16
 
 
 def announce(node=ALICE, user="alice", router=5190, pub=40123, mode="broadcast", kind=None):
-    return Beacon(kind or Kind.ANNOUNCE, node, mode, router, pub, user)
+    return Beacon(kind or BeaconKind.ANNOUNCE, node, mode, router, pub, user)
 
 
 # -- codec -----------------------------------------------------------------
 
 
 def test_encode_matches_the_documented_layout():
-    beacon = Beacon(Kind.ANNOUNCE, "0123456789abcdef" * 2, "repeater", 5190, 40123, "zoë")
+    beacon = Beacon(BeaconKind.ANNOUNCE, "0123456789abcdef" * 2, "repeater", 5190, 40123, "zoë")
     expected = (
         b"L93B"
         + bytes([1, 1, 2])
@@ -55,7 +55,7 @@ def test_encode_matches_the_documented_layout():
     [
         announce(),
         announce(mode="repeater", user="x" * 64),
-        announce(kind=Kind.LEAVING),
+        announce(kind=BeaconKind.LEAVING),
         announce(user="😀" * 64),  # the longest user name: 256 bytes
         Beacon.probe(BOB),
         Beacon.probe(BOB, "scanner"),
@@ -114,16 +114,16 @@ def test_beacon_error_is_a_value_error():
 @pytest.mark.parametrize(
     "fields, problem",
     [
-        ((Kind.ANNOUNCE, "A1" * 16, "broadcast", 1, 2, "a"), "node id"),
-        ((Kind.ANNOUNCE, "a1" * 15, "broadcast", 1, 2, "a"), "node id"),
+        ((BeaconKind.ANNOUNCE, "A1" * 16, "broadcast", 1, 2, "a"), "node id"),
+        ((BeaconKind.ANNOUNCE, "a1" * 15, "broadcast", 1, 2, "a"), "node id"),
         ((1, ALICE, "broadcast", 1, 2, "a"), "kind"),
-        ((Kind.ANNOUNCE, ALICE, "server", 1, 2, "a"), "mode"),
-        ((Kind.ANNOUNCE, ALICE, "broadcast", 70000, 2, "a"), "not a port"),
-        ((Kind.ANNOUNCE, ALICE, "broadcast", True, 2, "a"), "not a port"),
-        ((Kind.LEAVING, ALICE, "broadcast", 1, 0, "a"), "port 0"),
-        ((Kind.ANNOUNCE, ALICE, "broadcast", 1, 2, "x" * 65), "longer than 64"),
-        ((Kind.ANNOUNCE, ALICE, "broadcast", 1, 2, "\ud800"), "Unicode"),
-        ((Kind.PROBE, ALICE, "none", 0, 0, None), "must be a string"),
+        ((BeaconKind.ANNOUNCE, ALICE, "server", 1, 2, "a"), "mode"),
+        ((BeaconKind.ANNOUNCE, ALICE, "broadcast", 70000, 2, "a"), "not a port"),
+        ((BeaconKind.ANNOUNCE, ALICE, "broadcast", True, 2, "a"), "not a port"),
+        ((BeaconKind.LEAVING, ALICE, "broadcast", 1, 0, "a"), "port 0"),
+        ((BeaconKind.ANNOUNCE, ALICE, "broadcast", 1, 2, "x" * 65), "longer than 64"),
+        ((BeaconKind.ANNOUNCE, ALICE, "broadcast", 1, 2, "\ud800"), "Unicode"),
+        ((BeaconKind.PROBE, ALICE, "none", 0, 0, None), "must be a string"),
     ],
 )
 def test_construction_validates(fields, problem):
@@ -224,12 +224,12 @@ def test_leaving_drops_at_once_but_only_for_the_instance_on_record():
     table = PeerTable(OWN, interval=1.0)
     table.on_beacon(announce(pub=2), "127.0.0.1", 1.0)
     # A late LEAVING from the instance before a restart (other ports): ignored.
-    assert table.on_beacon(announce(pub=1, kind=Kind.LEAVING), "127.0.0.1", 1.1) == []
+    assert table.on_beacon(announce(pub=1, kind=BeaconKind.LEAVING), "127.0.0.1", 1.1) == []
     assert ALICE in table
-    (event,) = table.on_beacon(announce(pub=2, kind=Kind.LEAVING), "127.0.0.1", 1.2)
+    (event,) = table.on_beacon(announce(pub=2, kind=BeaconKind.LEAVING), "127.0.0.1", 1.2)
     assert event == PeerLeft(event.peer, "leaving") and event.peer.node_id == ALICE
     assert ALICE not in table
-    assert table.on_beacon(announce(pub=2, kind=Kind.LEAVING), "127.0.0.1", 1.3) == []
+    assert table.on_beacon(announce(pub=2, kind=BeaconKind.LEAVING), "127.0.0.1", 1.3) == []
 
 
 def test_expiry_after_five_silent_intervals_and_traffic_counts_as_life():
@@ -287,7 +287,7 @@ def test_link_events_for_unknown_or_departed_peers_are_ignored():
     table.on_link_up(ALICE)
     table.on_beacon(announce(pub=2), "127.0.0.1", 0.0)
     table.on_link_down(ALICE, 0.1)
-    table.on_beacon(announce(pub=2, kind=Kind.LEAVING), "127.0.0.1", 0.2)
+    table.on_beacon(announce(pub=2, kind=BeaconKind.LEAVING), "127.0.0.1", 0.2)
     table.on_beacon(announce(pub=2), "127.0.0.1", 0.3)  # back: no doubt left over
     assert table.expire(3.0) == [] and table.next_deadline() == pytest.approx(5.3)
 
@@ -320,7 +320,8 @@ def test_wants_answer_for_newcomers_restarts_and_probes_only():
     assert not wants_answer(table.on_beacon(announce(), "127.0.0.1", 0.5))
     assert wants_answer(table.on_beacon(announce(pub=9), "127.0.0.1", 0.6))
     assert wants_answer(table.on_beacon(Beacon.probe(BOB), "127.0.0.1", 0.7))
-    assert not wants_answer(table.on_beacon(announce(pub=9, kind=Kind.LEAVING), "127.0.0.1", 0.8))
+    leaving = announce(pub=9, kind=BeaconKind.LEAVING)
+    assert not wants_answer(table.on_beacon(leaving, "127.0.0.1", 0.8))
 
 
 # -- beacon schedule -------------------------------------------------------

@@ -27,7 +27,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from lab93zmq.core.message import MAX_CONTENT_BYTES
 from lab93zmq.core.wire import MAX_FRAME_BYTES, SIGNATURE, Command, decode
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.config import NodeConfig
 from lab93zmq.io.repeater_client import ClientActor
 from lab93zmq.io.repeater_server import ServerActor
@@ -52,8 +52,8 @@ def test_server_reports_its_real_endpoints(nodes, tmp_path):
 def test_two_clients_chat(nodes, tmp_path):
     server = start_server(nodes, tmp_path)
     alice = start_client(nodes, tmp_path, "alice", server.actor.router_port)
-    assert alice.wait_kind(Kind.STATUS).body["connected"] is False  # "connecting to ..."
-    status = alice.wait_kind(Kind.STATUS)
+    assert alice.wait_kind(PipeKind.STATUS).body["connected"] is False  # "connecting to ..."
+    status = alice.wait_kind(PipeKind.STATUS)
     assert status.body == {
         "connected": True,
         "detail": f"connected to repeater at tcp://127.0.0.1:{server.actor.router_port}",
@@ -69,10 +69,10 @@ def test_two_clients_chat(nodes, tmp_path):
     # order holds within each (DESIGN: room order), not between the two sockets.
     assert sorted(bob.incoming()) == ["hi bob", "lunch?"]
     assert alice.incoming() == ["hi alice"]
-    bob.handle.request(Kind.WHO)
-    assert bob.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice", "bob"]
-    bob.handle.request(Kind.HISTORY, limit=2)
-    history = bob.wait_kind(Kind.HISTORY_RESULT).body["messages"]
+    bob.handle.request(PipeKind.WHO)
+    assert bob.wait_kind(PipeKind.WHO_RESULT).body["users"] == ["alice", "bob"]
+    bob.handle.request(PipeKind.HISTORY, limit=2)
+    history = bob.wait_kind(PipeKind.HISTORY_RESULT).body["messages"]
     # arrival order in bob's inbox: his own post raced the others
     assert len(history) == 2
     assert {m["content"] for m in history} <= {"hi bob", "lunch?", "hi alice"}
@@ -82,13 +82,13 @@ def test_the_server_front_end_can_post_and_list_users(nodes, tmp_path):
     server = start_server(nodes, tmp_path)
     alice = connected(start_client(nodes, tmp_path, "alice", server.actor.router_port))
     mid = server.post("welcome, everyone")
-    assert server.wait_kind(Kind.ACCEPTED).body["ids"] == [mid]
+    assert server.wait_kind(PipeKind.ACCEPTED).body["ids"] == [mid]
     got(alice, 1)
     assert alice.events[-1].body["messages"][-1]["from"] == "server"
-    server.handle.request(Kind.WHO)
-    assert server.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
+    server.handle.request(PipeKind.WHO)
+    assert server.wait_kind(PipeKind.WHO_RESULT).body["users"] == ["alice"]
     empty = server.post("")
-    server.wait_kind(Kind.REJECTED, id=empty)  # fails the test if it never comes
+    server.wait_kind(PipeKind.REJECTED, id=empty)  # fails the test if it never comes
     assert empty not in server.accepted()
 
 
@@ -110,8 +110,8 @@ def test_away_client_gets_exactly_what_it_missed(nodes, tmp_path):
     # Back once more: nothing at all is new.
     bob.stop()
     bob = connected(start_client(nodes, tmp_path, "bob", port))
-    bob.handle.request(Kind.WHO)  # a round trip after the replay
-    bob.wait_kind(Kind.WHO_RESULT)
+    bob.handle.request(PipeKind.WHO)  # a round trip after the replay
+    bob.wait_kind(PipeKind.WHO_RESULT)
     assert bob.incoming() == []
 
 
@@ -125,8 +125,8 @@ def test_new_client_gets_the_last_100_room_messages(nodes, tmp_path):
     all_accepted(alice, ids)
     carol = connected(start_client(nodes, tmp_path, "carol", port))
     got(carol, 101)
-    carol.handle.request(Kind.WHO)
-    carol.wait_kind(Kind.WHO_RESULT)
+    carol.handle.request(PipeKind.WHO)
+    carol.wait_kind(PipeKind.WHO_RESULT)
     assert carol.incoming() == [*[f"m{n}" for n in range(30, 130)], "for carol"]
 
 
@@ -147,8 +147,8 @@ def test_direct_messages_stay_private_and_wait_for_an_absent_recipient(nodes, tm
     # Eve again from a fresh inbox (a full replay): still nothing private.
     eve2 = connected(start_client(nodes, tmp_path, "eve", port, db="eve-new"))
     got(eve2, 1)
-    eve2.handle.request(Kind.WHO)
-    eve2.wait_kind(Kind.WHO_RESULT)
+    eve2.handle.request(PipeKind.WHO)
+    eve2.wait_kind(PipeKind.WHO_RESULT)
     assert eve.incoming() == ["room news"]
     assert eve2.incoming() == ["room news"]
 
@@ -178,8 +178,8 @@ def test_server_restart_mid_stream_loses_nothing_and_duplicates_nothing(nodes, t
     got(alice, len(want_alice))
     got(bob, len(want_bob))
     for node in (alice, bob):
-        node.handle.request(Kind.WHO)  # one more round trip: nothing else comes
-        node.wait_kind(Kind.WHO_RESULT)
+        node.handle.request(PipeKind.WHO)  # one more round trip: nothing else comes
+        node.wait_kind(PipeKind.WHO_RESULT)
     assert Counter(alice.incoming()) == Counter(want_alice)
     assert Counter(bob.incoming()) == Counter(want_bob)
     # Room order is the server's: each author's lines arrive in their order.
@@ -204,14 +204,14 @@ def test_clean_stops_say_goodbye(nodes, tmp_path):
     # His BYE and alice's WHO travel on different connections: ask until it shows.
     deadline = time.monotonic() + 2.0
     while True:
-        alice.handle.request(Kind.WHO)
-        users = alice.wait_kind(Kind.WHO_RESULT).body["users"]
+        alice.handle.request(PipeKind.WHO)
+        users = alice.wait_kind(PipeKind.WHO_RESULT).body["users"]
         if users == ["alice"] or time.monotonic() > deadline:
             break
     assert users == ["alice"]
     server.stop()  # BYE to alice: she reconnects without waiting to notice
     closed = f"the repeater at tcp://127.0.0.1:{port} closed; reconnecting"
-    assert alice.wait_kind(Kind.STATUS, connected=False, detail=closed)
+    assert alice.wait_kind(PipeKind.STATUS, connected=False, detail=closed)
     server = start_server(nodes, tmp_path, port=port)
     connected(alice)
     all_accepted(alice, [alice.post("back")])
@@ -221,10 +221,10 @@ def test_no_server_reachable_reports_disconnected_and_keeps_the_outbox(nodes, tm
     with reserved_tcp_port() as port:  # a port nobody listens on
         alice = start_client(nodes, tmp_path, "alice", port)
         mid = alice.post("into the void")
-        connecting = alice.wait_kind(Kind.STATUS, connected=False)
+        connecting = alice.wait_kind(PipeKind.STATUS, connected=False)
         assert connecting.body["detail"] == f"connecting to the repeater at tcp://127.0.0.1:{port}"
         no_answer = f"no answer from the repeater at tcp://127.0.0.1:{port}"
-        assert alice.wait_kind(Kind.STATUS, connected=False, detail=no_answer)
+        assert alice.wait_kind(PipeKind.STATUS, connected=False, detail=no_answer)
         alice.stop()
     assert not alice.accepted()
     with Inbox(tmp_path / "alice.db") as inbox:
@@ -236,8 +236,9 @@ def test_too_big_a_post_is_rejected(nodes, tmp_path):
     alice = connected(start_client(nodes, tmp_path, "alice", server.actor.router_port))
     big = alice.post('"' * MAX_CONTENT_BYTES)
     empty = alice.post("")
-    assert alice.wait_kind(Kind.REJECTED, id=big).body["reason"].startswith("the message is larger")
-    assert "content" in alice.wait_kind(Kind.REJECTED, id=empty).body["reason"]
+    reason = alice.wait_kind(PipeKind.REJECTED, id=big).body["reason"]
+    assert reason.startswith("the message is larger")
+    assert "content" in alice.wait_kind(PipeKind.REJECTED, id=empty).body["reason"]
 
 
 # -- many at once, and garbage ---------------------------------------------------------------
@@ -392,16 +393,16 @@ def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path
     )
     alice = Node(ClientActor(client_config, **CLIENT_FAST))
     nodes.append(alice)
-    notice = alice.wait_kind(Kind.NOTICE)
+    notice = alice.wait_kind(PipeKind.NOTICE)
     assert notice.body["text"] == (
         f"using the repeater of hub at 127.0.0.1:{server.actor.router_port} (found by its beacon)"
     )
     connected(alice)
     all_accepted(alice, [alice.post("found you")])
-    alice.handle.request(Kind.SCAN)
-    [found] = alice.wait_kind(Kind.SCAN_RESULT).body["beacons"]
+    alice.handle.request(PipeKind.SCAN)
+    [found] = alice.wait_kind(PipeKind.SCAN_RESULT).body["beacons"]
     assert found["node"] == server.actor.server_id
     assert (found["mode"], found["user"], found["address"]) == ("repeater", "hub", "127.0.0.1")
     assert (found["router"], found["pub"]) == (server.actor.router_port, server.actor.pub_port)
-    server.handle.request(Kind.SCAN)  # the server scans too (and does not list itself)
-    assert server.wait_kind(Kind.SCAN_RESULT).body["beacons"] == []
+    server.handle.request(PipeKind.SCAN)  # the server scans too (and does not list itself)
+    assert server.wait_kind(PipeKind.SCAN_RESULT).body["beacons"] == []

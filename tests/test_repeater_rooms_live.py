@@ -18,7 +18,7 @@ from procs import NodeProcess, free_udp_port, reserved_tcp_port
 from repeater_nodes import all_accepted, connected, start_client, start_server
 
 from lab93zmq.core.repeater.commands import LEGACY_SIGNATURE
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(90)
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(90)
 def contents(node, room: str | None = None) -> list[str]:
     return [
         m["content"]
-        for b in node.of(Kind.INCOMING)
+        for b in node.of(PipeKind.INCOMING)
         for m in b["messages"]
         if room is None or m["room"] == room
     ]
@@ -41,8 +41,8 @@ def held(path) -> Counter:
 
 def roundtrip(node) -> None:
     """One WHO answered: everything the server sent before it has been read."""
-    node.handle.request(Kind.WHO, room=None)
-    node.wait_kind(Kind.WHO_RESULT)
+    node.handle.request(PipeKind.WHO, room=None)
+    node.wait_kind(PipeKind.WHO_RESULT)
 
 
 # -- the pipe contract ---------------------------------------------------------------------
@@ -53,68 +53,68 @@ def test_join_part_rooms_topic_who_and_history_through_the_pipe(nodes, tmp_path)
     port = server.actor.router_port
     alice = connected(start_client(nodes, tmp_path, "alice", port, rooms=("ops",)))
     bob = connected(start_client(nodes, tmp_path, "bob", port, rooms=("dev",)))
-    alice.handle.request(Kind.TOPIC, room="ops", text="deploys at five")
-    topic = alice.wait_kind(Kind.TOPIC).body
+    alice.handle.request(PipeKind.TOPIC, room="ops", text="deploys at five")
+    topic = alice.wait_kind(PipeKind.TOPIC).body
     assert (topic["room"], topic["text"], topic["by"]) == ("ops", "deploys at five", "alice")
     all_accepted(alice, [alice.post("ops 1", room="ops"), alice.post("ops 2", room="ops")])
     all_accepted(bob, [bob.post("dev 1", room="dev")])
 
-    bob.handle.request(Kind.JOIN, room="ops")
-    joined = bob.wait_kind(Kind.JOINED).body
+    bob.handle.request(PipeKind.JOIN, room="ops")
+    joined = bob.wait_kind(PipeKind.JOINED).body
     assert (joined["room"], joined["first"], joined["topic"]) == ("ops", True, None)
-    told = bob.wait_kind(Kind.TOPIC, room="ops").body  # catch-up found it
+    told = bob.wait_kind(PipeKind.TOPIC, room="ops").body  # catch-up found it
     assert told["text"] == "deploys at five" and told["at"] == topic["at"]
     bob.wait(lambda n: contents(n, "ops") == ["ops 1", "ops 2"], what="the room's tail")
-    member = alice.wait_kind(Kind.MEMBER).body
+    member = alice.wait_kind(PipeKind.MEMBER).body
     assert member == {"room": "ops", "user": "bob", "joined": True}
 
-    alice.handle.request(Kind.WHO, room="ops")
-    assert alice.wait_kind(Kind.WHO_RESULT).body == {
+    alice.handle.request(PipeKind.WHO, room="ops")
+    assert alice.wait_kind(PipeKind.WHO_RESULT).body == {
         "room": "ops", "users": ["alice", "bob"], "connected": True
     }
-    bob.handle.request(Kind.ROOMS)
-    rooms = bob.wait_kind(Kind.ROOMS_RESULT).body["rooms"]
+    bob.handle.request(PipeKind.ROOMS)
+    rooms = bob.wait_kind(PipeKind.ROOMS_RESULT).body["rooms"]
     assert rooms == [
         {"name": "dev", "members": 1, "topic": None, "joined": True},
         {"name": "ops", "members": 2, "topic": "deploys at five", "joined": True},
     ]
-    bob.handle.request(Kind.HISTORY, limit=None, room="ops")
-    history = bob.wait_kind(Kind.HISTORY_RESULT).body["messages"]
+    bob.handle.request(PipeKind.HISTORY, limit=None, room="ops")
+    history = bob.wait_kind(PipeKind.HISTORY_RESULT).body["messages"]
     assert {m["room"] for m in history} == {"ops"}
     assert [m["content"] for m in history if m.get("kind") != "topic"] == ["ops 1", "ops 2"]
 
-    bob.handle.request(Kind.PART, room="ops")
-    assert bob.wait_kind(Kind.PARTED).body == {"room": "ops"}
-    assert alice.wait_kind(Kind.MEMBER).body == {"room": "ops", "user": "bob", "joined": False}
+    bob.handle.request(PipeKind.PART, room="ops")
+    assert bob.wait_kind(PipeKind.PARTED).body == {"room": "ops"}
+    assert alice.wait_kind(PipeKind.MEMBER).body == {"room": "ops", "user": "bob", "joined": False}
     all_accepted(alice, [alice.post("ops 3, bob gone", room="ops")])
     all_accepted(bob, [bob.post("dev 2", room="dev")])  # alice's post raced his; now settle
     roundtrip(bob)
     assert contents(bob, "ops") == ["ops 1", "ops 2"]  # nothing of ops since the PART
-    bob.handle.request(Kind.JOIN, room="dev")  # already in it: JOINED again, not first
-    assert bob.wait_kind(Kind.JOINED).body == {"room": "dev", "topic": None, "first": False}
+    bob.handle.request(PipeKind.JOIN, room="dev")  # already in it: JOINED again, not first
+    assert bob.wait_kind(PipeKind.JOINED).body == {"room": "dev", "topic": None, "first": False}
 
-    bob.handle.request(Kind.JOIN, room="#Not A Room")
-    assert "is not a room name" in bob.wait_kind(Kind.NOTICE).body["text"]
+    bob.handle.request(PipeKind.JOIN, room="#Not A Room")
+    assert "is not a room name" in bob.wait_kind(PipeKind.NOTICE).body["text"]
 
 
 def test_the_servers_own_front_end_sees_every_room(nodes, tmp_path):
     server = start_server(nodes, tmp_path)
     alice = connected(start_client(nodes, tmp_path, "alice", server.actor.router_port,
                                    rooms=("ops",)))
-    server.handle.request(Kind.TOPIC, room="ops", text="from the operator")
-    assert server.wait_kind(Kind.TOPIC).body["text"] == "from the operator"
-    alice.wait(lambda n: n.of(Kind.TOPIC), what="the operator's topic")
-    assert alice.of(Kind.TOPIC)[0]["by"] == "server"
+    server.handle.request(PipeKind.TOPIC, room="ops", text="from the operator")
+    assert server.wait_kind(PipeKind.TOPIC).body["text"] == "from the operator"
+    alice.wait(lambda n: n.of(PipeKind.TOPIC), what="the operator's topic")
+    assert alice.of(PipeKind.TOPIC)[0]["by"] == "server"
     mid = server.post("maintenance at six", room="ops")
-    server.wait_kind(Kind.ACCEPTED, ids=[mid])
+    server.wait_kind(PipeKind.ACCEPTED, ids=[mid])
     alice.wait(lambda n: contents(n, "ops") == ["maintenance at six"], what="the post")
-    server.handle.request(Kind.WHO, room="ops")
-    assert server.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
-    server.handle.request(Kind.ROOMS)
-    [ops] = server.wait_kind(Kind.ROOMS_RESULT).body["rooms"]
+    server.handle.request(PipeKind.WHO, room="ops")
+    assert server.wait_kind(PipeKind.WHO_RESULT).body["users"] == ["alice"]
+    server.handle.request(PipeKind.ROOMS)
+    [ops] = server.wait_kind(PipeKind.ROOMS_RESULT).body["rooms"]
     assert (ops["name"], ops["members"], ops["topic"]) == ("ops", 1, "from the operator")
-    server.handle.request(Kind.HISTORY, limit=1, room="ops")
-    [last] = server.wait_kind(Kind.HISTORY_RESULT).body["messages"]
+    server.handle.request(PipeKind.HISTORY, limit=1, room="ops")
+    [last] = server.wait_kind(PipeKind.HISTORY_RESULT).body["messages"]
     assert last["content"] == "maintenance at six"
 
 
@@ -129,9 +129,9 @@ def test_a_send_only_run_posts_and_is_never_a_member(nodes, tmp_path):
     alice.wait(lambda n: len(contents(n)) == 5, what="the alerts")
     all_accepted(alice, [alice.post("while the sender runs", room="ops")])
     roundtrip(sender)
-    alice.handle.request(Kind.WHO, room="ops")
-    assert alice.wait_kind(Kind.WHO_RESULT).body["users"] == ["alice"]
-    assert alice.of(Kind.MEMBER) == [] and sender.of(Kind.INCOMING) == []
+    alice.handle.request(PipeKind.WHO, room="ops")
+    assert alice.wait_kind(PipeKind.WHO_RESULT).body["users"] == ["alice"]
+    assert alice.of(PipeKind.MEMBER) == [] and sender.of(PipeKind.INCOMING) == []
     sender.stop()
     assert held(tmp_path / "bot.db") == Counter({("ops", f"alert {n}"): 1 for n in range(5)})
     # The next run of that inbox that listens gets what it missed - the room's tail.
@@ -259,13 +259,13 @@ def test_a_client_meeting_a_version_1_server_says_so_and_goes_on(nodes, tmp_path
             f"the repeater at tcp://127.0.0.1:{port} speaks lab93 protocol 1 (lab93-node 0.1);"
             " this lab93-node speaks protocol 2 (rooms): upgrade the repeater"
         )
-        assert alice.wait_kind(Kind.NOTICE).body["text"] == sentence
-        assert alice.wait_kind(Kind.STATUS, detail=sentence).body["connected"] is False
+        assert alice.wait_kind(PipeKind.NOTICE).body["text"] == sentence
+        assert alice.wait_kind(PipeKind.STATUS, detail=sentence).body["connected"] is False
         mid = alice.post("kept for later")  # still takes posts into its outbox
-        alice.handle.request(Kind.WHO, room=None)
-        assert alice.wait_kind(Kind.WHO_RESULT).body["connected"] is False
+        alice.handle.request(PipeKind.WHO, room=None)
+        assert alice.wait_kind(PipeKind.WHO_RESULT).body["connected"] is False
         alice.stop()
-        assert Kind.FATAL not in [e.kind for e in alice.events]
+        assert PipeKind.FATAL not in [e.kind for e in alice.events]
         with Inbox(tmp_path / "alice.db") as inbox:
             assert [m.id for m in inbox.outbox()] == [mid]
     finally:

@@ -17,7 +17,7 @@ from procs import free_udp_port, reserved_tcp_port
 from repeater_nodes import CLIENT_FAST, FAST, Node, all_accepted, connected, got
 
 from lab93zmq.core.wire import Command, decode
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.config import NodeConfig, SecureConfig
 from lab93zmq.io.repeater_client import ClientActor
 from lab93zmq.io.repeater_server import ServerActor
@@ -103,11 +103,11 @@ def start_client(
 
 
 def fatal(node: Node) -> str:
-    return node.wait_kind(Kind.FATAL).body["error"]
+    return node.wait_kind(PipeKind.FATAL).body["error"]
 
 
 def notices(node: Node) -> list[str]:
-    return [e.body["text"] for e in node.events if e.kind is Kind.NOTICE]
+    return [e.body["text"] for e in node.events if e.kind is PipeKind.NOTICE]
 
 
 # -- the happy path -------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_a_client_learns_the_key_by_beacon_pins_it_and_refuses_a_changed_one(
     )
     refusal = next(t for t in notices(finder) if "refused the repeater" in t)
     assert key_text(new_keys.public_raw) in refusal
-    assert not any(e.body.get("connected") for e in finder.events if e.kind is Kind.STATUS)
+    assert not any(e.body.get("connected") for e in finder.events if e.kind is PipeKind.STATUS)
 
 
 # -- on the wire ----------------------------------------------------------------------

@@ -11,7 +11,14 @@ import pytest
 import zmq
 
 from lab93zmq.core.errors import UsageError
-from lab93zmq.core.presence import Beacon, BeaconError, Kind, PeerChanged, PeerTable, scan_json
+from lab93zmq.core.presence import (
+    Beacon,
+    BeaconError,
+    BeaconKind,
+    PeerChanged,
+    PeerTable,
+    scan_json,
+)
 from lab93zmq.frontend import cli
 from lab93zmq.io import security
 from lab93zmq.io.paths import config_dir
@@ -113,16 +120,16 @@ def test_known_servers_trust_on_first_use_and_refuse_a_changed_key(tmp_path):
 
 def test_beacon_carries_a_key_and_rejects_a_wrong_length():
     key = _raw_key()
-    beacon = Beacon(Kind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice", key)
+    beacon = Beacon(BeaconKind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice", key)
     data = beacon.encode()
     assert Beacon.decode(data) == beacon and Beacon.decode(data).secure
-    plain = Beacon(Kind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice")
+    plain = Beacon(BeaconKind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice")
     assert not Beacon.decode(plain.encode()).secure
     assert beacon.leaving().key == key
     with pytest.raises(BeaconError, match=r"header says 34 \(\+32, \+16\)"):
         Beacon.decode(data[:-1])
     with pytest.raises(BeaconError, match="32 raw bytes"):
-        Beacon(Kind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice", b"short")
+        Beacon(BeaconKind.ANNOUNCE, NODE, "repeater", 5190, 40000, "alice", b"short")
 
 
 def test_scan_json_shows_a_secure_instance_key_and_nothing_more_for_a_plain_one():
@@ -130,18 +137,18 @@ def test_scan_json_shows_a_secure_instance_key_and_nothing_more_for_a_plain_one(
 
     key = _raw_key()
     seen = datetime(2026, 11, 24, tzinfo=timezone.utc)
-    secure = scan_json(Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", key), "h", seen)
+    secure = scan_json(Beacon(BeaconKind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", key), "h", seen)
     assert secure["key"] == key_text(key)
-    plain = scan_json(Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al"), "h", seen)
+    plain = scan_json(Beacon(BeaconKind.ANNOUNCE, NODE, "broadcast", 1, 2, "al"), "h", seen)
     assert set(plain) == {"node", "user", "mode", "address", "router", "pub", "last_seen"}
 
 
 def test_a_new_key_for_a_known_peer_is_a_change():
     table = PeerTable(OTHER, 1.0)
-    first = Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", _raw_key())
+    first = Beacon(BeaconKind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", _raw_key())
     table.on_beacon(first, "127.0.0.1", 0.0)
     changed = table.on_beacon(
-        Beacon(Kind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", _raw_key()), "127.0.0.1", 0.5
+        Beacon(BeaconKind.ANNOUNCE, NODE, "broadcast", 1, 2, "al", _raw_key()), "127.0.0.1", 0.5
     )
     assert [type(e) for e in changed] == [PeerChanged]
 

@@ -19,7 +19,7 @@ from pg_server import PostgresServer, missing
 from procs import NodeProcess, free_udp_port, reserved_tcp_port
 from repeater_nodes import CLIENT_FAST, FAST, Node, all_accepted, connected
 
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.config import NodeConfig
 from lab93zmq.io.repeater_client import ClientActor
 from lab93zmq.io.repeater_server import ServerActor
@@ -119,7 +119,7 @@ def test_a_server_killed_mid_stream_loses_nothing_and_its_client_moves_on(
             sent += [alice.post(f"after{n}") for n in range(50)]
             alice.wait(
                 lambda n: any(
-                    b["connected"] and str(port_two) in b["detail"] for b in n.of(Kind.STATUS)
+                    b["connected"] and str(port_two) in b["detail"] for b in n.of(PipeKind.STATUS)
                 ),
                 timeout=3.0,
                 what="alice connected to the second server within 3 s",

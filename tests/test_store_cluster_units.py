@@ -7,7 +7,7 @@ from factories import make_message
 
 from lab93zmq.api.options import node_config
 from lab93zmq.core.errors import StoreUnavailable, UsageError
-from lab93zmq.core.presence import Beacon, BeaconError, Kind
+from lab93zmq.core.presence import Beacon, BeaconError, BeaconKind
 from lab93zmq.core.repeater.chooser import GivenServer, ServerChooser, UseServer
 from lab93zmq.core.repeater.commit import GroupCommit, Post
 from lab93zmq.io.store import Inbox
@@ -17,10 +17,10 @@ SERVICE = "5" * 32
 
 def test_a_repeaters_beacon_carries_its_service_id_with_or_without_a_key():
     for key in (b"", b"k" * 32):
-        beacon = Beacon(Kind.ANNOUNCE, "1" * 32, "repeater", 5190, 40000, "srv", key, SERVICE)
+        beacon = Beacon(BeaconKind.ANNOUNCE, "1" * 32, "repeater", 5190, 40000, "srv", key, SERVICE)
         assert Beacon.decode(beacon.encode()) == beacon
     with pytest.raises(BeaconError):
-        Beacon(Kind.ANNOUNCE, "1" * 32, "broadcast", 5190, 40000, "node", b"", SERVICE)
+        Beacon(BeaconKind.ANNOUNCE, "1" * 32, "broadcast", 5190, 40000, "node", b"", SERVICE)
 
 
 def test_a_client_given_several_servers_moves_to_the_next_and_round():

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from repeater_nodes import all_accepted, connected, start_client, start_server
 
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(90)
@@ -65,8 +65,8 @@ def held(path) -> Counter:
 
 
 def fatal(node) -> str:
-    node.wait_kind(Kind.FATAL)
-    return node.of(Kind.FATAL)[-1]["error"]
+    node.wait_kind(PipeKind.FATAL)
+    return node.of(PipeKind.FATAL)[-1]["error"]
 
 
 def told(node, text: str) -> None:
@@ -116,7 +116,7 @@ def test_a_full_disk_under_a_client(nodes, tmp_path, small_disk):
     all_accepted(bob, sent)
     told(alice, "is full")
     refused = alice.post("while full")
-    alice.wait(lambda n: any(r["id"] == refused for r in n.of(Kind.REJECTED)), what="a refusal")
+    alice.wait(lambda n: any(r["id"] == refused for r in n.of(PipeKind.REJECTED)), what="a refusal")
     filler.unlink()
     alice.wait(lambda n: len(n.incoming()) >= 30, what="alice catching up")
     told(alice, "can be written again")

@@ -37,8 +37,7 @@ from ..core.events import (
 )
 from ..core.message import Message
 from ..core.sighting import Sighting
-from ..io.actor import Kind as PipeKind
-from ..io.actor import PipeMessage
+from ..io.actor import PipeKind, PipeMessage
 
 log = logging.getLogger(__name__)
 

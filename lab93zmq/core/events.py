@@ -165,7 +165,7 @@ def pipe_forms(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def pipe_form(event: Event) -> tuple[str, dict[str, Any]]:
-    """The pipe message kind (actor.Kind's value) and body for ``event``."""
+    """The pipe message kind (actor.PipeKind's value) and body for ``event``."""
     if isinstance(event, Incoming):
         return "incoming", {"messages": [event.message.to_wire_dict()]}
     if isinstance(event, Accepted):

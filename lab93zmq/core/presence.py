@@ -63,7 +63,7 @@ class BeaconError(ProtocolError):
     """A beacon datagram is not valid."""
 
 
-class Kind(enum.IntEnum):
+class BeaconKind(enum.IntEnum):
     """What a beacon says; the value is the wire byte."""
 
     ANNOUNCE = 1  # "I am here, reach me at these ports"
@@ -80,7 +80,7 @@ def is_node_id(value: object) -> bool:
 class Beacon:
     """One beacon, valid by construction: a bad field raises BeaconError."""
 
-    kind: Kind
+    kind: BeaconKind
     node_id: str
     mode: str
     router_port: int
@@ -94,7 +94,7 @@ class Beacon:
             raise BeaconError(f"a beacon key is {KEY_SIZE} raw bytes or nothing")
         if self.service and not (is_node_id(self.service) and self.mode == "repeater"):
             raise BeaconError("a beacon's service id is a repeater's 32 lowercase hex digits")
-        if not isinstance(self.kind, Kind):
+        if not isinstance(self.kind, BeaconKind):
             raise BeaconError(f"unknown beacon kind {self.kind!r}")
         if not is_node_id(self.node_id):
             raise BeaconError("beacon node id must be 32 lowercase hex digits")
@@ -104,7 +104,7 @@ class Beacon:
             port = getattr(self, name)
             if type(port) is not int or not 0 <= port <= 0xFFFF:
                 raise BeaconError(f"beacon {name} {port!r} is not a port number")
-        if self.kind is Kind.PROBE:
+        if self.kind is BeaconKind.PROBE:
             # A prober is not reachable and not listed, so it needs no name
             # and no ports; whatever it carries is ignored.
             if not isinstance(self.user, str):
@@ -136,12 +136,12 @@ class Beacon:
 
     def leaving(self) -> Beacon:
         """The LEAVING beacon that matches this ANNOUNCE (same node, ports, user and key)."""
-        return replace(self, kind=Kind.LEAVING)
+        return replace(self, kind=BeaconKind.LEAVING)
 
     @classmethod
     def probe(cls, node_id: str, user: str = "") -> Beacon:
         """The one datagram ``--scan`` sends so live instances answer at once."""
-        return cls(Kind.PROBE, node_id, "none", 0, 0, user)
+        return cls(BeaconKind.PROBE, node_id, "none", 0, 0, user)
 
     def encode(self) -> bytes:
         user = self.user.encode("utf-8")
@@ -172,7 +172,7 @@ class Beacon:
         if version != VERSION:
             raise BeaconError(f"unknown beacon version {version} (this node speaks {VERSION})")
         try:
-            kind = Kind(kind)
+            kind = BeaconKind(kind)
         except ValueError:
             raise BeaconError(f"unknown beacon kind {kind}") from None
         if mode not in MODES:
@@ -210,7 +210,7 @@ def scan_json(beacon: Beacon, address: str, last_seen: datetime) -> dict[str, An
 def peer_json(peer: Peer, now: float, wall: datetime) -> dict[str, Any]:
     """A peer of the live table as ``scan_json``; ``wall`` is the UTC time matching ``now``."""
     announce = Beacon(
-        Kind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user,
+        BeaconKind.ANNOUNCE, peer.node_id, peer.mode, peer.router_port, peer.pub_port, peer.user,
         peer.key, peer.service,
     )
     seen = wall - timedelta(seconds=max(0.0, now - peer.last_seen))
@@ -358,10 +358,10 @@ class PeerTable:
         """Take one decoded beacon that came from ``address``; return what changed."""
         if beacon.node_id == self.own_id:
             return []  # we hear our own broadcasts
-        if beacon.kind is Kind.PROBE:
+        if beacon.kind is BeaconKind.PROBE:
             return [ProbeSeen(beacon.node_id, address)]
         known = self._peers.get(beacon.node_id)
-        if beacon.kind is Kind.LEAVING:
+        if beacon.kind is BeaconKind.LEAVING:
             # Only the instance on record may take itself away: a late LEAVING
             # from before a restart (other ports) must not drop the new one.
             if known is None or _ports(known) != (beacon.router_port, beacon.pub_port):

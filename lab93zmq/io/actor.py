@@ -72,14 +72,13 @@ from typing import Any
 
 import zmq
 
-from ..core.authoring import Draft
 from ..core.errors import Lab93Error, ProtocolError
 from ..core.events import Event, pipe_forms
 
 log = logging.getLogger(__name__)
 
 
-class Kind(str, Enum):
+class PipeKind(str, Enum):
     POST = "post"
     SCAN = "scan"
     WHO = "who"
@@ -111,7 +110,7 @@ class Kind(str, Enum):
 
 @dataclass(frozen=True)
 class PipeMessage:
-    kind: Kind
+    kind: PipeKind
     body: dict[str, Any]
 
     def frames(self) -> list[bytes]:
@@ -122,19 +121,19 @@ class PipeMessage:
         if len(frames) != 2:
             raise ProtocolError(f"a pipe message has 2 frames, not {len(frames)}")
         try:
-            return cls(Kind(frames[0].decode()), json.loads(frames[1]))
+            return cls(PipeKind(frames[0].decode()), json.loads(frames[1]))
         except (ValueError, UnicodeDecodeError) as error:
             raise ProtocolError(f"bad pipe message: {error}") from None
 
 
-def send(pipe: zmq.Socket, kind: Kind, **body: Any) -> None:
+def send(pipe: zmq.Socket, kind: PipeKind, **body: Any) -> None:
     pipe.send_multipart(PipeMessage(kind, body).frames())
 
 
 def send_events(pipe: zmq.Socket, events: list[Event]) -> None:
     """Several events, a run of incoming messages as one pipe message."""
     for kind, body in pipe_forms(events):
-        send(pipe, Kind(kind), **body)
+        send(pipe, PipeKind(kind), **body)
 
 
 def recv(pipe: zmq.Socket) -> PipeMessage:
@@ -156,9 +155,6 @@ def drain_requests(pipe: zmq.Socket, limit: int = 1000) -> list[PipeMessage]:
             log.error("bad request from the front end: %s", error)
     return requests
 
-
-# Until every caller imports core.authoring.Draft (the house split is under way).
-Post = Draft
 
 
 class Actor(ABC):
@@ -203,10 +199,10 @@ class ActorHandle:
         try:
             self.actor.run(self.ctx, pipe)
         except Lab93Error as error:
-            send(pipe, Kind.FATAL, error=str(error))
+            send(pipe, PipeKind.FATAL, error=str(error))
         except Exception as error:  # a bug: say so rather than hang the front end
             log.exception("the %s thread failed", self.actor.name)
-            send(pipe, Kind.FATAL, error=f"internal error in {self.actor.name}: {error!r}")
+            send(pipe, PipeKind.FATAL, error=f"internal error in {self.actor.name}: {error!r}")
         finally:
             pipe.close()
 
@@ -223,10 +219,10 @@ class ActorHandle:
 
     def ready(self, event: PipeMessage, timeout: float = 10.0) -> None:
         """Take the actor's first event: READY, or raise its FATAL sentence."""
-        if event.kind is Kind.FATAL:
+        if event.kind is PipeKind.FATAL:
             self._thread.join(timeout)
             raise Lab93Error(event.body["error"])
-        if event.kind is not Kind.READY:
+        if event.kind is not PipeKind.READY:
             raise Lab93Error(f"the {self.actor.name} sent {event.kind.value} before ready")
         self.node_id = event.body.get("node_id")
         self.ready_detail = event.body.get("detail", "")
@@ -239,7 +235,7 @@ class ActorHandle:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def request(self, kind: Kind, **body: Any) -> None:
+    def request(self, kind: PipeKind, **body: Any) -> None:
         send(self.pipe, kind, **body)
 
     def poll(self, timeout: float) -> PipeMessage | None:
@@ -253,13 +249,13 @@ class ActorHandle:
     ) -> None:
         """Ask the actor to leave cleanly and wait; events met meanwhile go to ``on_event``."""
         if self._thread.is_alive():
-            send(self.pipe, Kind.STOP)
+            send(self.pipe, PipeKind.STOP)
             deadline = time.monotonic() + timeout
             while self._thread.is_alive() and time.monotonic() < deadline:
                 event = self.poll(0.05)
                 if event is None:
                     continue
-                if event.kind in (Kind.STOPPED, Kind.FATAL):
+                if event.kind in (PipeKind.STOPPED, PipeKind.FATAL):
                     break
                 if on_event is not None:
                     on_event(event)

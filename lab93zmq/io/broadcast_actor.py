@@ -64,7 +64,7 @@ from ..core.broadcast.trust import Trust
 from ..core.errors import ConfigError, Lab93Error, ProtocolError
 from ..core.wire import MAX_FRAME_BYTES
 from . import security, sockets
-from .actor import Actor, Kind, PipeMessage, send, send_events
+from .actor import Actor, PipeKind, PipeMessage, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .history import answer_outbox
@@ -175,7 +175,7 @@ class BroadcastActor(Actor):
                 f"router {config.address}:{self.router_port}, pub port {self.pub_port}"
                 + (f", secure (key {secure.keys.public.decode()})" if secure else "")
             )
-            send(pipe, Kind.READY, node_id=inbox.node_id, detail=detail)
+            send(pipe, PipeKind.READY, node_id=inbox.node_id, detail=detail)
             io = _Sockets(net, pipe, pub, beacons, poller, self._peers, session, secure)
             io.server_monitors = servers
             io.perform(session.start(now))
@@ -205,7 +205,7 @@ class BroadcastActor(Actor):
                 auth.stop()
             if net is not ctx:
                 net.term()  # waits at most BYE_LINGER_MS for the BYEs
-        send(pipe, Kind.STOPPED)
+        send(pipe, PipeKind.STOPPED)
 
     def _serve(self, io: _Sockets, router: zmq.Socket, inbox: Inbox) -> None:
         session = io.session
@@ -247,12 +247,12 @@ class BroadcastActor(Actor):
             except ProtocolError as error:
                 log.warning("ignored a bad request from the front end: %s", error)
                 continue
-            if request.kind is Kind.POST:
+            if request.kind is PipeKind.POST:
                 body = request.body
                 try:
                     posts.append(Draft.from_body(body))
                 except (KeyError, TypeError, Lab93Error) as error:
-                    io.event(Kind.REJECTED, id=str(body.get("id")), reason=f"bad post: {error}")
+                    io.event(PipeKind.REJECTED, id=str(body.get("id")), reason=f"bad post: {error}")
                 continue
             if posts:  # what was posted before this request comes first
                 io.perform(io.session.post_many(posts, now))
@@ -265,7 +265,7 @@ class BroadcastActor(Actor):
 
     def _request(self, io: _Sockets, inbox: Inbox, request: PipeMessage, now: float) -> bool:
         """One front-end request other than POST; False on STOP."""
-        if request.kind is Kind.STOP:
+        if request.kind is PipeKind.STOP:
             return False
         answer = _ANSWERS.get(request.kind)
         if answer is None:
@@ -275,18 +275,18 @@ class BroadcastActor(Actor):
         return True
 
     def _scan(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
-        io.event(Kind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
+        io.event(PipeKind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
 
     def _who(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
-        io.event(Kind.WHO_RESULT, users=io.session.who())
+        io.event(PipeKind.WHO_RESULT, users=io.session.who())
 
     def _history(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         limit = body.get("limit")
         limit = limit if type(limit) is int and limit > 0 else None
-        io.event(Kind.HISTORY_RESULT, messages=[m.to_wire_dict() for m in inbox.history(limit)])
+        io.event(PipeKind.HISTORY_RESULT, messages=[m.to_wire_dict() for m in inbox.history(limit)])
 
     def _outbox(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
-        io.event(Kind.OUTBOX_RESULT, **answer_outbox(inbox))
+        io.event(PipeKind.OUTBOX_RESULT, **answer_outbox(inbox))
 
     # -- binding -------------------------------------------------------------------
 
@@ -317,11 +317,12 @@ class BroadcastActor(Actor):
 
 
 # The front end's questions (every request but POST and STOP) and what answers each.
-_ANSWERS: dict[Kind, Callable[[BroadcastActor, _Sockets, Inbox, dict[str, Any], float], None]] = {
-    Kind.SCAN: BroadcastActor._scan,
-    Kind.WHO: BroadcastActor._who,
-    Kind.HISTORY: BroadcastActor._history,
-    Kind.OUTBOX: BroadcastActor._outbox,
+_Answer = Callable[["BroadcastActor", "_Sockets", Inbox, dict[str, Any], float], None]
+_ANSWERS: dict[PipeKind, _Answer] = {
+    PipeKind.SCAN: BroadcastActor._scan,
+    PipeKind.WHO: BroadcastActor._who,
+    PipeKind.HISTORY: BroadcastActor._history,
+    PipeKind.OUTBOX: BroadcastActor._outbox,
 }
 
 
@@ -418,7 +419,7 @@ class _Sockets:
         self.sub_owner: dict[zmq.Socket, str] = {}
         self.monitor_owner: dict[zmq.Socket, str] = {}
 
-    def event(self, kind: Kind, **body: Any) -> None:
+    def event(self, kind: PipeKind, **body: Any) -> None:
         send(self.pipe, kind, **body)
 
     def perform(self, outputs: list[Output]) -> None:

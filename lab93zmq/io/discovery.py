@@ -17,7 +17,7 @@ import zmq
 from ..core.errors import ConfigError, StoreUnavailable
 from ..core.presence import Beacon, Discovery, Peer, PeerLeft, PresenceEvent, peer_json
 from . import actor
-from .actor import Kind
+from .actor import PipeKind
 from .beacon import BeaconSocket
 from .config import NodeConfig
 from .history import HistorySource, answer_history, answer_outbox
@@ -140,25 +140,25 @@ class LocalAnswers:
 
     def answer(self, request: actor.PipeMessage, now: float) -> bool:
         """Answer ``request`` if it is one of these; False for any other."""
-        if request.kind is Kind.HISTORY:
+        if request.kind is PipeKind.HISTORY:
             try:
                 answer = answer_history(self.inbox, request.body)
             except StoreUnavailable as exc:  # the store is away: say so, answer nothing
-                actor.send(self.pipe, Kind.NOTICE, text=f"no history now: {exc}")
+                actor.send(self.pipe, PipeKind.NOTICE, text=f"no history now: {exc}")
                 answer = {"messages": []}
-            actor.send(self.pipe, Kind.HISTORY_RESULT, **answer)
-        elif request.kind is Kind.OUTBOX:
+            actor.send(self.pipe, PipeKind.HISTORY_RESULT, **answer)
+        elif request.kind is PipeKind.OUTBOX:
             try:
                 answer = answer_outbox(self.inbox)
             except StoreUnavailable as exc:
-                actor.send(self.pipe, Kind.NOTICE, text=f"no outbox now: {exc}")
+                actor.send(self.pipe, PipeKind.NOTICE, text=f"no outbox now: {exc}")
                 answer = {"messages": []}
-            actor.send(self.pipe, Kind.OUTBOX_RESULT, **answer)
-        elif request.kind is Kind.SCAN:
+            actor.send(self.pipe, PipeKind.OUTBOX_RESULT, **answer)
+        elif request.kind is PipeKind.SCAN:
             problem = self.scans.start(self.beacons, now)
             if problem is not None:
-                actor.send(self.pipe, Kind.NOTICE, text=problem)
-                actor.send(self.pipe, Kind.SCAN_RESULT, beacons=[])
+                actor.send(self.pipe, PipeKind.NOTICE, text=problem)
+                actor.send(self.pipe, PipeKind.SCAN_RESULT, beacons=[])
         else:
             return False
         return True
@@ -168,4 +168,4 @@ class LocalAnswers:
         self.scans.listen(now)
         waiting, found = self.scans.due(self.beacons, now)
         for _ in range(waiting):
-            actor.send(self.pipe, Kind.SCAN_RESULT, beacons=found)
+            actor.send(self.pipe, PipeKind.SCAN_RESULT, beacons=found)

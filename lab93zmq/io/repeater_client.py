@@ -46,7 +46,7 @@ from ..core.repeater.outputs import (
 from ..core.rooms import RoomError, check_room
 from ..core.wire import room_topic, subscription
 from . import actor, security
-from .actor import Actor, Kind, PipeMessage
+from .actor import Actor, PipeKind, PipeMessage
 from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
@@ -132,13 +132,13 @@ class ClientActor(Actor):
             if chooser.listens:
                 loop.open_beacons(now)
             detail = f"repeater client for {self.config.user}"
-            actor.send(pipe, Kind.READY, node_id=inbox.node_id, detail=detail)
+            actor.send(pipe, PipeKind.READY, node_id=inbox.node_id, detail=detail)
             loop.perform(self.core.start(now))
             loop.serve()
             loop.perform(self.core.flush(self.clock()))
             loop.perform(self.core.stop())  # BYE
             loop.close_dealer(linger=GOODBYE_MS)
-        actor.send(pipe, Kind.STOPPED)
+        actor.send(pipe, PipeKind.STOPPED)
 
 
 class _ClientLoop:
@@ -240,10 +240,10 @@ class _ClientLoop:
         """The front end's requests; True on STOP. A burst of posts is one transaction."""
         drafts: list[Draft] = []
         for request in actor.drain_requests(self.pipe):
-            if request.kind is Kind.STOP:
+            if request.kind is PipeKind.STOP:
                 self.perform(self.core.post(drafts))
                 return True
-            if request.kind is Kind.POST:
+            if request.kind is PipeKind.POST:
                 draft = self.draft(request)
                 if draft is not None:
                     drafts.append(draft)
@@ -260,16 +260,16 @@ class _ClientLoop:
         """WHO, JOIN, PART, ROOMS, TOPIC; False for any other request."""
         kind, body, core = request.kind, request.body, self.core
         try:
-            if kind is Kind.WHO:
+            if kind is PipeKind.WHO:
                 room = body.get("room")
                 self.perform(core.who(now, None if room is None else check_room(room)))
-            elif kind is Kind.JOIN:
+            elif kind is PipeKind.JOIN:
                 self.perform(core.join(check_room(body.get("room")), now))
-            elif kind is Kind.PART:
+            elif kind is PipeKind.PART:
                 self.perform(core.part(check_room(body.get("room")), now))
-            elif kind is Kind.ROOMS:
+            elif kind is PipeKind.ROOMS:
                 self.perform(core.ask_rooms(now))
-            elif kind is Kind.TOPIC:
+            elif kind is PipeKind.TOPIC:
                 text = body.get("text")
                 if not isinstance(text, str):
                     raise MessageError("content", "of a topic must be text")
@@ -287,7 +287,7 @@ class _ClientLoop:
             return Draft.from_body(body)
         except (KeyError, TypeError, MessageError) as exc:
             reason = f"not a valid message: {exc}"
-            actor.send(self.pipe, Kind.REJECTED, id=body.get("id"), reason=reason)
+            actor.send(self.pipe, PipeKind.REJECTED, id=body.get("id"), reason=reason)
             return None
 
     def perform(self, outputs: list[ClientOutput]) -> None:
@@ -310,7 +310,7 @@ class _ClientLoop:
             elif isinstance(out, GiveUp):
                 actor.send_events(self.pipe, events)
                 events = []
-                actor.send(self.pipe, Kind.FATAL, error=out.error)
+                actor.send(self.pipe, PipeKind.FATAL, error=out.error)
             else:
                 events.append(out)
         actor.send_events(self.pipe, events)

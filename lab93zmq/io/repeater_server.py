@@ -34,8 +34,7 @@ from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError, StoreUnavailable
 from ..core.events import Joined, Notice, Parted, Users
 from ..core.notices import SayOnce
-from ..core.presence import Beacon
-from ..core.presence import Kind as BeaconKind
+from ..core.presence import Beacon, BeaconKind
 from ..core.repeater.commands import HEARTBEAT
 from ..core.repeater.outputs import PublishRoom, ReplyTo, ServerOutput
 from ..core.repeater.replay import TAIL
@@ -43,7 +42,7 @@ from ..core.repeater.server import SESSION_TIMEOUT, ServerCore
 from ..core.repeater.window import POST_LIMIT, WINDOW
 from ..core.rooms import check_room
 from . import actor, security
-from .actor import Actor, Kind, PipeMessage
+from .actor import Actor, PipeKind, PipeMessage
 from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
@@ -111,14 +110,14 @@ class ServerActor(Actor):
         self.goodbye_ms = 0
         with ExitStack() as stack:
             loop = self._open(net, pipe, stack)
-            actor.send(pipe, Kind.READY, node_id=self.server_id, detail=self._detail())
+            actor.send(pipe, PipeKind.READY, node_id=self.server_id, detail=self._detail())
             log.info("repeater %s serving at %s", self.server_id, self.router_endpoint)
             if not loop.serve():
                 loop.write(loop.core.close())
                 self.goodbye_ms = GOODBYE_MS
                 if loop.beacons is not None:
                     loop.beacons.leave()
-        actor.send(pipe, Kind.STOPPED)
+        actor.send(pipe, PipeKind.STOPPED)
 
     def _open(self, net: zmq.Context, pipe: zmq.Socket, stack: ExitStack) -> _ServerLoop:
         """Everything the loop needs, each closed by ``stack`` in the reverse order."""
@@ -283,7 +282,7 @@ class _ServerLoop:
         now = self.clock()
         if ready.get(self.pipe):
             for request in actor.drain_requests(self.pipe):
-                if request.kind is Kind.STOP:
+                if request.kind is PipeKind.STOP:
                     return bool(request.body.get("abrupt"))
                 self.request(request, now)
         if ready.get(self.router):
@@ -293,7 +292,7 @@ class _ServerLoop:
         if ready.get(self.reports.socket):
             for problem in self.reports.problems():
                 if self.said.due(problem, now):
-                    actor.send(self.pipe, Kind.NOTICE, text=problem)
+                    actor.send(self.pipe, PipeKind.NOTICE, text=problem)
         self.store.tick(now)  # StoreLost: the inbox file is gone, and the server stops
         if self.store.order_moved(ready, now):
             self.write(core.follow(now))
@@ -324,13 +323,13 @@ class _ServerLoop:
 
     def request(self, request: PipeMessage, now: float) -> None:
         kind, body = request.kind, request.body
-        if kind is Kind.POST:
+        if kind is PipeKind.POST:
             try:
                 drafts = [Draft.from_body(body)]
             except (KeyError, TypeError, Lab93Error) as exc:
                 actor.send(
                     self.pipe,
-                    Kind.REJECTED,
+                    PipeKind.REJECTED,
                     id=body.get("id"),
                     reason=f"not a valid message: {exc}",
                 )
@@ -346,18 +345,18 @@ class _ServerLoop:
         try:
             room = body.get("room")
             room = None if room is None else check_room(room)
-            if kind is Kind.WHO:
+            if kind is PipeKind.WHO:
                 self.write([Users(tuple(core.users(room)), room=room)])
-            elif kind is Kind.ROOMS:
+            elif kind is PipeKind.ROOMS:
                 self.write([core.room_list()])
-            elif kind is Kind.TOPIC:
+            elif kind is PipeKind.TOPIC:
                 text = body.get("text")
                 if room is None or not isinstance(text, str):
                     raise MessageError("topic", "needs a room and a text")
                 self.write(core.set_topic(room, text, utc_now(), os.urandom(10)))
-            elif kind is Kind.JOIN:
+            elif kind is PipeKind.JOIN:
                 self.write([Joined(check_room(room), core.topic(room), False)])
-            elif kind is Kind.PART:
+            elif kind is PipeKind.PART:
                 self.write([Parted(check_room(room))])
             else:
                 return False

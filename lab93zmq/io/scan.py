@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
-from ..core.presence import Beacon, BeaconError, Kind, sighting
+from ..core.presence import Beacon, BeaconError, BeaconKind, sighting
 from ..core.sighting import Sighting
 from .beacon import BeaconSocket
 from .interfaces import BeaconTarget
@@ -63,9 +63,9 @@ class Listening:
                 self.dropped += 1
                 log.debug("dropped a datagram from %s: %s", address, exc)
                 continue
-            if beacon.kind is Kind.ANNOUNCE:
+            if beacon.kind is BeaconKind.ANNOUNCE:
                 self._seen[beacon.node_id] = sighting(beacon, address, self._wall())
-            elif beacon.kind is Kind.LEAVING:
+            elif beacon.kind is BeaconKind.LEAVING:
                 self._seen.pop(beacon.node_id, None)
 
     def found(self) -> list[Sighting]:

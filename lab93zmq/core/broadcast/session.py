@@ -61,7 +61,7 @@ from ..errors import ProtocolError
 from ..events import Notice, Posted
 from ..inbox import BroadcastInbox
 from ..message import Message
-from ..presence import Beacon, Kind, Peer, is_node_id
+from ..presence import Beacon, BeaconKind, Peer, is_node_id
 from .actions import (
     MODE,
     Channel,
@@ -119,7 +119,7 @@ class BroadcastSession:
         self.trust = KeyTrust(trust, node_id, user)
         # Every key exists from the start, so another thread may copy it safely.
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
-        announce = Beacon(Kind.ANNOUNCE, node_id, MODE, router_port, pub_port, user,
+        announce = Beacon(BeaconKind.ANNOUNCE, node_id, MODE, router_port, pub_port, user,
                           self.trust.key)
         self.watch = PeerWatch(announce, interval, now, expiry_intervals, self.stats)
         self.peers = self.watch.peers

@@ -24,7 +24,7 @@ from enum import Enum
 from .. import z85
 from ..errors import ProtocolError
 from ..message import Message
-from ..presence import Beacon, Kind, Peer
+from ..presence import Beacon, BeaconKind, Peer
 from .faults import Fault, SpoofedSender, spoofed
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class KeyTrust:
         """
         if self.trust is None or known is None:
             return BeaconCheck.TAKE
-        if beacon.kind is Kind.LEAVING:
+        if beacon.kind is BeaconKind.LEAVING:
             if (known.router_port, known.pub_port) != (beacon.router_port, beacon.pub_port):
                 return BeaconCheck.IGNORE  # not the instance on record (the table ignores it too)
             return BeaconCheck.DOUBT

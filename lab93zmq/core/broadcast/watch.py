@@ -30,8 +30,8 @@ from ..notices import SayOnce
 from ..presence import (
     Beacon,
     BeaconError,
+    BeaconKind,
     Discovery,
-    Kind,
     Peer,
     PeerChanged,
     PeerJoined,
@@ -93,7 +93,7 @@ class PeerWatch:
 
     def of_a_peer(self, beacon: Beacon) -> bool:
         """A broadcast node's ANNOUNCE or LEAVING, not our own: a candidate chat peer."""
-        return (beacon.kind is not Kind.PROBE and beacon.mode == MODE
+        return (beacon.kind is not BeaconKind.PROBE and beacon.mode == MODE
                 and beacon.node_id != self.node_id)  # we hear our own broadcasts
 
     def take(self, beacon: Beacon, address: str, now: float) -> list[Change]:
@@ -104,7 +104,7 @@ class PeerWatch:
         """A node we will not link to: listed by /scan only, and named once."""
         self.others.on_beacon(beacon, address, now)
         self.stats["ignored_beacons"] += 1
-        if beacon.kind is not Kind.ANNOUNCE:
+        if beacon.kind is not BeaconKind.ANNOUNCE:
             return []
         return self._say_once((beacon.node_id, refusal.reason), address, refusal.text, now)
 
