@@ -61,13 +61,13 @@ from ..core.broadcast.actions import (
 )
 from ..core.broadcast.session import BroadcastSession
 from ..core.broadcast.trust import Trust
-from ..core.errors import ConfigError, Lab93Error, ProtocolError
-from ..core.wire import MAX_FRAME_BYTES
+from ..core.errors import ConfigError, Lab93Error
 from . import security, sockets
-from .actor import Actor, PipeKind, PipeMessage, send, send_events
+from .actor import Actor, PipeKind, PipeMessage, drain_requests, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
-from .history import answer_outbox
+from .handshake import HandshakeMonitor
+from .history import answer_history, answer_outbox
 from .interfaces import resolve
 from .store import Inbox, utc_now
 
@@ -78,9 +78,6 @@ DRAIN = 100  # messages read from one socket per loop turn, so none starves the 
 DRAIN_FRAMES = 1_000  # and at most about this many frames (a MSG or BATCH carries up to 200)
 # What a DEALER's monitor reports: the connection dropped / a handshake completed or failed.
 LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | security.HANDSHAKE_EVENTS
-# What the ROUTER's and the PUB's monitors report: how handshakes ended (a success
-# tells the HandshakeWatch that failures without detail are no longer in a row).
-SERVER_EVENTS = security.HANDSHAKE_EVENTS
 BYE_LINGER_MS = 200  # how long closing DEALERs may still deliver our BYE on a clean exit
 PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
@@ -129,7 +126,7 @@ class BroadcastActor(Actor):
         auth: Any = None  # zap.KeyAuthenticator, imported only in secure mode
         trust: Trust | None = None
         clean = False
-        servers: dict[zmq.Socket, zmq.Socket] = {}  # server monitor -> the socket it watches
+        servers: list[HandshakeMonitor] = []  # failed handshakes on the ROUTER's and PUB's side
         try:
             self.node_id = inbox.node_id
             if secure is not None:
@@ -142,14 +139,11 @@ class BroadcastActor(Actor):
                               str(secure.authorized_keys))
             router = self._socket(net, zmq.ROUTER, owned, secure)
             self.router_port = self._bind_router(router)
-            pub = self._socket(net, zmq.PUB, owned, secure)
-            pub.setsockopt(zmq.SNDHWM, 10_000)
+            pub = self._socket(net, zmq.PUB, owned, secure, sndhwm=10_000)
             self.pub_port = sockets.bind(pub, config.address, 0)
-            for sock in (router, pub):
-                monitor = sock.get_monitor_socket(SERVER_EVENTS)
-                monitor.linger = 0
-                owned.insert(0, monitor)  # closed before the socket it watches
-                servers[monitor] = sock
+            for sock, name in ((router, "the ROUTER"), (pub, "the PUB")):
+                servers.append(HandshakeMonitor(sock, secure=secure is not None, side="server",
+                                                where=name))
             beacons = BeaconSocket(targets, config.beacon_port)
             now = self._monotonic()
             session = self.session = BroadcastSession(
@@ -167,7 +161,7 @@ class BroadcastActor(Actor):
             poller.register(pipe, zmq.POLLIN)
             poller.register(router, zmq.POLLIN)
             for monitor in servers:
-                poller.register(monitor, zmq.POLLIN)
+                poller.register(monitor.socket, zmq.POLLIN)
             for fd in beacons.filenos():
                 poller.register(fd, zmq.POLLIN)
             detail = (
@@ -177,7 +171,7 @@ class BroadcastActor(Actor):
             )
             send(pipe, PipeKind.READY, node_id=inbox.node_id, detail=detail)
             io = _Sockets(net, pipe, pub, beacons, poller, self._peers, session, secure)
-            io.server_monitors = servers
+            io.server_monitors = {monitor.socket: monitor for monitor in servers}
             io.perform(session.start(now))
             self._serve(io, router, inbox)
             io.perform(session.stop(self._monotonic()))
@@ -193,11 +187,8 @@ class BroadcastActor(Actor):
             self._peers.clear()
             if beacons is not None:
                 beacons.close()
-            for sock in servers.values():
-                try:
-                    sock.disable_monitor()
-                except zmq.ZMQError:
-                    pass
+            for monitor in servers:
+                monitor.close()  # before the socket it watches
             for sock in owned:
                 sock.close()
             inbox.close()
@@ -211,8 +202,8 @@ class BroadcastActor(Actor):
         session = io.session
         secure = self.config.secure is not None
         while True:
-            timeout = max(0.0, session.next_deadline() - self._monotonic())
-            ready = io.poller.poll(min(int(timeout * 1000) + 1, 60_000))
+            ready = io.poller.poll(sockets.poll_timeout([session.next_deadline()],
+                                                        self._monotonic()))
             now = self._monotonic()
             for item, _event in ready:
                 if item is io.pipe:
@@ -229,7 +220,8 @@ class BroadcastActor(Actor):
                         io.perform(session.receive_beacon(data, address, now))
                 elif item in io.sub_owner:
                     node_id = io.sub_owner[item]
-                    io.perform(session.receive_many(_drain(item), now, via=node_id))
+                    batch = [received.frames for received in _drain(item)]
+                    io.perform(session.receive_many(batch, now, via=node_id))
                 elif item in io.monitor_owner:
                     io.link_events(item, now)
             io.perform(session.tick(self._monotonic()))
@@ -241,12 +233,7 @@ class BroadcastActor(Actor):
         ``post_many``: one transaction for all of it, not one per line.
         """
         posts: list[Draft] = []
-        for frames in _drain(io.pipe, PIPE_DRAIN):
-            try:
-                request = PipeMessage.parse(frames)
-            except ProtocolError as error:
-                log.warning("ignored a bad request from the front end: %s", error)
-                continue
+        for request in drain_requests(io.pipe, PIPE_DRAIN):
             if request.kind is PipeKind.POST:
                 body = request.body
                 try:
@@ -281,9 +268,7 @@ class BroadcastActor(Actor):
         io.event(PipeKind.WHO_RESULT, users=io.session.who())
 
     def _history(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
-        limit = body.get("limit")
-        limit = limit if type(limit) is int and limit > 0 else None
-        io.event(PipeKind.HISTORY_RESULT, messages=[m.to_wire_dict() for m in inbox.history(limit)])
+        io.event(PipeKind.HISTORY_RESULT, **answer_history(inbox, body))
 
     def _outbox(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         io.event(PipeKind.OUTBOX_RESULT, **answer_outbox(inbox))
@@ -291,13 +276,12 @@ class BroadcastActor(Actor):
     # -- binding -------------------------------------------------------------------
 
     def _socket(
-        self, ctx: zmq.Context, kind: int, owned: list[zmq.Socket], secure: SecureConfig | None
+        self, ctx: zmq.Context, kind: int, owned: list[zmq.Socket], secure: SecureConfig | None,
+        sndhwm: int | None = None,
     ) -> zmq.Socket:
-        """A bound socket facing the network: LINGER 0, MAXMSGSIZE, a CURVE server if secure."""
-        sock = ctx.socket(kind)
-        sock.linger = 0
+        """A bound socket facing the network (``sockets.tune``), a CURVE server if secure."""
+        sock = sockets.tune(ctx.socket(kind), sndhwm=sndhwm)
         owned.append(sock)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         if secure is not None:
             security.make_server(sock, secure.keys)
         return sock
@@ -326,66 +310,37 @@ _ANSWERS: dict[PipeKind, _Answer] = {
 }
 
 
-def _drain(sock: zmq.Socket, limit: int = DRAIN) -> list[list[bytes]]:
-    """What is waiting on ``sock``: at most ``limit`` messages or about DRAIN_FRAMES frames."""
-    received = []
-    frames = 0
-    for _ in range(limit):
-        try:
-            message = sock.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            break
-        received.append(message)
-        frames += len(message)
-        if frames >= DRAIN_FRAMES:
-            break
-    return received
+def _drain(sock: zmq.Socket) -> list[sockets.Received]:
+    """What is waiting on a SUB or the ROUTER, bounded (DRAIN, DRAIN_FRAMES)."""
+    return list(sockets.drain(sock, DRAIN, DRAIN_FRAMES))
 
 
 def _drain_router(sock: zmq.Socket, secure: bool) -> tuple[list[list[bytes]], list[RouterPeer]]:
-    """What is waiting on the ROUTER (as ``_drain``), without the identity frame, and who
-    sent each: its routing id and, in secure mode, the ``User-Id`` the ZAP handler gave
-    its connection (the name of its key), read from the frame's metadata."""
+    """What is waiting on the ROUTER, without the identity frame, and who sent each: its
+    routing id and, in secure mode, the ``User-Id`` the ZAP handler gave its connection
+    (the name of its key)."""
     batch: list[list[bytes]] = []
     senders: list[RouterPeer] = []
-    frames = 0
-    for _ in range(DRAIN):
-        try:
-            # Frame objects only when their metadata is needed: plain bytes are cheaper.
-            parts = sock.recv_multipart(zmq.NOBLOCK, copy=not secure)
-        except zmq.Again:
-            break
-        frames += len(parts)
-        if len(parts) > 1:
-            user_id = None
-            if secure:
-                try:
-                    user_id = parts[1].get("User-Id") or None
-                except zmq.ZMQError:
-                    user_id = None  # no such property: the session drops these frames
-                parts = [part.bytes for part in parts]
-            batch.append(parts[1:])
-            senders.append(RouterPeer(parts[0], user_id))
-        if frames >= DRAIN_FRAMES:
-            break
+    for received in _drain(sock):
+        frames = received.frames
+        if len(frames) > 1:
+            batch.append(frames[1:])
+            senders.append(RouterPeer(frames[0], received.user_id if secure else None))
     return batch, senders
 
 
 class _PeerSockets:
-    """The sockets of one linked peer: a SUB on its PUB, a DEALER to its ROUTER, the
-    DEALER's monitor."""
+    """The sockets of one linked peer: a SUB on its PUB, a DEALER to its ROUTER, and the
+    DEALER's monitor (its drops and handshakes)."""
 
-    def __init__(self, sub: zmq.Socket, dealer: zmq.Socket, monitor: zmq.Socket | None) -> None:
+    def __init__(self, sub: zmq.Socket, dealer: zmq.Socket, monitor: HandshakeMonitor | None,
+                 ) -> None:
         self.sub = sub
         self.dealer = dealer
         self.monitor = monitor
 
     def close(self) -> None:
         if self.monitor is not None:
-            try:
-                self.dealer.disable_monitor()
-            except zmq.ZMQError:
-                pass
             self.monitor.close()
         self.sub.close()
         self.dealer.close()
@@ -407,9 +362,7 @@ class _Sockets:
     ) -> None:
         self.ctx = ctx
         self.secure = secure
-        self.server_monitors: dict[zmq.Socket, zmq.Socket] = {}
-        # Per peer (None: our ROUTER and PUB): handshakes failed without detail in a row.
-        self.watches: dict[str | None, security.HandshakeWatch] = {}
+        self.server_monitors: dict[zmq.Socket, HandshakeMonitor] = {}
         self.pipe = pipe
         self.pub = pub
         self.beacons = beacons
@@ -449,45 +402,31 @@ class _Sockets:
     def link_events(self, monitor: zmq.Socket, now: float) -> None:
         """What a DEALER's monitor reported: its connection dropped, came (back) up, or
         its handshake failed."""
-        for frames in _drain(monitor):
-            node_id = self.monitor_owner.get(monitor)
-            if node_id is None:  # its peer was disconnected by an earlier event
-                return
-            head = security.monitor_event(frames)
-            if head is None:
-                continue
-            event, value = head
+        node_id = self.monitor_owner.get(monitor)
+        link = self.peers.get(node_id) if node_id is not None else None
+        if link is None or link.monitor is None:
+            return
+        for event, value in link.monitor.events():
+            if self.monitor_owner.get(monitor) is None:
+                return  # its peer was disconnected by an earlier event
             if event == zmq.EVENT_DISCONNECTED:
                 log.debug("the connection to %s dropped", node_id[:8])
                 self.perform(self.session.on_link_down(node_id, now))
-            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._handshake_failed(node_id, event, value, "client", now)  # resets its count
+                continue
+            problem = link.monitor.problem(event, value)  # a success resets its count
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.perform(self.session.on_link_up(node_id, now))
-            else:
-                self._handshake_failed(node_id, event, value, "client", now)
+            elif problem is not None:
+                self.perform(self.session.on_handshake_failed(node_id, problem, now))
 
     def server_events(self, monitor: zmq.Socket, now: float) -> None:
         """What the ROUTER's or the PUB's monitor reported: how a handshake ended."""
-        for frames in _drain(monitor):
-            head = security.monitor_event(frames)
-            if head is not None:
-                self._handshake_failed(None, head[0], head[1], "server", now)
-
-    def _handshake_failed(
-        self, node_id: str | None, event: int, value: int, side: str, now: float
-    ) -> None:
-        watch = self.watches.get(node_id)
-        if watch is None:
-            watch = self.watches[node_id] = security.HandshakeWatch(
-                we_are_secure=self.secure is not None, side=side
-            )
-        problem = watch.feed(event, value)
-        if problem is not None:
-            self.perform(self.session.on_handshake_failed(node_id, problem, now))
+        for problem in self.server_monitors[monitor].problems():
+            self.perform(self.session.on_handshake_failed(None, problem, now))
 
     def _send(self, sock: zmq.Socket, frames: tuple[bytes, ...], where: str) -> None:
         try:
-            sock.send_multipart(frames, zmq.NOBLOCK)
+            sockets.send_frames(sock, frames)
         except zmq.Again:
             self.session.stats["send_dropped"] += 1
             log.debug("send to %s dropped: its queue is full", where)
@@ -497,30 +436,26 @@ class _Sockets:
         peer = connect.peer
         self._disconnect(peer.node_id)
         try:
-            sub = self.ctx.socket(zmq.SUB)
+            sub = sockets.tune(self.ctx.socket(zmq.SUB))
         except zmq.ZMQError as error:  # e.g. out of sockets: this peer goes unlinked
             log.warning("cannot open a socket for %s at %s: %s", peer.user, peer.address, error)
             return
         try:
-            dealer = self.ctx.socket(zmq.DEALER)
+            dealer = sockets.tune(self.ctx.socket(zmq.DEALER), sndhwm=PEER_SNDHWM, sndtimeo=0)
         except zmq.ZMQError as error:
             sub.close(linger=0)
             log.warning("cannot open a socket for %s at %s: %s", peer.user, peer.address, error)
             return
-        for sock in (sub, dealer):
-            sock.linger = 0
-            sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
-            if self.secure is not None:
+        if self.secure is not None:
+            for sock in (sub, dealer):
                 # Pinned to the key its beacon carries, which the session checked is
                 # authorized: only that key's holder can complete the handshake.
                 security.make_client(sock, self.secure.keys, peer.key)
-        dealer.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
-        dealer.setsockopt(zmq.SNDTIMEO, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         monitor = None
         try:
-            monitor = dealer.get_monitor_socket(LINK_EVENTS)
-            monitor.linger = 0
+            monitor = HandshakeMonitor(dealer, secure=self.secure is not None, side="client",
+                                       where=f"{peer.user} at {peer.address}", events=LINK_EVENTS)
             sockets.connect(sub, sockets.tcp(peer.address, peer.pub_port))
             sockets.connect(dealer, sockets.tcp(peer.address, peer.router_port))
         except zmq.ZMQError as error:
@@ -530,22 +465,22 @@ class _Sockets:
         self.peers[peer.node_id] = _PeerSockets(sub, dealer, monitor)
         self.sub_owner[sub] = peer.node_id
         self.poller.register(sub, zmq.POLLIN)
-        self.monitor_owner[monitor] = peer.node_id
-        self.poller.register(monitor, zmq.POLLIN)
+        self.monitor_owner[monitor.socket] = peer.node_id
+        self.poller.register(monitor.socket, zmq.POLLIN)
         log.info("connected to %s (%s) at %s", peer.user, peer.node_id[:8], peer.address)
 
     def _close(self, output: DisconnectPeer) -> None:
         self._disconnect(output.node_id)
 
     def _disconnect(self, node_id: str) -> None:
-        self.watches.pop(node_id, None)
         link = self.peers.pop(node_id, None)
         if link is None:
             return
         self.poller.unregister(link.sub)
         self.sub_owner.pop(link.sub, None)
-        self.poller.unregister(link.monitor)
-        self.monitor_owner.pop(link.monitor, None)
+        if link.monitor is not None:
+            self.poller.unregister(link.monitor.socket)
+            self.monitor_owner.pop(link.monitor.socket, None)
         link.close()
 
 
