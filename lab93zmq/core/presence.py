@@ -574,14 +574,19 @@ class Discovery:
         return events
 
     def hear(self, data: bytes, address: str, now: float) -> list[PresenceEvent]:
-        """One datagram from ``address``, decoded and taken: the one place a beacon is
-        decoded. One that is not a beacon is logged and dropped: no change."""
+        """One datagram from ``address``, decoded (``read``) and taken: what changed."""
+        beacon = self.read(data, address)
+        return [] if beacon is None else self.take(beacon, address, now)
+
+    @staticmethod
+    def read(data: bytes, address: str) -> Beacon | None:
+        """One datagram from ``address`` as a beacon: the one place a beacon is decoded.
+        One that is not a beacon is logged and dropped (None)."""
         try:
-            beacon = Beacon.decode(data)
+            return Beacon.decode(data)
         except BeaconError as exc:
             log.debug("dropped a datagram from %s: %s", address, exc)
-            return []
-        return self.take(beacon, address, now)
+            return None
 
     def beacon_due(self, now: float) -> bytes | None:
         """Our ANNOUNCE, when it is due now (and then counted as sent), else None."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
-from ..core.presence import Beacon, BeaconError, BeaconKind, sighting
+from ..core.presence import Beacon, BeaconKind, Discovery, sighting
 from ..core.sighting import Sighting
 from .beacon import BeaconSocket
 from .interfaces import BeaconTarget
@@ -57,11 +57,9 @@ class Listening:
 
     def take(self, fd: int) -> None:
         for data, address in self._beacons.receive(fd):
-            try:
-                beacon = Beacon.decode(data)
-            except BeaconError as exc:
+            beacon = Discovery.read(data, address)
+            if beacon is None:
                 self.dropped += 1
-                log.debug("dropped a datagram from %s: %s", address, exc)
                 continue
             if beacon.kind is BeaconKind.ANNOUNCE:
                 self._seen[beacon.node_id] = sighting(beacon, address, self._wall())

@@ -29,7 +29,6 @@ from ..limits import RateLimiter
 from ..notices import SayOnce
 from ..presence import (
     Beacon,
-    BeaconError,
     BeaconKind,
     Discovery,
     Peer,
@@ -83,13 +82,12 @@ class PeerWatch:
     # -- beacons -------------------------------------------------------------------
 
     def decode(self, data: bytes, address: str) -> Beacon | None:
-        """One datagram from the beacon port; None (counted) when it is not a beacon."""
-        try:
-            return Beacon.decode(data)
-        except BeaconError as error:
+        """One datagram from the beacon port (``Discovery.read``); None (counted) when it
+        is not a beacon."""
+        beacon = self.discovery.read(data, address)
+        if beacon is None:
             self.stats["bad_beacons"] += 1
-            log.debug("dropped a datagram from %s: %s", address, error)
-            return None
+        return beacon
 
     def of_a_peer(self, beacon: Beacon) -> bool:
         """A broadcast node's ANNOUNCE or LEAVING, not our own: a candidate chat peer."""
