@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from factories import NODE_A, NODE_B, T0, make_message
 
+from lab93zmq.core.inbox import RoomState
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.rooms import DEFAULT_ROOM, RoomError, check_room, room_name, shown
 from lab93zmq.io.store import SCHEMA_VERSION, Inbox
@@ -80,6 +81,8 @@ def test_an_inbox_written_by_0_1_0_opens_with_its_room_in_general(tmp_path):
         assert inbox.origin_marks() == {inbox.node_id: 3, NODE_B: 2}
         assert [m.content for m in inbox.outbox()] == ["psst, carol"]
         assert inbox.get_meta("schema_version") == str(SCHEMA_VERSION)
+        # 0.1.0 was in its one room all along: it stays in general, caught up in full.
+        assert inbox.room_states() == {"general": RoomState(True, False, {})}
         # What it stores from now on lands next to what it had, by room.
         assert inbox.save(room_message(4, "general", origin=inbox.node_id))
         assert inbox.save(room_message(1, "ops", origin=inbox.node_id))

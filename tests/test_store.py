@@ -206,6 +206,8 @@ def test_every_replay_and_sync_query_searches_an_index(tmp_path):
             "current_topic": lambda: inbox.current_topic("general"),
             "origin_after": lambda: inbox.origin_after(NODE_A, 10, 100),
             "next_origin_seq": lambda: inbox.next_origin_seq(NODE_A, direct=False),
+            "origin_marks": lambda: inbox.origin_marks("general", {NODE_A: 10}),
+            "newest": lambda: inbox.newest("general", 100),
         }
         used: dict[str, list[str]] = {}
         for name, call in calls.items():
@@ -230,6 +232,8 @@ def test_every_replay_and_sync_query_searches_an_index(tmp_path):
         for name in ("room_head", "room_tail_start", "room_heads", "visible_since"):
             assert any("message_room_server_seq" in step for step in used[name]), name
         assert any("message_room_topic" in step for step in used["current_topic"])
+        # A room's tail (a broadcast first join's) has its index too.
+        assert any("message_room_sent" in step for step in used["newest"])
 
 
 def test_group_commit_of_many_is_quick_enough_to_matter(tmp_path):

@@ -49,7 +49,9 @@ def small_disk(tmp_path):
 def fill(disk: Path) -> Path:
     """A file that takes every free byte of ``disk``."""
     filler = disk / "filler"
-    with open(filler, "wb") as out:
+    # Unbuffered: a buffered file would flush a last partial block at close, and fail
+    # there with ENOSPC, depending on how the free space happens to divide.
+    with open(filler, "wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .message import Message
 
 # (message, server id, server number): how a message is stored.
 Row = tuple[Message, "str | None", "int | None"]
+
+
+@dataclass(frozen=True)
+class RoomState:
+    """Whether a broadcast node is in a room, and where its interest in it begins.
+
+    ``floors`` maps an origin to its floor (below it the node never wants that
+    origin's messages of the room); None while its first join met nobody yet.
+    """
+
+    joined: bool
+    parted: bool
+    floors: dict[str, int] | None
 
 
 class Transactional(Protocol):
@@ -43,9 +57,17 @@ class BroadcastInbox(Transactional, Protocol):
 
     def save(self, message: Message) -> bool: ...
 
-    def origin_marks(self) -> dict[str, int]: ...
+    def origin_marks(self, room: str, floors: Mapping[str, int] | None = None) -> dict[str, int]:
+        ...
 
-    def origin_after(self, origin: str, after_seq: int, limit: int) -> list[Message]: ...
+    def origin_after(self, origin: str, after_seq: int, limit: int, room: str) -> list[Message]:
+        ...
+
+    def newest(self, room: str, count: int) -> list[Message]: ...
+
+    def room_states(self) -> dict[str, RoomState]: ...
+
+    def save_room_state(self, room: str, state: RoomState) -> None: ...
 
     def next_origin_seq(self, origin: str, direct: bool, room: str = ...) -> int: ...
 

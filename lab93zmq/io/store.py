@@ -36,6 +36,7 @@ import peewee as pw
 from ..core.errors import StoreError, StoreFault
 from ..core.rooms import DEFAULT_ROOM
 from .paths import prepare_parent
+from .room_store import RoomStore, room_model
 from .server_order import ServerOrder
 from .store_base import StoreBase
 from .store_faults import (
@@ -82,7 +83,7 @@ class _Sqlite(pw.SqliteDatabase):
             raise self.fault(error) from None
 
 
-class Inbox(StoreBase, ServerOrder):
+class Inbox(StoreBase, ServerOrder, RoomStore):
     """A node's inbox file. Open it, use it from one thread, close it."""
 
     def __init__(self, path: Path | str, *, new_node_id: bytes | None = None) -> None:
@@ -103,14 +104,17 @@ class Inbox(StoreBase, ServerOrder):
         )
         self._db.fault = lambda error: sqlite_fault(self.path, error, self._watch)
         self._meta, self._message, self._outbox = models(self._db)
+        self._room = room_model(self._db)
         self._columns = columns(self._message)
         try:
             self._db.connect()
             self._watch = FileWatch(self.path)
             self._check_intact()
             with self._db.atomic():
-                self._migrate()  # an older inbox first gets the columns today's tables need
-                self._db.create_tables([self._meta, self._message, self._outbox])
+                from_schema_1 = self._migrate()  # first the columns today's tables need
+                self._db.create_tables([self._meta, self._message, self._outbox, self._room])
+                if from_schema_1:
+                    self.stayed_in(DEFAULT_ROOM)  # 0.1.0's one room, caught up in full
                 self._check_schema()
                 self.node_id = self._load_node_id(new_node_id)
             os.chmod(self.path, 0o600)
@@ -159,14 +163,16 @@ class Inbox(StoreBase, ServerOrder):
         stored = self.get_meta("schema_version")
         return None if stored is None else int(stored)
 
-    def _migrate(self) -> None:
-        """Bring an inbox written by an older lab93-node up to SCHEMA_VERSION, step by step.
+    def _migrate(self) -> bool:
+        """Bring an inbox written by an older lab93-node up to SCHEMA_VERSION, step by step;
+        True when it was 0.1.0's (schema 1).
 
         Runs inside the opening transaction: a failure leaves the file as it was.
         """
         stored = self._stored_schema()
         if stored is None or stored >= SCHEMA_VERSION:
-            return
+            return False
+        from_schema_1 = stored == 1
         if stored == 1:
             # 0.1.0 had one room: its room messages are in "general", numbered as before.
             self._db.execute_sql("ALTER TABLE message ADD COLUMN room VARCHAR(32)")
@@ -177,6 +183,7 @@ class Inbox(StoreBase, ServerOrder):
             self._db.execute_sql('DROP INDEX IF EXISTS "message_room_origin_seq"')
             stored = 2
         self.set_meta("schema_version", str(stored))
+        return from_schema_1
 
     def _check_schema(self) -> None:
         stored = self._stored_schema()

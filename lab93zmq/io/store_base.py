@@ -6,6 +6,8 @@ outbox. A backend (``store.Inbox``, ``pg_store.PostgresStore``) opens the
 database, declares the models (``store_schema.models``), and supplies
 ``_run`` and ``_executemany``, which take SQL written with ``?`` markers and
 raise StoreError for a row that is refused, StoreFault for a store that fails.
+A broadcast node's rooms (marks, tails, the ``room`` table) are the SQLite
+inbox's alone: ``room_store.py``.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ class StoreBase:
         row = query.tuples().first()
         return None if row is None else from_row(row)
 
-    # -- own numbering and catch-up by origin -----------------------------------------
+    # -- own numbering ----------------------------------------------------------------
 
     def next_origin_seq(self, origin: str, direct: bool, room: str = DEFAULT_ROOM) -> int:
         """The next number ``origin`` gives to a direct message, or to a message of ``room``."""
@@ -194,52 +196,6 @@ class StoreBase:
             scope = m.recipient.is_null(True) & (m.room == room)
         value = m.select(pw.fn.MAX(m.origin_seq)).where((m.origin == origin) & scope).scalar()
         return (value or 0) + 1
-
-    def origin_marks(self, room: str = DEFAULT_ROOM) -> dict[str, int]:
-        """For each origin, the highest n such that its messages 1..n of ``room`` are all here.
-
-        Uses the (room, origin, origin_seq) index: for each origin, the first place
-        where ``origin_seq`` stops matching its rank is the end of the prefix.
-        """
-        sql = """
-            SELECT origin, COUNT(*), MAX(origin_seq) FROM message
-            WHERE recipient IS NULL AND room = ? GROUP BY origin
-        """
-        marks: dict[str, int] = {}
-        for origin, count, highest in self._run(sql, (room,)).fetchall():
-            marks[origin] = highest if count == highest else self._contiguous(origin, room)
-        return marks
-
-    def _contiguous(self, origin: str, room: str) -> int:
-        # Only reached when an origin has a hole: find the first missing number.
-        sql = """
-            SELECT origin_seq FROM message
-            WHERE recipient IS NULL AND room = ? AND origin = ? ORDER BY origin_seq
-        """
-        expected = 1
-        for (seq,) in self._run(sql, (room, origin)):
-            if seq != expected:
-                break
-            expected += 1
-        return expected - 1
-
-    def origin_after(
-        self, origin: str, after_seq: int, limit: int, room: str = DEFAULT_ROOM
-    ) -> list[Message]:
-        """Messages of ``room`` by ``origin`` numbered above ``after_seq``, in order."""
-        m = self._message
-        query = (
-            m.select(*self._columns)
-            .where(
-                (m.room == room)
-                & (m.origin == origin)
-                & m.recipient.is_null(True)
-                & (m.origin_seq > after_seq)
-            )
-            .order_by(m.origin_seq)
-            .limit(limit)
-        )
-        return [from_row(row) for row in query.tuples()]
 
     # -- outbox -------------------------------------------------------------------------
 
