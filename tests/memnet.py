@@ -15,8 +15,10 @@ loop is bounded: a network that does not settle fails the test.
 Adapters below the generic part, one per mode:
 
 * broadcast mode: ``BroadcastLan`` and its ``LanNode``s - beacons reach every
-  node that is up, a PUB the nodes that connected a SUB to it, a DEALER send
-  the peer's ROUTER; secure mode's CURVE handshake is played by key names.
+  node that is up, a PUB the nodes that connected a SUB to it and subscribed
+  to a prefix of the frames' first frame (ZeroMQ's topic filter), a DEALER
+  send the peer's ROUTER; secure mode's CURVE handshake is played by key
+  names.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from lab93zmq.core.broadcast.actions import (
     RouterPeer,
     SendBeacon,
     SendToPeer,
+    Subscribe,
+    Unsubscribe,
 )
 from lab93zmq.core.broadcast.session import BroadcastSession
 from lab93zmq.core.broadcast.trust import Trust
 from lab93zmq.core.events import Accepted, Incoming
 from lab93zmq.core.message import make_id
 from lab93zmq.core.presence import Beacon, BeaconKind
+from lab93zmq.core.rooms import DEFAULT_ROOM
 from lab93zmq.io.store import Inbox
 
 LIMIT = 100_000  # deliveries per settling, and clock steps per run
@@ -147,7 +152,8 @@ class LanNode:
     up, and everything it did (``outputs``, ``events``, ``sent``)."""
 
     def __init__(self, lan: BroadcastLan, name: str, user: str, address: str,
-                 node_id: str | None = None) -> None:
+                 node_id: str | None = None, rooms: tuple[str, ...] = (DEFAULT_ROOM,),
+                 listen: bool = True) -> None:
         self.lan = lan
         self.name = name
         self.user = user
@@ -161,6 +167,10 @@ class LanNode:
         self.outputs: list[Any] = []  # every output of every session it ran
         self.events: list[Any] = []  # the ones for its front end
         self.subs: set[str] = set()  # node ids whose PUB it subscribed to
+        self.topics: set[bytes] = set()  # what its SUBs subscribe to (after the signature)
+        self.received: list[tuple[str, bytes]] = []  # (command, topic) of what its SUBs got
+        self.rooms = rooms  # the rooms it starts in (each start)
+        self.listen = listen
         self.sent: list[tuple[str, str, int]] = []  # (command, to, payload count)
         self.posts = 0
         self.trust: Trust | None = None  # secure mode
@@ -191,7 +201,7 @@ class LanNode:
     def start(self) -> None:
         self.session = BroadcastSession(
             self.inbox, self.user, self.router_port, self.pub_port, self.lan.interval,
-            self.lan.now, where="lan", trust=self.trust,
+            self.lan.now, where="lan", trust=self.trust, rooms=self.rooms, listen=self.listen,
         )
         self.lan.perform(self, self.session.start(self.lan.now))
 
@@ -201,22 +211,40 @@ class LanNode:
             self.lan.perform(self, self.session.stop(self.lan.now))
         self.session = None
         self.subs.clear()
+        self.topics.clear()
 
     def reopen(self) -> None:
         """The inbox file opened again, as a restarted node would."""
         self.inbox.close()
         self.inbox = Inbox(self.path)
 
-    def draft(self, content: str, to: str | None = None) -> Draft:
+    def draft(self, content: str, to: str | None = None, room: str | None = None) -> Draft:
         self.posts += 1
         sent_at = T0 + timedelta(seconds=self.lan.now)
-        entropy = self.name.encode().ljust(6, b"-")[:6] + self.posts.to_bytes(4, "big")
-        return Draft(make_id(sent_at, entropy), content, None, to, sent_at)
+        return Draft(self.next_id(sent_at), content, None, to, sent_at, room)
 
-    def post(self, content: str, to: str | None = None) -> str:
-        draft = self.draft(content, to)
+    def next_id(self, sent_at) -> str:
+        entropy = self.name.encode().ljust(6, b"-")[:6] + self.posts.to_bytes(4, "big")
+        return make_id(sent_at, entropy)
+
+    def post(self, content: str, to: str | None = None, room: str | None = None) -> str:
+        draft = self.draft(content, to, room)
         self.lan.perform(self, self.session.post(draft, self.lan.now))
         return draft.id
+
+    def join(self, room: str) -> None:
+        self.lan.perform(self, self.session.join(room, self.lan.now))
+
+    def part(self, room: str) -> None:
+        self.lan.perform(self, self.session.part(room, self.lan.now))
+
+    def set_topic(self, room: str, text: str) -> str:
+        self.posts += 1
+        sent_at = T0 + timedelta(seconds=self.lan.now)
+        message_id = self.next_id(sent_at)
+        self.lan.perform(self, self.session.set_topic(room, text, message_id, sent_at,
+                                                      self.lan.now))
+        return message_id
 
     def post_many(self, drafts: list[Draft]) -> None:
         self.lan.perform(self, self.session.post_many(drafts, self.lan.now))
@@ -230,6 +258,17 @@ class LanNode:
         fields.update(changes)
         return Beacon(kind, self.node_id, "broadcast", **fields).encode()
 
+    def got(self, frames: tuple[bytes, ...], name: str, topic: bytes, src: LanNode,
+            now: float) -> list[Any]:
+        """Frames from ``src``'s PUB, as its SUB passed them (counted in ``received``)."""
+        self.received.append((name, topic))
+        return self.did(self.session.receive(frames, now, src.node_id))
+
+    def room(self, room: str = DEFAULT_ROOM):
+        """Its catch-up state of ``room`` (``roomsync.RoomSync``)."""
+        assert self.session is not None
+        return self.session.catchup.rooms[room]
+
     def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
 
@@ -239,8 +278,8 @@ class LanNode:
     def accepted(self) -> set[str]:
         return {i for e in self.of(Accepted) for i in e.ids}
 
-    def contents(self) -> list[str]:
-        return sorted(m.content for m in self.inbox.history())
+    def contents(self, room: str | None = None) -> list[str]:
+        return sorted(m.content for m in self.inbox.history(room=room) if not m.is_topic)
 
 
 class BroadcastLan:
@@ -283,8 +322,10 @@ class BroadcastLan:
         self.network.lose = predicate
 
     def node(self, name: str, user: str | None = None, start: bool = True,
-             node_id: str | None = None) -> LanNode:
-        node = LanNode(self, name, user or name, f"198.18.93.{len(self.nodes) + 1}", node_id)
+             node_id: str | None = None, rooms: tuple[str, ...] = (DEFAULT_ROOM,),
+             listen: bool = True) -> LanNode:
+        node = LanNode(self, name, user or name, f"198.18.93.{len(self.nodes) + 1}", node_id,
+                       rooms, listen)
         self.nodes[name] = node
         if start:
             node.start()
@@ -324,11 +365,12 @@ class BroadcastLan:
                 for dst in list(self.nodes.values())
             ]
         if isinstance(output, PublishFrames):
-            name = wire.decode(output.frames).name
+            topic = output.frames[0][len(wire.SIGNATURE):]
+            name = wire.decode_published(output.frames)[1].name
             return [
-                Delivery(dst, name, lambda dst=dst: dst.did(
-                    dst.session.receive(output.frames, now, src.node_id)))
-                for dst in list(self.nodes.values()) if src.node_id in dst.subs
+                Delivery(dst, name, lambda dst=dst: dst.got(output.frames, name, topic, src, now))
+                for dst in list(self.nodes.values())
+                if src.node_id in dst.subs and any(topic.startswith(t) for t in dst.topics)
             ]
         if isinstance(output, SendToPeer):
             command = wire.decode(output.frames)
@@ -343,11 +385,16 @@ class BroadcastLan:
                 dst.session.receive(output.frames, now, sender=sender)))]
         if isinstance(output, ConnectPeer):
             src.subs.add(output.peer.node_id)
+            src.topics = set(output.topics)
             dst = self.by_id(output.peer.node_id)
             if src.trust is not None and dst is not None and self._handshake(src, dst, output):
                 self.network.send(src, src.did(src.session.on_link_up(dst.node_id, now)))
         elif isinstance(output, DisconnectPeer):
             src.subs.discard(output.node_id)
+        elif isinstance(output, Subscribe):
+            src.topics.update(output.topics)
+        elif isinstance(output, Unsubscribe):
+            src.topics.difference_update(output.topics)
         else:
             src.events.append(output)
         return []

@@ -13,12 +13,18 @@ from lab93zmq.core.broadcast.links import (
     LinkEvent,
     Links,
     LinkState,
+    Pending,
 )
+from lab93zmq.core.broadcast.roomsync import SyncRequest
 from lab93zmq.core.events import Status
 from lab93zmq.core.presence import Peer
 
 S, E = LinkState, LinkEvent
 NODE_C = "c" * 32
+
+
+def sync(vector: dict | None = None, room: str = "general") -> SyncRequest:
+    return SyncRequest(room, vector or {})
 
 
 def peer(node_id: str = NODE_A, user: str = "alice") -> Peer:
@@ -96,7 +102,7 @@ def test_who_counts_plain_every_link_secure_only_proven_ones():
         links.apply(NODE_A, E.JOINED, peer(NODE_A, "alice"))
         links.apply(NODE_B, E.JOINED, peer(NODE_B, "bob"))
         links.apply(NODE_B, E.HANDSHAKE)
-        links.remember_sync(NODE_C, {})  # a stranger never counts
+        links.remember_sync(NODE_C, sync())  # a stranger never counts
         assert [link.node_id for link in links.counted()] == counted
         assert [link.node_id for link in links.all_linked()] == [NODE_A, NODE_B]
         assert [link.node_id for link in links.of_user("bob")] == [NODE_B]
@@ -105,28 +111,33 @@ def test_who_counts_plain_every_link_secure_only_proven_ones():
 
 def test_what_a_stranger_asked_waits_for_its_beacon_once():
     links = Links(secure=False)
-    links.remember_sync(NODE_A, {NODE_B: 3})
+    links.remember_sync(NODE_A, sync({NODE_B: 3}))
+    links.remember_sync(NODE_A, sync({NODE_B: 1}, "ops"))  # one per room
+    links.remember_rooms(NODE_A, {"ops": "deploys", "general": None})
     links.owe_acks(NODE_A, ["m1"])
     links.owe_acks(NODE_A, ["m2"])
     assert links.state(NODE_A) is S.STRANGER and links.linked(NODE_A) is None
     links.apply(NODE_A, E.JOINED, peer())
-    assert links.take_pending(NODE_A) == ({NODE_B: 3}, {"m1", "m2"})
-    assert links.take_pending(NODE_A) == (None, set())
-    assert links.take_pending(NODE_C) == (None, set())
+    assert links.take_pending(NODE_A) == Pending(
+        [sync({NODE_B: 3}), sync({NODE_B: 1}, "ops")], {"ops": "deploys", "general": None},
+        {"m1", "m2"},
+    )
+    assert links.take_pending(NODE_A) == Pending([], None, set())
+    assert links.take_pending(NODE_C) == Pending([], None, set())
 
 
 def test_strangers_are_bounded_but_one_already_kept_is_updated():
     links = Links(secure=False, pending_limit=2)
-    links.remember_sync(NODE_A, {})
-    links.remember_sync(NODE_B, {})
-    links.remember_sync(NODE_C, {NODE_A: 1})  # no room
+    links.remember_sync(NODE_A, sync())
+    links.remember_sync(NODE_B, sync())
+    links.remember_sync(NODE_C, sync({NODE_A: 1}))  # no room
     assert NODE_C not in links
-    links.remember_sync(NODE_A, {NODE_B: 2})
-    assert links.take_pending(NODE_A)[0] == {NODE_B: 2}
+    links.remember_sync(NODE_A, sync({NODE_B: 2}))
+    assert links.take_pending(NODE_A).syncs == [sync({NODE_B: 2})]
     # Links do not count against the bound.
     links.apply(NODE_B, E.JOINED, peer(NODE_B))
     links.owe_acks(NODE_C, ["m"])
-    assert links.take_pending(NODE_C) == (None, {"m"})
+    assert links.take_pending(NODE_C) == Pending([], None, {"m"})
 
 
 def test_the_status_line_says_who_counts_or_whether_anyone_ever_did():
@@ -139,3 +150,17 @@ def test_the_status_line_says_who_counts_or_whether_anyone_ever_did():
     assert links.status("lo") == Status(True, "1 peer: bob")
     links.apply(NODE_B, E.CUT_OFF)
     assert links.status("lo") == Status(False, "no broadcast peers left on lo")
+
+
+def test_the_status_line_names_only_the_peers_it_is_told_to_show():
+    links = Links(secure=False)
+    links.apply(NODE_A, E.JOINED, peer(NODE_A, "pipeline"))
+    # A send-only run is linked, but is nobody to the people: it is not shown.
+    def persons(link) -> bool:
+        return link.user != "pipeline"
+
+    assert links.status("lo", persons) == Status(False, "no broadcast peers heard yet on lo")
+    links.apply(NODE_B, E.JOINED, peer(NODE_B, "bob"))
+    assert links.status("lo", persons) == Status(True, "1 peer: bob")
+    links.apply(NODE_B, E.GONE)
+    assert links.status("lo", persons) == Status(False, "no broadcast peers left on lo")

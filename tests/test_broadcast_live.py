@@ -25,6 +25,7 @@ from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendBeacon, SendToPeer, Verb
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon, BeaconKind
+from lab93zmq.core.sync import digest
 from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.store import Inbox
 
@@ -63,7 +64,9 @@ def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
         # Both asked for port: the first got it, the second an ephemeral one.
         assert alice.node.router_port == port and bob.node.router_port not in (0, port)
         assert alice.notices() == ["bob joined from 127.0.0.1"]
-        assert alice.request(PipeKind.WHO, PipeKind.WHO_RESULT) == {"users": ["bob"]}
+        assert alice.request(PipeKind.WHO, PipeKind.WHO_RESULT) == {
+            "room": None, "users": ["alice", "bob"], "connected": True  # yourself included
+        }
         table = alice.request(PipeKind.SCAN, PipeKind.SCAN_RESULT)["beacons"]
         assert [(b["user"], b["mode"], b["address"], b["router"], b["pub"]) for b in table] == [
             ("bob", "broadcast", "127.0.0.1", bob.node.router_port, bob.node.pub_port)
@@ -106,6 +109,8 @@ def test_a_returning_node_catches_up_even_from_an_author_who_left(cluster):
 
 def test_catch_up_of_many_messages(cluster):
     total = 2000
+    with Inbox(cluster.tmp_path / "bob.db") as inbox:
+        inbox.stayed_in("general")  # bob was in the room all along: he misses nothing
     alice_db = cluster.tmp_path / "alice.db"
     with Inbox(alice_db) as inbox:
         origin = inbox.node_id
@@ -268,7 +273,8 @@ class FakePeer:
         return bool(self.monitor.poll(0))
 
     def tick(self) -> None:
-        """Beacon every INTERVAL / 4 while ``beaconing`` (called from wait_for's loop)."""
+        """Beacon every INTERVAL / 4 while ``beaconing``, and say she is in #general (called
+        from wait_for's loop)."""
         if self.beaconing and time.monotonic() >= self._last + INTERVAL / 4:
             self._last = time.monotonic()
             beacon = Beacon(
@@ -276,6 +282,8 @@ class FakePeer:
                 "mallory",
             )
             self.udp.sendto(beacon.encode(), ("127.255.255.255", self.beacon_port))
+            beat = {"node": self.node_id, "rooms": {"general": digest({})}}
+            self.pub.send_multipart(wire.Command("BEAT", beat).frames(wire.NODE_TOPIC))
 
     def close(self) -> None:
         self.udp.close()

@@ -24,9 +24,10 @@ def inbox(tmp_path):
     box.close()
 
 
-def draft(n: int, content: str | None = None, to: str | None = None) -> Draft:
+def draft(n: int, content: str | None = None, to: str | None = None,
+          room: str | None = None) -> Draft:
     text = f"post {n}" if content is None else content
-    return Draft(make_id(T0, n.to_bytes(10, "big")), text, None, to, T0)
+    return Draft(make_id(T0, n.to_bytes(10, "big")), text, None, to, T0, room)
 
 
 def numbers(authored: list) -> list[tuple[str, int]]:
@@ -74,23 +75,64 @@ def test_numbering_continues_above_what_an_older_copy_of_the_inbox_used(inbox):
 def test_msgs_are_packed_by_count_and_each_post_waits_to_be_accepted(inbox):
     posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
     [run] = posting.author([draft(n) for n in range(1, BATCH_MESSAGES + 3)])
-    commands = [wire.decode(o.frames) for o in posting.publish(run.messages)]
-    assert [(c.name, len(c.payloads)) for c in commands] == [(Verb.MSG, BATCH_MESSAGES),
-                                                            (Verb.MSG, 2)]
-    assert commands[0].header == {"node": OURS}
+    published = [wire.decode_published(o.frames) for o in posting.publish(run.messages)]
+    assert [(room, c.name, len(c.payloads)) for room, c in published] == [
+        ("general", Verb.MSG, BATCH_MESSAGES), ("general", Verb.MSG, 2)
+    ]
+    assert published[0][1].header == {"node": OURS, "room": "general"}
+
+
+def test_each_room_is_numbered_apart_and_published_on_its_topic(inbox):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    drafts = [draft(1, room="ops"), draft(2), draft(3, room="ops"), draft(4, room="dev")]
+    [run] = posting.author(drafts)
+    assert [(m.room, m.origin_seq) for m in run.messages] == [
+        ("ops", 1), ("general", 1), ("ops", 2), ("dev", 1)
+    ]
+    published = [wire.decode_published(o.frames) for o in posting.publish(run.messages)]
+    assert [(room, len(c.payloads)) for room, c in published] == [
+        ("ops", 2), ("general", 1), ("dev", 1)
+    ]
+    assert posting.waiting_in() == {"ops", "general", "dev"}
+    [topic] = posting.topic("ops", "deploys at 5", make_id(T0, bytes(10)), T0).messages
+    assert (topic.room, topic.origin_seq, topic.kind) == ("ops", 3, "topic")
+    assert inbox.next_origin_seq(OURS, direct=False, room="ops") == 4
 
 
 def test_posts_are_accepted_after_one_interval_up_to_the_lowest_mark_in_order(inbox):
     posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
     [run] = posting.author([draft(1), draft(2), draft(3)])
     posting.publish(run.messages)
+    marks = {"general": 3}
+
+    def held(room: str) -> int:
+        return marks[room]
+
     assert posting.next_deadline() == INTERVAL  # wake when discovery had its interval
-    assert posting.accepted(0.5, [3, 3], 3) == []  # discovery has not had one interval
-    assert posting.accepted(1.0, [3, 1], 3) == [Accepted((draft(1).id,))]  # the lowest mark
-    assert posting.accepted(1.0, [3, 1], 3) == []
-    assert posting.accepted(1.0, [], 2) == [Accepted((draft(2).id,))]  # no peer left: confirmed
-    assert posting.accepted(1.0, [0], 3) == []  # a live peer lacks post 3
+    assert posting.accepted(0.5, held) == []  # discovery has not had one interval
+    marks["general"] = 1  # the lowest mark a live peer in the room reported
+    assert posting.accepted(1.0, held) == [Accepted((draft(1).id,))]
+    assert posting.accepted(1.0, held) == []
+    marks["general"] = 2
+    assert posting.accepted(1.0, held) == [Accepted((draft(2).id,))]
+    marks["general"] = 0
+    assert posting.accepted(1.0, held) == []  # a live peer lacks post 3
     posting.tick(1.0)
     assert posting.next_deadline() is None
-    assert posting.accepted(2.0, [5], 5) == [Accepted((draft(3).id,))]
+    marks["general"] = 5
+    assert posting.accepted(2.0, held) == [Accepted((draft(3).id,))]
     assert posting.next_deadline() is None
+    assert not posting.waiting
+
+
+def test_each_room_is_accepted_by_its_own_peers(inbox):
+    posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
+    [run] = posting.author([draft(1, room="ops"), draft(2, room="dev"), draft(3, room="ops")])
+    posting.publish(run.messages)
+    marks = {"ops": 1, "dev": 0}
+    assert posting.accepted(1.0, marks.__getitem__) == [Accepted((draft(1).id,))]
+    marks["dev"] = 1
+    marks["ops"] = 2
+    assert posting.accepted(1.0, marks.__getitem__) == [
+        Accepted((draft(3).id, draft(2).id))
+    ]

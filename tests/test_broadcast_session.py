@@ -20,6 +20,7 @@ from lab93zmq.core.broadcast.actions import (
     PublishFrames,
     Verb,
     command_frames,
+    published_frames,
     verb_on,
 )
 from lab93zmq.core.events import Accepted, Notice, Rejected, Status
@@ -30,6 +31,7 @@ from lab93zmq.io.store import Inbox
 pytestmark = pytest.mark.timeout(30)
 
 MSG, BEAT, SYNC, BATCH, DM = Verb.MSG, Verb.BEAT, Verb.SYNC, Verb.BATCH, Verb.DM
+HAVE = Verb.HAVE
 INTERVAL = 1.0
 
 
@@ -61,7 +63,7 @@ def test_two_nodes_meet_at_once_and_swap_what_each_wrote_alone(lan):
     bob.post("b0")
     # A newcomer is answered at once (the rate limit, interval / 10, counts answers only).
     lan.run(0.0)
-    assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
+    assert alice.session.who().users == bob.session.who().users == ("alice", "bob")
     assert sorted(bob.incoming()) == ["a0", "a1", "a2"]
     assert alice.incoming() == ["b0"]
     assert alice.contents() == bob.contents() == ["a0", "a1", "a2", "b0"]
@@ -99,9 +101,9 @@ def test_a_killed_peer_whose_link_dropped_is_gone_after_one_and_a_half_intervals
     assert probe.kind is BeaconKind.PROBE and probe.node_id == alice.node_id
     lan.perform(alice, outputs)
     lan.run(1.5 * INTERVAL - 0.01)
-    assert alice.session.who() == ["bob"]
+    assert alice.session.who().users == ("alice", "bob")
     lan.run(0.01)
-    assert alice.session.who() == []
+    assert alice.session.who().users == ("alice",)
     assert Notice("bob is gone (connection lost, no beacon for 1.5 s)") in alice.of(Notice)
     assert alice.subs == set()
 
@@ -114,16 +116,17 @@ def test_a_live_peer_whose_link_dropped_answers_the_probe_and_stays(lan):
     # and her next periodic beacon comes within the grace.
     assert alice.session.on_link_down(carol.node_id, lan.now) == []
     lan.run(10 * INTERVAL)
-    assert alice.session.who() == ["bob", "carol"]
+    assert alice.session.who().users == ("alice", "bob", "carol")
     assert not [n for n in alice.of(Notice) if "gone" in n.text]
     # The doubt was cleared by the answer; a later drop is judged on its own.
     lan.perform(alice, alice.session.on_link_down(bob.node_id, lan.now))
     lan.perform(alice, alice.session.on_link_up(bob.node_id, lan.now))
     lan.nodes["bob"].stop(clean=False)
     lan.run(2 * INTERVAL)
-    assert alice.session.who() == ["bob", "carol"]  # reconnected: only silence drops it now
+    # Reconnected: only silence drops it now.
+    assert alice.session.who().users == ("alice", "bob", "carol")
     lan.run(5 * INTERVAL)
-    assert alice.session.who() == ["carol"]
+    assert alice.session.who().users == ("alice", "carol")
     assert Notice("bob is gone (silent for 5 s)") in alice.of(Notice)
 
 
@@ -140,10 +143,10 @@ def test_any_traffic_keeps_a_peer_alive(lan):
     # Bob's beacons stop reaching alice, but his heartbeats on the PUB still do.
     lan.drop = lambda src, dst, label: label == "beacon" and (src, dst) == (bob, alice)
     lan.run(12.0)
-    assert alice.session.who() == ["bob"]
+    assert alice.session.who().users == ("alice", "bob")
     lan.cut = {frozenset((bob.name, alice.name))}
     lan.run(5.0)
-    assert alice.session.who() == []
+    assert alice.session.who().users == ("alice",)
 
 
 # -- gaps and digests --------------------------------------------------------------
@@ -159,7 +162,7 @@ def test_a_gap_in_the_live_stream_is_repaired_at_once(lan):
     lan.drop = lambda *args: False
     # a2 showed the gap: a1 was pulled at once, and a2 waited for it to be shown in order.
     assert bob.incoming() == ["a0", "a1", "a2", "a3"]
-    assert bob.session.catchup.tracker.vector()[alice.node_id] == 4
+    assert bob.room().vector()[alice.node_id] == 4
 
 
 def test_a_gap_nobody_fills_holds_messages_back_only_briefly(lan):
@@ -174,7 +177,7 @@ def test_a_gap_nobody_fills_holds_messages_back_only_briefly(lan):
     alice.post("a2")
     assert bob.incoming() == ["a0"]  # a2 is stored, but waits for a1
     assert [m.content for m in bob.inbox.history()] == ["a0", "a2"]
-    lan.run(bob.session.catchup.hold_for + 0.1)
+    lan.run(bob.room().hold_for + 0.1)
     assert bob.incoming() == ["a0", "a2"]  # waited long enough: shown without a1
     lan.drop = lambda *args: False
     lan.run(2.0)
@@ -199,7 +202,7 @@ def test_a_partition_heals_and_both_sides_hold_everything_exactly_once(lan):
     a.post("before")
     lan.cut = {frozenset("ac"), frozenset("bc")}
     lan.run(6.0)  # long enough to expire each other
-    assert c.session.who() == [] and a.session.who() == ["b"]
+    assert c.session.who().users == ("c",) and a.session.who().users == ("a", "b")
     a.post("a-side")
     b.post("b-side")
     c.post("c-side")
@@ -212,11 +215,13 @@ def test_a_partition_heals_and_both_sides_hold_everything_exactly_once(lan):
 
 
 def test_a_long_catch_up_goes_in_bounded_batches(lan):
-    alice = lan.node("alice")
+    alice, bob = lan.node("alice"), lan.node("bob")
+    lan.run(0.1)
+    bob.stop()  # bob stays in the room, away: he will miss nothing of it
     total = 2 * BATCH_MESSAGES + 50
     for n in range(total):
         alice.post(f"m{n}")
-    bob = lan.node("bob")
+    bob.start()
     lan.run(0.1)
     assert len(bob.incoming()) == total
     batches = [count for name, to, count in alice.sent if name == BATCH and to == bob.node_id]
@@ -234,7 +239,7 @@ def test_messages_of_an_author_who_left_are_relayed_by_a_third_node(lan):
     carol.post("and left")
     carol.stop()
     lan.run(0.5)
-    assert alice.session.who() == []
+    assert alice.session.who().users == ("alice",)
     bob = lan.node("bob")
     lan.run(0.1)
     assert bob.incoming() == ["carol was here", "and left"]
@@ -339,8 +344,8 @@ def test_a_post_is_accepted_after_discovery_once_every_live_peer_holds_it(lan):
 def test_posts_a_peer_held_are_accepted_when_the_peers_that_never_said_so_leave(lan):
     alice, bob, carol = lan.node("alice"), lan.node("bob"), lan.node("carol")
     lan.run(1.5)
-    # Carol's reports never reach alice (say her BEATs met a SUB still connecting).
-    lan.drop = lambda src, dst, name: src is carol and dst is alice and name == BEAT
+    # Carol's reports never reach alice (say they met a SUB still connecting).
+    lan.drop = lambda src, dst, name: src is carol and dst is alice and name in (BEAT, HAVE)
     held = alice.post("held by both")
     lan.run(0.5)
     assert held not in alice.accepted()  # carol, live, has not said she holds it
@@ -404,14 +409,21 @@ def test_garbage_on_a_sub_and_beacons_is_counted_and_service_goes_on(lan):
     assert session.receive_beacon(b"\x00" * 54, "198.18.93.9", lan.now) == []
     assert session.receive_beacon(b"L93B" + bytes(300), "198.18.93.9", lan.now) == []
     assert session.stats["bad_beacons"] == 2
-    bad = wire.Command(MSG, {"node": bob.node_id}, (b'{"v": 1}',)).frames()
+    general = {"node": bob.node_id, "room": "general"}
+    bad = published_frames(MSG, general, (b'{"v": 1}',))
     assert session.receive(bad, lan.now, via=bob.node_id) == []
-    spoofed = wire.command(MSG, {"node": "c" * 32}, [_message("c" * 32, "x")]).frames()
+    spoofed = published_frames(MSG, {**general, "node": "c" * 32},
+                               [_message("c" * 32, "x").encode()])
     assert session.receive(spoofed, lan.now, via=bob.node_id) == []
     dm = _message(bob.node_id, "dm on the pub", to="alice")
-    published = wire.command(MSG, {"node": bob.node_id}, [dm]).frames()
-    assert session.receive(published, lan.now, via=bob.node_id) == []
-    assert session.stats["bad_frames"] == 3
+    assert session.receive(published_frames(MSG, general, [dm.encode()]), lan.now,
+                           via=bob.node_id) == []
+    ops = make_message(1, "of #ops", origin=bob.node_id, room="ops")
+    assert session.receive(published_frames(MSG, general, [ops.encode()]), lan.now,
+                           via=bob.node_id) == []  # another room's message on #general
+    untopical = wire.command(MSG, general, [_message(bob.node_id, "x")]).frames()
+    assert session.receive(untopical, lan.now, via=bob.node_id) == []  # no topic at all
+    assert session.stats["bad_frames"] == 5
     bob.post("still fine")
     assert alice.incoming() == ["still fine"]
 
@@ -421,7 +433,7 @@ def test_a_batch_with_one_bad_message_keeps_the_good_ones(lan):
     lan.run(0.1)
     good = _message(bob.node_id, "good", seq=1)
     frames = wire.Command(
-        BATCH, {"node": bob.node_id, "vector": {}}, (b"{}", good.encode())
+        BATCH, {"node": bob.node_id, "room": "general", "vector": {}}, (b"{}", good.encode())
     ).frames()
     lan.perform(alice, alice.session.receive(frames, lan.now))
     assert alice.incoming() == ["good"]
@@ -435,8 +447,9 @@ def test_messages_read_in_a_row_are_stored_in_one_transaction(lan, monkeypatch):
     save_many = alice.inbox.save_many
     monkeypatch.setattr(alice.inbox, "save_many", lambda batch: calls.append(len(batch))
                         or save_many(batch))
+    general = {"node": bob.node_id, "room": "general"}
     published = [
-        wire.command(MSG, {"node": bob.node_id}, [_message(bob.node_id, f"m{n}", seq=n)]).frames()
+        published_frames(MSG, general, [_message(bob.node_id, f"m{n}", seq=n).encode()])
         for n in (1, 2, 3)
     ]
     batch = [published[0], [b"junk"], published[1], published[2]]
@@ -470,7 +483,8 @@ def test_a_burst_of_posts_is_one_transaction_and_one_msg(lan, monkeypatch):
     alice.post_many(drafts)
     assert saves == [BATCH_MESSAGES + 5]
     published = [o for o in alice.outputs[before:] if isinstance(o, PublishFrames)]
-    msgs = [wire.decode(o.frames) for o in published if wire.decode(o.frames).name == MSG]
+    commands = [wire.decode_published(o.frames) for o in published]
+    msgs = [command for room, command in commands if command.name == MSG and room == "general"]
     assert [len(c.payloads) for c in msgs] == [BATCH_MESSAGES, 5]
     assert bob.incoming() == [f"line {n}" for n in range(BATCH_MESSAGES + 5)]
     seqs = sorted(m.origin_seq for m in alice.inbox.history() if m.origin == alice.node_id)
@@ -553,7 +567,7 @@ def test_scan_lists_the_live_table_in_the_scan_json_form(lan):
                            bob.pub_port, "bob"), bob.address, wall)
     assert table[0].keys() == seen.to_json().keys()
     assert table[0]["address"] == bob.address and table[0]["router"] == bob.router_port
-    assert alice.session.who() == ["bob"]  # a repeater is listed by scan, not by who
+    assert alice.session.who().users == ("alice", "bob")  # a repeater is listed by scan, not by who
     assert alice.subs == {bob.node_id}
 
 

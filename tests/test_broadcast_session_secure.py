@@ -19,7 +19,7 @@ from lab93zmq.core.broadcast.actions import (
 )
 from lab93zmq.core.broadcast.gate import FLOOD_BURST, PENALTY
 from lab93zmq.core.broadcast.trust import Trust
-from lab93zmq.core.events import Notice, Status
+from lab93zmq.core.events import Member, Notice, Status
 from lab93zmq.core.message import Message
 from lab93zmq.core.notices import QUIET as PROBLEM_QUIET
 from lab93zmq.core.presence import Beacon, BeaconKind
@@ -47,7 +47,7 @@ def test_secure_nodes_link_only_to_authorized_keys_and_say_so_once_per_node(lan)
     carol = lan.secure("carol", "alice", "bob")  # she trusts them; they do not trust her
     dave = lan.node("dave")  # plain
     lan.run(3.0)  # three beacons from everyone
-    assert alice.session.who() == ["bob"] and bob.session.who() == ["alice"]
+    assert alice.session.who().users == bob.session.who().users == ("alice", "bob")
     assert alice.subs == {bob.node_id} and dave.subs == set()
     carol_key = z85.encode(key_of("carol")).decode()
     assert [n.text for n in alice.of(Notice)] == [
@@ -60,7 +60,7 @@ def test_secure_nodes_link_only_to_authorized_keys_and_say_so_once_per_node(lan)
         for name, node in (("alice", alice), ("bob", bob), ("carol", carol))
     ]
     dave.post("plain text")
-    assert alice.incoming() == [] and dave.session.who() == []
+    assert alice.incoming() == [] and dave.session.who().users == ("dave",)
     # Its own beacon carries its key.
     assert Beacon.decode(next(
         o.data for o in alice.session.tick(lan.now + INTERVAL) if isinstance(o, SendBeacon)
@@ -72,7 +72,7 @@ def test_names_come_from_keys_and_a_message_in_another_name_is_dropped(lan):
     # Bob's node says "robert", but alice filed his key as bob.key.
     robert = lan.secure("robert", "alice", key_name="bob")
     lan.run(0.1)
-    assert alice.session.who() == ["bob"]
+    assert alice.session.who().users == ("alice", "bob")
     assert Notice("bob joined from 198.18.93.2") in alice.of(Notice)
     robert.post("I am robert")  # authored "robert" on a node whose key speaks as bob
     assert alice.incoming() == []
@@ -92,12 +92,13 @@ def test_a_relayed_message_in_a_bound_origin_s_name_must_carry_that_name(lan):
         _message(stranger, "relayed from a node alice never met"),
         _message(alice.node_id, "someone in alice's own origin"),
     ]
-    frames = wire.command(BATCH, {"node": carol.node_id, "vector": {}}, batch).frames()
+    header = {"node": carol.node_id, "room": "general", "vector": {}}
+    frames = wire.command(BATCH, header, batch).frames()
     lan.perform(alice, alice.session.receive(frames, lan.now, sender=RouterPeer(b"c", "carol")))
     assert alice.incoming() == ["from bob", "relayed from a node alice never met"]
     assert alice.session.stats["spoofed"] == 2
     # A command whose node id is bound to bob, over a connection authenticated as carol.
-    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
+    sync = wire.command(SYNC, {"node": bob.node_id, "room": "general", "vector": {}}).frames()
     assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"c", "carol")) == []
     assert alice.session.stats["spoofed"] == 3
     # And a ROUTER frame without an authenticated name is no command at all.
@@ -116,18 +117,18 @@ def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
     ]
     lan.perform(alice, outputs)
     lan.run(3 * INTERVAL)
-    assert alice.session.who() == ["bob"]
+    assert alice.session.who().users == ("alice", "bob")
     # His beacons no longer reach alice, but his heartbeats over the link do: still alive.
     lan.drop = lambda src, dst, label: label == "beacon" and (src, dst) == (bob, alice)
     lan.perform(alice, alice.session.receive_beacon(bob.beacon(BeaconKind.LEAVING), bob.address,
                                                     lan.now))
     lan.run(3 * INTERVAL)
-    assert alice.session.who() == ["bob"]
+    assert alice.session.who().users == ("alice", "bob")
     assert alice.session.stats["leavings_doubted"] == 2
     assert not [n for n in alice.of(Notice) if "bob left" in n.text or "gone" in n.text]
     # An honest exit says BYE over the link first: dropped at once.
     bob.stop()
-    assert alice.session.who() == [] and Notice("bob left") in alice.of(Notice)
+    assert alice.session.who().users == ("alice",) and Notice("bob left") in alice.of(Notice)
 
 
 def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(lan):
@@ -137,7 +138,7 @@ def test_a_secure_leaving_with_no_sign_of_life_drops_the_peer_within_the_grace(l
     bob.stop(clean=False)  # its BYE was lost; only the LEAVING arrives
     lan.perform(alice, alice.session.receive_beacon(leaving, bob.address, lan.now))
     lan.run(1.5 * INTERVAL)
-    assert alice.session.who() == []
+    assert alice.session.who().users == ("alice",)
     assert Notice("bob left") in alice.of(Notice)  # it said so; nothing said otherwise
 
 
@@ -147,12 +148,15 @@ def test_a_beacon_moving_a_connected_peer_is_refused_until_its_link_drops(lan):
     alice.session.on_link_up(bob.node_id, lan.now)
     forged = bob.beacon(router_port=9999, pub_port=9998)
     assert alice.session.receive_beacon(forged, bob.address, lan.now) == []
-    assert alice.session.stats["moves_refused"] == 1 and alice.session.who() == ["bob"]
+    assert alice.session.stats["moves_refused"] == 1
+    assert alice.session.who().users == ("alice", "bob")
     # A restart closes the old connections: then the new endpoint is taken.
     alice.session.on_link_down(bob.node_id, lan.now)
     outputs = alice.session.receive_beacon(forged, bob.address, lan.now)
     assert [o.peer.router_port for o in outputs if isinstance(o, ConnectPeer)] == [9999]
-    assert Notice("bob rejoined from 198.18.93.2") in outputs
+    lan.perform(alice, outputs)
+    lan.run(INTERVAL)  # greeted when he says which rooms he is in (his next BEAT)
+    assert Notice("bob rejoined from 198.18.93.2") in alice.of(Notice)
 
 
 def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan):
@@ -163,7 +167,8 @@ def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan
     ghost = lan.node("carol", start=False)
     ghost.trust, ghost.key_name = Trust(key_of("carol"), {}.get, "keys/"), "carol"
     lan.perform(alice, alice.session.receive_beacon(ghost.beacon(), "198.18.93.66", lan.now))
-    assert alice.session.who() == ["bob"]  # carol never proved her key: not a peer yet
+    # Carol never proved her key: not a peer yet.
+    assert alice.session.who().users == ("alice", "bob")
     assert alice.of(Status)[-1] == Status(True, "1 peer: bob")
     said = alice.post("hello")
     lan.run(0.5)
@@ -179,16 +184,18 @@ def test_a_flooding_sub_is_cut_off_and_linked_again_after_the_penalty(lan):
         outputs += alice.session.receive(junk, lan.now, via=bob.node_id)
     assert outputs == [
         DisconnectPeer(bob.node_id),
+        Member("general", "bob", False),  # gone from the room until the penalty is over
         Notice(f"bob sent too many bad messages; ignored for {PENALTY:g} s"),
     ]
     lan.perform(alice, outputs)
     assert alice.subs == set() and alice.session.stats["cut_offs"] == 1
     # Whatever his key sends meanwhile is ignored, whichever socket it comes by.
-    sync = wire.command(SYNC, {"node": bob.node_id, "vector": {}}).frames()
+    sync = wire.command(SYNC, {"node": bob.node_id, "room": "general", "vector": {}}).frames()
     assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"b", "bob")) == []
     assert alice.session.stats["cut_off_frames"] == 1
     lan.run(PENALTY + 0.1)  # his beacons kept him in the table
     assert alice.subs == {bob.node_id}
+    lan.run(INTERVAL)  # greeted when he says which rooms he is in (his next BEAT)
     assert Notice("bob is back; reconnected from 198.18.93.2") in alice.of(Notice)
     bob.post("behaving now")
     assert alice.incoming() == ["behaving now"]

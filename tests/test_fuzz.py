@@ -36,6 +36,8 @@ from lab93zmq.core.broadcast.actions import (
     PublishFrames,
     SendBeacon,
     SendToPeer,
+    Subscribe,
+    Unsubscribe,
 )
 from lab93zmq.core.commands import (
     MAX_HISTORY,
@@ -54,6 +56,7 @@ from lab93zmq.core.events import (
     Member,
     Notice,
     Parted,
+    Posted,
     Rejected,
     RoomList,
     Status,
@@ -176,12 +179,17 @@ COMMAND_NAMES = ["HELLO", "FETCH", "POST", "WHO", "PING", "BYE", "WELCOME", "BAT
                  "JOIN", "PART", "ROOMS", "ROOMLIST", "MEMBER", "X", "hello"]
 HEADER_KEYS = ["user", "node", "software", "room", "dm", "limit", "items", "server", "pub_port",
                "heartbeat", "timeout", "head", "room_head", "dm_head", "more", "users", "code",
-               "reason", "vector", "ids", "rooms", "heads", "listen", "joined", "after", "tail"]
+               "reason", "vector", "ids", "rooms", "heads", "listen", "joined", "after", "tail",
+               "floors", "peek"]
 
 
-def near_valid_frames(header_values=json_values, payload=payloads, names=COMMAND_NAMES):
+SIGNATURES = [wire.SIGNATURE, b"L93\x01", b"L93", b"ZRE\x01", b""]
+
+
+def near_valid_frames(header_values=json_values, payload=payloads, names=COMMAND_NAMES,
+                      signatures=SIGNATURES):
     """Frame lists a buggy or hostile peer might send: mostly well-formed envelopes."""
-    signature = st.sampled_from([wire.SIGNATURE, b"L93\x01", b"L93", b"ZRE\x01", b""])
+    signature = st.sampled_from(signatures)
     name = st.sampled_from(names).map(str.encode) | st.binary(max_size=20)
     header = st.dictionaries(st.sampled_from(HEADER_KEYS), header_values, max_size=6).map(
         lambda h: json.dumps(h).encode()
@@ -529,8 +537,9 @@ def sendable(commands: list[wire.Command]) -> None:
         assert wire.decode(command.frames()) == command
 
 
-BROADCAST_TYPES = (SendBeacon, PublishFrames, SendToPeer, ConnectPeer, DisconnectPeer, Accepted,
-                   Rejected, Incoming, Notice, Status)
+BROADCAST_TYPES = (SendBeacon, PublishFrames, SendToPeer, ConnectPeer, DisconnectPeer, Subscribe,
+                   Unsubscribe, Accepted, Rejected, Incoming, Notice, Status, Posted, Joined,
+                   Member, Topic)
 SERVER_TYPES = (ReplyTo, PublishRoom, Accepted, Rejected, Incoming, Notice, Status)
 CLIENT_TYPES = (SendToServer, ConnectServer, SubscribeFeed, FollowRooms, Accepted, Rejected,
                 Incoming, Notice, Status, Users, Topic, Joined, Parted, Member, RoomList)
@@ -665,12 +674,19 @@ def node_beacons(draw) -> bytes:
     return bytes(raw)
 
 
+ROOM_NAMES = st.sampled_from(["general", "ops", "#ops", "Ops", ""])
 broadcast_header = (
-    json_values | st.sampled_from([B_ID, *FAKE_ORIGINS]) | hex_ids
+    json_values | st.sampled_from([B_ID, *FAKE_ORIGINS]) | hex_ids | ROOM_NAMES
     | st.dictionaries(st.sampled_from(FAKE_ORIGINS) | hex_ids | st.text(max_size=3),
                       st.integers(-5, 2**70) | json_scalars, max_size=3)
-    | st.lists(hex_ids | json_scalars, max_size=3)
+    | st.dictionaries(ROOM_NAMES, st.sampled_from(["0" * 16, "xyz"]) | json_scalars,
+                      max_size=3)  # a BEAT's rooms
+    | st.lists(st.fixed_dictionaries({"name": ROOM_NAMES, "topic": st.none() | st.text(
+        max_size=5)}) | hex_ids | json_scalars, max_size=3)  # a ROOMS' rooms
 )
+# On a SUB, frame 0 carries a topic after the signature.
+BROADCAST_SIGNATURES = [*SIGNATURES, *(wire.SIGNATURE + topic for topic in (
+    b"*", b"#general\n", b"#ops\n", b"#", b"#general", b"*x", b"#Ops\n"))]
 broadcast_input = st.lists(
     st.one_of(
         # From bob's address (the second node's on the lan), or another one.
@@ -682,7 +698,8 @@ broadcast_input = st.lists(
                 broadcast_header,
                 payload=messages(origin=st.sampled_from(FAKE_ORIGINS),
                                  to=st.none() | st.just("alice")).map(Message.encode) | payloads,
-                names=["MSG", "BEAT", "SYNC", "BATCH", "DM", "ACK", "X"],
+                names=["MSG", "HAVE", "BEAT", "ROOMS", "SYNC", "BATCH", "DM", "ACK", "X"],
+                signatures=BROADCAST_SIGNATURES,
             ).map(lambda frames: _with_node(frames)),
             st.floats(0, 1),
         ),

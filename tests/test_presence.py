@@ -15,6 +15,9 @@ from lab93zmq.core.presence import (
     BeaconError,
     BeaconKind,
     BeaconSchedule,
+    Discovery,
+    OldBeacon,
+    OldVersion,
     PeerChanged,
     PeerJoined,
     PeerLeft,
@@ -41,7 +44,7 @@ def test_encode_matches_the_documented_layout():
     beacon = Beacon(BeaconKind.ANNOUNCE, "0123456789abcdef" * 2, "repeater", 5190, 40123, "zoë")
     expected = (
         b"L93B"
-        + bytes([1, 1, 2])
+        + bytes([2, 1, 2])
         + bytes.fromhex("0123456789abcdef" * 2)
         + struct.pack(">HHH", 5190, 40123, 4)
         + "zoë".encode()
@@ -72,6 +75,23 @@ def test_decode_accepts_bytearray_and_memoryview():
     assert Beacon.decode(bytearray(data)) == Beacon.decode(memoryview(data)) == announce()
 
 
+def test_a_version_1_beacon_says_who_sent_it_so_it_can_be_told_to_upgrade():
+    old = _with(announce(user="zoë").encode(), 4, b"\x01")  # 0.1 wrote the same layout
+    with pytest.raises(OldVersion) as caught:
+        Beacon.decode(old)
+    assert caught.value.old == OldBeacon(1, ALICE, "broadcast", "zoë", BeaconKind.ANNOUNCE)
+    assert caught.value.old.sentence("198.18.93.7") == (
+        "zoë's node at 198.18.93.7 speaks lab93 protocol 1 (lab93-node 0.1); this node"
+        " speaks 2 — upgrade it"
+    )
+    assert Discovery.read(old, "198.18.93.7") == caught.value.old
+    assert Discovery(OWN, 1.0, 0.0).hear(old, "198.18.93.7", 0.0) == []  # no peer of ours
+    nameless = _with(Beacon.probe(BOB).encode(), 4, b"\x01")
+    assert Discovery.read(nameless, "198.18.93.7").sentence("198.18.93.7").startswith(
+        "a node at 198.18.93.7 speaks lab93 protocol 1"
+    )
+
+
 def _with(data: bytes, offset: int, value: bytes) -> bytes:
     return data[:offset] + value + data[offset + len(value) :]
 
@@ -87,7 +107,8 @@ VALID = announce().encode()
         (VALID[:-1], "header says"),
         (VALID + b"\0", "header says"),
         (_with(VALID, 0, b"ZRE\x01"), "magic"),
-        (_with(VALID, 4, b"\x02"), "version"),
+        (_with(VALID, 4, b"\x09"), "version 9"),
+        (_with(VALID, 4, b"\x01") + b"trailing", "malformed beacon of version 1"),
         (_with(VALID, 5, b"\x00"), "kind"),
         (_with(VALID, 5, b"\x09"), "kind"),
         (_with(VALID, 6, b"\x07"), "mode"),
@@ -163,7 +184,8 @@ def test_fuzz_truncations_and_mutations_of_a_valid_packet():
         _decode_or_error(bytes(mutated))
     # Right magic and version, random rest: the hard case for a parser.
     for _ in range(3000):
-        _decode_or_error(b"L93B\x01" + rng.randbytes(rng.randint(0, 300)))
+        _decode_or_error(b"L93B\x02" + rng.randbytes(rng.randint(0, 300)))
+        _decode_or_error(b"L93B\x01" + rng.randbytes(rng.randint(0, 300)))  # 0.1's
 
 
 # -- peer table ------------------------------------------------------------

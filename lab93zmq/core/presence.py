@@ -9,7 +9,7 @@ The beacon datagram (all integers big-endian; see docs/PROTOCOL.rst)::
 
     offset size  field
          0    4  magic        b"L93B" (never ZRE's b"ZRE", so no cross-talk with Zyre)
-         4    1  version      1
+         4    1  version      2 (1 was 0.1's: the same layout, no rooms)
          5    1  kind         1 ANNOUNCE, 2 LEAVING, 3 PROBE
          6    1  mode         0 none (PROBE only), 1 broadcast, 2 repeater
          7   16  node id      16 raw bytes (32 lowercase hex digits elsewhere)
@@ -24,6 +24,10 @@ The datagram is ``29 + n`` bytes, ``+ 32`` (secure), ``+ 16`` (a server of a
 service) or ``+ 48`` (both); anything else is a ``BeaconError``. The key is a claim, not a
 proof: a node trusts it only when it is in its authorized keys, and then only
 a peer holding the matching secret key can complete the CURVE handshake.
+
+A node of another version cannot talk with this one (its frames carry another
+signature): a version 1 beacon, whose layout is the same, is read as an
+``OldBeacon`` so its node can be told once, by name, to upgrade.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ from .sighting import Sighting
 
 log = logging.getLogger(__name__)
 MAGIC = b"L93B"
-VERSION = 1
+VERSION = 2  # 2: rooms (1's layout, with an optional service id; the frames say 2 too)
+# The lab93-node releases that spoke each older beacon version, for the upgrade sentence.
+SPOKEN_BY = {1: "lab93-node 0.1"}
 HEADER = struct.Struct(">4sBBB16sHHH")
 HEADER_SIZE = HEADER.size  # 29
 # A user name is at most MAX_NAME_CHARS characters of at most 4 UTF-8 bytes each.
@@ -61,6 +67,32 @@ _NODE_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 class BeaconError(ProtocolError):
     """A beacon datagram is not valid."""
+
+
+@dataclass(frozen=True)
+class OldBeacon:
+    """A beacon of an older version (same layout): who sent it, to be told to upgrade."""
+
+    version: int
+    node_id: str
+    mode: str
+    user: str
+    kind: int
+
+    def sentence(self, address: str) -> str:
+        """What a user hears, once per node: both versions, and what to do."""
+        who = f"{self.user}'s node" if self.user else "a node"
+        release = SPOKEN_BY.get(self.version)
+        speaks = f"lab93 protocol {self.version}" + (f" ({release})" if release else "")
+        return f"{who} at {address} speaks {speaks}; this node speaks {VERSION} — upgrade it"
+
+
+class OldVersion(BeaconError):
+    """A beacon of an older version; ``old`` says who sent it."""
+
+    def __init__(self, old: OldBeacon) -> None:
+        super().__init__(f"beacon version {old.version} (this node speaks {VERSION})")
+        self.old = old
 
 
 class BeaconKind(enum.IntEnum):
@@ -169,6 +201,8 @@ class Beacon:
         magic, version, kind, mode, raw_id, router, pub, user_len = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise BeaconError(f"bad beacon magic {magic!r}")
+        if version in SPOKEN_BY:
+            raise OldVersion(_old(data, version, kind, mode, raw_id, user_len))
         if version != VERSION:
             raise BeaconError(f"unknown beacon version {version} (this node speaks {VERSION})")
         try:
@@ -190,6 +224,21 @@ class Beacon:
         key = data[end : end + KEY_SIZE] if extra >= KEY_SIZE else b""
         service = data[len(data) - SERVICE_SIZE :].hex() if extra % KEY_SIZE else ""
         return cls(kind, raw_id.hex(), MODES[mode], router, pub, user, key, service)
+
+
+def _old(data: bytes, version: int, kind: int, mode: int, raw_id: bytes,
+         user_len: int) -> OldBeacon:
+    """What an older beacon says of its sender, as far as it can be read (a name that is
+    not valid UTF-8 is left out); BeaconError when not even that."""
+    end = HEADER_SIZE + user_len
+    if mode not in MODES or user_len > MAX_USER_BYTES or len(data) not in (end, end + KEY_SIZE):
+        raise BeaconError(f"a malformed beacon of version {version}")
+    user = data[HEADER_SIZE:end].decode("utf-8", errors="replace")
+    try:
+        check_name(user, "user")
+    except MessageError:
+        user = ""
+    return OldBeacon(version, raw_id.hex(), MODES[mode], user, kind)
 
 
 def sighting(beacon: Beacon, address: str, last_seen: datetime) -> Sighting:
@@ -574,16 +623,20 @@ class Discovery:
         return events
 
     def hear(self, data: bytes, address: str, now: float) -> list[PresenceEvent]:
-        """One datagram from ``address``, decoded (``read``) and taken: what changed."""
+        """One datagram from ``address``, decoded (``read``) and taken: what changed (an
+        older version's beacon changes nothing)."""
         beacon = self.read(data, address)
-        return [] if beacon is None else self.take(beacon, address, now)
+        return self.take(beacon, address, now) if isinstance(beacon, Beacon) else []
 
     @staticmethod
-    def read(data: bytes, address: str) -> Beacon | None:
+    def read(data: bytes, address: str) -> Beacon | OldBeacon | None:
         """One datagram from ``address`` as a beacon: the one place a beacon is decoded.
-        One that is not a beacon is logged and dropped (None)."""
+        An older version's is an ``OldBeacon``; one that is not a beacon is logged and
+        dropped (None)."""
         try:
             return Beacon.decode(data)
+        except OldVersion as old:
+            return old.old
         except BeaconError as exc:
             log.debug("dropped a datagram from %s: %s", address, exc)
             return None

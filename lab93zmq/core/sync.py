@@ -14,6 +14,7 @@ and when a live gap calls for an exchange.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from .errors import ProtocolError
@@ -44,6 +45,17 @@ def wanted_from(peer_vector: Mapping[str, int], my_vector: Mapping[str, int]) ->
         for origin, mine in my_vector.items()
         if mine > peer_vector.get(origin, 0)
     }
+
+
+def digest(vector: Mapping[str, int]) -> str:
+    """A short fingerprint of a vector: 16 hex digits of the SHA-256 of its entries with a
+    mark above 0, sorted by origin, each written ``origin:mark\n`` in ASCII. Equal
+    vectors (marks of 0 left out) have equal digests."""
+    text = "".join(f"{origin}:{mark}\n" for origin, mark in sorted(vector.items()) if mark > 0)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+
+DIGEST_CHARS = 16
 
 
 def _check_origin(origin: object) -> str:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -49,6 +50,7 @@ from typing import Any
 
 import zmq
 
+from ..core import wire
 from ..core.authoring import Draft
 from ..core.broadcast.actions import (
     ConnectPeer,
@@ -58,10 +60,14 @@ from ..core.broadcast.actions import (
     RouterPeer,
     SendBeacon,
     SendToPeer,
+    Subscribe,
+    Unsubscribe,
 )
 from ..core.broadcast.session import BroadcastSession
 from ..core.broadcast.trust import Trust
 from ..core.errors import ConfigError, Lab93Error
+from ..core.message import make_id
+from ..core.rooms import RoomError, room_name
 from . import security, sockets
 from .actor import Actor, PipeKind, PipeMessage, drain_requests, send, send_events
 from .beacon import BeaconSocket
@@ -156,6 +162,8 @@ class BroadcastActor(Actor):
                 where=where,
                 expiry_intervals=EXPIRY_INTERVALS,
                 trust=trust,
+                rooms=config.rooms,
+                listen=config.listen,
             )
             poller = zmq.Poller()
             poller.register(pipe, zmq.POLLIN)
@@ -265,7 +273,35 @@ class BroadcastActor(Actor):
         io.event(PipeKind.SCAN_RESULT, beacons=io.session.scan(now, self._wall()))
 
     def _who(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
-        io.event(PipeKind.WHO_RESULT, users=io.session.who())
+        room = body.get("room")
+        if room is None:
+            io.perform([io.session.who()])
+        elif (name := _room(io, room)) is not None:
+            io.perform([io.session.who(name)])
+
+    def _join(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        room = _room(io, body.get("room"))
+        if room is not None:
+            io.perform(io.session.join(room, now))
+
+    def _part(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        room = _room(io, body.get("room"))
+        if room is not None:
+            io.perform(io.session.part(room, now))
+
+    def _rooms(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        io.perform([io.session.rooms()])
+
+    def _topic(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        room, text = _room(io, body.get("room")), body.get("text")
+        if room is None:
+            return
+        if not isinstance(text, str):
+            io.event(PipeKind.NOTICE, text="a topic is text")
+            return
+        sent_at = self._wall()
+        message_id = make_id(sent_at, os.urandom(10))
+        io.perform(io.session.set_topic(room, text, message_id, sent_at, now))
 
     def _history(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         io.event(PipeKind.HISTORY_RESULT, **answer_history(inbox, body))
@@ -307,7 +343,21 @@ _ANSWERS: dict[PipeKind, _Answer] = {
     PipeKind.WHO: BroadcastActor._who,
     PipeKind.HISTORY: BroadcastActor._history,
     PipeKind.OUTBOX: BroadcastActor._outbox,
+    PipeKind.JOIN: BroadcastActor._join,
+    PipeKind.PART: BroadcastActor._part,
+    PipeKind.ROOMS: BroadcastActor._rooms,
+    PipeKind.TOPIC: BroadcastActor._topic,
 }
+
+
+def _room(io: _Sockets, text: object) -> str | None:
+    """The room a request names (``#Ops`` is ``ops``); None, and a notice saying why, when
+    it names none."""
+    try:
+        return room_name(text)
+    except RoomError as error:
+        io.event(PipeKind.NOTICE, text=str(error))
+        return None
 
 
 def _drain(sock: zmq.Socket) -> list[sockets.Received]:
@@ -451,7 +501,8 @@ class _Sockets:
                 # Pinned to the key its beacon carries, which the session checked is
                 # authorized: only that key's holder can complete the handshake.
                 security.make_client(sock, self.secure.keys, peer.key)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        for topic in connect.topics:
+            sub.setsockopt(zmq.SUBSCRIBE, wire.subscription(topic))
         monitor = None
         try:
             monitor = HandshakeMonitor(dealer, secure=self.secure is not None, side="client",
@@ -472,6 +523,16 @@ class _Sockets:
     def _close(self, output: DisconnectPeer) -> None:
         self._disconnect(output.node_id)
 
+    def _subscribe(self, output: Subscribe) -> None:
+        for link in self.peers.values():
+            for topic in output.topics:
+                link.sub.setsockopt(zmq.SUBSCRIBE, wire.subscription(topic))
+
+    def _unsubscribe(self, output: Unsubscribe) -> None:
+        for link in self.peers.values():
+            for topic in output.topics:
+                link.sub.setsockopt(zmq.UNSUBSCRIBE, wire.subscription(topic))
+
     def _disconnect(self, node_id: str) -> None:
         link = self.peers.pop(node_id, None)
         if link is None:
@@ -491,4 +552,6 @@ _ACTIONS: dict[type, Callable[[_Sockets, Any], None]] = {
     SendToPeer: _Sockets._send_to,
     ConnectPeer: _Sockets._connect,
     DisconnectPeer: _Sockets._close,
+    Subscribe: _Sockets._subscribe,
+    Unsubscribe: _Sockets._unsubscribe,
 }

@@ -58,7 +58,7 @@ class Listening:
     def take(self, fd: int) -> None:
         for data, address in self._beacons.receive(fd):
             beacon = Discovery.read(data, address)
-            if beacon is None:
+            if not isinstance(beacon, Beacon):  # not a beacon, or another version's
                 self.dropped += 1
                 continue
             if beacon.kind is BeaconKind.ANNOUNCE:

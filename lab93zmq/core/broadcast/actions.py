@@ -2,7 +2,7 @@
 actions the shell carries out. Pure.
 
 Every machine of ``core.broadcast`` returns these (and the front-end events of
-``core.events``); the shell (``io.broadcast_actor``) dispatches on the five
+``core.events``); the shell (``io.broadcast_actor``) dispatches on the seven
 action types below and passes every event on to the front end.
 """
 
@@ -28,10 +28,12 @@ class Verb(str, Enum):
     A ``str`` enum, so a decoded ``wire.Command.name`` compares (and hashes) equal.
     """
 
-    MSG = "MSG"  # PUB: room messages the sender authored, in its numbering order
-    BEAT = "BEAT"  # PUB: the sender's version vector
-    SYNC = "SYNC"  # ROUTER: "this is what I hold; send me what I lack"
-    BATCH = "BATCH"  # ROUTER: room messages the asker lacks, and the answerer's vector
+    MSG = "MSG"  # PUB #room: room messages the sender authored, in its numbering order
+    HAVE = "HAVE"  # PUB #room: the sender's version vector of the room
+    BEAT = "BEAT"  # PUB *: the rooms the sender is in, each with its vector's digest
+    ROOMS = "ROOMS"  # PUB * or ROUTER: the rooms the sender is in, with their topics
+    SYNC = "SYNC"  # ROUTER: "this is what I hold of a room; send me what I lack"
+    BATCH = "BATCH"  # ROUTER: a room's messages the asker lacks, the answerer's vector
     DM = "DM"  # ROUTER: direct messages to the receiver's user
     ACK = "ACK"  # ROUTER: the receiver stored these direct messages
     BYE = "BYE"  # ROUTER: "I am leaving now" (a clean exit)
@@ -44,16 +46,21 @@ class Channel(Enum):
     ROUTER = "router"  # our ROUTER, which every peer's DEALER connects to
 
 
-# Which socket each command arrives on: anything else there is a protocol error.
-ARRIVES_ON: dict[Verb, Channel] = {
-    Verb.MSG: Channel.PUB,
-    Verb.BEAT: Channel.PUB,
-    Verb.SYNC: Channel.ROUTER,
-    Verb.BATCH: Channel.ROUTER,
-    Verb.DM: Channel.ROUTER,
-    Verb.ACK: Channel.ROUTER,
-    Verb.BYE: Channel.ROUTER,
+ON_PUB, ON_ROUTER = frozenset({Channel.PUB}), frozenset({Channel.ROUTER})
+# Which sockets each command arrives on: anything else there is a protocol error.
+ARRIVES_ON: dict[Verb, frozenset[Channel]] = {
+    Verb.MSG: ON_PUB,
+    Verb.HAVE: ON_PUB,
+    Verb.BEAT: ON_PUB,
+    Verb.ROOMS: ON_PUB | ON_ROUTER,  # to everyone on a change, to a newcomer directly
+    Verb.SYNC: ON_ROUTER,
+    Verb.BATCH: ON_ROUTER,
+    Verb.DM: ON_ROUTER,
+    Verb.ACK: ON_ROUTER,
+    Verb.BYE: ON_ROUTER,
 }
+# The commands published on a room's topic (``#room\n``); the others go on ``*``.
+ROOM_TOPIC_VERBS = frozenset({Verb.MSG, Verb.HAVE})
 
 
 def verb_on(name: str, channel: Channel) -> Verb | None:
@@ -62,14 +69,23 @@ def verb_on(name: str, channel: Channel) -> Verb | None:
         verb = Verb(name)
     except ValueError:
         return None
-    return verb if ARRIVES_ON[verb] is channel else None
+    return verb if channel in ARRIVES_ON[verb] else None
 
 
 def command_frames(
     verb: Verb, header: Mapping[str, Any], payloads: Sequence[bytes] = ()
 ) -> tuple[bytes, ...]:
-    """The frames of one command, ``header`` already carrying our ``node``."""
+    """The frames of one command to a peer's ROUTER, ``header`` carrying our ``node``."""
     return tuple(wire.Command(verb.value, dict(header), tuple(payloads)).frames())
+
+
+def published_frames(
+    verb: Verb, header: Mapping[str, Any], payloads: Sequence[bytes] = ()
+) -> tuple[bytes, ...]:
+    """The frames of one command for our PUB, on its topic: ``#room\n`` for a room's
+    (``header["room"]``), ``*`` for the node's own."""
+    topic = wire.room_topic(header["room"]) if verb in ROOM_TOPIC_VERBS else wire.NODE_TOPIC
+    return tuple(wire.Command(verb.value, dict(header), tuple(payloads)).frames(topic))
 
 
 # -- what the shell hands in -------------------------------------------------------
@@ -111,9 +127,25 @@ class SendToPeer:
 
 @dataclass(frozen=True)
 class ConnectPeer:
-    """Open a SUB to ``tcp://address:pub_port`` and a DEALER to ``tcp://address:router_port``."""
+    """Open a SUB to ``tcp://address:pub_port`` and a DEALER to ``tcp://address:router_port``;
+    the SUB subscribes to ``topics`` (each after the signature: ``*``, ``#ops\n``)."""
 
     peer: Peer
+    topics: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """Every peer's SUB subscribes to ``topics`` too (we joined a room)."""
+
+    topics: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Every peer's SUB drops ``topics`` (we left a room)."""
+
+    topics: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -123,5 +155,8 @@ class DisconnectPeer:
     node_id: str
 
 
-Action = SendBeacon | PublishFrames | SendToPeer | ConnectPeer | DisconnectPeer
+Action = (
+    SendBeacon | PublishFrames | SendToPeer | ConnectPeer | DisconnectPeer | Subscribe
+    | Unsubscribe
+)
 Output = Action | Event

@@ -11,8 +11,9 @@ h11's ``_state.py`` does. An event a state has no entry for changes nothing:
     CUT -joined-> LINKED      (any linked state) -dropped-> DOWN -handshake-> UP
     (any linked state, CUT) -gone-> LEFT, which is forgotten
 
-* STRANGER: it talked to our ROUTER (a SYNC, a DM) before we took its beacon;
-  its SYNC and the ACK we owe it wait here, answered when it joins.
+* STRANGER: it talked to our ROUTER (a SYNC, a DM, its ROOMS) before we took
+  its beacon; its SYNCs (one per room), its rooms and the ACK we owe it wait
+  here, taken when it joins.
 * LINKED: its beacon was taken and our SUB and DEALER to it are open; no
   handshake seen yet (in secure mode: it has not proved its key).
 * UP: our DEALER's handshake with it succeeded and the connection holds.
@@ -32,13 +33,13 @@ is what makes a peer count in secure mode. Strangers are bounded
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from ..events import Status
 from ..presence import Peer
-from ..sync import Vector
+from .roomsync import SyncRequest
 
 PENDING_LIMIT = 256  # strangers whose SYNC or owed ACK we keep until they beacon
 
@@ -104,7 +105,8 @@ class Link:
     node_id: str
     state: LinkState
     peer: Peer | None = None  # as linked: in secure mode ``user`` is its key's name
-    early_sync: Vector | None = None  # a stranger's SYNC, answered when it joins
+    early_syncs: dict[str, SyncRequest] = field(default_factory=dict)  # per room
+    early_rooms: dict[str, str | None] | None = None  # the ROOMS it sent, room -> topic
     owed_acks: set[str] = field(default_factory=set)  # DMs it sent that we stored
 
     @property
@@ -114,6 +116,15 @@ class Link:
     @property
     def user(self) -> str:
         return self.peer.user if self.peer is not None else ""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a stranger sent before it joined, taken when it does."""
+
+    syncs: list[SyncRequest]
+    rooms: dict[str, str | None] | None
+    acks: set[str]
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ class Links:
         self.table = SECURE_TRANSITIONS if secure else TRANSITIONS
         self.pending_limit = pending_limit
         self._links: dict[str, Link] = {}
-        self.ever_linked = False  # for the status line: "left" rather than "heard yet"
+        self.ever_shown = False  # for the status line: "left" rather than "heard yet"
         self._told: Status | None = None  # the status line the front end has
 
     def __contains__(self, node_id: object) -> bool:
@@ -162,8 +173,6 @@ class Links:
         link.state = after
         if peer is not None:
             link.peer = peer
-        if after is S.LINKED:
-            self.ever_linked = True
         if after is S.LEFT:
             del self._links[node_id]
         return Transition(link, before, after)
@@ -192,23 +201,28 @@ class Links:
     def is_up(self, node_id: str) -> bool:
         return self.state(node_id) in UP_STATES
 
-    def remember_sync(self, node_id: str, vector: Vector) -> None:
+    def remember_sync(self, node_id: str, request: SyncRequest) -> None:
         """A SYNC from a node id not linked: answered when it joins (if there is room)."""
         if self.apply(node_id, E.TALKED) is not None:
-            self._links[node_id].early_sync = vector
+            self._links[node_id].early_syncs[request.room] = request
+
+    def remember_rooms(self, node_id: str, rooms: dict[str, str | None]) -> None:
+        """A ROOMS from a node id not linked: taken when it joins (if there is room)."""
+        if self.apply(node_id, E.TALKED) is not None:
+            self._links[node_id].early_rooms = rooms
 
     def owe_acks(self, node_id: str, ids: Iterable[str]) -> None:
         """Direct messages stored from a node id not linked: acknowledged when it joins."""
         if self.apply(node_id, E.TALKED) is not None:
             self._links[node_id].owed_acks.update(ids)
 
-    def take_pending(self, node_id: str) -> tuple[Vector | None, set[str]]:
+    def take_pending(self, node_id: str) -> Pending:
         """What waits for a peer that just joined (and forget it)."""
         link = self._links.get(node_id)
         if link is None:
-            return None, set()
-        waiting = (link.early_sync, link.owed_acks)
-        link.early_sync, link.owed_acks = None, set()
+            return Pending([], None, set())
+        waiting = Pending(list(link.early_syncs.values()), link.early_rooms, link.owed_acks)
+        link.early_syncs, link.early_rooms, link.owed_acks = {}, None, set()
         return waiting
 
     def name(self, peer: Peer | None) -> str:
@@ -216,21 +230,24 @@ class Links:
         link = self.linked(peer.node_id) if peer is not None else None
         return link.user if link is not None else (peer.user if peer is not None else "?")
 
-    def status_changed(self, where: str) -> list[Status]:
+    def status_changed(self, where: str, shown: Callable[[Link], bool] = lambda link: True
+                       ) -> list[Status]:
         """The status line, when it is not the one the front end has."""
-        status = self.status(where)
+        status = self.status(where, shown)
         if status == self._told:
             return []
         self._told = status
         return [status]
 
-    def status(self, where: str) -> Status:
-        """The status line: who counts, or whether anyone ever did."""
-        users = sorted(link.user for link in self.counted())
+    def status(self, where: str, shown: Callable[[Link], bool] = lambda link: True) -> Status:
+        """The status line: who counts (of them, the ones ``shown``: the persons), or whether
+        anyone ever did."""
+        users = sorted(link.user for link in self.counted() if shown(link))
         if users:
+            self.ever_shown = True
             noun = "peer" if len(users) == 1 else "peers"
             return Status(True, f"{len(users)} {noun}: {', '.join(users)}")
-        if self.ever_linked:
+        if self.ever_shown:
             return Status(False, f"no broadcast peers left on {where}")
         return Status(False, f"no broadcast peers heard yet on {where}")
 

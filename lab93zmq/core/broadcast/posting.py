@@ -1,37 +1,34 @@
 """Our own posts in broadcast mode: authoring, numbering, publishing, "accepted". Pure.
 
-We are our origin's only author: room messages are numbered 1, 2, 3, ... and
-direct messages in a sequence of their own, and a number is used only once
-its message is stored, so our room sequence never has a hole (peers'
-contiguous marks depend on that).
+We are our origin's only author: each room's messages are numbered 1, 2, 3,
+... and direct messages in a sequence of their own, and a number is used only
+once its message is stored, so our sequence in a room never has a hole
+(peers' contiguous marks depend on that). A topic is a room message too.
 
 A room post is *accepted* once discovery had one interval and every live
-peer holds it (at least one peer): marks are contiguous, so every pending post
-numbered up to the lowest mark any live peer reported for our origin is held
-by all of them. When every peer has gone, the posts some peer reported holding
-before it went are accepted too: at least one peer holds them, and no live
-peer lacks them (a peer that leaves right after its last BEAT was lost on a
-SUB still connecting must not strand them).
-
-Rooms key two things here, and only here: the numbering (``Numbering`` is
-per scope already) and the pending posts with their floor (``_pending``,
-``accepted``); the marks peers report live in ``catchup.CatchUp``.
+peer in its room holds it (at least one such peer): marks are contiguous, so
+every pending post numbered up to the lowest mark any of them reported for
+our origin in that room is held by all of them. When every peer of the room
+has gone, the posts some peer reported holding before it went are accepted
+too: at least one peer holds them, and no live peer lacks them (a peer that
+leaves right after its last report was lost on a SUB still connecting must
+not strand them). The marks peers report live in ``roomsync.RoomSync``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..authoring import DIRECT, ROOM, Draft, Numbering
 from ..batching import pack
 from ..errors import MessageError, StoreError
 from ..events import Accepted, Rejected
 from ..inbox import BroadcastInbox
-from ..message import Message
-from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, Verb
-from .actions import command_frames as frames_of
+from ..message import TOPIC, Message
+from .actions import BATCH_BYTES, BATCH_MESSAGES, Output, PublishFrames, Verb, published_frames
 
 DUPLICATE = "a message with this id is already in the inbox"
 
@@ -66,7 +63,8 @@ class Posting:
         self._discovery_due: float | None = now + self.interval
         # The numbers our next message of each scope gets (rooms add a scope per room).
         self.numbers = Numbering(self._first_number)
-        self._pending: dict[str, int] = {}  # room post id -> origin seq, in posting order
+        # Per room: post id -> its number, in numbering (= posting) order.
+        self._pending: dict[str, dict[str, int]] = {}
 
     def _first_number(self, scope: Hashable) -> int:
         if scope == DIRECT:
@@ -93,14 +91,34 @@ class Posting:
             authored.append(self._one(draft))
         return authored + self._room(room)
 
+    def topic(self, room: str, text: str, message_id: str, sent_at: datetime) -> Authored:
+        """Author and store a topic message of ``room`` (the next number of the room)."""
+        scope = (ROOM, room)
+        try:
+            message = Message(message_id, self.user, None, None, text, sent_at, self.node_id,
+                              self.numbers.peek(scope), room=room, kind=TOPIC)
+            if not self.store.save(message):
+                raise StoreError(DUPLICATE)
+        except (MessageError, StoreError) as error:
+            return Rejected(message_id, str(error))
+        self.numbers.take(scope)
+        return RoomPosts((message,))
+
     def publish(self, messages: Sequence[Message]) -> list[Output]:
-        """Our stored room messages as MSGs of at most BATCH_MESSAGES / about BATCH_BYTES;
-        each is pending until every live peer holds it."""
+        """Our stored room messages as MSGs on their rooms' topics, each of at most
+        BATCH_MESSAGES / about BATCH_BYTES; each is pending until every live peer in its
+        room holds it."""
+        by_room: dict[str, list[Message]] = {}
         for message in messages:
-            self._pending[message.id] = message.origin_seq
-        header = {"node": self.node_id}
-        groups = pack([m.encode() for m in messages], BATCH_MESSAGES, BATCH_BYTES)
-        return [PublishFrames(frames_of(Verb.MSG, header, group)) for group in groups]
+            assert message.room is not None
+            self._pending.setdefault(message.room, {})[message.id] = message.origin_seq
+            by_room.setdefault(message.room, []).append(message)
+        outputs: list[Output] = []
+        for room, posts in by_room.items():
+            header = {"node": self.node_id, "room": room}
+            groups = pack([m.encode() for m in posts], BATCH_MESSAGES, BATCH_BYTES)
+            outputs += [PublishFrames(published_frames(Verb.MSG, header, g)) for g in groups]
+        return outputs
 
     def saw_own(self, messages: Sequence[Message]) -> None:
         """Room messages of our origin came back from peers: an older copy of this inbox
@@ -114,20 +132,29 @@ class Posting:
         """Some room post of this run is not accepted yet."""
         return bool(self._pending)
 
-    def accepted(self, now: float, marks: Sequence[int], confirmed: int) -> list[Output]:
-        """The pending posts now accepted; ``marks`` are our origin's marks as each live
-        peer that counts reported them, ``confirmed`` the highest any peer reported this
-        run (used when no peer is left, see above)."""
+    def waiting_in(self) -> set[str]:
+        """The rooms where some post of this run is not accepted yet."""
+        return set(self._pending)
+
+    def accepted(self, now: float, held_by_all: Callable[[str], int]) -> list[Output]:
+        """The pending posts now accepted. ``held_by_all(room)`` is the lowest mark for our
+        origin in ``room`` that each live peer in it reported (when none is left, the
+        highest any peer reported this run, see above)."""
         if not self._pending or now < self.started + self.interval:
             return []
-        floor = min(marks) if marks else confirmed
-        done = []
-        for message_id, seq in self._pending.items():  # numbering order = posting order
-            if seq > floor:
-                break
-            done.append(message_id)
-        for message_id in done:
-            del self._pending[message_id]
+        done: list[str] = []
+        for room, pending in list(self._pending.items()):
+            floor = held_by_all(room)
+            held = []
+            for message_id, seq in pending.items():  # numbering order = posting order
+                if seq > floor:
+                    break
+                held.append(message_id)
+            for message_id in held:
+                del pending[message_id]
+            if not pending:
+                del self._pending[room]
+            done += held
         return [Accepted(tuple(done))] if done else []
 
     def tick(self, now: float) -> None:

@@ -51,53 +51,58 @@ frame list's source once; a source past the flood limit is cut off for
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from .. import wire
 from ..authoring import Draft
 from ..errors import ProtocolError
-from ..events import Notice, Posted
+from ..events import Joined, Notice, Parted, Posted, Rejected, RoomList, Users
 from ..inbox import BroadcastInbox
 from ..message import Message
-from ..presence import Beacon, BeaconKind, Peer, is_node_id
+from ..presence import Beacon, BeaconKind, OldBeacon, Peer
+from ..rooms import DEFAULT_ROOM
 from .actions import (
     MODE,
-    Channel,
     ConnectPeer,
     DisconnectPeer,
     Output,
     RouterPeer,
     SendToPeer,
+    Subscribe,
+    Unsubscribe,
     Verb,
     command_frames,
-    verb_on,
 )
-from .catchup import CatchUp, Taken, published_messages, room_messages, vector_of
-from .direct import DirectMessages, ack_ids
+from .catchup import CatchUp
+from .direct import DirectMessages
 from .faults import Fault, rejected
 from .gate import PENALTY, Gate
+from .handlers import Handler, Handlers
+from .headers import parse, published_messages
 from .links import LinkEvent, Links, LinkState
+from .membership import Membership
 from .posting import Authored, DirectPost, Posting, RoomPosts
+from .topics import Topics
 from .trust import BeaconCheck, KeyTrust, Source, Trust
 from .watch import Arrived, Change, PeerWatch
 
 # What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop,
-# connections to live peers that dropped, and what secure mode refused).
+# connections to live peers that dropped, what secure mode refused, older versions heard).
 STAT_KEYS = ("bad_beacons", "bad_frames", "bad_messages", "misaddressed", "conflicts",
              "send_dropped", "links_dropped", "ignored_beacons", "leavings_doubted",
-             "moves_refused", "spoofed", "cut_offs", "cut_off_frames", "handshakes_failed")
-
-# A command's handler: what to send and show, and what was wrong with it.
-Handled = tuple[list[Output], list[Fault]]
-Handler = Callable[[str, wire.Command, float], Handled]
+             "moves_refused", "spoofed", "cut_offs", "cut_off_frames", "handshakes_failed",
+             "old_beacons")
 
 
-class BroadcastSession:
+class BroadcastSession(Handlers):
     """One broadcast node's protocol state. Every method takes ``now`` and returns outputs.
 
-    ``where`` names the beacon interfaces for status lines ("lo", "eth0").
+    ``where`` names the beacon interfaces for status lines ("lo", "eth0"); ``rooms``
+    are the rooms it starts in (the first is the current one); ``listen`` False is a
+    send-only run (see ``membership.py``).
     """
 
     def __init__(
@@ -112,6 +117,8 @@ class BroadcastSession:
         expiry_intervals: int = 5,
         trust: Trust | None = None,
         penalty: float = PENALTY,
+        rooms: Sequence[str] = (DEFAULT_ROOM,),
+        listen: bool = True,
     ) -> None:
         self.node_id = node_id = store.node_id
         self.where = where
@@ -124,25 +131,37 @@ class BroadcastSession:
         self.watch = PeerWatch(announce, interval, now, expiry_intervals, self.stats)
         self.peers = self.watch.peers
         self.links = Links(secure=trust is not None)
-        self.catchup = CatchUp(node_id, store, interval, now)
+        self.membership = Membership(store, user, rooms, listen)
+        self.topics = Topics(store)
+        self.catchup = CatchUp(node_id, store, interval, now, listen)
+        self._joined_at_start: list[Joined] = []
+        for room in self.membership.ours:
+            state = self.membership.state(room)
+            self.membership.start(room)
+            self.catchup.add(room, state)
+            self._joined_at_start.append(Joined(room, self.topics.event(room), state is None))
         self.direct = DirectMessages(node_id, user, store, interval)
         self.posting = Posting(node_id, user, store, interval, now)
         self.gate = Gate(self.trust, self.stats, penalty)
+        self._greetings: dict[str, str] = {}  # linked, not announced yet: "joined", ...
         # Every command but MSG (gathered and stored together by receive_many).
         self._handlers: dict[Verb, Handler] = {
-            Verb.BEAT: self._on_beat,
-            Verb.SYNC: self._on_sync,
-            Verb.BATCH: self._on_batch,
-            Verb.DM: self._on_dm,
-            Verb.ACK: self._on_ack,
-            Verb.BYE: self._on_bye,
+            Verb.BEAT: Handlers._on_beat,
+            Verb.HAVE: Handlers._on_have,
+            Verb.ROOMS: Handlers._on_rooms,
+            Verb.SYNC: Handlers._on_sync,
+            Verb.BATCH: Handlers._on_batch,
+            Verb.DM: Handlers._on_dm,
+            Verb.ACK: Handlers._on_ack,
+            Verb.BYE: Handlers._on_bye,
         }
 
     # -- the front end's requests ------------------------------------------
 
     def start(self, now: float) -> list[Output]:
-        """Beacon at once and say we are looking."""
-        return self._refresh_status() + self.tick(now)
+        """Beacon at once and say we are looking; the rooms we are in (listening)."""
+        joined: list[Output] = list(self._joined_at_start) if self.membership.listen else []
+        return self._refresh_status() + joined + self.tick(now)
 
     def stop(self, now: float) -> list[Output]:
         """A clean exit: BYE to every linked peer, then the LEAVING beacon (same ports as
@@ -158,9 +177,21 @@ class BroadcastSession:
 
     def post_many(self, drafts: Sequence[Draft], now: float) -> list[Output]:
         """Author a burst of posts, store them and send them, in posting order: the
-        room posts of a run in one transaction, published together (``Posting``)."""
+        room posts of a run in one transaction, published together (``Posting``). A room
+        post that names no room goes to the current one; one to a room we are not in is
+        refused."""
         outputs: list[Output] = []
-        for authored in self.posting.author(drafts):
+        ready: list[Draft] = []
+        for draft in drafts:
+            if draft.to is None:
+                room = draft.room or self.membership.current
+                if room is None or not self.membership.is_ours(room):
+                    where = f"#{room}" if room else "any room"
+                    outputs.append(Rejected(draft.id, f"not in {where}; join it first"))
+                    continue
+                draft = replace(draft, room=room)
+            ready.append(draft)
+        for authored in self.posting.author(ready):
             outputs += self._send_authored(authored, now)
         return outputs + self._check_accepted(now)
 
@@ -168,22 +199,76 @@ class BroadcastSession:
         """What to send for what was just authored and stored: Posted first, so the
         front end hears a post is durable before it hears it is accepted."""
         if isinstance(authored, RoomPosts):
-            for message in authored.messages:
-                self.catchup.published(message.origin_seq)
-            return [Posted(authored.messages), *self.posting.publish(authored.messages)]
+            messages = authored.messages
+            for message in messages:
+                self.catchup.rooms[message.room].published(message.origin_seq)
+            if not self.membership.listen:  # peek at the peers in its rooms soon
+                for room in {message.room for message in messages}:
+                    self.catchup.rooms[room].want_peeks(self._members(room), now)
+            return [Posted(messages), *self.posting.publish(messages)]
         if isinstance(authored, DirectPost):
             message = authored.message
-            links = self.links.of_user(message.recipient)
-            return [Posted((message,)), *self.direct.post(message, links, now)]
+            sent = self.direct.post(message, self.links.of_user(message.recipient), now)
+            return [Posted((message,)), *sent]
         return [authored]  # Rejected
 
-    def who(self) -> list[str]:
-        """The users of live broadcast peers, sorted, each once."""
-        return sorted({link.user for link in self.links.counted()})
+    def join(self, room: str, now: float) -> list[Output]:
+        """Be in ``room`` (and make it current): subscribe, announce it, meet its members
+        (a first join or a rejoin is given the room's tail); JOINED with its topic."""
+        state = self.membership.state(room)
+        new, first = self.membership.join(room)
+        outputs: list[Output] = []
+        if new:
+            sync = self.catchup.add(room, state)
+            if self.membership.listen:
+                outputs.append(Subscribe((wire.room_topic(room),)))
+                outputs += self._announce_rooms()
+            for peer in self._members(room):
+                outputs += sync.meet(peer, now)
+        return outputs + [Joined(room, self.topics.event(room), first)]
+
+    def part(self, room: str, now: float) -> list[Output]:
+        """Leave ``room``: unsubscribe, and store nothing of it from now on."""
+        if self.membership.part(room):
+            self.catchup.drop(room)
+            if self.membership.listen:
+                return [Unsubscribe((wire.room_topic(room),)), *self._announce_rooms(),
+                        Parted(room)]
+        return [Parted(room)]
+
+    def set_topic(self, room: str, text: str, message_id: str, sent_at: datetime,
+                  now: float) -> list[Output]:
+        """Author a topic message of ``room`` (dated after the topic it replaces) and send
+        it like a post; TOPIC when it wins (it does, unless a later one arrived first)."""
+        if not self.membership.is_ours(room):
+            return [Rejected(message_id, f"not in #{room}; join it first")]
+        authored = self.posting.topic(room, text, message_id, self.topics.date(room, sent_at))
+        outputs = self._send_authored(authored, now)
+        if isinstance(authored, RoomPosts):
+            outputs += self._topics(authored.messages)
+        return outputs + self._check_accepted(now)
+
+    def who(self, room: str | None = None) -> Users:
+        """Who is on the network (``room`` None) or in ``room``: the live persons and
+        ourselves (in a room: when we listen in it), sorted, each once."""
+        return Users(self.membership.users(room, self._users()), True, room)
+
+    def rooms(self) -> RoomList:
+        """Every room heard on the network, with how many are in it and its topic."""
+        topics = {room: self.topics.text(room) for room in self.membership.ours}
+        return self.membership.room_list(self._users(), topics)
 
     def scan(self, now: float, wall: datetime) -> list[dict[str, Any]]:
         """Every live instance heard, as ``--scan --json`` (``PeerWatch.scan``)."""
         return self.watch.scan(now, wall)
+
+    def _users(self) -> dict[str, str]:
+        """Node id -> user of the peers that count."""
+        return {link.node_id: link.user for link in self.links.counted()}
+
+    def _members(self, room: str) -> list[str]:
+        """The peers that count and announced ``room``."""
+        return self.membership.members(room, self._users())
 
     # -- time ------------------------------------------------------------------
 
@@ -204,8 +289,8 @@ class BroadcastSession:
         outputs += self._end_penalties(now)
         outputs += self.watch.beacon(now)
         outputs += self.catchup.beat(now)
+        outputs += self.catchup.due(now)
         outputs += self.direct.offer_due(self.links.all_linked(), now)
-        outputs += self.catchup.release_overdue(now)
         outputs += self._check_accepted(now)
         return outputs + self._refresh_status()
 
@@ -216,9 +301,12 @@ class BroadcastSession:
 
         A broadcast node's beacon passes trust first: one we will not link to is
         named once; in secure mode a LEAVING is only doubt and a beacon moving a
-        connected peer is refused (``KeyTrust.judge``).
+        connected peer is refused (``KeyTrust.judge``). An older version's node
+        is told once to upgrade.
         """
         beacon = self.watch.decode(data, address)
+        if isinstance(beacon, OldBeacon):
+            return self.watch.old(beacon, address, now)
         if beacon is None:
             return []
         if self.watch.of_a_peer(beacon):
@@ -257,6 +345,8 @@ class BroadcastSession:
         return outputs
 
     def _joined(self, peer: Peer, now: float, verb: str) -> list[Output]:
+        """A broadcast peer to link to: open our sockets to it and tell it our rooms; it is
+        greeted once it announced its own (a pipeline, in no room, never is)."""
         if peer.mode != MODE:
             return []  # a repeater server: listed by /scan, not a chat peer
         named = self.trust.named(peer)
@@ -268,24 +358,40 @@ class BroadcastSession:
         joined = self.links.apply(peer.node_id, LinkEvent.JOINED, named)
         if joined is None:
             return []  # already linked (cannot happen: the table says it is new or changed)
-        notice = Notice(f"{named.user} {verb} from {named.address}")
-        outputs: list[Output] = [ConnectPeer(named), notice]
-        outputs += self._pull(peer.node_id, now)
-        early_sync, owed = self.links.take_pending(peer.node_id)
-        if early_sync is not None:
-            outputs += self.catchup.answer(peer.node_id, early_sync, now)
-        if owed:
-            outputs.append(self.direct.ack(peer.node_id, owed))
+        self._greetings[peer.node_id] = verb
+        outputs: list[Output] = [ConnectPeer(named, self._subscriptions()),
+                                 self._rooms_to(peer.node_id)]
+        pending = self.links.take_pending(peer.node_id)
+        if pending.rooms is not None:
+            outputs += self._announced(joined.link, pending.rooms, pending.rooms, now)
+        for request in pending.syncs:
+            outputs += self.catchup.answer(peer.node_id, request, now)
+        if pending.acks:
+            outputs.append(self.direct.ack(peer.node_id, pending.acks))
         return outputs + self.direct.offer(joined.link, now)
 
+    def _subscriptions(self) -> tuple[bytes, ...]:
+        """What our SUBs subscribe to: the node topic, and each of our rooms' (listening)."""
+        rooms = self.membership.announced()
+        return (wire.NODE_TOPIC, *(wire.room_topic(room) for room in rooms))
+
     def _unlink(self, node_id: str, event: LinkEvent, notice: str | None) -> list[Output]:
-        """Its link ends (GONE or CUT_OFF): close our sockets to it, if any were open."""
+        """Its link ends (GONE or CUT_OFF): close our sockets to it, if any were open. A
+        peer that restarted (GONE, nothing to say) keeps its rooms on record, so its next
+        announcement is no coming and going."""
+        link = self.links.linked(node_id)
+        user = link.user if link is not None else ""
         moved = self.links.apply(node_id, event)
         if moved is None or not moved.was_linked:
             return []
         self.catchup.forget(node_id)
+        self._greetings.pop(node_id, None)
+        person = self.membership.is_person(node_id)
+        quiet = event is LinkEvent.GONE and notice is None
+        left = self.membership.forget(node_id, quiet)
         outputs: list[Output] = [DisconnectPeer(node_id)]
-        return outputs + [Notice(notice)] if notice else outputs
+        outputs += self.membership.member_events(user, (), left)
+        return outputs + [Notice(notice)] if notice and person else outputs
 
     # -- connections -----------------------------------------------------------------
 
@@ -340,11 +446,12 @@ class BroadcastSession:
 
         ``senders`` (ROUTER only) matches ``batch`` item by item. In secure mode
         each must carry the ``User-Id`` of the connection, or the frames are
-        dropped. Consecutive MSGs are stored in one transaction, which is what
-        lets a node keep up with a busy room.
+        dropped. Consecutive MSGs of one room are stored in one transaction,
+        which is what lets a node keep up with a busy room.
         """
         outputs: list[Output] = []
-        room: list[Message] = []
+        gathered: list[Message] = []  # MSGs of ``gathering`` read in a row
+        gathering: str | None = None
         for index, frames in enumerate(batch):
             peer = senders[index] if senders is not None else None
             link = self.links.linked(via) if via is not None else None
@@ -353,25 +460,29 @@ class BroadcastSession:
                 continue
             faults: list[Fault] = []
             try:
-                sender, verb, command = parse(frames, via, self.node_id)
+                sender, verb, command, room = parse(frames, via, self.node_id)
                 if self.trust.secure:
                     via_name = link.user if link else None
                     self.trust.check_sender(sender, via, via_name, peer.user_id if peer else None)
                 self._alive(sender, now)
                 if verb is Verb.MSG:
+                    assert room is not None
                     messages, faults = self.trust.published(
-                        sender, published_messages(command.payloads)
+                        sender, published_messages(command.payloads, room)
                     )
-                    room += messages
+                    if room != gathering:
+                        outputs += self._flush(gathering, gathered, via, now)
+                        gathering = room
+                    gathered += messages
                 else:
-                    outputs += self._flush(room, via, now)
-                    handled, faults = self._handlers[verb](sender, command, now)
+                    outputs += self._flush(gathering, gathered, via, now)
+                    handled, faults = self._handlers[verb](self, sender, command, now)
                     outputs += handled
             except ProtocolError as error:
                 faults += rejected(via, error)
             if faults:
                 outputs += self._judge(faults, source, now)
-        outputs += self._flush(room, via, now)
+        outputs += self._flush(gathering, gathered, via, now)
         return outputs + self._check_accepted(now)
 
     def _alive(self, sender: str, now: float) -> None:
@@ -404,100 +515,48 @@ class BroadcastSession:
                 outputs += self._joined(peer, now, "is back; reconnected")
         return outputs
 
-    # -- commands ----------------------------------------------------------------
+    # -- MSG -----------------------------------------------------------------------
 
-    def _flush(self, room: list[Message], via: str | None, now: float) -> list[Output]:
-        """Store the MSGs gathered so far (and empty the list); pull from ``via`` on a gap."""
-        if not room:
+    def _flush(self, room: str | None, messages: list[Message], via: str | None,
+               now: float) -> list[Output]:
+        """Store the MSGs of ``room`` gathered so far (and empty the list); pull from ``via``
+        on a gap. A room we are not in (a late frame after /part) is dropped unread."""
+        if not messages:
             return []
-        taken = self._take(room, now)
-        room.clear()
-        if taken.gap and via is not None:
-            taken.outputs += self._pull(via, now)
-        return taken.outputs
-
-    def _take(self, messages: list[Message], now: float) -> Taken:
-        taken = self.catchup.take(messages, now)
+        sync = self.catchup.get(room)
+        if sync is None or not sync.listen:
+            messages.clear()
+            return []
+        taken = sync.take(messages, now)
         self.posting.saw_own(messages)
         self.stats["conflicts"] += len(taken.conflicts)
-        return taken
-
-    def _pull(self, node_id: str, now: float) -> list[Output]:
-        return self.catchup.pull(node_id, now) if self.links.linked(node_id) else []
-
-    def _on_beat(self, sender: str, command: wire.Command, now: float) -> Handled:
-        vector = vector_of(command.header)
-        if self.links.linked(sender) is None:
-            return [], []
-        return self.catchup.on_beat(sender, vector, now), []
-
-    def _on_sync(self, sender: str, command: wire.Command, now: float) -> Handled:
-        vector = vector_of(command.header)
-        if self.links.linked(sender) is None:
-            self.links.remember_sync(sender, vector)  # answered as soon as it joins
-            return [], []
-        return self.catchup.answer(sender, vector, now), []
-
-    def _on_batch(self, sender: str, command: wire.Command, now: float) -> Handled:
-        vector = vector_of(command.header)
-        messages, faults = room_messages(sender, command.payloads, "a message in a BATCH")
-        messages, spoofed = self.trust.filter(messages, sender)
-        before = self.catchup.vector()
-        outputs = self._take(messages, now).outputs
-        if self.links.linked(sender) is not None:
-            outputs += self.catchup.answered(sender, vector, before, now)
-        return outputs, faults + spoofed
-
-    def _on_dm(self, sender: str, command: wire.Command, now: float) -> Handled:
-        linked = self.links.linked(sender) is not None
-        got = self.direct.take(sender, command.payloads, self.trust.direct, linked)
-        self.stats["conflicts"] += len(got.conflicts)
-        if got.owed:
-            self.links.owe_acks(sender, got.owed)
-        return got.outputs, got.faults
-
-    def _on_ack(self, sender: str, command: wire.Command, now: float) -> Handled:
-        ids = ack_ids(command.header)
-        link = self.links.linked(sender)
-        if link is None:
-            return [], []  # we cannot tell whose node it is; the next offer is acked again
-        return self.direct.acknowledged(link.user, ids), []
-
-    def _on_bye(self, sender: str, command: wire.Command, now: float) -> Handled:
-        """The peer is leaving (a clean exit). In secure mode this arrived over its
-        authenticated link, bound to its key, so unlike a LEAVING it cannot be forged."""
-        departed = self.watch.bye(sender)
-        if not departed:
-            return [], []
-        return self._route(departed, now) + self._refresh_status(), []
+        messages.clear()
+        outputs = taken.outputs + self._topics(taken.topics)
+        if taken.gap and via is not None and self.links.linked(via):
+            outputs += sync.pull(via, now)
+        return outputs
 
     # -- what the front end sees ------------------------------------------------------
 
     def _check_accepted(self, now: float) -> list[Output]:
-        """Room posts every peer that counts holds (``Posting.accepted``)."""
+        """Room posts every peer in their room holds (``Posting.accepted``)."""
         if not self.posting.waiting:
             return []
-        marks = [self.catchup.reported_mark(link.node_id, self.node_id)
-                 for link in self.links.counted()]
-        return self.posting.accepted(now, marks, self.catchup.confirmed)
+        counted = self._users()
+        return self.posting.accepted(now, lambda room: self._held_by_all(room, counted))
+
+    def _held_by_all(self, room: str, counted: dict[str, str]) -> int:
+        """Our highest number in ``room`` every live peer in it reported holding (none
+        left: the highest any peer reported this run)."""
+        sync = self.catchup.get(room)
+        if sync is None:
+            return 0
+        members = self.membership.members(room, counted)
+        if not members:
+            return sync.confirmed
+        return min(sync.reported_mark(peer, self.node_id) for peer in members)
 
     def _refresh_status(self) -> list[Output]:
-        return self.links.status_changed(self.where)
+        return self.links.status_changed(self.where,
+                                         lambda link: self.membership.is_person(link.node_id))
 
-
-def parse(frames: Sequence[bytes], via: str | None, own_id: str) -> tuple[str, Verb, wire.Command]:
-    """The sender, verb and command of one frame list from the ROUTER (``via`` None) or
-    from ``via``'s SUB, checked; ProtocolError otherwise."""
-    channel = Channel.ROUTER if via is None else Channel.PUB
-    command = wire.decode(frames)
-    sender = command.header.get("node")
-    if not is_node_id(sender):
-        raise ProtocolError("header field 'node' must be 32 lowercase hex digits")
-    if via is not None and sender != via:
-        raise ProtocolError(f"{command.name} on {via[:8]}'s PUB claims node {sender[:8]}")
-    verb = verb_on(command.name, channel)
-    if verb is None:
-        raise ProtocolError(f"unexpected {command.name} on the {channel.value} socket")
-    if sender == own_id:
-        raise ProtocolError("a command carrying our own node id")
-    return sender, verb, command

@@ -31,6 +31,7 @@ from ..presence import (
     Beacon,
     BeaconKind,
     Discovery,
+    OldBeacon,
     Peer,
     PeerChanged,
     PeerJoined,
@@ -81,13 +82,21 @@ class PeerWatch:
 
     # -- beacons -------------------------------------------------------------------
 
-    def decode(self, data: bytes, address: str) -> Beacon | None:
+    def decode(self, data: bytes, address: str) -> Beacon | OldBeacon | None:
         """One datagram from the beacon port (``Discovery.read``); None (counted) when it
         is not a beacon."""
         beacon = self.discovery.read(data, address)
         if beacon is None:
             self.stats["bad_beacons"] += 1
         return beacon
+
+    def old(self, beacon: OldBeacon, address: str, now: float) -> list[Output]:
+        """An older version's node: it can never talk with us (nor we with it); its user
+        is told once, naming both versions (``OldBeacon.sentence``)."""
+        self.stats["old_beacons"] += 1
+        if beacon.kind != BeaconKind.ANNOUNCE:
+            return []
+        return self._say_once(("version", beacon.node_id), address, beacon.sentence(address), now)
 
     def of_a_peer(self, beacon: Beacon) -> bool:
         """A broadcast node's ANNOUNCE or LEAVING, not our own: a candidate chat peer."""
