@@ -76,7 +76,8 @@ class Cluster:
         self.beacon_port = free_udp_port()
         self.nodes: list[Live] = []
 
-    def config(self, user: str, db: str | None = None, port: int = 0) -> NodeConfig:
+    def config(self, user: str, db: str | None = None, port: int = 0,
+               rooms: tuple[str, ...] = ("general",), listen: bool = True) -> NodeConfig:
         return NodeConfig(
             user=user,
             db_path=self.tmp_path / f"{db or user}.db",
@@ -85,10 +86,13 @@ class Cluster:
             interfaces=("lo",),
             beacon_port=self.beacon_port,
             beacon_interval=INTERVAL,
+            rooms=rooms,
+            listen=listen,
         )
 
-    def start(self, user: str, db: str | None = None, port: int = 0) -> Live:
-        return self.add(Live(self.config(user, db, port)))
+    def start(self, user: str, db: str | None = None, port: int = 0,
+              rooms: tuple[str, ...] = ("general",), listen: bool = True) -> Live:
+        return self.add(Live(self.config(user, db, port, rooms, listen)))
 
     def add(self, live: Live) -> Live:
         self.nodes.append(live)
