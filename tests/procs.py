@@ -67,10 +67,12 @@ class NodeProcess:
         stdin: bool = False,
         prefix: list[str] | None = None,
         env: dict[str, str] | None = None,
+        program: list[str] | None = None,
     ):
+        """``program`` (default ``-m lab93zmq``): what the interpreter runs, e.g. a script."""
         self.args = args
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "lab93zmq", *args],
+            [*(prefix or []), sys.executable, *(program or ["-m", "lab93zmq"]), *args],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

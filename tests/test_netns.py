@@ -9,7 +9,10 @@ CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped with the reason otherwise.
 The scenario: three hosts chat; host 3 is cut off at the switch
 (``ip -n SW link set vN down``) long enough for everyone to expire it; both
 sides keep talking; the link comes back; every node must end up holding
-every message exactly once.
+every message exactly once. The rooms scenario does the same with traffic in
+two rooms (host 2 is in one of them only): every node ends up holding exactly
+the messages of its rooms, each once (its nodes are tests/pipe_node.py, which
+posts to any room over the actor's pipe).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pathlib import Path
 
 import pytest
 from procs import NodeProcess
+
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -199,3 +204,104 @@ def test_the_testbed_names_fit_linux_limits():
         assert len(name) <= 15
     assert len({testbed.switch, *testbed.hosts.values()}) == 4
     assert testbed.switch.startswith("l93t")
+
+
+# -- rooms ---------------------------------------------------------------------------
+
+
+PIPE_NODE = str(Path(__file__).parent / "pipe_node.py")
+ROOMS = {1: ("ops", "dev"), 2: ("ops",), 3: ("ops", "dev")}  # host 2 is never in #dev
+
+
+def start_pipe_node(testbed: Testbed, h: int, db: Path) -> NodeProcess:
+    """tests/pipe_node.py in host namespace N: a broadcast node in ROOMS[h], posts on stdin."""
+    settings = {
+        "user": f"user{h}", "db": str(db), "interface": testbed.nics[h],
+        "address": f"198.18.93.{h}", "beacon_port": 5190, "rooms": list(ROOMS[h]),
+    }
+    return NodeProcess([json.dumps(settings)], stdin=True, program=[PIPE_NODE],
+                       prefix=["ip", "netns", "exec", testbed.hosts[h]])
+
+
+def events(node: NodeProcess, kind: str) -> list[dict]:
+    return [e["body"] for e in map(json.loads, node.out) if e["kind"] == kind]
+
+
+def arrived(node: NodeProcess) -> list[tuple[str, str]]:
+    return [(m["room"], m["content"]) for body in events(node, "incoming")
+            for m in body["messages"]]
+
+
+def test_three_hosts_in_two_rooms_partition_heal_and_hold_exactly_their_rooms(tmp_path):
+    namespaces_or_skip()
+    testbed = Testbed()
+    nodes: dict[int, NodeProcess] = {}
+    sent: list[tuple[int, str, str]] = []  # (host, room, text)
+
+    def say(h: int, room: str, text: str) -> None:
+        nodes[h].write(json.dumps({"post": text, "room": room}))
+        sent.append((h, room, text))
+
+    def expected(h: int) -> list[tuple[str, str]]:
+        return sorted((room, text) for g, room, text in sent if room in ROOMS[h] and g != h)
+
+    def wait_holds_its_rooms(h: int) -> None:
+        try:
+            nodes[h].wait_for(lambda p: set(expected(h)) <= set(arrived(p)),
+                              f"host {h} to hold its rooms' messages", timeout=30)
+        except AssertionError:
+            missing = set(expected(h)) - set(arrived(nodes[h]))
+            raise AssertionError(f"host {h} lacks {sorted(missing)}") from None
+
+    try:
+        testbed.create()
+        for h in HOSTS:
+            nodes[h] = start_pipe_node(testbed, h, tmp_path / f"h{h}.db")
+        for node in nodes.values():
+            node.wait_for(lambda p: any(s["detail"].startswith("2 peers")
+                                        for s in events(p, "status")), "2 peers")
+        for h in HOSTS:
+            for room in ROOMS[h]:
+                say(h, room, f"h{h} hello {room}")
+        for h in HOSTS:
+            wait_holds_its_rooms(h)
+
+        testbed.link(3, "down")
+        nodes[3].wait_for(lambda p: any("left" in s["detail"] for s in events(p, "status")),
+                          "host 3 alone")
+        for h in (1, 2):
+            nodes[h].wait_for(lambda p: any("user3 is gone (" in n["text"]
+                                            for n in events(p, "notice")), "user3 gone")
+        for n in range(3):
+            say(1, "ops", f"h1 ops during the partition {n}")
+            say(1, "dev", f"h1 dev during the partition {n}")
+            say(2, "ops", f"h2 ops during the partition {n}")
+            say(3, "ops", f"h3 ops alone {n}")
+            say(3, "dev", f"h3 dev alone {n}")
+        nodes[2].wait_for(lambda p: ("ops", "h1 ops during the partition 2") in arrived(p),
+                          "h1's partition lines at h2")
+        testbed.link(3, "up")
+        healed = time.monotonic()
+        for h in HOSTS:
+            wait_holds_its_rooms(h)
+        print(f"converged {time.monotonic() - healed:.2f} s after healing")
+        for h, node in nodes.items():
+            shown = arrived(node)
+            assert len(shown) == len(set(shown)), f"host {h} showed a message twice"
+            assert all(room in ROOMS[h] for room, _ in shown), f"host {h} got a foreign room"
+    finally:
+        for node in nodes.values():
+            node.close_stdin()  # end of input: the node stops cleanly
+        for node in nodes.values():
+            try:
+                node.finish(15)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        testbed.remove()
+
+    for h in HOSTS:
+        with Inbox(tmp_path / f"h{h}.db") as inbox:
+            held = [(m.room, m.content) for m in inbox.history()]
+        mine = sorted((room, text) for g, room, text in sent if room in ROOMS[h])
+        assert sorted(held) == mine, f"host {h} holds exactly its rooms' messages"
+        assert len(held) == len(set(held)), f"host {h} holds a message twice"
