@@ -51,6 +51,11 @@ def room_model(db: pw.Database) -> type[pw.Model]:
     return Room
 
 
+# What ``newest`` selects: a Message's fields, then the server number, as ``Inbox._columns``.
+COLUMNS = ("id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind,"
+           " server_seq")
+
+
 class RoomStore:
     """What ``store.Inbox`` answers about rooms (it provides the attributes below)."""
 
@@ -127,15 +132,13 @@ class RoomStore:
         return [from_row(row) for row in query.tuples()]
 
     def newest(self, room: str, count: int) -> list[Message]:
-        """The newest ``count`` messages of ``room`` by (sent_at, id), newest first."""
-        m = self._message
-        query = (
-            m.select(*self._columns)
-            .where(m.recipient.is_null(True) & (m.room == room))
-            .order_by(m.sent_at.desc(), m.id.desc())
-            .limit(count)
-        )
-        return [from_row(row) for row in query.tuples()]
+        """The newest ``count`` messages of ``room`` by (sent_at, id), newest first. Plain
+        SQL: every first join asks each peer in the room for it."""
+        sql = f"""
+            SELECT {COLUMNS} FROM message WHERE recipient IS NULL AND room = ?
+            ORDER BY sent_at DESC, id DESC LIMIT ?
+        """
+        return [from_row(row) for row in self._run(sql, (room, count))]
 
     # -- whether this node is in each room --------------------------------------------
 

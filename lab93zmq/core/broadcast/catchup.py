@@ -11,9 +11,10 @@ lives in these two modules and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..inbox import BroadcastInbox, RoomState
+from ..message import Message
 from ..presence import BeaconSchedule
 from .actions import Output, PublishFrames, SendToPeer, Verb, published_frames
 from .actions import command_frames as frames_of
@@ -24,8 +25,10 @@ class CatchUp:
     """Every room's RoomSync, and when our BEAT is due."""
 
     def __init__(self, node_id: str, store: BroadcastInbox, interval: float, now: float,
-                 listen: bool) -> None:
+                 listen: bool, current_topic: Callable[[str], Message | None] | None = None
+                 ) -> None:
         self.node_id = node_id
+        self.current_topic = current_topic
         self.store = store
         self.interval = float(interval)
         self.listen = listen
@@ -35,7 +38,7 @@ class CatchUp:
     def add(self, room: str, state: RoomState | None) -> RoomSync:
         """We are in ``room`` now (``state``: the inbox's record of it, if any)."""
         sync = self.rooms[room] = RoomSync(room, self.node_id, self.store, state, self.listen,
-                                           self.interval)
+                                           self.interval, self.current_topic)
         return sync
 
     def drop(self, room: str) -> None:

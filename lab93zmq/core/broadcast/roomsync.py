@@ -34,7 +34,7 @@ stored and counted like any other, never shown (``Topics`` tells who wins).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..batching import Budget
@@ -92,8 +92,11 @@ class RoomSync:
     """One room's catch-up state (see the module docstring)."""
 
     def __init__(self, room: str, node_id: str, store: BroadcastInbox, state: RoomState | None,
-                 listen: bool, interval: float) -> None:
+                 listen: bool, interval: float,
+                 current_topic: Callable[[str], Message | None] | None = None) -> None:
         self.room = room
+        # The room's winning topic message (``Topics.current``, which reads the inbox once).
+        self.current_topic = current_topic or store.current_topic
         self.node_id = node_id
         self.store = store
         self.listen = listen
@@ -246,7 +249,7 @@ class RoomSync:
         for origin, mark in self.tracker.vector().items():
             floors.setdefault(origin, mark)
         lacking = [m for m in reversed(newest) if m.origin_seq > vector.get(m.origin, 0)]
-        topic = self.store.current_topic(self.room)
+        topic = self.current_topic(self.room)
         if topic is not None and all(m.id != topic.id for m in lacking):
             lacking.insert(0, topic)  # the topic is given with every tail, however old
         return lacking, floors

@@ -133,7 +133,7 @@ class BroadcastSession(Handlers):
         self.links = Links(secure=trust is not None)
         self.membership = Membership(store, user, rooms, listen)
         self.topics = Topics(store)
-        self.catchup = CatchUp(node_id, store, interval, now, listen)
+        self.catchup = CatchUp(node_id, store, interval, now, listen, self.topics.current)
         self._joined_at_start: list[Joined] = []
         for room in self.membership.ours:
             state = self.membership.state(room)
