@@ -15,6 +15,8 @@ Commands (stdin, one JSON object a line) and what the agent answers (stdout):
 ``{"cmd": "expect", "n", "timeout", "tag"}`` -> ``got`` {"n", "t_first", "t_last"}, counting
                                    only room messages whose content starts with ``tag``
 ``{"cmd": "sync"}``              -> ``synced`` (ours: every post so far is stored)
+``{"cmd": "frames"}``            -> ``frames`` {"topics": {topic: count}} (ours: the frame
+                                   lists its SUBs delivered since it started, by topic)
 ``{"cmd": "stop"}``              -> ``stopped`` {"t_call", "t_done"}, then exit
 
 and, unasked, ``peers`` {"n", "t"} whenever the number of peers it sees
@@ -74,6 +76,8 @@ class OursNode:
             port=int(options.get("port", 0)),
             interfaces=("lo",),
             beacon_port=int(options["beacon_port"]),
+            rooms=tuple(options.get("rooms") or ("general",)),
+            listen=bool(options.get("listen", True)),
         )
         if client:
             from lab93zmq.io.repeater_client import ClientActor
@@ -88,9 +92,22 @@ class OursNode:
         self.who_answers = 0
         self._salt = secrets.token_hex(4)
         self._posted = 0
+        self.topics: dict[str, int] = {}  # frame lists its SUBs delivered, by topic
 
     def start(self) -> None:
         self.handle.start(timeout=20)
+        session = getattr(self.handle.actor, "session", None)
+        if session is not None:  # a broadcast node: count what reaches it, by topic
+            receive_many = session.receive_many
+
+            def counting(batch, now, via=None, senders=None):
+                if via is not None:
+                    for frames in batch:
+                        topic = bytes(frames[0][4:]).decode("ascii", "replace")
+                        self.topics[topic] = self.topics.get(topic, 0) + 1
+                return receive_many(batch, now, via, senders)
+
+            session.receive_many = counting
 
     def socket(self) -> zmq.Socket:
         return self.handle.pipe
@@ -118,7 +135,7 @@ class OursNode:
             elif event.kind is PipeKind.FATAL:
                 raise RuntimeError(event.body.get("error"))
 
-    def post_frames(self, content: str, sent_at: str) -> list[bytes]:
+    def post_frames(self, content: str, sent_at: str, room: str | None = None) -> list[bytes]:
         from lab93zmq.io.actor import PipeKind, PipeMessage
 
         self._posted += 1
@@ -129,17 +146,20 @@ class OursNode:
             "subject": None,
             "to": None,
             "sent_at": sent_at,
+            "room": room,
         }
         return PipeMessage(PipeKind.POST, body).frames()
 
-    def post(self, n: int, size: int, tag: str) -> None:
+    def post(self, n: int, size: int, tag: str, rooms: list[str] | None = None) -> None:
+        """``n`` room messages, to the current room or round the ``rooms`` in turn."""
         sent_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         content = f"{tag} " + "m" * size
         pipe = self.handle.pipe
         sent = 0
         deadline = time.monotonic() + 120
         while sent < n and time.monotonic() < deadline:
-            frames = self.post_frames(content, sent_at)
+            room = rooms[sent % len(rooms)] if rooms else None
+            frames = self.post_frames(content, sent_at, room)
             while time.monotonic() < deadline:
                 try:
                     pipe.send_multipart(frames, zmq.NOBLOCK)
@@ -266,7 +286,11 @@ def main() -> None:
                 node.on_ready()
             elif cmd == "post" and node is not None:
                 t0 = time.monotonic()
-                node.post(int(command["n"]), int(command.get("size", 40)), command["tag"])
+                if command.get("rooms"):
+                    node.post(int(command["n"]), int(command.get("size", 40)), command["tag"],
+                              command["rooms"])
+                else:
+                    node.post(int(command["n"]), int(command.get("size", 40)), command["tag"])
                 emit(event="posted", t0=t0, t1=time.monotonic(), n=command["n"])
             elif cmd == "expect" and node is not None:
                 node.received = Counter(command["tag"])
@@ -274,6 +298,8 @@ def main() -> None:
             elif cmd == "sync" and node is not None:
                 node.sync()
                 emit(event="synced", t=time.monotonic())
+            elif cmd == "frames" and isinstance(node, OursNode):
+                emit(event="frames", topics=dict(node.topics))
             elif cmd == "stop":
                 t_call = time.monotonic()
                 if node is not None:

@@ -98,9 +98,11 @@ class Agent:
         event = self.wait("peers", timeout, lambda e: e["n"] == n and e["t"] >= after)
         return None if event is None else event["t"]
 
-    def start(self) -> dict[str, Any]:
+    def start(self, **options: Any) -> dict[str, Any]:
+        """Start the node; ``options`` (ours: ``rooms``, ``listen``) go to its config."""
         mark = len(self.events)
-        self.child.send(cmd="start", user=self.name, db=str(self.db), beacon_port=self.beacon_port)
+        self.child.send(cmd="start", user=self.name, db=str(self.db), beacon_port=self.beacon_port,
+                        **options)
         return self.need("started", 30, since=mark)
 
 

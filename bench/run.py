@@ -35,6 +35,7 @@ ITEMS = {
     "send": "send",
     "api": "api",
     "irc": "irc",
+    "rooms": "rooms",
     "idle": "idle",
     "overload": "overload",
 }
