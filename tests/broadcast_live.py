@@ -8,6 +8,7 @@ cluster.
 
 from __future__ import annotations
 
+import zmq
 from live import LiveActor, wait_for
 from procs import free_udp_port
 
@@ -23,8 +24,8 @@ INTERVAL = 0.2
 class Live(LiveActor):
     """One broadcast actor and every event it sent to its front end."""
 
-    def __init__(self, config: NodeConfig) -> None:
-        super().__init__(BroadcastActor(config))
+    def __init__(self, config: NodeConfig, ctx: zmq.Context | None = None) -> None:
+        super().__init__(BroadcastActor(config), ctx)
         self.config = config
         self.user = config.user
         self.node = self.actor

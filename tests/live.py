@@ -20,9 +20,9 @@ class LiveActor:
     """One actor (a broadcast node, a repeater server or client) and every event it
     sent to its front end."""
 
-    def __init__(self, actor) -> None:
+    def __init__(self, actor, ctx: zmq.Context | None = None) -> None:
         self.actor = actor
-        self.handle = ActorHandle(actor)
+        self.handle = ActorHandle(actor, ctx)
         self.events: list[PipeMessage] = []
         self.running = False
 

@@ -4,6 +4,7 @@ runs, and what an older version's node gets."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -343,3 +344,27 @@ def test_a_version_1_node_is_told_once_and_its_frames_are_dropped(lan):
     v1_sync = [b"L93\x01", b"SYNC", b'{"node": "' + old.node_id.encode() + b'", "vector": {}}']
     assert alice.session.receive(v1_sync, lan.now) == []
     assert alice.session.stats["bad_frames"] == 1 and alice.session.stats["old_beacons"] == 3
+
+
+# -- scale ----------------------------------------------------------------------------
+
+
+def test_thirty_nodes_in_a_hundred_rooms_twenty_each_hold_exactly_their_rooms(lan):
+    rng = random.Random(11)
+    names = [f"room{n:03d}" for n in range(100)]
+    chosen = {f"n{i:02d}": tuple(sorted(rng.sample(names, 20))) for i in range(30)}
+    nodes = {name: lan.node(name, rooms=rooms) for name, rooms in chosen.items()}
+    lan.run(0.5)
+    for name, node in nodes.items():
+        for room in chosen[name]:
+            node.post(f"{name} in {room}", room=room)
+    lan.run(3.0)
+    for name, node in nodes.items():
+        expected = sorted(f"{other} in {room}" for other, rooms in chosen.items()
+                          for room in rooms if room in chosen[name])
+        assert node.contents() == expected, name  # its rooms' messages, each once
+        foreign = {wire.room_topic(r) for r in names if r not in chosen[name]}
+        assert not [topic for _, topic in node.received if topic in foreign], name
+    for name, node in nodes.items():
+        others = ", ".join(sorted(other for other in chosen if other != name))
+        assert node.of(Status)[-1] == Status(True, f"29 peers: {others}")

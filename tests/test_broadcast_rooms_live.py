@@ -4,10 +4,12 @@ events, a send-only run, and a version 1 node."""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 
 import pytest
+import zmq
 from broadcast_live import Cluster, Live
 from live import wait_for
 
@@ -165,3 +167,41 @@ def test_a_version_1_node_is_told_once_to_upgrade(cluster):
         "zoe's node at 127.0.0.1 speaks lab93 protocol 1 (lab93-node 0.1); this node speaks"
         " 2 — upgrade it"
     ]
+
+
+@pytest.mark.timeout(120)
+def test_thirty_nodes_in_a_hundred_rooms_twenty_each_hold_exactly_their_rooms(cluster):
+    """The issue's scale on real sockets: 30 nodes in one process, on a context of their
+    own that may open the ~3,000 sockets they need (ZeroMQ's default is 1,023). Their
+    linking takes some 21 intervals: one address introduces 8 new node ids at once, then
+    one an interval (presence.NEWCOMER_BURST)."""
+    rng = random.Random(7)
+    names = [f"room{n:03d}" for n in range(100)]
+    chosen = {f"n{i:02d}": tuple(sorted(rng.sample(names, 20))) for i in range(30)}
+    want = {name: sorted(f"{other} in {room}" for other, rooms in chosen.items()
+                         for room in rooms if room in chosen[name]) for name in chosen}
+    ctx = zmq.Context()
+    ctx.max_sockets = 8192
+    try:
+        nodes = {name: cluster.add(Live(cluster.config(name, rooms=rooms), ctx))
+                 for name, rooms in chosen.items()}
+        heard = {name: listen_to_topics(node) for name, node in nodes.items()}
+        everyone = list(nodes.values())
+        wait_for(everyone, lambda: all(n.connected_to(29) for n in everyone), "all linked", 60)
+        for name, node in nodes.items():
+            for room in chosen[name]:
+                node.post(f"{name} in {room}", room=room)
+
+        def all_arrived() -> bool:
+            return all(sum(len(body["messages"]) for body in node.of(PipeKind.INCOMING))
+                       == len(want[name]) - len(chosen[name]) for name, node in nodes.items())
+
+        took = wait_for(everyone, all_arrived, "every room's messages", 60)
+        print(f"30 nodes: every room's messages held {took:.2f} s after posting")
+        for name, node in nodes.items():
+            assert history(node) == want[name], name  # its rooms' messages, each once
+            foreign = {wire.room_topic(r) for r in names if r not in chosen[name]}
+            assert not foreign & set(heard[name]), name  # nothing of a room it is not in
+    finally:
+        cluster.close()
+        ctx.term()
