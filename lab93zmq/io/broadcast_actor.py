@@ -4,19 +4,25 @@ One thread, one ``zmq.Poller``, whose timeout is the session's next deadline.
 It polls the front end's pipe, the ROUTER, one SUB per live peer and the UDP
 beacon sockets (by file descriptor). Everything it reads goes into the
 session with ``now``; everything the session returns is carried out here.
-Every decision lives in ``core.broadcast`` (``session.py``, the facade).
+Every decision lives in ``core.broadcast`` (``session.py``, the facade). The
+front end's requests (``actor.py`` lists them: POST, JOIN, PART, ROOMS, TOPIC,
+WHO, HISTORY, SCAN) are dispatched by ``_ANSWERS``; a TOPIC's id and time are
+made here (the clock and randomness live in the shell).
 
 Sockets, all with ``LINGER=0``:
 
 * PUB, bound to an ephemeral port on ``config.address``: our room messages
-  and heartbeats.
+  and what we hold of each room under the room's topic, heartbeats and our
+  rooms under the node topic (ZeroMQ filters by topic here: a peer not in a
+  room gets nothing of it).
 * ROUTER, bound to ``config.port`` on ``config.address`` when free, else to
   an ephemeral port: what peers send us (sync, direct messages, acks). It
   never sends.
-* per live broadcast peer: a SUB on its PUB and a DEALER to its ROUTER
-  (``SNDHWM`` bounded, sends never block: ``zmq.Again`` drops that one
-  command for that peer, and the protocol's retries repair it). Both close
-  when the peer leaves or expires.
+* per live broadcast peer: a SUB on its PUB, subscribed to the topics the
+  session names (``ConnectPeer``, ``Subscribe``, ``Unsubscribe``: every SUB
+  follows our rooms), and a DEALER to its ROUTER (``SNDHWM`` bounded, sends
+  never block: ``zmq.Again`` drops that one command for that peer, and the
+  protocol's retries repair it). Both close when the peer leaves or expires.
 * per DEALER, its socket monitor (an inproc PAIR): a dropped connection
   (``EVENT_DISCONNECTED``: a killed peer's kernel closes it at once) goes to
   ``session.on_link_down``, a completed handshake to ``session.on_link_up``,

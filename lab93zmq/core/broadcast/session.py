@@ -9,38 +9,41 @@ touches a socket or a clock; the inbox is injected (``core.inbox.BroadcastInbox`
 It is a facade: it parses, gates (flood cut-off, trust), routes each input to
 the machine it concerns and combines what they return:
 
-* ``watch.PeerWatch``       beacons, the live table, liveness, say-once notices
-* ``links.Links``           each peer's link, one state table
-* ``trust.KeyTrust``        secure mode: whom we link to, who speaks as whom
-* ``gate.Gate``             bad input counted, and the flood cut-off
-* ``catchup.CatchUp``       version vectors, SYNC/BATCH/BEAT, hold-back
-* ``direct.DirectMessages`` the outbox, offers, ACKs
-* ``posting.Posting``       our own posts, their numbers, "accepted"
+* ``watch.PeerWatch``        beacons, the live table, liveness, say-once notices
+* ``links.Links``            each peer's link, one state table
+* ``trust.KeyTrust``         secure mode: whom we link to, who speaks as whom
+* ``gate.Gate``              bad input counted, and the flood cut-off
+* ``membership.Membership``  our rooms, and the rooms each peer announced
+* ``catchup.CatchUp``        each room's ``roomsync.RoomSync`` (vectors, floors,
+                             SYNC/BATCH/HAVE, hold-back) and our BEAT
+* ``topics.Topics``          each room's winning topic
+* ``direct.DirectMessages``  the outbox, offers, ACKs
+* ``posting.Posting``        our own posts, their numbers, "accepted"
+
+and ``handlers.Handlers`` (a mixin) holds what it does with each command.
 
 Sockets (the shell's): a PUB every peer subscribes to, a ROUTER every peer's
-DEALER connects to; for each live broadcast peer a SUB on its PUB and a DEALER
-to its ROUTER. The ROUTER only receives: an answer to a peer always goes over
-our own DEALER to *its* ROUTER, so every exchange works the same in both
-directions.
+DEALER connects to; for each live broadcast peer a SUB on its PUB (subscribed
+to the node topic and our rooms' topics) and a DEALER to its ROUTER. The
+ROUTER only receives: an answer to a peer always goes over our own DEALER to
+*its* ROUTER, so every exchange works the same in both directions.
 
 Commands (frames as in ``wire.py``; every header carries ``"node"``, the
-sender's node id; see docs/PROTOCOL.rst, "Broadcast mode")::
+sender's node id; docs/PROTOCOL.rst, "Broadcast mode", has every field)::
 
-    on the PUB (to every subscriber)
-      MSG    {node}          1..BATCH_MESSAGES payloads: room messages the sender
-                             authored, in its numbering order (a burst of posts
-                             goes out as one MSG)
-      BEAT   {node, vector}  the sender's version vector, every interval and
-                             soon after it stored new room messages
+    on the PUB, under the room's topic #room\n
+      MSG    {node, room}            the room's messages the sender authored
+      HAVE   {node, room, vector}    the sender's vector of the room
+    on the PUB, under the node topic *
+      BEAT   {node, rooms}           each room the sender is in -> its digest
+      ROOMS  {node, rooms}           [{name, topic}]: the rooms it is in
     to a peer's ROUTER (over our DEALER)
-      SYNC   {node, vector}  "this is what I hold; send me what I lack"
-      BATCH  {node, vector}  0..BATCH_MESSAGES payloads: room messages the
-                             asker lacks, and the answerer's own vector
-      DM     {node}          1..BATCH_MESSAGES payloads: direct messages to
-                             the receiver's user
-      ACK    {node, ids}     the receiver stored these direct messages
-      BYE    {node}          "I am leaving now": sent on a clean exit just before
-                             the LEAVING beacon, over the authenticated link
+      ROOMS  {node, rooms}           to a peer just linked
+      SYNC   {node, room, vector, tail?, peek?}   "send me what I lack of it"
+      BATCH  {node, room, vector, floors?}        what the asker lacks
+      DM     {node}                  direct messages to the receiver's user
+      ACK    {node, ids}             the receiver stored these direct messages
+      BYE    {node}                  "I am leaving now" (a clean exit)
 
 Bad input: each problem is a ``faults.Fault`` a parser or machine returns; the
 facade counts it in ``stats`` (observability only), logs it, and strikes the
