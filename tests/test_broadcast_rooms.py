@@ -368,3 +368,28 @@ def test_thirty_nodes_in_a_hundred_rooms_twenty_each_hold_exactly_their_rooms(la
     for name, node in nodes.items():
         others = ", ".join(sorted(other for other in chosen if other != name))
         assert node.of(Status)[-1] == Status(True, f"29 peers: {others}")
+
+
+def test_parting_every_room_leaves_posts_nowhere_to_go_until_a_join(lan):
+    alice = lan.node("alice", rooms=("ops",))
+    alice.part("ops")
+    refused = alice.post("into the void")
+    assert alice.of(Rejected) == [Rejected(refused, "not in any room; join it first")]
+    alice.join("dev")
+    alice.post("into dev")
+    assert [m.room for m in alice.inbox.history()] == ["dev"]
+
+
+def test_a_joining_node_takes_no_floors_from_a_send_only_peer(lan):
+    alice = lan.node("alice", rooms=("general", "ops"))
+    pipe = lan.node("pipe", rooms=("ops",), listen=False)
+    lan.run(0.1)
+    pipe.post("from the pipeline", room="ops")
+    lan.run(0.5)
+    assert in_room(alice, "ops") == ["from the pipeline"]  # pulled after its peek
+    assert alice.room("ops").joining  # but nobody in #ops gave alice a tail yet
+    assert alice.inbox.room_states()["ops"].floors is None
+    bob = lan.node("bob", rooms=("ops",))
+    lan.run(1.0)
+    assert not alice.room("ops").joining  # bob did
+    assert in_room(bob, "ops") == ["from the pipeline"]

@@ -62,8 +62,9 @@ class Membership:
     # -- our rooms -------------------------------------------------------------------
 
     @property
-    def current(self) -> str:
-        return self.ours[0]
+    def current(self) -> str | None:
+        """Where a post that names no room goes: the room joined last (None: in none)."""
+        return self.ours[0] if self.ours else None
 
     def is_ours(self, room: str) -> bool:
         return room in self.ours

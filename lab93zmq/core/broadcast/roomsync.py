@@ -112,7 +112,8 @@ class RoomSync:
         self._held: dict[str, dict[int, tuple[Message, float]]] = {}  # origin -> seq -> held
         self._reported: dict[str, Vector] = {}  # peer -> its last reported vector
         self._digests: dict[str, str] = {}  # peer -> the digest of its last reported vector
-        self._pulling: dict[str, tuple[float, bool]] = {}  # peer -> (sent, asked a tail)
+        # peer -> (sent, asked a tail whose floors count)
+        self._pulling: dict[str, tuple[float, bool]] = {}
         self._peeks: dict[str, float] = {}  # send-only: peer -> when to peek at it next
         self._have_due: float | None = None
         self._last_have: float | None = None
@@ -171,9 +172,9 @@ class RoomSync:
 
     # -- pulls -------------------------------------------------------------------------------
 
-    def pull(self, peer: str, now: float) -> list[Output]:
-        """SYNC to a peer unless one is already on its way: a tail while joining, a peek
-        when send-only."""
+    def pull(self, peer: str, now: float, floors_count: bool = True) -> list[Output]:
+        """SYNC to a peer unless one is already on its way: a tail while joining (its
+        floors taken unless ``floors_count`` is False), a peek when send-only."""
         since = self._pulling.get(peer)
         if since is not None and now < since[0] + self.pull_timeout:
             return []
@@ -185,7 +186,7 @@ class RoomSync:
         if not self.listen:
             header["peek"] = True
             self._peeks[peer] = now + self.pull_timeout  # asked again unless answered
-        self._pulling[peer] = (now, tail)
+        self._pulling[peer] = (now, tail and floors_count)
         return [SendToPeer(peer, frames_of(Verb.SYNC, header))]
 
     def want_peeks(self, peers: Iterable[str], now: float) -> None:
@@ -195,9 +196,10 @@ class RoomSync:
             at = now + self.have_gap
             self._peeks[peer] = min(self._peeks.get(peer, at), at)
 
-    def _pull_if_behind(self, peer: str, vector: Vector, now: float) -> list[Output]:
+    def _pull_if_behind(self, peer: str, vector: Vector, now: float,
+                        floors_count: bool = True) -> list[Output]:
         if self.listen and behind(vector, self.tracker.vector()):
-            return self.pull(peer, now)
+            return self.pull(peer, now, floors_count)
         return []
 
     # -- answering ---------------------------------------------------------------------------
@@ -217,7 +219,9 @@ class RoomSync:
         elif not request.peek:
             payloads = self._wanted(request.vector, mine)
         outputs: list[Output] = [SendToPeer(peer, frames_of(Verb.BATCH, header, payloads))]
-        return outputs + self._pull_if_behind(peer, request.vector, now)
+        # A send-only peer is in no room: its tail gives us its posts, never floors.
+        counts = not request.peek
+        return outputs + self._pull_if_behind(peer, request.vector, now, counts)
 
     def _wanted(self, vector: Vector, mine: Vector) -> list[bytes]:
         """What the asker lacks above its marks, origin by origin, as much as fits."""
