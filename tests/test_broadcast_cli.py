@@ -134,3 +134,18 @@ def test_a_killed_node_is_dropped_when_its_connection_closes_and_no_beacon_follo
     alice.wait_err("* bob is gone (connection lost, no beacon for 1.5 s)", timeout=10)
     took = time.monotonic() - started
     assert took < 4.0  # the 5-interval silence rule alone would take 4 to 5 s
+
+
+def test_a_pipeline_posts_to_the_rooms_its_lines_join_and_only_their_members_get_them(lan):
+    ops = lan.start("alice", "--listen", "--json", "--room", "ops")
+    general = lan.listener("carol")  # in #general only
+    for node in (ops, general):
+        node.wait_err("* 1 peer: ")
+    pipe = lan.start("bob", "--timeout", "10", lines=["in general", "/join #ops", "in ops"])
+    assert pipe.finish() == 0, pipe.err  # each line accepted by the members of its room
+    ops.wait_for(lambda p: "in ops" in contents(p), "the #ops line")
+    general.wait_for(lambda p: "in general" in contents(p), "the #general line")
+    assert contents(ops) == ["in ops"] and contents(general) == ["in general"]
+    assert [json.loads(line)["room"] for line in ops.out if line.startswith("{")] == ["ops"]
+    # A pipeline is nobody to the people: no greeting, no status line about it.
+    assert not [line for line in ops.err + general.err if "bob" in line]

@@ -393,3 +393,18 @@ def test_a_joining_node_takes_no_floors_from_a_send_only_peer(lan):
     lan.run(1.0)
     assert not alice.room("ops").joining  # bob did
     assert in_room(bob, "ops") == ["from the pipeline"]
+
+
+def test_a_send_only_run_posts_to_any_room_it_is_told_to(lan):
+    alice = lan.node("alice", rooms=("general", "ops"))
+    pipe = lan.node("pipe", listen=False)  # started for #general
+    lan.run(1.5)
+    line = pipe.post("to #ops, as a piped /join ops chose", room="ops")
+    lan.run(0.5)
+    assert in_room(alice, "ops") == ["to #ops, as a piped /join ops chose"]
+    assert line in pipe.accepted()
+    assert wire.room_topic("ops") not in pipe.topics  # and it still subscribes to none
+    listening = lan.node("listening")
+    lan.run(0.1)
+    refused = listening.post("nope", room="ops")  # a listening node joins first
+    assert listening.of(Rejected) == [Rejected(refused, "not in #ops; join it first")]

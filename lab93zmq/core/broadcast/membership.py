@@ -94,6 +94,14 @@ class Membership:
         """One of the rooms we start in: joined, keeping what the inbox knew of it."""
         self._enter(room, self.state(room))
 
+    def adopt(self, room: str) -> bool:
+        """A send-only run is told to post to ``room``: one of ours from now on (not the
+        current one); False when it was already."""
+        if room in self.ours:
+            return False
+        self.ours.append(room)
+        return True
+
     def part(self, room: str) -> bool:
         """Leave ``room``; False when we were not in it."""
         if room not in self.ours:

@@ -30,12 +30,15 @@ class Requests(Handlers):
         """Author a burst of posts, store them and send them, in posting order: the
         room posts of a run in one transaction, published together (``Posting``). A room
         post that names no room goes to the current one; one to a room we are not in is
-        refused."""
+        refused - but a send-only run, which is in no room as the others know, posts to
+        any room it is told to."""
         outputs: list[Output] = []
         ready: list[Draft] = []
         for draft in drafts:
             if draft.to is None:
                 room = draft.room or self.membership.current
+                if room is not None and not self.membership.listen:
+                    self._posts_to(room)
                 if room is None or not self.membership.is_ours(room):
                     where = f"#{room}" if room else "any room"
                     outputs.append(Rejected(draft.id, f"not in {where}; join it first"))
@@ -45,6 +48,12 @@ class Requests(Handlers):
         for authored in self.posting.author(ready):
             outputs += self._send_authored(authored, now)
         return outputs + self._check_accepted(now)
+
+    def _posts_to(self, room: str) -> None:
+        """A send-only run posts to ``room`` from now on: its catch-up (its peeks, its
+        answers) follows the room too; nothing is subscribed or announced."""
+        if self.membership.adopt(room):
+            self.catchup.add(room, self.membership.state(room))
 
     def _send_authored(self, authored: Authored, now: float) -> list[Output]:
         """What to send for what was just authored and stored: Posted first, so the
