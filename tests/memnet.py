@@ -160,6 +160,7 @@ class LanNode:
         self.address = address
         self.path = lan.directory / f"{name}.db"
         self.inbox = Inbox(self.path, new_node_id=bytes.fromhex(node_id) if node_id else None)
+        self.inbox.index_tails()  # as the broadcast shell does
         self.node_id = self.inbox.node_id
         self.router_port = 5000 + len(lan.nodes)
         self.pub_port = 6000 + len(lan.nodes)

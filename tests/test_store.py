@@ -187,6 +187,7 @@ def test_every_replay_and_sync_query_searches_an_index(tmp_path):
     million rows, all of these stay under 3 ms; see the closing note of #2).
     """
     with Inbox(tmp_path / "inbox.db") as inbox:
+        inbox.index_tails()  # as a broadcast node does
         inbox.save_many([(make_message(s), SERVER, s) for s in range(1, 50)])
         statements: list[str] = []
         inbox._db.connection().set_trace_callback(statements.append)

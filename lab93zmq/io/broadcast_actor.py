@@ -141,6 +141,7 @@ class BroadcastActor(Actor):
         servers: list[HandshakeMonitor] = []  # failed handshakes on the ROUTER's and PUB's side
         try:
             self.node_id = inbox.node_id
+            inbox.index_tails()  # once per inbox: the first run on a large one builds it
             if secure is not None:
                 from .zap import KeyAuthenticator  # asyncio: only secure nodes load it
 

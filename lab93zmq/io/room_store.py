@@ -51,6 +51,7 @@ def room_model(db: pw.Database) -> type[pw.Model]:
     return Room
 
 
+TAIL_INDEX = "message_room_sent"  # made by ``index_tails``
 # What ``newest`` selects: a Message's fields, then the server number, as ``Inbox._columns``.
 COLUMNS = ("id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind,"
            " server_seq")
@@ -130,6 +131,14 @@ class RoomStore:
             .limit(limit)
         )
         return [from_row(row) for row in query.tuples()]
+
+    def index_tails(self) -> None:
+        """Index each room's messages by time, for ``newest`` (a broadcast node's inbox
+        only: a repeater server never answers a tail, and every index slows each insert).
+        Not (room, sent_at, id): a burst of posts of one microsecond would land at random
+        places of it (the id is random), which made storing a busy room 80 % slower."""
+        self._run(f"CREATE INDEX IF NOT EXISTS {TAIL_INDEX} ON message (room, sent_at)"
+                  " WHERE recipient IS NULL")
 
     def newest(self, room: str, count: int) -> list[Message]:
         """The newest ``count`` messages of ``room`` by (sent_at, id), newest first. Plain

@@ -106,16 +106,6 @@ def models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mod
             name="message_room_topic",
         )
     )
-    # A room's newest messages by (sent_at, id): the tail a broadcast first join is given.
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.sent_at,
-            StoredMessage.id,
-            where=StoredMessage.recipient.is_null(True),
-            name="message_room_sent",
-        )
-    )
     # The "from" side of a user's direct messages; without it, finding the last
     # one of a user who never sent any walked the whole server order (0.27 s at
     # a million rows, on every HELLO).
