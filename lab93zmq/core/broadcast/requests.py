@@ -8,7 +8,6 @@ declarations it shares), which owns every machine used here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from .. import wire
@@ -43,7 +42,9 @@ class Requests(Handlers):
                     where = f"#{room}" if room else "any room"
                     outputs.append(Rejected(draft.id, f"not in {where}; join it first"))
                     continue
-                draft = replace(draft, room=room)
+                if draft.room is None:  # (a constructor call: replace() costs 3x more)
+                    draft = Draft(draft.id, draft.content, draft.subject, None, draft.sent_at,
+                                  room, draft.kind)
             ready.append(draft)
         for authored in self.posting.author(ready):
             outputs += self._send_authored(authored, now)
