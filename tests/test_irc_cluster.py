@@ -17,7 +17,7 @@ from ircclients import IRCClients
 from pg_server import PostgresServer, missing
 from repeater_nodes import FAST, Node, connected
 
-from lab93zmq.io.actor import Kind
+from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.config import IRCSettings, NodeConfig
 from lab93zmq.io.repeater_client import ClientActor
 from lab93zmq.io.repeater_server import ServerActor
@@ -78,7 +78,7 @@ def test_irc_users_on_two_servers_of_one_service_are_one_room(nodes, postgres, t
             alice.events.append(event)
         clients.pump(0)
     assert Counter(alice.incoming()) == Counter(text for _, text in every)
-    got = [m for body in alice.of(Kind.INCOMING) for m in body["messages"]]
+    got = [m for body in alice.of(PipeKind.INCOMING) for m in body["messages"]]
     origins = {m["from"]: m["origin"] for m in got}
     assert origins["carol"] != origins["dave"]  # each server authors as its own instance
     for user in (carol, dave):
