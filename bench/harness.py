@@ -159,7 +159,15 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     acked = sum(r["acked"] for r in results)
     listeners = sum(len(r["received"]) for r in results)
     received = sum(sum(r["received"]) for r in results)
-    expected = acked * listeners
+    expected = acked * listeners  # every client in one room (or all in every room)
+    by_room: dict[str, list[int]] = {}  # clients each in one room: room -> [acked, listeners]
+    for r in results:
+        for room, count in r.get("acked_by_room", {}).items():
+            by_room.setdefault(room, [0, 0])[0] += count
+        for room, count in r.get("listeners_by_room", {}).items():
+            by_room.setdefault(room, [0, 0])[1] += count
+    if len(by_room) > 1:
+        expected = sum(count * heard_by for count, heard_by in by_room.values())
     elapsed = max(last - t0, 1e-9)
     acked_elapsed = max(max(r["last_ack"] for r in results) - t0, 1e-9)
     return {

@@ -15,12 +15,15 @@ Modes (``--mode``):
              POSTs of ``--batch``, for ``--duration`` s; then drains.
 ``latency``  client 0 posts one message per POST at ``--rate``/s; every
              subscribed client times its arrival on the SUB (and the ACK).
-``fetch``    client 0 asks with FETCH for ``general`` from 0 (then from the last number
+``fetch``    client 0 asks with FETCH for its rooms from 0 (then from the last number
              it got) until it holds ``--count`` messages: catch-up from the
              server's side, no client work.
 ``overload`` every sending client posts as fast as its DEALER takes them (no
              window: only ZeroMQ's high-water mark holds it back) for
              ``--duration`` s, then waits up to ``--drain`` s for the ACKs.
+
+``--rooms N`` puts client K in room ``room<K % N>`` (default: all in ``general``);
+with ``--spread`` every client is in all N and posts round them in turn.
 
 ``--count N`` ends the sending of ``fanout`` once each sender has sent N.
 
@@ -41,10 +44,10 @@ from dataclasses import dataclass, field
 import zmq
 from common import CommandReader, emit
 
-SIG = b"L93\x02"  # protocol 2: rooms (every client here is in general)
-ROOM = "general"
+SIG = b"L93\x02"  # protocol 2: rooms
+ROOM = "general"  # every client's room unless --rooms says otherwise
 TEMPLATE = (
-    '{"v":2,"id":"%s%s%012x","from":"%s","to":null,"room":"general","subject":null,'
+    '{"v":2,"id":"%s%s%012x","from":"%s","to":null,"room":"%s","subject":null,'
     '"content":"%s","sent_at":"%s","origin":"%s","seq":%d}'
 )
 
@@ -66,13 +69,25 @@ class Client:
     heard: bool = False
     errors: list[str] = field(default_factory=list)
     salt: str = field(default_factory=lambda: secrets.token_hex(4))
+    rooms: list[str] = field(default_factory=lambda: [ROOM])  # posts go round them in turn
 
     def payload(self, prefix: str, content: str, sent_at: str) -> bytes:
+        room = self.rooms[self.sent % len(self.rooms)]
         self.sent += 1
         seq = self.sent
         return (
-            TEMPLATE % (prefix, self.salt, seq, self.user, content, sent_at, self.node, seq)
+            TEMPLATE % (prefix, self.salt, seq, self.user, room, content, sent_at, self.node, seq)
         ).encode()
+
+
+def rooms_of(number: int, rooms: int, spread: bool) -> list[str]:
+    """Client ``number``'s rooms: ``general`` (``rooms`` 0); with ``spread`` all of
+    ``room00`` .. (posting round them); else the one room ``number % rooms``."""
+    if not rooms:
+        return [ROOM]
+    if spread:
+        return [f"room{n:02d}" for n in range(rooms)]
+    return [f"room{number % rooms:02d}"]
 
 
 def curve(sock: zmq.Socket, directory: str, number: int) -> None:
@@ -88,7 +103,7 @@ def curve(sock: zmq.Socket, directory: str, number: int) -> None:
 
 def hello(clients: list[Client], host: str, timeout: float) -> None:
     for c in clients:
-        header = {"user": c.user, "node": c.node, "software": "lab93-bench", "rooms": [ROOM]}
+        header = {"user": c.user, "node": c.node, "software": "lab93-bench", "rooms": c.rooms}
         c.dealer.send_multipart([SIG, b"HELLO", json.dumps(header).encode()])
     poller = zmq.Poller()
     for c in clients:
@@ -111,7 +126,8 @@ def join_feeds(ctx: zmq.Context, clients: list[Client], host: str, timeout: floa
         c.sub = ctx.socket(zmq.SUB)
         c.sub.linger = 0
         c.sub.rcvhwm = 0  # the generator must never be the one that drops
-        c.sub.setsockopt(zmq.SUBSCRIBE, SIG + b"#" + ROOM.encode() + b"\n")  # the room's topic
+        for room in c.rooms:  # the rooms' topics
+            c.sub.setsockopt(zmq.SUBSCRIBE, SIG + b"#" + room.encode() + b"\n")
         if c.curve:
             curve(c.sub, c.curve, c.index)
         c.sub.connect(f"tcp://{host}:{c.pub_port}")
@@ -283,6 +299,11 @@ def run(args: argparse.Namespace, ctx: zmq.Context, clients: list[Client]) -> di
         "acked": sum(c.acked for c in senders),
         "rejected": sum(c.rejected for c in senders),
         "received": [c.received for c in listeners],
+        # Per room (a client in one room only): what its senders got acked, who listens.
+        "acked_by_room": {room: sum(c.acked for c in senders if c.rooms == [room])
+                          for room in {c.rooms[0] for c in clients if len(c.rooms) == 1}},
+        "listeners_by_room": {room: sum(1 for c in listeners if c.rooms == [room])
+                              for room in {c.rooms[0] for c in clients if len(c.rooms) == 1}},
         "again": again,
         "timed_out": timed_out,
         "errors": [e for c in clients for e in c.errors][:10],
@@ -293,11 +314,12 @@ def run(args: argparse.Namespace, ctx: zmq.Context, clients: list[Client]) -> di
 
 def fetch(args: argparse.Namespace, c: Client) -> dict:
     """Catch-up as the server serves it: FETCH after FETCH until ``--count`` messages came."""
-    got, room, rounds = 0, 0, 0
+    got, after, rounds = 0, 0, 0
     t0 = time.monotonic()
     deadline = t0 + args.drain
     while got < args.count and time.monotonic() < deadline:
-        header = {"rooms": {ROOM: {"after": room}}, "dm": 0, "limit": 500}
+        # A BATCH is complete up to its last seq in every named room: all resume there.
+        header = {"rooms": {name: {"after": after} for name in c.rooms}, "dm": 0, "limit": 500}
         c.dealer.send_multipart([SIG, b"FETCH", json.dumps(header).encode()])
         rounds += 1
         while time.monotonic() < deadline:
@@ -309,7 +331,7 @@ def fetch(args: argparse.Namespace, c: Client) -> dict:
             reply = json.loads(frames[2].bytes)
             got += len(frames) - 3
             if reply["items"]:
-                room = reply["items"][-1][0]
+                after = reply["items"][-1][0]
             break
         else:
             break
@@ -340,6 +362,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--content", type=int, default=40, help="content length in bytes")
     parser.add_argument(
+        "--rooms", type=int, default=0,
+        help="0: every client in general; N: client K in room K %% N (room00 ..)",
+    )
+    parser.add_argument(
+        "--spread", action="store_true",
+        help="with --rooms N: every client in all N, posting round them",
+    )
+    parser.add_argument(
         "--curve", default=None, help="CURVE: dir with server.key and benchN.key_secret files"
     )
     args = parser.parse_args()
@@ -363,7 +393,8 @@ def main() -> None:
                 curve(dealer, args.curve, number)
             dealer.connect(f"tcp://{args.host}:{args.port}")
             clients.append(
-                Client(number, f"bench{number}", secrets.token_hex(16), dealer, curve=args.curve)
+                Client(number, f"bench{number}", secrets.token_hex(16), dealer, curve=args.curve,
+                       rooms=rooms_of(number, args.rooms, args.spread))
             )
         hello(clients, args.host, 20.0)
         join_feeds(ctx, clients, args.host, 10.0)
