@@ -54,7 +54,7 @@ from .io.actor import Actor, ActorHandle, PipeKind, PipeMessage
 from .io.config import DEFAULT_BEACON_PORT, DEFAULT_PORT, NodeConfig
 from .io.inbox_lock import InboxLock
 
-R = TypeVar("R", bound="_Running")
+R = TypeVar("R", bound="_AsyncRunning")
 
 __all__ = ["Node", "Server", "scan"]
 
@@ -84,7 +84,7 @@ class _Opening(Generic[R]):
             await self._running.close()
 
 
-class _Running:
+class _AsyncRunning:
     """What an asyncio node and server share: the actor, its pipe, the pump task."""
 
     def __init__(self, actor: Actor, config: NodeConfig) -> None:
@@ -284,7 +284,7 @@ def _forget(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class Node(NodeFacets, _Running):
+class Node(NodeFacets, _AsyncRunning):
     """A broadcast node or a repeater client, for asyncio (see ``lab93zmq.Node``)."""
 
     @classmethod
@@ -428,7 +428,7 @@ class Node(NodeFacets, _Running):
         return list(await self._ask(PipeKind.OUTBOX, timeout))
 
 
-class Server(_Running):
+class Server(_AsyncRunning):
     """A repeater server for asyncio: ``async with aio.Server(...) as server``."""
 
     def __init__(

@@ -27,7 +27,7 @@ T0 = datetime(2026, 11, 24, 20, 1, 2, 123456, tzinfo=timezone.utc)
 @dataclass
 class FakeService:
     rooms: dict[str, dict[str, str]] = field(default_factory=dict)  # room -> {fold: name}
-    topics: dict[str, b.Topic] = field(default_factory=dict)
+    topics: dict[str, b.RoomTopic] = field(default_factory=dict)
     messages: list[b.ChatMessage] = field(default_factory=list)
     users: dict[Hashable, str] = field(default_factory=dict)  # IRC conn -> name
     lab93: set[str] = field(default_factory=set)  # folded names of lab93 users online
@@ -83,7 +83,7 @@ class FakeService:
         if isinstance(request, b.JoinRoom):
             self.rooms.setdefault(request.room, {})[fold(name)] = name
             members = tuple(self.rooms[request.room].values())
-            joined = b.Joined(conn, request.room, self.topics.get(request.room), members)
+            joined = b.JoinResult(conn, request.room, self.topics.get(request.room), members)
             return [joined, b.UserJoined(request.room, name)]
         if isinstance(request, b.PartRoom):
             self.rooms.get(request.room, {}).pop(fold(name), None)
@@ -105,7 +105,7 @@ class FakeService:
             )
             return [b.Stored(conn, request, message), b.Delivered(message)]
         if isinstance(request, b.SetTopic):
-            topic = b.Topic(request.text, name, self.tick_clock())
+            topic = b.RoomTopic(request.text, name, self.tick_clock())
             self.topics[request.room] = topic
             return [b.TopicChanged(request.room, topic)]
         if isinstance(request, b.GetTopic):
@@ -114,28 +114,28 @@ class FakeService:
             return [b.NamesResult(conn, request, tuple(self.rooms.get(request.room, {}).values()))]
         if isinstance(request, b.ListRooms):
             rooms = tuple(
-                b.RoomInfo(room, len(members), getattr(self.topics.get(room), "text", None))
+                b.RoomSummary(room, len(members), getattr(self.topics.get(room), "text", None))
                 for room, members in sorted(self.rooms.items())
             )
-            return [b.RoomList(conn, request, rooms)]
-        if isinstance(request, (b.Who, b.Whois)):
+            return [b.ListResult(conn, request, rooms)]
+        if isinstance(request, (b.WhoRequest, b.Whois)):
             return [b.WhoResult(conn, request, self._who(request))]
-        if isinstance(request, b.History):
+        if isinstance(request, b.HistoryRequest):
             if self.fail_history:
                 return [b.RequestFailed(conn, request, "The store is unreachable")]
             return [b.HistoryResult(conn, request, self._history(name, request))]
         if isinstance(request, b.HistoryTargets):
             return [b.TargetsResult(conn, request, self._targets(name, request))]
-        if isinstance(request, b.Quit):
+        if isinstance(request, b.QuitRequest):
             self.users.pop(conn, None)
             for members in self.rooms.values():
                 members.pop(fold(name), None)
             return [b.UserQuit(name, request.reason)]
         return []  # SetAway
 
-    def _who(self, request: b.Who | b.Whois) -> tuple[b.UserInfo, ...]:
+    def _who(self, request: b.WhoRequest | b.Whois) -> tuple[b.UserInfo, ...]:
         irc = {fold(n) for n in self.users.values()}
-        if isinstance(request, b.Who) and request.room is not None:
+        if isinstance(request, b.WhoRequest) and request.room is not None:
             names = list(self.rooms.get(request.room, {}).values())
         else:
             wanted = fold(request.name or "")
@@ -157,7 +157,7 @@ class FakeService:
                     found[key] = name
         return list(found.values())
 
-    def _conversation(self, me: str, request: b.History) -> list[b.ChatMessage]:
+    def _conversation(self, me: str, request: b.HistoryRequest) -> list[b.ChatMessage]:
         if request.room is not None:
             return [m for m in self.messages if m.room == request.room]
         pair = {fold(me), fold(request.peer or "")}
@@ -167,7 +167,7 @@ class FakeService:
             if m.recipient is not None and {fold(m.sender), fold(m.recipient)} == pair
         ]
 
-    def _history(self, me: str, request: b.History) -> tuple[b.ChatMessage, ...]:
+    def _history(self, me: str, request: b.HistoryRequest) -> tuple[b.ChatMessage, ...]:
         found = self._conversation(me, request)
         limit = request.limit
         selector = request.selector

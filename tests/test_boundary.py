@@ -180,3 +180,50 @@ def test_each_layer_imports_only_the_layers_below_it():
             if theirs is not None and theirs > mine:
                 wrong.append(f"{name}:{line} imports {imported}")
     assert not wrong, wrong
+
+
+# The public contract has the same class twice on purpose: the blocking face and
+# the asyncio one (docs/API.rst). Every other class name is the package's only one.
+SAME_NAME_BY_CONTRACT = {
+    "Node": {"lab93zmq.api.node", "lab93zmq.aio"},
+    "Server": {"lab93zmq.api.node", "lab93zmq.aio"},
+}
+
+
+def _classes(tree: ast.AST) -> list[tuple[str, int]]:
+    """Every class defined in ``tree``, at any depth, but a peewee model's inner
+    ``class Meta`` (its options, not a thing of its own)."""
+    found = []
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, ast.ClassDef):
+                continue
+            if child.name == "Meta" and isinstance(node, ast.ClassDef):
+                continue
+            found.append((child.name, child.lineno))
+    return found
+
+
+def _shared_class_names(modules: dict[str, ast.AST]) -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for module, tree in modules.items():
+        for name, line in _classes(tree):
+            where.setdefault(name, []).append(f"{module}:{line}")
+    return {name: places for name, places in where.items() if len(places) > 1}
+
+
+def test_no_two_classes_share_a_name():
+    """Names say what things are: two classes called the same are two things one name
+    hides (grep finds both, an import picks one)."""
+    modules = {_module_name(path): ast.parse(path.read_text()) for path in PACKAGE.rglob("*.py")}
+    shared = _shared_class_names(modules)
+    for name, modules_of_it in SAME_NAME_BY_CONTRACT.items():
+        assert {place.split(":")[0] for place in shared.pop(name, [])} == modules_of_it, name
+    assert not shared, shared
+
+
+def test_the_class_name_check_finds_a_shared_name():
+    """The walk sees nested classes and skips only a model's inner Meta."""
+    one = ast.parse("class Change: pass\nclass Model:\n    class Meta: pass\n")
+    two = ast.parse("def f():\n    class Change: pass\n    class Meta: pass\n")
+    assert _shared_class_names({"a": one, "b": two}) == {"Change": ["a:1", "b:2"]}

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from factories import NODE_A, NODE_B
 
 from lab93zmq.core.broadcast.trust import Refusal
-from lab93zmq.core.broadcast.watch import Arrived, Departed, PeerWatch
+from lab93zmq.core.broadcast.watch import Departed, PeerHeard, PeerWatch
 from lab93zmq.core.events import Notice
 from lab93zmq.core.notices import QUIET
 from lab93zmq.core.presence import Beacon, BeaconKind
@@ -41,7 +41,7 @@ def test_garbage_is_counted_and_our_own_beacons_and_probes_are_no_peers():
 def test_what_changes_in_the_table_comes_out_as_arrivals_and_departures():
     w = watch()
     [joined] = w.take(beacon(), "198.18.93.2", 0.0)
-    assert joined == Arrived(w.peers.get(NODE_B), "joined")
+    assert joined == PeerHeard(w.peers.get(NODE_B), "joined")
     assert w.take(beacon(), "198.18.93.2", 0.5) == []
     departed, rejoined = w.take(beacon(router_port=7000), "198.18.93.2", 0.6)  # restarted
     assert departed.why is None and departed.peer.router_port == 5001

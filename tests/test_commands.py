@@ -18,7 +18,7 @@ from lab93zmq.core.commands import (
     Rooms,
     Say,
     Scan,
-    Topic,
+    ShowOrSetTopic,
     Who,
     parse_line,
 )
@@ -53,8 +53,8 @@ from lab93zmq.core.commands import (
         ("/part", Part()),
         ("/part #ops", Part("ops")),
         ("/rooms", Rooms()),
-        ("/topic", Topic()),
-        ("/topic deploy on friday", Topic("deploy on friday")),
+        ("/topic", ShowOrSetTopic()),
+        ("/topic deploy on friday", ShowOrSetTopic("deploy on friday")),
         ("/who #ops", Who("ops")),
         ("/outbox", Outbox()),
         ("/clear", Clear()),
@@ -120,7 +120,7 @@ def test_the_table_says_what_each_argument_is_for_completion():
 
 def test_dispatch_is_the_table_not_a_chain_of_ifs():
     """A command added to the table is parsed, with no other change."""
-    extra = commands.Command("ping", "", "test", lambda rest, defaults: Nothing())
+    extra = commands.ChatCommand("ping", "", "test", lambda rest, defaults: Nothing())
     COMMANDS["ping"] = extra
     try:
         assert parse_line("/ping") == Nothing()

@@ -30,7 +30,7 @@ def posts(net: IRCNet) -> list[b.Request]:
 
 def test_join_shows_the_channel_its_topic_and_names():
     net = IRCNet()
-    net.service.topics["ops"] = b.Topic("Deploys at noon", "carol", WHEN)
+    net.service.topics["ops"] = b.RoomTopic("Deploys at noon", "carol", WHEN)
     net.deliver(*net.service.lab93_join("jean.dupont", "ops"))
     net.register(1, "alice")
     got = net.send(1, "JOIN #OPS")
@@ -101,7 +101,7 @@ def test_part_before_the_join_is_answered_shows_nothing():
     net.send(1, "JOIN #ops", "PART #ops")
     assert net.take(1) == []
     net.hold = False
-    net.release()  # the service joins, then parts: the late Joined is ignored
+    net.release()  # the service joins, then parts: the late JoinResult is ignored
     assert net.take(1) == []
     assert commands(net.send(1, "PART #ops")) == ["442"]
 
@@ -287,7 +287,7 @@ def test_news_of_rooms_a_client_is_not_in_stays_away():
     net = two_in_ops()
     net.deliver(*net.service.lab93_join("erin", "elsewhere"))
     net.deliver(*net.service.lab93_post("erin", "hi", room="elsewhere"))
-    net.deliver(b.TopicChanged("elsewhere", b.Topic("t", "erin", WHEN)))
+    net.deliver(b.TopicChanged("elsewhere", b.RoomTopic("t", "erin", WHEN)))
     net.deliver(b.UserParted("elsewhere", "erin"))
     assert net.take(1) == [] and net.take(2) == []
 
@@ -390,5 +390,5 @@ def test_client_only_tags_are_dropped_and_the_message_kept():
 
 def test_a_topic_with_line_breaks_from_the_service_is_one_line():
     net = two_in_ops()
-    net.deliver(b.TopicChanged("ops", b.Topic("one\ntwo", "dave", WHEN)))
+    net.deliver(b.TopicChanged("ops", b.RoomTopic("one\ntwo", "dave", WHEN)))
     assert [line.params for line in net.take(2)] == [("#ops", "one two")]

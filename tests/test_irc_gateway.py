@@ -74,7 +74,7 @@ def test_close_all_tells_every_client():
     net.run(net.gateway.close_all("Server shutting down"))
     assert net.closed == {1: "Server shutting down", 2: "Server shutting down"}
     assert commands(net.take(1)) == ["ERROR"] and len(net.gateway) == 0
-    assert net.service.requests[-1] == b.Quit(1, "Server shutting down")
+    assert net.service.requests[-1] == b.QuitRequest(1, "Server shutting down")
 
 
 def test_a_flood_is_told_error_and_closed():
@@ -85,7 +85,7 @@ def test_a_flood_is_told_error_and_closed():
     got = net.send(1, "PING x", "PING y")
     assert commands(got) == ["ERROR"]
     assert net.closed[1] == "Excess flood"
-    assert net.service.requests[-1] == b.Quit(1, "Excess flood")
+    assert net.service.requests[-1] == b.QuitRequest(1, "Excess flood")
 
 
 def test_a_client_within_the_rate_is_never_cut():
@@ -224,7 +224,7 @@ def test_the_service_may_disconnect_a_client():
         ("ERROR", ("Closing Link: alice (Removed by the operator)",))
     ]
     assert net.closed[1] == "Removed by the operator"
-    assert net.service.requests[-1] == b.Quit(1, "Removed by the operator")
+    assert net.service.requests[-1] == b.QuitRequest(1, "Removed by the operator")
 
 
 def test_an_event_of_no_known_type_is_the_actors_bug():

@@ -33,7 +33,7 @@ def last_request(net: IRCNet):
 def test_latest_is_a_chathistory_batch_with_tags():
     net = room_with_messages(3)
     got = net.send(1, "CHATHISTORY LATEST #ops * 50")
-    assert last_request(net) == b.History(1, "ops", None, b.Latest(None), 50)
+    assert last_request(net) == b.HistoryRequest(1, "ops", None, b.Latest(None), 50)
     assert commands(got) == ["BATCH", "PRIVMSG", "PRIVMSG", "PRIVMSG", "BATCH"]
     assert got[0].params == ("+b1", "chathistory", "#ops") and got[0].source == "lab93.irc"
     assert got[-1].params == ("-b1",)
@@ -78,7 +78,7 @@ def test_an_empty_history_is_an_empty_batch():
 def test_each_selector_becomes_its_request(line, selector):
     net = room_with_messages(1)
     net.send(1, f"CHATHISTORY {line}")
-    assert last_request(net) == b.History(1, "ops", None, selector, 5)
+    assert last_request(net) == b.HistoryRequest(1, "ops", None, selector, 5)
 
 
 def test_selectors_pick_the_right_messages():
@@ -137,7 +137,7 @@ def test_direct_history_is_the_conversation_both_ways():
     net.send(3, "PRIVMSG alice :not with bob")
     net.take(1)
     got = net.send(1, "CHATHISTORY LATEST Bob * 10")
-    assert last_request(net) == b.History(1, None, "Bob", b.Latest(None), 10)
+    assert last_request(net) == b.HistoryRequest(1, None, "Bob", b.Latest(None), 10)
     assert got[0].params == ("+b1", "chathistory", "Bob")
     assert [(line.source.split("!")[0], line.params) for line in got[1:-1]] == [
         ("alice", ("bob", "hi bob")),
@@ -209,7 +209,7 @@ def test_a_store_that_fails_is_message_error_and_an_unknown_target_invalid_targe
     assert [(line.command, line.params) for line in got] == [
         ("FAIL", ("CHATHISTORY", "MESSAGE_ERROR", "LATEST", "#ops", "The store is unreachable"))
     ]
-    request = b.History(1, None, "zed", b.Before(b.MsgRef("m1")), 5)
+    request = b.HistoryRequest(1, None, "zed", b.Before(b.MsgRef("m1")), 5)
     net.deliver(b.RequestFailed(1, request, "No such user", no_such_target=True))
     assert net.take(1)[0].params == (
         "CHATHISTORY",

@@ -164,8 +164,8 @@ def test_a_failed_query_still_ends_its_list():
     ends = {
         b.Names(1, "ops"): ["400", "366"],
         b.ListRooms(1): ["400", "323"],
-        b.Who(1, room="ops"): ["400", "315"],
-        b.Who(1, name="bob"): ["400", "315"],
+        b.WhoRequest(1, room="ops"): ["400", "315"],
+        b.WhoRequest(1, name="bob"): ["400", "315"],
         b.Whois(1, "bob"): ["400", "318"],
         b.GetTopic(1, "ops"): ["400"],
     }
@@ -180,7 +180,7 @@ def test_a_failed_query_still_ends_its_list():
 
 def test_a_room_name_the_service_got_wrong_is_left_out_of_lists():
     net = net_with_rooms()
-    rooms = (b.RoomInfo("bad name", 1), b.RoomInfo("ops", 2, "t\nx"))
-    net.deliver(b.RoomList(1, b.ListRooms(1), rooms))
+    rooms = (b.RoomSummary("bad name", 1), b.RoomSummary("ops", 2, "t\nx"))
+    net.deliver(b.ListResult(1, b.ListRooms(1), rooms))
     got = net.take(1)
     assert [line.params[1:] for line in got if line.command == "322"] == [("#ops", "2", "t x")]

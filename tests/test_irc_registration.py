@@ -245,7 +245,7 @@ def test_too_many_lines_while_registration_waits_close():
     assert 1 not in net.closed
     net.send(1, "JOIN #d")
     assert net.closed[1] == "Too many lines before registration"
-    assert net.held[-1] == b.Quit(1, "Too many lines before registration")
+    assert net.held[-1] == b.QuitRequest(1, "Too many lines before registration")
 
 
 def test_nick_changes_after_registration_are_refused():
@@ -264,7 +264,7 @@ def test_quit_closes_and_tells_the_service():
     assert commands(got) == ["ERROR"]
     assert got[0].params == ("Closing Link: alice (Quit: gone fishing)",)
     assert net.closed[1] == "Quit: gone fishing"
-    assert net.service.requests[-1] == b.Quit(1, "Quit: gone fishing")
+    assert net.service.requests[-1] == b.QuitRequest(1, "Quit: gone fishing")
     assert net.gateway.registry.free_for("alice", 2)
     assert net.send(1, "PING x") == []  # nothing more once closed
 
@@ -281,7 +281,7 @@ def test_a_lost_socket_frees_the_nick_and_quits():
     net = IRCNet()
     net.register(1, "alice")
     net.run(net.gateway.lost(1, net.now))
-    assert net.service.requests[-1] == b.Quit(1, "Connection closed")
+    assert net.service.requests[-1] == b.QuitRequest(1, "Connection closed")
     assert 1 not in net.gateway and net.gateway.registry.free_for("alice", 2)
     assert net.take(1) == []
 
@@ -312,7 +312,7 @@ def test_a_silent_client_is_pinged_then_closed():
     assert 1 not in net.closed
     net.tick(150)
     assert net.closed[1] == "Ping timeout: 150 seconds"
-    assert net.service.requests[-1] == b.Quit(1, "Ping timeout: 150 seconds")
+    assert net.service.requests[-1] == b.QuitRequest(1, "Ping timeout: 150 seconds")
 
 
 def test_any_line_proves_a_client_alive():

@@ -16,7 +16,7 @@ from lab93zmq.core.authoring import Draft, Numbering
 from lab93zmq.core.errors import ProtocolError
 from lab93zmq.core.events import Rejected
 from lab93zmq.core.message import MAX_CONTENT_BYTES
-from lab93zmq.core.repeater.catchup import CatchUp
+from lab93zmq.core.repeater.catchup import ClientCatchUp
 from lab93zmq.core.repeater.chain import JOIN_TAIL, MAX_BUFFER, Chain, Chains, Marks
 from lab93zmq.core.repeater.commands import RepeaterVerb, numbered
 from lab93zmq.core.repeater.fetch import FetchSchedule, FetchState
@@ -188,7 +188,7 @@ def batch(starts=None, more=False):
 
 
 def test_catching_up_merges_replay_and_live_into_one_order():
-    catchup = CatchUp(retry=1.0)
+    catchup = ClientCatchUp(retry=1.0)
     catchup.new_server(None, ["general"])
     catchup.live_room("general", entries((12, 11, m(12))))  # live, before the replay starts it
     assert catchup.arrived == [] and catchup.fetches.state is FetchState.IDLE
@@ -198,7 +198,7 @@ def test_catching_up_merges_replay_and_live_into_one_order():
 
 
 def test_catching_up_fetches_a_hole_and_pages_on():
-    catchup = CatchUp(retry=1.0)
+    catchup = ClientCatchUp(retry=1.0)
     catchup.new_server(Marks({"general": 1}, {}, 0), ["general"])
     catchup.live_room("general", entries((5, 4, m(5))))
     assert catchup.due(0.0)[0].command.header == {
@@ -212,7 +212,7 @@ def test_catching_up_fetches_a_hole_and_pages_on():
 
 
 def test_catching_up_keeps_rooms_apart_and_drops_the_ones_it_is_not_in():
-    catchup = CatchUp(retry=1.0)
+    catchup = ClientCatchUp(retry=1.0)
     catchup.new_server(Marks({"ops": 3}, {}, 0), ["ops"])
     assert catchup.join("dev") is True
     topic = make_message(1, "the dev topic", room="dev", kind="topic")
@@ -230,7 +230,7 @@ def test_catching_up_keeps_rooms_apart_and_drops_the_ones_it_is_not_in():
 
 
 def test_a_room_joined_while_a_fetch_is_out_is_asked_for_at_once():
-    catchup = CatchUp(retry=1.0)
+    catchup = ClientCatchUp(retry=1.0)
     catchup.new_server(Marks({"ops": 3}, {}, 0), ["ops"])
     catchup.fetch(0.0)
     catchup.join("dev")  # the FETCH in flight does not name it
@@ -241,7 +241,7 @@ def test_a_room_joined_while_a_fetch_is_out_is_asked_for_at_once():
 
 
 def test_a_head_past_the_tip_wants_a_fetch():
-    catchup = CatchUp(retry=1.0)
+    catchup = ClientCatchUp(retry=1.0)
     catchup.head(catchup.chains.direct, 0)
     assert catchup.due(0.0) == []
     catchup.head(None, 5)  # the TICK of a room it is not in
@@ -251,7 +251,7 @@ def test_a_head_past_the_tip_wants_a_fetch():
 
 
 def test_catching_up_refuses_a_message_on_the_wrong_channel():
-    catchup = CatchUp(retry=1.0)
+    catchup = ClientCatchUp(retry=1.0)
     catchup.new_server(None, ["general"])
     with pytest.raises(ProtocolError, match="another room's message"):
         catchup.live_room("general", entries((1, 0, m(1, to="bob"))))

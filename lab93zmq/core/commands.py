@@ -95,7 +95,7 @@ class Rooms:
 
 
 @dataclass(frozen=True)
-class Topic:
+class ShowOrSetTopic:
     """Show the current room's topic (``text`` None) or set it."""
 
     text: str | None = None
@@ -117,7 +117,7 @@ class Nothing:
 
 
 Action = (
-    Say | Quit | Scan | Who | History | Help | Join | Part | Rooms | Topic | Outbox | Clear
+    Say | Quit | Scan | Who | History | Help | Join | Part | Rooms | ShowOrSetTopic | Outbox | Clear
     | Nothing
 )
 
@@ -200,7 +200,7 @@ def _join(rest: str, defaults: Defaults) -> Action:
 def _topic(rest: str, defaults: Defaults) -> Action:
     if len(rest) > MAX_TOPIC_CHARS:
         raise CommandError(f"a topic is at most {MAX_TOPIC_CHARS} characters")
-    return Topic(rest or None)
+    return ShowOrSetTopic(rest or None)
 
 
 def _history(rest: str, defaults: Defaults) -> Action:
@@ -224,7 +224,7 @@ def _help(rest: str, defaults: Defaults) -> Action:
 
 
 @dataclass(frozen=True)
-class Command:
+class ChatCommand:
     name: str
     arguments: str  # as /help shows them: "USER TEXT..."
     summary: str
@@ -236,32 +236,32 @@ class Command:
         return f"/{self.name} {self.arguments}".rstrip()
 
 
-COMMANDS: dict[str, Command] = {
+COMMANDS: dict[str, ChatCommand] = {
     command.name: command
     for command in (
-        Command("msg", "USER TEXT...", "send TEXT to USER only", _msg, (USER,)),
-        Command("me", "ACTION...", "say what you do: /me waves shows * alice waves", _me),
-        Command("subject", "SUBJECT TEXT...",
+        ChatCommand("msg", "USER TEXT...", "send TEXT to USER only", _msg, (USER,)),
+        ChatCommand("me", "ACTION...", "say what you do: /me waves shows * alice waves", _me),
+        ChatCommand("subject", "SUBJECT TEXT...",
                 "send TEXT with a subject (quote a subject of several words)", _subject),
-        Command("join", "ROOM", "join ROOM (catch up on it) and talk there", _join, (ROOM,)),
-        Command("part", "[ROOM]", "leave ROOM (default: the current room)",
+        ChatCommand("join", "ROOM", "join ROOM (catch up on it) and talk there", _join, (ROOM,)),
+        ChatCommand("part", "[ROOM]", "leave ROOM (default: the current room)",
                 _optional_room(Part), (ROOM,)),
-        Command("rooms", "", "list every room on the network (yours marked *)",
+        ChatCommand("rooms", "", "list every room on the network (yours marked *)",
                 _no_arguments(Rooms())),
-        Command("topic", "[TEXT]", "show the current room's topic, or set it to TEXT", _topic),
-        Command("who", "[ROOM]", "list who is in ROOM (default: the current room)",
+        ChatCommand("topic", "[TEXT]", "show the current room's topic, or set it to TEXT", _topic),
+        ChatCommand("who", "[ROOM]", "list who is in ROOM (default: the current room)",
                 _optional_room(Who), (ROOM,)),
-        Command("scan", "", "list every node and repeater heard on the network",
+        ChatCommand("scan", "", "list every node and repeater heard on the network",
                 _no_arguments(Scan())),
-        Command("history", "[N]",
+        ChatCommand("history", "[N]",
                 f"show the last N messages of the inbox (default {DEFAULT_HISTORY},"
                 f" at most {MAX_HISTORY:,})", _history),
-        Command("outbox", "", "list what still waits to be delivered, and for whom",
+        ChatCommand("outbox", "", "list what still waits to be delivered, and for whom",
                 _no_arguments(Outbox())),
-        Command("clear", "", "clear the screen", _no_arguments(Clear())),
-        Command("help", "[COMMAND]", "list the commands, or say how to use one", _help,
+        ChatCommand("clear", "", "clear the screen", _no_arguments(Clear())),
+        ChatCommand("help", "[COMMAND]", "list the commands, or say how to use one", _help,
                 (COMMAND,)),
-        Command("quit", "", "leave (Ctrl-D does the same)", _no_arguments(Quit())),
+        ChatCommand("quit", "", "leave (Ctrl-D does the same)", _no_arguments(Quit())),
     )
 }
 

@@ -102,13 +102,13 @@ def _show_rooms(run: ChatRun, asked: Asked, action: commands.Rooms, rooms: list[
     run.answer(lines.format_rooms(rooms, asked.current))
 
 
-def _ask_topic(node: Any, action: commands.Topic) -> Any:
+def _ask_topic(node: Any, action: commands.ShowOrSetTopic) -> Any:
     if action.text is None:
         return node.topic()  # what this node knows: no question to the actor
     return node.set_topic(action.text)  # the new topic comes back as a Topic event
 
 
-def _show_topic(run: ChatRun, asked: Asked, action: commands.Topic, topic: Any) -> None:
+def _show_topic(run: ChatRun, asked: Asked, action: commands.ShowOrSetTopic, topic: Any) -> None:
     if action.text is None and asked.current is not None:
         run.answer(lines.topic_line(asked.current, topic, run.view()))
 
@@ -135,7 +135,7 @@ STEPS: dict[type, Step] = {
     commands.Join: Step(lambda node, action: node.join(action.room), _show_joined),
     commands.Part: Step(lambda node, action: node.part(action.room), _show_parted, _not_in),
     commands.Rooms: Step(lambda node, action: node.room_list(), _show_rooms),
-    commands.Topic: Step(_ask_topic, _show_topic, _in_a_room),
+    commands.ShowOrSetTopic: Step(_ask_topic, _show_topic, _in_a_room),
     commands.Outbox: Step(lambda node, action: node.outbox(), _show_outbox),
 }
 

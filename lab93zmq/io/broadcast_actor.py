@@ -367,7 +367,7 @@ def _room(io: _Sockets, text: object) -> str | None:
         return None
 
 
-def _drain(sock: zmq.Socket) -> list[sockets.Received]:
+def _drain(sock: zmq.Socket) -> list[sockets.Drained]:
     """What is waiting on a SUB or the ROUTER, bounded (DRAIN, DRAIN_FRAMES)."""
     return list(sockets.drain(sock, DRAIN, DRAIN_FRAMES))
 

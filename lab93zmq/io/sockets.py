@@ -73,7 +73,7 @@ def tune(
     return sock
 
 
-class Received:
+class Drained:
     """One multipart message read by ``drain``: its frames as bytes, and the first
     frame's metadata."""
 
@@ -92,7 +92,7 @@ class Received:
             return None
 
 
-def _receive(sock: zmq.Socket) -> Received:
+def _receive(sock: zmq.Socket) -> Drained:
     """``recv_multipart(NOBLOCK)`` a third cheaper: each frame says whether more follow,
     so no RCVMORE query per frame (a POST has a frame per message). zmq.Again if none."""
     first = frame = sock.recv(zmq.NOBLOCK, copy=False)
@@ -100,10 +100,10 @@ def _receive(sock: zmq.Socket) -> Received:
     while frame.more:  # the rest of a multipart message is there already
         frame = sock.recv(zmq.NOBLOCK, copy=False)
         frames.append(frame.bytes)
-    return Received(frames, first)
+    return Drained(frames, first)
 
 
-def drain(sock: zmq.Socket, limit: int = DRAIN, frames: int = DRAIN_FRAMES) -> Iterator[Received]:
+def drain(sock: zmq.Socket, limit: int = DRAIN, frames: int = DRAIN_FRAMES) -> Iterator[Drained]:
     """What waits on ``sock`` now, never blocking: at most ``limit`` messages or about
     ``frames`` frames. The caller may stop early; what it leaves waits for the next turn."""
     taken = 0

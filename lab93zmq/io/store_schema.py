@@ -119,13 +119,16 @@ def models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mod
         )
     )
 
-    class Outbox(Base):
-        """Messages this node authored that are not acknowledged yet."""
+    class OutboxEntry(Base):
+        """A message this node authored that is not acknowledged yet."""
 
         message_id = pw.CharField(primary_key=True, max_length=32)
         queued = pw.IntegerField()  # order of queueing, so re-sends keep order
 
-    return Meta, StoredMessage, Outbox
+        class Meta:
+            table_name = "outbox"
+
+    return Meta, StoredMessage, OutboxEntry
 
 
 # The group-commit hot path: one executemany of plain tuples. peewee's

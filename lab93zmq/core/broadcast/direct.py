@@ -37,7 +37,7 @@ def ack_ids(header: dict[str, Any]) -> list[Any]:
 
 
 @dataclass
-class Received:
+class DirectTaken:
     """What a DM gave: events and sends, faults, refused saves, and ACKs we owe."""
 
     outputs: list[Output] = field(default_factory=list)
@@ -104,11 +104,11 @@ class DirectMessages:
         return mine, faults
 
     def take(self, sender: str, payloads: Sequence[bytes],
-             check: Callable[[Message, str], Fault | None], linked: bool) -> Received:
+             check: Callable[[Message, str], Fault | None], linked: bool) -> DirectTaken:
         """A DM: store the messages that are ours, INCOMING for the new ones, and an ACK
-        for all of them - now when ``sender`` is linked, else owed (``Received.owed``)."""
+        for all of them - now when ``sender`` is linked, else owed (``DirectTaken.owed``)."""
         mine, faults = self.receive(sender, payloads, check)
-        got = Received(faults=faults)
+        got = DirectTaken(faults=faults)
         if not mine:
             return got
         saved = save_batch(self.store, [(m, None, None) for m in mine])

@@ -33,7 +33,7 @@ from .membership import Membership
 from .posting import Posting
 from .topics import Topics
 from .trust import KeyTrust
-from .watch import Change, PeerWatch
+from .watch import PeerWatch, WatchChange
 
 # A command's handler: what to send and show, and what was wrong with it.
 Handled = tuple[list[Output], list[Fault]]
@@ -56,7 +56,7 @@ class Handlers:
     posting: Posting
     _greetings: dict[str, str]
 
-    def _route(self, changes: list[Change], now: float) -> list[Output]:
+    def _route(self, changes: list[WatchChange], now: float) -> list[Output]:
         raise NotImplementedError  # the facade's
 
     def _refresh_status(self) -> list[Output]:

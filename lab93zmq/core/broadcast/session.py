@@ -88,7 +88,7 @@ from .posting import Posting
 from .requests import Requests
 from .topics import Topics
 from .trust import BeaconCheck, KeyTrust, Source, Trust
-from .watch import Arrived, Change, PeerWatch
+from .watch import PeerHeard, PeerWatch, WatchChange
 
 # What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop,
 # connections to live peers that dropped, what secure mode refused, older versions heard).
@@ -239,11 +239,11 @@ class BroadcastSession(Requests):
                 return probe
         return []
 
-    def _route(self, changes: list[Change], now: float) -> list[Output]:
+    def _route(self, changes: list[WatchChange], now: float) -> list[Output]:
         """Act on what changed in the peer table."""
         outputs: list[Output] = []
         for change in changes:
-            if isinstance(change, Arrived):
+            if isinstance(change, PeerHeard):
                 outputs += self._joined(change.peer, now, change.verb)
             else:
                 why = change.why and f"{self.links.name(change.peer)} {change.why}"

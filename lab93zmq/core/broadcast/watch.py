@@ -3,7 +3,7 @@
 ``PeerWatch`` keeps the peer table (``presence.Discovery``: the broadcast
 peers and repeaters we hear) and a table of the broadcast nodes we will not
 link to (secure vs plain, a key we do not trust: ``/scan`` still lists them).
-It turns what the table reports into ``Arrived`` / ``Departed`` changes for
+It turns what the table reports into ``PeerHeard`` / ``Departed`` changes for
 the facade to act on, and says what the user should hear about nodes we
 refuse and handshakes that fail - each once (``SayOnce``), and at most a few
 a second per source address, so a forger inventing node ids gets no flood of
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Arrived:
+class PeerHeard:
     """A broadcast peer (or a repeater) is in the table: link to it."""
 
     peer: Peer
@@ -63,7 +63,7 @@ class Departed:
     why: str | None  # "left", "is gone (silent for 5 s)"; None: say nothing
 
 
-Change = Arrived | Departed
+WatchChange = PeerHeard | Departed
 
 
 class PeerWatch:
@@ -103,7 +103,7 @@ class PeerWatch:
         return (beacon.kind is not BeaconKind.PROBE and beacon.mode == MODE
                 and beacon.node_id != self.node_id)  # we hear our own broadcasts
 
-    def take(self, beacon: Beacon, address: str, now: float) -> list[Change]:
+    def take(self, beacon: Beacon, address: str, now: float) -> list[WatchChange]:
         """A beacon for the peer table: what changed."""
         return self._changes(self.discovery.take(beacon, address, now))
 
@@ -145,7 +145,7 @@ class PeerWatch:
 
     # -- signs of life ------------------------------------------------------------------
 
-    def expire(self, now: float) -> list[Change]:
+    def expire(self, now: float) -> list[WatchChange]:
         return self._changes(list(self.peers.expire(now)))
 
     def traffic(self, node_id: str, now: float) -> None:
@@ -163,7 +163,7 @@ class PeerWatch:
         self.stats["links_dropped"] += 1
         return self._probe(now)
 
-    def bye(self, node_id: str) -> list[Change]:
+    def bye(self, node_id: str) -> list[WatchChange]:
         """It said goodbye over its connection: gone now."""
         left = self.peers.remove(node_id, "bye")
         return [Departed(left.peer, "left")] if left is not None else []
@@ -200,13 +200,13 @@ class PeerWatch:
     def next_deadline(self) -> float | None:
         return self.discovery.next_deadline()
 
-    def _changes(self, events: Sequence[PresenceEvent]) -> list[Change]:
-        changes: list[Change] = []
+    def _changes(self, events: Sequence[PresenceEvent]) -> list[WatchChange]:
+        changes: list[WatchChange] = []
         for event in events:
             if isinstance(event, PeerJoined):
-                changes.append(Arrived(event.peer, "joined"))
+                changes.append(PeerHeard(event.peer, "joined"))
             elif isinstance(event, PeerChanged):
-                changes += [Departed(event.previous, None), Arrived(event.peer, "rejoined")]
+                changes += [Departed(event.previous, None), PeerHeard(event.peer, "rejoined")]
             elif isinstance(event, PeerLeft):
                 changes.append(Departed(event.peer, self._why(event)))
         return changes

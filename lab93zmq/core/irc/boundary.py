@@ -8,19 +8,20 @@ connection needs no table of what it asked.
 
 Requests (connection -> service)::
 
-    Register(conn, name, username, realname)   -> Registered | RegisterRefused
-    JoinRoom(conn, room)                        -> Joined | RequestFailed
-    PartRoom(conn, room, reason)                (no answer; others see UserParted)
-    PostRoom / PostDirect                       -> Stored | RequestFailed
-    SetTopic(conn, room, text)                  -> TopicChanged to the room | RequestFailed
-    GetTopic(conn, room)                        -> TopicInfo
-    Names(conn, room)                           -> NamesResult
-    ListRooms(conn)                             -> RoomList
-    Who(conn, room | name), Whois(conn, name)   -> WhoResult
-    History(conn, room | peer, selector, limit) -> HistoryResult | RequestFailed
-    HistoryTargets(conn, start, end, limit)     -> TargetsResult | RequestFailed
-    SetAway(conn, text | None)                  (no answer)
-    Quit(conn, reason)                          (no answer; others see UserQuit)
+    Register(conn, name, username, realname)           -> Registered | RegisterRefused
+    JoinRoom(conn, room)                               -> JoinResult | RequestFailed
+    PartRoom(conn, room, reason)                       (no answer; others see UserParted)
+    PostRoom / PostDirect                              -> Stored | RequestFailed
+    SetTopic(conn, room, text)                         -> TopicChanged to the room | RequestFailed
+    GetTopic(conn, room)                               -> TopicInfo
+    Names(conn, room)                                  -> NamesResult
+    ListRooms(conn)                                    -> ListResult
+    WhoRequest(conn, room | name)                      -> WhoResult
+    Whois(conn, name)                                  -> WhoResult
+    HistoryRequest(conn, room | peer, selector, limit) -> HistoryResult | RequestFailed
+    HistoryTargets(conn, start, end, limit)            -> TargetsResult | RequestFailed
+    SetAway(conn, text | None)                         (no answer)
+    QuitRequest(conn, reason)                          (no answer; others see UserQuit)
 
 Events the service sends to everyone concerned (the gateway fans them out):
 ``Delivered`` (a stored message), ``UserJoined``, ``UserParted``, ``UserQuit``,
@@ -77,7 +78,7 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
-class Topic:
+class RoomTopic:
     text: str
     set_by: str
     set_at: datetime
@@ -87,7 +88,7 @@ class Topic:
 
 
 @dataclass(frozen=True)
-class RoomInfo:
+class RoomSummary:
     name: str
     users: int
     topic: str | None = None
@@ -238,7 +239,7 @@ class ListRooms:
 
 
 @dataclass(frozen=True)
-class Who:
+class WhoRequest:
     """The users of ``room``, or the one user ``name``."""
 
     conn: Hashable
@@ -253,7 +254,7 @@ class Whois:
 
 
 @dataclass(frozen=True)
-class History:
+class HistoryRequest:
     """Stored messages of ``room``, or between this user and ``peer``; at most ``limit``,
     oldest first."""
 
@@ -282,7 +283,7 @@ class SetAway:
 
 
 @dataclass(frozen=True)
-class Quit:
+class QuitRequest:
     """The client is gone (it said QUIT, broke a rule, or its socket closed)."""
 
     conn: Hashable
@@ -299,12 +300,12 @@ Request = (
     | GetTopic
     | Names
     | ListRooms
-    | Who
+    | WhoRequest
     | Whois
-    | History
+    | HistoryRequest
     | HistoryTargets
     | SetAway
-    | Quit
+    | QuitRequest
 )
 
 
@@ -327,10 +328,10 @@ class RegisterRefused:
 
 
 @dataclass(frozen=True)
-class Joined:
+class JoinResult:
     conn: Hashable
     room: str
-    topic: Topic | None
+    topic: RoomTopic | None
     members: tuple[str, ...]
 
 
@@ -357,7 +358,7 @@ class RequestFailed:
 class TopicInfo:
     conn: Hashable
     request: GetTopic
-    topic: Topic | None
+    topic: RoomTopic | None
 
 
 @dataclass(frozen=True)
@@ -368,23 +369,23 @@ class NamesResult:
 
 
 @dataclass(frozen=True)
-class RoomList:
+class ListResult:
     conn: Hashable
     request: ListRooms
-    rooms: tuple[RoomInfo, ...]
+    rooms: tuple[RoomSummary, ...]
 
 
 @dataclass(frozen=True)
 class WhoResult:
     conn: Hashable
-    request: Who | Whois
+    request: WhoRequest | Whois
     users: tuple[UserInfo, ...]
 
 
 @dataclass(frozen=True)
 class HistoryResult:
     conn: Hashable
-    request: History
+    request: HistoryRequest
     messages: tuple[ChatMessage, ...]
 
 
@@ -411,12 +412,12 @@ class Disconnect:
 ConnEvent = (
     Registered
     | RegisterRefused
-    | Joined
+    | JoinResult
     | Stored
     | RequestFailed
     | TopicInfo
     | NamesResult
-    | RoomList
+    | ListResult
     | WhoResult
     | HistoryResult
     | TargetsResult
@@ -459,7 +460,7 @@ class UserQuit:
 @dataclass(frozen=True)
 class TopicChanged:
     room: str
-    topic: Topic
+    topic: RoomTopic
 
 
 @dataclass(frozen=True)

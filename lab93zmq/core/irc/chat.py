@@ -1,7 +1,7 @@
 """Rooms and messages: JOIN, PART, PRIVMSG, NOTICE, TAGMSG, TOPIC, and the service's
 answers and news about them. Pure.
 
-What a channel's members are is the service's answer to JoinRoom (Joined),
+What a channel's members are is the service's answer to JoinRoom (JoinResult),
 kept up to date by UserJoined / UserParted / UserQuit; a client is only told
 of events in the rooms it is in. A post is only a request: the client sees
 its own message again (echo-message) when the service says it is stored,
@@ -17,9 +17,9 @@ from . import numerics as rpl
 from .boundary import (
     Delivered,
     GetTopic,
-    History,
+    HistoryRequest,
     HistoryTargets,
-    Joined,
+    JoinResult,
     JoinRoom,
     ListRooms,
     Names,
@@ -27,28 +27,28 @@ from .boundary import (
     PostDirect,
     PostRoom,
     RequestFailed,
+    RoomTopic,
     SetTopic,
     Stored,
-    Topic,
     TopicChanged,
     TopicInfo,
     UserJoined,
     UserParted,
     UserQuit,
-    Who,
     Whois,
+    WhoRequest,
 )
 from .history import on_history_failed
 from .lines import MAX_BODY_BYTES, Line, fit_utf8
 from .names import channel_for, fold, name_for, nick_for, room_for
 from .registration import safe_word
 from .render import message_lines, read_ctcp
-from .session import Session
+from .session import IrcSession
 
 MAX_REASON_BYTES = 300
 
 
-def on_join(session: Session, line: Line) -> None:
+def on_join(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
         return
@@ -74,7 +74,7 @@ def on_join(session: Session, line: Line) -> None:
         session.request(JoinRoom(session.conn, room))
 
 
-def on_joined(session: Session, event: Joined) -> None:
+def on_joined(session: IrcSession, event: JoinResult) -> None:
     if event.room not in session.joining or session.nick is None:
         return  # parted before the answer came, or never asked
     session.joining.discard(event.room)
@@ -88,7 +88,7 @@ def on_joined(session: Session, event: Joined) -> None:
     send_names(session, channel, members.values())
 
 
-def on_part(session: Session, line: Line) -> None:
+def on_part(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
         return
@@ -108,26 +108,26 @@ def on_part(session: Session, line: Line) -> None:
             part_room(session, room, reason or None)
 
 
-def part_room(session: Session, room: str, reason: str | None) -> None:
+def part_room(session: IrcSession, room: str, reason: str | None) -> None:
     del session.channels[room]
     params = (channel_for(room), reason) if reason else (channel_for(room),)
     session.send(Line("PART", params, session.source(session.me), trailing=bool(reason)))
     session.request(PartRoom(session.conn, room, reason))
 
 
-def on_privmsg(session: Session, line: Line) -> None:
+def on_privmsg(session: IrcSession, line: Line) -> None:
     _post(session, line, notice=False)
 
 
-def on_notice(session: Session, line: Line) -> None:
+def on_notice(session: IrcSession, line: Line) -> None:
     _post(session, line, notice=True)
 
 
-def on_tagmsg(session: Session, line: Line) -> None:
+def on_tagmsg(session: IrcSession, line: Line) -> None:
     """Client-only tags are not kept (CLIENTTAGDENY=*), so a TAGMSG carries nothing."""
 
 
-def _post(session: Session, line: Line, notice: bool) -> None:
+def _post(session: IrcSession, line: Line, notice: bool) -> None:
     speak = not notice
     if not line.params or not line.params[0]:
         if speak:
@@ -178,12 +178,12 @@ def _post(session: Session, line: Line, notice: bool) -> None:
         session.request(PostDirect(session.conn, name, text, notice, action, session.next_ref()))
 
 
-def on_stored(session: Session, event: Stored) -> None:
+def on_stored(session: IrcSession, event: Stored) -> None:
     if session.caps.has("echo-message"):
         session.send_all(message_lines(session, event.message))
 
 
-def on_delivered(session: Session, event: Delivered) -> None:
+def on_delivered(session: IrcSession, event: Delivered) -> None:
     """A message of one of the client's rooms, or to it; its own come back only as echoes."""
     message = event.message
     if not session.registered or session.is_me(message.sender):
@@ -196,7 +196,7 @@ def on_delivered(session: Session, event: Delivered) -> None:
     session.send_all(message_lines(session, message))
 
 
-def on_user_joined(session: Session, event: UserJoined) -> None:
+def on_user_joined(session: IrcSession, event: UserJoined) -> None:
     members = session.channels.get(event.room)
     key = fold(event.name)
     if members is None or key in members or session.is_me(event.name):
@@ -205,7 +205,7 @@ def on_user_joined(session: Session, event: UserJoined) -> None:
     session.send(Line("JOIN", (channel_for(event.room),), session.source(event.name)))
 
 
-def on_user_parted(session: Session, event: UserParted) -> None:
+def on_user_parted(session: IrcSession, event: UserParted) -> None:
     members = session.channels.get(event.room)
     if members is None or fold(event.name) not in members:
         return
@@ -218,7 +218,7 @@ def on_user_parted(session: Session, event: UserParted) -> None:
     session.send(Line("PART", params, session.source(event.name), trailing=bool(reason)))
 
 
-def on_user_quit(session: Session, event: UserQuit) -> None:
+def on_user_quit(session: IrcSession, event: UserQuit) -> None:
     if session.is_me(event.name):
         return
     key = fold(event.name)
@@ -231,7 +231,7 @@ def on_user_quit(session: Session, event: UserQuit) -> None:
         session.send(Line("QUIT", (reason,), session.source(event.name), trailing=True))
 
 
-def on_topic(session: Session, line: Line) -> None:
+def on_topic(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
         return
@@ -247,7 +247,7 @@ def on_topic(session: Session, line: Line) -> None:
         session.request(SetTopic(session.conn, room, text))
 
 
-def on_topic_info(session: Session, event: TopicInfo) -> None:
+def on_topic_info(session: IrcSession, event: TopicInfo) -> None:
     channel = channel_for(event.request.room)
     if event.topic is None or not event.topic.text:
         session.reply(rpl.RPL_NOTOPIC, channel, "No topic is set")
@@ -255,7 +255,7 @@ def on_topic_info(session: Session, event: TopicInfo) -> None:
         send_topic(session, channel, event.topic)
 
 
-def on_topic_changed(session: Session, event: TopicChanged) -> None:
+def on_topic_changed(session: IrcSession, event: TopicChanged) -> None:
     if event.room not in session.channels:
         return
     text = fit_utf8(event.topic.text, session.config.topic_bytes)
@@ -263,13 +263,13 @@ def on_topic_changed(session: Session, event: TopicChanged) -> None:
     session.send(Line("TOPIC", (channel_for(event.room), text), source, trailing=True))
 
 
-def send_topic(session: Session, channel: str, topic: Topic) -> None:
+def send_topic(session: IrcSession, channel: str, topic: RoomTopic) -> None:
     session.reply(rpl.RPL_TOPIC, channel, fit_utf8(topic.text, session.config.topic_bytes))
     when = str(max(0, int(topic.set_at.timestamp())))
     session.reply(rpl.RPL_TOPICWHOTIME, channel, nick_for(topic.set_by), when)
 
 
-def send_names(session: Session, channel: str, names: Iterable[str]) -> None:
+def send_names(session: IrcSession, channel: str, names: Iterable[str]) -> None:
     """353 lines holding as many nicks as fit, then 366."""
     head = f":{session.config.server_name} {rpl.RPL_NAMREPLY} {session.me} = {channel} :"
     budget = MAX_BODY_BYTES - len(head.encode())
@@ -296,16 +296,16 @@ _COMMAND_OF = {
     GetTopic: "TOPIC",
     Names: "NAMES",
     ListRooms: "LIST",
-    Who: "WHO",
+    WhoRequest: "WHO",
     Whois: "WHOIS",
 }
 
 
-def on_failed(session: Session, event: RequestFailed) -> None:
+def on_failed(session: IrcSession, event: RequestFailed) -> None:
     """The service could not do what was asked: the numeric that request's command uses."""
     request = event.request
     reason = fit_utf8(event.reason, MAX_REASON_BYTES) or "Failed"
-    if isinstance(request, (History, HistoryTargets)):
+    if isinstance(request, (HistoryRequest, HistoryTargets)):
         on_history_failed(session, event)
         return
     if isinstance(request, (PostRoom, PostDirect)):
@@ -338,7 +338,7 @@ def on_failed(session: Session, event: RequestFailed) -> None:
         session.reply(rpl.RPL_ENDOFNAMES, channel_for(request.room), "End of /NAMES list")
     elif isinstance(request, ListRooms):
         session.reply(rpl.RPL_LISTEND, "End of /LIST")
-    elif isinstance(request, Who):
+    elif isinstance(request, WhoRequest):
         if request.room:
             mask = channel_for(request.room)
         else:

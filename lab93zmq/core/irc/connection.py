@@ -34,13 +34,13 @@ from .boundary import (
     Delivered,
     Disconnect,
     HistoryResult,
-    Joined,
+    JoinResult,
+    ListResult,
     NamesResult,
     Output,
     Registered,
     RegisterRefused,
     RequestFailed,
-    RoomList,
     Stored,
     TargetsResult,
     TopicChanged,
@@ -53,16 +53,16 @@ from .boundary import (
 from .config import IRCConfig
 from .lines import Line, LineError, LineSplitter, parse
 from .registry import Registry
-from .session import Phase, Session
+from .session import IrcPhase, IrcSession
 
-Handler = Callable[[Session, Line], None]
+Handler = Callable[[IrcSession, Line], None]
 
-_OPEN = frozenset({Phase.UNREGISTERED, Phase.REGISTERING, Phase.REGISTERED})
-_NOT_WAITING = frozenset({Phase.UNREGISTERED, Phase.REGISTERED})
-_REGISTERED = frozenset({Phase.REGISTERED})
+_OPEN = frozenset({IrcPhase.UNREGISTERED, IrcPhase.REGISTERING, IrcPhase.REGISTERED})
+_NOT_WAITING = frozenset({IrcPhase.UNREGISTERED, IrcPhase.REGISTERED})
+_REGISTERED = frozenset({IrcPhase.REGISTERED})
 
 # Every command: its handler, and the phases in which it is handled.
-COMMANDS: dict[str, tuple[Handler, frozenset[Phase]]] = {
+COMMANDS: dict[str, tuple[Handler, frozenset[IrcPhase]]] = {
     "CAP": (registration.on_cap, _OPEN),
     "PASS": (registration.on_pass, _NOT_WAITING),
     "NICK": (registration.on_nick, _NOT_WAITING),
@@ -89,15 +89,15 @@ COMMANDS: dict[str, tuple[Handler, frozenset[Phase]]] = {
 }
 
 
-def _disconnect(session: Session, event: Disconnect) -> None:
+def _disconnect(session: IrcSession, event: Disconnect) -> None:
     session.close(event.reason)
 
 
 # What each event from the service does to the client.
-EVENTS: dict[type, Callable[[Session, Any], None]] = {
+EVENTS: dict[type, Callable[[IrcSession, Any], None]] = {
     Registered: registration.on_registered,
     RegisterRefused: registration.on_register_refused,
-    Joined: chat.on_joined,
+    JoinResult: chat.on_joined,
     Stored: chat.on_stored,
     RequestFailed: chat.on_failed,
     TopicInfo: chat.on_topic_info,
@@ -107,7 +107,7 @@ EVENTS: dict[type, Callable[[Session, Any], None]] = {
     UserParted: chat.on_user_parted,
     UserQuit: chat.on_user_quit,
     NamesResult: queries.on_names_result,
-    RoomList: queries.on_room_list,
+    ListResult: queries.on_room_list,
     WhoResult: queries.on_who_result,
     HistoryResult: history.on_history_result,
     TargetsResult: history.on_targets_result,
@@ -117,7 +117,7 @@ EVENTS: dict[type, Callable[[Session, Any], None]] = {
 
 class Connection:
     def __init__(self, conn: Hashable, config: IRCConfig, registry: Registry, now: float) -> None:
-        self.session = Session(conn, config, registry)
+        self.session = IrcSession(conn, config, registry)
         self._splitter = LineSplitter()
         self._flood = RateLimiter(config.flood_rate, config.flood_burst, max_sources=1)
         self._opened = now
@@ -130,12 +130,12 @@ class Connection:
         return self.session.conn
 
     @property
-    def phase(self) -> Phase:
+    def phase(self) -> IrcPhase:
         return self.session.phase
 
     @property
     def closed(self) -> bool:
-        return self.session.phase is Phase.CLOSED
+        return self.session.phase is IrcPhase.CLOSED
 
     def receive_data(self, data: bytes, now: float) -> list[Output]:
         """Take what the client's socket read; the answers, in order."""
@@ -180,7 +180,7 @@ class Connection:
         config = session.config
         if self.closed:
             return []
-        if session.phase is not Phase.REGISTERED:
+        if session.phase is not IrcPhase.REGISTERED:
             if now - self._opened >= config.registration_timeout:
                 session.close("Registration timed out")
         elif self._pinged is not None:
@@ -196,7 +196,7 @@ class Connection:
         config = self.session.config
         if self.closed:
             return None
-        if self.phase is not Phase.REGISTERED:
+        if self.phase is not IrcPhase.REGISTERED:
             return self._opened + config.registration_timeout
         if self._pinged is not None:
             return self._pinged + config.ping_timeout
@@ -218,7 +218,7 @@ class Connection:
         handler, phases = entry
         if session.phase in phases:
             handler(session, line)
-        elif session.phase is Phase.REGISTERING:
+        elif session.phase is IrcPhase.REGISTERING:
             if len(self._waiting) >= session.config.max_pending_lines:
                 session.close("Too many lines before registration")
             else:

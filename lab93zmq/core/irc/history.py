@@ -29,7 +29,7 @@ from .boundary import (
     Around,
     Before,
     Between,
-    History,
+    HistoryRequest,
     HistoryResult,
     HistoryTargets,
     Latest,
@@ -44,7 +44,7 @@ from .lines import Line, fit_utf8, format_time, parse_time
 from .names import channel_for, is_room, name_for, nick_for, room_for
 from .registration import safe_word
 from .render import message_id_of, message_lines
-from .session import Session
+from .session import IrcSession
 
 _ARGUMENTS = {"LATEST": 3, "BEFORE": 3, "AFTER": 3, "AROUND": 3, "BETWEEN": 4}
 _SUBCOMMAND_OF = {Latest: "LATEST", Before: "BEFORE", After: "AFTER", Around: "AROUND"}
@@ -61,7 +61,7 @@ class _Invalid(Exception):
         self.context = context
 
 
-def on_chathistory(session: Session, line: Line) -> None:
+def on_chathistory(session: IrcSession, line: Line) -> None:
     if not line.params:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "CHATHISTORY", "Not enough parameters")
         return
@@ -71,7 +71,9 @@ def on_chathistory(session: Session, line: Line) -> None:
         session.fail("CHATHISTORY", refusal.code, *refusal.context)
 
 
-def _request(session: Session, word: str, args: tuple[str, ...]) -> History | HistoryTargets:
+def _request(
+    session: IrcSession, word: str, args: tuple[str, ...]
+) -> HistoryRequest | HistoryTargets:
     sub = word.upper()
     shown = safe_word(word)
     need = 3 if sub == "TARGETS" else _ARGUMENTS.get(sub)
@@ -101,7 +103,7 @@ def _request(session: Session, word: str, args: tuple[str, ...]) -> History | Hi
     else:
         ref = _ref(shown, args[1])
         selector = Before(ref) if sub == "BEFORE" else After(ref) if sub == "AFTER" else Around(ref)
-    return History(session.conn, room, peer, selector, limit)
+    return HistoryRequest(session.conn, room, peer, selector, limit)
 
 
 def _ref(shown: str, text: str) -> Ref:
@@ -118,13 +120,13 @@ def _ref(shown: str, text: str) -> Ref:
     raise _Invalid("INVALID_PARAMS", shown, safe_word(text), "Invalid message reference")
 
 
-def _limit(session: Session, shown: str, text: str) -> int:
+def _limit(session: IrcSession, shown: str, text: str) -> int:
     if not text.isdigit() or not text.isascii() or int(text) < 1:
         raise _Invalid("INVALID_PARAMS", shown, safe_word(text), "Invalid limit")
     return min(int(text), session.config.history_limit)
 
 
-def on_history_result(session: Session, event: HistoryResult) -> None:
+def on_history_result(session: IrcSession, event: HistoryResult) -> None:
     request = event.request
     target = channel_for(request.room) if request.room else nick_for(request.peer or "")
     batch = session.next_batch() if session.caps.has("batch") else None
@@ -136,7 +138,7 @@ def on_history_result(session: Session, event: HistoryResult) -> None:
         session.send(session.server_line("BATCH", f"-{batch}"))
 
 
-def on_targets_result(session: Session, event: TargetsResult) -> None:
+def on_targets_result(session: IrcSession, event: TargetsResult) -> None:
     batch = session.next_batch() if session.caps.has("batch") else None
     if batch is not None:
         session.send(session.server_line("BATCH", f"+{batch}", "draft/chathistory-targets"))
@@ -157,13 +159,13 @@ def on_targets_result(session: Session, event: TargetsResult) -> None:
         session.send(session.server_line("BATCH", f"-{batch}"))
 
 
-def on_history_failed(session: Session, event: RequestFailed) -> None:
+def on_history_failed(session: IrcSession, event: RequestFailed) -> None:
     request = event.request
     reason = fit_utf8(event.reason, 300) or "Messages could not be retrieved"
     code = "INVALID_TARGET" if event.no_such_target else "MESSAGE_ERROR"
     if isinstance(request, HistoryTargets):
         session.fail("CHATHISTORY", code, "TARGETS", reason)
-    elif isinstance(request, History):
+    elif isinstance(request, HistoryRequest):
         sub = _SUBCOMMAND_OF[type(request.selector)]
         target = channel_for(request.room) if request.room else nick_for(request.peer or "")
         session.fail("CHATHISTORY", code, sub, target or "*", reason)

@@ -11,27 +11,27 @@ from __future__ import annotations
 
 from . import numerics as rpl
 from .boundary import (
+    ListResult,
     ListRooms,
     Names,
     NamesResult,
-    RoomList,
     SetAway,
     UserInfo,
-    Who,
     Whois,
+    WhoRequest,
     WhoResult,
 )
 from .chat import send_names
 from .lines import Line, fit_utf8
 from .names import channel_for, is_room, name_for, nick_for, room_for
 from .registration import safe_word
-from .session import USER_IDENT, Session
+from .session import USER_IDENT, IrcSession
 
 MAX_USERHOST_NICKS = 5
 MAX_ISON_NICKS = 64
 
 
-def on_names(session: Session, line: Line) -> None:
+def on_names(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.RPL_ENDOFNAMES, "*", "End of /NAMES list")
         return
@@ -45,11 +45,11 @@ def on_names(session: Session, line: Line) -> None:
             session.request(Names(session.conn, room))
 
 
-def on_names_result(session: Session, event: NamesResult) -> None:
+def on_names_result(session: IrcSession, event: NamesResult) -> None:
     send_names(session, channel_for(event.request.room), event.members)
 
 
-def on_list(session: Session, line: Line) -> None:
+def on_list(session: IrcSession, line: Line) -> None:
     rooms: tuple[str, ...] = ()
     if line.params and line.params[0].startswith("#"):
         found = (room_for(channel) for channel in line.params[0].split(","))
@@ -62,7 +62,7 @@ def on_list(session: Session, line: Line) -> None:
     session.request(ListRooms(session.conn, rooms))
 
 
-def on_room_list(session: Session, event: RoomList) -> None:
+def on_room_list(session: IrcSession, event: ListResult) -> None:
     wanted = set(event.request.rooms)
     session.reply(rpl.RPL_LISTSTART, "Channel", "Users  Name")
     for room in event.rooms:
@@ -73,23 +73,23 @@ def on_room_list(session: Session, event: RoomList) -> None:
     session.reply(rpl.RPL_LISTEND, "End of /LIST")
 
 
-def on_who(session: Session, line: Line) -> None:
+def on_who(session: IrcSession, line: Line) -> None:
     mask = line.params[0] if line.params and line.params[0] else "*"
     if mask.startswith("#"):
         room = room_for(mask)
         if room is not None:
-            session.request(Who(session.conn, room=room))
+            session.request(WhoRequest(session.conn, room=room))
             return
     else:
         name = name_for(mask)
         if name is not None:
-            session.request(Who(session.conn, name=name))
+            session.request(WhoRequest(session.conn, name=name))
             return
     # Wildcard masks (and "0", "*") list nobody: a room or a nick is what WHO answers.
     session.reply(rpl.RPL_ENDOFWHO, safe_word(mask), "End of WHO list")
 
 
-def on_whois(session: Session, line: Line) -> None:
+def on_whois(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[-1]:
         session.reply(rpl.ERR_NONICKNAMEGIVEN, "No nickname given")
         return
@@ -102,7 +102,7 @@ def on_whois(session: Session, line: Line) -> None:
     session.request(Whois(session.conn, name))
 
 
-def on_who_result(session: Session, event: WhoResult) -> None:
+def on_who_result(session: IrcSession, event: WhoResult) -> None:
     request = event.request
     if isinstance(request, Whois):
         _whois_reply(session, request, event.users)
@@ -125,7 +125,7 @@ def on_who_result(session: Session, event: WhoResult) -> None:
     session.reply(rpl.RPL_ENDOFWHO, mask or "*", "End of WHO list")
 
 
-def _whois_reply(session: Session, request: Whois, users: tuple[UserInfo, ...]) -> None:
+def _whois_reply(session: IrcSession, request: Whois, users: tuple[UserInfo, ...]) -> None:
     nick = nick_for(request.name)
     config = session.config
     if not users:
@@ -149,7 +149,7 @@ def _realname(user: UserInfo) -> str:
     return fit_utf8(text, 200)
 
 
-def on_ison(session: Session, line: Line) -> None:
+def on_ison(session: IrcSession, line: Line) -> None:
     nicks = [nick for param in line.params for nick in param.split()][:MAX_ISON_NICKS]
     if not nicks:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "ISON", "Not enough parameters")
@@ -162,7 +162,7 @@ def on_ison(session: Session, line: Line) -> None:
     session.reply(rpl.RPL_ISON, fit_utf8(" ".join(online), 400))
 
 
-def on_userhost(session: Session, line: Line) -> None:
+def on_userhost(session: IrcSession, line: Line) -> None:
     nicks = [nick for param in line.params for nick in param.split()][:MAX_USERHOST_NICKS]
     if not nicks:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "USERHOST", "Not enough parameters")
@@ -176,7 +176,7 @@ def on_userhost(session: Session, line: Line) -> None:
     session.reply(rpl.RPL_USERHOST, " ".join(replies))
 
 
-def on_away(session: Session, line: Line) -> None:
+def on_away(session: IrcSession, line: Line) -> None:
     text = fit_utf8(line.params[0], session.config.away_bytes) if line.params else ""
     session.away = text or None
     if session.nick is not None:
@@ -195,7 +195,7 @@ _LIST_ENDS = {
 }
 
 
-def on_mode(session: Session, line: Line) -> None:
+def on_mode(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
         return
@@ -227,7 +227,7 @@ def on_mode(session: Session, line: Line) -> None:
         session.reply(rpl.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
 
 
-def _channel_mode(session: Session, target: str, args: tuple[str, ...]) -> None:
+def _channel_mode(session: IrcSession, target: str, args: tuple[str, ...]) -> None:
     room = room_for(target)
     if room is None:
         session.reply(rpl.ERR_NOSUCHCHANNEL, safe_word(target), "No such channel")

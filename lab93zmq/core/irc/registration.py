@@ -16,7 +16,7 @@ from . import numerics as rpl
 from .boundary import Register, Registered, RegisterRefused
 from .lines import Line, fit_utf8
 from .names import fold, nick_error
-from .session import USER_IDENT, Phase, Session
+from .session import USER_IDENT, IrcPhase, IrcSession
 
 ISUPPORT_PER_LINE = 13
 MAX_USERNAME_CHARS = 16
@@ -29,7 +29,7 @@ def safe_word(text: str, limit: int = 64) -> str:
     return word or "*"
 
 
-def on_cap(session: Session, line: Line) -> None:
+def on_cap(session: IrcSession, line: Line) -> None:
     for params in session.caps.answer(line.params, session.registered):
         if params[0] == "461":
             session.reply(rpl.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
@@ -40,8 +40,8 @@ def on_cap(session: Session, line: Line) -> None:
     try_register(session)
 
 
-def on_pass(session: Session, line: Line) -> None:
-    if session.phase is not Phase.UNREGISTERED:
+def on_pass(session: IrcSession, line: Line) -> None:
+    if session.phase is not IrcPhase.UNREGISTERED:
         session.reply(rpl.ERR_ALREADYREGISTERED, "You may not reregister")
     elif not line.params:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "PASS", "Not enough parameters")
@@ -49,12 +49,12 @@ def on_pass(session: Session, line: Line) -> None:
         session.password = line.params[0]
 
 
-def on_nick(session: Session, line: Line) -> None:
+def on_nick(session: IrcSession, line: Line) -> None:
     nick = line.params[0] if line.params else ""
     if not nick:
         session.reply(rpl.ERR_NONICKNAMEGIVEN, "No nickname given")
         return
-    if session.phase is not Phase.UNREGISTERED:
+    if session.phase is not IrcPhase.UNREGISTERED:
         if nick != session.nick:
             session.reply(
                 rpl.ERR_UNKNOWNERROR,
@@ -77,8 +77,8 @@ def on_nick(session: Session, line: Line) -> None:
     try_register(session)
 
 
-def on_user(session: Session, line: Line) -> None:
-    if session.phase is not Phase.UNREGISTERED:
+def on_user(session: IrcSession, line: Line) -> None:
+    if session.phase is not IrcPhase.UNREGISTERED:
         session.reply(rpl.ERR_ALREADYREGISTERED, "You may not reregister")
         return
     if len(line.params) < 4 or not line.params[0]:
@@ -89,10 +89,10 @@ def on_user(session: Session, line: Line) -> None:
     try_register(session)
 
 
-def try_register(session: Session) -> None:
+def try_register(session: IrcSession) -> None:
     """Ask the service once NICK, USER (and PASS) are in and CAP negotiation is over."""
     if (
-        session.phase is not Phase.UNREGISTERED
+        session.phase is not IrcPhase.UNREGISTERED
         or session.nick is None
         or session.username is None
         or session.caps.negotiating
@@ -105,14 +105,14 @@ def try_register(session: Session) -> None:
             session.reply(rpl.ERR_PASSWDMISMATCH, "Password incorrect")
             session.close("Bad password")
             return
-    session.phase = Phase.REGISTERING
+    session.phase = IrcPhase.REGISTERING
     session.request(Register(session.conn, session.nick, session.username, session.realname))
 
 
-def on_registered(session: Session, event: Registered) -> None:
-    if session.phase is not Phase.REGISTERING or session.nick is None:
+def on_registered(session: IrcSession, event: Registered) -> None:
+    if session.phase is not IrcPhase.REGISTERING or session.nick is None:
         return
-    session.phase = Phase.REGISTERED
+    session.phase = IrcPhase.REGISTERED
     session.registry.registered(session.nick, session.conn)
     config = session.config
     me = session.me
@@ -132,20 +132,20 @@ def on_registered(session: Session, event: Registered) -> None:
     send_motd(session)
 
 
-def on_register_refused(session: Session, event: RegisterRefused) -> None:
-    if session.phase is not Phase.REGISTERING or session.nick is None:
+def on_register_refused(session: IrcSession, event: RegisterRefused) -> None:
+    if session.phase is not IrcPhase.REGISTERING or session.nick is None:
         return
     if not event.in_use:
         session.close(event.reason)
         return
     # Not registered after all: the service has nothing to forget (no Quit).
-    session.phase = Phase.UNREGISTERED
+    session.phase = IrcPhase.UNREGISTERED
     session.reply(rpl.ERR_NICKNAMEINUSE, session.nick, event.reason or "Nickname is already in use")
     session.registry.release(session.nick, session.conn)
     session.nick = None
 
 
-def send_motd(session: Session) -> None:
+def send_motd(session: IrcSession) -> None:
     config = session.config
     texts = [piece for text in config.motd for piece in text.splitlines()]
     if not texts:
@@ -157,11 +157,11 @@ def send_motd(session: Session) -> None:
     session.reply(rpl.RPL_ENDOFMOTD, "End of /MOTD command.")
 
 
-def on_motd(session: Session, line: Line) -> None:
+def on_motd(session: IrcSession, line: Line) -> None:
     send_motd(session)
 
 
-def on_ping(session: Session, line: Line) -> None:
+def on_ping(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "PING", "Not enough parameters")
         return
@@ -169,10 +169,10 @@ def on_ping(session: Session, line: Line) -> None:
     session.send(Line("PONG", (name, line.params[0]), name, trailing=True))
 
 
-def on_pong(session: Session, line: Line) -> None:
+def on_pong(session: IrcSession, line: Line) -> None:
     """Any line proves the client alive (the connection notes it); PONG says no more."""
 
 
-def on_quit(session: Session, line: Line) -> None:
+def on_quit(session: IrcSession, line: Line) -> None:
     text = line.params[0] if line.params else ""
     session.close(f"Quit: {fit_utf8(text, 300)}" if text else "Quit")

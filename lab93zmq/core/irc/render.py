@@ -22,7 +22,7 @@ import re
 from .boundary import ChatMessage
 from .lines import MAX_BODY_BYTES, MIN_LAST_PARAM_BYTES, Line, fit_utf8, format_time
 from .names import channel_for, nick_for
-from .session import Session
+from .session import IrcSession
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _UNSAFE = str.maketrans("", "", "\x00\x01")
@@ -30,7 +30,9 @@ ACTION_OPEN = "\x01ACTION "
 ACTION_CLOSE = "\x01"
 
 
-def message_lines(session: Session, message: ChatMessage, batch: str | None = None) -> list[Line]:
+def message_lines(
+    session: IrcSession, message: ChatMessage, batch: str | None = None
+) -> list[Line]:
     """The lines that show ``message`` to ``session``'s client."""
     command = "NOTICE" if message.notice else "PRIVMSG"
     source = session.source(message.sender)

@@ -1,6 +1,6 @@
 """One IRC client's state, and the ways the command handlers answer it. Pure.
 
-A ``Session`` is what ``connection.Connection`` and the handler modules
+An ``IrcSession`` is what ``connection.Connection`` and the handler modules
 (``registration``, ``chat``, ``history``) share: who the client is, its
 CAPs, its channels and their members, and the outputs gathered while one
 input is handled (``take_outputs`` hands them over).
@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Hashable
 
-from .boundary import Close, Output, Quit, Request, SendLine
+from .boundary import Close, Output, QuitRequest, Request, SendLine
 from .caps import CapState
 from .config import IRCConfig
 from .lines import Line
@@ -21,19 +21,19 @@ from .registry import Registry
 USER_IDENT = "lab93"  # the user part of every source: nick!lab93@<user_host>
 
 
-class Phase(enum.Enum):
+class IrcPhase(enum.Enum):
     UNREGISTERED = "unregistered"  # collecting PASS, NICK, USER, CAP
     REGISTERING = "registering"  # Register asked of the service, no answer yet
     REGISTERED = "registered"
     CLOSED = "closed"
 
 
-class Session:
+class IrcSession:
     def __init__(self, conn: Hashable, config: IRCConfig, registry: Registry) -> None:
         self.conn = conn
         self.config = config
         self.registry = registry
-        self.phase = Phase.UNREGISTERED
+        self.phase = IrcPhase.UNREGISTERED
         self.nick: str | None = None  # an IRC user's nick is its lab93 name
         self.username: str | None = None
         self.realname = ""
@@ -43,7 +43,7 @@ class Session:
         self.away: str | None = None
         # room -> {folded name: name} of its members, for the rooms this client is in.
         self.channels: dict[str, dict[str, str]] = {}
-        self.joining: set[str] = set()  # JoinRoom asked, Joined not yet here
+        self.joining: set[str] = set()  # JoinRoom asked, JoinResult not yet here
         self._refs = 0
         self._batches = 0
         self._outputs: list[Output] = []
@@ -57,7 +57,7 @@ class Session:
 
     @property
     def registered(self) -> bool:
-        return self.phase is Phase.REGISTERED
+        return self.phase is IrcPhase.REGISTERED
 
     def is_me(self, name: str) -> bool:
         return self.nick is not None and fold(name) == fold(self.nick)
@@ -98,8 +98,8 @@ class Session:
         self._outputs.append(request)
 
     def close(self, reason: str) -> None:
-        """ERROR and Close; the service hears Quit if it had heard Register."""
-        if self.phase is Phase.CLOSED:
+        """ERROR and Close; the service hears QuitRequest if it had heard Register."""
+        if self.phase is IrcPhase.CLOSED:
             return
         self.send(Line("ERROR", (f"Closing Link: {self.me} ({reason})",), trailing=True))
         self._outputs.append(Close(self.conn, reason))
@@ -107,11 +107,11 @@ class Session:
 
     def end(self, reason: str) -> None:
         """The connection is over (closed by us or by the peer): free its name."""
-        if self.phase in (Phase.REGISTERING, Phase.REGISTERED):
-            self._outputs.append(Quit(self.conn, reason))
+        if self.phase in (IrcPhase.REGISTERING, IrcPhase.REGISTERED):
+            self._outputs.append(QuitRequest(self.conn, reason))
         if self.nick is not None:
             self.registry.release(self.nick, self.conn)
-        self.phase = Phase.CLOSED
+        self.phase = IrcPhase.CLOSED
 
     def take_outputs(self) -> list[Output]:
         outputs, self._outputs = self._outputs, []

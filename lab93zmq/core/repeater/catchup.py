@@ -22,7 +22,7 @@ from .outputs import SendToServer
 Entry = tuple[int, "int | None", Message]  # (seq, prev, message), as commands.numbered gives them
 
 
-class CatchUp:
+class ClientCatchUp:
     """One client's chains and fetch schedule; ``arrived``: what is now in order."""
 
     def __init__(self, retry: float, limit: int = BATCH_LIMIT) -> None:

@@ -33,7 +33,7 @@ Numbered = tuple[int, Message]  # (seq, message)
 
 
 @dataclass(frozen=True)
-class Taken:
+class Chained:
     """What one message did to its chain: the messages now in order (it, and what
     waited for it), and whether a hole before it is known (fetch it)."""
 
@@ -50,22 +50,22 @@ class Chain:
     after: int | None = None  # not started: the tip it had when it left (None: never in it)
     waiting: dict[int, Numbered] = field(default_factory=dict)  # prev -> (seq, message)
 
-    def take(self, seq: int, prev: int, message: Message) -> Taken:
+    def take(self, seq: int, prev: int, message: Message) -> Chained:
         """One numbered message: in order (with what waited for it), or kept for later."""
         if self.tip is None or prev > self.tip:
             # Not next in line: keep it until what comes before it is here.
             self.waiting[prev] = (seq, message)
             if len(self.waiting) > MAX_BUFFER:
                 self.waiting.clear()  # they will come again with a fetch
-            return Taken(gap=self.tip is not None)
+            return Chained(gap=self.tip is not None)
         if seq <= self.tip:
-            return Taken()  # held already (replay overlapping live)
+            return Chained()  # held already (replay overlapping live)
         if prev < self.tip:
             log.warning(
                 "repeater numbering moved (%s %d after %d, tip %d)", self.name, seq, prev, self.tip
             )
         self.tip = seq
-        return Taken([(seq, message), *self.drain()])
+        return Chained([(seq, message), *self.drain()])
 
     def start(self, tip: int) -> list[Numbered]:
         """A chain not started yet starts after ``tip``; what waited for it follows."""

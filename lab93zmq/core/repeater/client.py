@@ -34,7 +34,7 @@ from ..message import check_node_id
 from ..notices import SayOnce
 from ..rooms import DEFAULT_ROOM
 from ..wire import PROTOCOL_VERSION, Command, decode, decode_published, header_int
-from .catchup import CatchUp
+from .catchup import ClientCatchUp
 from .chooser import Choosing, ServerChooser
 from .commands import (
     BATCH_LIMIT,
@@ -53,7 +53,7 @@ from .outputs import (
     SendToServer,
     SubscribeFeed,
 )
-from .posting import Posting
+from .posting import ClientPosting
 from .roomset import RoomSet
 from .trouble import Troubles
 from .window import WINDOW, PostWindow, numbering
@@ -104,7 +104,7 @@ Handler = Callable[[Command, float], list[ClientOutput]]
 FeedHandler = Callable[[str, Command, float], list[ClientOutput]]
 
 
-class ClientCore(Choosing, Posting, Troubles):
+class ClientCore(Choosing, ClientPosting, Troubles):
     """A repeater client's logic: connect, replay, merge live, post, heartbeat.
 
     ``submit`` queues authored messages in the outbox; ``flush`` stores what
@@ -144,7 +144,7 @@ class ClientCore(Choosing, Posting, Troubles):
         self._status_detail = ""
         self.listen = listen
         self._accepts = CLIENT_ACCEPTS if listen else SEND_ONLY_ACCEPTS
-        self.catchup = CatchUp(retry=heartbeat, limit=fetch_limit)
+        self.catchup = ClientCatchUp(retry=heartbeat, limit=fetch_limit)
         self.posts = PostWindow(inbox, window)
         # Our own numbers: this client is the only author of its origin.
         self.numbering = numbering(inbox, self.node_id)

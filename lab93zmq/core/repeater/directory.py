@@ -4,7 +4,7 @@ The server keeps every room anyone posted to. ``RoomDirectory`` knows each
 room's current topic (``topics.TopicBoard``, read from the inbox the first
 time it is asked and kept up to date by every commit) and how many messages
 it holds (read from the inbox at the first ROOMS, counted on from there);
-with ``Membership`` it answers ROOMS in ROOMLIST pages that each fit a header.
+with ``ServerMembership`` it answers ROOMS in ROOMLIST pages that each fit a header.
 """
 
 from __future__ import annotations

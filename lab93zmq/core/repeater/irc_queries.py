@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IRCIdentity:
-    """An IRC connection's place in ``Membership``, beside the ROUTER's byte identities."""
+    """An IRC connection's place in ``ServerMembership``, beside the ROUTER's byte identities."""
 
     conn: Hashable
 
@@ -71,11 +71,11 @@ class Queries:
         self._events.append(b.TopicInfo(user.conn, request, self._topic(request.room)))
         return []
 
-    def _topic(self, room: str) -> b.Topic | None:
+    def _topic(self, room: str) -> b.RoomTopic | None:
         current = self.core.directory.topics.current(room)
         if current is None:
             return None
-        return b.Topic(current.content, current.author, current.sent_at)
+        return b.RoomTopic(current.content, current.author, current.sent_at)
 
     def _on_names(self, user: IRCUser, request: b.Names, at, entropy) -> list:
         members = tuple(self.core.members.users(request.room))
@@ -86,14 +86,14 @@ class Queries:
         wanted = set(request.rooms)
         listing = self.core.directory.listing(self.core.members.occupied())
         rooms = tuple(
-            b.RoomInfo(entry["name"], entry["users"], entry["topic"])
+            b.RoomSummary(entry["name"], entry["users"], entry["topic"])
             for entry in listing
             if not wanted or entry["name"] in wanted
         )
-        self._events.append(b.RoomList(user.conn, request, rooms))
+        self._events.append(b.ListResult(user.conn, request, rooms))
         return []
 
-    def _on_who(self, user: IRCUser, request: b.Who, at, entropy) -> list:
+    def _on_who(self, user: IRCUser, request: b.WhoRequest, at, entropy) -> list:
         if request.room is not None:
             names = self.core.members.users(request.room)
         else:
@@ -128,7 +128,7 @@ class Queries:
                     rooms |= self.core.members.rooms_of(session.identity)
         return b.UserInfo(name, False, "a lab93 client", tuple(sorted(rooms)))
 
-    def _on_history(self, user: IRCUser, request: b.History, at, entropy) -> list:
+    def _on_history(self, user: IRCUser, request: b.HistoryRequest, at, entropy) -> list:
         if request.room is not None:
             conversation = Conversation(room=request.room)
         else:

@@ -3,7 +3,7 @@
 ``IRCService`` answers what core/irc's Gateway asks (boundary.py) from the
 repeater server's own state, so an IRC user is a user like any lab93 client:
 
-* It is in the server's ``Membership`` (under an ``IRCIdentity``, which no
+* It is in the server's ``ServerMembership`` (under an ``IRCIdentity``, which no
   ROUTER identity can equal): /who lists it, ROOMS counts it, and lab93
   clients see it come and go as MEMBER on the room's feed.
 * Its messages are authored by the server (origin = the server's id, numbered
@@ -40,7 +40,7 @@ from .commands import MAX_ROOMS
 from .commit import Numbered, Post
 from .irc_history import HistoryStore
 from .irc_queries import IRCUser, Queries, chat_message
-from .membership import Change
+from .membership import MemberChange
 from .outputs import ServerOutput
 from .server import ServerCore
 from .window import Outgoing, author_topic, numbering, outgoing
@@ -102,13 +102,13 @@ class IRCService(Queries):
             self._register(request)
             return []
         if user is None:  # a request from a connection the service never registered
-            if not isinstance(request, (b.Quit, b.SetAway, b.PartRoom)):
+            if not isinstance(request, (b.QuitRequest, b.SetAway, b.PartRoom)):
                 self._events.append(b.RequestFailed(request.conn, request, "not registered"))
             return []
-        handler = getattr(self, "_on_" + type(request).__name__.lower(), None)
+        handler = HANDLERS.get(type(request))
         if handler is None:
             return []  # SetAway: the gateway keeps away texts itself
-        return handler(user, request, at, entropy) or []
+        return handler(self, user, request, at, entropy) or []
 
     # -- the server core's hooks ---------------------------------------------------------
 
@@ -123,7 +123,7 @@ class IRCService(Queries):
     def is_irc(self, name: str) -> bool:
         return fold(name) in self._by_name
 
-    def members_changed(self, changes: Sequence[Change]) -> None:
+    def members_changed(self, changes: Sequence[MemberChange]) -> None:
         """Membership changed (MEMBER is published for each change): lab93 users' joins
         and parts to IRC, a user whose last session ended as QUIT, and the names
         taken and freed. IRC users' own changes were told by ``handle``."""
@@ -171,7 +171,7 @@ class IRCService(Queries):
             if message.is_topic:
                 current = self.core.directory.topics.current(message.room)
                 if current is not None and current.id == message.id and room in rooms:
-                    topic = b.Topic(message.content, message.author, message.sent_at)
+                    topic = b.RoomTopic(message.content, message.author, message.sent_at)
                     self._events.append(b.TopicChanged(message.room, topic))
                 continue
             if asked is not None:
@@ -266,7 +266,7 @@ class IRCService(Queries):
         user.rooms.add(room)
         topic = self._topic(room)
         members = tuple(self.core.members.users(room))
-        self._events.append(b.Joined(user.conn, room, topic, members))
+        self._events.append(b.JoinResult(user.conn, room, topic, members))
         self._events.append(b.UserJoined(room, user.name))
         return self.core.announce(changes)
 
@@ -278,7 +278,7 @@ class IRCService(Queries):
         self._events.append(b.UserParted(request.room, user.name, request.reason))
         return self.core.announce(changes)
 
-    def _on_quit(self, user: IRCUser, request: b.Quit, at, entropy) -> list:
+    def _on_quit(self, user: IRCUser, request: b.QuitRequest, at, entropy) -> list:
         del self.users[user.conn]
         self._by_name.pop(fold(user.name), None)
         changes = self.core.members.leave(user.identity)  # type: ignore[arg-type]
@@ -358,3 +358,21 @@ class IRCService(Queries):
         self._posts[post.message.id] = (user.conn, request)
         core.commit.add(Post(None, post.message, post.payload))
         return []
+
+
+# Each request's handler, by its type (a Register is taken before a user exists).
+HANDLERS: dict[type, Callable[..., list]] = {
+    b.JoinRoom: IRCService._on_joinroom,
+    b.PartRoom: IRCService._on_partroom,
+    b.QuitRequest: IRCService._on_quit,
+    b.PostRoom: IRCService._on_postroom,
+    b.PostDirect: IRCService._on_postdirect,
+    b.SetTopic: IRCService._on_settopic,
+    b.GetTopic: Queries._on_gettopic,
+    b.Names: Queries._on_names,
+    b.ListRooms: Queries._on_listrooms,
+    b.WhoRequest: Queries._on_who,
+    b.Whois: Queries._on_whois,
+    b.HistoryRequest: Queries._on_history,
+    b.HistoryTargets: Queries._on_historytargets,
+}

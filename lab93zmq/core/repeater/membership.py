@@ -2,7 +2,7 @@
 
 Each session is in the rooms its HELLO named and those it JOINed since (less
 those it PARTed); a send-only session is in none. A *user* is in a room while
-at least one of its sessions is: ``Change`` says when that turns, which the
+at least one of its sessions is: ``MemberChange`` says when that turns, which the
 server publishes as MEMBER on the room's topic - a user's second session
 coming or going changes nothing others see.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Change:
+class MemberChange:
     """``user`` came to (``joined``) or left ``room``."""
 
     room: str
@@ -21,14 +21,14 @@ class Change:
     joined: bool
 
 
-class Membership:
+class ServerMembership:
     """Rooms per session, and per room how many sessions each user has in it."""
 
     def __init__(self) -> None:
         self._sessions: dict[bytes, tuple[str, set[str]]] = {}  # identity -> (user, rooms)
         self._rooms: dict[str, dict[str, int]] = {}  # room -> user -> sessions in it
 
-    def enter(self, identity: bytes, user: str, rooms: list[str]) -> list[Change]:
+    def enter(self, identity: bytes, user: str, rooms: list[str]) -> list[MemberChange]:
         """A new session of ``user`` in ``rooms`` (an old one under the same identity
         leaves first)."""
         changes = self.leave(identity)
@@ -37,16 +37,16 @@ class Membership:
             changes += self.join(identity, room)
         return changes
 
-    def join(self, identity: bytes, room: str) -> list[Change]:
+    def join(self, identity: bytes, room: str) -> list[MemberChange]:
         user, rooms = self._sessions[identity]
         if room in rooms:
             return []
         rooms.add(room)
         users = self._rooms.setdefault(room, {})
         users[user] = users.get(user, 0) + 1
-        return [Change(room, user, True)] if users[user] == 1 else []
+        return [MemberChange(room, user, True)] if users[user] == 1 else []
 
-    def part(self, identity: bytes, room: str) -> list[Change]:
+    def part(self, identity: bytes, room: str) -> list[MemberChange]:
         user, rooms = self._sessions[identity]
         if room not in rooms:
             return []
@@ -58,13 +58,13 @@ class Membership:
         del users[user]
         if not users:
             del self._rooms[room]
-        return [Change(room, user, False)]
+        return [MemberChange(room, user, False)]
 
-    def leave(self, identity: bytes) -> list[Change]:
+    def leave(self, identity: bytes) -> list[MemberChange]:
         """The session is gone (BYE, silence, cut off, replaced)."""
         if identity not in self._sessions:
             return []
-        changes: list[Change] = []
+        changes: list[MemberChange] = []
         for room in sorted(self._sessions[identity][1]):
             changes += self.part(identity, room)
         del self._sessions[identity]

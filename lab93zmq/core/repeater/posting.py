@@ -20,7 +20,7 @@ from ..rooms import shown
 from .window import Outgoing, author, author_topic, outgoing
 
 
-class Posting:
+class ClientPosting:
     """``post``, ``submit``, ``set_topic`` of a repeater client."""
 
     user: str

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from ..errors import ProtocolError
 from ..events import Event, Joined, Member, Notice, Parted, RoomInfo, RoomList, Topic, Users
 from ..rooms import shown
-from .catchup import CatchUp
+from .catchup import ClientCatchUp
 from .commands import MAX_ROOMS, RepeaterVerb, room_field
 from .outputs import ClientOutput, FollowRooms, SendToServer
 from .topics import TopicBoard
@@ -30,7 +30,8 @@ class RoomSet:
     """A client's rooms (``names``, in the order it joined them) and its open questions."""
 
     def __init__(
-        self, rooms: Sequence[str], catchup: CatchUp, topics: TopicBoard, *, listen: bool = True
+        self, rooms: Sequence[str], catchup: ClientCatchUp, topics: TopicBoard, *,
+        listen: bool = True,
     ) -> None:
         self.listen = listen
         self.names: list[str] = list(dict.fromkeys(rooms)) if listen else []

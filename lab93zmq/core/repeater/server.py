@@ -3,7 +3,7 @@
 ``ServerCore`` is a facade: ``Admission`` (admission.py) decides which frames
 from the ROUTER are read at all (flood cut-off, costly commands, clients of
 another protocol version); the core keeps the sessions and who is in which
-room (``Membership``, membership.py) and hands each command to its handler by
+room (``ServerMembership``, membership.py) and hands each command to its handler by
 one table. The work is done by ``GroupCommit`` (commit.py: numbering and
 storing posts, then telling), ``Replay`` (replay.py: answering FETCH) and
 ``RoomDirectory`` (directory.py: every room, its topic, for ROOMS).
@@ -48,7 +48,7 @@ from .commands import (
 from .commit import Flushed, GroupCommit, Numbered, Post
 from .directory import RoomDirectory
 from .health import StoreHealth
-from .membership import Change, Membership
+from .membership import MemberChange, ServerMembership
 from .outputs import PublishRoom, ReplyTo, ServerOutput
 from .replay import TAIL, Replay
 from .window import Outgoing, author, author_topic, numbering
@@ -94,17 +94,17 @@ class IRCHooks(Protocol):
         """Is ``name`` an IRC user's now?"""
         ...
 
-    def members_changed(self, changes: Sequence[Change]) -> None: ...
+    def members_changed(self, changes: Sequence[MemberChange]) -> None: ...
 
     def committed(
         self, fresh: Sequence[Numbered], outputs: list[ServerOutput]
     ) -> list[ServerOutput]: ...
 
 
-def net(changes: list[Change]) -> list[Change]:
+def net(changes: list[MemberChange]) -> list[MemberChange]:
     """Changes with each left-then-joined (or joined-then-left) pair of one user in one
     room cancelled: a reconnecting client is no news."""
-    kept: dict[tuple[str, str], Change] = {}
+    kept: dict[tuple[str, str], MemberChange] = {}
     for change in changes:
         key = (change.room, change.user)
         if key in kept and kept[key].joined != change.joined:
@@ -149,7 +149,7 @@ class ServerCore:
         self.session_timeout = session_timeout
         self.names_from_keys = names_from_keys
         self.sessions: dict[bytes, Session] = {}
-        self.members = Membership()
+        self.members = ServerMembership()
         self.commit = GroupCommit(inbox, batch_limit)
         self.directory = RoomDirectory(inbox)
         self.replay = Replay(inbox, self.commit, self.directory, tail=tail, batch_limit=batch_limit)
@@ -278,7 +278,7 @@ class ServerCore:
         self.sessions.pop(identity, None)
         return self.announce(self.members.leave(identity))
 
-    def announce(self, changes: list[Change]) -> list[ServerOutput]:
+    def announce(self, changes: list[MemberChange]) -> list[ServerOutput]:
         """MEMBER on each room's feed for these membership changes (netted)."""
         out: list[ServerOutput] = []
         changes = net(changes)
@@ -349,7 +349,7 @@ class ServerCore:
             return [ReplyTo(identity, error(ErrorCode.FORBIDDEN, reason))]
         # A node that says HELLO again from a new socket has reconnected: its
         # old session is gone, whatever the heartbeats say.
-        changes: list[Change] = []
+        changes: list[MemberChange] = []
         for old in [s for s in self.sessions.values() if s.node == node and s.identity != identity]:
             del self.sessions[old.identity]
             changes += self.members.leave(old.identity)

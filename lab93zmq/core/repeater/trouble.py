@@ -30,7 +30,7 @@ class Troubles:
 
     endpoint: str | None
     posts: object  # window.PostWindow
-    catchup: object  # catchup.CatchUp
+    catchup: object  # catchup.ClientCatchUp
     ledger: object  # ledger.ClientLedger
     rooms: object  # roomset.RoomSet
     server_fault: str | None = None  # the server said it cannot store (None: it can)
