@@ -43,10 +43,11 @@ from .api.pipe import (
     Item,
     PipeClient,
     Settled,
+    away_request,
 )
 from .core.authoring import Draft
 from .core.errors import ClosedError, Lab93Error, UsageError
-from .core.events import Event, Joined, Parted, RoomInfo
+from .core.events import Event, Joined, Parted, RoomInfo, Users
 from .core.message import Message
 from .core.rooms import room_name
 from .core.sighting import Sighting
@@ -410,8 +411,18 @@ class Node(NodeFacets, _AsyncRunning):
 
     async def who(self, room: str | None = None,
                   timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
+        return list(await self.who_away(room, timeout))
+
+    async def who_away(self, room: str | None = None,
+                       timeout: float | None = ANSWER_TIMEOUT) -> dict[str, str | None]:
+        """What ``who`` lists, each with its away text (None: here)."""
         name = room_name(room) if room is not None else None
-        return list(await self._ask(PipeKind.WHO, timeout, room=name))
+        users: Users = await self._ask(PipeKind.WHO, timeout, room=name)
+        return dict.fromkeys(users.users, None) | users.away_texts
+
+    async def set_away(self, text: str | None) -> None:
+        """Be away with ``text`` (None or blank: back; see ``lab93zmq.Node.set_away``)."""
+        await self._send([away_request(text)])
 
     async def history(
         self, limit: int | None = 20, room: str | None = None,

@@ -65,7 +65,8 @@ def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
         assert alice.node.router_port == port and bob.node.router_port not in (0, port)
         assert alice.notices() == ["bob joined from 127.0.0.1"]
         assert alice.request(PipeKind.WHO, PipeKind.WHO_RESULT) == {
-            "room": None, "users": ["alice", "bob"], "connected": True  # yourself included
+            "room": None, "users": ["alice", "bob"], "connected": True,  # yourself included
+            "away": {},
         }
         table = alice.request(PipeKind.SCAN, PipeKind.SCAN_RESULT)["beacons"]
         assert [(b["user"], b["mode"], b["address"], b["router"], b["pub"]) for b in table] == [

@@ -32,7 +32,7 @@ def test_a_run_of_incoming_messages_is_one_pipe_message_in_order():
 def test_every_event_has_its_pipe_form():
     assert pipe_form(Status(False, "down")) == ("status", {"connected": False, "detail": "down"})
     assert pipe_form(Users(("bob",))) == (
-        "who_result", {"room": None, "users": ["bob"], "connected": True}
+        "who_result", {"room": None, "users": ["bob"], "connected": True, "away": {}}
     )
     assert pipe_form(Users(("bob",), room="ops"))[1]["room"] == "ops"
     topic = Topic.of(make_message(1, "deploy at 5", room="ops", kind="topic"))

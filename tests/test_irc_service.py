@@ -18,7 +18,7 @@ import pytest
 from factories import T0
 from memnet_repeater import Net
 
-from lab93zmq.core.events import Incoming, Member, Topic
+from lab93zmq.core.events import Incoming, Member, Topic, Users
 from lab93zmq.core.irc import boundary as b
 from lab93zmq.core.irc.config import IRCConfig
 from lab93zmq.core.irc.gateway import Gateway
@@ -348,3 +348,28 @@ def test_a_post_of_an_irc_user_who_left_before_the_commit_is_stored_and_forgotte
     irc.settle()
     assert alice.incoming("ops") == ["last words"]
     assert irc.service._posts == {}  # nothing waits for an echo that cannot be sent
+
+
+def test_away_is_one_thing_for_irc_users_and_lab93_users(net, irc):
+    alice = net.client("alice", rooms=["ops"])
+    irc.register(1, "carol")
+    irc.send(1, "JOIN #ops")
+    assert [line.command for line in irc.send(1, "AWAY :in a meeting")] == ["306"]
+    alice.apply(alice.core.who(net.now, "ops"))
+    net.run()
+    assert alice.of(Users)[-1].away == (("carol", "in a meeting"),)  # lab93's /who shows it
+    alice.apply(alice.core.set_away("lunch", net.now))
+    net.run()
+    whois = irc.send(1, "WHOIS alice")
+    assert [(line.command, line.params[-1]) for line in whois if line.command == "301"] == [
+        ("301", "lunch")]
+    flags = {line.params[5]: line.params[6] for line in irc.send(1, "WHO #ops")
+             if line.command == "352"}
+    assert flags == {"alice": "G", "carol": "G"}
+    irc.send(1, "AWAY")
+    alice.apply(alice.core.set_away(None, net.now))
+    net.run()
+    assert not [line for line in irc.send(1, "WHOIS alice") if line.command == "301"]
+    alice.apply(alice.core.who(net.now))
+    net.run()
+    assert alice.of(Users)[-1].away == ()

@@ -70,7 +70,7 @@ def test_join_part_rooms_topic_who_and_history_through_the_pipe(nodes, tmp_path)
 
     alice.handle.request(PipeKind.WHO, room="ops")
     assert alice.wait_kind(PipeKind.WHO_RESULT).body == {
-        "room": "ops", "users": ["alice", "bob"], "connected": True
+        "room": "ops", "users": ["alice", "bob"], "connected": True, "away": {}
     }
     bob.handle.request(PipeKind.ROOMS)
     rooms = bob.wait_kind(PipeKind.ROOMS_RESULT).body["rooms"]

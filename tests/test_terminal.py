@@ -418,3 +418,37 @@ def test_a_repeater_message_to_nobody_online_says_where_it_waits(terminals, repe
     alice.child.send("/quit\r")
     status, modes, lines = alice.exit_status_and_modes()
     assert status == 0 and "waits" not in "\n".join(lines)  # nothing left in the outbox
+
+
+def test_away_shows_in_who_and_is_told_once_to_whoever_sends_a_direct_message(
+        terminals, repeater, state_home):
+    zed = Terminal(*repeater("zed"), environ={"XDG_STATE_HOME": str(state_home / "zed")})
+    terminals.append(zed)
+    zed.wait_line("* connected to repeater")
+    zed.child.send("/away out to lunch\r")
+    zed.wait_line("* you are away: out to lunch; /away alone when you are back")
+    zed.child.send("/who\r")  # after its AWAY on one connection: the server has it
+    zed.wait_line("in #general: zed (away: out to lunch)")
+    alice = Terminal(*repeater("alice"), environ={"XDG_STATE_HOME": str(state_home)})
+    terminals.append(alice)
+    alice.wait_line("* connected to repeater")
+    alice.child.send("/who\r")
+    alice.wait_line("in #general: alice, zed (away: out to lunch)")
+    alice.child.send("/msg zed are you there?\r")
+    alice.wait_line("<alice -> zed> are you there?")
+    alice.wait_line("* zed is away: out to lunch")
+    alice.child.send("/msg zed still there?\r")
+    alice.wait_line("<alice -> zed> still there?")
+    alice.child.send("/who\r")  # answered after the second message's own WHO
+    alice.wait_screen(lambda lines: sum("in #general: alice, zed" in line for line in lines) == 2,
+                      "the second /who")
+    assert sum("zed is away" in line for line in alice.lines()) == 1  # once per text
+    zed.child.send("/away\r")
+    zed.wait_line("* you are back")
+    zed.child.send("/who\r")
+    zed.wait_line("in #general: alice, zed")
+    for terminal in (alice, zed):
+        terminal.child.send("/quit\r")
+        status, modes, lines = terminal.exit_status_and_modes()
+        assert status == 0, lines
+        assert_cooked(modes)

@@ -29,7 +29,7 @@ import zmq
 
 from ..core.authoring import Draft
 from ..core.errors import ClosedError, Lab93Error, UsageError
-from ..core.events import Event, Joined, Parted, RoomInfo
+from ..core.events import Event, Joined, Parted, RoomInfo, Users
 from ..core.message import Message
 from ..core.rooms import room_name
 from ..core.sighting import Sighting
@@ -50,6 +50,7 @@ from .pipe import (
     Item,
     PipeClient,
     Settled,
+    away_request,
 )
 
 T = TypeVar("T")
@@ -406,8 +407,20 @@ class Node(NodeFacets, _Running):
 
     def who(self, room: str | None = None, timeout: float | None = ANSWER_TIMEOUT) -> list[str]:
         """Who is in ``room`` (this node's user too), or online at all (None; /who)."""
+        return list(self.who_away(room, timeout))
+
+    def who_away(self, room: str | None = None,
+                 timeout: float | None = ANSWER_TIMEOUT) -> dict[str, str | None]:
+        """What ``who`` lists, each with its away text (None: here), in the same order."""
         name = room_name(room) if room is not None else None
-        return list(self._ask(PipeKind.WHO, timeout, room=name))
+        users: Users = self._ask(PipeKind.WHO, timeout, room=name)
+        return dict.fromkeys(users.users, None) | users.away_texts
+
+    def set_away(self, text: str | None) -> None:
+        """Be away with ``text`` (None or blank: back; /away): ``who_away`` shows it to
+        everyone, and whoever sends this user a direct message is told it."""
+        request = away_request(text)
+        self._submit(lambda: [request])
 
     def history(self, limit: int | None = 20, room: str | None = None,
                 timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.authoring import Draft
-from ..core.errors import Lab93Error, RefusedError
+from ..core.away import AwayTextError, away_text
+from ..core.errors import Lab93Error, RefusedError, UsageError
 from ..core.events import (
     Accepted,
     Event,
@@ -49,6 +50,14 @@ ANSWERS = {
     PipeKind.ROOMS: PipeKind.ROOMS_RESULT,
     PipeKind.OUTBOX: PipeKind.OUTBOX_RESULT,
 }
+
+
+def away_request(text: str | None) -> PipeMessage:
+    """AWAY with ``text`` (None or blank: back); UsageError naming the rule otherwise."""
+    try:
+        return PipeMessage(PipeKind.AWAY, {"text": away_text(text)})
+    except AwayTextError as error:
+        raise UsageError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -204,7 +213,8 @@ class PipeClient:
         if question is PipeKind.ROOMS:
             [rooms] = from_pipe_form("rooms_result", body)
             return [Settled(token, list(rooms.rooms))]  # type: ignore[union-attr]
-        return [Settled(token, list(body["users"]))]
+        [users] = from_pipe_form("who_result", body)
+        return [Settled(token, users)]
 
     def _event(self, event: Event) -> list[Item]:
         if isinstance(event, Incoming):

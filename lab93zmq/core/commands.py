@@ -17,6 +17,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .away import AwayTextError, away_text
 from .errors import Lab93Error
 from .message import ACTION, MAX_TOPIC_CHARS
 from .rooms import RoomError, room_name
@@ -107,6 +108,13 @@ class Outbox:
 
 
 @dataclass(frozen=True)
+class Away:
+    """Be away with ``text`` (None: be back)."""
+
+    text: str | None = None
+
+
+@dataclass(frozen=True)
 class Clear:
     pass
 
@@ -117,8 +125,8 @@ class Nothing:
 
 
 Action = (
-    Say | Quit | Scan | Who | History | Help | Join | Part | Rooms | ShowOrSetTopic | Outbox | Clear
-    | Nothing
+    Say | Quit | Scan | Who | History | Help | Join | Part | Rooms | ShowOrSetTopic | Outbox
+    | Away | Clear | Nothing
 )
 
 
@@ -203,6 +211,13 @@ def _topic(rest: str, defaults: Defaults) -> Action:
     return ShowOrSetTopic(rest or None)
 
 
+def _away(rest: str, defaults: Defaults) -> Action:
+    try:
+        return Away(away_text(rest))
+    except AwayTextError as error:
+        raise CommandError(str(error)) from None
+
+
 def _history(rest: str, defaults: Defaults) -> Action:
     if not rest:
         return History()
@@ -251,6 +266,8 @@ COMMANDS: dict[str, ChatCommand] = {
         ChatCommand("topic", "[TEXT]", "show the current room's topic, or set it to TEXT", _topic),
         ChatCommand("who", "[ROOM]", "list who is in ROOM (default: the current room)",
                 _optional_room(Who), (ROOM,)),
+        ChatCommand("away", "[TEXT]", "be away with TEXT (shown in /who, told to whoever"
+                    " sends you a direct message); no TEXT: be back", _away),
         ChatCommand("scan", "", "list every node and repeater heard on the network",
                 _no_arguments(Scan())),
         ChatCommand("history", "[N]",

@@ -53,11 +53,17 @@ class Notice:
 
 @dataclass(frozen=True)
 class Users:
-    """The answer to WHO: who is on the network (``room`` None), or in ``room``."""
+    """The answer to WHO: who is on the network (``room`` None), or in ``room``; and
+    the away text of each of them who is away (name, text), in name order."""
 
     users: tuple[str, ...]
     connected: bool = True
     room: str | None = None
+    away: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def away_texts(self) -> dict[str, str]:
+        return dict(self.away)
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,8 @@ def pipe_form(event: Event) -> tuple[str, dict[str, Any]]:
     if isinstance(event, Notice):
         return "notice", {"text": event.text}
     if isinstance(event, Users):
-        body = {"room": event.room, "users": list(event.users), "connected": event.connected}
+        body = {"room": event.room, "users": list(event.users), "connected": event.connected,
+                "away": dict(event.away)}
         return "who_result", body
     if isinstance(event, Posted):
         return "posted", {"messages": [m.to_wire_dict() for m in event.messages]}
@@ -215,7 +222,9 @@ def from_pipe_form(kind: str, body: dict[str, Any]) -> list[Event]:
     if kind == "notice":
         return [Notice(body["text"])]
     if kind == "who_result":
-        return [Users(tuple(body["users"]), bool(body.get("connected", True)), body.get("room"))]
+        away = tuple(sorted(dict(body.get("away") or {}).items()))
+        return [Users(tuple(body["users"]), bool(body.get("connected", True)), body.get("room"),
+                      away)]
     if kind == "topic":
         return [_topic(body["room"], body)]
     if kind == "joined":

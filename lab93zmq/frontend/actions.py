@@ -59,9 +59,17 @@ def _who_room(node: Any, action: commands.Who) -> str | None:
     return action.room or (node.rooms[0] if node.rooms else None)
 
 
-def _show_who(run: ChatRun, asked: Asked, action: commands.Who, users: list[str]) -> None:
+def _show_who(run: ChatRun, asked: Asked, action: commands.Who,
+              users: dict[str, str | None]) -> None:
     run.users.update(users)
-    run.answer(lines.format_who(action.room or asked.current, users))
+    run.answer(lines.format_who(action.room or asked.current, list(users), users))
+
+
+def _show_away(run: ChatRun, asked: Asked, action: commands.Away, answer: Any) -> None:
+    if action.text is None:
+        run.printer.info("you are back")
+    else:
+        run.printer.info(f"you are away: {action.text}; /away alone when you are back")
 
 
 def _show_help(run: ChatRun, asked: Asked, action: commands.Help, answer: Any) -> None:
@@ -129,7 +137,8 @@ STEPS: dict[type, Step] = {
     commands.Clear: Step(None, lambda run, asked, action, answer: run.printer.clear()),
     commands.Scan: Step(lambda node, action: node.peers(),
                         lambda run, asked, action, answer: run.show_scan(answer)),
-    commands.Who: Step(lambda node, action: node.who(_who_room(node, action)), _show_who),
+    commands.Who: Step(lambda node, action: node.who_away(_who_room(node, action)), _show_who),
+    commands.Away: Step(lambda node, action: node.set_away(action.text), _show_away),
     commands.History: Step(lambda node, action: node.history(limit=action.count),
                            lambda run, asked, action, answer: run.show_history(action, answer)),
     commands.Join: Step(lambda node, action: node.join(action.room), _show_joined),

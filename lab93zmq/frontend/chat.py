@@ -23,10 +23,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..core import commands
+from ..core.away import AwayNotices
 from ..core.errors import Lab93Error, UndeliveredError
 from ..core.events import Accepted, Event, Member, Notice, Rejected, Status, Topic
 from ..core.message import Message
@@ -88,6 +89,7 @@ class ChatRun:
         self.live = False  # a live line was shown (the separator is behind us)
         self.queued: dict[str, Message] = {}  # own lines shown as queued, by id
         self.told_waiting: set[str] = set()  # addressees already said to be offline
+        self.told_away = AwayNotices()  # addressees already said to be away, per text
         self.kept_for: dict[str, str] = {}  # id -> addressee to name once it is accepted
         self.users: set[str] = set()  # every name heard, for completion
         self.rooms: set[str] = set()  # every room heard, for completion
@@ -219,14 +221,20 @@ class ChatRun:
             mark = self.printer.style.mark(delivered)
             self.printer.message(message, self.view(), mark, key=message.id)
 
-    def check_addressee(self, message: Message, online: Sequence[str]) -> None:
-        """A direct message of ours whose addressee is not ``online``: say where it
-        waits, once per addressee. In broadcast mode it waits in our outbox; a
-        repeater stores it for the addressee, which is said once the repeater has
-        taken it (while it has not, it waits in our outbox, as ``report_outbox`` says)."""
+    def check_addressee(self, message: Message, online: Mapping[str, str | None]) -> None:
+        """A direct message of ours whose addressee is not ``online`` (name -> its away
+        text): say where it waits, once per addressee. In broadcast mode it waits in our
+        outbox; a repeater stores it for the addressee, which is said once the repeater
+        has taken it (while it has not, it waits in our outbox, as ``report_outbox``
+        says). One who is online but away: say so, once per away text (IRC's 301)."""
         with self.lock:
             to = message.recipient
-            if to is None or to == self.options.user or to in online:
+            if to is None or to == self.options.user:
+                return
+            if to in online:
+                notice = self.told_away.notice(to, online[to])
+                if notice is not None:
+                    self.printer.info(notice)
                 return
             if self.options.mode != "client":
                 self.tell_waiting(to)

@@ -121,7 +121,9 @@ DESCRIPTION = "lab93-node: a ZeroMQ messaging node for local networks.\n\n"
 EPILOG = """
 Chat commands (interactive or piped): /msg USER TEXT, /me ACTION, /subject
 SUBJECT TEXT, /join ROOM, /part [ROOM], /rooms, /topic [TEXT], /who [ROOM],
-/scan, /history [N], /outbox, /clear, /help [COMMAND], /quit. /quit and
+/away [TEXT], /scan, /history [N], /outbox, /clear, /help [COMMAND], /quit.
+/away TEXT marks you away: /who shows "zed (away: TEXT)" and whoever sends you
+a direct message is told "zed is away: TEXT" (/away alone: back). /quit and
 Ctrl-D leave at once and name what waits in the outbox; Ctrl-C leaves the same
 way (exit 130). At the prompt, Tab completes commands, names and rooms; Up
 recalls earlier lines, also of earlier runs ($XDG_STATE_HOME/lab93/history,

@@ -13,10 +13,11 @@ an action ``[12:01:07] * bob waves``; in several rooms each names its room
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ..core.away import who_line_names
 from ..core.events import RoomInfo, Topic
 from ..core.message import Message
 from ..core.rooms import shown
@@ -117,10 +118,14 @@ def format_rooms(rooms: Sequence[RoomInfo], current: str | None) -> str:
     return "\n".join(lines)
 
 
-def format_who(room: str | None, users: Sequence[str]) -> str:
-    """/who: ``in #ops: alice, bob``; ``online: ...`` for the whole network."""
+def format_who(room: str | None, users: Sequence[str],
+               away: Mapping[str, str | None] | None = None) -> str:
+    """/who: ``in #ops: alice, bob (away: lunch)``; ``online: ...`` for the whole
+    network. ``away``: each one's away text (None: here)."""
     where = f"in {shown(room)}" if room is not None else "online"
-    return f"{where}: {', '.join(users) if users else 'nobody else'}"
+    texts = {user: text for user, text in (away or {}).items() if text is not None}
+    names = who_line_names(users, texts)
+    return f"{where}: {', '.join(names) if names else 'nobody else'}"
 
 
 def recipient(message: Message) -> str:

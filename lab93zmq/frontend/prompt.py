@@ -199,7 +199,7 @@ async def _say(node: Node, run: ChatRun, say: commands.Say) -> None:
         return
     run.posted(message)
     if message.recipient is not None:
-        run.check_addressee(message, await node.who())
+        run.check_addressee(message, await node.who_away())
 
 
 class Screen:

@@ -25,6 +25,8 @@ Requests (front end -> actor):
              comes back as a ``TOPIC`` event
 ``OUTBOX``   {}: answer with ``OUTBOX_RESULT``: what this inbox still waits to
              deliver
+``AWAY``     {"text": str | null}: be away with this text (null: back); no answer
+             (the next ``WHO_RESULT`` shows it)
 ``STOP``     {}: leave cleanly (leaving beacon, inbox closed), then ``STOPPED``
 
 Events (actor -> front end):
@@ -37,7 +39,8 @@ Events (actor -> front end):
 ``STATUS``         {"connected": bool, "detail"}: connection state changed
 ``NOTICE``         {"text"}: something a user may want to know
 ``SCAN_RESULT``    {"beacons": [beacon JSON dicts, as DESIGN.md's --scan --json]}
-``WHO_RESULT``     {"room", "users": [...], "connected"}
+``WHO_RESULT``     {"room", "users": [...], "connected", "away": {user: text}}: ``away``
+                   names those of ``users`` who are away (ourselves too)
 ``HISTORY_RESULT`` {"messages": [wire dicts]}
 ``OUTBOX_RESULT``  {"messages": [wire dicts]}: the inbox's outbox, oldest first
                    (repeater: every post the server has not acknowledged;
@@ -88,6 +91,7 @@ class PipeKind(str, Enum):
     ROOMS = "rooms"
     TOPIC = "topic"  # a request (front end -> actor) and an event (actor -> front end)
     OUTBOX = "outbox"
+    AWAY = "away"
     STOP = "stop"
     READY = "ready"
     FATAL = "fatal"

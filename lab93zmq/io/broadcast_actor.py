@@ -58,6 +58,7 @@ import zmq
 
 from ..core import wire
 from ..core.authoring import Draft
+from ..core.away import AwayTextError, away_text
 from ..core.broadcast.actions import (
     ConnectPeer,
     DisconnectPeer,
@@ -310,6 +311,12 @@ class BroadcastActor(Actor):
         message_id = make_id(sent_at, os.urandom(10))
         io.perform(io.session.set_topic(room, text, message_id, sent_at, now))
 
+    def _away(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
+        try:
+            io.perform(io.session.set_away(away_text(body.get("text"))))
+        except AwayTextError as error:
+            io.event(PipeKind.NOTICE, text=str(error))
+
     def _history(self, io: _Sockets, inbox: Inbox, body: dict[str, Any], now: float) -> None:
         io.event(PipeKind.HISTORY_RESULT, **answer_history(inbox, body))
 
@@ -354,6 +361,7 @@ _ANSWERS: dict[PipeKind, _Answer] = {
     PipeKind.PART: BroadcastActor._part,
     PipeKind.ROOMS: BroadcastActor._rooms,
     PipeKind.TOPIC: BroadcastActor._topic,
+    PipeKind.AWAY: BroadcastActor._away,
 }
 
 

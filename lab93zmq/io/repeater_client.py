@@ -26,6 +26,7 @@ import zmq
 
 from .. import __version__
 from ..core.authoring import Draft
+from ..core.away import AwayTextError, away_text
 from ..core.errors import MessageError, SecurityError
 from ..core.events import Notice
 from ..core.repeater.chooser import GivenServer, Secure, ServerChooser
@@ -269,6 +270,8 @@ class _ClientLoop:
                 self.perform(core.part(check_room(body.get("room")), now))
             elif kind is PipeKind.ROOMS:
                 self.perform(core.ask_rooms(now))
+            elif kind is PipeKind.AWAY:
+                self.perform(core.set_away(away_text(body.get("text")), now))
             elif kind is PipeKind.TOPIC:
                 text = body.get("text")
                 if not isinstance(text, str):
@@ -277,7 +280,7 @@ class _ClientLoop:
                 self.perform(core.set_topic(room, text, utc_now(), os.urandom(10)))
             else:
                 return False
-        except (RoomError, MessageError) as exc:
+        except (RoomError, MessageError, AwayTextError) as exc:
             self.perform([Notice(f"{kind.value}: {exc}")])
         return True
 

@@ -38,7 +38,7 @@ from ..core.presence import Beacon, BeaconKind
 from ..core.repeater.commands import HEARTBEAT
 from ..core.repeater.outputs import PublishRoom, ReplyTo, ServerOutput
 from ..core.repeater.replay import TAIL
-from ..core.repeater.server import SESSION_TIMEOUT, ServerCore
+from ..core.repeater.server import SESSION_TIMEOUT, ServerCore, away_of
 from ..core.repeater.window import POST_LIMIT, WINDOW
 from ..core.rooms import check_room
 from . import actor, security
@@ -346,7 +346,9 @@ class _ServerLoop:
             room = body.get("room")
             room = None if room is None else check_room(room)
             if kind is PipeKind.WHO:
-                self.write([Users(tuple(core.users(room)), room=room)])
+                users = core.users(room)
+                away = away_of(users, core.sessions.values(), core.irc)
+                self.write([Users(tuple(users), room=room, away=tuple(sorted(away.items())))])
             elif kind is PipeKind.ROOMS:
                 self.write([core.room_list()])
             elif kind is PipeKind.TOPIC:

@@ -20,6 +20,7 @@ from .catchup import CatchUp
 from .direct import DirectMessages, ack_ids
 from .faults import Fault
 from .headers import (
+    announced_away,
     announced_rooms,
     beat_rooms,
     floors_of,
@@ -85,12 +86,12 @@ class Handlers:
 
     def _on_rooms(self, sender: str, command: wire.Command,
                   now: float) -> Handled:
-        rooms = announced_rooms(command.header)
+        rooms, away = announced_rooms(command.header), announced_away(command.header)
         link = self.links.linked(sender)
         if link is None:
-            self.links.remember_rooms(sender, rooms)  # taken as soon as it joins
+            self.links.remember_rooms(sender, rooms, away)  # taken as soon as it joins
             return [], []
-        return self._announced(link, rooms, rooms, now), []
+        return self._announced(link, rooms, rooms, now, away), []
 
     def _on_sync(self, sender: str, command: wire.Command,
                  now: float) -> Handled:
@@ -148,11 +149,12 @@ class Handlers:
     # -- membership and topics ---------------------------------------------------------
 
     def _announced(self, link: Link, rooms: Iterable[str],
-                   topics: Mapping[str, str | None] | None, now: float) -> list[Output]:
-        """A linked peer's ROOMS (``topics`` given) or BEAT named its rooms: greet a person
-        the first time, tell who came to or left our rooms, and meet it in the rooms it
-        came to."""
-        change = self.membership.heard(link.node_id, link.user, rooms, topics)
+                   topics: Mapping[str, str | None] | None, now: float,
+                   away: str | None = None) -> list[Output]:
+        """A linked peer's ROOMS (``topics`` and ``away`` given) or BEAT named its rooms:
+        greet a person the first time, tell who came to or left our rooms, and meet it
+        in the rooms it came to."""
+        change = self.membership.heard(link.node_id, link.user, rooms, topics, away)
         outputs: list[Output] = []
         verb = self._greetings.pop(link.node_id, None)
         if change.appeared and link.peer is not None:
@@ -171,7 +173,10 @@ class Handlers:
     def _rooms_header(self) -> dict[str, object]:
         rooms = [{"name": room, "topic": self.topics.text(room)}
                  for room in self.membership.announced()]
-        return {"node": self.node_id, "rooms": rooms}
+        header: dict[str, object] = {"node": self.node_id, "rooms": rooms}
+        if self.membership.away is not None and self.membership.listen:
+            header["away"] = self.membership.away  # absent: here (what old peers send)
+        return header
 
     def _rooms_to(self, node_id: str) -> SendToPeer:
         """Our ROOMS for a peer just linked (over its ROUTER: it cannot be lost to a SUB

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import wire
+from ..away import AwayTextError, away_text
 from ..errors import ProtocolError
 from ..message import MAX_TOPIC_CHARS, Message
 from ..presence import is_node_id
@@ -84,6 +85,14 @@ def announced_rooms(header: Mapping[str, Any]) -> dict[str, str | None]:
             raise ProtocolError(f"a room's topic must be text of at most {MAX_TOPIC_CHARS}")
         found[_room(entry.get("name"))] = topic
     return found
+
+
+def announced_away(header: Mapping[str, Any]) -> str | None:
+    """A ROOMS command's ``away``: the sender's away text; None (here) when absent or null."""
+    try:
+        return away_text(header.get("away"))
+    except AwayTextError as error:
+        raise ProtocolError(f"header field 'away': {error}") from None
 
 
 def _room(value: object) -> str:

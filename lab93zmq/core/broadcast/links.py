@@ -107,6 +107,7 @@ class Link:
     peer: Peer | None = None  # as linked: in secure mode ``user`` is its key's name
     early_syncs: dict[str, SyncRequest] = field(default_factory=dict)  # per room
     early_rooms: dict[str, str | None] | None = None  # the ROOMS it sent, room -> topic
+    early_away: str | None = None  # and the away text that ROOMS said
     owed_acks: set[str] = field(default_factory=set)  # DMs it sent that we stored
 
     @property
@@ -125,6 +126,7 @@ class Pending:
     syncs: list[SyncRequest]
     rooms: dict[str, str | None] | None
     acks: set[str]
+    away: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,10 +208,12 @@ class Links:
         if self.apply(node_id, E.TALKED) is not None:
             self._links[node_id].early_syncs[request.room] = request
 
-    def remember_rooms(self, node_id: str, rooms: dict[str, str | None]) -> None:
+    def remember_rooms(self, node_id: str, rooms: dict[str, str | None],
+                       away: str | None = None) -> None:
         """A ROOMS from a node id not linked: taken when it joins (if there is room)."""
         if self.apply(node_id, E.TALKED) is not None:
-            self._links[node_id].early_rooms = rooms
+            link = self._links[node_id]
+            link.early_rooms, link.early_away = rooms, away
 
     def owe_acks(self, node_id: str, ids: Iterable[str]) -> None:
         """Direct messages stored from a node id not linked: acknowledged when it joins."""
@@ -221,8 +225,10 @@ class Links:
         link = self._links.get(node_id)
         if link is None:
             return Pending([], None, set())
-        waiting = Pending(list(link.early_syncs.values()), link.early_rooms, link.owed_acks)
+        waiting = Pending(list(link.early_syncs.values()), link.early_rooms, link.owed_acks,
+                          link.early_away)
         link.early_syncs, link.early_rooms, link.owed_acks = {}, None, set()
+        link.early_away = None
         return waiting
 
     def name(self, peer: Peer | None) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..away import combined
 from ..events import Member, RoomInfo, RoomList
 from ..inbox import BroadcastInbox, RoomState
 from ..rooms import DEFAULT_ROOM
@@ -35,6 +36,7 @@ class Announced:
     user: str
     rooms: frozenset[str] = frozenset()
     topics: dict[str, str | None] = field(default_factory=dict)
+    away: str | None = None  # its away text, as its last ROOMS said (None: here)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Membership:
         self.user = user
         self.listen = listen
         self.ours: list[str] = list(dict.fromkeys(rooms)) or [DEFAULT_ROOM]
+        self.away: str | None = None  # our away text (/away), announced in our ROOMS
         self._peers: dict[str, Announced] = {}
         self._former: dict[str, Announced] = {}  # restarted peers: what they said before
 
@@ -125,8 +128,10 @@ class Membership:
     # -- what peers announced ------------------------------------------------------------
 
     def heard(self, peer: str, user: str, rooms: Iterable[str],
-              topics: Mapping[str, str | None] | None = None) -> Change:
-        """A peer's ROOMS (with ``topics``) or BEAT (without) named the rooms it is in."""
+              topics: Mapping[str, str | None] | None = None,
+              away: str | None = None) -> Change:
+        """A peer's ROOMS (with ``topics`` and its ``away`` text) or BEAT (without) named
+        the rooms it is in."""
         known = self._peers.get(peer) or self._former.pop(peer, None) or Announced(user)
         before = known.rooms
         was_person = bool(before) and peer in self._peers
@@ -134,6 +139,7 @@ class Membership:
         known.rooms = frozenset(rooms)
         if topics is not None:
             known.topics = dict(topics)
+            known.away = away
         else:
             known.topics = {r: t for r, t in known.topics.items() if r in known.rooms}
         self._peers[peer] = known
@@ -201,3 +207,18 @@ class Membership:
         if room is None or self.in_room(room):
             users.add(self.user)
         return tuple(sorted(users))
+
+    def away_of(self, users: Iterable[str],
+                among: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+        """The away texts of ``users`` (name, text), in name order: ours for our user
+        (with our other nodes'), a peer's as its persons' nodes announced (``combined``:
+        away only when each of that user's nodes is)."""
+        nodes: dict[str, list[str | None]] = {}
+        for peer, user in among.items():
+            known = self._peers.get(peer)
+            if known is not None and known.rooms:
+                nodes.setdefault(user, []).append(known.away)
+        if self.listen:
+            nodes.setdefault(self.user, []).append(self.away)
+        found = ((user, combined(nodes.get(user, ()))) for user in sorted(set(users)))
+        return tuple((user, text) for user, text in found if text is not None)

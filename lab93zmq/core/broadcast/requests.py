@@ -111,8 +111,19 @@ class Requests(Handlers):
 
     def who(self, room: str | None = None) -> Users:
         """Who is on the network (``room`` None) or in ``room``: the live persons and
-        ourselves (in a room: when we listen in it), sorted, each once."""
-        return Users(self.membership.users(room, self._users()), True, room)
+        ourselves (in a room: when we listen in it), sorted, each once; with the away
+        texts of those who are away."""
+        among = self._users()
+        users = self.membership.users(room, among)
+        return Users(users, True, room, self.membership.away_of(users, among))
+
+    def set_away(self, text: str | None) -> list[Output]:
+        """Be away with ``text`` (None: back): our ROOMS tells every peer (a send-only run
+        announces nothing, so it changes nothing the others see)."""
+        if text == self.membership.away:
+            return []
+        self.membership.away = text
+        return self._announce_rooms() if self.membership.listen else []
 
     def rooms(self) -> RoomList:
         """Every room heard on the network, with how many are in it and its topic."""

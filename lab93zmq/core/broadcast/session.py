@@ -269,7 +269,8 @@ class BroadcastSession(Requests):
                                  self._rooms_to(peer.node_id)]
         pending = self.links.take_pending(peer.node_id)
         if pending.rooms is not None:
-            outputs += self._announced(joined.link, pending.rooms, pending.rooms, now)
+            outputs += self._announced(joined.link, pending.rooms, pending.rooms, now,
+                                       pending.away)
         for request in pending.syncs:
             outputs += self.catchup.answer(peer.node_id, request, now)
         if pending.acks:

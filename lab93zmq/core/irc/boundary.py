@@ -102,6 +102,7 @@ class UserInfo:
     irc: bool = False
     realname: str = ""
     rooms: tuple[str, ...] = ()
+    away: str | None = None  # its away text (an IRC user's AWAY, a lab93 user's /away)
 
 
 # --- history selectors (CHATHISTORY) -------------------------------------------

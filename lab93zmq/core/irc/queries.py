@@ -111,7 +111,7 @@ def on_who_result(session: IrcSession, event: WhoResult) -> None:
     mask = channel_for(request.room) if request.room else nick_for(request.name or "")
     channel = channel_for(request.room) if request.room else "*"
     for user in event.users:
-        flags = "G" if session.registry.away(user.name) is not None else "H"
+        flags = "G" if _away(session, user) is not None else "H"
         session.reply(
             rpl.RPL_WHOREPLY,
             channel,
@@ -138,10 +138,15 @@ def _whois_reply(session: IrcSession, request: Whois, users: tuple[UserInfo, ...
             session.reply(rpl.RPL_WHOISCHANNELS, nick, fit_utf8(channels, 400))
         kind = "through IRC" if user.irc else "a lab93 client"
         session.reply(rpl.RPL_WHOISSERVER, nick, config.server_name, kind)
-        away = session.registry.away(user.name)
+        away = _away(session, user)
         if away is not None:
             session.reply(rpl.RPL_AWAY, nick, away)
     session.reply(rpl.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+
+
+def _away(session: IrcSession, user: UserInfo) -> str | None:
+    """A user's away text: the service's word (a lab93 user's /away), else the registry's."""
+    return user.away if user.away is not None else session.registry.away(user.name)
 
 
 def _realname(user: UserInfo) -> str:

@@ -209,6 +209,8 @@ class ClientCore(Choosing, ClientPosting, Troubles):
             "rooms": list(self.rooms.names),
             "listen": self.listen,
         }
+        if self.rooms.away is not None:
+            hello["away"] = self.rooms.away
         out: list[ClientOutput] = [
             ConnectServer(self.endpoint, self.server_key),
             SendToServer(V.HELLO.command(hello)),
@@ -411,6 +413,10 @@ class ClientCore(Choosing, ClientPosting, Troubles):
     def who(self, now: float, room: str | None = None) -> list[ClientOutput]:
         """WHO: who is connected (``room`` None), or who is in ``room``."""
         return self.rooms.who(room, self.connected)
+
+    def set_away(self, text: str | None, now: float) -> list[ClientOutput]:
+        """/away: be away with ``text`` (None: back), on this server and the next."""
+        return self.rooms.set_away(text, self.connected)
 
     def send_failed(self, sent: SendToServer, now: float) -> list[Event]:
         """The shell could not send ``sent`` (the DEALER is full): take it back (a

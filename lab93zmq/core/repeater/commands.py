@@ -7,13 +7,14 @@ enum, or not in a side's table, is refused in one place. The frames are
 page::
 
     client -> server (DEALER -> ROUTER)
-      HELLO  {"user", "node", "software", "rooms": [...], "listen"} -> WELCOME
+      HELLO  {"user", "node", "software", "rooms": [...], "listen", "away"?} -> WELCOME
       JOIN   {"room"}                                  (no answer)
       PART   {"room"}                                  (no answer)
       FETCH  {"rooms": {room: {"after", "tail"}}, "dm", "limit"} -> BATCH
       POST   {} + messages                     -> ACK (stored ones), REJECT (invalid ones)
       ROOMS  {}                                -> ROOMLIST (one or more pages)
       WHO    {"room"?}                         -> USERS
+      AWAY   {"text": text | null}             away with text, or back; no answer
       PING   {}                                heartbeat, no answer
       BYE    {}                                the session ends now
     server -> client (ROUTER -> DEALER)
@@ -24,7 +25,7 @@ page::
       ACK      {"items": [[id, seq], ...]}
       REJECT   {"items": [[id|null, reason], ...]}
       ROOMLIST {"rooms": [{"name", "users", "topic", "messages"}], "more"}
-      USERS    {"room", "users": [...]}
+      USERS    {"room", "users": [...], "away": {user: text}}
       PING     {"head", "dm_head"}
       BYE      {}
       ERROR    {"code", "reason"}
@@ -64,6 +65,7 @@ class RepeaterVerb(str, enum.Enum):
     POST = "POST"
     ROOMS = "ROOMS"
     WHO = "WHO"
+    AWAY = "AWAY"
     PING = "PING"
     BYE = "BYE"
     WELCOME = "WELCOME"

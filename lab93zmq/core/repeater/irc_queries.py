@@ -16,7 +16,7 @@ from ..irc import boundary as b
 from ..irc.names import fold
 from ..message import ACTION, Message
 from .irc_history import Conversation, HistoryStore, answer
-from .server import ServerCore
+from .server import ServerCore, away_of
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class IRCUser:
     name: str
     realname: str
     rooms: set[str] = field(default_factory=set)
+    away: str | None = None  # its AWAY text (None: here)
 
     @property
     def identity(self) -> IRCIdentity:
@@ -120,13 +121,18 @@ class Queries:
         conn = self._by_name.get(fold(name))
         if conn is not None:
             user = self.users[conn]
-            return b.UserInfo(name, True, user.realname, tuple(sorted(user.rooms)))
+            return b.UserInfo(name, True, user.realname, tuple(sorted(user.rooms)), user.away)
         rooms: set[str] = set()
         if with_rooms:
             for session in self.core.sessions.values():
                 if session.user == name:
                     rooms |= self.core.members.rooms_of(session.identity)
-        return b.UserInfo(name, False, "a lab93 client", tuple(sorted(rooms)))
+        away = away_of([name], self.core.sessions.values(), None).get(name)  # its /away
+        return b.UserInfo(name, False, "a lab93 client", tuple(sorted(rooms)), away)
+
+    def _on_setaway(self, user: IRCUser, request: b.SetAway, at, entropy) -> list:
+        user.away = request.text  # lab93 clients' /who shows it (ServerCore's USERS)
+        return []
 
     def _on_history(self, user: IRCUser, request: b.HistoryRequest, at, entropy) -> list:
         if request.room is not None:

@@ -107,7 +107,7 @@ class IRCService(Queries):
             return []
         handler = HANDLERS.get(type(request))
         if handler is None:
-            return []  # SetAway: the gateway keeps away texts itself
+            return []
         return handler(self, user, request, at, entropy) or []
 
     # -- the server core's hooks ---------------------------------------------------------
@@ -119,6 +119,11 @@ class IRCService(Queries):
     def holds(self, name: str) -> bool:
         """Is ``name`` an IRC user's now (a lab93 HELLO as that name is refused)?"""
         return fold(name) in self._by_name
+
+    def away(self, name: str) -> str | None:
+        """The away text of the IRC user ``name`` (None: here, or no IRC user)."""
+        conn = self._by_name.get(fold(name))
+        return self.users[conn].away if conn is not None else None
 
     def is_irc(self, name: str) -> bool:
         return fold(name) in self._by_name
@@ -375,4 +380,5 @@ HANDLERS: dict[type, Callable[..., list]] = {
     b.Whois: Queries._on_whois,
     b.HistoryRequest: Queries._on_history,
     b.HistoryTargets: Queries._on_historytargets,
+    b.SetAway: Queries._on_setaway,
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from ..away import AwayTextError, away_map
 from ..errors import ProtocolError
 from ..events import Event, Joined, Member, Notice, Parted, RoomInfo, RoomList, Topic, Users
 from ..rooms import shown
@@ -40,6 +41,7 @@ class RoomSet:
         self._who: deque[str | None] = deque()  # the rooms of WHOs asked, oldest first
         self._asked_rooms = 0  # ROOMS asked, not answered
         self._pages: list[dict] = []  # ROOMLIST pages of the answer under way
+        self.away: str | None = None  # our away text (/away): in each HELLO, AWAY on change
 
     def follow(self) -> FollowRooms:
         return FollowRooms(frozenset(self.names))
@@ -99,10 +101,23 @@ class RoomSet:
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise ProtocolError("USERS needs a list of names")
         room = None if header.get("room") is None else room_field(header)
+        try:  # a server of before /away sends none: nobody is away
+            away = away_map(header.get("away", {}))
+        except AwayTextError as error:
+            raise ProtocolError(f"USERS: {error}") from None
         if not self._who:
             return []
         asked = self._who.popleft()
-        return [Users(tuple(users), room=asked if room is None else room)]
+        texts = tuple((user, away[user]) for user in sorted(set(users)) if user in away)
+        return [Users(tuple(users), room=asked if room is None else room, away=texts)]
+
+    def set_away(self, text: str | None, connected: bool) -> list[ClientOutput]:
+        """Be away with ``text`` (None: back): AWAY to the server now when connected (and
+        in every HELLO from now on). A send-only run is nobody to others: it says none."""
+        if text == self.away or not self.listen:
+            return []
+        self.away = text
+        return [SendToServer(RepeaterVerb.AWAY.command({"text": text}))] if connected else []
 
     def ask_rooms(self, connected: bool) -> list[ClientOutput]:
         if not connected:

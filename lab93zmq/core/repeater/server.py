@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..authoring import Draft
+from ..away import AwayTextError, away_text, combined
 from ..errors import MessageError, ProtocolError, StoreUnavailable
 from ..events import Notice, RoomInfo, RoomList, Topic
 from ..inbox import ServerInbox
@@ -67,6 +68,7 @@ class Session:
     node: str
     last_seen: float
     listen: bool = True  # False: a send-only run (in no room, gets no direct messages)
+    away: str | None = None  # its away text (HELLO's ``away``, then AWAY), None: here
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,37 @@ class IRCHooks(Protocol):
         """Is ``name`` an IRC user's now?"""
         ...
 
+    def away(self, name: str) -> str | None:
+        """The away text of the IRC user ``name`` (None: here)."""
+        ...
+
     def members_changed(self, changes: Sequence[MemberChange]) -> None: ...
 
     def committed(
         self, fresh: Sequence[Numbered], outputs: list[ServerOutput]
     ) -> list[ServerOutput]: ...
+
+
+def away_field(header: dict, name: str = "away") -> str | None:
+    """A HELLO's ``away`` or an AWAY's ``text``: the session's away text (None: here)."""
+    try:
+        return away_text(header.get(name))
+    except AwayTextError as exc:
+        raise ProtocolError(f"header field {name!r}: {exc}") from None
+
+
+def away_of(users: Iterable[str], sessions: Iterable[Session],
+            irc: IRCHooks | None) -> dict[str, str]:
+    """The away texts of those of ``users`` who are away: a lab93 user when each of its
+    listening sessions is (``combined``), an IRC user by its AWAY."""
+    texts: dict[str, list[str | None]] = {}
+    for session in sessions:
+        if session.listen:
+            texts.setdefault(session.user, []).append(session.away)
+    found = {user: combined(texts.get(user, ())) for user in users}
+    if irc is not None:
+        found.update((user, irc.away(user)) for user in users if irc.holds(user))
+    return {user: text for user, text in found.items() if text is not None}
 
 
 def net(changes: list[MemberChange]) -> list[MemberChange]:
@@ -169,7 +197,8 @@ class ServerCore:
             RepeaterVerb.POST: self._on_post,
             RepeaterVerb.ROOMS: self._on_rooms,
             RepeaterVerb.WHO: self._on_who,
-            RepeaterVerb.PING: self._on_ping,
+            RepeaterVerb.AWAY: self._on_away,
+            RepeaterVerb.PING: lambda request: [],  # a heartbeat: life, nothing to answer
             RepeaterVerb.BYE: self._on_bye,
         }
 
@@ -353,7 +382,8 @@ class ServerCore:
         for old in [s for s in self.sessions.values() if s.node == node and s.identity != identity]:
             del self.sessions[old.identity]
             changes += self.members.leave(old.identity)
-        self.sessions[identity] = Session(identity, user, node, request.now, listen)
+        away = away_field(header) if listen else None
+        self.sessions[identity] = Session(identity, user, node, request.now, listen, away)
         changes += self.members.enter(identity, user, rooms)
         log.info("%s (node %s) connected%s", user, node, "" if listen else ", send-only")
         welcome = {
@@ -415,10 +445,14 @@ class ServerCore:
     def _on_who(self, request: Request) -> list[ServerOutput]:
         header = request.command.header
         room = None if header.get("room") is None else room_field(header)
-        users = {"room": room, "users": self.users(room)}
+        names = self.users(room)
+        away = away_of(names, self.sessions.values(), self.irc)
+        users = {"room": room, "users": names, "away": away}
         return [ReplyTo(request.identity, RepeaterVerb.USERS.command(users))]
 
-    def _on_ping(self, request: Request) -> list[ServerOutput]:
+    def _on_away(self, request: Request) -> list[ServerOutput]:
+        if request.session.listen:  # a send-only session is nobody to others
+            request.session.away = away_field(request.command.header, "text")
         return []
 
     def _on_bye(self, request: Request) -> list[ServerOutput]:
