@@ -15,10 +15,14 @@ import os
 import sqlite3
 import struct
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from broadcast_live import Cluster
+from live import wait_for
+from procs import NodeProcess, free_udp_port
 from repeater_nodes import all_accepted, connected, start_client, start_server
 
 from lab93zmq.io.actor import PipeKind
@@ -224,3 +228,58 @@ def test_an_inbox_damaged_mid_run_is_named_with_how_to_recover(nodes, tmp_path, 
     alice.post("one more")
     error = fatal(victim)
     assert "is damaged" in error and ".recover" in error and "internal error" not in error
+
+
+# -- a broadcast node's own inbox ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_broadcast_nodes_inbox_deleted_or_replaced_under_it(tmp_path, how):
+    cluster = Cluster(tmp_path)
+    try:
+        alice, bob = cluster.start("alice"), cluster.start("bob")
+        wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1),
+                 "alice and bob see each other")
+        kept = [bob.post(f"kept{n}") for n in range(5)]
+        wait_for([alice, bob], lambda: set(kept) <= bob.accepted(), "alice holding bob's lines")
+        path = tmp_path / "alice.db"
+        if how == "deleted":
+            path.unlink()
+        else:
+            other = tmp_path / "other.db"
+            sqlite3.connect(other).close()
+            os.replace(other, path)
+        # Noticed with nothing written meanwhile (its file is checked every second).
+        started = time.monotonic()
+        wait_for([alice], lambda: bool(alice.of(PipeKind.FATAL)), "alice stopping", timeout=10)
+        took = time.monotonic() - started
+        alice.running = False  # its thread has ended (FATAL was its last word)
+        [error] = [body["error"] for body in alice.of(PipeKind.FATAL)]
+        assert f"alice.db was {how}" in error and "internal error" not in error
+        assert took < 5  # within a few seconds
+        # Nothing more acknowledged: bob's direct message waits in his outbox.
+        direct = bob.post("for alice", to="alice")
+        wait_for([bob], lambda: not bob.connected_to(1), "bob seeing alice gone")
+        assert direct not in bob.accepted()
+    finally:
+        cluster.close()
+    with Inbox(tmp_path / "bob.db") as inbox:
+        assert [m.content for m in inbox.outbox()] == ["for alice"]
+
+
+def test_a_listening_broadcast_node_whose_inbox_is_deleted_exits_1_in_one_sentence(tmp_path):
+    db = tmp_path / "lis.db"
+    node = NodeProcess(["-b", "-i", "lo", "--beacon-port", str(free_udp_port()), "-p", "0",
+                        "--db", str(db), "-u", "lis", "--listen"])
+    try:
+        node.wait_err("broadcast node")
+        db.unlink()
+        assert node.finish() == 1  # as a server's or a client's: a failure, said once
+        said = [line for line in node.err if "lis.db" in line]
+        assert said == [f"lab93-node: the inbox {db} was deleted while this node ran; it stops,"
+                        " so that nothing more is acknowledged into a file no one will read"
+                        " (what it stored since is lost with that file; restart it on the"
+                        " inbox to use)"]
+        assert not any("Traceback" in line for line in node.err)
+    finally:
+        node.kill()

@@ -83,6 +83,7 @@ from .handshake import HandshakeMonitor
 from .history import answer_history, answer_outbox
 from .interfaces import resolve
 from .store import Inbox, utc_now
+from .store_edge import StoreEdge
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +218,12 @@ class BroadcastActor(Actor):
     def _serve(self, io: _Sockets, router: zmq.Socket, inbox: Inbox) -> None:
         session = io.session
         secure = self.config.secure is not None
+        store = StoreEdge(inbox, None, self._monotonic())  # the watch on the inbox file
         while True:
-            ready = io.poller.poll(sockets.poll_timeout([session.next_deadline()],
-                                                        self._monotonic()))
+            deadlines = [session.next_deadline(), store.next_deadline()]
+            ready = io.poller.poll(sockets.poll_timeout(deadlines, self._monotonic()))
             now = self._monotonic()
+            store.tick(now)  # StoreLost: the inbox file is gone, and the node stops
             for item, _event in ready:
                 if item is io.pipe:
                     if not self._requests(io, inbox, now):

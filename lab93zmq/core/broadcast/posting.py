@@ -24,7 +24,7 @@ from datetime import datetime
 
 from ..authoring import DIRECT, ROOM, Draft, Numbering
 from ..batching import pack
-from ..errors import MessageError, StoreError
+from ..errors import MessageError, StoreError, StoreLost
 from ..events import Accepted, Rejected
 from ..inbox import BroadcastInbox
 from ..message import TOPIC, Message
@@ -189,6 +189,8 @@ class Posting:
                 fresh = self.store.save_many([(m, None, None) for _, m in authored])
                 if not all(fresh):
                     raise StoreError(DUPLICATE)  # roll the whole run back
+        except StoreLost:
+            raise  # the inbox file is gone: the node stops, posting nothing more
         except StoreError:
             return rejected + [self._one(draft) for draft, _ in authored]
         for scope, count in taken.items():
@@ -203,6 +205,8 @@ class Posting:
                 self.store.queue(message)
             elif not self.store.save(message):
                 raise StoreError(DUPLICATE)
+        except StoreLost:
+            raise
         except (MessageError, StoreError) as error:
             return Rejected(draft.id, str(error))
         self.numbers.take(draft.scope)
