@@ -36,6 +36,7 @@ ITEMS = {
     "api": "api",
     "irc": "irc",
     "rooms": "rooms",
+    "store": "store",
     "idle": "idle",
     "overload": "overload",
 }
