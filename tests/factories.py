@@ -42,3 +42,37 @@ def make_message(
         room=room,
         kind=kind,
     )
+
+
+# -- secure broadcast mode without real keys ------------------------------------------
+
+
+def key_of(name: str) -> bytes:
+    """The public key of key name ``name``: any 32 bytes will do, no handshake runs here."""
+    return name.encode().ljust(32, b"#")
+
+
+def fake_signature(name: str, data: bytes) -> bytes:
+    """What key ``name`` "signs" ``data`` with in the pure tests: 64 bytes only it makes
+    (the real Ed25519 is the shell's, ``io.signing``)."""
+    digest = hashlib.sha256(b"fake ed25519\n" + name.encode() + b"\n" + data).digest()
+    return digest + digest
+
+
+def fake_trust(name: str, trusted: tuple[str, ...] | list[str], where: str = "keys/"):
+    """A ``Trust`` for key name ``name`` whose authorized keys are ``trusted`` (key names):
+    keys by ``key_of``, node ids derived from them, signatures by ``fake_signature``."""
+    from lab93zmq.core.broadcast.trust import Author, Trust
+    from lab93zmq.core.signing import node_id_of
+
+    names = {key_of(peer): peer for peer in trusted}
+    authors = {node_id_of(key_of(peer)): peer for peer in (*trusted, name)}
+
+    def author_of(origin: str) -> Author | None:
+        author = authors.get(origin)
+        if author is None:
+            return None
+        return Author(author, lambda data, sig: sig == fake_signature(author, data))
+
+    return Trust(key_of(name), names.get, where, lambda data: fake_signature(name, data),
+                 author_of)

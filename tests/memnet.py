@@ -30,7 +30,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from factories import T0
+from factories import T0, fake_trust
+from factories import key_of as key_of
 
 from lab93zmq.core import wire
 from lab93zmq.core.authoring import Draft
@@ -50,6 +51,7 @@ from lab93zmq.core.events import Accepted, Incoming
 from lab93zmq.core.message import make_id
 from lab93zmq.core.presence import Beacon, BeaconKind
 from lab93zmq.core.rooms import DEFAULT_ROOM
+from lab93zmq.core.signing import node_id_of
 from lab93zmq.io.store import Inbox
 
 LIMIT = 100_000  # deliveries per settling, and clock steps per run
@@ -140,11 +142,6 @@ class Network:
 
 
 # -- broadcast mode --------------------------------------------------------------
-
-
-def key_of(name: str) -> bytes:
-    """The public key of key name ``name``: any 32 bytes will do, no handshake runs here."""
-    return name.encode().ljust(32, b"#")
 
 
 class LanNode:
@@ -335,10 +332,10 @@ class BroadcastLan:
     def secure(self, name: str, *trusted: str, key_name: str | None = None,
                user: str | None = None) -> LanNode:
         """A secure node whose authorized keys are ``trusted`` (key names)."""
-        names = {key_of(peer): peer for peer in trusted}
         node = self.node(name, user, start=False)
         node.key_name = key_name or name
-        node.trust = Trust(key_of(node.key_name), names.get, "keys/")
+        node.trust = fake_trust(node.key_name, trusted)
+        node.node_id = node_id_of(key_of(node.key_name))  # a secure node's id is its key's
         node.start()
         return node
 

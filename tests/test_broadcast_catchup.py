@@ -114,6 +114,7 @@ def test_a_batch_that_made_progress_asks_for_more_only_while_the_peer_holds_more
     taken = sync.on_batch(PEER, {NODE_A: 5}, None, [make_message(1, origin=NODE_A)], 0.1)
     assert [c.name for c in sent(taken.outputs)] == [Verb.SYNC]
     assert sync.on_batch(PEER, {NODE_A: 5}, None, [], 0.3).outputs == []  # no progress
+    sync.pull(PEER, 0.35)  # only an answer to a SYNC of ours is taken
     taken = sync.on_batch(PEER, {NODE_A: 2}, None, [make_message(2, origin=NODE_A)], 0.4)
     assert sent(taken.outputs) == []  # it has no more
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from factories import fake_trust
+
 from lab93zmq.core.broadcast.actions import RouterPeer
 from lab93zmq.core.broadcast.faults import Fault, SpoofedSender, rejected
 from lab93zmq.core.broadcast.gate import FLOOD_BURST, FLOOD_RATE, PENALTY, Gate
-from lab93zmq.core.broadcast.trust import KeyTrust, Trust
+from lab93zmq.core.broadcast.trust import KeyTrust
 from lab93zmq.core.errors import ProtocolError
 
 OURS = "0" * 32
@@ -15,7 +17,7 @@ BAD = [Fault("bad_frames", "dropped frames: junk")]
 
 
 def gate(secure: bool = False, penalty: float = PENALTY) -> Gate:
-    trust = Trust(b"A" * 32, lambda key: None, "keys/") if secure else None
+    trust = fake_trust("alice", ()) if secure else None
     return Gate(KeyTrust(trust, OURS, "alice"), Counter(), penalty)
 
 

@@ -435,6 +435,7 @@ def test_a_batch_with_one_bad_message_keeps_the_good_ones(lan):
     frames = wire.Command(
         BATCH, {"node": bob.node_id, "room": "general", "vector": {}}, (b"{}", good.encode())
     ).frames()
+    alice.session.catchup.get("general").pull(bob.node_id, lan.now)  # a BATCH answers a SYNC
     lan.perform(alice, alice.session.receive(frames, lan.now))
     assert alice.incoming() == ["good"]
     assert alice.session.stats["bad_messages"] == 1

@@ -4,8 +4,10 @@ played by name (``memnet.key_of``), the CURVE handshake by the network.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from factories import make_message
+from factories import fake_signature, fake_trust, make_message
 from memnet import BroadcastLan, key_of
 from zmq.utils import z85
 
@@ -18,11 +20,11 @@ from lab93zmq.core.broadcast.actions import (
     Verb,
 )
 from lab93zmq.core.broadcast.gate import FLOOD_BURST, PENALTY
-from lab93zmq.core.broadcast.trust import Trust
 from lab93zmq.core.events import Member, Notice, Status
 from lab93zmq.core.message import Message
 from lab93zmq.core.notices import QUIET as PROBLEM_QUIET
 from lab93zmq.core.presence import Beacon, BeaconKind
+from lab93zmq.core.signing import node_id_of, signed_bytes
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -79,31 +81,83 @@ def test_names_come_from_keys_and_a_message_in_another_name_is_dropped(lan):
     assert alice.session.stats["spoofed"] == 1
 
 
-def test_a_relayed_message_in_a_bound_origin_s_name_must_carry_that_name(lan):
+def _signed(origin: str, content: str, author: str, by: str, seq: int = 1,
+            to: str | None = None) -> Message:
+    """A message of ``origin`` named ``author``, signed by key name ``by`` (fake keys)."""
+    message = make_message(seq, content, origin=origin, author=author, to=to)
+    return replace(message, signature=fake_signature(by, signed_bytes(message)))
+
+
+def _held_anywhere(lan, ids) -> list[str]:
+    return [f"{node.name}:{mid}" for node in lan.nodes.values() for mid in ids
+            if node.inbox.get(mid) is not None]
+
+
+def test_an_insider_s_fabricated_batch_and_dm_are_refused_and_never_relayed(lan):
     alice = lan.secure("alice", "bob", "carol")
     bob = lan.secure("bob", "alice", "carol")
-    carol = lan.secure("carol", "alice", "bob")
+    carol = lan.secure("carol", "alice", "bob")  # authorized by all: an insider
     lan.run(0.1)
-    bob.post("from bob")  # binds bob's node id to "bob" at alice and carol
+    bob.post("from bob")
     assert alice.incoming() == carol.incoming() == ["from bob"]
-    stranger = "d" * 32
-    batch = [
-        _message(bob.node_id, "someone in bob's origin", seq=2),  # its author is not bob
-        _message(stranger, "relayed from a node alice never met"),
-        _message(alice.node_id, "someone in alice's own origin"),
+    zed = "d" * 32
+    forged = [
+        _signed(bob.node_id, "bob's next, by carol", "bob", "carol", seq=2),  # foreign origin
+        _signed(alice.node_id, "alice's own, by carol", "alice", "carol", seq=9),  # receiver's
+        _signed(zed, "from a user never seen", "zed", "carol"),  # nobody's key
+        replace(make_message(3, "bob's, unsigned", origin=bob.node_id, author="bob")),
     ]
+    ids = [m.id for m in forged]
     header = {"node": carol.node_id, "room": "general", "vector": {}}
-    frames = wire.command(BATCH, header, batch).frames()
-    lan.perform(alice, alice.session.receive(frames, lan.now, sender=RouterPeer(b"c", "carol")))
-    assert alice.incoming() == ["from bob", "relayed from a node alice never met"]
-    assert alice.session.stats["spoofed"] == 2
-    # A command whose node id is bound to bob, over a connection authenticated as carol.
-    sync = wire.command(SYNC, {"node": bob.node_id, "room": "general", "vector": {}}).frames()
-    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"c", "carol")) == []
-    assert alice.session.stats["spoofed"] == 3
-    # And a ROUTER frame without an authenticated name is no command at all.
-    assert alice.session.receive(sync, lan.now, sender=RouterPeer(b"x")) == []
-    assert alice.session.stats["bad_frames"] == 2
+    as_carol = RouterPeer(b"c", "carol")
+    # Asked for (alice pulls from carol) and unasked: the signatures refuse them either way.
+    alice.session.catchup.get("general").pull(carol.node_id, lan.now)
+    for _ in range(2):
+        frames = wire.command(BATCH, header, forged).frames()
+        lan.perform(alice, alice.session.receive(frames, lan.now, sender=as_carol))
+    assert alice.session.stats["spoofed"] == 4  # the answer's four; the push was not read
+    assert alice.session.stats["unsolicited"] == 1
+    # Direct: in bob's name from carol's node, in carol's origin under bob's name, in alice's.
+    dms = [_signed(bob.node_id, "psst", "bob", "carol", seq=5, to="alice"),
+           _signed(carol.node_id, "psst", "bob", "carol", seq=5, to="alice"),
+           _signed(alice.node_id, "psst", "alice", "carol", seq=5, to="alice")]
+    frames = wire.command(Verb.DM, {"node": carol.node_id}, dms).frames()
+    lan.perform(alice, alice.session.receive(frames, lan.now, sender=as_carol))
+    assert alice.session.stats["spoofed"] == 7
+    # A genuine message of carol's, asked for, is taken: the check is the signature.
+    genuine = _signed(carol.node_id, "carol's own", "carol", "carol", seq=1)
+    alice.session.catchup.get("general").pull(carol.node_id, lan.now)
+    frames = wire.command(BATCH, header, [genuine]).frames()
+    lan.perform(alice, alice.session.receive(frames, lan.now, sender=as_carol))
+    lan.run(3.0)  # beats, digests, pulls: whatever alice holds she would relay by now
+    assert alice.incoming() == ["from bob", "carol's own"]
+    assert _held_anywhere(lan, ids + [m.id for m in dms]) == []
+    assert bob.incoming() == ["carol's own"] and bob.session.stats["spoofed"] == 0
+
+
+def test_a_command_in_alice_s_node_id_before_she_comes_leaves_her_link_working(lan):
+    bob = lan.secure("bob", "alice", "mallory")
+    mallory = lan.secure("mallory", "bob")
+    lan.run(0.5)
+    alice_id = node_id_of(key_of("alice"))  # alice's node id is her key's: known to all
+    as_mallory = RouterPeer(b"m", "mallory")
+    for command in (wire.command(SYNC, {"node": alice_id, "room": "general", "vector": {}}),
+                    wire.command(Verb.ROOMS, {"node": alice_id, "rooms": []})):
+        assert bob.session.receive(command.frames(), lan.now, sender=as_mallory) == []
+    assert bob.session.stats["spoofed"] == 2
+    # The beacon of alice's id with mallory's key (and mallory's ports) is refused too.
+    lan.perform(bob, bob.session.receive_beacon(
+        mallory.beacon(router_port=mallory.router_port), mallory.address, lan.now))
+    alice = lan.secure("alice", "bob")
+    assert alice.node_id == alice_id
+    lan.run(0.5)
+    for n in range(10):
+        alice.post(f"alice {n}")
+    lan.run(0.5)
+    assert bob.incoming() == [f"alice {n}" for n in range(10)]
+    bob.post("hi alice")
+    lan.run(0.5)
+    assert alice.incoming() == ["hi alice"]
 
 
 def test_a_secure_leaving_is_only_doubt_and_bye_drops_at_once(lan):
@@ -165,7 +219,8 @@ def test_a_forged_endpoint_that_never_authenticates_does_not_hold_posts_back(lan
     lan.perform(alice, alice.session.on_link_up(bob.node_id, lan.now))
     # "carol" is heard only as a forged beacon: a link that never completes a handshake.
     ghost = lan.node("carol", start=False)
-    ghost.trust, ghost.key_name = Trust(key_of("carol"), {}.get, "keys/"), "carol"
+    ghost.trust, ghost.key_name = fake_trust("carol", ()), "carol"
+    ghost.node_id = node_id_of(key_of("carol"))
     lan.perform(alice, alice.session.receive_beacon(ghost.beacon(), "198.18.93.66", lan.now))
     # Carol never proved her key: not a peer yet.
     assert alice.session.who().users == ("alice", "bob")

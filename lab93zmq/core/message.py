@@ -14,6 +14,8 @@ Limits (documented in docs/PROTOCOL.rst and README.rst):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import json.scanner
 import re
@@ -35,6 +37,8 @@ MAX_NAME_CHARS = 64
 MAX_WIRE_BYTES = 80 * 1024
 # The highest origin number: SQLite's largest INTEGER, where it is stored.
 MAX_SEQ = 2**63 - 1
+SIGNATURE_BYTES = 64  # an Ed25519 signature (secure broadcast mode), see signing.py
+SIGNATURE_CHARS = 88  # as base64
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}\Z")
 _BAD_NAME = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -93,7 +97,9 @@ class Message:
     counter, one per room and one for direct messages (1, 2, 3, ...), which is
     what catch-up between broadcast peers is based on. ``kind`` is None for
     chat, ``"topic"`` for a message that sets its room's topic, ``"action"``
-    for an action (/me), in a room or direct.
+    for an action (/me), in a room or direct. ``signature`` is its author's Ed25519
+    signature of ``signing.signed_bytes(message)`` (secure broadcast mode), else None;
+    it travels as ``sig`` and is no part of the JSON line form.
     """
 
     id: str
@@ -106,6 +112,7 @@ class Message:
     origin_seq: int
     room: str | None = None
     kind: str | None = None
+    signature: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.room is None and self.recipient is None:
@@ -121,6 +128,10 @@ class Message:
             self.origin_seq,
         )
         _check_room_kind(self.recipient, self.room, self.kind, self.content)
+        if self.signature is not None and (
+            type(self.signature) is not bytes or len(self.signature) != SIGNATURE_BYTES
+        ):
+            raise MessageError("sig", f"must be {SIGNATURE_BYTES} bytes")
         if sent_at is not self.sent_at:
             object.__setattr__(self, "sent_at", sent_at)
 
@@ -137,6 +148,7 @@ class Message:
         origin_seq: int,
         room: str | None = None,
         kind: str | None = None,
+        signature: bytes | None = None,
     ) -> Message:
         """Rebuild a message that was validated before it was stored, without checking again.
 
@@ -156,6 +168,7 @@ class Message:
         fields["origin_seq"] = origin_seq
         fields["room"] = room
         fields["kind"] = kind
+        fields["signature"] = signature
         return message
 
     @property
@@ -212,6 +225,8 @@ class Message:
         fields["v"] = WIRE_VERSION
         if self.kind is not None:
             fields["kind"] = self.kind
+        if self.signature is not None:
+            fields["sig"] = base64.b64encode(self.signature).decode("ascii")
         return fields
 
     def encode(self) -> bytes:
@@ -242,12 +257,14 @@ class Message:
             missing = next(name for name in _WIRE_FIELDS if name not in fields)
             raise MessageError(missing, "is missing") from None
         kind = fields.get("kind")
+        signature = _signature(fields.get("sig"))
         sent_at = parse_time(sent_at)
         # The same rules as __post_init__, without a second pass through the dataclass.
         sent_at = _checked(id, author, recipient, subject, content, sent_at, origin, origin_seq)
         _check_room_kind(recipient, room, kind, content)
         return cls.trusted(
-            id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind
+            id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind,
+            signature,
         )
 
     @classmethod
@@ -257,7 +274,7 @@ class Message:
         return cls.trusted(
             fields["id"], fields["from"], fields["to"], fields["subject"], fields["content"],
             parse_time(fields["sent_at"]), fields["origin"], fields["seq"], fields["room"],
-            fields.get("kind"),
+            fields.get("kind"), _signature(fields.get("sig")),
         )
 
     @classmethod
@@ -276,6 +293,21 @@ class Message:
         except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             raise MessageError("message", "is not valid JSON") from None
         return cls.from_wire_dict(fields)
+
+
+def _signature(value: object) -> bytes | None:
+    """The ``sig`` field: absent (None), or the base64 of a 64-byte signature."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != SIGNATURE_CHARS:
+        raise MessageError("sig", f"must be {SIGNATURE_CHARS} characters of base64")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MessageError("sig", "is not base64") from None
+    if len(raw) != SIGNATURE_BYTES:
+        raise MessageError("sig", f"must be {SIGNATURE_BYTES} bytes")
+    return raw
 
 
 def _loads(text: str) -> Any:

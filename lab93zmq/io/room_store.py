@@ -64,6 +64,9 @@ class RoomStore:
     _room: type[pw.Model]
     _columns: tuple
 
+    def _signed(self, messages: list[Message]) -> list[Message]:
+        raise NotImplementedError  # signature_store.SignatureStore's
+
     def _run(self, sql: str, params: Sequence = ()) -> Any:
         raise NotImplementedError  # store.Inbox's
 
@@ -130,7 +133,7 @@ class RoomStore:
             .order_by(m.origin_seq)
             .limit(limit)
         )
-        return [from_row(row) for row in query.tuples()]
+        return self._signed([from_row(row) for row in query.tuples()])
 
     def index_tails(self) -> None:
         """Index each room's messages by time, for ``newest`` (a broadcast node's inbox
@@ -147,7 +150,7 @@ class RoomStore:
             SELECT {COLUMNS} FROM message WHERE recipient IS NULL AND room = ?
             ORDER BY sent_at DESC, id DESC LIMIT ?
         """
-        return [from_row(row) for row in self._run(sql, (room, count))]
+        return self._signed([from_row(row) for row in self._run(sql, (room, count))])
 
     # -- whether this node is in each room --------------------------------------------
 

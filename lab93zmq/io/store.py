@@ -38,6 +38,7 @@ from ..core.rooms import DEFAULT_ROOM
 from .paths import prepare_parent
 from .room_store import RoomStore, room_model
 from .server_order import ServerOrder
+from .signature_store import SignatureStore
 from .store_base import StoreBase
 from .store_faults import (
     DATABASE_ERRORS,
@@ -83,7 +84,7 @@ class _Sqlite(pw.SqliteDatabase):
             raise self.fault(error) from None
 
 
-class Inbox(StoreBase, ServerOrder, RoomStore):
+class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
     """A node's inbox file. Open it, use it from one thread, close it."""
 
     def __init__(self, path: Path | str, *, new_node_id: bytes | None = None) -> None:
@@ -116,6 +117,7 @@ class Inbox(StoreBase, ServerOrder, RoomStore):
                 if from_schema_1:
                     self.stayed_in(DEFAULT_ROOM)  # 0.1.0's one room, caught up in full
                 self._check_schema()
+                self._make_signature_table()
                 self.node_id = self._load_node_id(new_node_id)
             os.chmod(self.path, 0o600)
         except StoreError:

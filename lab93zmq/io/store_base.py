@@ -54,6 +54,13 @@ class StoreBase:
         """Everything done inside ``with store.transaction():`` commits together (or not at all)."""
         raise NotImplementedError
 
+    def _save_signatures(self, messages: Sequence[Message]) -> None:
+        """Keep the signatures of new messages (a broadcast inbox's: ``signature_store``)."""
+
+    def _signed(self, messages: list[Message]) -> list[Message]:
+        """``messages`` with their signatures, where this store keeps any."""
+        return messages
+
     def _arrivals(self, rows: int, server_seqs: Sequence[int | None]) -> list[int]:
         """The local arrival numbers of ``rows`` new rows (SQLite: this node's own count)."""
         first = self._arrival + 1
@@ -122,6 +129,7 @@ class StoreBase:
         ]
         try:
             self._executemany(INSERT, rows)
+            self._save_signatures([message for message, _, _ in new])
         except StoreError:
             self._arrival = before
             raise
@@ -139,7 +147,7 @@ class StoreBase:
     def get(self, message_id: str) -> Message | None:
         m = self._message
         row = m.select(*self._columns).where(m.id == message_id).tuples().first()
-        return None if row is None else from_row(row)
+        return None if row is None else self._signed([from_row(row)])[0]
 
     def __contains__(self, message_id: str) -> bool:
         return self._message.select().where(self._message.id == message_id).exists()
@@ -183,7 +191,7 @@ class StoreBase:
             .limit(1)
         )
         row = query.tuples().first()
-        return None if row is None else from_row(row)
+        return None if row is None else self._signed([from_row(row)])[0]
 
     # -- own numbering ----------------------------------------------------------------
 
@@ -228,7 +236,7 @@ class StoreBase:
         """Unacknowledged messages, in the order they were queued."""
         m, o = self._message, self._outbox
         query = m.select(*self._columns).join(o, on=(o.message_id == m.id)).order_by(o.queued)
-        return [from_row(row) for row in query.tuples()]
+        return self._signed([from_row(row) for row in query.tuples()])
 
     def acknowledge(self, message_ids: Iterable[str]) -> int:
         """Drop acknowledged messages from the outbox; how many were there."""

@@ -106,16 +106,18 @@ class Handlers:
         header = command.header
         room, vector, floors = room_of(header), vector_of(header), floors_of(header)
         messages, faults = room_messages(sender, command.payloads, room, "a message in a BATCH")
-        messages, spoofed = self.trust.filter(messages, sender)
         sync = self.catchup.get(room)
         if sync is None:
-            return [], faults + spoofed  # a room we left meanwhile: nothing of it is stored
-        if self.links.linked(sender) is None:
-            taken = sync.take(messages, now) if sync.listen else None
-        else:
-            taken = sync.on_batch(sender, vector, floors, messages, now)
-        if taken is None:
-            return [], faults + spoofed
+            return [], faults  # a room we left meanwhile: nothing of it is stored
+        if self.links.linked(sender) is None or not sync.expects(sender):
+            # Only an answer to a SYNC of ours to a linked peer is taken (and checked:
+            # nobody makes us verify what we did not ask for); its vector still counts.
+            self.stats["unsolicited"] += bool(messages)
+            if self.links.linked(sender) is None:
+                return [], faults
+            return sync.on_batch(sender, vector, floors, [], now).outputs, faults
+        messages, spoofed = self.trust.filter(messages, sender)
+        taken = sync.on_batch(sender, vector, floors, messages, now)
         self.posting.saw_own(messages)
         self.stats["conflicts"] += len(taken.conflicts)
         return taken.outputs + self._topics(taken.topics), faults + spoofed

@@ -54,8 +54,10 @@ class Posting:
     """Our origin's numbering and the room posts of this run not yet accepted."""
 
     def __init__(self, node_id: str, user: str, store: BroadcastInbox, interval: float,
-                 now: float) -> None:
+                 now: float, seal: Callable[[Message], Message] = lambda message: message,
+                 ) -> None:
         self.node_id = node_id
+        self.seal = seal  # secure mode signs each message we author (``KeyTrust.seal``)
         self.user = user
         self.store = store
         self.interval = float(interval)
@@ -95,8 +97,9 @@ class Posting:
         """Author and store a topic message of ``room`` (the next number of the room)."""
         scope = (ROOM, room)
         try:
-            message = Message(message_id, self.user, None, None, text, sent_at, self.node_id,
-                              self.numbers.peek(scope), room=room, kind=TOPIC)
+            message = self.seal(Message(message_id, self.user, None, None, text, sent_at,
+                                        self.node_id, self.numbers.peek(scope), room=room,
+                                        kind=TOPIC))
             if not self.store.save(message):
                 raise StoreError(DUPLICATE)
         except (MessageError, StoreError) as error:
@@ -178,7 +181,7 @@ class Posting:
                 continue
             seq = self.numbers.peek(draft.scope) + taken[draft.scope]
             try:
-                authored.append((draft, draft.author(self.user, self.node_id, seq)))
+                authored.append((draft, self.seal(draft.author(self.user, self.node_id, seq))))
             except MessageError as error:
                 rejected.append(Rejected(draft.id, str(error)))
                 continue
@@ -200,7 +203,8 @@ class Posting:
     def _one(self, draft: Draft) -> Authored:
         direct = draft.scope == DIRECT
         try:
-            message = draft.author(self.user, self.node_id, self.numbers.peek(draft.scope))
+            message = self.seal(draft.author(self.user, self.node_id,
+                                             self.numbers.peek(draft.scope)))
             if direct:
                 self.store.queue(message)
             elif not self.store.save(message):

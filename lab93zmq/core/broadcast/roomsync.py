@@ -57,6 +57,7 @@ from .faults import log_conflicts
 
 log = logging.getLogger(__name__)
 
+MAX_ASKED = 4  # SYNCs to one peer whose answers we still take (one per pull_timeout)
 TAIL = 100  # the newest messages of a room a first join (or a rejoin) is given
 MAX_TAIL = 1000  # the most a SYNC may ask for
 
@@ -76,6 +77,7 @@ class Taken:
     gap: bool = False
     conflicts: list[tuple[Message, str]] = field(default_factory=list)
     topics: list[Message] = field(default_factory=list)
+    unsolicited: bool = False  # a BATCH answering no SYNC of ours: its messages were dropped
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,9 @@ class RoomSync:
         self._digests: dict[str, str] = {}  # peer -> the digest of its last reported vector
         # peer -> (sent, asked a tail whose floors count)
         self._pulling: dict[str, tuple[float, bool]] = {}
+        # peer -> SYNCs sent it that no BATCH answered yet: only that many BATCHes of the
+        # peer are taken, so nobody can push messages on us that we did not ask for.
+        self._asked: dict[str, int] = {}
         self._peeks: dict[str, float] = {}  # send-only: peer -> when to peek at it next
         self._have_due: float | None = None
         self._last_have: float | None = None
@@ -142,7 +147,7 @@ class RoomSync:
 
     def forget(self, peer: str) -> None:
         """Its link ended (or it left the room): what it reported and our pull are void."""
-        for table in (self._reported, self._digests, self._pulling, self._peeks):
+        for table in (self._reported, self._digests, self._pulling, self._peeks, self._asked):
             table.pop(peer, None)
 
     def meet(self, peer: str, now: float) -> list[Output]:
@@ -187,6 +192,7 @@ class RoomSync:
             header["peek"] = True
             self._peeks[peer] = now + self.pull_timeout  # asked again unless answered
         self._pulling[peer] = (now, tail and floors_count)
+        self._asked[peer] = min(self._asked.get(peer, 0) + 1, MAX_ASKED)
         return [SendToPeer(peer, frames_of(Verb.SYNC, header))]
 
     def want_peeks(self, peers: Iterable[str], now: float) -> None:
@@ -260,12 +266,27 @@ class RoomSync:
 
     # -- what comes back ---------------------------------------------------------------------
 
+    def expects(self, peer: str) -> bool:
+        """A SYNC of ours to ``peer`` awaits its answer (a BATCH of it would be taken)."""
+        return self._asked.get(peer, 0) > 0
+
     def on_batch(self, peer: str, vector: Vector, floors: Vector | None,
                  messages: Sequence[Message], now: float) -> Taken:
         """A BATCH from a peer: store its messages (listening), take the floors of a tail we
         asked it for, and pull again at once if it made progress and the peer holds more.
         Send-only: its vector tells whether it holds our posts; peek again if not yet."""
         self.heard(peer, vector)
+        asked = self._asked.get(peer, 0)
+        if asked == 0:
+            # No SYNC of ours awaits an answer from it: what it holds is worth a pull,
+            # what it pushes is not taken (a forger's or a very late answer).
+            taken = Taken(unsolicited=bool(messages))
+            taken.outputs += self._pull_if_behind(peer, vector, now)
+            return taken
+        if asked == 1:
+            del self._asked[peer]
+        else:
+            self._asked[peer] = asked - 1
         pulled = self._pulling.pop(peer, None)
         if not self.listen:
             if vector.get(self.node_id, 0) < self.published_top:

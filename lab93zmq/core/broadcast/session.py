@@ -95,7 +95,7 @@ from .watch import PeerHeard, PeerWatch, WatchChange
 STAT_KEYS = ("bad_beacons", "bad_frames", "bad_messages", "misaddressed", "conflicts",
              "send_dropped", "links_dropped", "ignored_beacons", "leavings_doubted",
              "moves_refused", "spoofed", "cut_offs", "cut_off_frames", "handshakes_failed",
-             "old_beacons")
+             "old_beacons", "unsolicited", "unproven")
 
 
 class BroadcastSession(Requests):
@@ -121,10 +121,10 @@ class BroadcastSession(Requests):
         rooms: Sequence[str] = (DEFAULT_ROOM,),
         listen: bool = True,
     ) -> None:
-        self.node_id = node_id = store.node_id
+        self.trust = KeyTrust(trust, store.node_id, user)
+        self.node_id = node_id = self.trust.node_id  # secure: our key's (signing.node_id_of)
         self.where = where
         interval = float(interval)
-        self.trust = KeyTrust(trust, node_id, user)
         # Every key exists from the start, so another thread may copy it safely.
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
         announce = Beacon(BeaconKind.ANNOUNCE, node_id, MODE, router_port, pub_port, user,
@@ -142,7 +142,7 @@ class BroadcastSession(Requests):
             self.catchup.add(room, state)
             self._joined_at_start.append(Joined(room, self.topics.event(room), state is None))
         self.direct = DirectMessages(node_id, user, store, interval)
-        self.posting = Posting(node_id, user, store, interval, now)
+        self.posting = Posting(node_id, user, store, interval, now, self.trust.seal)
         self.gate = Gate(self.trust, self.stats, penalty)
         self._greetings: dict[str, str] = {}  # linked, not announced yet: "joined", ...
         # Every command but MSG (gathered and stored together by receive_many).
@@ -220,7 +220,7 @@ class BroadcastSession(Requests):
             if refusal is not None:
                 return self.watch.refuse(beacon, address, refusal, now)
             known = self.peers.get(beacon.node_id)
-            check = self.trust.judge(beacon, known, self.links.is_up(beacon.node_id))
+            check = self.trust.judge(beacon, address, known, self.links.is_up(beacon.node_id))
             if check is not BeaconCheck.TAKE:
                 return self._doubt(beacon, known, check, now)
         outputs = self._route(self.watch.take(beacon, address, now), now)

@@ -2,11 +2,15 @@
 
 Beacons carry our public key; only peers whose beacon key is authorized are
 linked to (pinned to that key), the others are named once in a notice and
-ignored; a peer's name is its key's name. A node id is bound to a name only by
-authenticated traffic (never by a beacon, which anyone can forge), and a
-message whose origin is bound to another name than its ``from`` is spoofed.
-A LEAVING only puts a peer in doubt; a beacon that would move a peer we hear
-over its connection is refused.
+ignored; a peer's name is its key's name. A secure node's id is derived from
+its key (``signing.node_id_of``): a beacon, a command or a message claiming a
+node id speaks for that one key, and nobody else can claim it - no binding,
+no first come. Every message carries its author node's Ed25519 signature
+(``signing.signed_bytes``), checked against the author's authorized signing
+key whoever relays it; the shell injects the cryptography (``Trust.sign``,
+``Author.verify``). A LEAVING only puts a peer in doubt; a beacon that would
+move a peer we hear over its connection (other ports, key, name or address)
+is refused.
 
 Plain mode (``trust`` None) trusts everyone: every check here passes.
 Each check returns its verdict (a ``Refusal``, a ``BeaconCheck``, a ``Fault``)
@@ -25,13 +29,22 @@ from .. import z85
 from ..errors import ProtocolError
 from ..message import Message
 from ..presence import Beacon, BeaconKind, Peer
+from ..signing import node_id_of, signed_bytes
 from .faults import Fault, SpoofedSender, spoofed
 
 log = logging.getLogger(__name__)
 
-MAX_BOUND = 4096  # node ids bound to key names (only authorized keys can add any)
 # Whom bad input is held against: ("key", name), ("node", node id) or ("conn", routing id).
 Source = tuple[str, Hashable]
+
+
+@dataclass(frozen=True)
+class Author:
+    """An authorized key as the author of messages: its name, and the check of its
+    Ed25519 signature (``verify(signed bytes, signature)``, the shell's)."""
+
+    name: str
+    verify: Callable[[bytes, bytes], bool]
 
 
 @dataclass(frozen=True)
@@ -41,11 +54,16 @@ class Trust:
     ``name_of`` maps a raw public key to the name it speaks as, None when it is
     not authorized (``security.AuthorizedKeys.name_of``, which re-reads the
     directory when it changes); ``where`` names that directory in notices.
+    ``sign`` signs bytes with our Ed25519 key; ``author_of`` finds the authorized
+    key whose node id (``signing.node_id_of``) is the one given, ours included,
+    None when there is none or it has no signing key.
     """
 
     key: bytes  # our raw 32-byte public key, announced in our beacons
     name_of: Callable[[bytes], str | None]
     where: str
+    sign: Callable[[bytes], bytes]
+    author_of: Callable[[str], Author | None]
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,7 @@ class Refusal:
 
     reason: Hashable  # what it is said once for, with the node id
     text: str
+    tell: bool = True  # False: a forgery, logged at debug level only (it costs no notice)
 
 
 class BeaconCheck(Enum):
@@ -70,9 +89,9 @@ class KeyTrust:
 
     def __init__(self, trust: Trust | None, node_id: str, user: str) -> None:
         self.trust = trust
-        # Node id -> the key name authenticated traffic showed it speaks as. Our own
-        # origin speaks as our user, so nobody can relay messages in our name.
-        self._bound: dict[str, str] = {node_id: user} if trust is not None else {}
+        # Secure: our id is our key's; plain: the inbox's (random, made once).
+        self.node_id = node_id_of(trust.key) if trust is not None else node_id
+        self.user = user
 
     @property
     def secure(self) -> bool:
@@ -101,22 +120,31 @@ class KeyTrust:
             return Refusal(
                 "plain", f"{beacon.user}'s node at {address} runs without --secure; it is ignored"
             )
-        if self.trust.name_of(beacon.key) is None:
+        name = self.trust.name_of(beacon.key)
+        if name is None:
             return Refusal(
                 beacon.key,
                 f"{beacon.user}'s node at {address} has a key not in {self.trust.where}: "
                 f"{z85.encode(beacon.key).decode('ascii')}; it is ignored",
             )
+        if beacon.node_id != node_id_of(beacon.key):
+            # Anyone can put a known key in a datagram; its holder's node id is fixed.
+            return Refusal("forged", f"a beacon from {address} with {name}'s key claims node "
+                                     f"{beacon.node_id[:8]}, which is not that key's", tell=False)
+        if self.trust.author_of(beacon.node_id) is None:
+            return Refusal("unsigned", f"{name}'s key in {self.trust.where} has no signing key "
+                                       "(it was made by lab93-node 0.1); ask for the id.key "
+                                       "lab93-node --keygen writes now; it is ignored")
         return None
 
-    def judge(self, beacon: Beacon, known: Peer | None, up: bool) -> BeaconCheck:
+    def judge(self, beacon: Beacon, address: str, known: Peer | None, up: bool) -> BeaconCheck:
         """Secure mode: what an authorized key's beacon may do to the peer on record.
 
         A beacon is a bare UDP datagram anyone on the LAN can forge (a key in it
         is a claim, not a proof). Two forgeries matter while a peer is heard over
         its authenticated link: a LEAVING, which would cut us off from it, and an
-        ANNOUNCE with other ports, key or name, which would move our link to an
-        endpoint that cannot complete the handshake. So a LEAVING only puts the
+        ANNOUNCE with other ports, key, name or source address, which would move our
+        link to an endpoint that cannot complete the handshake. So a LEAVING only puts the
         peer in doubt (like a dropped link: gone unless it shows life within the
         link grace; an honest leaver says BYE over its link first), and a beacon
         that would change a peer whose link is ``up`` is refused. A peer that
@@ -129,8 +157,8 @@ class KeyTrust:
             if (known.router_port, known.pub_port) != (beacon.router_port, beacon.pub_port):
                 return BeaconCheck.IGNORE  # not the instance on record (the table ignores it too)
             return BeaconCheck.DOUBT
-        moved = (known.router_port, known.pub_port, known.key, known.user) != (
-            beacon.router_port, beacon.pub_port, beacon.key, beacon.user
+        moved = (known.router_port, known.pub_port, known.key, known.user, known.address) != (
+            beacon.router_port, beacon.pub_port, beacon.key, beacon.user, address
         )
         return BeaconCheck.REFUSE_MOVE if up and moved else BeaconCheck.TAKE
 
@@ -187,40 +215,43 @@ class KeyTrust:
 
     def authenticate(self, sender: str, name: str | None, where: str) -> None:
         """Secure mode: the name the connection proved (our SUB's pinned key, or the
-        ``User-Id`` of a ROUTER connection) must be the one ``sender`` is bound to.
-
-        The first authenticated command binds a node id to its connection's key
-        name, for this run. ``where`` says which connection, for the error.
-        """
+        ``User-Id`` of a ROUTER connection) must be the one whose key ``sender`` is the
+        node id of. ``where`` says which connection, for the error."""
         if self.trust is None:
             return
         if not name:
             raise ProtocolError(f"a command on {where} without an authenticated key")
-        bound = self._bound.get(sender)
-        if bound is None:
-            if len(self._bound) >= MAX_BOUND:
-                raise ProtocolError("too many node ids bound to keys")
-            self._bound[sender] = name
-            log.info("node %s speaks as %s (authenticated)", sender[:8], name)
-        elif bound != name:
+        author = self.trust.author_of(sender)
+        if author is None or author.name != name:
             raise SpoofedSender(f"{name}'s key sent a command as node {sender[:8]}, "
-                                f"which is {bound}'s")
+                                "which is not its key's")
 
     def authentic(self, message: Message, sender: str) -> Fault | None:
-        """Secure mode: a fault when ``message`` claims a ``from`` its origin is not bound to.
-
-        Messages of origins not bound to any name (a node we never met over an
-        authenticated link) are taken as the peer that relays them says: every
-        authorized peer is a trusted relayer. Once an origin is bound, no
-        relayer can put another name on its messages.
-        """
+        """Secure mode: a fault unless ``message`` carries its origin's signature and the
+        name of its origin's key, whoever relays it (``sender``)."""
         if self.trust is None:
             return None
-        bound = self._bound.get(message.origin)
-        if bound is None or bound == message.author:
-            return None
-        return spoofed(f"a message from {sender[:8]} says it is from {message.author!r}, "
-                       f"but its origin {message.origin[:8]} is {bound}")
+        author = self.trust.author_of(message.origin)
+        if author is None:
+            return spoofed(f"{sender[:8]} sent a message of {message.origin[:8]}, "
+                           "which is no authorized key's node")
+        if author.name != message.author:
+            return spoofed(f"a message from {sender[:8]} says it is from {message.author!r}, "
+                           f"but its origin {message.origin[:8]} is {author.name}")
+        if message.signature is None or not author.verify(signed_bytes(message),
+                                                          message.signature):
+            return spoofed(f"a message from {sender[:8]} in {author.name}'s name does not "
+                           "carry their signature")
+        return None
+
+    def seal(self, message: Message) -> Message:
+        """Our own message, signed in secure mode (as it is stored and sent)."""
+        if self.trust is None:
+            return message
+        m = message
+        return Message.trusted(m.id, m.author, m.recipient, m.subject, m.content, m.sent_at,
+                               m.origin, m.origin_seq, m.room, m.kind,
+                               self.trust.sign(signed_bytes(m)))
 
     def published(self, sender: str, messages: Sequence[Message]) -> tuple[list[Message],
                                                                           list[Fault]]:
