@@ -28,7 +28,8 @@ from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendToPeer, Verb
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon, BeaconKind
-from lab93zmq.io import security
+from lab93zmq.core.signing import node_id_of, signed_bytes
+from lab93zmq.io import security, signing
 from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.config import SecureConfig
 
@@ -140,7 +141,7 @@ class Dealer:
     that is not a lab93 node but holds an authorized key, crafting commands."""
 
     def __init__(self, keys: security.KeyPair, live: Live) -> None:
-        self.node_id = os.urandom(16).hex()
+        self.node_id = node_id_of(keys.public_raw)  # the node id its key stands for
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.linger = 0
         security.make_client(self.sock, keys, live.config.secure.keys.public_raw)
@@ -228,28 +229,37 @@ def test_a_plain_node_and_a_secure_one_both_say_why_and_nothing_crosses(room):
     assert bob.request(PipeKind.WHO, PipeKind.WHO_RESULT)["users"] == ["bob"]
 
 
-def test_a_spoofed_from_is_dropped_and_relayed_unbound_origins_are_taken(room):
+def sealed(keys: security.KeyPair, message: Message) -> Message:
+    """``message`` signed with ``keys``' Ed25519 key, as its author's node would."""
+    return replace(message, signature=signing.Signer(keys.sign_seed)(signed_bytes(message)))
+
+
+def test_an_insider_s_forgeries_are_refused_and_only_her_own_signed_messages_taken(room):
     alice = room.start("alice", "bob", "carol")
     bob = room.start("bob", "alice")
     wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
     bob.post("I am bob")
-    wait_for([alice, bob], lambda: alice.incoming() == ["I am bob"])  # bob's node id is bound
-    carol = Dealer(room.keys["carol"], alice)  # an authorized key, but not a node
+    wait_for([alice, bob], lambda: alice.incoming() == ["I am bob"])
+    keys = room.keys["carol"]
+    carol = Dealer(keys, alice)  # an authorized key, but not a node: she crafts commands
     try:
-        carol.send(Verb.DM, [message("bob", "from bob, honest", carol.node_id, to="alice")])
-        carol.send(Verb.DM, [message("carol", "from carol", carol.node_id, to="alice")])
+        carol.send(Verb.DM, [sealed(keys, message("bob", "from bob", carol.node_id, to="alice"))])
+        carol.send(Verb.DM, [message("carol", "unsigned", carol.node_id, seq=2, to="alice")])
         relayed = [
-            message("carol", "carol in bob's name", bob.handle.node_id, seq=2),
-            message("dave", "dave, whom alice never met", os.urandom(16).hex()),
+            sealed(keys, message("bob", "carol in bob's name", bob.handle.node_id, seq=2)),
+            sealed(keys, message("alice", "in alice's own", alice.handle.node_id, seq=7)),
+            sealed(keys, message("dave", "dave, whom nobody knows", os.urandom(16).hex())),
         ]
-        carol.send(Verb.BATCH, relayed, room="general", vector={})
-        wait_for([alice], lambda: len(alice.incoming()) == 3)
+        carol.send(Verb.BATCH, relayed, room="general", vector={})  # never asked for
+        carol.send(Verb.DM, [sealed(keys, message("carol", "from carol", carol.node_id,
+                                                  seq=3, to="alice"))])
+        wait_for([alice], lambda: len(alice.incoming()) == 2)
     finally:
         carol.close()
-    assert alice.incoming() == ["I am bob", "from carol", "dave, whom alice never met"]
-    assert alice.node.stats["spoofed"] == 2
+    assert alice.incoming() == ["I am bob", "from carol"]
+    assert alice.node.stats["spoofed"] == 2 and alice.node.stats["unsolicited"] == 1
     senders = [m["from"] for b in alice.of(PipeKind.INCOMING) for m in b["messages"]]
-    assert senders == ["bob", "carol", "dave"]
+    assert senders == ["bob", "carol"]
 
 
 def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room):

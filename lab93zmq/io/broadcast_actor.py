@@ -71,11 +71,12 @@ from ..core.broadcast.actions import (
     Unsubscribe,
 )
 from ..core.broadcast.session import BroadcastSession
-from ..core.broadcast.trust import Trust
-from ..core.errors import ConfigError, Lab93Error
+from ..core.broadcast.trust import Author, Trust
+from ..core.errors import ConfigError, Lab93Error, SecurityError
 from ..core.message import make_id
 from ..core.rooms import RoomError, room_name
-from . import security, sockets
+from ..core.signing import node_id_of
+from . import security, signing, sockets
 from .actor import Actor, PipeKind, PipeMessage, drain_requests, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
@@ -142,16 +143,14 @@ class BroadcastActor(Actor):
         clean = False
         servers: list[HandshakeMonitor] = []  # failed handshakes on the ROUTER's and PUB's side
         try:
-            self.node_id = inbox.node_id
             inbox.index_tails()  # once per inbox: the first run on a large one builds it
             if secure is not None:
                 from .zap import KeyAuthenticator  # asyncio: only secure nodes load it
 
                 authorized = security.AuthorizedKeys(secure.authorized_keys)
+                trust = _trust(secure, authorized, config.user)
                 auth = KeyAuthenticator(net, authorized)
                 auth.start()  # before anything binds: no connection is ever unauthenticated
-                trust = Trust(secure.keys.public_raw, authorized.name_of,
-                              str(secure.authorized_keys))
             router = self._socket(net, zmq.ROUTER, owned, secure)
             self.router_port = self._bind_router(router)
             pub = self._socket(net, zmq.PUB, owned, secure, sndhwm=10_000)
@@ -174,6 +173,7 @@ class BroadcastActor(Actor):
                 rooms=config.rooms,
                 listen=config.listen,
             )
+            self.node_id = session.node_id  # secure: its key's (core.signing.node_id_of)
             poller = zmq.Poller()
             poller.register(pipe, zmq.POLLIN)
             poller.register(router, zmq.POLLIN)
@@ -182,11 +182,11 @@ class BroadcastActor(Actor):
             for fd in beacons.filenos():
                 poller.register(fd, zmq.POLLIN)
             detail = (
-                f"broadcast node {inbox.node_id[:8]} as {config.user} on {where}: "
+                f"broadcast node {session.node_id[:8]} as {config.user} on {where}: "
                 f"router {config.address}:{self.router_port}, pub port {self.pub_port}"
                 + (f", secure (key {secure.keys.public.decode()})" if secure else "")
             )
-            send(pipe, PipeKind.READY, node_id=inbox.node_id, detail=detail)
+            send(pipe, PipeKind.READY, node_id=session.node_id, detail=detail)
             io = _Sockets(net, pipe, pub, beacons, poller, self._peers, session, secure)
             io.server_monitors = {monitor.socket: monitor for monitor in servers}
             io.perform(session.start(now))
@@ -351,6 +351,34 @@ class BroadcastActor(Actor):
                     raise
                 log.info("port %d is taken; the ROUTER binds an ephemeral port", port)
         return sockets.bind(router, self.config.address, 0)
+
+
+def _trust(secure: SecureConfig, authorized: security.AuthorizedKeys, user: str) -> Trust:
+    """Secure mode as the session sees it: our keys, the authorized ones, and the Ed25519
+    that signs our messages and checks everyone's (``io.signing``)."""
+    keys = secure.keys
+    if keys.sign_seed is None or keys.sign_public is None:
+        raise SecurityError(
+            f"the key pair in {keys.path.parent} has no signing key (lab93-node 0.1 made it); "
+            "run lab93-node --keygen to add one, and give your peers the new "
+            f"{keys.path.name}"
+        )
+    own_id, own = node_id_of(keys.public_raw), (user, keys.sign_public)
+    checks: dict[tuple[str, bytes], Author] = {}  # one verifier per key, made once
+
+    def author_of(node_id: str) -> Author | None:
+        found = own if node_id == own_id else authorized.author_of(node_id)
+        if found is None:
+            return None
+        author = checks.get(found)
+        if author is None:
+            if len(checks) >= 4096:
+                checks.clear()
+            author = checks[found] = Author(found[0], signing.verifier(found[1]))
+        return author
+
+    return Trust(keys.public_raw, authorized.name_of, str(secure.authorized_keys),
+                 signing.Signer(keys.sign_seed), author_of)
 
 
 # The front end's questions (every request but POST and STOP) and what answers each.

@@ -7,6 +7,8 @@ nothing here invents crypto. What lives here is the policy:
 * **Own key pair** - ``$XDG_CONFIG_HOME/lab93/id.key`` (public certificate)
   and ``id.key_secret`` (mode 0600), written by ``lab93-node --keygen``.
   The secret certificate's metadata records the user name it was made for.
+  Both also hold an Ed25519 signing key (``signing.py``), which secure
+  broadcast mode signs every message with.
 * **Authorized keys** - a directory of public certificates, one per person,
   ``NAME.key``. The file name is the name that key speaks as: a server takes
   a client's name from its key, never from what the client says, so the
@@ -37,6 +39,8 @@ from zmq.utils import z85
 
 from ..core.errors import MessageError, SecurityError
 from ..core.message import check_name
+from ..core.signing import node_id_of
+from . import signing
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ class KeyPair:
     secret: bytes
     user: str | None  # the name it was made for (the secret file's metadata), if any
     path: Path  # the public certificate
+    sign_seed: bytes | None = None  # the Ed25519 private key (None: made by lab93-node 0.1)
+    sign_public: bytes | None = None  # its raw public key
 
     @property
     def public_raw(self) -> bytes:
@@ -99,12 +105,15 @@ def _make_private_dir(directory: Path) -> None:
 def generate_keypair(directory: Path, user: str, force: bool = False) -> KeyPair:
     """Write a new key pair for ``user`` into ``directory``; never replaces one unless ``force``.
 
-    The secret certificate is created under umask 077, so it is never readable
-    by others, not even for a moment.
+    An existing pair without a signing key (lab93-node 0.1 made it) gets one
+    added instead, its CurveZMQ keys kept. The secret certificate is created
+    under umask 077, so it is never readable by others, not even for a moment.
     """
     public_path, secret_path = key_paths(directory)
     if not force and (public_path.exists() or secret_path.exists()):
         existing = load_keypair(directory)
+        if existing.sign_seed is None:
+            return add_signing_key(directory)
         raise SecurityError(
             f"a key pair already exists in {directory} (public key "
             f"{existing.public.decode()}); use --keygen --force to replace it"
@@ -115,12 +124,30 @@ def generate_keypair(directory: Path, user: str, force: bool = False) -> KeyPair
         import zmq.auth  # only --keygen and secure nodes need it
 
         zmq.auth.create_certificates(directory, KEY_BASENAME, metadata={"user": user})
+        seed = signing.new_seed()
+        signing.append_section(public_path, signing.public_of(seed))
+        signing.append_section(secret_path, signing.public_of(seed), seed)
     except OSError as error:
         raise SecurityError(f"cannot write the key pair in {directory}: {error}") from None
     finally:
         os.umask(old_umask)
     os.chmod(secret_path, 0o600)
     os.chmod(public_path, 0o644)  # the public half is meant to be handed out
+    return load_keypair(directory)
+
+
+def add_signing_key(directory: Path) -> KeyPair:
+    """Give an existing key pair (lab93-node 0.1's) the Ed25519 key it lacks."""
+    public_path, secret_path = key_paths(directory)
+    seed = signing.new_seed()
+    old_umask = os.umask(0o077)
+    try:
+        signing.append_section(secret_path, signing.public_of(seed), seed)
+        signing.append_section(public_path, signing.public_of(seed))
+    except OSError as error:
+        raise SecurityError(f"cannot write the signing key in {directory}: {error}") from None
+    finally:
+        os.umask(old_umask)
     return load_keypair(directory)
 
 
@@ -157,7 +184,12 @@ def load_keypair(directory: Path) -> KeyPair:
         raise SecurityError(f"{secret_path} holds no secret key")
     for text, what in ((public, "public key"), (secret, "secret key")):
         parse_key(text.decode("ascii", "replace"), f"the {what} in {secret_path}")
-    return KeyPair(public, secret, _metadata_user(secret_path), public_path)
+    try:
+        seed = signing.read_field(secret_path, signing.SECRET_FIELD)
+    except OSError as error:
+        raise SecurityError(f"cannot read the key pair {secret_path}: {error}") from None
+    sign_public = signing.public_of(seed) if seed is not None else None
+    return KeyPair(public, secret, _metadata_user(secret_path), public_path, seed, sign_public)
 
 
 # -- authorized keys --------------------------------------------------------------------
@@ -171,7 +203,9 @@ class AuthorizedKeys:
     directory's own time changes), one edited in place within ``recheck``
     seconds. Asked on every handshake and every beacon, it costs one stat while
     nothing changed. Safe to call from the ZAP thread and the actor thread: a
-    reload swaps in a whole new table.
+    reload swaps in a whole new table. When the directory cannot be read (out
+    of file descriptors, permissions), the last table read stays in force and
+    that is logged once, until a read succeeds again.
     """
 
     def __init__(
@@ -188,11 +222,19 @@ class AuthorizedKeys:
         self._listed_at: float | None = None
         self._stamp: tuple | None = None
         self._names: dict[bytes, str] = {}  # raw key -> name
+        self._authors: dict[str, tuple[str, bytes]] = {}  # node id -> (name, signing key)
+        self.failing = False  # the last read failed: the table before it is in force
 
     def name_of(self, key: bytes) -> str | None:
         """The name a raw 32-byte public key speaks as, or None when it is not authorized."""
         self._refresh()
         return self._names.get(key)
+
+    def author_of(self, node_id: str) -> tuple[str, bytes] | None:
+        """The name and raw Ed25519 public key of the authorized key whose node id
+        (``signing.node_id_of``) is ``node_id``; None when none is, or it has no signing key."""
+        self._refresh()
+        return self._authors.get(node_id)
 
     def names(self) -> dict[bytes, str]:
         """Every authorized raw key and its name (a snapshot)."""
@@ -216,38 +258,60 @@ class AuthorizedKeys:
             # Each file's name, size and time: unlike the directory's own time, this
             # also sees a file edited in place, or two changes within one clock tick.
             try:
-                stamp: tuple | None = tuple(
-                    (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
-                    for entry in sorted(os.scandir(self.directory), key=lambda e: e.name)
-                    if entry.name.endswith(".key")
-                )
-            except OSError:
-                stamp = None
-            if stamp != self._stamp:
-                self._stamp = stamp
-                self._names = self._load() if stamp is not None else {}
+                if dir_stamp is None and not self.directory.exists():
+                    stamp: tuple | None = None  # no directory: nobody is authorized
+                else:
+                    stamp = tuple(
+                        (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                        for entry in sorted(os.scandir(self.directory), key=lambda e: e.name)
+                        if entry.name.endswith(".key")
+                    )
+                if stamp != self._stamp:
+                    self._names, self._authors = self._load() if stamp is not None else ({}, {})
+                    self._stamp = stamp
+            except OSError as error:
+                # Out of descriptors, or unreadable for now: an empty table would
+                # refuse every friend. Keep the last one; try again at the next recheck.
+                if not self.failing:
+                    log.warning("cannot read %s (%s); keeping the %d authorized key(s) read "
+                                "before", self.directory, error.strerror or error,
+                                len(self._names))
+                self.failing = True
+                self._listed_at = now
+                return
+            if self.failing:
+                log.warning("%s can be read again", self.directory)
+                self.failing = False
             self._dir_stamp, self._listed_at = dir_stamp, now
 
     def _fresh(self, dir_stamp: int | None, now: float) -> bool:
         """The table answers for the directory as it is: its time has not moved
         since the last listing, and that listing is less than ``recheck`` old."""
+        if self.failing:
+            return self._listed_at is not None and now - self._listed_at < self._recheck
         return (
             self._listed_at is not None
             and dir_stamp == self._dir_stamp
             and now - self._listed_at < self._recheck
         )
 
-    def _load(self) -> dict[bytes, str]:
+    def _load(self) -> tuple[dict[bytes, str], dict[str, tuple[str, bytes]]]:
+        """The names and authors of the directory; OSError when a file cannot be read
+        (the caller keeps the last table), a bad file is skipped and named."""
         import zmq.auth  # only secure nodes need it
 
         names: dict[bytes, str] = {}
+        signers: dict[bytes, bytes] = {}
         ambiguous: set[bytes] = set()
         for path in sorted(self.directory.glob("*.key")):
+            if not path.exists():
+                continue  # removed meanwhile
             try:
                 name = check_name(path.stem, "user")
                 public, _ = zmq.auth.load_certificate(path)
                 key = parse_key(public.decode("ascii", "replace"), f"the key in {path}")
-            except (MessageError, SecurityError, OSError, ValueError) as error:
+                sign = signing.read_field(path, signing.PUBLIC_FIELD)
+            except (MessageError, SecurityError, ValueError) as error:
                 log.warning("ignoring authorized key %s: %s", path, error)
                 continue
             if key in names or key in ambiguous:
@@ -261,8 +325,12 @@ class AuthorizedKeys:
                 ambiguous.add(key)
                 continue
             names[key] = name
+            if sign is not None:
+                signers[key] = sign
+        authors = {node_id_of(key): (name, signers[key]) for key, name in names.items()
+                   if key in signers}
         log.info("%d authorized key(s) in %s", len(names), self.directory)
-        return names
+        return names, authors
 
 
 # -- known servers ------------------------------------------------------------------------
