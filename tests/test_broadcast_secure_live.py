@@ -20,62 +20,18 @@ from datetime import datetime, timezone
 
 import pytest
 import zmq
-from broadcast_live import INTERVAL, Cluster, Live
+from broadcast_live import INTERVAL, Live, Room, announce_of, beacon_to
 from live import wait_for
 from procs import free_udp_port
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendToPeer, Verb
 from lab93zmq.core.message import Message, make_id
-from lab93zmq.core.presence import Beacon, BeaconKind
 from lab93zmq.core.signing import node_id_of, signed_bytes
 from lab93zmq.io import security, signing
 from lab93zmq.io.actor import PipeKind
-from lab93zmq.io.config import SecureConfig
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Keys:
-    """Key pairs by name, and authorized-keys directories listing some of them."""
-
-    def __init__(self, tmp_path) -> None:
-        self.tmp_path = tmp_path
-        self.pairs: dict[str, security.KeyPair] = {}
-
-    def __getitem__(self, name: str) -> security.KeyPair:
-        if name not in self.pairs:
-            self.pairs[name] = security.generate_keypair(self.tmp_path / "keys" / name, name)
-        return self.pairs[name]
-
-    def trusts(self, owner: str, *names: str):
-        directory = self.tmp_path / f"{owner}-authorized"
-        directory.mkdir(exist_ok=True)
-        for name in names:
-            (directory / f"{name}.key").write_bytes(self[name].path.read_bytes())
-        return directory
-
-    def secure(self, owner: str, *trusted: str) -> SecureConfig:
-        return SecureConfig(
-            keys=self[owner],
-            authorized_keys=self.trusts(owner, *trusted),
-            known_servers=self.tmp_path / f"{owner}-known_servers",
-        )
-
-
-class Room(Cluster):
-    """Secure and plain nodes on one beacon port; stopped at the end."""
-
-    def __init__(self, tmp_path) -> None:
-        super().__init__(tmp_path)
-        self.keys = Keys(tmp_path)
-
-    def start(self, user: str, *trusted: str, plain: bool = False, beacon_port=None) -> Live:
-        secure = None if plain else self.keys.secure(user, *trusted)
-        config = replace(
-            self.config(user), secure=secure, beacon_port=beacon_port or self.beacon_port
-        )
-        return self.add(Live(config))
 
 
 @pytest.fixture
@@ -83,25 +39,6 @@ def room(tmp_path):
     nodes = Room(tmp_path)
     yield nodes
     nodes.close()
-
-
-def beacon_to(port: int, beacon: Beacon) -> None:
-    """What anyone on the LAN can do: one UDP datagram to the beacon port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        udp.bind(("127.0.0.1", 0))
-        udp.sendto(beacon.encode(), ("127.255.255.255", port))
-
-
-def announce_of(live: Live, **changes) -> Beacon:
-    """``live``'s own ANNOUNCE, with some fields changed."""
-    fields = dict(
-        kind=BeaconKind.ANNOUNCE, node_id=live.handle.node_id, mode="broadcast",
-        router_port=live.node.router_port, pub_port=live.node.pub_port, user=live.user,
-        key=live.config.secure.keys.public_raw if live.config.secure else b"",
-    )
-    fields.update(changes)
-    return Beacon(**fields)
 
 
 def message(author: str, content: str, origin: str, seq: int = 1, to: str | None = None):

@@ -118,6 +118,12 @@ LINK_GRACE_INTERVALS = 1.5
 MAX_PEERS = 256
 NEWCOMER_BURST = 8
 NEWCOMER_INTERVALS = 1.0
+# Secure mode: a (node id, address) whose handshake never completed is not tried again
+# for BAR_INTERVALS intervals, twice as long after each further failure (at most
+# MAX_BAR_INTERVALS); at most MAX_BARRED such pairs are remembered.
+BAR_INTERVALS = 4.0
+MAX_BAR_INTERVALS = 64.0
+MAX_BARRED = 1024
 
 
 class PeerTable:
@@ -163,6 +169,9 @@ class PeerTable:
         self.refused = 0  # newcomers turned away (the table was full, or their address busy)
         # node id -> (gone at, unless it shows life first; the PeerLeft reason then)
         self._doubted: dict[str, tuple[float, str]] = {}
+        # (node id, address) -> (ignored until, failures so far): see ``bar``
+        self._barred: dict[tuple[str, str], tuple[float, int]] = {}
+        self.barred_beacons = 0  # beacons ignored for a barred address
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -192,6 +201,9 @@ class PeerTable:
                 return []
             self._drop(beacon.node_id)
             return [PeerLeft(known, "leaving")]
+        if self._barred and self._is_barred(beacon.node_id, address, now):
+            self.barred_beacons += 1
+            return []
         if known is None and not self._welcome(address, now):
             return []
         self._doubted.pop(beacon.node_id, None)  # it beacons: alive, whatever its links do
@@ -273,6 +285,28 @@ class PeerTable:
             return None
         self._drop(node_id)
         return PeerLeft(peer, reason)
+
+    def bar(self, node_id: str, address: str, now: float) -> PeerLeft | None:
+        """Secure mode: no handshake ever completed with this peer at ``address`` (a forged
+        beacon's, or one it cannot be reached at). Drop it, and ignore its beacons from
+        that address for a while (longer after each failure), so beacons from another
+        address - where it may really be - are heard. None when it was not in the table."""
+        _, failures = self._barred.get((node_id, address), (0.0, 0))
+        if len(self._barred) >= MAX_BARRED:
+            self._barred = {pair: bar for pair, bar in self._barred.items() if bar[0] > now}
+            while len(self._barred) >= MAX_BARRED:
+                del self._barred[min(self._barred, key=lambda pair: self._barred[pair][0])]
+        span = min(BAR_INTERVALS * 2 ** failures, MAX_BAR_INTERVALS) * self.interval
+        self._barred[(node_id, address)] = (now + span, failures + 1)
+        return self.remove(node_id, "unproven")
+
+    def _is_barred(self, node_id: str, address: str, now: float) -> bool:
+        bar = self._barred.get((node_id, address))
+        return bar is not None and now < bar[0]
+
+    def proven(self, node_id: str, address: str) -> None:
+        """A handshake completed with it at ``address``: its failures there are forgotten."""
+        self._barred.pop((node_id, address), None)
 
     def on_link_up(self, node_id: str) -> None:
         """Our connection to this peer is (back) up: forget a drop reported before."""

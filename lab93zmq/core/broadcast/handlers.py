@@ -56,6 +56,7 @@ class Handlers:
     direct: DirectMessages
     posting: Posting
     _greetings: dict[str, str]
+    _greet_when_proven: dict[str, Notice]
 
     def _route(self, changes: list[WatchChange], now: float) -> list[Output]:
         raise NotImplementedError  # the facade's
@@ -160,7 +161,11 @@ class Handlers:
         outputs: list[Output] = []
         verb = self._greetings.pop(link.node_id, None)
         if change.appeared and link.peer is not None:
-            outputs.append(Notice(f"{link.user} {verb or 'joined'} from {link.peer.address}"))
+            greeting = Notice(f"{link.user} {verb or 'joined'} from {link.peer.address}")
+            if self.links.secure and not self.links.is_proven(link.node_id):
+                self._greet_when_proven[link.node_id] = greeting  # not before our handshake
+            else:
+                outputs.append(greeting)
         outputs += self.membership.member_events(link.user, change.came, change.left)
         for room in change.came:
             sync = self.catchup.get(room)

@@ -109,6 +109,7 @@ class Link:
     early_rooms: dict[str, str | None] | None = None  # the ROOMS it sent, room -> topic
     early_away: str | None = None  # and the away text that ROOMS said
     owed_acks: set[str] = field(default_factory=set)  # DMs it sent that we stored
+    linked_at: float = 0.0  # when it last became LINKED (secure: it has until then + proof)
 
     @property
     def linked(self) -> bool:
@@ -199,6 +200,13 @@ class Links:
         if not self.secure:
             return self.all_linked()
         return [link for link in self._links.values() if link.state in PROVEN_STATES]
+
+    def unproven(self) -> list[Link]:
+        """Secure mode: the links whose handshake has not completed yet (LINKED)."""
+        return self.in_state(S.LINKED) if self.secure else []
+
+    def is_proven(self, node_id: str) -> bool:
+        return self.state(node_id) in PROVEN_STATES
 
     def is_up(self, node_id: str) -> bool:
         return self.state(node_id) in UP_STATES

@@ -54,6 +54,7 @@ frame list's source once; a source past the flood limit is cut off for
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -89,6 +90,8 @@ from .requests import Requests
 from .topics import Topics
 from .trust import BeaconCheck, KeyTrust, Source, Trust
 from .watch import PeerHeard, PeerWatch, WatchChange
+
+log = logging.getLogger(__name__)
 
 # What ``BroadcastSession.stats`` counts (dropped input, sends the shell had to drop,
 # connections to live peers that dropped, what secure mode refused, older versions heard).
@@ -145,6 +148,12 @@ class BroadcastSession(Requests):
         self.posting = Posting(node_id, user, store, interval, now, self.trust.seal)
         self.gate = Gate(self.trust, self.stats, penalty)
         self._greetings: dict[str, str] = {}  # linked, not announced yet: "joined", ...
+        # Secure: greetings of persons who announced themselves before our handshake with
+        # them completed; told once it does (a forged beacon's never is).
+        self._greet_when_proven: dict[str, Notice] = {}
+        # Secure: how long a link may take to complete its handshake before its address
+        # counts as failed (``PeerTable.bar``) and another one is tried.
+        self.proof_time = max(2.0 * interval, 1.0)
         # Every command but MSG (gathered and stored together by receive_many).
         self._handlers: dict[Verb, Handler] = {
             Verb.BEAT: Handlers._on_beat,
@@ -185,6 +194,7 @@ class BroadcastSession(Requests):
             self.watch.next_deadline(), self.catchup.next_deadline(),
             self.posting.next_deadline(), self.direct.next_deadline(live_users),
             self.gate.next_deadline(),
+            *(link.linked_at + self.proof_time for link in self.links.unproven()),
         ]
         return min(d for d in deadlines if d is not None)
 
@@ -192,6 +202,7 @@ class BroadcastSession(Requests):
         """Do what is due: expire peers, beacon, heartbeat, re-offer direct messages."""
         self.posting.tick(now)
         outputs = self._route(self.watch.expire(now), now)
+        outputs += self._fail_unproven(now)
         outputs += self._end_penalties(now)
         outputs += self.watch.beacon(now)
         outputs += self.catchup.beat(now)
@@ -265,6 +276,7 @@ class BroadcastSession(Requests):
         if joined is None:
             return []  # already linked (cannot happen: the table says it is new or changed)
         self._greetings[peer.node_id] = verb
+        joined.link.linked_at = now
         outputs: list[Output] = [ConnectPeer(named, self._subscriptions()),
                                  self._rooms_to(peer.node_id)]
         pending = self.links.take_pending(peer.node_id)
@@ -293,6 +305,7 @@ class BroadcastSession(Requests):
             return []
         self.catchup.forget(node_id)
         self._greetings.pop(node_id, None)
+        self._greet_when_proven.pop(node_id, None)
         person = self.membership.is_person(node_id)
         quiet = event is LinkEvent.GONE and notice is None
         left = self.membership.forget(node_id, quiet)
@@ -317,9 +330,30 @@ class BroadcastSession(Requests):
     def on_link_up(self, node_id: str, now: float) -> list[Output]:
         """Our DEALER's connection to this peer is (back) up (in secure mode: the peer
         proved it holds the key we pinned)."""
-        self.links.apply(node_id, LinkEvent.HANDSHAKE)
+        moved = self.links.apply(node_id, LinkEvent.HANDSHAKE)
         self.watch.link_up(node_id)
-        return self._refresh_status()
+        outputs: list[Output] = []
+        if moved is not None and moved.link.peer is not None:
+            self.peers.proven(node_id, moved.link.peer.address)
+            greeting = self._greet_when_proven.pop(node_id, None)
+            if greeting is not None:
+                outputs.append(greeting)
+        return outputs + self._refresh_status()
+
+    def _fail_unproven(self, now: float) -> list[Output]:
+        """Secure mode: links whose handshake did not complete within ``proof_time``. Their
+        address never proved itself (a forged beacon's, or unreachable): drop the peer
+        quietly and bar that address for it a while, so its beacons from elsewhere count."""
+        outputs: list[Output] = []
+        for link in self.links.unproven():
+            if link.linked_at + self.proof_time > now or link.peer is None:
+                continue
+            self.stats["unproven"] += 1
+            log.info("no handshake with %s (%s) at %s within %g s; trying elsewhere",
+                     link.user, link.node_id[:8], link.peer.address, self.proof_time)
+            self.peers.bar(link.node_id, link.peer.address, now)
+            outputs += self._unlink(link.node_id, LinkEvent.GONE, None)
+        return outputs
 
     def on_handshake_failed(self, node_id: str | None, problem: str, now: float) -> list[Output]:
         """A socket monitor saw a handshake fail: with this linked peer (our DEALER) or,

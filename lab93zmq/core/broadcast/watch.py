@@ -45,6 +45,8 @@ from .trust import Refusal
 
 log = logging.getLogger(__name__)
 
+NOTICE_BURST = 10  # notices about nodes we refuse, from everyone at once (then 1 an interval)
+
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class PeerWatch:
         self.stats = stats
         self._told = SayOnce()  # refused nodes, refused moves, handshake problems
         self._notices = RateLimiter(rate=1.0 / interval, burst=5)  # per source address
+        # ... and from all addresses together, so forged ones cost few lines in total.
+        self._all_notices = RateLimiter(rate=1.0 / interval, burst=NOTICE_BURST)
         self._probed: float | None = None  # when the last PROBE went out
 
     # -- beacons -------------------------------------------------------------------
@@ -108,9 +112,13 @@ class PeerWatch:
         return self._changes(self.discovery.take(beacon, address, now))
 
     def refuse(self, beacon: Beacon, address: str, refusal: Refusal, now: float) -> list[Output]:
-        """A node we will not link to: listed by /scan only, and named once."""
-        self.others.on_beacon(beacon, address, now)
+        """A node we will not link to: listed by /scan only, and named once. A forgery
+        (``Refusal.tell`` False) is neither listed nor named: logged at debug level."""
         self.stats["ignored_beacons"] += 1
+        if not refusal.tell:
+            log.debug("%s", refusal.text)
+            return []
+        self.others.on_beacon(beacon, address, now)
         if beacon.kind is not BeaconKind.ANNOUNCE:
             return []
         return self._say_once((beacon.node_id, refusal.reason), address, refusal.text, now)
@@ -227,8 +235,9 @@ class PeerWatch:
     def _say_once(self, key: Hashable, address: str, text: str, now: float) -> list[Output]:
         if not self._told.due(key, now):
             return []
-        if not self._notices.allow(address, now):
-            log.info("%s (no notice: too many from %s)", text, address)
+        if not (self._notices.allow(address, now) and self._all_notices.allow("*", now)):
+            # One line per datagram would let a forger fill the log: debug level only.
+            log.debug("%s (no notice: too many from %s)", text, address)
             return []
         log.info("%s", text)  # the user hears it as a notice; the log need not repeat it
         return [Notice(text)]
