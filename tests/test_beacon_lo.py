@@ -315,3 +315,17 @@ def test_dropped_datagrams_do_not_use_up_a_receive_call(port):
         [fd] = generous.filenos()
         assert len(generous.receive(fd)) == MAX_DRAIN
         assert generous.rate_limited == 0
+
+
+def test_update_opens_new_targets_closes_gone_ones_and_keeps_the_rest(port):
+    lo = BeaconTarget("lo", "127.0.0.1", "127.255.255.255")
+    with BeaconSocket([], port) as beacons:  # nothing usable yet: nothing open
+        assert beacons.filenos() == [] and beacons.send(b"x") == 0
+        added, removed = beacons.update([lo])
+        assert added == beacons.filenos() and removed == []
+        raw_broadcast(port, b"hello")
+        assert has(b"hello")(receive_until(beacons, has(b"hello")))
+        assert beacons.update([lo]) == ([], [])  # unchanged: the same sockets
+        gone = beacons.filenos()
+        assert beacons.update([]) == ([], gone) and beacons.filenos() == []
+        assert beacons.receive(gone[0]) == []  # a descriptor closed since the poll

@@ -66,11 +66,11 @@ def test_a_forged_beacon_race_at_200_a_second_never_wins(room):
     with Forger(room.beacon_port, forged, "127.0.0.2", 200.0) as forger:
         for attempt in range(3):  # bob (re)starts three times while the forger runs
             bob = room.start("bob", "alice")
-            wait_for([alice, bob], lambda: bob.connected_to(1) and alice.connected_to(1),
+            wait_for([alice, bob], lambda bob=bob: bob.connected_to(1) and alice.connected_to(1),
                      f"bob linked to alice, try {attempt + 1}")
             for n in range(10):
                 alice.post(f"{attempt}: {n}")
-            wait_for([alice, bob], lambda: len(bob.incoming()) == 10)
+            wait_for([alice, bob], lambda bob=bob: len(bob.incoming()) == 10)
             assert bob.incoming() == [f"{attempt}: {n}" for n in range(10)]
             assert bob.node.session.peers.get(alice_id).address == "127.0.0.1"
             assert [n for n in bob.notices() if "joined" in n] == [

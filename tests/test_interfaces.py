@@ -134,3 +134,22 @@ def test_flags_come_from_sysfs():
 
 def test_unknown_flags_count_as_up():
     assert interfaces._flags("nosuch0") == 0x1
+
+
+def test_usable_names_what_cannot_be_used_yet_and_follows_the_host(host):
+    targets, waiting = interfaces.usable(["lo,v6only"])
+    assert targets == [LO]
+    assert waiting == ["Network interface 'v6only' has no IPv4 address."]
+    with pytest.raises(InterfaceError, match="no network interface named 'nosuch'"):
+        interfaces.usable(["lo,nosuch"])  # a typo is still an error at start
+    assert interfaces.usable(["lo,nosuch"], missing_ok=True)[1] == [
+        "There is no network interface named 'nosuch'."]
+    # The address arrives while the node runs: the next look finds it.
+    host["v6only"] = (0x1003, {netifaces.AF_INET: [
+        {"addr": "198.18.95.2", "netmask": "255.255.255.0", "broadcast": "198.18.95.255"}]})
+    assert interfaces.usable(["lo,v6only"]) == (
+        [LO, BeaconTarget("v6only", "198.18.95.2", "198.18.95.255")], [])
+    del host["e1"], host["e2"], host["v6only"]  # no -i and nothing usable: said, not raised
+    assert interfaces.usable(None) == ([], [
+        "No network interface with an IPv4 broadcast address is up; "
+        "choose one with -i (for example -i lo)."])

@@ -56,7 +56,8 @@ class Testbed:
         self.nics = {h: f"{tag}e{h}" for h in HOSTS}  # host side
         self.created: list[str] = []
 
-    def create(self) -> None:
+    def create(self, bare: frozenset[int] = frozenset()) -> None:
+        """Make the switch and the hosts; the hosts in ``bare`` get no address (yet)."""
         self._netns(self.switch)
         ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
         ip("-n", self.switch, "link", "set", "br0", "up")
@@ -69,9 +70,14 @@ class Testbed:
             ip("-n", self.switch, "link", "set", port, "up")
             # "brd +": iproute2 sets no broadcast address by itself, and a node
             # beacons only on interfaces that have one.
-            ip("-n", host, "addr", "add", f"198.18.93.{h}/24", "brd", "+", "dev", nic)
+            if h not in bare:
+                self.address(h)
             ip("-n", host, "link", "set", nic, "up")
             ip("-n", host, "link", "set", "lo", "up")
+
+    def address(self, h: int) -> None:
+        ip("-n", self.hosts[h], "addr", "add", f"198.18.93.{h}/24", "brd", "+",
+           "dev", self.nics[h])
 
     def _netns(self, name: str) -> None:
         ip("netns", "add", name)
@@ -196,6 +202,42 @@ def test_three_hosts_chat_partition_heal_and_converge(tmp_path):
         testbed.remove()
     listed = ip("netns", "list").stdout
     assert not any(name in listed for name in [testbed.switch, *testbed.hosts.values()])
+
+
+def test_an_address_added_while_a_node_runs_is_beaconed_on_within_a_few_intervals(tmp_path):
+    """Host 2's interface has no address when its node starts (it beacons on lo only);
+    once the address is added, the node beacons there and host 1 links to it."""
+    namespaces_or_skip()
+    testbed = Testbed()
+    nodes: list[NodeProcess] = []
+    try:
+        testbed.create(bare=frozenset({2}))
+        one = start_node(testbed, 1, tmp_path / "h1.db", "--listen")
+        nodes.append(one)
+        two = NodeProcess(
+            ["-b", "-i", f"lo,{testbed.nics[2]}", "--db", str(tmp_path / "h2.db"), "-u", "user2",
+             "--json", "--listen", "-v"],
+            stdin=False, prefix=["ip", "netns", "exec", testbed.hosts[2]])
+        nodes.append(two)
+        two.wait_err(f"{testbed.nics[2]!r} has no IPv4 address")  # it started all the same
+        two.wait_err("no broadcast peers heard yet on lo")
+        testbed.address(2)
+        added = time.monotonic()
+        one.wait_err("1 peer: user2")
+        two.wait_err("1 peer: user1")
+        linked = time.monotonic() - added
+        print(f"linked {linked:.2f} s after the address was added")
+        assert linked < 5.0  # the interfaces are read every interval (1 s): a few of them
+        writer = start_node(testbed, 1, tmp_path / "w1.db")
+        nodes.append(writer)
+        writer.write("over the new address")
+        two.wait_for(lambda p: "over the new address" in contents(p), "the line on host 2")
+        writer.close_stdin()
+        assert writer.finish(30) == 0, writer.err[-5:]
+    finally:
+        for node in nodes:
+            node.kill()
+        testbed.remove()
 
 
 def test_the_testbed_names_fit_linux_limits():

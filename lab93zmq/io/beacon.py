@@ -73,8 +73,6 @@ class BeaconSocket:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not targets:
-            raise ValueError("a BeaconSocket needs at least one target")
         if not 0 < port <= 0xFFFF:
             raise ValueError(f"beacon port {port} is not a port number")
         self.port = port
@@ -89,13 +87,50 @@ class BeaconSocket:
         self.rate_limited = 0  # datagrams dropped because their source sent too many
         try:
             for target in self.targets:
-                listener = self._open(target, "listen for", (target.broadcast, port))
-                self._listeners[listener.fileno()] = (listener, target)
-                sender = self._open(target, "send", (target.address, 0), broadcast=True)
-                self._senders.append((sender, target))
+                self._add(target)
         except BaseException:
             self.close()
             raise
+
+    def _add(self, target: BeaconTarget) -> int:
+        """Open the listener and the sender of one target; the listener's descriptor."""
+        listener = self._open(target, "listen for", (target.broadcast, self.port))
+        try:
+            sender = self._open(target, "send", (target.address, 0), broadcast=True)
+        except BaseException:
+            listener.close()
+            raise
+        self._listeners[listener.fileno()] = (listener, target)
+        self._senders.append((sender, target))
+        return listener.fileno()
+
+    def update(self, targets: Sequence[BeaconTarget]) -> tuple[list[int], list[int]]:
+        """Beacon on ``targets`` from now on (the interfaces as they are now): open what is
+        new, close what is gone. Returns the listening descriptors (added, removed) for the
+        owner's poller. A target that cannot be opened is logged and left out (it is
+        tried again at the next update)."""
+        wanted = {target: None for target in targets}
+        removed = [fd for fd, (_, target) in self._listeners.items() if target not in wanted]
+        for fd in removed:
+            sock, target = self._listeners.pop(fd)
+            sock.close()
+            log.info("no longer beaconing on %s (%s)", target.name, target.address)
+        for sock, target in [pair for pair in self._senders if pair[1] not in wanted]:
+            sock.close()
+            self._senders.remove((sock, target))
+        added: list[int] = []
+        held = {target for _, target in self._listeners.values()}
+        for target in wanted:
+            if target in held:
+                continue
+            try:
+                added.append(self._add(target))
+            except BeaconSocketError as error:
+                log.warning("%s", error)
+                continue
+            log.info("beaconing on %s (%s) from now on", target.name, target.address)
+        self.targets = [target for _, target in self._listeners.values()]
+        return added, removed
 
     def _open(
         self, target: BeaconTarget, verb: str, where: tuple[str, int], broadcast: bool = False
@@ -153,6 +188,8 @@ class BeaconSocket:
         Datagrams from a source over its rate are dropped here (see the module
         docstring). ``now`` is monotonic seconds; by default the socket's clock.
         """
+        if fileno not in self._listeners:
+            return []  # closed by ``update`` since the poll
         sock, target = self._listeners[fileno]
         if now is None:
             now = self._clock()

@@ -71,18 +71,17 @@ from ..core.broadcast.actions import (
     Unsubscribe,
 )
 from ..core.broadcast.session import BroadcastSession
-from ..core.broadcast.trust import Author, Trust
-from ..core.errors import ConfigError, Lab93Error, SecurityError
+from ..core.broadcast.trust import Trust
+from ..core.errors import ConfigError, Lab93Error
 from ..core.message import make_id
 from ..core.rooms import RoomError, room_name
-from ..core.signing import node_id_of
 from . import security, signing, sockets
 from .actor import Actor, PipeKind, PipeMessage, drain_requests, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .handshake import HandshakeMonitor
 from .history import answer_history, answer_outbox
-from .interfaces import resolve
+from .interfaces import BeaconTarget, resolve, usable
 from .store import Inbox, utc_now
 from .store_edge import StoreEdge
 
@@ -93,6 +92,7 @@ DRAIN = 100  # messages read from one socket per loop turn, so none starves the 
 DRAIN_FRAMES = 1_000  # and at most about this many frames (a MSG or BATCH carries up to 200)
 # What a DEALER's monitor reports: the connection dropped / a handshake completed or failed.
 LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | security.HANDSHAKE_EVENTS
+REREAD_INTERFACES = 1.0  # seconds between looks at the host's interfaces (at least an interval)
 BYE_LINGER_MS = 200  # how long closing DEALERs may still deliver our BYE on a clean exit
 PIPE_DRAIN = 500  # front-end requests per loop turn: a burst of posts is one transaction
 
@@ -131,8 +131,12 @@ class BroadcastActor(Actor):
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
         config = self.config
         secure = config.secure
-        targets = resolve(config.interfaces)  # InterfaceError before anything is opened
-        where = ", ".join(t.name for t in targets)
+        targets, waiting = usable(config.interfaces)  # InterfaceError before anything opens
+        if not targets:
+            resolve(config.interfaces)  # nothing to beacon on: its sentence, as at any start
+        for sentence in waiting:
+            log.warning("%s It is used as soon as it can be.", sentence)
+        where = _where(targets)
         inbox = Inbox(config.db_path)
         owned: list[zmq.Socket] = []
         beacons: BeaconSocket | None = None
@@ -148,7 +152,7 @@ class BroadcastActor(Actor):
                 from .zap import KeyAuthenticator  # asyncio: only secure nodes load it
 
                 authorized = security.AuthorizedKeys(secure.authorized_keys)
-                trust = _trust(secure, authorized, config.user)
+                trust = signing.broadcast_trust(secure, authorized, config.user)
                 auth = KeyAuthenticator(net, authorized)
                 auth.start()  # before anything binds: no connection is ever unauthenticated
             router = self._socket(net, zmq.ROUTER, owned, secure)
@@ -219,8 +223,10 @@ class BroadcastActor(Actor):
         session = io.session
         secure = self.config.secure is not None
         store = StoreEdge(inbox, None, self._monotonic())  # the watch on the inbox file
+        every = max(REREAD_INTERFACES, self.config.beacon_interval)
+        reread = self._monotonic() + every
         while True:
-            deadlines = [session.next_deadline(), store.next_deadline()]
+            deadlines = [session.next_deadline(), store.next_deadline(), reread]
             ready = io.poller.poll(sockets.poll_timeout(deadlines, self._monotonic()))
             now = self._monotonic()
             store.tick(now)  # StoreLost: the inbox file is gone, and the node stops
@@ -243,7 +249,27 @@ class BroadcastActor(Actor):
                     io.perform(session.receive_many(batch, now, via=node_id))
                 elif item in io.monitor_owner:
                     io.link_events(item, now)
+            if now >= reread:  # after the ready list: it may name a listener closed here
+                reread = now + every
+                self._reread_interfaces(io, now)
             io.perform(session.tick(self._monotonic()))
+
+    def _reread_interfaces(self, io: _Sockets, now: float) -> None:
+        """The host's interfaces as they are now: beacon on the ones that gained a usable
+        address, stop on the ones that lost it (``interfaces.usable``)."""
+        try:
+            targets, _ = usable(self.config.interfaces, missing_ok=True)
+        except (OSError, ValueError) as error:  # netifaces could not read them this time
+            log.debug("cannot read the interfaces: %s", error)
+            return
+        if set(targets) == set(io.beacons.targets):
+            return
+        added, removed = io.beacons.update(targets)
+        for fd in removed:
+            io.poller.unregister(fd)
+        for fd in added:
+            io.poller.register(fd, zmq.POLLIN)
+        io.perform(io.session.interfaces_changed(_where(io.beacons.targets), now))
 
     def _requests(self, io: _Sockets, inbox: Inbox, now: float) -> bool:
         """The front end's waiting requests, in order; False on STOP.
@@ -353,32 +379,9 @@ class BroadcastActor(Actor):
         return sockets.bind(router, self.config.address, 0)
 
 
-def _trust(secure: SecureConfig, authorized: security.AuthorizedKeys, user: str) -> Trust:
-    """Secure mode as the session sees it: our keys, the authorized ones, and the Ed25519
-    that signs our messages and checks everyone's (``io.signing``)."""
-    keys = secure.keys
-    if keys.sign_seed is None or keys.sign_public is None:
-        raise SecurityError(
-            f"the key pair in {keys.path.parent} has no signing key (lab93-node 0.1 made it); "
-            "run lab93-node --keygen to add one, and give your peers the new "
-            f"{keys.path.name}"
-        )
-    own_id, own = node_id_of(keys.public_raw), (user, keys.sign_public)
-    checks: dict[tuple[str, bytes], Author] = {}  # one verifier per key, made once
-
-    def author_of(node_id: str) -> Author | None:
-        found = own if node_id == own_id else authorized.author_of(node_id)
-        if found is None:
-            return None
-        author = checks.get(found)
-        if author is None:
-            if len(checks) >= 4096:
-                checks.clear()
-            author = checks[found] = Author(found[0], signing.verifier(found[1]))
-        return author
-
-    return Trust(keys.public_raw, authorized.name_of, str(secure.authorized_keys),
-                 signing.Signer(keys.sign_seed), author_of)
+def _where(targets: list[BeaconTarget]) -> str:
+    """The beacon interfaces, for status lines ("lo", "eth0, wlan0")."""
+    return ", ".join(dict.fromkeys(t.name for t in targets)) or "no interface yet"
 
 
 # The front end's questions (every request but POST and STOP) and what answers each.

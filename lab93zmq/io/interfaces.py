@@ -84,6 +84,40 @@ def resolve(names: Sequence[str] | str | None) -> list[BeaconTarget]:
     return list(unique.values())
 
 
+def usable(names: Sequence[str] | str | None,
+           missing_ok: bool = False) -> tuple[list[BeaconTarget], list[str]]:
+    """What ``resolve`` gives, as the host's interfaces are *now*, without failing on one
+    that exists but cannot be used yet (down, no IPv4 address, no broadcast address): the
+    targets, and a sentence for each such interface. The broadcast shell calls it on a
+    timer, so an interface that gains an address while a node runs is used from then on
+    (and one that loses it is let go). A name no interface has is an error, unless
+    ``missing_ok`` (while running: a USB or virtual interface may go and come back)."""
+    if isinstance(names, str):
+        names = [names]
+    wanted = parse_names(names)
+    targets: list[BeaconTarget] = []
+    waiting: list[str] = []
+    if not wanted:
+        try:
+            targets = _default()
+        except InterfaceError as error:
+            waiting.append(str(error))
+    for name in wanted:
+        if name != LOOPBACK and name not in netifaces.interfaces():
+            if not missing_ok:
+                raise InterfaceError(f"There is no network interface named {name!r}.")
+            waiting.append(f"There is no network interface named {name!r}.")
+            continue
+        try:
+            targets += _named(name)
+        except InterfaceError as error:
+            waiting.append(str(error))
+    unique: dict[str, BeaconTarget] = {}
+    for target in targets:
+        unique.setdefault(target.broadcast, target)
+    return list(unique.values()), waiting
+
+
 def _named(name: str) -> list[BeaconTarget]:
     if name == LOOPBACK:
         return [BeaconTarget(LOOPBACK, LOOPBACK_ADDRESS, LOOPBACK_BROADCAST)]

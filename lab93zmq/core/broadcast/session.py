@@ -211,6 +211,13 @@ class BroadcastSession(Requests):
         outputs += self._check_accepted(now)
         return outputs + self._refresh_status()
 
+    def interfaces_changed(self, where: str, now: float) -> list[Output]:
+        """The shell's beacon interfaces changed (an address came or went): ``where``
+        names them now. Beacon at once (a new interface's peers hear us), and say where."""
+        self.where = where
+        self.watch.discovery.schedule.request_answer()
+        return self.watch.beacon(now) + self._refresh_status()
+
     # -- beacons -----------------------------------------------------------------
 
     def receive_beacon(self, data: bytes, address: str, now: float) -> list[Output]:
