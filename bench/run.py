@@ -29,6 +29,7 @@ ITEMS = {
     "fanout": "fanout",
     "latency": "latency",
     "secure": "secure",
+    "signing": "signing",
     "broadcast": "broadcast",
     "catchup": "catchup",
     "pipelines": "pipelines",
