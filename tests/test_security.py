@@ -356,3 +356,62 @@ def test_a_question_asked_during_a_reload_waits_for_the_new_table(tmp_path, monk
     first.join(5)
     second.join(5)
     assert answers == ["alice"]
+
+
+def test_a_key_pair_holds_a_signing_key_and_one_of_0_1_gets_one_added(tmp_path):
+    from lab93zmq.io import signing
+
+    keys = generate_keypair(tmp_path / "new", "alice")
+    assert keys.sign_seed is not None and len(keys.sign_public) == 32
+    public_file = keys.path
+    assert signing.read_field(public_file, signing.PUBLIC_FIELD) == keys.sign_public
+    assert signing.read_field(public_file, signing.SECRET_FIELD) is None  # never handed out
+    check = signing.verifier(keys.sign_public)
+    assert check(b"data", signing.Signer(keys.sign_seed)(b"data"))
+    assert not check(b"other", signing.Signer(keys.sign_seed)(b"data"))
+    # A pair as lab93-node 0.1 wrote it: the CURVE keys only. --keygen adds the signing key.
+    import zmq.auth
+
+    old = tmp_path / "old"
+    old.mkdir(mode=0o700)
+    zmq.auth.create_certificates(old, "id", metadata={"user": "bob"})
+    os.chmod(old / "id.key_secret", 0o600)
+    before = load_keypair(old)
+    assert before.sign_seed is None
+    after = generate_keypair(old, "bob")
+    assert (after.public, after.secret) == (before.public, before.secret)
+    assert after.sign_seed is not None and load_keypair(old) == after
+    with pytest.raises(SecurityError, match="already exists"):
+        generate_keypair(old, "bob")
+
+
+def test_authorized_keys_give_node_ids_their_names_and_keep_the_last_table(
+        tmp_path, caplog, monkeypatch):
+    import errno
+
+    from lab93zmq.core.signing import node_id_of
+    from lab93zmq.io import security
+
+    alice = generate_keypair(tmp_path / "alice", "alice")
+    directory = tmp_path / "authorized"
+    directory.mkdir()
+    (directory / "alice.key").write_bytes(alice.path.read_bytes())
+    clock = [0.0]
+    table = AuthorizedKeys(directory, clock=lambda: clock[0])
+    assert table.author_of(node_id_of(alice.public_raw)) == ("alice", alice.sign_public)
+    assert table.author_of("0" * 32) is None
+
+    def out_of_descriptors(path):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(security.os, "scandir", out_of_descriptors)
+    for _ in range(3):  # re-read and failing each time: the last table stays, said once
+        clock[0] += 5
+        (directory / "bob.key").write_bytes(alice.path.read_bytes())  # a change to see
+        assert table.name_of(alice.public_raw) == "alice"
+    assert table.failing
+    assert sum("keeping the 1 authorized key" in r.message for r in caplog.records) == 1
+    monkeypatch.undo()
+    clock[0] += 5
+    assert table.name_of(alice.public_raw) is None  # read again: one key in two files
+    assert not table.failing

@@ -146,14 +146,24 @@ def run_keygen(args: dict[str, Any], env: Environment) -> int:
     """``--keygen``: make the user's key pair and say what to do with it."""
     import json
 
-    from ..io.security import AUTHORIZED_KEYS_DIRNAME, generate_keypair
+    from ..io.security import AUTHORIZED_KEYS_DIRNAME, generate_keypair, key_paths
 
     user = args["--user"] or default_user()
     directory = config_dir()
+    existed = key_paths(directory)[1].exists() and not args["--force"]
     keys = generate_keypair(directory, user, force=args["--force"])
     if args["--json"]:
         line = {"user": user, "key": keys.public.decode(), "public_file": str(keys.path)}
         print(json.dumps(line), file=env.stdout)
+        return ExitStatus.OK
+    if existed:  # a 0.1 pair: it got its signing key, nothing else changed
+        print(
+            f"Added a signing key to your key pair in {directory} (your public key is still "
+            f"{keys.public.decode()}).\n"
+            f"Secure broadcast nodes check every message with it: give the new {keys.path} "
+            f"to each of them again ({AUTHORIZED_KEYS_DIRNAME}/{keys.user or user}.key).",
+            file=env.stdout,
+        )
         return ExitStatus.OK
     print(
         f"Made a key pair for {user} in {directory} (the secret half is {keys.path.name}_secret,"
