@@ -415,3 +415,21 @@ def test_authorized_keys_give_node_ids_their_names_and_keep_the_last_table(
     clock[0] += 5
     assert table.name_of(alice.public_raw) is None  # read again: one key in two files
     assert not table.failing
+
+
+def test_a_secure_broadcast_node_needs_a_signing_key(tmp_path):
+    from dataclasses import replace
+
+    from lab93zmq.io.config import SecureConfig
+    from lab93zmq.io.secure_broadcast import broadcast_trust
+
+    keys = generate_keypair(tmp_path / "keys", "alice")
+    secure = SecureConfig(keys=replace(keys, sign_seed=None, sign_public=None),
+                          authorized_keys=tmp_path, known_servers=tmp_path / "known")
+    with pytest.raises(SecurityError, match="no signing key .* run lab93-node --keygen"):
+        broadcast_trust(secure, AuthorizedKeys(tmp_path), "alice")
+    trust = broadcast_trust(replace(secure, keys=keys), AuthorizedKeys(tmp_path), "alice")
+    from lab93zmq.core.signing import node_id_of
+
+    own = trust.author_of(node_id_of(keys.public_raw))
+    assert own.name == "alice" and own.verify(b"x", trust.sign(b"x"))

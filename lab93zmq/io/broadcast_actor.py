@@ -75,13 +75,14 @@ from ..core.broadcast.trust import Trust
 from ..core.errors import ConfigError, Lab93Error
 from ..core.message import make_id
 from ..core.rooms import RoomError, room_name
-from . import security, signing, sockets
+from . import security, sockets
 from .actor import Actor, PipeKind, PipeMessage, drain_requests, send, send_events
 from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .handshake import HandshakeMonitor
 from .history import answer_history, answer_outbox
 from .interfaces import BeaconTarget, resolve, usable
+from .secure_broadcast import broadcast_trust
 from .store import Inbox, utc_now
 from .store_edge import StoreEdge
 
@@ -152,7 +153,7 @@ class BroadcastActor(Actor):
                 from .zap import KeyAuthenticator  # asyncio: only secure nodes load it
 
                 authorized = security.AuthorizedKeys(secure.authorized_keys)
-                trust = signing.broadcast_trust(secure, authorized, config.user)
+                trust = broadcast_trust(secure, authorized, config.user)
                 auth = KeyAuthenticator(net, authorized)
                 auth.start()  # before anything binds: no connection is ever unauthenticated
             router = self._socket(net, zmq.ROUTER, owned, secure)
