@@ -361,3 +361,26 @@ def test_a_flooding_key_is_cut_off_and_the_others_are_served(room):
     ]
     said = bob.post("still served")
     wait_for([alice, bob], lambda: said in bob.accepted() and alice.incoming() == ["still served"])
+
+
+def test_commands_in_alice_s_node_id_before_she_comes_leave_her_link_working(room):
+    bob = room.start("bob", "alice", "mallory")
+    alice_keys = room.keys["alice"]
+    alice_id = node_id_of(alice_keys.public_raw)  # known to all: it is her key's
+    mallory = Dealer(room.keys["mallory"], bob)  # an insider, crafting commands
+    try:
+        mallory.node_id = alice_id  # every command says it is alice's node
+        mallory.send(Verb.ROOMS, rooms=[{"name": "general", "topic": None}])
+        mallory.send(Verb.SYNC, room="general", vector={})
+        wait_for([bob], lambda: bob.node.stats["spoofed"] >= 2, "both refused")
+    finally:
+        mallory.close()
+    alice = room.start("alice", "bob")
+    wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1))
+    assert alice.handle.node_id == alice_id
+    for n in range(10):
+        alice.post(f"alice {n}")
+    wait_for([alice, bob], lambda: len(bob.incoming()) == 10)
+    assert bob.incoming() == [f"alice {n}" for n in range(10)]
+    bob.post("hi alice")
+    wait_for([alice, bob], lambda: alice.incoming() == ["hi alice"])
