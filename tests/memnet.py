@@ -165,6 +165,7 @@ class LanNode:
         self.outputs: list[Any] = []  # every output of every session it ran
         self.events: list[Any] = []  # the ones for its front end
         self.subs: set[str] = set()  # node ids whose PUB it subscribed to
+        self.endpoints: dict[str, str] = {}  # node id -> the address its sockets went to
         self.topics: set[bytes] = set()  # what its SUBs subscribe to (after the signature)
         self.received: list[tuple[str, bytes]] = []  # (command, topic) of what its SUBs got
         self.rooms = rooms  # the rooms it starts in (each start)
@@ -368,14 +369,15 @@ class BroadcastLan:
             return [
                 Delivery(dst, name, lambda dst=dst: dst.got(output.frames, name, topic, src, now))
                 for dst in list(self.nodes.values())
-                if src.node_id in dst.subs and any(topic.startswith(t) for t in dst.topics)
+                if src.node_id in dst.subs and dst.endpoints.get(src.node_id) == src.address
+                and any(topic.startswith(t) for t in dst.topics)
             ]
         if isinstance(output, SendToPeer):
             command = wire.decode(output.frames)
             src.sent.append((command.name, output.node_id, len(command.payloads)))
             assert output.node_id in src.subs, "sent to a peer never connected"
             dst = self.by_id(output.node_id)
-            if dst is None:
+            if dst is None or src.endpoints.get(output.node_id) != dst.address:
                 return []  # a forged beacon's endpoint: nobody is there
             # What a ROUTER learns of the connection: in secure mode, its key's name.
             sender = RouterPeer(src.name.encode(), src.key_name if src.trust else None)
@@ -383,6 +385,7 @@ class BroadcastLan:
                 dst.session.receive(output.frames, now, sender=sender)))]
         if isinstance(output, ConnectPeer):
             src.subs.add(output.peer.node_id)
+            src.endpoints[output.peer.node_id] = output.peer.address
             src.topics = set(output.topics)
             dst = self.by_id(output.peer.node_id)
             if src.trust is not None and dst is not None and self._handshake(src, dst, output):
@@ -402,6 +405,7 @@ class BroadcastLan:
         return (
             self.network.reachable(src, dst)
             and dst.trust is not None
+            and connect.peer.address == dst.address  # its endpoint, not a forged one
             and connect.peer.key == key_of(dst.key_name)
             and dst.trust.name_of(key_of(src.key_name)) is not None
         )

@@ -272,3 +272,36 @@ def test_handshake_problems_are_told_once_per_peer_and_problem(lan):
     assert session.on_handshake_failed("e" * 32, problem, lan.now) == []  # not a peer
     assert session.on_handshake_failed(bob.node_id, problem, lan.now + PROBLEM_QUIET) == told
     assert session.stats["handshakes_failed"] == 55  # each one counts
+
+
+def test_a_forged_address_heard_first_is_set_aside_and_never_displaces_the_real_one(lan):
+    bob = lan.secure("bob", "alice")
+    alice = lan.node("alice", start=False)
+    alice.trust, alice.key_name = fake_trust("alice", ("bob",)), "alice"
+    alice.node_id = node_id_of(key_of("alice"))
+    forged = alice.beacon()  # her very beacon, from an address where nobody answers
+    lan.perform(bob, bob.session.receive_beacon(forged, "198.18.93.66", lan.now))
+    assert bob.session.peers.get(alice.node_id).address == "198.18.93.66"
+    alice.start()  # her beacons come from her own address (the table keeps the first)
+    lan.run(1.0)
+    assert bob.session.who().users == ("bob",)  # nobody proved itself yet
+    assert bob.of(Notice) == []  # and nobody is greeted
+    for _ in range(40):  # the forger goes on at 20 a second, the proof time passes
+        lan.now += 0.05
+        lan.perform(bob, bob.session.receive_beacon(forged, "198.18.93.66", lan.now))
+        lan.perform(bob, bob.session.tick(lan.now))
+    lan.run(1.0)
+    assert bob.session.stats["unproven"] == 1
+    assert bob.session.peers.get(alice.node_id).address == alice.address
+    assert bob.session.who().users == ("alice", "bob")
+    assert [n.text for n in bob.of(Notice)] == [f"alice joined from {alice.address}"]
+    for _ in range(400):  # the forger at 20 a second for 20 s: the link stays where it is
+        lan.now += 0.05
+        lan.perform(bob, bob.session.receive_beacon(forged, "198.18.93.66", lan.now))
+        lan.perform(bob, bob.session.tick(lan.now))
+        lan.run(0.0)
+    assert bob.session.peers.get(alice.node_id).address == alice.address
+    assert bob.session.stats["unproven"] == 1
+    alice.post("still linked")
+    lan.run(0.5)
+    assert bob.incoming() == ["still linked"]
