@@ -31,17 +31,17 @@ Sockets, all with ``LINGER=0``:
   failed handshakes too (the server side).
 
 Every socket facing the network sets ``MAXMSGSIZE`` (the PUB too: it reads
-its subscribers' subscriptions).
+its subscribers' subscriptions). The interfaces are read again every interval.
 
 Secure mode (``config.secure``): the network sockets live in a context of
 this node's own, because a ZAP handler serves a whole context and tests run
 several nodes in one process. A ``KeyAuthenticator`` for the authorized keys
 starts before anything binds and stops at the end. The ROUTER and the PUB are
 CURVE servers with our key pair; each peer's SUB and DEALER is a CURVE client
-pinned to the key in that peer's beacon - which the session only links to
-when the key is authorized - so only the holder of that secret key can
-complete the handshake. Frames read from the ROUTER carry the ``User-Id`` the
-authenticator set (the key's name); the session binds node ids to it.
+pinned to the key in that peer's beacon, so only that key's holder completes
+the handshake. ROUTER frames carry the ``User-Id`` the authenticator set (the
+key's name); the session checks it against the sender's node id, and every
+message's Ed25519 signature (``secure_broadcast.broadcast_trust``).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ from .beacon import BeaconSocket
 from .config import EXPIRY_INTERVALS, NodeConfig, SecureConfig
 from .handshake import HandshakeMonitor
 from .history import answer_history, answer_outbox
-from .interfaces import BeaconTarget, resolve, usable
+from .interfaces import describe, resolve, usable
 from .secure_broadcast import broadcast_trust
 from .store import Inbox, utc_now
 from .store_edge import StoreEdge
@@ -137,7 +137,7 @@ class BroadcastActor(Actor):
             resolve(config.interfaces)  # nothing to beacon on: its sentence, as at any start
         for sentence in waiting:
             log.warning("%s It is used as soon as it can be.", sentence)
-        where = _where(targets)
+        where = describe(targets)
         inbox = Inbox(config.db_path)
         owned: list[zmq.Socket] = []
         beacons: BeaconSocket | None = None
@@ -224,8 +224,7 @@ class BroadcastActor(Actor):
         session = io.session
         secure = self.config.secure is not None
         store = StoreEdge(inbox, None, self._monotonic())  # the watch on the inbox file
-        every = max(REREAD_INTERFACES, self.config.beacon_interval)
-        reread = self._monotonic() + every
+        reread = self._monotonic() + (every := max(REREAD_INTERFACES, self.config.beacon_interval))
         while True:
             deadlines = [session.next_deadline(), store.next_deadline(), reread]
             ready = io.poller.poll(sockets.poll_timeout(deadlines, self._monotonic()))
@@ -256,21 +255,20 @@ class BroadcastActor(Actor):
             io.perform(session.tick(self._monotonic()))
 
     def _reread_interfaces(self, io: _Sockets, now: float) -> None:
-        """The host's interfaces as they are now: beacon on the ones that gained a usable
-        address, stop on the ones that lost it (``interfaces.usable``)."""
+        """Beacon on the interfaces as they are now (``interfaces.usable``)."""
         try:
             targets, _ = usable(self.config.interfaces, missing_ok=True)
         except (OSError, ValueError) as error:  # netifaces could not read them this time
             log.debug("cannot read the interfaces: %s", error)
-            return
+            targets = io.beacons.targets
         if set(targets) == set(io.beacons.targets):
             return
         added, removed = io.beacons.update(targets)
-        for fd in removed:
+        for fd in removed:  # before the added: a descriptor number may be used again
             io.poller.unregister(fd)
         for fd in added:
             io.poller.register(fd, zmq.POLLIN)
-        io.perform(io.session.interfaces_changed(_where(io.beacons.targets), now))
+        io.perform(io.session.interfaces_changed(describe(io.beacons.targets), now))
 
     def _requests(self, io: _Sockets, inbox: Inbox, now: float) -> bool:
         """The front end's waiting requests, in order; False on STOP.
@@ -378,11 +376,6 @@ class BroadcastActor(Actor):
                     raise
                 log.info("port %d is taken; the ROUTER binds an ephemeral port", port)
         return sockets.bind(router, self.config.address, 0)
-
-
-def _where(targets: list[BeaconTarget]) -> str:
-    """The beacon interfaces, for status lines ("lo", "eth0, wlan0")."""
-    return ", ".join(dict.fromkeys(t.name for t in targets)) or "no interface yet"
 
 
 # The front end's questions (every request but POST and STOP) and what answers each.

@@ -84,6 +84,11 @@ def resolve(names: Sequence[str] | str | None) -> list[BeaconTarget]:
     return list(unique.values())
 
 
+def describe(targets: Sequence[BeaconTarget]) -> str:
+    """The beacon interfaces, for status lines ("lo", "eth0, wlan0")."""
+    return ", ".join(dict.fromkeys(t.name for t in targets)) or "no interface yet"
+
+
 def usable(names: Sequence[str] | str | None,
            missing_ok: bool = False) -> tuple[list[BeaconTarget], list[str]]:
     """What ``resolve`` gives, as the host's interfaces are *now*, without failing on one
