@@ -18,11 +18,21 @@ Adapters below the generic part, one per mode:
   node that is up, a PUB the nodes that connected a SUB to it and subscribed
   to a prefix of the frames' first frame (ZeroMQ's topic filter), a DEALER
   send the peer's ROUTER; secure mode's CURVE handshake is played by key
-  names.
+  names. A delivery is handed to the session at once.
+* repeater mode: ``RepeaterNet`` (one ``ServerCore``, its ``ServerEnd``, and
+  ``ClientEnd``s) - a client's DEALER reaches the ROUTER, a reply the DEALER
+  of that identity, the PUB the SUBs subscribed to the room's topic. A
+  delivery lands in the receiver's queue (``to_server``, ``from_server``,
+  ``from_pub``), which ``run`` drains as each shell's poll loop would (all
+  that is readable, then ``flush``), so a test can hold back, repeat or
+  forge frames on their way. ``Net`` and ``Client`` add real inboxes in a
+  test's directory: a server core on one, client cores made by name.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,9 +57,22 @@ from lab93zmq.core.broadcast.actions import (
 )
 from lab93zmq.core.broadcast.session import BroadcastSession
 from lab93zmq.core.broadcast.trust import Trust
+from lab93zmq.core.endpoints import host_of
 from lab93zmq.core.events import Accepted, Incoming
-from lab93zmq.core.message import make_id
+from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import Beacon, BeaconKind
+from lab93zmq.core.repeater.client import ClientCore
+from lab93zmq.core.repeater.outputs import (
+    ConnectServer,
+    DisconnectServer,
+    FollowRooms,
+    ProbeBeacons,
+    PublishRoom,
+    ReplyTo,
+    SendToServer,
+    SubscribeFeed,
+)
+from lab93zmq.core.repeater.server import ServerCore
 from lab93zmq.core.rooms import DEFAULT_ROOM
 from lab93zmq.core.signing import node_id_of
 from lab93zmq.io.store import Inbox
@@ -75,11 +98,11 @@ class Delivery:
     """One output reaching one party: ``hand_over()`` gives it and returns the answer."""
 
     dst: Any
-    label: str  # what the loss predicate sees: a command name, "beacon", ...
+    label: Any  # what the loss predicate sees: a command name, "beacon", (channel, command)
     hand_over: Callable[[], Iterable[Any]]
 
 
-def never(src: Any, dst: Any, label: str) -> bool:
+def never(src: Any, dst: Any, label: Any) -> bool:
     return False
 
 
@@ -94,7 +117,7 @@ class Network:
         self.now = now
         self.limit = limit
         self.cut: set[frozenset[str]] = set()  # pairs of names that cannot reach each other
-        self.lose: Callable[[Any, Any, str], bool] = never
+        self.lose: Callable[[Any, Any, Any], bool] = never
         self._queue: deque[tuple[Any, Any]] = deque()
         self._busy = False
 
@@ -409,3 +432,318 @@ class BroadcastLan:
             and connect.peer.key == key_of(dst.key_name)
             and dst.trust.name_of(key_of(src.key_name)) is not None
         )
+
+
+# -- repeater mode ---------------------------------------------------------------
+
+SERVER = "tcp://server:5190"
+PUB_PORT = 40123
+
+Lose = Callable[[wire.Command], bool]  # True: this command is lost on its way
+
+
+class ClientEnd:
+    """One client core on a ``RepeaterNet``: its connection, what waits to be read,
+    and everything that reached it."""
+
+    def __init__(self, net: RepeaterNet, name: str, core: ClientCore) -> None:
+        self.net = net
+        self.name = name
+        self.core = core
+        self.identity: bytes | None = None  # its DEALER, as the ROUTER names it
+        self.subscribed: str | None = None
+        self.topics: frozenset[str] = frozenset()  # the rooms its SUB subscribed to
+        self.feed: list[tuple[str, wire.Command]] = []  # (room, command) its SUB was sent
+        self.events: list = []  # what it told its front end (and GiveUp, PinKey)
+        self.sent: list[wire.Command] = []  # every command it sent the server
+        self.from_server: deque[list[bytes]] = deque()
+        self.from_pub: deque[list[bytes]] = deque()
+
+    # -- what the network needs (a client process is always there) ------------------
+
+    up = True
+
+    def next_deadline(self) -> float:
+        deadline = self.core.next_deadline()
+        return float("inf") if deadline is None else deadline
+
+    def tick(self, now: float) -> list[Any]:
+        return self.core.tick(now)
+
+    # -- what a test does ------------------------------------------------------------
+
+    def apply(self, outputs: Iterable[Any]) -> None:
+        """Carry out what the core returned."""
+        self.net.network.send(self, outputs)
+
+    def drain(self, now: float) -> bool:
+        """Read what waits, as the client's poll loop does, then flush; True if any."""
+        busy = bool(self.from_server or self.from_pub)
+        while self.from_server:
+            self.apply(self.core.receive(self.from_server.popleft(), now))
+        while self.from_pub:
+            self.apply(self.core.receive_pub(self.from_pub.popleft(), now))
+        self.apply(self.core.flush(now))
+        return busy
+
+    def of(self, kind) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def gone(self) -> None:
+        """The process ended: nothing more reaches it."""
+        self.identity = None
+        self.subscribed = None
+        self.topics = frozenset()
+        self.from_server.clear()
+        self.from_pub.clear()
+
+
+class ServerEnd:
+    """The server core's ROUTER on a ``RepeaterNet`` (down while ``net.server_up`` is
+    False: what is sent to it is lost)."""
+
+    name = "server"
+
+    def __init__(self, net: RepeaterNet) -> None:
+        self.net = net
+
+    @property
+    def up(self) -> bool:
+        return self.net.server_up
+
+    def next_deadline(self) -> float:
+        return self.net.server.next_deadline()
+
+    def tick(self, now: float) -> list[Any]:
+        return self.net.server.tick(now)
+
+
+class RepeaterNet:
+    """A server core and client cores on one ``Network``; ``now`` is its fake clock."""
+
+    def __init__(self, server: ServerCore, now: float, endpoint: str = SERVER,
+                 limit: int = LIMIT) -> None:
+        self.server = server
+        self.endpoint = endpoint
+        self.server_up = True
+        self.identities = itertools.count(1)
+        self.clients: dict[str, ClientEnd] = {}
+        self.end = ServerEnd(self)
+        self.to_server: deque[tuple[bytes, list[bytes]]] = deque()  # the ROUTER's queue
+        self.lose_pub: dict[str, Lose] = {}  # client name -> what it loses on the SUB
+        self.lose_reply: dict[str, Lose] = {}  # and on its DEALER
+        self.published: list[wire.Command] = []
+        self.replies: list[tuple[bytes, wire.Command]] = []
+        self.server_events: list = []
+        self.network = Network(self._route, now, limit)
+        self.network.lose = self._lost
+
+    @property
+    def now(self) -> float:
+        return self.network.now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.network.now = value
+
+    @property
+    def feed(self) -> str:
+        return f"tcp://{host_of(self.endpoint)}:{self.server.pub_port}"
+
+    def attach(self, name: str, core: ClientCore) -> ClientEnd:
+        end = self.clients[name] = ClientEnd(self, name, core)
+        return end
+
+    def route(self, outputs: Iterable[Any]) -> None:
+        """Carry out what the server returned."""
+        self.network.send(self.end, outputs)
+
+    def run(self, limit: int = 10_000) -> None:
+        """Deliver everything in flight, flushing every core, until the net is quiet."""
+        for _ in range(limit):
+            busy = bool(self.to_server)
+            while self.to_server:
+                identity, frames = self.to_server.popleft()
+                if self.server_up:
+                    self.route(self.server.receive(identity, frames, self.now))
+            if self.server_up:
+                self.route(self.server.flush(self.now))
+            for end in list(self.clients.values()):
+                busy = end.drain(self.now) or busy
+            if not busy and not self.to_server:
+                return
+        raise AssertionError("the link never went quiet")
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        """Let time pass in small steps, ticking everyone."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            if self.server_up:
+                self.route(self.end.tick(self.now))
+            for client in list(self.clients.values()):
+                client.apply(client.tick(self.now))
+            self.run()
+
+    def _lost(self, src: Any, dst: Any, label: Any) -> bool:
+        channel, command = label
+        lose = {"pub": self.lose_pub, "reply": self.lose_reply}.get(channel, {}).get(dst.name)
+        return lose is not None and lose(command)
+
+    def _route(self, src: ClientEnd | ServerEnd, output: Any) -> list[Delivery]:
+        if src is self.end:
+            return self._from_server(output)
+        if isinstance(output, SendToServer):
+            src.sent.append(output.command)
+            if src.identity is None:
+                src.events += src.core.send_failed(output, self.now)
+                return []
+            item = (src.identity, output.command.frames())
+            return [Delivery(self.end, ("dealer", output.command),
+                             lambda: self.to_server.append(item) or [])]
+        if isinstance(output, ConnectServer):
+            assert output.endpoint == self.endpoint, output.endpoint
+            src.identity = b"id-%d" % next(self.identities)
+            src.from_server.clear()
+        elif isinstance(output, DisconnectServer):
+            src.identity = None
+            src.from_server.clear()
+        elif isinstance(output, SubscribeFeed):
+            src.subscribed = output.endpoint
+        elif isinstance(output, FollowRooms):
+            src.topics = output.rooms
+        elif isinstance(output, ProbeBeacons):
+            pass  # no beacons in memory
+        else:
+            assert not isinstance(output, (ReplyTo, PublishRoom)), output
+            src.events.append(output)
+        return []
+
+    def _from_server(self, output: Any) -> list[Delivery]:
+        if isinstance(output, ReplyTo):
+            self.replies.append((output.identity, output.command))
+            frames = output.command.frames()
+            return [
+                Delivery(end, ("reply", output.command),
+                         lambda end=end: end.from_server.append(frames) or [])
+                for end in self.clients.values() if end.identity == output.identity
+            ]
+        if isinstance(output, PublishRoom):
+            self.published.append(output.command)
+            frames = output.frames()
+            deliveries = []
+            for end in self.clients.values():
+                if end.subscribed == self.feed and output.room in end.topics:
+                    end.feed.append((output.room, output.command))  # sent, lost or not
+                    deliveries.append(Delivery(end, ("pub", output.command),
+                                               lambda end=end: end.from_pub.append(frames) or []))
+            return deliveries
+        self.server_events.append(output)
+        return []
+
+
+class Client:
+    """One client core with its inbox, on a ``Net``; ``options`` go to its ClientCore
+    (``rooms``, ``listen``, ...) - again at each restart."""
+
+    def __init__(self, net: Net, name: str, user: str, path, **options) -> None:
+        self.net = net
+        self.user = user
+        self.path = path
+        self.options = options
+        self.inbox = Inbox(path)
+        self.end = net.attach(name, ClientCore(self.inbox, user, net.now, **options))
+        self._n = itertools.count(1)
+
+    # What reached it, and how it is connected: the net's end of it.
+    core = property(lambda self: self.end.core)
+    events = property(lambda self: self.end.events)
+    sent = property(lambda self: self.end.sent)
+    identity = property(lambda self: self.end.identity)
+    subscribed = property(lambda self: self.end.subscribed)
+    from_server = property(lambda self: self.end.from_server)
+
+    def apply(self, outputs) -> None:
+        self.end.apply(outputs)
+
+    def of(self, kind) -> list:
+        return self.end.of(kind)
+
+    def connect(self) -> None:
+        self.apply(self.core.use_server(SERVER, self.net.now))
+        self.net.run()
+
+    def say(self, content: str, to: str | None = None, room: str | None = None) -> Message:
+        n = next(self._n)
+        room = None if to is not None else room or DEFAULT_ROOM
+        origin = self.inbox.node_id
+        message = Message(
+            id=make_id(T0 + timedelta(seconds=n), os.urandom(10)),
+            author=self.user,
+            recipient=to,
+            subject=None,
+            content=content,
+            sent_at=T0,
+            origin=origin,
+            origin_seq=self.inbox.next_origin_seq(origin, to is not None, room or DEFAULT_ROOM),
+            room=room,
+        )
+        self.apply(self.core.submit(message))
+        return message
+
+    def set_topic(self, room: str, text: str) -> None:
+        """The front end sets ``room``'s topic now (the wall clock follows the fake one)."""
+        now = T0 + timedelta(seconds=self.net.now)
+        self.apply(self.core.set_topic(room, text, now, os.urandom(10)))
+
+    def restart(self, **options) -> None:
+        """The client process ends and starts again on the same inbox (with other
+        ``options``, if given)."""
+        self.inbox.close()
+        self.inbox = Inbox(self.path)
+        self.end.gone()
+        self.options = options or self.options
+        self.end.core = ClientCore(self.inbox, self.user, self.net.now, **self.options)
+
+    def incoming(self, room: str | None = None) -> list[str]:
+        """The contents of the messages it was shown (only ``room``'s, if given)."""
+        return [
+            e.message.content
+            for e in self.events
+            if isinstance(e, Incoming) and (room is None or e.message.room == room)
+        ]
+
+    def accepted(self) -> list[str]:
+        return [i for e in self.events if isinstance(e, Accepted) for i in e.ids]
+
+
+class Net(RepeaterNet):
+    """A ``RepeaterNet`` with its server on a real inbox, and clients made by name."""
+
+    def __init__(self, tmp_path, **server_options) -> None:
+        self.tmp = tmp_path
+        self.server_options = server_options
+        self.server_inbox = Inbox(tmp_path / "server.db")
+        super().__init__(ServerCore(self.server_inbox, PUB_PORT, 1000.0, **server_options), 1000.0)
+        self.people: list[Client] = []
+
+    def client(
+        self, user: str, *, db: str | None = None, connect: bool = True, **options
+    ) -> Client:
+        name = user if db is None else f"{user}@{db}"
+        c = Client(self, name, user, self.tmp / f"{db or user}.db", **options)
+        self.people.append(c)
+        if connect:
+            c.connect()
+        return c
+
+    def restart_server(self) -> None:
+        """A crash: no goodbye; a new core on the same inbox file."""
+        self.server_inbox.close()
+        self.server_inbox = Inbox(self.tmp / "server.db")
+        self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **self.server_options)
+
+    def close(self) -> None:
+        for c in self.people:
+            c.inbox.close()
+        self.server_inbox.close()

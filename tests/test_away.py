@@ -1,11 +1,10 @@
 """/away: the rule for an away text, the command, and what each mode's core makes of it -
-over the in-memory networks with a fake clock (tests/memnet.py, tests/memnet_repeater.py)."""
+over the in-memory networks with a fake clock (tests/memnet.py, both adapters)."""
 
 from __future__ import annotations
 
 import pytest
-from memnet import BroadcastLan
-from memnet_repeater import SERVER, Net
+from memnet import SERVER, BroadcastLan, Net
 
 from lab93zmq.core import commands, wire
 from lab93zmq.core.away import (

@@ -27,8 +27,7 @@ import pytest
 from factories import fake_signature, key_of
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from memnet import BroadcastLan
-from memnet_repeater import RepeaterNet
+from memnet import BroadcastLan, RepeaterNet
 
 from lab93zmq.core import wire
 from lab93zmq.core.authoring import Draft

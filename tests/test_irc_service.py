@@ -1,7 +1,7 @@
 """The IRC face's chat service on the real server core, with no socket: IRC users and lab93
 clients in the same rooms.
 
-The lab93 side is ``memnet_repeater.Net`` (a ServerCore on a real inbox, client
+The lab93 side is ``memnet.Net`` (a ServerCore on a real inbox, client
 cores on theirs); the IRC side is core/irc's Gateway with ``IRCService``
 attached to that same core, its lines parsed as a client would. Nothing is
 echoed or delivered before the group commit: ``settle`` runs the net (which
@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from factories import T0
-from memnet_repeater import Net
+from memnet import Net
 
 from lab93zmq.core.events import Incoming, Member, Topic, Users
 from lab93zmq.core.irc import boundary as b

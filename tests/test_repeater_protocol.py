@@ -1,6 +1,6 @@
 """Repeater protocol cores paired over an in-memory link with a fake clock.
 
-No sockets: ``memnet_repeater.RepeaterNet`` plays ROUTER, DEALER, PUB and SUB,
+No sockets: ``memnet.RepeaterNet`` plays ROUTER, DEALER, PUB and SUB,
 delivers frames in order and can lose chosen ones, so every recovery path is
 exercised exactly; its ``Net`` gives each core a real inbox. One room
 (``general``) here; test_repeater_rooms.py has many.
@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 from factories import T0
-from memnet_repeater import PUB_PORT, SERVER, Net
+from memnet import PUB_PORT, SERVER, Net
 
 from lab93zmq.core.errors import StoreError
 from lab93zmq.core.events import Notice, Rejected, Status, Users

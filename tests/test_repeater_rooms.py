@@ -2,7 +2,7 @@
 
 Membership, per-room catch-up, a client joining late, two topics set at
 once, part and rejoin, send-only runs, clients and servers of protocol 1.
-Every client and the server work on real inboxes (``memnet_repeater.Net``);
+Every client and the server work on real inboxes (``memnet.Net``);
 ``ClientEnd.feed`` is everything a client's SUB received, so "never receives
 a room it is not in" is checked on the wire, not only in what it shows.
 """
@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import pytest
-from memnet_repeater import SERVER, Net
+from memnet import SERVER, Net
 
 from lab93zmq.core.events import (
     Joined,
