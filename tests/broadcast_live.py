@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import zmq
 from live import LiveActor, wait_for
-from procs import free_udp_port
 
 from lab93zmq.core.broadcast.actions import SendBeacon, SendToPeer
 from lab93zmq.core.message import Message
@@ -77,9 +76,9 @@ class Live(LiveActor):
 class Cluster:
     """Nodes on one beacon port; stopped at the end."""
 
-    def __init__(self, tmp_path) -> None:
+    def __init__(self, tmp_path, beacon_port: int) -> None:
         self.tmp_path = tmp_path
-        self.beacon_port = free_udp_port()
+        self.beacon_port = beacon_port  # the test's own (conftest's beacon_port)
         self.nodes: list[Live] = []
 
     def config(self, user: str, db: str | None = None, port: int = 0,
@@ -142,8 +141,8 @@ class Keys:
 class Room(Cluster):
     """Secure and plain nodes on one beacon port; stopped at the end."""
 
-    def __init__(self, tmp_path) -> None:
-        super().__init__(tmp_path)
+    def __init__(self, tmp_path, beacon_port: int) -> None:
+        super().__init__(tmp_path, beacon_port)
         self.keys = Keys(tmp_path)
 
     def start(self, user: str, *trusted: str, plain: bool = False, beacon_port=None) -> Live:

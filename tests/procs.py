@@ -19,17 +19,11 @@ from contextlib import contextmanager
 WAIT = 20.0
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def reserved_tcp_port() -> Iterator[int]:
     """A TCP port on 127.0.0.1 held for the test and never listened on: connecting to
     it is refused, and a server setting SO_REUSEADDR (ZeroMQ does) may bind it, also
-    again after a restart. Unlike ``free_tcp_port``, no one else can take it meanwhile."""
+    again after a restart. Bound to 0 and read back: no one else can take it meanwhile."""
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", 0))
@@ -50,12 +44,6 @@ def reserved_beacon_port() -> Iterator[int]:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         holder.bind(("127.255.255.255", 0))
         yield holder.getsockname()[1]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class NodeProcess:

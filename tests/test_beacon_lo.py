@@ -11,7 +11,6 @@ from datetime import datetime
 
 import pytest
 import zmq
-from procs import free_udp_port
 
 from lab93zmq.core.limits import RateLimiter
 from lab93zmq.core.presence import (
@@ -36,9 +35,9 @@ WAIT = 5.0  # generous upper bound; every wait ends as soon as its event happens
 
 
 @pytest.fixture
-def port() -> int:
-    """A UDP port that was free on 127.0.0.1 a moment ago."""
-    return free_udp_port()
+def port(beacon_port) -> int:
+    """The test's own beacon port (held by conftest's ``beacon_port``)."""
+    return beacon_port
 
 
 def announce(node: str, user: str, router: int = 5190, pub: int = 40000) -> Beacon:
@@ -163,9 +162,10 @@ def test_a_failed_send_is_logged_not_raised(port, caplog):
         assert beacons.send(announce(ALICE, "alice").encode()) == 1
 
 
-def test_a_port_that_cannot_be_shared_is_a_clear_error(port):
+def test_a_port_that_cannot_be_shared_is_a_clear_error():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hog:
-        hog.bind(("127.255.255.255", port))  # no SO_REUSEADDR: exclusive
+        hog.bind(("127.255.255.255", 0))  # no SO_REUSEADDR: exclusive
+        port = hog.getsockname()[1]
         with pytest.raises(BeaconSocketError, match=rf"listen for beacons on lo .*:{port}"):
             BeaconSocket([LO], port)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import NodeProcess, free_udp_port
+from procs import NodeProcess
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,9 +25,9 @@ def contents(node: NodeProcess) -> list[str]:
 
 
 class Lan:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, beacon_port: int) -> None:
         self.tmp_path = tmp_path
-        self.beacon_port = free_udp_port()
+        self.beacon_port = beacon_port
         self.nodes: list[NodeProcess] = []
 
     def args(self, user: str) -> list[str]:
@@ -62,8 +62,8 @@ class Lan:
 
 
 @pytest.fixture
-def lan(tmp_path):
-    network = Lan(tmp_path)
+def lan(tmp_path, beacon_port):
+    network = Lan(tmp_path, beacon_port)
     yield network
     network.close()
 

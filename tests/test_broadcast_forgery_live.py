@@ -24,8 +24,8 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def room(tmp_path):
-    nodes = Room(tmp_path)
+def room(tmp_path, beacon_port):
+    nodes = Room(tmp_path, beacon_port)
     yield nodes
     nodes.close()
 

@@ -19,7 +19,7 @@ import pytest
 import zmq
 from broadcast_live import INTERVAL, Cluster, Live
 from live import wait_for
-from procs import free_tcp_port
+from procs import reserved_tcp_port
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendBeacon, SendToPeer, Verb
@@ -33,19 +33,26 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    nodes = Cluster(tmp_path)
+def cluster(tmp_path, beacon_port):
+    nodes = Cluster(tmp_path, beacon_port)
     yield nodes
     nodes.close()
 
 
-def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path):
-    cluster = Cluster(tmp_path)
+@pytest.fixture
+def router_port():
+    """A TCP port held for the test, that both nodes ask for: only one can listen on it."""
+    with reserved_tcp_port() as held:
+        yield held
+
+
+def test_two_nodes_find_each_other_in_a_fraction_of_an_interval(tmp_path, beacon_port, router_port):
+    cluster = Cluster(tmp_path, beacon_port)
     # A long interval, so that "answered at once" and "heard at the next periodic
     # beacon" are seconds apart: the check holds on a busy machine too.
     cluster_interval = 5.0
     try:
-        port = free_tcp_port()
+        port = router_port
         configs = [
             replace(cluster.config(user, port=port), beacon_interval=cluster_interval)
             for user in ("alice", "bob")

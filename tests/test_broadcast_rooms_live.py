@@ -21,8 +21,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    nodes = Cluster(tmp_path)
+def cluster(tmp_path, beacon_port):
+    nodes = Cluster(tmp_path, beacon_port)
     yield nodes
     nodes.close()
 

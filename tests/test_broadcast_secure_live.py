@@ -22,7 +22,7 @@ import pytest
 import zmq
 from broadcast_live import INTERVAL, Live, Room, announce_of, beacon_to
 from live import wait_for
-from procs import free_udp_port
+from procs import reserved_beacon_port
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import SendToPeer, Verb
@@ -35,10 +35,17 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def room(tmp_path):
-    nodes = Room(tmp_path)
+def room(tmp_path, beacon_port):
+    nodes = Room(tmp_path, beacon_port)
     yield nodes
     nodes.close()
+
+
+@pytest.fixture
+def bob_port():
+    """A second beacon port, bob's alone: he hears only what the test sends there."""
+    with reserved_beacon_port() as port:
+        yield port
 
 
 def message(author: str, content: str, origin: str, seq: int = 1, to: str | None = None):
@@ -230,10 +237,9 @@ def test_forged_leaving_and_moving_beacons_do_not_disturb_a_connected_peer(room)
     wait_for([alice, bob], lambda: bob.incoming() == ["one", "two"])
 
 
-def test_a_forged_beacon_heard_first_leads_nowhere_and_the_real_one_takes_over(room):
+def test_a_forged_beacon_heard_first_leads_nowhere_and_the_real_one_takes_over(room, bob_port):
     # Bob listens on a beacon port of his own: he hears only the beacons the test sends.
     alice = room.start("alice", "bob")
-    bob_port = free_udp_port()
     bob = room.start("bob", "alice", beacon_port=bob_port)
     mallory = Mallory(room.keys["mallory"])  # her own key, not alice's
     try:
@@ -311,11 +317,10 @@ class Relay:
 
 
 @pytest.mark.parametrize("secure", [True, False], ids=["secure", "plain-control"])
-def test_what_crosses_the_wire_is_ciphertext(room, secure):
+def test_what_crosses_the_wire_is_ciphertext(room, secure, bob_port):
     # Bob listens on a beacon port of his own, so the only beacon for alice he hears
     # is the forged one, which points him at the relay in front of her real ports.
     alice = room.start("alice", "bob", plain=not secure)
-    bob_port = free_udp_port()
     bob = room.start("bob", "alice", plain=not secure, beacon_port=bob_port)
     relay = Relay([alice.node.router_port, alice.node.pub_port])
     try:

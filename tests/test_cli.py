@@ -233,11 +233,11 @@ def _sockets_of(pid: int) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.parametrize("mode", [["-b"], ["-r", "-s"]])
-def test_with_only_lo_nothing_listens_beyond_this_machine(tmp_path, mode):
-    from procs import NodeProcess, free_udp_port
+def test_with_only_lo_nothing_listens_beyond_this_machine(tmp_path, mode, beacon_port):
+    from procs import NodeProcess
 
     node = NodeProcess(
-        [*mode, "-i", "lo", "-p", "0", "--beacon-port", str(free_udp_port()),
+        [*mode, "-i", "lo", "-p", "0", "--beacon-port", str(beacon_port),
          "--db", str(tmp_path / "node.db"), "--listen" if mode == ["-b"] else "-v"]
     )
     try:

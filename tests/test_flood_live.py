@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 import pytest
 import zmq
 from live import WAIT, LiveActor, wait_for
-from procs import free_udp_port
 
 from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.presence import NEWCOMER_BURST, Beacon, BeaconKind
@@ -210,9 +209,8 @@ class Flooder:
 
 
 def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_once(
-    nodes, tmp_path
+    nodes, tmp_path, beacon_port
 ):
-    beacon_port = free_udp_port()
     server = Live(ServerActor(
         NodeConfig(user="hub", db_path=tmp_path / "server.db", address="127.0.0.1", port=0,
                    interfaces=("lo",), beacon_port=beacon_port, beacon_interval=0.5),
@@ -287,9 +285,8 @@ def test_a_repeater_server_flooded_with_garbage_delivers_every_honest_message_on
 # -- the broadcast node -----------------------------------------------------------------------
 
 
-def broadcast_pair(nodes: list, tmp_path) -> tuple[Live, Live, int]:
+def broadcast_pair(nodes: list, tmp_path, beacon_port: int) -> tuple[Live, Live, int]:
     """alice and bob, broadcast nodes on lo that see each other, and their beacon port."""
-    beacon_port = free_udp_port()
 
     def node(user: str) -> Live:
         config = NodeConfig(user=user, db_path=tmp_path / f"{user}.db", address="127.0.0.1",
@@ -306,9 +303,9 @@ def broadcast_pair(nodes: list, tmp_path) -> tuple[Live, Live, int]:
 
 
 def test_a_broadcast_actor_flooded_with_garbage_delivers_every_honest_message_once(
-    nodes, tmp_path
+    nodes, tmp_path, beacon_port
 ):
-    alice, bob, beacon_port = broadcast_pair(nodes, tmp_path)
+    alice, bob, beacon_port = broadcast_pair(nodes, tmp_path, beacon_port)
     ids = [alice.handle.node_id, bob.handle.node_id]
     flooder = Flooder(alice.actor.router_port, beacon_port, seed=94)
     sent = {"alice": [], "bob": []}
@@ -355,8 +352,8 @@ def test_a_broadcast_actor_flooded_with_garbage_delivers_every_honest_message_on
     )
 
 
-def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_actor(nodes, tmp_path):
-    alice, bob, beacon_port = broadcast_pair(nodes, tmp_path)
+def test_a_flood_of_fresh_node_ids_does_not_kill_a_broadcast_actor(nodes, tmp_path, beacon_port):
+    alice, bob, beacon_port = broadcast_pair(nodes, tmp_path, beacon_port)
     rng = random.Random(95)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

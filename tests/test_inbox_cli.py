@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from factories import NODE_B, T0, make_message
-from procs import NodeProcess, free_udp_port
+from procs import NodeProcess
 
 from lab93zmq.frontend.cli import main
 from lab93zmq.frontend.environment import Environment
@@ -52,8 +52,8 @@ def damaged_inbox(tmp_path):
         ["-r", "-c", "-a", "127.0.0.1", "-p", "1", "--send", "hello"],
     ],
 )
-def test_a_damaged_inbox_is_named_with_how_to_recover_it(damaged_inbox, mode):
-    net = [] if mode[0] == "--history" else ["-i", "lo", "--beacon-port", str(free_udp_port())]
+def test_a_damaged_inbox_is_named_with_how_to_recover_it(damaged_inbox, mode, beacon_port):
+    net = [] if mode[0] == "--history" else ["-i", "lo", "--beacon-port", str(beacon_port)]
     if mode[:2] != ["-r", "-c"] and net:
         net += ["-p", "0"]
     status, out, err = run(*mode, *net, "--db", str(damaged_inbox), stdin="a line\n")
@@ -81,8 +81,8 @@ def test_history_is_in_the_order_messages_were_written(tmp_path):
     assert contents == ["direct, first", "second", "third", "fourth", "fifth"]
 
 
-def test_a_second_node_on_one_inbox_is_refused_naming_the_first(tmp_path):
-    beacon = str(free_udp_port())
+def test_a_second_node_on_one_inbox_is_refused_naming_the_first(tmp_path, beacon_port):
+    beacon = str(beacon_port)
     args = ["-b", "-i", "lo", "--beacon-port", beacon, "-p", "0", "--db", str(tmp_path / "a.db")]
     first = NodeProcess([*args, "--listen"])
     try:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from factories import make_message
-from procs import NodeProcess, free_udp_port
+from procs import NodeProcess
 
 from lab93zmq.io.store import Inbox
 
@@ -48,8 +48,8 @@ def test_history_into_head_is_quiet(big_inbox, form):
     assert status == 141  # 128 + SIGPIPE, as for `git log | head -1`
 
 
-def test_listen_json_into_head_is_quiet(tmp_path):
-    beacon = str(free_udp_port())
+def test_listen_json_into_head_is_quiet(tmp_path, beacon_port):
+    beacon = str(beacon_port)
 
     def args(user: str) -> list[str]:
         db = str(tmp_path / f"{user}.db")
@@ -84,8 +84,8 @@ def test_listen_json_into_head_is_quiet(tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err
 
 
-def test_a_refused_piped_line_makes_the_run_exit_1_naming_it(tmp_path):
-    beacon = str(free_udp_port())
+def test_a_refused_piped_line_makes_the_run_exit_1_naming_it(tmp_path, beacon_port):
+    beacon = str(beacon_port)
 
     def args(user: str) -> list[str]:
         db = str(tmp_path / f"{user}.db")

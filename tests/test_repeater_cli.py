@@ -6,7 +6,7 @@ import json
 import signal
 
 import pytest
-from procs import NodeProcess, free_udp_port, reserved_tcp_port
+from procs import NodeProcess, reserved_tcp_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -19,10 +19,10 @@ def port():
 
 
 @pytest.fixture
-def lab(tmp_path, port):
+def lab(tmp_path, port, beacon_port):
     """Starts lab93-node processes with loopback-only settings and kills them afterwards."""
     started: list[NodeProcess] = []
-    beacon = free_udp_port()
+    beacon = beacon_port
 
     class Lab:
         def __init__(self):

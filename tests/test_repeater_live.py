@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 import zmq
-from procs import free_udp_port, reserved_tcp_port
+from procs import reserved_tcp_port
 from repeater_nodes import (
     CLIENT_FAST,
     FAST,
@@ -370,8 +370,7 @@ def test_a_stuck_client_does_not_slow_the_others(nodes, tmp_path):
 # -- discovery --------------------------------------------------------------------------------
 
 
-def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path):
-    beacon_port = free_udp_port()
+def test_client_without_address_finds_the_repeater_by_its_beacon(nodes, tmp_path, beacon_port):
     config = NodeConfig(
         user="hub",
         db_path=tmp_path / "server.db",

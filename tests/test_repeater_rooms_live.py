@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 import zmq
-from procs import NodeProcess, free_udp_port, reserved_tcp_port
+from procs import NodeProcess, reserved_tcp_port
 from repeater_nodes import all_accepted, connected, start_client, start_server
 
 from lab93zmq.core.repeater.commands import LEGACY_SIGNATURE
@@ -143,20 +143,20 @@ def test_a_send_only_run_posts_and_is_never_a_member(nodes, tmp_path):
 # -- a server killed between two clients in different rooms ---------------------------------
 
 
-def server_process(port: int, tmp_path) -> NodeProcess:
+def server_process(port: int, tmp_path, beacon_port: int) -> NodeProcess:
     node = NodeProcess(
         ["-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-i", "lo",
-         "--beacon-port", str(free_udp_port()), "--db", str(tmp_path / "server.db"), "-u", "srv"]
+         "--beacon-port", str(beacon_port), "--db", str(tmp_path / "server.db"), "-u", "srv"]
     )
     node.wait_err("repeater at tcp://127.0.0.1:")
     return node
 
 
-def test_a_server_killed_with_sigkill_loses_nothing_in_any_room(nodes, tmp_path):
+def test_a_server_killed_with_sigkill_loses_nothing_in_any_room(nodes, tmp_path, beacon_port):
     procs: list[NodeProcess] = []
     with reserved_tcp_port() as port:
         try:
-            procs.append(server_process(port, tmp_path))
+            procs.append(server_process(port, tmp_path, beacon_port))
             alice = connected(start_client(nodes, tmp_path, "alice", port, rooms=("ops",)))
             bob = connected(start_client(nodes, tmp_path, "bob", port, rooms=("dev",)))
             carol = connected(start_client(nodes, tmp_path, "carol", port,
@@ -175,7 +175,7 @@ def test_a_server_killed_with_sigkill_loses_nothing_in_any_room(nodes, tmp_path)
             sent["bob"] += [bob.post(f"dev down{n}", room="dev") for n in range(20)]
             sent["carol"] += [carol.post(f"{r} cdown{n}", room=r) for n in range(10)
                               for r in ("ops", "dev")]
-            procs.append(server_process(port, tmp_path))  # same inbox, same port
+            procs.append(server_process(port, tmp_path, beacon_port))  # same inbox, same port
             sent["alice"] += [alice.post(f"ops up{n}", room="ops") for n in range(20)]
             for node in (alice, bob, carol):
                 all_accepted(node, sent[node.actor.config.user])

@@ -13,7 +13,7 @@ import threading
 import pytest
 import zmq
 from factories import make_message
-from procs import free_udp_port, reserved_tcp_port
+from procs import reserved_tcp_port
 from repeater_nodes import CLIENT_FAST, FAST, Node, all_accepted, connected, got
 
 from lab93zmq.core.wire import Command, decode
@@ -287,9 +287,8 @@ def port():
 
 
 def test_a_client_learns_the_key_by_beacon_pins_it_and_refuses_a_changed_one(
-    nodes, tmp_path, keys, port
+    nodes, tmp_path, keys, port, beacon_port
 ):
-    beacon_port = free_udp_port()
     server = start_server(nodes, tmp_path, keys.server_config(), port, beacon_port=beacon_port)
     first = keys.client_config("alice", server_key=None)  # nothing pinned yet
     alice = start_client(nodes, tmp_path, "alice", port, first, beacon_port=beacon_port)

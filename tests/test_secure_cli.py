@@ -7,15 +7,22 @@ import json
 import shutil
 
 import pytest
-from procs import NodeProcess, free_tcp_port, free_udp_port
+from procs import NodeProcess, reserved_tcp_port
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def lab(tmp_path):
+def port():
+    """The hub's port, held for the whole test: clients are told it before it starts."""
+    with reserved_tcp_port() as held:
+        yield held
+
+
+@pytest.fixture
+def lab(tmp_path, port, beacon_port):
     started: list[NodeProcess] = []
-    port, beacon = free_tcp_port(), free_udp_port()
+    beacon = beacon_port
 
     class Lab:
         def __init__(self):

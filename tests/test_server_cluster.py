@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 from pg_server import PostgresServer, missing
-from procs import NodeProcess, free_udp_port, reserved_tcp_port
+from procs import NodeProcess, reserved_beacon_port, reserved_tcp_port
 from repeater_nodes import CLIENT_FAST, FAST, Node, all_accepted, connected
 
 from lab93zmq.io.actor import PipeKind
@@ -90,10 +90,10 @@ def test_two_servers_on_one_database_are_one_conversation(nodes, postgres, tmp_p
     assert [c for c in everything if c[0] == "a"] == [f"a{n}" for n in range(60)]
 
 
-def server_process(port: int, url: str) -> NodeProcess:
+def server_process(port: int, url: str, beacon_port: int) -> NodeProcess:
     node = NodeProcess(
         ["-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-i", "lo",
-         "--beacon-port", str(free_udp_port()), "--db", url, "-u", "srv"]
+         "--beacon-port", str(beacon_port), "--db", url, "-u", "srv"]
     )
     node.wait_err("repeater at tcp://127.0.0.1:")
     return node
@@ -103,8 +103,13 @@ def test_a_server_killed_mid_stream_loses_nothing_and_its_client_moves_on(
     nodes, postgres, tmp_path
 ):
     url = postgres.new_database()
-    with reserved_tcp_port() as port_one, reserved_tcp_port() as port_two:
-        procs = [server_process(port_one, url), server_process(port_two, url)]
+    with (
+        reserved_tcp_port() as port_one, reserved_tcp_port() as port_two,
+        reserved_beacon_port() as beacon_one, reserved_beacon_port() as beacon_two,
+    ):
+        procs = [
+            server_process(port_one, url, beacon_one), server_process(port_two, url, beacon_two)
+        ]
         try:
             # Alice is given both (-a h:p1,h:p2) and uses the first; bob uses the second.
             alice = connected(

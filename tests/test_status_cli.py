@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 
 import pytest
-from procs import NodeProcess, free_udp_port
+from procs import NodeProcess
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_a_server_that_goes_away_is_one_status_line(tmp_path):
-    beacon = str(free_udp_port())
+def test_a_server_that_goes_away_is_one_status_line(tmp_path, beacon_port):
+    beacon = str(beacon_port)
     net = ["-i", "lo", "--beacon-port", beacon]
     server = NodeProcess(["-r", "-s", "-p", "0", *net, "--db", str(tmp_path / "s.db")])
     client = None
@@ -38,9 +38,9 @@ def test_a_server_that_goes_away_is_one_status_line(tmp_path):
             client.kill()
 
 
-def test_verbose_lines_have_no_module_names(tmp_path):
+def test_verbose_lines_have_no_module_names(tmp_path, beacon_port):
     node = NodeProcess(
-        ["-b", "-i", "lo", "--beacon-port", str(free_udp_port()), "-p", "0",
+        ["-b", "-i", "lo", "--beacon-port", str(beacon_port), "-p", "0",
          "--db", str(tmp_path / "a.db"), "--send", "hello", "--timeout", "0.5", "-v"]
     )
     assert node.finish() == 1  # nobody there to take it

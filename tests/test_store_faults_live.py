@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from broadcast_live import Cluster
 from live import wait_for
-from procs import NodeProcess, free_udp_port
+from procs import NodeProcess
 from repeater_nodes import all_accepted, connected, start_client, start_server
 
 from lab93zmq.io.actor import PipeKind
@@ -234,8 +234,8 @@ def test_an_inbox_damaged_mid_run_is_named_with_how_to_recover(nodes, tmp_path, 
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
-def test_a_broadcast_nodes_inbox_deleted_or_replaced_under_it(tmp_path, how):
-    cluster = Cluster(tmp_path)
+def test_a_broadcast_nodes_inbox_deleted_or_replaced_under_it(tmp_path, how, beacon_port):
+    cluster = Cluster(tmp_path, beacon_port)
     try:
         alice, bob = cluster.start("alice"), cluster.start("bob")
         wait_for([alice, bob], lambda: alice.connected_to(1) and bob.connected_to(1),
@@ -267,9 +267,11 @@ def test_a_broadcast_nodes_inbox_deleted_or_replaced_under_it(tmp_path, how):
         assert [m.content for m in inbox.outbox()] == ["for alice"]
 
 
-def test_a_listening_broadcast_node_whose_inbox_is_deleted_exits_1_in_one_sentence(tmp_path):
+def test_a_listening_broadcast_node_whose_inbox_is_deleted_exits_1_in_one_sentence(
+    tmp_path, beacon_port
+):
     db = tmp_path / "lis.db"
-    node = NodeProcess(["-b", "-i", "lo", "--beacon-port", str(free_udp_port()), "-p", "0",
+    node = NodeProcess(["-b", "-i", "lo", "--beacon-port", str(beacon_port), "-p", "0",
                         "--db", str(db), "-u", "lis", "--listen"])
     try:
         node.wait_err("broadcast node")

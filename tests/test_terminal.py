@@ -18,7 +18,7 @@ import time
 import pexpect
 import pyte
 import pytest
-from procs import NodeProcess, free_udp_port
+from procs import NodeProcess
 
 from lab93zmq.frontend.style import nick_colour
 from lab93zmq.io.store import Inbox
@@ -138,8 +138,8 @@ def state_home(tmp_path):
 
 
 @pytest.fixture
-def node_args(tmp_path):
-    beacon = str(free_udp_port())
+def node_args(tmp_path, beacon_port):
+    beacon = str(beacon_port)
 
     def args(user: str) -> list[str]:
         db = str(tmp_path / f"{user}.db")
@@ -346,9 +346,9 @@ def test_pasted_lines_are_sent_one_by_one_in_order(terminals, node_args, state_h
 
 
 @pytest.fixture
-def repeater(processes, tmp_path):
+def repeater(processes, tmp_path, beacon_port):
     """A repeater server on loopback; ``client(user)`` are a client's arguments."""
-    beacon = str(free_udp_port())
+    beacon = str(beacon_port)
     net = ["-i", "lo", "--beacon-port", beacon]
     server = NodeProcess(["-r", "-s", "-p", "0", *net, "--db", str(tmp_path / "server.db")])
     processes.append(server)
