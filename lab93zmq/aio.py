@@ -44,6 +44,7 @@ from .api.pipe import (
     PipeClient,
     Settled,
     away_request,
+    settle,
 )
 from .core.authoring import Draft
 from .core.errors import ClosedError, Lab93Error, UsageError
@@ -190,11 +191,7 @@ class _AsyncRunning:
             await asyncio.wait_for(arrived(), wait)
         except asyncio.TimeoutError:
             return None
-        if self._arrivals.ready(view):
-            return self._arrivals.take(view)
-        if self._error is not None:
-            raise self._error
-        return None
+        return self._arrivals.after_waiting(view, self._error)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._messages_until_closed()
@@ -247,13 +244,7 @@ class _AsyncRunning:
         if isinstance(item, (Arrived, Happened)):
             self._arrivals.add(item)
         elif isinstance(item, Settled):
-            future: asyncio.Future[Any] = item.token  # type: ignore[assignment]
-            if future.done():
-                return  # its caller gave up (cancelled): nothing to tell
-            if item.error is not None:
-                future.set_exception(item.error)
-            else:
-                future.set_result(item.value)
+            settle(item.token, item)
         elif isinstance(item, Failed):
             self._error = item.error
             # An actor whose thread ends sent FATAL as its last act; one that goes on

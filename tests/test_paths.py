@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from lab93zmq.core.errors import ConfigError
-from lab93zmq.io.paths import data_dir, inbox_path, prepare_parent
+from lab93zmq.io.paths import config_dir, data_dir, inbox_path, prepare_parent, state_dir
 
 HOME = Path("/home/alice")
 
@@ -17,6 +17,16 @@ def test_xdg_data_home_is_used_when_absolute():
 def test_xdg_unset_empty_or_relative_means_default(value):
     environ = {} if value is None else {"XDG_DATA_HOME": value}
     assert data_dir(environ, HOME) == HOME / ".local/share/lab93"
+
+
+@pytest.mark.parametrize(
+    ("where", "variable", "default"),
+    [(config_dir, "XDG_CONFIG_HOME", ".config/lab93"),
+     (state_dir, "XDG_STATE_HOME", ".local/state/lab93")],
+)
+def test_config_and_state_follow_the_same_rule(where, variable, default):
+    assert where({variable: "/elsewhere"}, HOME) == Path("/elsewhere/lab93")
+    assert where({variable: "relative"}, HOME) == where({}, HOME) == HOME / default
 
 
 def test_db_option_wins():

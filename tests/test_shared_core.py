@@ -35,6 +35,25 @@ def test_a_budget_always_admits_the_first_payload():
     assert not budget.admits(1)
 
 
+def test_fill_appends_while_each_fits_and_reads_no_further():
+    read: list[bytes] = []
+
+    def lazily(items):
+        for item in items:
+            read.append(item)
+            yield item
+
+    payloads = [b"kept"]
+    budget = Budget(5, 10)
+    budget.take(4)
+    budget.fill(payloads, lazily([b"abc", b"defg", b"h", b"i"]))
+    assert payloads == [b"kept", b"abc"] and (budget.count, budget.size) == (2, 7)
+    assert read == [b"abc", b"defg"]  # the one that did not fit ended the reading
+    empty: list[bytes] = []
+    Budget(1, 1).fill(empty, [b"too big alone", b"x"])  # an empty command takes anything
+    assert empty == [b"too big alone"]
+
+
 def test_chunks():
     assert [list(c) for c in chunks(range(5), 2)] == [[0, 1], [2, 3], [4]]
     with pytest.raises(ValueError):

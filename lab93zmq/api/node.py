@@ -51,6 +51,7 @@ from .pipe import (
     PipeClient,
     Settled,
     away_request,
+    settle,
 )
 
 T = TypeVar("T")
@@ -153,11 +154,7 @@ class _Running:
             self._guard.wait_for(
                 lambda: self._arrivals.ready(view) or self._client.ended or self._error, wait
             )
-            if self._arrivals.ready(view):
-                return self._arrivals.take(view)
-            if self._error is not None:
-                raise self._error
-            return None
+            return self._arrivals.after_waiting(view, self._error)
 
     def __iter__(self) -> Iterator[Message]:
         """Every message as it arrives, until the node is closed."""
@@ -241,11 +238,7 @@ class _Running:
         if isinstance(item, (Arrived, Happened)):
             self._arrivals.add(item)
         elif isinstance(item, Settled):
-            future: Future[Any] = item.token  # type: ignore[assignment]
-            if item.error is not None:
-                future.set_exception(item.error)
-            else:
-                future.set_result(item.value)
+            settle(item.token, item)
         elif isinstance(item, Failed):
             self._error = item.error
             self._handle.join(0.5)  # an actor that ended sent FATAL as its last act

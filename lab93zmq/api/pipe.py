@@ -139,6 +139,26 @@ class Arrivals:
             return self._messages.popleft()[1]
         return self._events.popleft()[1]
 
+    def after_waiting(self, view: str, error: Lab93Error | None) -> Message | Event | None:
+        """What a wait for ``view`` ends with: its next item, else ``error`` raised (the
+        node cannot go on), else None (the time ran out, or the node ended cleanly)."""
+        if self.ready(view):
+            return self.take(view)
+        if error is not None:
+            raise error
+        return None
+
+
+def settle(future: Any, settled: Settled) -> None:
+    """Give ``future`` (an asyncio or a concurrent one) the value or the error it
+    waited for, unless its caller gave up on it already (cancelled it)."""
+    if future.done():
+        return
+    if settled.error is not None:
+        future.set_exception(settled.error)
+    else:
+        future.set_result(settled.value)
+
 
 class PipeClient:
     """Bookkeeping for one node's pipe. Not thread-safe: one owner drives it."""

@@ -8,7 +8,7 @@ out, alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -33,6 +33,15 @@ class Budget:
     def take(self, nbytes: int) -> None:
         self.count += 1
         self.size += nbytes
+
+    def fill(self, payloads: list[bytes], more: Iterable[bytes]) -> None:
+        """Append ``more`` to ``payloads`` in order while each fits; the first that does
+        not ends it (``more`` is read no further: it may be encoded lazily)."""
+        for payload in more:
+            if not self.admits(len(payload)):
+                return
+            self.take(len(payload))
+            payloads.append(payload)
 
 
 def pack(payloads: Sequence[bytes], max_count: int, max_bytes: int) -> list[list[bytes]]:

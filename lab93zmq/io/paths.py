@@ -17,39 +17,33 @@ from ..core.errors import ConfigError
 INBOX_FILENAME = "inbox.db"
 
 
-def data_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
-    """The lab93 data directory; an empty or relative ``XDG_DATA_HOME`` counts as unset.
-
-    The XDG Base Directory spec says relative values must be ignored.
-    """
+def _xdg_dir(variable: str, fallback: tuple[str, ...], environ: Mapping[str, str] | None,
+             home: Path | None) -> Path:
+    """``$variable/lab93``, or ``~/<fallback>/lab93`` when it is unset, empty or relative
+    (the XDG Base Directory spec says relative values must be ignored)."""
     environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_DATA_HOME", "")
+    xdg = environ.get(variable, "")
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "lab93"
     home = Path.home() if home is None else home
-    return home / ".local" / "share" / "lab93"
+    return home.joinpath(*fallback, "lab93")
+
+
+def data_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The lab93 data directory; an empty or relative ``XDG_DATA_HOME`` counts as unset."""
+    return _xdg_dir("XDG_DATA_HOME", (".local", "share"), environ, home)
 
 
 def config_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
     """The lab93 config directory (keys, trusted keys); ``XDG_CONFIG_HOME`` that is
     empty or relative counts as unset, as for ``data_dir``."""
-    environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_CONFIG_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "lab93"
-    home = Path.home() if home is None else home
-    return home / ".config" / "lab93"
+    return _xdg_dir("XDG_CONFIG_HOME", (".config",), environ, home)
 
 
 def state_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
     """The lab93 state directory (the prompt's input history); ``XDG_STATE_HOME`` that is
     empty or relative counts as unset, as for ``data_dir``."""
-    environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "lab93"
-    home = Path.home() if home is None else home
-    return home / ".local" / "state" / "lab93"
+    return _xdg_dir("XDG_STATE_HOME", (".local", "state"), environ, home)
 
 
 def inbox_path(

@@ -19,6 +19,12 @@ CHUNK = 500  # stay far below SQLite's bound-parameter limit
 ROOM_ORIGIN_INDEX = "message_room_origin_seq_by_room"
 
 
+def _partial_index(model: type[pw.Model], name: str, *fields: pw.Field, where: pw.Expression,
+                   unique: bool = False) -> None:
+    """One partial index of ``model``: only the rows ``where`` holds for are in it."""
+    model.add_index(model.index(*fields, unique=unique, where=where, name=name))
+
+
 def models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Model]]:
     class Base(pw.Model):
         class Meta:
@@ -48,76 +54,27 @@ def models(db: pw.Database) -> tuple[type[pw.Model], type[pw.Model], type[pw.Mod
         class Meta:
             table_name = "message"
 
+    m = StoredMessage
     # An origin numbers each room apart (schema 1 had one room: origin, origin_seq).
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.origin,
-            StoredMessage.origin_seq,
-            unique=True,
-            where=StoredMessage.recipient.is_null(True),
-            name=ROOM_ORIGIN_INDEX,
-        )
-    )
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.origin,
-            StoredMessage.origin_seq,
-            unique=True,
-            where=StoredMessage.recipient.is_null(False),
-            name="message_direct_origin_seq",
-        )
-    )
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            unique=True,
-            where=StoredMessage.server_seq.is_null(False),
-            name="message_server_seq",
-        )
-    )
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.recipient,
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            where=StoredMessage.recipient.is_null(False),
-            name="message_direct_recipient",
-        )
-    )
+    _partial_index(m, ROOM_ORIGIN_INDEX, m.room, m.origin, m.origin_seq,
+                   where=m.recipient.is_null(True), unique=True)
+    _partial_index(m, "message_direct_origin_seq", m.origin, m.origin_seq,
+                   where=m.recipient.is_null(False), unique=True)
+    _partial_index(m, "message_server_seq", m.server_id, m.server_seq,
+                   where=m.server_seq.is_null(False), unique=True)
+    _partial_index(m, "message_direct_recipient", m.recipient, m.server_id, m.server_seq,
+                   where=m.recipient.is_null(False))
     # A room's part of the server order: its head, its tail, what follows a tip.
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            where=StoredMessage.recipient.is_null(True) & StoredMessage.server_seq.is_null(False),
-            name="message_room_server_seq",
-        )
-    )
+    _partial_index(m, "message_room_server_seq", m.room, m.server_id, m.server_seq,
+                   where=m.recipient.is_null(True) & m.server_seq.is_null(False))
     # A room's topic messages, newest first: its current topic is the first.
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.room,
-            StoredMessage.sent_at,
-            StoredMessage.id,
-            where=StoredMessage.kind.is_null(False),
-            name="message_room_topic",
-        )
-    )
+    _partial_index(m, "message_room_topic", m.room, m.sent_at, m.id,
+                   where=m.kind.is_null(False))
     # The "from" side of a user's direct messages; without it, finding the last
     # one of a user who never sent any walked the whole server order (0.27 s at
     # a million rows, on every HELLO).
-    StoredMessage.add_index(
-        StoredMessage.index(
-            StoredMessage.author,
-            StoredMessage.server_id,
-            StoredMessage.server_seq,
-            where=StoredMessage.recipient.is_null(False),
-            name="message_direct_author",
-        )
-    )
+    _partial_index(m, "message_direct_author", m.author, m.server_id, m.server_seq,
+                   where=m.recipient.is_null(False))
 
     class OutboxEntry(Base):
         """A message this node authored that is not acknowledged yet."""

@@ -238,12 +238,8 @@ class RoomSync:
             room = BATCH_MESSAGES - budget.count
             if room <= 0 or budget.size >= BATCH_BYTES:
                 break
-            for message in self.store.origin_after(origin, wanted[origin], room, self.room):
-                data = message.encode()
-                if not budget.admits(len(data)):
-                    break
-                budget.take(len(data))
-                payloads.append(data)
+            found = self.store.origin_after(origin, wanted[origin], room, self.room)
+            budget.fill(payloads, (message.encode() for message in found))
         return payloads
 
     def _tail(self, vector: Vector, count: int) -> tuple[list[Message], dict[str, int]]:
@@ -406,13 +402,7 @@ class RoomSync:
 def _pack(messages: Sequence[Message]) -> list[bytes]:
     """As many of ``messages`` as one BATCH takes, in order."""
     payloads: list[bytes] = []
-    budget = Budget(BATCH_MESSAGES, BATCH_BYTES)
-    for message in messages:
-        data = message.encode()
-        if not budget.admits(len(data)):
-            break
-        budget.take(len(data))
-        payloads.append(data)
+    Budget(BATCH_MESSAGES, BATCH_BYTES).fill(payloads, (message.encode() for message in messages))
     return payloads
 
 

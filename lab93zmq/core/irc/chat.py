@@ -11,7 +11,7 @@ reply to a notice, from servers either).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from . import numerics as rpl
 from .boundary import (
@@ -48,6 +48,19 @@ from .session import IrcSession
 MAX_REASON_BYTES = 300
 
 
+def _rooms_named(session: IrcSession, channels: str) -> Iterator[str]:
+    """The room of each channel of a comma list (JOIN, PART), in order; one that names
+    no room is told ERR_NOSUCHCHANNEL, an empty one skipped."""
+    for channel in channels.split(","):
+        if not channel:
+            continue
+        room = room_for(channel)
+        if room is None:
+            session.reply(rpl.ERR_NOSUCHCHANNEL, safe_word(channel), "No such channel")
+        else:
+            yield room
+
+
 def on_join(session: IrcSession, line: Line) -> None:
     if not line.params or not line.params[0]:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
@@ -56,13 +69,7 @@ def on_join(session: IrcSession, line: Line) -> None:
         for joined in sorted(session.channels):
             part_room(session, joined, None)
         return
-    for channel in line.params[0].split(","):
-        if not channel:
-            continue
-        room = room_for(channel)
-        if room is None:
-            session.reply(rpl.ERR_NOSUCHCHANNEL, safe_word(channel), "No such channel")
-            continue
+    for room in _rooms_named(session, line.params[0]):
         if room in session.channels or room in session.joining:
             continue
         if len(session.channels) + len(session.joining) >= session.config.max_channels:
@@ -93,13 +100,8 @@ def on_part(session: IrcSession, line: Line) -> None:
         session.reply(rpl.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
         return
     reason = fit_utf8(line.params[1], MAX_REASON_BYTES) if len(line.params) > 1 else None
-    for channel in line.params[0].split(","):
-        if not channel:
-            continue
-        room = room_for(channel)
-        if room is None:
-            session.reply(rpl.ERR_NOSUCHCHANNEL, safe_word(channel), "No such channel")
-        elif room in session.joining:  # not shown as joined yet: nothing to show as parted
+    for room in _rooms_named(session, line.params[0]):
+        if room in session.joining:  # not shown as joined yet: nothing to show as parted
             session.joining.discard(room)
             session.request(PartRoom(session.conn, room, reason or None))
         elif room not in session.channels:

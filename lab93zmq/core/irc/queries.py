@@ -154,30 +154,34 @@ def _realname(user: UserInfo) -> str:
     return fit_utf8(text, 200)
 
 
-def on_ison(session: IrcSession, line: Line) -> None:
-    nicks = [nick for param in line.params for nick in param.split()][:MAX_ISON_NICKS]
+def _online(session: IrcSession, line: Line, limit: int) -> list[tuple[str, str]] | None:
+    """The (nick, name) of each of the first ``limit`` nicks ``line`` asks about that is
+    online; None, and ERR_NEEDMOREPARAMS told, when it names none."""
+    nicks = [nick for param in line.params for nick in param.split()][:limit]
     if not nicks:
-        session.reply(rpl.ERR_NEEDMOREPARAMS, "ISON", "Not enough parameters")
-        return
-    online = []
-    for nick in nicks:
-        name = name_for(nick)
-        if name is not None and session.registry.online(name):
-            online.append(nick)
-    session.reply(rpl.RPL_ISON, fit_utf8(" ".join(online), 400))
+        session.reply(rpl.ERR_NEEDMOREPARAMS, line.command, "Not enough parameters")
+        return None
+    named = [(nick, name_for(nick)) for nick in nicks]
+    return [
+        (nick, name) for nick, name in named
+        if name is not None and session.registry.online(name)
+    ]
+
+
+def on_ison(session: IrcSession, line: Line) -> None:
+    online = _online(session, line, MAX_ISON_NICKS)
+    if online is not None:
+        session.reply(rpl.RPL_ISON, fit_utf8(" ".join(nick for nick, _ in online), 400))
 
 
 def on_userhost(session: IrcSession, line: Line) -> None:
-    nicks = [nick for param in line.params for nick in param.split()][:MAX_USERHOST_NICKS]
-    if not nicks:
-        session.reply(rpl.ERR_NEEDMOREPARAMS, "USERHOST", "Not enough parameters")
+    online = _online(session, line, MAX_USERHOST_NICKS)
+    if online is None:
         return
     replies = []
-    for nick in nicks:
-        name = name_for(nick)
-        if name is not None and session.registry.online(name):
-            here = "-" if session.registry.away(name) is not None else "+"
-            replies.append(f"{nick_for(name)}={here}{USER_IDENT}@{session.config.user_host}")
+    for _, name in online:
+        here = "-" if session.registry.away(name) is not None else "+"
+        replies.append(f"{nick_for(name)}={here}{USER_IDENT}@{session.config.user_host}")
     session.reply(rpl.RPL_USERHOST, " ".join(replies))
 
 
