@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import harness
-from common import Figure, Procs, Settings, interleave, log, py_spy
+from common import Figure, Procs, Settings, log, py_spy
 
 CLIENTS = 10
 GENERATORS = 2
@@ -55,11 +55,7 @@ def one_run(
 
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
-    ours, bare = interleave(
-        settings.rounds,
-        lambda n: one_run(harness.OURS, settings, workdir, n),
-        lambda n: one_run(harness.BARE, settings, workdir, n),
-    )
+    ours, bare = harness.ours_and_bare(settings.rounds, one_run, settings, workdir)
     item = "fan-out (10 clients)"
     base = "bare ROUTER->PUB"
     return [

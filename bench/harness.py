@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from common import (
     BenchError,
     Child,
     Procs,
+    Settings,
     free_port,
     free_udp_port,
+    interleave,
     our_node_argv,
     script_argv,
 )
@@ -198,6 +201,18 @@ def troubles(summary: dict[str, Any]) -> str:
     if summary["errors"]:
         said.append(f"errors: {summary['errors']}")
     return "".join(f", {text}" for text in said)
+
+
+def ours_and_bare(
+    rounds: int, one_run: Callable[..., dict[str, Any]], settings: Settings, workdir: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``rounds`` of ``one_run(kind, settings, workdir, n)`` for our server and the bare
+    broker, interleaved (so drift on the machine falls on both alike)."""
+    return interleave(
+        rounds,
+        lambda n: one_run(OURS, settings, workdir, n),
+        lambda n: one_run(BARE, settings, workdir, n),
+    )
 
 
 def settle(seconds: float = 0.3) -> None:

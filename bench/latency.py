@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import harness
-from common import Figure, Procs, Settings, interleave, log, percentile
+from common import Figure, Procs, Settings, log, percentile
 
 RATE = 1000.0
 
@@ -55,11 +55,7 @@ def one_run(
 
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
-    ours, bare = interleave(
-        settings.rounds,
-        lambda n: one_run(harness.OURS, settings, workdir, n),
-        lambda n: one_run(harness.BARE, settings, workdir, n),
-    )
+    ours, bare = harness.ours_and_bare(settings.rounds, one_run, settings, workdir)
     item = "latency @1000/s"
     base = "bare ROUTER->PUB"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from common import Figure, Procs, Sampler, Settings, interleave, log
+from common import Figure, Procs, Sampler, Settings, log
 
 MIB = 1024 * 1024
 SENDERS = 4
@@ -70,11 +70,7 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
 
 def run(settings: Settings, workdir: Path) -> list[Figure]:
     rounds = settings.pick(1, min(settings.rounds, 2))
-    ours, bare = interleave(
-        rounds,
-        lambda n: one_run(harness.OURS, settings, workdir, n),
-        lambda n: one_run(harness.BARE, settings, workdir, n),
-    )
+    ours, bare = harness.ours_and_bare(rounds, one_run, settings, workdir)
     item = "overload"
     base = "bare ROUTER->PUB"
     drain = settings.pick(5, 20)

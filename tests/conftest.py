@@ -35,6 +35,43 @@ def beacon_port():
 
 
 @pytest.fixture
+def make_net(tmp_path):
+    """Makes in-memory repeater nets (``memnet.Net``) with the server options a test
+    chooses; every inbox of each is closed afterwards."""
+    from memnet import Net
+
+    made: list[Net] = []
+
+    def make(**server_options) -> Net:
+        made.append(Net(tmp_path, **server_options))
+        return made[-1]
+
+    yield make
+    for net in made:
+        net.close()
+
+
+@pytest.fixture
+def net(make_net):
+    """An in-memory repeater net with the server's default options."""
+    return make_net()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of the module's own (tests/pg_server.py), removed after it;
+    a module that uses it skips itself when ``pg_server.missing()`` says why."""
+    from pg_server import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
 def nodes():
     """The actors a test starts (anything with ``stop()``), stopped last first afterwards."""
     started: list = []

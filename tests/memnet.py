@@ -164,6 +164,20 @@ class Network:
             self.send(party, party.tick(self.now))
 
 
+class OnNetwork:
+    """A mode's adapter over its ``network``: ``now`` is the network's fake clock."""
+
+    network: Network
+
+    @property
+    def now(self) -> float:
+        return self.network.now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.network.now = value
+
+
 # -- broadcast mode --------------------------------------------------------------
 
 
@@ -304,7 +318,7 @@ class LanNode:
         return sorted(m.content for m in self.inbox.history(room=room) if not m.is_topic)
 
 
-class BroadcastLan:
+class BroadcastLan(OnNetwork):
     """Broadcast nodes on one ``Network``: what each output of a session reaches.
 
     Everything a session sends must be valid on the wire (decoded on the way),
@@ -317,14 +331,6 @@ class BroadcastLan:
         self.interval = interval
         self.nodes: dict[str, LanNode] = {}
         self.network = Network(self._route, limit=limit)
-
-    @property
-    def now(self) -> float:
-        return self.network.now
-
-    @now.setter
-    def now(self, value: float) -> None:
-        self.network.now = value
 
     @property
     def cut(self) -> set[frozenset[str]]:
@@ -518,7 +524,7 @@ class ServerEnd:
         return self.net.server.tick(now)
 
 
-class RepeaterNet:
+class RepeaterNet(OnNetwork):
     """A server core and client cores on one ``Network``; ``now`` is its fake clock."""
 
     def __init__(self, server: ServerCore, now: float, endpoint: str = SERVER,
@@ -537,14 +543,6 @@ class RepeaterNet:
         self.server_events: list = []
         self.network = Network(self._route, now, limit)
         self.network.lose = self._lost
-
-    @property
-    def now(self) -> float:
-        return self.network.now
-
-    @now.setter
-    def now(self, value: float) -> None:
-        self.network.now = value
 
     @property
     def feed(self) -> str:

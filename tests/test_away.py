@@ -4,7 +4,7 @@ over the in-memory networks with a fake clock (tests/memnet.py, both adapters)."
 from __future__ import annotations
 
 import pytest
-from memnet import SERVER, BroadcastLan, Net
+from memnet import SERVER, BroadcastLan
 
 from lab93zmq.core import commands, wire
 from lab93zmq.core.away import (
@@ -154,13 +154,6 @@ def test_our_rooms_carry_away_only_when_set_and_a_bad_one_is_a_protocol_error(la
 
 
 # -- repeater mode --------------------------------------------------------------------
-
-
-@pytest.fixture
-def net(tmp_path):
-    made = Net(tmp_path)
-    yield made
-    made.close()
 
 
 def who(client, room=None) -> Users:

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 from ircclients import IRCClients
-from pg_server import PostgresServer, missing
+from pg_server import missing
 from repeater_nodes import FAST, Node, connected
 
 from lab93zmq.io.actor import PipeKind
@@ -26,16 +26,6 @@ pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(missing() is not None, reason=missing() or ""),
 ]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture

@@ -96,13 +96,6 @@ def said(lines, command="PRIVMSG") -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def net(tmp_path):
-    made = Net(tmp_path)
-    yield made
-    made.close()
-
-
-@pytest.fixture
 def irc(net):
     return IRCSide(net)
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 from factories import T0
-from memnet import PUB_PORT, SERVER, Net
+from memnet import PUB_PORT, SERVER
 
 from lab93zmq.core.errors import StoreError
 from lab93zmq.core.events import Notice, Rejected, Status, Users
@@ -28,25 +28,6 @@ from lab93zmq.core.wire import SIGNATURE, Command, decode
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
-
-@pytest.fixture
-def make_net(tmp_path):
-    """Nets with server options of the test's choosing, every inbox closed afterwards."""
-    made: list[Net] = []
-
-    def make(**server_options) -> Net:
-        made.append(Net(tmp_path, **server_options))
-        return made[-1]
-
-    yield make
-    for n in made:
-        n.close()
-
-
-@pytest.fixture
-def net(make_net):
-    return make_net()
-
 
 # -- connecting ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import pytest
-from memnet import SERVER, Net
+from memnet import SERVER
 
 from lab93zmq.core.events import (
     Joined,
@@ -33,24 +33,6 @@ from lab93zmq.core.repeater.outputs import FollowRooms, PublishRoom, ReplyTo, Se
 from lab93zmq.core.wire import Command, decode
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def make_net(tmp_path):
-    made: list[Net] = []
-
-    def make(**server_options) -> Net:
-        made.append(Net(tmp_path, **server_options))
-        return made[-1]
-
-    yield make
-    for n in made:
-        n.close()
-
-
-@pytest.fixture
-def net(make_net):
-    return make_net()
 
 
 def rooms_seen(client) -> set[str]:

@@ -30,16 +30,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.remove()
-
-
 def server_node(nodes, url: str, tmp_path, name: str) -> Node:
     config = NodeConfig(
         user=name, db_path=tmp_path / f"{name}.unused", db_url=url, address="127.0.0.1",
