@@ -34,10 +34,10 @@ from common import (
     Figure,
     Procs,
     Settings,
-    free_udp_port,
     interleave,
     lo_only_netns,
     log,
+    namespace_port,
     netns_available,
     script_argv,
 )
@@ -115,7 +115,7 @@ class Cluster:
         self.ns = ns
         self.workdir = workdir
         self.tag = tag
-        self.beacon_port = free_udp_port()
+        self.beacon_port = namespace_port()  # the agents run inside ``ns``
 
     def agent(self, name: str, db_name: str | None = None) -> Agent:
         child = self.procs.start(

@@ -27,7 +27,6 @@ from common import (
     Figure,
     Procs,
     Settings,
-    free_udp_port,
     interleave,
     lo_only_netns,
     log,
@@ -68,7 +67,7 @@ def client_return(workdir: Path, number: int) -> dict[str, Any]:
     with Procs(workdir) as procs:
         server = harness.start_server(procs, harness.OURS, workdir, tag)
         db = workdir / f"{tag}.db"
-        beacon_port = free_udp_port()
+        beacon_port = procs.beacon_port()
 
         def client() -> Agent:
             child = procs.start(f"client-{tag}", script_argv("agent.py", "client"), talk=True)

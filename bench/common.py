@@ -195,15 +195,37 @@ def machine() -> dict[str, Any]:
 # -- ports and files ---------------------------------------------------------------------
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the kernel just handed out on 127.0.0.1 (TCP by default, or UDP)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+def held_tcp_port() -> socket.socket:
+    """A TCP socket on 127.0.0.1 bound to 0 (read the port back), never listened on:
+    while it is open nobody else is handed that port, and a server that sets
+    SO_REUSEADDR (ZeroMQ, socket.create_server) may bind it."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind((LOOPBACK, 0))
+    return holder
 
 
-def free_udp_port() -> int:
-    return free_port(socket.SOCK_DGRAM)
+def held_beacon_port() -> socket.socket:
+    """A UDP socket on 127.255.255.255 bound to 0 with SO_REUSEADDR and SO_REUSEPORT,
+    as every beacon listener binds: the nodes share its port, nobody else gets it.
+    It never reads (a small buffer: what it is sent is dropped)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    holder.bind(("127.255.255.255", 0))
+    return holder
+
+
+# In a fresh lo-only namespace of its own nothing else runs, so a port is agreed
+# in advance there; each one this run hands out is distinct, for the clusters that
+# share a namespace.
+_NAMESPACE_PORTS = iter(range(47_000, 48_000))
+
+
+def namespace_port() -> int:
+    """A beacon port for agents inside a namespace of this run's own (lo_only_netns)."""
+    return next(_NAMESPACE_PORTS)
 
 
 def child_env() -> dict[str, str]:
@@ -341,6 +363,19 @@ class Procs:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.children: list[subprocess.Popen] = []
+        self._holders: list[socket.socket] = []
+
+    def tcp_port(self) -> int:
+        """A TCP port on loopback held until the block ends (``held_tcp_port``)."""
+        return self._hold(held_tcp_port())
+
+    def beacon_port(self) -> int:
+        """A beacon port on loopback held until the block ends (``held_beacon_port``)."""
+        return self._hold(held_beacon_port())
+
+    def _hold(self, holder: socket.socket) -> int:
+        self._holders.append(holder)
+        return holder.getsockname()[1]
 
     def __enter__(self) -> Procs:
         return self
@@ -405,6 +440,9 @@ class Procs:
                     except OSError:
                         pass
         self.children.clear()
+        for holder in self._holders:
+            holder.close()
+        self._holders.clear()
 
 
 @contextmanager

@@ -20,8 +20,6 @@ from common import (
     Child,
     Procs,
     Settings,
-    free_port,
-    free_udp_port,
     interleave,
     our_node_argv,
     script_argv,
@@ -59,13 +57,13 @@ def start_server(
     generator clients (``bench0`` ...), each with a key pair of its own.
     ``extra``: more options for ours (the irc item's ``--irc-port``).
     """
-    port = free_port()
+    port = procs.tcp_port()
     if kind == BARE:
         argv = script_argv("bare_broker.py", str(port), *(["--keep"] if keep else []))
         child = procs.start(f"bare-{tag}", argv)
         return Server(kind, port, child, None)
     db = db or workdir / f"server-{tag}.db"
-    beacon_port = free_udp_port()
+    beacon_port = procs.beacon_port()
     argv = our_node_argv(
         "-r", "-s", "-a", "127.0.0.1", "-p", str(port), "-u", "benchserver",
         "--db", str(db), "-i", "lo", "--beacon-port", str(beacon_port), *extra,

@@ -29,9 +29,9 @@ from common import (
     Procs,
     Sampler,
     Settings,
-    free_udp_port,
     lo_only_netns,
     log,
+    namespace_port,
     netns_available,
     our_node_argv,
 )
@@ -63,7 +63,7 @@ def one_window(workdir: Path, number: int) -> dict[str, dict[str, float]]:
         procs = stack.enter_context(Procs(workdir))
         node_argv = our_node_argv(
             "-b", "--listen", "-i", "lo", "-a", "127.0.0.1", "-p", "0", "-u", "idle",
-            "--beacon-port", str(free_udp_port()), "--db", str(workdir / f"node{number}.db"),
+            "--beacon-port", str(namespace_port()), "--db", str(workdir / f"node{number}.db"),
         )  # fmt: skip
         subjects = {
             "broadcast node": procs.start(f"idle-node{number}", node_argv, ns=ns_ours),

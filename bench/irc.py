@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import harness
-from common import Figure, Procs, Settings, free_port, interleave, log, script_argv
+from common import Figure, Procs, Settings, interleave, log, script_argv
 
 READERS = 2
 
@@ -28,8 +28,8 @@ def _run(settings: Settings, workdir: Path, number: int, irc: bool) -> dict:
     count = 90  # lines a client sends at once: within the IRC face's flood burst (100)
     total = clients * count
     tag = f"irc{'' if irc else 'base'}{number}"
-    irc_port = free_port()
     with Procs(workdir) as procs:
+        irc_port = procs.tcp_port()
         server = harness.start_server(procs, harness.OURS, workdir, tag,
                                       extra=("--irc-port", str(irc_port)))
         readers = []

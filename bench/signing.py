@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common import BenchError, Figure, Settings, free_udp_port, interleave, log
+from common import BenchError, Figure, Settings, held_beacon_port, interleave, log
 
 from lab93zmq.core.authoring import Draft
 from lab93zmq.core.message import Message, make_id
@@ -94,7 +94,8 @@ class Node:
 def one_round(workdir: Path, count: int, number: int, signed: bool) -> dict[str, Any]:
     base = workdir / f"{'signed' if signed else 'unsigned'}{number}"
     keys = {name: security.generate_keypair(base / "keys" / name, name) for name in ("a", "b")}
-    port = free_udp_port()
+    holder = held_beacon_port()  # closed with the nodes
+    port = holder.getsockname()[1]
 
     def config(me: str, other: str) -> NodeConfig:
         trusted = base / f"{me}-authorized"
@@ -124,6 +125,7 @@ def one_round(workdir: Path, count: int, number: int, signed: bool) -> dict[str,
     finally:
         for node in (alice, bob):
             node.stop()
+        holder.close()
     return {"live_per_s": live, "catchup_s": took, "signed": signed}
 
 
