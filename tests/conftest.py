@@ -72,6 +72,49 @@ def postgres():
 
 
 @pytest.fixture
+def inbox(tmp_path):
+    """Our own inbox (node id ``factories.OURS``), for the tests of one machine."""
+    from factories import OURS
+
+    from lab93zmq.io.store import Inbox
+
+    box = Inbox(tmp_path / "ours.db", new_node_id=bytes.fromhex(OURS))
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def lan(tmp_path):
+    """Broadcast sessions on an in-memory LAN (``memnet.BroadcastLan``), beacons every
+    second."""
+    from memnet import BroadcastLan
+
+    network = BroadcastLan(tmp_path, interval=1.0)
+    yield network
+    network.close()
+
+
+@pytest.fixture
+def cluster(tmp_path, beacon_port):
+    """Live broadcast actors on loopback (``broadcast_live.Cluster``), stopped afterwards."""
+    from broadcast_live import Cluster
+
+    nodes = Cluster(tmp_path, beacon_port)
+    yield nodes
+    nodes.close()
+
+
+@pytest.fixture
+def server(tmp_path, beacon_port):
+    """A repeater server through the Python API (``lab93zmq.Server``) on loopback."""
+    import lab93zmq
+
+    with lab93zmq.Server(address="127.0.0.1", port=0, interfaces=["lo"],
+                         beacon_port=beacon_port, db=tmp_path / "server.db") as running:
+        yield running
+
+
+@pytest.fixture
 def nodes():
     """The actors a test starts (anything with ``stop()``), stopped last first afterwards."""
     started: list = []

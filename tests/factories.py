@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from lab93zmq.core.message import Message, make_id
 
 NODE_A = "a" * 32
+OURS = "0" * 32  # our own node, in the tests of one machine
 NODE_B = "b" * 32
 T0 = datetime(2026, 11, 24, 20, 1, 2, 123456, tzinfo=timezone.utc)
 

@@ -19,13 +19,6 @@ from lab93zmq.io.store import Inbox
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server(tmp_path, beacon_port):
-    with lab93zmq.Server(address="127.0.0.1", port=0, interfaces=["lo"],
-                         beacon_port=beacon_port, db=tmp_path / "server.db") as running:
-        yield running
-
-
 def client(server, tmp_path, user, **options):
     return lab93zmq.Node.repeater(
         address="127.0.0.1", port=server.router_port, user=user, interfaces=["lo"],

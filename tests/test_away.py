@@ -4,7 +4,7 @@ over the in-memory networks with a fake clock (tests/memnet.py, both adapters)."
 from __future__ import annotations
 
 import pytest
-from memnet import SERVER, BroadcastLan
+from memnet import SERVER
 
 from lab93zmq.core import commands, wire
 from lab93zmq.core.away import (
@@ -74,13 +74,6 @@ def test_the_who_answer_carries_the_away_texts_over_the_pipe():
 
 
 # -- broadcast mode --------------------------------------------------------------------
-
-
-@pytest.fixture
-def lan(tmp_path):
-    network = BroadcastLan(tmp_path, interval=1.0)
-    yield network
-    network.close()
 
 
 def away(node, text):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from factories import NODE_A, NODE_B, T0, make_message
+from factories import NODE_A, NODE_B, OURS, T0, make_message
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import BATCH_MESSAGES, PublishFrames, SendToPeer, Verb
@@ -31,17 +31,9 @@ from lab93zmq.core.message import Message
 from lab93zmq.core.sync import digest
 from lab93zmq.io.store import Inbox
 
-OURS = "0" * 32
 PEER = "c" * 32
 INTERVAL = 1.0
 STAYED = RoomState(joined=True, parted=False, floors={})  # in the room all along
-
-
-@pytest.fixture
-def inbox(tmp_path):
-    box = Inbox(tmp_path / "ours.db", new_node_id=bytes.fromhex(OURS))
-    yield box
-    box.close()
 
 
 def room(inbox: Inbox, state: RoomState | None = STAYED, listen: bool = True,

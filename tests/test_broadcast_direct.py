@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from factories import NODE_A, NODE_B, make_message
+from factories import NODE_A, NODE_B, OURS, make_message
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import BATCH_MESSAGES, SendToPeer, Verb
@@ -14,17 +14,8 @@ from lab93zmq.core.errors import ProtocolError
 from lab93zmq.core.events import Accepted, Incoming, Notice
 from lab93zmq.core.message import Message
 from lab93zmq.core.presence import Peer
-from lab93zmq.io.store import Inbox
 
-OURS = "0" * 32
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def inbox(tmp_path):
-    box = Inbox(tmp_path / "ours.db", new_node_id=bytes.fromhex(OURS))
-    yield box
-    box.close()
 
 
 def link(node_id: str, user: str) -> Link:

@@ -33,13 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def cluster(tmp_path, beacon_port):
-    nodes = Cluster(tmp_path, beacon_port)
-    yield nodes
-    nodes.close()
-
-
-@pytest.fixture
 def router_port():
     """A TCP port held for the test, that both nodes ask for: only one can listen on it."""
     with reserved_tcp_port() as held:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-from factories import T0, make_message
+from factories import OURS, T0, make_message
 
 from lab93zmq.core import wire
 from lab93zmq.core.authoring import Draft
@@ -11,17 +10,8 @@ from lab93zmq.core.broadcast.actions import BATCH_MESSAGES, Verb
 from lab93zmq.core.broadcast.posting import DUPLICATE, DirectPost, Posting, RoomPosts
 from lab93zmq.core.events import Accepted, Rejected
 from lab93zmq.core.message import make_id
-from lab93zmq.io.store import Inbox
 
-OURS = "0" * 32
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def inbox(tmp_path):
-    box = Inbox(tmp_path / "ours.db", new_node_id=bytes.fromhex(OURS))
-    yield box
-    box.close()
 
 
 def draft(n: int, content: str | None = None, to: str | None = None,

@@ -7,9 +7,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-import pytest
 from factories import T0
-from memnet import BroadcastLan, LanNode
+from memnet import LanNode
 
 from lab93zmq.core import wire
 from lab93zmq.core.broadcast.actions import Verb
@@ -19,13 +18,6 @@ from lab93zmq.core.inbox import RoomState
 from lab93zmq.core.presence import BeaconKind
 
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def lan(tmp_path):
-    network = BroadcastLan(tmp_path, interval=INTERVAL)
-    yield network
-    network.close()
 
 
 def in_room(node: LanNode, room: str) -> list[str]:

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 import zmq
-from broadcast_live import Cluster, Live
+from broadcast_live import Live
 from live import wait_for
 
 from lab93zmq.core import wire
@@ -18,13 +18,6 @@ from lab93zmq.core.presence import Beacon, BeaconKind
 from lab93zmq.io.actor import PipeKind
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def cluster(tmp_path, beacon_port):
-    nodes = Cluster(tmp_path, beacon_port)
-    yield nodes
-    nodes.close()
 
 
 def listen_to_topics(live: Live) -> list[bytes]:

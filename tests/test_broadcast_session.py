@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 from factories import T0, make_message
-from memnet import BroadcastLan, LanNode
+from memnet import LanNode
 
 from lab93zmq.core import wire
 from lab93zmq.core.authoring import Draft
@@ -33,13 +33,6 @@ pytestmark = pytest.mark.timeout(30)
 MSG, BEAT, SYNC, BATCH, DM = Verb.MSG, Verb.BEAT, Verb.SYNC, Verb.BATCH, Verb.DM
 HAVE = Verb.HAVE
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def lan(tmp_path):
-    network = BroadcastLan(tmp_path, INTERVAL)
-    yield network
-    network.close()
 
 
 def test_each_command_has_one_socket_and_its_frames_decode():

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from factories import fake_signature, fake_trust, make_message
-from memnet import BroadcastLan, key_of
+from memnet import key_of
 from zmq.utils import z85
 
 from lab93zmq.core import wire
@@ -30,13 +30,6 @@ pytestmark = pytest.mark.timeout(30)
 
 BATCH, SYNC = Verb.BATCH, Verb.SYNC
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def lan(tmp_path):
-    network = BroadcastLan(tmp_path, INTERVAL)
-    yield network
-    network.close()
 
 
 def _message(origin: str, content: str, to: str | None = None, seq: int = 1) -> Message:

@@ -17,13 +17,6 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WAIT = 30
 
 
-@pytest.fixture
-def server(tmp_path, beacon_port):
-    with lab93zmq.Server(address="127.0.0.1", port=0, interfaces=["lo"],
-                         beacon_port=beacon_port, db=tmp_path / "server.db") as running:
-        yield running
-
-
 def where(server, tmp_path, name):
     return ["--address", "127.0.0.1", "--port", str(server.router_port), "--interface", "lo",
             "--beacon-port", str(server.config.beacon_port), "--db", str(tmp_path / f"{name}.db")]
