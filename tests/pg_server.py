@@ -58,7 +58,13 @@ class PostgresServer:
         self.bin = bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="lab93-pg-"))
         self.data = self.root / "data"
-        self.port = 0
+        # The port, bound to 0 and read back, held (never listened on) until ``remove``:
+        # the postmaster sets SO_REUSEADDR and binds it beside the holder, again after
+        # a restart, and nobody else is handed it meanwhile.
+        self._holder = socket.socket()
+        self._holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._holder.bind(("127.0.0.1", 0))
+        self.port = self._holder.getsockname()[1]
         self._databases = 0
         if os.geteuid() == 0:
             shutil.chown(self.root, "nobody")
@@ -71,11 +77,7 @@ class PostgresServer:
         return subprocess.run(command, capture_output=True, text=True, check=check, timeout=60)
 
     def start(self) -> None:
-        """Start the postmaster (again, on the same port once it has one)."""
-        if not self.port:
-            with socket.socket() as holder:  # held until pg_ctl is about to bind it
-                holder.bind(("127.0.0.1", 0))
-                self.port = holder.getsockname()[1]
+        """Start the postmaster (again, on the same port)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
             " -c fsync=off -c max_connections=60"
@@ -98,4 +100,5 @@ class PostgresServer:
 
     def remove(self) -> None:
         self.stop("immediate")
+        self._holder.close()
         shutil.rmtree(self.root, ignore_errors=True)
