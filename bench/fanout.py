@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import harness
-from common import Figure, Procs, Settings, log, py_spy
+from common import Figure, Procs, Sampler, Settings, log, py_spy
 
 CLIENTS = 10
 GENERATORS = 2
@@ -34,19 +34,24 @@ def one_run(
         profile = None
         if settings.profile and kind == harness.OURS and number == 0:
             profile = settings.profile / "fanout-server.txt"
+        cpu = Sampler(server.child.pid)
+        before = cpu.cpu_seconds()
         with py_spy(server.child.pid, profile, duration + 2):
             results = harness.run_load(
                 procs, server, processes=GENERATORS, clients=CLIENTS, mode="fanout",
                 duration=duration, drain=15.0, tag=tag,
             )  # fmt: skip
+        used = cpu.cpu_seconds() - before
         summary = harness.summarize(results)
+        summary["server_cpu_us"] = used / max(summary["acked"], 1) * 1e6
         harness.stop_server(procs, server)
     if server.db is not None:
         summary["stored"] = harness.stored_messages(server.db)
         summary["acked_not_stored"] = max(summary["acked"] - summary["stored"], 0)
     log(
         f"fanout {tag}: {summary['deliveries_per_s']:,.0f} deliveries/s, "
-        f"{summary['acked']:,} acked, {summary['missed_live']:,} missed live"
+        f"{summary['acked']:,} acked, {summary['missed_live']:,} missed live, "
+        f"server CPU {summary['server_cpu_us']:.1f} us/msg"
         + (f", {summary['acked_not_stored']} acked-not-stored" if server.db else "")
         + harness.troubles(summary)
     )
@@ -70,4 +75,8 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
                     "would FETCH them; the bare broker's are gone)"),
         Figure(item, "acked but not stored", "msgs", "lower",
                [r["acked_not_stored"] for r in ours], [], "", "0"),
+        Figure(item, "server CPU per message", "us", "lower",
+               [r["server_cpu_us"] for r in ours], [r["server_cpu_us"] for r in bare], base,
+               note="CPU time of the server process (all its threads, ZeroMQ's too) over "
+                    "the run, per acknowledged message: what the box's load moves least"),
     ]  # fmt: skip

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from common import Figure, Procs, Sampler, Settings, log
+from common import Figure, Procs, Sampler, Settings, log, py_spy
 
 MIB = 1024 * 1024
 SENDERS = 4
@@ -36,8 +36,12 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
     tag = f"over-{kind}{number}"
     with Procs(workdir) as procs:
         server = harness.start_server(procs, kind, workdir, tag)
-        with Sampler(server.child.pid) as sampler:
+        profile = None
+        if settings.profile and kind == harness.OURS and number == 0:
+            profile = settings.profile / "overload-server.txt"
+        with Sampler(server.child.pid) as sampler, py_spy(server.child.pid, profile, duration):
             idle_rss = sampler.rss()
+            before = sampler.cpu_seconds()
             results = harness.run_load(
                 procs, server, processes=2, clients=SENDERS + LISTENERS, mode="overload",
                 duration=duration, drain=settings.pick(5.0, 20.0), tag=tag,
@@ -48,8 +52,10 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
                      "--subscribers", str(LISTENERS)],
                 ],
             )  # fmt: skip
+            used = sampler.cpu_seconds() - before
         harness.stop_server(procs, server)
     summary = harness.summarize(results)
+    summary["server_cpu_us"] = used / max(summary["acked"], 1) * 1e6
     summary["offered_per_s"] = summary["sent"] / duration
     summary["peak_rss_mib"] = sampler.peak_rss / MIB
     summary["idle_rss_mib"] = idle_rss / MIB
@@ -61,7 +67,9 @@ def one_run(kind: str, settings: Settings, workdir: Path, number: int) -> dict[s
     log(
         f"overload {kind} #{number}: offered {summary['offered_per_s']:,.0f}/s, acked "
         f"{summary['acked_per_s']:,.0f}/s, lost {lost}, backlog {summary['unacked']:,}, "
-        f"missed live {summary['missed_live']:,}, peak RSS {summary['peak_rss_mib']:.1f} MiB"
+        f"missed live {summary['missed_live']:,}, "
+        f"server CPU {summary['server_cpu_us']:.1f} us/msg, "
+        f"peak RSS {summary['peak_rss_mib']:.1f} MiB"
         + harness.troubles(summary)
     )
     harness.settle()
@@ -90,6 +98,8 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
                [r["missed_live"] for r in ours], [r["missed_live"] for r in bare], base,
                note="PUB drops at its high-water mark; ours are FETCHed by a real client, "
                     "the bare broker's are gone"),
+        Figure(item, "server CPU per acked message", "us", "lower",
+               [r["server_cpu_us"] for r in ours], [r["server_cpu_us"] for r in bare], base),
         Figure(item, "server peak RSS", "MiB", "lower", [r["peak_rss_mib"] for r in ours],
                [r["peak_rss_mib"] for r in bare], base, "bounded"),
     ]  # fmt: skip
