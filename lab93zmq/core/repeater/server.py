@@ -416,26 +416,27 @@ class ServerCore:
         return [ReplyTo(request.identity, batch)]
 
     def _on_post(self, request: Request) -> list[ServerOutput]:
-        session = request.session
-        rejected = []
-        for payload in request.command.payloads:
+        identity, user, decode = request.identity, request.session.user, Message.decode
+        rejected, posts = [], []
+        for payload in request.command.payloads:  # the hot loop: one pass per message
             try:
-                message = Message.decode(payload)
+                message = decode(payload)
             except MessageError as exc:
                 self.stats["errors"] += 1
                 rejected.append([message_id(payload), str(exc)])
                 continue
-            if message.author != session.user:
+            if message.author != user:
                 # Posting as someone else: refused. In secure mode the session's
                 # user is its key's name, so no one can post as anyone else.
                 self.stats["errors"] += 1
                 rejected.append([message.id, f"from {message.author!r} is not you"])
                 continue
             # Validated: from here on its received bytes stand for it.
-            self.commit.add(Post(request.identity, message, payload))
+            posts.append(Post(identity, message, payload))
+        self.commit.add_many(posts)
         if rejected:
-            log.info("rejected %d message(s) from %s", len(rejected), session.user)
-            return [ReplyTo(request.identity, RepeaterVerb.REJECT.command({"items": rejected}))]
+            log.info("rejected %d message(s) from %s", len(rejected), user)
+            return [ReplyTo(identity, RepeaterVerb.REJECT.command({"items": rejected}))]
         return []
 
     def _on_rooms(self, request: Request) -> list[ServerOutput]:
