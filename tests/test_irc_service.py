@@ -321,7 +321,7 @@ def test_a_post_the_store_refuses_is_a_numeric_never_an_echo(net, irc, monkeypat
     irc.register(1, "carol")
     irc.send(1, "JOIN #ops")
 
-    def refuse(batch, known):
+    def refuse(batch, known, **_):
         raise StoreError("the disk is full")
 
     monkeypatch.setattr(net.server_inbox, "save_unknown", refuse)

@@ -115,7 +115,9 @@ class ServerInbox(Transactional, Protocol):
 
     def held(self, server_id: str, ids: Iterable[str]) -> dict[str, int | None]: ...
 
-    def save_unknown(self, batch: Sequence[Row], known: Container[str]) -> list[bool]: ...
+    def save_unknown(
+        self, batch: Sequence[Row], known: Container[str], *, savepoint: bool = True
+    ) -> list[bool]: ...
 
 
 class ClientInbox(Transactional, Protocol):

@@ -171,6 +171,9 @@ class PostgresStore(StoreBase, ServerOrder):
     def checkpoint(self) -> None:
         """PostgreSQL checkpoints by itself."""
 
+    def checkpoint_soon(self) -> None:
+        """PostgreSQL checkpoints by itself."""
+
     # -- the backend's part of StoreBase ---------------------------------------
 
     def _run(self, sql: str, params: Sequence = ()) -> Any:

@@ -35,6 +35,7 @@ import peewee as pw
 
 from ..core.errors import StoreError, StoreFault
 from ..core.rooms import DEFAULT_ROOM
+from .checkpoint import Checkpointer
 from .paths import prepare_parent
 from .room_store import RoomStore, room_model
 from .server_order import ServerOrder
@@ -91,6 +92,7 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
         self.path = Path(path)
         prepare_parent(self.path)
         self._watch: FileWatch | None = None
+        self._checkpoints: Checkpointer | None = None  # a server's, from its first checkpoint_soon
         self._db = _Sqlite(
             str(self.path),
             pragmas={
@@ -134,6 +136,9 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
     # -- housekeeping ------------------------------------------------------
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()  # first: its connection must not be the file's last
+            self._checkpoints = None
         self._db.close()
         if self._watch is not None:
             self._watch.close()
@@ -243,6 +248,14 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
         moments calls this in them instead, so the log rarely gets that far.
         """
         self._db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def checkpoint_soon(self) -> None:
+        """``checkpoint``, in a thread of its own and its own connection (checkpoint.py),
+        so the sync it makes never holds up the caller; started by the first call."""
+        if self._checkpoints is None:
+            self._checkpoints = Checkpointer(self.path)
+            self._checkpoints.start()
+        self._checkpoints.request()
 
 
 def open_store(where: str | Path) -> Any:

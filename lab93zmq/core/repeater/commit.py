@@ -293,8 +293,9 @@ class GroupCommit:
                 if entries is None:
                     entries = acks[post.identity] = []
                 entries.append([mid, seq])
+            # A refused batch leaves this transaction, which undoes it: no savepoint.
             saved = self.inbox.save_unknown(
-                [(n.post.message, self.server_id, n.seq) for n in numbered], held
+                [(n.post.message, self.server_id, n.seq) for n in numbered], held, savepoint=False
             )
             for entry, new in zip(numbered, saved, strict=True):
                 if not new:  # held already, but not numbered by this server
