@@ -6,9 +6,9 @@ import shutil
 import sqlite3
 
 import pytest
+from factories import make_message
 
 from lab93zmq.io.store import Inbox
-from factories import make_message
 
 pytestmark = pytest.mark.timeout(30)
 

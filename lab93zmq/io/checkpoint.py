@@ -30,6 +30,9 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.05  # seconds between two checkpoints at most (a sync each: keep the disk calm)
+# The inbox connection's own checkpoint (SQLite's default: 1,000 pages), moved up
+# while this thread checkpoints: it then runs only if the thread falls behind.
+AUTO_CHECKPOINT_PAGES = 4000
 OPEN_TIMEOUT = 5.0  # how long ``start`` waits for the thread's connection
 
 

@@ -63,10 +63,13 @@ SESSION_RCVHWM = 2 * WINDOW // POST_LIMIT
 # by re-sending or fetching. Bounds a session's queue to 64 x 4 MiB BATCHes.
 SESSION_SNDHWM = 64
 ROOM_HWM = 1000  # ROOM commands (up to BATCH_LIMIT messages) queued per subscriber
-# Commits the server makes between two requests for a checkpoint of its inbox, which
-# runs in a thread of its own (checkpoint.py): a commit waits neither for its sync
-# nor, while that thread keeps up, for SQLite's own checkpoint at 1,000 pages.
-CHECKPOINT_AFTER = 4
+# When the server asks for a checkpoint of its inbox, which runs in a thread of its own
+# (checkpoint.py), so a commit waits neither for its sync nor for SQLite's own
+# checkpoint: after so many commits or so many messages, about 500 pages of log
+# either way (a commit writes a leaf of each of its six b-trees, a message a tenth
+# of a page). Checkpointing more often copies the same hot pages again for nothing.
+CHECKPOINT_AFTER = 64  # commits
+CHECKPOINT_MESSAGES = 4000  # messages stored
 GOODBYE_MS = 200  # how long a clean stop waits for its BYEs to leave
 
 
@@ -256,7 +259,7 @@ class _ServerLoop:
         for fd in self.beacons.filenos() if self.beacons else ():
             self.poller.register(fd, zmq.POLLIN)
         self.said = SayOnce()  # handshake problems told to the front end
-        self.commits = 0  # since the last checkpoint
+        self.commits = self.stored = 0  # since the last checkpoint
         self.store = StoreEdge(self.inbox, self.poller, self.clock())
 
     def serve(self) -> bool:
@@ -269,10 +272,10 @@ class _ServerLoop:
     def turn(self) -> bool | None:
         """One turn of the loop; None, or whether a STOP asked for an abrupt end."""
         core, beacons = self.core, self.beacons
-        if self.commits >= CHECKPOINT_AFTER:
+        if self.commits >= CHECKPOINT_AFTER or self.stored >= CHECKPOINT_MESSAGES:
             # Copy the log into the file soon, in the checkpoint thread: not inside a
             # commit someone waits for, nor in this loop (its sync takes 0.3-100 ms).
-            self.commits = 0
+            self.commits = self.stored = 0
             self.inbox.checkpoint_soon()
         deadlines = [core.next_deadline(), self.local.scans.deadline, self.store.next_deadline()]
         if beacons is not None:
@@ -299,6 +302,7 @@ class _ServerLoop:
             self.write(core.follow(now))
         if core.pending:
             self.commits += 1
+            self.stored += core.pending
         self.write(core.flush(now))
         if beacons is not None:
             for fd in beacons.filenos():

@@ -35,7 +35,7 @@ import peewee as pw
 
 from ..core.errors import StoreError, StoreFault
 from ..core.rooms import DEFAULT_ROOM
-from .checkpoint import Checkpointer
+from .checkpoint import AUTO_CHECKPOINT_PAGES, Checkpointer
 from .paths import prepare_parent
 from .room_store import RoomStore, room_model
 from .server_order import ServerOrder
@@ -253,6 +253,8 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
         """``checkpoint``, in a thread of its own and its own connection (checkpoint.py),
         so the sync it makes never holds up the caller; started by the first call."""
         if self._checkpoints is None:
+            # SQLite's own checkpoint, inside a commit, only if that thread falls behind.
+            self._db.execute_sql(f"PRAGMA wal_autocheckpoint = {AUTO_CHECKPOINT_PAGES}")
             self._checkpoints = Checkpointer(self.path)
             self._checkpoints.start()
         self._checkpoints.request()
