@@ -536,3 +536,24 @@ def test_lines_pasted_at_once_are_sent_one_by_one(config):
         keyboard.send_text("\x1b[200~one\ntwo\n\nthree\x1b[201~\r/quit\r")
         interact(scripted, config, prompt_environment(keyboard))
     assert [p.content for p in scripted.posts] == ["one", "two", "three"]
+
+
+class RefusesAnEarlierRunsMessage(ScriptedActor):
+    """Re-sends what an earlier run left in the outbox, and the repeater refuses it."""
+
+    def after_ready(self, pipe):
+        pipe_protocol.send(pipe, PipeKind.REJECTED, id="e" * 32,
+                           reason="the repeater refused it: from 'bob' is not you")
+
+
+def test_a_refused_message_of_an_earlier_run_is_named_as_such_not_as_this_runs(config):
+    env = environment("delivered line\n")
+    with pytest.raises(UndeliveredError) as raised:
+        pipe_lines(RefusesAnEarlierRunsMessage(), config, env)
+    # This run's one line was delivered: no "1 of 1 was refused ('')".
+    assert str(raised.value) == (
+        "1 message an earlier run left in the outbox was refused and not sent"
+    )
+    assert ("not sent: the repeater refused it: from 'bob' is not you (a message an earlier"
+            " run left in the outbox)") in env.stderr.getvalue()
+    assert "''" not in env.stderr.getvalue()

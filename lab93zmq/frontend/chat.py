@@ -82,6 +82,7 @@ class ChatRun:
         self.line_number = 0  # of the piped input; 0 when lines are typed
         self.where: dict[str, str] = {}  # message id -> "line N" in piped input
         self.refused: list[str] = []  # what was refused, as named to the user
+        self.refused_earlier = 0  # messages an earlier run left in the outbox, now refused
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)  # notified when a post is settled
         self.started = env.utc_now()  # what was written before is the backlog
@@ -259,8 +260,16 @@ class ChatRun:
         """A post will never be sent: name it."""
         with self.lock:
             say = self.pending.pop(message_id, None)
-            where = self.where.get(message_id)
-            self._refused(say.text if say is not None else "", reason, where)
+            if say is None and message_id:
+                # Not a line of this run: one an earlier run left in the outbox, re-sent
+                # now. Its text is not known here; counting it as one of this run's lines
+                # would say "1 of 1 was refused" of a run whose own line was delivered.
+                self.refused_earlier += 1
+                self.printer.note(f"not sent: {reason} (a message an earlier run left in"
+                                  " the outbox)")
+            else:
+                where = self.where.get(message_id)
+                self._refused(say.text if say is not None else "", reason, where)
             self.settled.notify_all()
 
     def invalid(self, say: commands.Say, reason: str, where: str | None) -> None:
@@ -270,6 +279,10 @@ class ChatRun:
             self._refused(say.text, reason, where)
 
     def _refused(self, text: str, reason: str, where: str | None) -> None:
+        if not text and not where:  # no line to name (a topic the node refused)
+            self.refused.append("a topic")
+            self.printer.note(f"not sent: {reason}")
+            return
         quoted = lines.quoted(text)
         self.refused.append(where or quoted)
         self.printer.note(f"not sent: {reason} ({f'{where}: ' if where else ''}{quoted})")
@@ -336,6 +349,12 @@ class ChatRun:
                 shown = ", ".join(self.refused[:5]) + (", ..." if len(self.refused) > 5 else "")
                 problems.append(
                     f"{_messages(len(self.refused), total)} refused and not sent ({shown})"
+                )
+            if self.refused_earlier:
+                count = self.refused_earlier
+                problems.append(
+                    f"{'1 message' if count == 1 else f'{count} messages'} an earlier run left"
+                    f" in the outbox {'was' if count == 1 else 'were'} refused and not sent"
                 )
             if self.pending:
                 reason = self._waiting_for()
