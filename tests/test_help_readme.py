@@ -37,3 +37,11 @@ def test_the_options_of_this_work_are_in_both():
     for text in ("--since TIME", "--history [N]", "NO_COLOR", "XDG_STATE_HOME"):
         assert text in OPTIONS + EPILOG or text in "lab93-node --history [N] [options]"
         assert text.split()[0] in README, text
+
+
+def test_every_option_of_dash_dash_help_is_named_in_the_readme():
+    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", OPTIONS))
+    assert {"--send", "--room", "--irc-port", "--traceback"} <= options  # read them all
+    missing = sorted(option for option in options
+                     if not re.search(rf"``[^`]*{re.escape(option)}\b", README))
+    assert missing == []
