@@ -557,3 +557,21 @@ def test_a_refused_message_of_an_earlier_run_is_named_as_such_not_as_this_runs(c
     assert ("not sent: the repeater refused it: from 'bob' is not you (a message an earlier"
             " run left in the outbox)") in env.stderr.getvalue()
     assert "''" not in env.stderr.getvalue()
+
+
+class HistoryOfTwoRooms(ScriptedActor):
+    def answer(self, pipe, request):
+        if request.kind is PipeKind.HISTORY:
+            rows = [make_message(1, "lunch?").to_wire_dict(),
+                    make_message(2, "deploy done", room="ops").to_wire_dict()]
+            pipe_protocol.send(pipe, PipeKind.HISTORY_RESULT, messages=rows)
+        else:
+            super().answer(pipe, request)
+
+
+def test_history_that_spans_rooms_names_the_room_of_each_line_even_in_one_room(config):
+    env = environment("/history 2\n")
+    pipe_lines(HistoryOfTwoRooms(), config, env)  # in #general only
+    shown = [line for line in env.stdout.getvalue().splitlines() if "<alice>" in line]
+    assert [line.split("] ", 1)[1] for line in shown] == [
+        "#general <alice> lunch?", "#ops <alice> deploy done"]

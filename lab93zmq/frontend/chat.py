@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core import commands
 from ..core.away import AwayNotices
@@ -321,6 +321,10 @@ class ChatRun:
                     " (lab93-node --history prints the whole inbox)"
                 )
             view = self.view()
+            if len({message.room for message in messages if message.room is not None}) > 1:
+                # The inbox holds every room this node was ever in, not only the one it
+                # is in now: name each line's, as lab93-node --history does.
+                view = replace(view, show_room=True)
             for message in messages:
                 self.printer.message(message, view)
 
