@@ -17,6 +17,8 @@ Three rows:
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,21 @@ def client_return(workdir: Path, number: int) -> dict[str, Any]:
     return out
 
 
+def wait_joined(db: Path, room: str, timeout: float) -> bool:
+    """Whether ``room`` has floors in the inbox ``db`` (a tail was given) within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                row = conn.execute("select floors from room where name = ?", (room,)).fetchone()
+        except sqlite3.Error:  # not made yet, or busy: ask again
+            row = None
+        if row is not None and row[0] is not None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def node_return(workdir: Path, ns: str | None, number: int) -> dict[str, Any]:
     with Procs(workdir) as procs:
         cluster = Cluster(procs, "ours", ns, workdir, f"catchup{number}")
@@ -108,6 +125,11 @@ def node_return(workdir: Path, ns: str | None, number: int) -> dict[str, Any]:
         bob.start()
         if bob.peers_at(1, 0, 15) is None:
             raise BenchError("alice and bob did not meet in 15 s")
+        # Bob is in general for good once alice answered his first join (its tail gave
+        # him floors); leaving before that, he would come back as a first join and get
+        # the last 100 only (PROTOCOL.rst, "Floors").
+        if not wait_joined(bob.db, "general", 15):
+            raise BenchError("bob's first join of general got no answer in 15 s")
         bob.child.send(cmd="stop")
         bob.need("stopped", 20)
         procs.stop(bob.child)
