@@ -1,0 +1,69 @@
+"""What a command-line run imports: only what its mode needs (issue 14, target 7).
+
+Each check runs in a fresh interpreter, the way the command starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parent.parent
+HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=TOP, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(not HAS_PSYCOPG, reason="psycopg is not installed: nothing to hide")
+def test_peewee_for_sqlite_is_imported_without_psycopg_which_stays_importable():
+    out = run_python(
+        "import sys\n"
+        "from lab93zmq.io.sqlite_only import import_peewee\n"
+        "import_peewee()\n"
+        "import peewee\n"
+        "print('psycopg' in sys.modules, peewee.psycopg is None)\n"
+        "import psycopg\n"
+        "print(psycopg.__name__)\n"
+    )
+    assert out.splitlines() == ["False True", "psycopg"]
+
+
+@pytest.mark.skipif(not HAS_PSYCOPG, reason="psycopg is not installed: nothing to hide")
+def test_peewee_imported_plainly_still_knows_psycopg():
+    """The check above can fail: without import_peewee, peewee loads psycopg."""
+    out = run_python("import sys, peewee\nprint('psycopg' in sys.modules)")
+    assert out == "True"
+
+
+def test_the_command_line_opens_an_inbox_without_loading_psycopg(tmp_path):
+    db = tmp_path / "inbox.db"
+    out = run_python(
+        "import sys\n"
+        f"sys.argv = ['lab93-node', '--history', '--db', {str(db)!r}]\n"
+        "from lab93zmq.frontend.cli import main\n"
+        "status = main()\n"
+        "print(status, 'peewee' in sys.modules, 'psycopg' in sys.modules)\n"
+    )
+    # --history of a --db that names no file is a mistake (status 1), found after
+    # the store's modules were imported.
+    assert out == "1 True False"
+
+
+def test_a_server_on_postgresql_is_not_refused_its_driver():
+    from lab93zmq.io.sqlite_only import opens_postgresql
+
+    assert opens_postgresql("server", "postgresql://me@127.0.0.1:5432/chat")
+    assert opens_postgresql("server", "postgres://me@127.0.0.1:5432/chat")
+    assert not opens_postgresql("server", "/tmp/server.db")
+    assert not opens_postgresql("server", None)
+    assert not opens_postgresql("client", "postgresql://me@127.0.0.1:5432/chat")
