@@ -33,7 +33,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..core.errors import StoreError, StoreFault
+from ..core.errors import StoreError
 from ..core.rooms import DEFAULT_ROOM
 from .checkpoint import AUTO_CHECKPOINT_PAGES, Checkpointer
 from .paths import prepare_parent
@@ -109,8 +109,10 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
         self._meta, self._message, self._outbox = models(self._db)
         self._room = room_model(self._db)
         self._columns = columns(self._message)
+        self._depth = 0  # transactions open (see ``transaction``)
         try:
             self._db.connect()
+            self._conn = self._db.connection()  # this inbox's one connection (one thread)
             self._watch = FileWatch(self.path)
             self._check_intact()
             with self._db.atomic():
@@ -210,13 +212,22 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
         return node_id
 
     # -- the backend's part of StoreBase ---------------------------------------
+    #
+    # Straight on the sqlite3 connection, not through peewee: a peewee query costs
+    # 60-70 us of building and a transaction 7 us (a savepoint 8 us more), against
+    # 3 us and 1 us here, and the client's inbox takes several of each per turn.
 
     def _run(self, sql: str, params: Sequence = ()) -> Any:
-        return self._db.execute_sql(sql, params)
+        try:
+            return self._conn.execute(sql, params)
+        except INTEGRITY_ERRORS as error:
+            raise StoreError(f"the inbox refused a message: {error}") from None
+        except DATABASE_ERRORS as error:
+            raise self._db.fault(error) from None
 
     def _executemany(self, sql: str, rows: Sequence[tuple]) -> None:
         try:
-            self._db.cursor().executemany(sql, rows)
+            self._conn.executemany(sql, rows)
         except INTEGRITY_ERRORS as error:
             raise StoreError(f"the inbox refused a message: {error}") from None
         except DATABASE_ERRORS as error:
@@ -225,20 +236,44 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything done inside ``with inbox.transaction():`` commits together (or not
-        at all); after the outermost commit, the file is checked to be still ours, so
-        nothing is acknowledged into a file that was deleted or replaced."""
-        outermost = self._db.transaction_depth() == 0
+        at all); nested, a savepoint. After the outermost commit, the file is checked to
+        be still ours, so nothing is acknowledged into a file that was deleted or
+        replaced."""
+        depth = self._depth
+        self._run("BEGIN" if depth == 0 else f"SAVEPOINT s{depth}")
+        self._depth = depth + 1
         try:
-            with self._db.atomic():
-                yield
-        except INTEGRITY_ERRORS as error:
-            raise StoreError(f"the inbox refused a message: {error}") from None
-        except StoreFault:
+            yield
+        except BaseException as error:
+            self._depth = depth
+            self._undo(depth)
+            if isinstance(error, INTEGRITY_ERRORS):
+                raise StoreError(f"the inbox refused a message: {error}") from None
+            if isinstance(error, DATABASE_ERRORS):  # met outside a statement (a cursor's read)
+                raise self._db.fault(error) from None
             raise
-        except DATABASE_ERRORS as error:  # a fault met outside a statement (a cursor's read)
-            raise self._db.fault(error) from None
-        if outermost:
-            self.verify()
+        self._depth = depth
+        if depth:
+            self._run(f"RELEASE s{depth}")
+            return
+        try:
+            self._run("COMMIT")
+        except BaseException:
+            self._undo(0)
+            raise
+        self.verify()
+
+    def _undo(self, depth: int) -> None:
+        """Roll back to where ``transaction`` at ``depth`` began; a failed statement may
+        have ended the transaction itself already, so a failing rollback is no news."""
+        try:
+            if depth == 0:
+                self._conn.execute("ROLLBACK")
+            else:
+                self._conn.execute(f"ROLLBACK TO s{depth}")
+                self._conn.execute(f"RELEASE s{depth}")
+        except DATABASE_ERRORS:
+            pass
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database file now (a passive checkpoint).

@@ -96,6 +96,8 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+QUEUE = "INSERT INTO outbox (message_id, queued) VALUES (?, ?)"
+
 
 def to_row(message: Message, server_id: str | None, server_seq: int | None, arrival: int) -> tuple:
     return (
