@@ -97,7 +97,7 @@ class _AsyncRunning:
         self._lock_file = InboxLock(config.db_path, shared=config.db_url is not None)
         self._handle: ActorHandle | None = None
         self._pipe: zmq.asyncio.Socket | None = None
-        self._client = PipeClient()
+        self._client = PipeClient(bursts=actor.takes_bursts)
         self._arrivals = Arrivals()
         self._settled = asyncio.Condition()  # notified whenever the pump took something
         self._error: Lab93Error | None = None
@@ -342,8 +342,20 @@ class Node(NodeFacets, _AsyncRunning):
         self, drafts: Iterable[Draft], timeout: float | None = ANSWER_TIMEOUT
     ) -> list[Message]:
         wait = seconds(timeout)
-        futures = await self.post(drafts)
-        return [await self._wait(future, wait, "sending a message") for future in futures]
+        burst = list(drafts)
+        if not burst:
+            return []
+        future: asyncio.Future[list[Message | Lab93Error]] = (
+            asyncio.get_running_loop().create_future()
+        )  # one for the lot
+        await self._send(self._client.post_burst(burst, future))
+        results: list[Message | Lab93Error] = await self._wait(future, wait, "sending a message")
+        sent: list[Message] = []
+        for result in results:
+            if isinstance(result, Lab93Error):
+                raise result
+            sent.append(result)
+        return sent
 
     async def post(self, drafts: Iterable[Draft]) -> list[asyncio.Future[Message]]:
         """``send_many`` without waiting for storage: a future per draft."""

@@ -96,7 +96,7 @@ class _Running:
         self.node_id: str = self._handle.node_id or ""
         #: The actor's own line about where it listens ("listening on ...").
         self.ready_detail: str = self._handle.ready_detail
-        self._client = PipeClient()
+        self._client = PipeClient(bursts=actor.takes_bursts)
         self._guard = threading.Condition()  # held while the pump changes what waiters read
         self._requests: deque[Callable[[], list[PipeMessage]]] = deque()
         self._arrivals = Arrivals()  # read under _guard
@@ -340,7 +340,17 @@ class Node(NodeFacets, _Running):
         """``send`` for several drafts (from ``draft``) at once: one turn of the actor
         stores them together, which is how a pipeline keeps up."""
         wait = seconds(timeout)
-        return [self._wait(future, wait, "sending a message") for future in self.post(drafts)]
+        burst = list(drafts)
+        if not burst:
+            return []
+        future: Future[list[Message | Lab93Error]] = Future()  # one for the lot
+        self._submit(lambda: self._client.post_burst(burst, future))
+        sent: list[Message] = []
+        for result in self._wait(future, wait, "sending a message"):
+            if isinstance(result, Lab93Error):
+                raise result
+            sent.append(result)
+        return sent
 
     def post(self, drafts: Iterable[Draft]) -> list[Future[Message]]:
         """``send_many`` without waiting: a Future per draft, done once it is stored

@@ -4,7 +4,9 @@ Both faces of the API (blocking ``api.node`` and ``aio``) drive one
 ``PipeClient``; they differ only in how they wait. It turns calls into pipe
 messages and pipe messages into *settlements* for whoever waits:
 
-* a post is settled by its ``POSTED`` (the stored Message) or ``REJECTED``;
+* a post is settled by its ``POSTED`` (the stored Message) or ``REJECTED``; a
+  burst posted together (``post_burst``) once every one of its drafts is, with
+  the list of what each became;
 * a question (``WHO``, ``SCAN``, ``HISTORY``, ``OUTBOX``, …) by the next answer of its
   kind: the actor answers in the order it was asked, on one ordered pipe;
 * everything else is an event (a message for ``receive``, or a typed event).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +40,7 @@ from ..core.events import (
 )
 from ..core.message import Message
 from ..core.sighting import Sighting
-from ..io.actor import PipeKind, PipeMessage
+from ..io.actor import PipeKind, PipeMessage, posts_body
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +162,42 @@ def settle(future: Any, settled: Settled) -> None:
         future.set_result(settled.value)
 
 
-class PipeClient:
-    """Bookkeeping for one node's pipe. Not thread-safe: one owner drives it."""
+class _Burst:
+    """Drafts whose waiter is settled once: with the one Message (or error) of a single
+    post, or with the list of what each of a burst became."""
 
-    def __init__(self) -> None:
-        self._posting: dict[str, Hashable] = {}  # draft id -> who waits for its POSTED
+    __slots__ = ("token", "results", "left", "single")
+
+    def __init__(self, token: Hashable, size: int, single: bool) -> None:
+        self.token = token
+        self.results: list[Message | Lab93Error | None] = [None] * size
+        self.left = size
+        self.single = single
+
+    def settle(self, indices: list[int], result: Message | Lab93Error) -> Settled | None:
+        for index in indices:
+            if self.results[index] is None:
+                self.results[index] = result
+                self.left -= 1
+        if self.left:
+            return None
+        if not self.single:
+            return Settled(self.token, self.results)
+        [only] = self.results
+        if isinstance(only, Lab93Error):
+            return Settled(self.token, error=only)
+        return Settled(self.token, only)
+
+
+class PipeClient:
+    """Bookkeeping for one node's pipe. Not thread-safe: one owner drives it.
+
+    ``bursts``: the actor takes a burst of drafts as one POSTS message."""
+
+    def __init__(self, bursts: bool = False) -> None:
+        self.bursts = bursts
+        # draft id -> who waits for its POSTED, and where it stands among its burst
+        self._posting: dict[str, tuple[_Burst, list[int]]] = {}
         self.unaccepted: dict[str, Message] = {}  # posted this session, not yet accepted
         self._asking: dict[PipeKind, deque[Hashable]] = {kind: deque() for kind in ANSWERS}
         # JOIN and PART are answered by the JOINED / PARTED event naming the room.
@@ -177,11 +210,30 @@ class PipeClient:
     def post(self, drafts: Iterable[tuple[Draft, Hashable]]) -> list[PipeMessage]:
         """POSTs for ``drafts``; each one's token is settled with its stored Message, or
         with the error that refused it."""
-        requests = []
+        posted = []
         for draft, token in drafts:
-            self._posting[draft.id] = token
-            requests.append(PipeMessage(PipeKind.POST, draft.body()))
-        return requests
+            self._posting[draft.id] = (_Burst(token, 1, single=True), [0])
+            posted.append(draft)
+        return self._requests(posted)
+
+    def post_burst(self, drafts: Sequence[Draft], token: Hashable) -> list[PipeMessage]:
+        """POSTs for ``drafts``; ``token`` is settled once every one of them is, with a
+        list of what each became: its stored Message, or the error that refused it."""
+        burst = _Burst(token, len(drafts), single=False)
+        for index, draft in enumerate(drafts):
+            waiting = self._posting.get(draft.id)
+            if waiting is not None and waiting[0] is burst:
+                waiting[1].append(index)  # the same id twice: stored once, settled together
+            else:
+                self._posting[draft.id] = (burst, [index])
+        return self._requests(drafts)
+
+    def _requests(self, drafts: Sequence[Draft]) -> list[PipeMessage]:
+        if not drafts:
+            return []
+        if self.bursts:
+            return [PipeMessage(PipeKind.POSTS, posts_body(list(drafts)))]
+        return [PipeMessage(PipeKind.POST, draft.body()) for draft in drafts]
 
     def ask(self, kind: PipeKind, token: Hashable, **body: Any) -> PipeMessage:
         """A question; ``token`` is settled with the answer's body."""
@@ -197,7 +249,8 @@ class PipeClient:
         """Every token not settled yet (to fail them when the actor is gone)."""
         asked = [token for queue in self._asking.values() for token in queue]
         asked += [token for queue in self._moving.values() for token in queue]
-        return list(self._posting.values()) + asked
+        posting = list({id(burst): burst.token for burst, _ in self._posting.values()}.values())
+        return posting + asked
 
     # -- pipe messages -> items -------------------------------------------------
 
@@ -256,10 +309,11 @@ class PipeClient:
             return [Happened(event)]
         if isinstance(event, Rejected):
             self.unaccepted.pop(event.id or "", None)
-            token = self._posting.pop(event.id or "", None)
-            if token is not None:
-                error = RefusedError(f"not sent: {event.reason}")
-                return [Settled(token, error=error), Happened(event)]
+            waiting = self._posting.pop(event.id or "", None)
+            if waiting is not None:
+                burst, indices = waiting
+                settled = burst.settle(indices, RefusedError(f"not sent: {event.reason}"))
+                return [settled, Happened(event)] if settled else [Happened(event)]
             return [Happened(event)]
         return [Happened(event)]
 
@@ -276,7 +330,10 @@ class PipeClient:
         items: list[Item] = []
         for message in messages:
             self.unaccepted[message.id] = message
-            token = self._posting.pop(message.id, None)
-            if token is not None:
-                items.append(Settled(token, message))
+            waiting = self._posting.pop(message.id, None)
+            if waiting is not None:
+                burst, indices = waiting
+                settled = burst.settle(indices, message)
+                if settled is not None:
+                    items.append(settled)
         return items

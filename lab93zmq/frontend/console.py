@@ -178,11 +178,10 @@ class Pipeline:
         if not self._drafts:
             return
         drafts, self._drafts = self._drafts, []
-        for future in self.node.post(drafts):
-            try:
-                future.result()  # stored; a refusal is shown as the node reports it
-            except Lab93Error:
-                pass
+        try:
+            self.node.send_many(drafts, timeout=None)  # stored, as one burst
+        except Lab93Error:
+            pass  # a refusal is shown as the node reports it; the others are stored
 
     def perform(self, action: commands.Action) -> bool:
         """A command, in its turn among the lines (the table of actions.py); False on

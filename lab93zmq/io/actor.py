@@ -10,6 +10,10 @@ Requests (front end -> actor):
 
 ``POST``     {"id", "content", "subject", "to", "sent_at", "room"}: author and queue
              a message; ``room`` names the room of a room post (null: a direct one)
+``POSTS``    {"drafts": [[id, content, subject, to, sent_at, room, kind], ...]}: a
+             burst of POSTs in one pipe message, for an actor whose ``takes_bursts``
+             is True (one JSON object and one send for a burst of piped lines, not
+             one per line)
 ``SCAN``     {}: answer with ``SCAN_RESULT``
 ``WHO``      {"room": str | null}: answer with ``WHO_RESULT``: who is on the
              network (null), or in that room (ourselves included)
@@ -75,14 +79,18 @@ from typing import Any
 
 import zmq
 
-from ..core.errors import Lab93Error, ProtocolError
-from ..core.events import Event, pipe_forms
+from ..core.authoring import Draft
+from ..core.errors import Lab93Error, MessageError, ProtocolError
+from ..core.events import Event, Rejected, pipe_forms
+from ..core.message import ACTION, parse_time, time_text
+from ..core.rooms import check_room
 
 log = logging.getLogger(__name__)
 
 
 class PipeKind(str, Enum):
     POST = "post"
+    POSTS = "posts"
     SCAN = "scan"
     WHO = "who"
     HISTORY = "history"
@@ -160,11 +168,50 @@ def drain_requests(pipe: zmq.Socket, limit: int = 1000) -> list[PipeMessage]:
     return requests
 
 
+def posts_body(drafts: list[Draft]) -> dict[str, Any]:
+    """The body of a POSTS message: each draft as a row (smaller and quicker to encode
+    and decode than a JSON object a draft)."""
+    return {
+        "drafts": [
+            [d.id, d.content, d.subject, d.to, time_text(d.sent_at), d.room, d.kind]
+            for d in drafts
+        ]
+    }
+
+
+def drafts_of(body: dict[str, Any]) -> list[Draft | Rejected]:
+    """The drafts of a POSTS body, in order, each checked as ``Draft.from_body`` checks
+    one; a row that is no draft is Rejected with the reason."""
+    rows = body.get("drafts")
+    if not isinstance(rows, list):
+        return [Rejected(None, "not a valid message: a POSTS request without drafts")]
+    drafts: list[Draft | Rejected] = []
+    for row in rows:
+        try:
+            mid, content, subject, to, sent_at, room, kind = row
+        except (TypeError, ValueError):
+            drafts.append(Rejected(None, "not a valid message: not a draft"))
+            continue
+        try:
+            if room is not None:
+                room = check_room(room)
+            if kind is not None and kind != ACTION:
+                raise MessageError(
+                    "kind", f"of a posted message is {ACTION} or absent, not {kind!r}"
+                )
+            drafts.append(Draft(mid, content, subject, to, parse_time(sent_at), room, kind))
+        except MessageError as exc:
+            drafts.append(Rejected(mid if isinstance(mid, str) else None,
+                                   f"not a valid message: {exc}"))
+    return drafts
+
+
 
 class Actor(ABC):
     """A body of code that runs in its own thread and owns its sockets."""
 
     name = "actor"
+    takes_bursts = False  # True: it understands POSTS (a burst of drafts in one message)
 
     @abstractmethod
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:

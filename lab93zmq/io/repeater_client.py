@@ -79,6 +79,7 @@ class ClientActor(Actor):
     """
 
     name = "repeater-client"
+    takes_bursts = True
 
     def __init__(
         self,
@@ -248,6 +249,13 @@ class _ClientLoop:
                 draft = self.draft(request)
                 if draft is not None:
                     drafts.append(draft)
+                continue
+            if request.kind is PipeKind.POSTS:
+                for draft in actor.drafts_of(request.body):
+                    if isinstance(draft, Draft):
+                        drafts.append(draft)
+                    else:
+                        actor.send(self.pipe, PipeKind.REJECTED, id=draft.id, reason=draft.reason)
                 continue
             # Anything else comes after the posts before it (a line, then /part).
             self.perform(self.core.post(drafts))

@@ -1,0 +1,102 @@
+"""A burst of posts on the actor pipe: one POSTS message, one waiter settled once."""
+
+from __future__ import annotations
+
+import json
+
+from factories import NODE_A, T0
+
+from lab93zmq.api.pipe import PipeClient, Settled
+from lab93zmq.core.authoring import Draft
+from lab93zmq.core.errors import RefusedError
+from lab93zmq.core.events import Posted, Rejected, pipe_form
+from lab93zmq.core.message import make_id
+from lab93zmq.io.actor import PipeKind, PipeMessage, drafts_of, posts_body
+
+
+def draft(n: int, **fields: object) -> Draft:
+    base = {"content": f"line {n}", "subject": None, "to": None, "sent_at": T0,
+            "room": "general", "kind": None}
+    base.update(fields)
+    return Draft(make_id(T0, n.to_bytes(10, "big")), **base)  # type: ignore[arg-type]
+
+
+def through_the_pipe(message: PipeMessage) -> PipeMessage:
+    return PipeMessage.parse(message.frames())
+
+
+def test_a_burst_is_one_posts_message_whose_drafts_come_back_equal():
+    drafts = [draft(1), draft(2, to="bob", room=None, subject="hi"), draft(3, kind="action")]
+    [message] = PipeClient(bursts=True).post_burst(drafts, "token")
+    assert message.kind is PipeKind.POSTS
+    assert drafts_of(through_the_pipe(message).body) == drafts
+
+
+def test_without_bursts_each_draft_is_its_own_post():
+    messages = PipeClient(bursts=False).post_burst([draft(1), draft(2)], "token")
+    assert [m.kind for m in messages] == [PipeKind.POST, PipeKind.POST]
+    assert [Draft.from_body(m.body) for m in messages] == [draft(1), draft(2)]
+
+
+def test_a_row_that_is_no_draft_is_rejected_with_a_reason_and_the_others_kept():
+    body = posts_body([draft(1), draft(2)])
+    body["drafts"].insert(1, ["only", "three", "fields"])
+    body["drafts"].append([draft(4).id, "x", None, None, "yesterday", "general", None])
+    body["drafts"].append([draft(5).id, "x", None, None, "2026-11-24T20:01:02+00:00",
+                           "No Such Room!", None])
+    body["drafts"].append([draft(6).id, "x", None, None, "2026-11-24T20:01:02+00:00",
+                           "general", "topic"])
+    out = drafts_of(json.loads(json.dumps(body)))
+    assert out[0] == draft(1) and out[2] == draft(2)
+    assert out[1] == Rejected(None, "not a valid message: not a draft")
+    refused = out[3:]
+    assert [r.id for r in refused] == [draft(4).id, draft(5).id, draft(6).id]  # type: ignore
+    assert all(isinstance(r, Rejected) and r.reason.startswith("not a valid message: ")
+               for r in refused)
+    assert "sent_at" in refused[0].reason and "kind" in refused[2].reason  # type: ignore
+    assert drafts_of({}) == [Rejected(None, "not a valid message: a POSTS request without"
+                                            " drafts")]
+
+
+def stored(d: Draft, seq: int) -> PipeMessage:
+    kind, body = pipe_form(Posted((d.author("alice", NODE_A, seq),)))
+    return through_the_pipe(PipeMessage(PipeKind(kind), body))
+
+
+def rejected(d: Draft, reason: str) -> PipeMessage:
+    kind, body = pipe_form(Rejected(d.id, reason))
+    return through_the_pipe(PipeMessage(PipeKind(kind), body))
+
+
+def test_a_burst_is_settled_once_when_every_draft_is_stored_or_refused():
+    client = PipeClient(bursts=True)
+    drafts = [draft(1), draft(2), draft(3)]
+    client.post_burst(drafts, "burst")
+    assert client.waiting() == ["burst"]
+    assert not [i for i in client.take(stored(drafts[0], 1)) if isinstance(i, Settled)]
+    assert not [i for i in client.take(rejected(drafts[1], "too big"))
+                if isinstance(i, Settled)]
+    [settled] = [i for i in client.take(stored(drafts[2], 2)) if isinstance(i, Settled)]
+    assert settled.token == "burst" and settled.error is None
+    first, refusal, last = settled.value
+    assert (first.id, first.origin_seq, last.id, last.origin_seq) == (
+        drafts[0].id, 1, drafts[2].id, 2)
+    assert isinstance(refusal, RefusedError) and str(refusal) == "not sent: too big"
+    assert client.waiting() == []
+
+
+def test_the_same_draft_twice_in_a_burst_settles_both_places():
+    client = PipeClient(bursts=True)
+    client.post_burst([draft(1), draft(1)], "burst")
+    [settled] = [i for i in client.take(stored(draft(1), 1)) if isinstance(i, Settled)]
+    assert [m.id for m in settled.value] == [draft(1).id, draft(1).id]
+
+
+def test_single_posts_are_still_settled_each_with_its_message():
+    client = PipeClient(bursts=True)
+    [message] = client.post([(draft(1), "one"), (draft(2), "two")])
+    assert message.kind is PipeKind.POSTS
+    items = client.take(stored(draft(2), 1)) + client.take(rejected(draft(1), "no"))
+    settled = {i.token: i for i in items if isinstance(i, Settled)}
+    assert settled["two"].value.id == draft(2).id
+    assert isinstance(settled["one"].error, RefusedError)
