@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BenchError, Figure, Settings, log, machine, table  # noqa: E402
+from common import BenchError, Figure, Settings, compile_bytecode, log, machine, table  # noqa: E402
 
 # name -> module; the order is the order they run in.
 ITEMS = {
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
     settings = Settings(quick=args.quick, rounds=rounds, profile=profile)
+    compile_bytecode()
     figures: list[Figure] = []
     failures: dict[str, str] = {}
     timings: dict[str, float] = {}
