@@ -102,6 +102,12 @@ class ChatRun:
 
     # -- what the node reports ---------------------------------------------------------
 
+    def show_all(self, items: Sequence[Message | Event]) -> None:
+        """``show`` each of ``items``, their lines on stdout written together."""
+        with self.lock, self.printer.batch():
+            for item in items:
+                self.show(item)
+
     def show(self, item: Message | Event) -> None:
         with self.lock:
             if isinstance(item, Message):
@@ -130,6 +136,9 @@ class ChatRun:
             self.backlog += 1
         else:
             self._go_live()
+        if self.printer.json_mode:  # one JSON line: no view, no bell
+            self.printer.json_message(message)
+            return
         me = self.options.user
         named = message.author != me and (
             message.recipient == me or lines.mentions(message.content, me)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 16  # bytes read from piped input at once: a burst of lines, sent together
 BURST_LINES = 1000  # lines of a stream without a file descriptor taken as one burst
+SHOW_AT_ONCE = 1000  # what arrived together is shown together (one write), at most this
 
 __all__ = ["FrontEndOptions", "Pipeline", "byte_bursts", "listen", "send_one"]
 
@@ -121,8 +122,7 @@ class Pipeline:
 
     def _show_all(self) -> None:
         try:
-            while (item := self.node.poll()) is not None:
-                self.run.show(item)
+            show_until_closed(self.node, self.run)
         except Lab93Error as error:
             self.failure = error  # the actor ended with this sentence
         else:
@@ -231,10 +231,19 @@ def pipeline(node: Node, run: ChatRun, env: Environment) -> None:
         node.close()
 
 
+def show_until_closed(node: Any, run: ChatRun) -> None:
+    """Show what the node reports until it is closed; what arrived together is shown
+    together."""
+    while (item := node.poll()) is not None:
+        items = [item]
+        while len(items) < SHOW_AT_ONCE and (item := node.poll(0)) is not None:
+            items.append(item)
+        run.show_all(items)
+
+
 def listen(node: Node | Server, run: ChatRun) -> None:
     """``--listen`` (and a repeater server): show what arrives until interrupted."""
     try:
-        while (item := node.poll()) is not None:
-            run.show(item)
+        show_until_closed(node, run)
     finally:
         node.close()

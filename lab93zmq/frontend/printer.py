@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from ..core.message import Message
@@ -54,6 +56,9 @@ class Printer:
     When the reader of stdout goes away (``| head -1``) the first write raises
     OutputClosed and every later one to stdout is dropped, so a clean stop
     that still has messages to show never meets the closed pipe again.
+
+    Inside ``batch()`` the lines for stdout are written together at its end,
+    with one flush: a burst of 300 messages is one write, not 300.
     """
 
     def __init__(self, env: Environment, json_mode: bool) -> None:
@@ -61,6 +66,7 @@ class Printer:
         self.json_mode = json_mode
         self.show_info = True
         self.closed = False
+        self._held: list[str] | None = None  # stdout's lines of the batch under way
         self.style = Style.for_terminal(
             env.environ, bool(env.stdout_isatty), json_mode, getattr(env.stdout, "encoding", None)
         )
@@ -72,15 +78,44 @@ class Printer:
     def _answer_stream(self) -> IO[str]:
         return self.env.stderr if self.json_mode else self.out
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold stdout's lines until the end of the block, then write them at once."""
+        if self._held is not None:  # already in one: its end writes these too
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self._put("".join(held), self.env.stdout)
+
     def _write(self, text: str, stream: IO[str], key: str | None = None) -> None:
         if stream is self.env.stdout and self.closed:
             return
+        keyed = getattr(stream, "write_keyed", None) if key is not None else None
+        if self._held is not None and stream is self.env.stdout and keyed is None:
+            self._held.append(text + "\n")
+            return
+        if self._held:  # what came before goes first
+            held, self._held = "".join(self._held), []
+            self._put(held, self.env.stdout)
+        if keyed is not None:
+            self._put(text + "\n", stream, keyed, key)
+        else:
+            self._put(text + "\n", stream)
+
+    def _put(self, text: str, stream: IO[str], keyed: Any = None, key: str | None = None) -> None:
+        if stream is self.env.stdout and self.closed:
+            return
         try:
-            keyed = getattr(stream, "write_keyed", None)
-            if key is not None and keyed is not None:
-                keyed(text + "\n", key)
+            if keyed is not None:
+                keyed(text, key)
             else:
-                print(text, file=stream, flush=True)
+                stream.write(text)
+                stream.flush()
         except BrokenPipeError:
             if stream is not self.env.stdout:
                 return  # nobody reads our stderr either: nothing left to tell
@@ -98,6 +133,10 @@ class Printer:
         if bell and self.style.bell:
             line += BELL
         self._write(line, self.out, key)
+
+    def json_message(self, message: Message) -> None:
+        """A message's JSON line (JSON mode)."""
+        self._write(message.to_json_line(), self.out)
 
     def rewrite(self, key: str, message: Message, view: View, mark: str) -> bool:
         """Draw the line written with ``key`` again, in place, if it is still the last
