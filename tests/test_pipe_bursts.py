@@ -1,9 +1,11 @@
-"""A burst of posts on the actor pipe: one POSTS message, one waiter settled once."""
+"""The actor pipe: a burst of posts is one POSTS message with one waiter settled once;
+a handle that read STOPPED does not ask again."""
 
 from __future__ import annotations
 
 import json
 
+import zmq
 from factories import NODE_A, T0
 
 from lab93zmq.api.pipe import PipeClient, Settled
@@ -11,7 +13,16 @@ from lab93zmq.core.authoring import Draft
 from lab93zmq.core.errors import RefusedError
 from lab93zmq.core.events import Posted, Rejected, pipe_form
 from lab93zmq.core.message import make_id
-from lab93zmq.io.actor import PipeKind, PipeMessage, drafts_of, posts_body
+from lab93zmq.io.actor import (
+    Actor,
+    ActorHandle,
+    PipeKind,
+    PipeMessage,
+    drafts_of,
+    posts_body,
+    recv,
+    send,
+)
 
 
 def draft(n: int, **fields: object) -> Draft:
@@ -100,3 +111,31 @@ def test_single_posts_are_still_settled_each_with_its_message():
     settled = {i.token: i for i in items if isinstance(i, Settled)}
     assert settled["two"].value.id == draft(2).id
     assert isinstance(settled["one"].error, RefusedError)
+
+
+class _Lingering(Actor):
+    """Answers STOP with STOPPED, then stays a moment and notes what else it is sent."""
+
+    name = "lingering"
+
+    def __init__(self) -> None:
+        self.after_stopped: list[str] = []
+
+    def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
+        send(pipe, PipeKind.READY, node_id=NODE_A, detail="")
+        while recv(pipe).kind is not PipeKind.STOP:
+            pass
+        send(pipe, PipeKind.STOPPED)
+        if pipe.poll(300):
+            self.after_stopped.append(recv(pipe).kind.value)
+
+
+def test_a_handle_whose_stopped_was_read_only_waits_for_the_thread():
+    """Asking again would wait for a STOPPED that was already read (50 ms a close)."""
+    actor = _Lingering()
+    handle = ActorHandle(actor)
+    handle.start(timeout=5)
+    handle.request(PipeKind.STOP)
+    assert handle.poll(5).kind is PipeKind.STOPPED  # type: ignore[union-attr]
+    handle.stop(timeout=5, stopped=True)
+    assert not handle.alive and actor.after_stopped == []

@@ -102,6 +102,7 @@ class _Running:
         self._arrivals = Arrivals()  # read under _guard
         self._error: Lab93Error | None = None
         self._closing = False
+        self._stopped = False  # the actor said STOPPED: its thread is ending
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         self._pump_thread = threading.Thread(target=self._pump, name="lab93-pump", daemon=True)
@@ -204,7 +205,8 @@ class _Running:
         finally:
             os.close(self._wake_read)
             os.close(self._wake_write)
-            self._handle.stop(timeout=CLOSE_TIMEOUT)  # joins the actor; closes the pipe
+            # Joins the actor and closes the pipe; after STOPPED there is nothing to ask.
+            self._handle.stop(timeout=CLOSE_TIMEOUT, stopped=self._stopped)
             self._lock_file.release()
 
     def _send_requests(self, pipe: zmq.Socket[bytes]) -> None:
@@ -245,6 +247,7 @@ class _Running:
             if not self._handle.alive:
                 self._end(item.error)
         elif isinstance(item, Ended):
+            self._stopped = True
             self._end(self._error)
 
     def _end(self, error: Lab93Error | None) -> None:

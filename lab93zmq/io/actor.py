@@ -296,10 +296,17 @@ class ActorHandle:
         return None
 
     def stop(
-        self, timeout: float = 5.0, on_event: Callable[[PipeMessage], None] | None = None
+        self,
+        timeout: float = 5.0,
+        on_event: Callable[[PipeMessage], None] | None = None,
+        stopped: bool = False,
     ) -> None:
-        """Ask the actor to leave cleanly and wait; events met meanwhile go to ``on_event``."""
-        if self._thread.is_alive():
+        """Ask the actor to leave cleanly and wait; events met meanwhile go to ``on_event``.
+        ``stopped``: its STOPPED was read already; only wait for its thread to end (asking
+        again would wait for an answer that never comes)."""
+        if stopped:
+            self._thread.join(timeout)
+        elif self._thread.is_alive():
             send(self.pipe, PipeKind.STOP)
             deadline = time.monotonic() + timeout
             while self._thread.is_alive() and time.monotonic() < deadline:
