@@ -46,6 +46,8 @@ _LINE_BREAK = re.compile(r"[\r\n\x00]")
 _WIRE_FIELDS = ("id", "from", "to", "room", "subject", "content", "sent_at", "origin", "seq")
 # json.loads without its per-call overhead: the scanner it ends in (see _loads).
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
+# json.dumps(..., ensure_ascii=False, separators=(",", ":")) builds this encoder on each call.
+_encode_wire = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def make_id(sent_at: datetime, entropy: bytes) -> str:
@@ -231,7 +233,7 @@ class Message:
 
     def encode(self) -> bytes:
         """The wire form: one UTF-8 JSON object, see docs/PROTOCOL.rst."""
-        return json.dumps(self.to_wire_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        return _encode_wire(self.to_wire_dict()).encode()
 
     @classmethod
     def from_wire_dict(cls, fields: object) -> Message:
