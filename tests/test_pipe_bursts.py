@@ -22,6 +22,7 @@ from lab93zmq.io.actor import (
     posts_body,
     recv,
     send,
+    send_events,
 )
 
 
@@ -111,6 +112,50 @@ def test_single_posts_are_still_settled_each_with_its_message():
     settled = {i.token: i for i in items if isinstance(i, Settled)}
     assert settled["two"].value.id == draft(2).id
     assert isinstance(settled["one"].error, RefusedError)
+
+
+def sent_events(events: list, posted_rows: bool) -> list[PipeMessage]:
+    """What ``send_events`` writes for ``events``, read back from a real inproc pair."""
+    ctx = zmq.Context()
+    out, back = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    try:
+        out.bind("inproc://sent-events")
+        back.connect("inproc://sent-events")
+        send_events(out, events, posted_rows=posted_rows)
+        messages = []
+        while back.poll(0):
+            messages.append(recv(back))
+        return messages
+    finally:
+        out.close(0)
+        back.close(0)
+        ctx.term()
+
+
+def test_posted_as_rows_settles_with_the_messages_the_full_form_gives():
+    drafts = [draft(1), draft(2, to="bob", room=None, subject="hi"), draft(3, kind="action")]
+    messages = tuple(d.author("alice", NODE_A, n + 1) for n, d in enumerate(drafts))
+    results = []
+    for rows in (False, True):
+        client = PipeClient(bursts=True)
+        client.post_burst(drafts, "burst")
+        [posted] = sent_events([Posted(messages)], posted_rows=rows)
+        assert ("rows" in posted.body) is rows and ("messages" in posted.body) is not rows
+        [settled] = [i for i in client.take(posted) if isinstance(i, Settled)]
+        results.append(settled.value)
+        assert list(client.unaccepted.values()) == list(messages)
+    assert results[0] == results[1] == list(messages)
+    assert [m.room for m in results[1]] == ["general", None, "general"]
+    assert results[1][2].kind == "action" and results[1][1].to == "bob"
+
+
+def test_posted_rows_keep_their_place_among_the_other_events():
+    posted = Posted((draft(1).author("alice", NODE_A, 1),))
+    later = Posted((draft(2).author("alice", NODE_A, 2),))
+    events = [Rejected("x", "no"), posted, later, Rejected("y", "no"), posted]
+    kinds = [(m.kind, len(m.body.get("rows", ()))) for m in sent_events(events, True)]
+    assert kinds == [(PipeKind.REJECTED, 0), (PipeKind.POSTED, 2), (PipeKind.REJECTED, 0),
+                     (PipeKind.POSTED, 1)]
 
 
 class _Lingering(Actor):

@@ -196,8 +196,9 @@ class PipeClient:
 
     def __init__(self, bursts: bool = False) -> None:
         self.bursts = bursts
-        # draft id -> who waits for its POSTED, and where it stands among its burst
-        self._posting: dict[str, tuple[_Burst, list[int]]] = {}
+        # draft id -> who waits for its POSTED, where it stands among its burst, and
+        # the draft itself (a POSTED in rows names only what the actor gave it)
+        self._posting: dict[str, tuple[_Burst, list[int], Draft]] = {}
         self.unaccepted: dict[str, Message] = {}  # posted this session, not yet accepted
         self._asking: dict[PipeKind, deque[Hashable]] = {kind: deque() for kind in ANSWERS}
         # JOIN and PART are answered by the JOINED / PARTED event naming the room.
@@ -212,7 +213,7 @@ class PipeClient:
         with the error that refused it."""
         posted = []
         for draft, token in drafts:
-            self._posting[draft.id] = (_Burst(token, 1, single=True), [0])
+            self._posting[draft.id] = (_Burst(token, 1, single=True), [0], draft)
             posted.append(draft)
         return self._requests(posted)
 
@@ -225,7 +226,7 @@ class PipeClient:
             if waiting is not None and waiting[0] is burst:
                 waiting[1].append(index)  # the same id twice: stored once, settled together
             else:
-                self._posting[draft.id] = (burst, [index])
+                self._posting[draft.id] = (burst, [index], draft)
         return self._requests(drafts)
 
     def _requests(self, drafts: Sequence[Draft]) -> list[PipeMessage]:
@@ -249,7 +250,7 @@ class PipeClient:
         """Every token not settled yet (to fail them when the actor is gone)."""
         asked = [token for queue in self._asking.values() for token in queue]
         asked += [token for queue in self._moving.values() for token in queue]
-        posting = list({id(burst): burst.token for burst, _ in self._posting.values()}.values())
+        posting = list({id(burst): burst.token for burst, _, _ in self._posting.values()}.values())
         return posting + asked
 
     # -- pipe messages -> items -------------------------------------------------
@@ -264,6 +265,8 @@ class PipeClient:
         for question, answer in ANSWERS.items():
             if kind is answer:
                 return self._answer(question, body)
+        if kind is PipeKind.POSTED and "rows" in body:
+            return self._posted_rows(body["rows"])
         try:
             events = from_pipe_form(kind.value, body)
         except (KeyError, TypeError, ValueError) as error:
@@ -311,7 +314,7 @@ class PipeClient:
             self.unaccepted.pop(event.id or "", None)
             waiting = self._posting.pop(event.id or "", None)
             if waiting is not None:
-                burst, indices = waiting
+                burst, indices, _ = waiting
                 settled = burst.settle(indices, RefusedError(f"not sent: {event.reason}"))
                 return [settled, Happened(event)] if settled else [Happened(event)]
             return [Happened(event)]
@@ -332,8 +335,24 @@ class PipeClient:
             self.unaccepted[message.id] = message
             waiting = self._posting.pop(message.id, None)
             if waiting is not None:
-                burst, indices = waiting
+                burst, indices, _ = waiting
                 settled = burst.settle(indices, message)
                 if settled is not None:
                     items.append(settled)
+        return items
+
+    def _posted_rows(self, rows: list[list[Any]]) -> list[Item]:
+        """POSTED as rows: each draft we hold, authored as the actor says it was."""
+        items: list[Item] = []
+        for mid, author, origin, seq, room in rows:
+            waiting = self._posting.pop(mid, None)
+            if waiting is None:
+                log.error("the actor stored a post nobody made: %s", mid)  # our own bug
+                continue
+            burst, indices, draft = waiting
+            message = draft.authored(author, origin, seq, room)
+            self.unaccepted[mid] = message
+            settled = burst.settle(indices, message)
+            if settled is not None:
+                items.append(settled)
         return items

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import MessageError
@@ -83,6 +83,16 @@ class Draft:
             room=None if self.to is not None else self.room,
             kind=self.kind,
         )
+
+
+    def authored(self, author: str, origin: str, origin_seq: int, room: str | None) -> Message:
+        """The Message an actor stored for this draft, from what the actor gave it (its
+        author, origin, number and room: POSTED in rows), without checking again what
+        it checked; a draft whose time is not UTC is built (and normalised) in full."""
+        if self.sent_at.tzinfo is not timezone.utc:
+            return self.author(author, origin, origin_seq)
+        return Message.trusted(self.id, author, self.to, self.subject, self.content,
+                               self.sent_at, origin, origin_seq, room, self.kind)
 
 
 class Numbering:

@@ -50,7 +50,11 @@ Events (actor -> front end):
                    (repeater: every post the server has not acknowledged;
                    broadcast: direct messages no node of the addressee took)
 ``POSTED``         {"messages": [wire dicts]}: the drafts just handled, authored and
-                   stored (committed), in posting order; a refused one gets REJECTED
+                   stored (committed), in posting order; a refused one gets REJECTED.
+                   Or {"rows": [[id, author, origin, seq, room], ...]}: the same, by
+                   what the actor gave each draft; the poster holds the rest (its
+                   drafts' content, subject, to, sent_at, kind). The repeater
+                   client answers so (``send_events(..., posted_rows=True)``).
 ``JOINED``         {"room", "topic": {"text", "by", "at"} | null, "first": bool}: we are
                    in the room (subscribed); its topic as known then; ``first``: this
                    inbox was never in it before
@@ -81,7 +85,7 @@ import zmq
 
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError, ProtocolError
-from ..core.events import Event, Rejected, pipe_forms
+from ..core.events import Event, Posted, Rejected, pipe_forms
 from ..core.message import ACTION, parse_time, time_text
 from ..core.rooms import check_room
 
@@ -142,8 +146,31 @@ def send(pipe: zmq.Socket, kind: PipeKind, **body: Any) -> None:
     pipe.send_multipart(PipeMessage(kind, body).frames())
 
 
-def send_events(pipe: zmq.Socket, events: list[Event]) -> None:
-    """Several events, a run of incoming messages as one pipe message."""
+def send_events(pipe: zmq.Socket, events: list[Event], posted_rows: bool = False) -> None:
+    """Several events, a run of incoming messages as one pipe message. ``posted_rows``:
+    POSTED as rows (see above) - a message's content went through the pipe once as a
+    draft, and need not come back, encoded and decoded again, to say it was stored."""
+    if posted_rows and any(isinstance(event, Posted) for event in events):
+        rows: list[list[Any]] = []
+        others: list[Event] = []
+        for event in events:
+            if isinstance(event, Posted):
+                rows += [[m.id, m.author, m.origin, m.origin_seq, m.room] for m in event.messages]
+            else:
+                if rows:
+                    _flush_events(pipe, others)
+                    others = []
+                    send(pipe, PipeKind.POSTED, rows=rows)
+                    rows = []
+                others.append(event)
+        _flush_events(pipe, others)
+        if rows:
+            send(pipe, PipeKind.POSTED, rows=rows)
+        return
+    _flush_events(pipe, events)
+
+
+def _flush_events(pipe: zmq.Socket, events: list[Event]) -> None:
     for kind, body in pipe_forms(events):
         send(pipe, PipeKind(kind), **body)
 

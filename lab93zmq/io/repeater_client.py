@@ -319,12 +319,12 @@ class _ClientLoop:
             elif isinstance(out, PinKey):
                 self.owner.known.remember(out.where, out.key)
             elif isinstance(out, GiveUp):
-                actor.send_events(self.pipe, events)
+                actor.send_events(self.pipe, events, posted_rows=True)
                 events = []
                 actor.send(self.pipe, PipeKind.FATAL, error=out.error)
             else:
                 events.append(out)
-        actor.send_events(self.pipe, events)
+        actor.send_events(self.pipe, events, posted_rows=True)
 
     def send(self, out: SendToServer) -> None:
         if self.dealer is not None:
