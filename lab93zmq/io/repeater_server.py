@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -46,10 +47,12 @@ from .actor import Actor, PipeKind, PipeMessage
 from .config import NodeConfig
 from .discovery import BeaconEdge, LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
-from .irc_face import IRCFace
 from .sockets import bind, drain, poll_timeout, send_frames, tune
 from .store import Inbox, open_store, utc_now
 from .store_edge import StoreEdge
+
+if TYPE_CHECKING:
+    from .irc_face import IRCFace
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +193,10 @@ class ServerActor(Actor):
         )
         stack.callback(loop.store.close)
         if config.irc is not None:
+            # Only a server with --irc-port loads the IRC face (and ssl): 2 MiB less for
+            # every other one.
+            from .irc_face import IRCFace
+
             authorized = self.authorized
             loop.irc = IRCFace(
                 config.irc,
