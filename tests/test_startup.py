@@ -67,3 +67,50 @@ def test_a_server_on_postgresql_is_not_refused_its_driver():
     assert not opens_postgresql("server", "/tmp/server.db")
     assert not opens_postgresql("server", None)
     assert not opens_postgresql("client", "postgresql://me@127.0.0.1:5432/chat")
+
+
+def test_peewee_gets_stand_ins_for_hashlib_and_calendar_which_work_when_used():
+    out = run_python(
+        "import sys\n"
+        "from lab93zmq.io.sqlite_only import import_peewee\n"
+        "import_peewee()\n"
+        "import peewee\n"
+        "print('hashlib' in sys.modules, '_hashlib' in sys.modules, 'calendar' in sys.modules)\n"
+        "day = peewee.calendar.timegm((1970, 1, 2, 0, 0, 0))\n"
+        "print(peewee.hashlib.md5(b'lab93').hexdigest(), day)\n"
+        "import hashlib\n"
+        "print(hashlib is sys.modules['hashlib'], hashlib.sha256 is peewee.hashlib.sha256)\n"
+    )
+    import hashlib
+
+    assert out.splitlines() == [
+        "False False False",
+        f"{hashlib.md5(b'lab93').hexdigest()} 86400",
+        "True True",
+    ]
+
+
+def test_plain_servers_clients_and_nodes_load_neither_openssl_nor_the_irc_face():
+    """libcrypto (hashlib) and libssl (the IRC face's TLS) are 5 MiB of an idle node's
+    RSS (issue 14, target 8): a plain server, client or broadcast node needs neither."""
+    out = run_python(
+        "import sys\n"
+        "from lab93zmq.io.sqlite_only import import_peewee\n"
+        "import_peewee()\n"
+        "import lab93zmq.frontend.run, lab93zmq.frontend.console\n"
+        "import lab93zmq.io.repeater_server, lab93zmq.io.repeater_client\n"
+        "import lab93zmq.io.broadcast_actor\n"
+        "heavy = ('_hashlib', 'ssl', 'lab93zmq.io.irc_face')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    assert out == "[]"
+
+
+def test_the_digest_of_a_vector_is_sha256_whichever_implementation_computes_it():
+    import hashlib
+
+    from lab93zmq.core.sync import digest
+
+    vector = {"a" * 32: 3, "b" * 32: 0, "c" * 32: 12}
+    text = f"{'a' * 32}:3\n{'c' * 32}:12\n"
+    assert digest(vector) == hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
