@@ -178,6 +178,19 @@ class _AsyncRunning:
         """The next message *or* event, in the one order they arrived, or None."""
         return await self._next(EVERYTHING, timeout)
 
+    async def poll_many(
+        self, timeout: float | None = None, limit: int = 1000
+    ) -> list[Message | Event]:
+        """What ``poll`` returns, and after it everything else ready now (at most
+        ``limit`` in all), in the one order: [] when ``poll`` would return None."""
+        first = await self._next(EVERYTHING, timeout)
+        if first is None:
+            return []
+        items: list[Message | Event] = [first]
+        while len(items) < limit and self._arrivals.ready(EVERYTHING):
+            items.append(self._arrivals.take(EVERYTHING))
+        return items
+
     async def _next(self, view: str, timeout: object) -> Message | Event | None:
         wait = seconds(timeout)
 

@@ -575,3 +575,31 @@ def test_history_that_spans_rooms_names_the_room_of_each_line_even_in_one_room(c
     shown = [line for line in env.stdout.getvalue().splitlines() if "<alice>" in line]
     assert [line.split("] ", 1)[1] for line in shown] == [
         "#general <alice> lunch?", "#ops <alice> deploy done"]
+
+
+def test_poll_many_takes_what_is_ready_in_order_both_faces(config):
+    messages = [make_message(n, f"m {n}") for n in range(1, 6)]
+    notice = (PipeKind.NOTICE, {"text": "between"})
+    items = [incoming(*messages[:2]), notice, incoming(*messages[2:])]
+
+    def contents(got):
+        return [getattr(item, "content", getattr(item, "text", None)) for item in got]
+
+    node = Node(Telling(items), config)
+    try:
+        got = []
+        while batch := node.poll_many(timeout=5, limit=4):
+            assert len(batch) <= 4
+            got += batch
+    finally:
+        node.close()
+    assert contents(got) == ["m 1", "m 2", "between", "m 3", "m 4", "m 5"]
+
+    async def with_aio():
+        async with await aio.Node(Telling(items), config).start() as node:
+            got = []
+            while batch := await node.poll_many(timeout=5):
+                got += batch
+            return got
+
+    assert contents(asyncio.run(with_aio())) == contents(got)

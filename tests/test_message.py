@@ -203,3 +203,27 @@ def test_an_action_is_a_message_of_kind_action_in_a_room_or_direct():
     topic = Message(make_id(T0, bytes(10)), "a", None, None, "t", T0, NODE_A, 1, room="ops",
                     kind="topic")
     assert "kind" not in topic.to_json()
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2026-11-24T20:01:02.123456+00:00",  # canonical: kept as it came
+        "2026-11-24 20:01:02.123456+00:00",
+        "2026-11-24T20:01:02+00:00",
+        "2026-11-24T21:01:02.123456+01:00",
+        "2026-11-24T20:01:02.123456Z",
+    ],
+)
+def test_a_messages_time_as_text_is_always_time_texts_whatever_it_arrived_as(written):
+    fields = make_message(1).to_wire_dict()
+    fields["sent_at"] = written
+    for message in (Message.from_wire_dict(fields), Message.from_checked_dict(fields)):
+        assert message.sent_text() == time_text(message.sent_at)
+        assert message.to_json_dict()["sent_at"] == time_text(message.sent_at)
+        assert message == Message.decode(message.encode())
+
+
+def test_the_json_line_is_json_dumps_of_the_json_dict():
+    message = make_message(1, "pizza? ünïcode \u2028 \"quoted\"")
+    assert message.to_json_line() == json.dumps(message.to_json_dict(), ensure_ascii=False)

@@ -149,6 +149,20 @@ class _Running:
         """The next message *or* event, in the one order they arrived, or None."""
         return self._next(EVERYTHING, timeout)
 
+    def poll_many(self, timeout: float | None = None, limit: int = 1000) -> list[Message | Event]:
+        """What ``poll`` returns, and after it everything else ready now (at most
+        ``limit`` in all), in the one order: [] when ``poll`` would return None. One
+        wait and one lock for a burst, not one each."""
+        first = self._next(EVERYTHING, timeout)
+        if first is None:
+            return []
+        items: list[Message | Event] = [first]
+        with self._guard:
+            arrivals = self._arrivals
+            while len(items) < limit and arrivals.ready(EVERYTHING):
+                items.append(arrivals.take(EVERYTHING))
+        return items
+
     def _next(self, view: str, timeout: object) -> Message | Event | None:
         wait = seconds(timeout)
         with self._guard:

@@ -48,6 +48,8 @@ _WIRE_FIELDS = ("id", "from", "to", "room", "subject", "content", "sent_at", "or
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
 # json.dumps(..., ensure_ascii=False, separators=(",", ":")) builds this encoder on each call.
 _encode_wire = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# And json.dumps(..., ensure_ascii=False) this one: the --json line's.
+_encode_line = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def make_id(sent_at: datetime, entropy: bytes) -> str:
@@ -201,6 +203,15 @@ class Message:
 
     # -- the JSON line form: exactly DESIGN.md's contract -----------------
 
+    def sent_text(self) -> str:
+        """``time_text(self.sent_at)``, worked out once: a message is stored, sent on and
+        shown, and each wants its time as text (the one it arrived with, when that was
+        already the canonical form)."""
+        text: str | None = self.__dict__.get("_sent_text")
+        if text is None:
+            text = self.__dict__["_sent_text"] = time_text(self.sent_at)
+        return text
+
     def to_json_dict(self) -> dict[str, Any]:
         fields = {
             "id": self.id,
@@ -209,7 +220,7 @@ class Message:
             "room": self.room,
             "subject": self.subject,
             "content": self.content,
-            "sent_at": time_text(self.sent_at),
+            "sent_at": self.sent_text(),
             "origin": self.origin,
         }
         if self.kind == ACTION:  # a topic message is never a line; an action says what it is
@@ -217,7 +228,7 @@ class Message:
         return fields
 
     def to_json_line(self) -> str:
-        return json.dumps(self.to_json_dict(), ensure_ascii=False)
+        return _encode_line(self.to_json_dict())
 
     # -- the wire form ----------------------------------------------------
 
@@ -260,24 +271,31 @@ class Message:
             raise MessageError(missing, "is missing") from None
         kind = fields.get("kind")
         signature = _signature(fields.get("sig"))
-        sent_at = parse_time(sent_at)
+        text, parsed = sent_at, parse_time(sent_at)
         # The same rules as __post_init__, without a second pass through the dataclass.
-        sent_at = _checked(id, author, recipient, subject, content, sent_at, origin, origin_seq)
+        sent_at = _checked(id, author, recipient, subject, content, parsed, origin, origin_seq)
         _check_room_kind(recipient, room, kind, content)
-        return cls.trusted(
+        message = cls.trusted(
             id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind,
             signature,
         )
+        if sent_at is parsed and _canonical(text):
+            message.__dict__["_sent_text"] = text
+        return message
 
     @classmethod
     def from_checked_dict(cls, fields: dict[str, Any]) -> Message:
         """Rebuild a message from ``to_wire_dict``'s form without checking it again: for
         the pipe from an actor, which validated every message before it sent it."""
-        return cls.trusted(
+        text = fields["sent_at"]
+        message = cls.trusted(
             fields["id"], fields["from"], fields["to"], fields["subject"], fields["content"],
-            parse_time(fields["sent_at"]), fields["origin"], fields["seq"], fields["room"],
+            parse_time(text), fields["origin"], fields["seq"], fields["room"],
             fields.get("kind"), _signature(fields.get("sig")),
         )
+        if _canonical(text):
+            message.__dict__["_sent_text"] = text
+        return message
 
     @classmethod
     def decode(cls, data: bytes) -> Message:
@@ -414,6 +432,19 @@ def time_text(when: datetime) -> str:
             when.microsecond,
         )
     return when.isoformat(timespec="microseconds")
+
+
+def _canonical(text: str) -> bool:
+    """Whether ``text``, which parse_time read as a UTC time, is exactly what time_text
+    writes for it (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``)."""
+    return (
+        len(text) == 32
+        and text[10] == "T"
+        and text[19] == "."
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+        and text.endswith("+00:00")
+    )
 
 
 def parse_time(value: object, field: str = "sent_at") -> datetime:

@@ -234,10 +234,7 @@ def pipeline(node: Node, run: ChatRun, env: Environment) -> None:
 def show_until_closed(node: Any, run: ChatRun) -> None:
     """Show what the node reports until it is closed; what arrived together is shown
     together."""
-    while (item := node.poll()) is not None:
-        items = [item]
-        while len(items) < SHOW_AT_ONCE and (item := node.poll(0)) is not None:
-            items.append(item)
+    while items := node.poll_many(limit=SHOW_AT_ONCE):
         run.show_all(items)
 
 
