@@ -143,3 +143,37 @@ def test_direct_messages_wait_for_their_addressee_and_stay_private(lab):
     history = NodeProcess(["--history", "--json", "--db", str(lab.dir / "carol.db")])
     assert history.finish() == 0
     assert contents(history) == ["for everyone"]
+
+
+def test_a_piped_run_prints_nothing_stores_no_feed_and_its_next_listening_run_gets_it_all(lab):
+    """Issue 14, target 3: a send-only run (piped stdin, no --listen) does not take the
+    room feed, prints nothing when all goes well, and leaves its resume point alone."""
+    lab.server()
+    alice = lab.client("alice", "--listen", "--json")
+    alice.wait_err("connected to repeater")
+    assert lab.client("carol", "--send", "before bob's pipe").finish() == 0
+    bob = lab.client("bob", "--listen", "--json")  # bob's inbox meets the server
+    bob.wait_for(lambda p: len(p.out) >= 1, "the room so far")
+    assert bob.signal(signal.SIGTERM) == 143
+    assert lab.client("carol", "--send", "while bob is away").finish() == 0
+    piped = lab.client("bob", stdin=True)
+    for n in range(10):
+        piped.write(f"bob {n}")
+    alice.wait_for(lambda p: len(p.out) >= 12, "bob's first lines")
+    assert lab.client("carol", "--send", "during bob's pipe").finish() == 0
+    alice.wait_for(lambda p: len(p.out) >= 13, "carol's line")
+    for n in range(10, 20):
+        piped.write(f"bob {n}")
+    piped.close_stdin()
+    assert piped.finish() == 0
+    assert piped.out == [] and piped.err == []  # nothing but problems, and there were none
+    alice.wait_for(lambda p: len(p.out) >= 23, "all of bob's lines")
+    assert contents(alice)[2:] == [f"bob {n}" for n in range(10)] + ["during bob's pipe"] + [
+        f"bob {n}" for n in range(10, 20)
+    ]
+    # The next run of bob's inbox that listens starts where his last listening run left
+    # off: what carol said meanwhile, and nothing twice.
+    back = lab.client("bob", "--listen", "--json")
+    back.wait_for(lambda p: len(p.out) >= 2, "what bob missed")
+    assert back.signal(signal.SIGTERM) == 143
+    assert contents(back) == ["while bob is away", "during bob's pipe"]
