@@ -155,3 +155,44 @@ def test_save_batch_falls_back_to_one_by_one_and_returns_the_conflicts():
     assert result.fresh == [True, False, False]
     assert [(m.id, "refused" in why) for m, why in result.conflicts] == [(clash.id, True)]
     assert make_message(2).id in inbox.rows and clash.id not in inbox.rows
+
+
+def _draft(**fields):
+    base = dict(id="0" * 32, content="pizza?", subject=None, to=None, sent_at=T0,
+                room="general", kind=None)
+    base.update(fields)
+    return Draft(**base)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"room": None},
+        {"to": "bob", "room": None},
+        {"kind": "action"},
+        {"to": "bob", "room": None, "kind": "action"},
+        {"content": "x" * 70_000},
+        {"subject": "s" * 1000},
+        {"subject": 7},
+        {"to": "not a name!"},
+        {"to": "bob"},  # a direct message with a room
+        {"room": "No Such Room"},
+        {"kind": "topic"},
+        {"kind": "shout"},
+        {"id": "short"},
+        {"sent_at": T0.replace(tzinfo=None)},
+    ],
+)
+def test_a_drafts_check_refuses_exactly_what_authoring_it_refuses(fields):
+    draft = _draft(**fields)
+    try:
+        draft.author("alice", NODE_A, 1)
+    except MessageError as error:
+        with pytest.raises(MessageError) as caught:
+            draft.check("alice", NODE_A)
+        assert str(caught.value) == str(error)
+    else:
+        draft.check("alice", NODE_A)
+    with pytest.raises(MessageError):
+        draft.check("not a user!", NODE_A)

@@ -72,5 +72,5 @@ class NodeFacets:
         message_id = make_id(sent_at, os.urandom(10)) if id is None else id
         kind = ACTION if action else None
         draft = Draft(message_id, text, subject, to, sent_at, room, kind)
-        draft.author(self.user, self.node_id or "0" * 32, 1)  # every field's own check
+        draft.check(self.user, self.node_id or "0" * 32)  # every field's own check
         return draft

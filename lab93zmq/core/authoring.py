@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import MessageError
-from .message import ACTION, Message, parse_time
+from .message import ACTION, Message, check_fields, parse_time
 from .rooms import DEFAULT_ROOM, check_room
 
 ROOM = "room"  # the scope of a room's messages is (ROOM, room)
@@ -84,6 +84,13 @@ class Draft:
             kind=self.kind,
         )
 
+
+    def check(self, user: str, origin: str) -> None:
+        """MessageError when ``author`` would refuse this draft (every field's own check,
+        without building the Message)."""
+        room = None if self.to is not None else self.room
+        check_fields(self.id, user, self.to, self.subject, self.content, self.sent_at,
+                     origin, 1, room, self.kind)
 
     def authored(self, author: str, origin: str, origin_seq: int, room: str | None) -> Message:
         """The Message an actor stored for this draft, from what the actor gave it (its

@@ -346,6 +346,18 @@ def _loads(text: str) -> Any:
     return value
 
 
+def check_fields(
+    id: object, author: object, recipient: object, subject: object, content: object,
+    sent_at: object, origin: object, origin_seq: object, room: object, kind: object,
+) -> None:
+    """Every check ``Message(...)`` makes of these fields (MessageError names the bad
+    one), without building a Message: for a draft checked before it is sent."""
+    if room is None and recipient is None:
+        room = DEFAULT_ROOM
+    _checked(id, author, recipient, subject, content, sent_at, origin, origin_seq)
+    _check_room_kind(recipient, room, kind, content)
+
+
 def _check_room_kind(recipient: object, room: object, kind: object, content: object) -> None:
     """A room message names its room, a direct message none; a topic is a short line of a
     room; an action may be in a room or direct."""
