@@ -308,8 +308,8 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
             Figure(item, "sender CPU per line", "µs", "lower", col(ours, "sender_us_per_line"),
                    col(bare, "sender_us_per_line"), base, "<= 15 µs",
                    note=f"(consumer CPU - CPU of a 1-line pipeline) / {lines - 1:,}, median "
-                        "of the pipelines; ours also subscribes to, stores and prints the "
-                        "room, the floor does not"),
+                        "of the pipelines; ours stores each line and its outbox row (a "
+                        "send-only run: no room feed), the floor stores nothing"),
             Figure(item, "listener CPU per message", "µs", "lower",
                    col(ours, "listener_us_per_msg"), col(bare, "listener_us_per_msg"), base,
                    "<= 15 µs", note="listener CPU from the probe printed to the last line, "
