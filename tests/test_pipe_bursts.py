@@ -184,3 +184,13 @@ def test_a_handle_whose_stopped_was_read_only_waits_for_the_thread():
     assert handle.poll(5).kind is PipeKind.STOPPED  # type: ignore[union-attr]
     handle.stop(timeout=5, stopped=True)
     assert not handle.alive and actor.after_stopped == []
+
+
+def test_a_drafts_time_is_written_once_and_the_same_whichever_way_it_is_authored():
+    from lab93zmq.core.message import time_text
+
+    [got] = drafts_of(json.loads(json.dumps(posts_body([draft(1)]))))
+    message = got.author("alice", NODE_A, 1)  # type: ignore[union-attr]
+    assert message.__dict__.get("_sent_text") == time_text(T0)  # kept from the pipe
+    assert message.sent_text() == time_text(message.sent_at) == message.to_json_dict()["sent_at"]
+    assert message == draft(1).author("alice", NODE_A, 1)

@@ -71,7 +71,7 @@ class Draft:
 
     def author(self, user: str, origin: str, origin_seq: int) -> Message:
         """The Message this draft becomes; MessageError when a field is invalid."""
-        return Message(
+        message = Message(
             id=self.id,
             author=user,
             recipient=self.to,
@@ -83,7 +83,10 @@ class Draft:
             room=None if self.to is not None else self.room,
             kind=self.kind,
         )
-
+        text = self.__dict__.get("_sent_text")  # the time as the pipe wrote it
+        if text is not None and message.sent_at is self.sent_at:
+            message.__dict__["_sent_text"] = text
+        return message
 
     def check(self, user: str, origin: str) -> None:
         """MessageError when ``author`` would refuse this draft (every field's own check,

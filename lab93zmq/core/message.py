@@ -446,6 +446,14 @@ def time_text(when: datetime) -> str:
     return when.isoformat(timespec="microseconds")
 
 
+def keep_time_text(value: Any, text: str) -> None:
+    """Remember on ``value`` (a Message, or a Draft that passes it on when authored) that
+    its ``sent_at``, just parsed from ``text``, is written ``text`` - when that is the
+    form time_text writes, so ``sent_text`` need not write it again."""
+    if _canonical(text):
+        value.__dict__["_sent_text"] = text
+
+
 def _canonical(text: str) -> bool:
     """Whether ``text``, which parse_time read as a UTC time, is exactly what time_text
     writes for it (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``)."""

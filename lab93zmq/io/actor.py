@@ -86,7 +86,7 @@ import zmq
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError, ProtocolError
 from ..core.events import Event, Posted, Rejected, pipe_forms
-from ..core.message import ACTION, parse_time, time_text
+from ..core.message import ACTION, keep_time_text, parse_time, time_text
 from ..core.rooms import check_room
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,9 @@ def drafts_of(body: dict[str, Any]) -> list[Draft | Rejected]:
                 raise MessageError(
                     "kind", f"of a posted message is {ACTION} or absent, not {kind!r}"
                 )
-            drafts.append(Draft(mid, content, subject, to, parse_time(sent_at), room, kind))
+            draft = Draft(mid, content, subject, to, parse_time(sent_at), room, kind)
+            keep_time_text(draft, sent_at)
+            drafts.append(draft)
         except MessageError as exc:
             drafts.append(Rejected(mid if isinstance(mid, str) else None,
                                    f"not a valid message: {exc}"))

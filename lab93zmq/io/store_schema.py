@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import peewee as pw
 
-from ..core.message import Message, time_text
+from ..core.message import Message
 
 SCHEMA_VERSION = 2  # 2: rooms (message.room, message.kind; room numbering per room)
 CHUNK = 500  # stay far below SQLite's bound-parameter limit
@@ -106,7 +106,7 @@ def to_row(message: Message, server_id: str | None, server_seq: int | None, arri
         message.recipient,
         message.subject,
         message.content,
-        time_text(message.sent_at),
+        message.sent_text(),
         message.origin,
         message.origin_seq,
         message.room,
