@@ -310,6 +310,7 @@ def test_a_messages_wire_form_is_the_compact_json_of_its_wire_dict(message, kind
         message = replace(message, kind=kind)
     compact = json.dumps(message.to_wire_dict(), ensure_ascii=False, separators=(",", ":"))
     assert message.encode() == compact.encode()
+    assert message.to_json_line() == json.dumps(message.to_json_dict(), ensure_ascii=False)
 
 
 @FAST

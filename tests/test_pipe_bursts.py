@@ -194,3 +194,15 @@ def test_a_drafts_time_is_written_once_and_the_same_whichever_way_it_is_authored
     assert message.__dict__.get("_sent_text") == time_text(T0)  # kept from the pipe
     assert message.sent_text() == time_text(message.sent_at) == message.to_json_dict()["sent_at"]
     assert message == draft(1).author("alice", NODE_A, 1)
+
+
+def test_incoming_runs_are_written_from_wire_forms_and_read_as_the_dict_form():
+    from lab93zmq.core.events import Incoming, Notice, pipe_forms
+
+    arrived = [Incoming(draft(n, content=f"é {n} \"q\"").author("bob", NODE_A, n))
+               for n in (1, 2, 3)]
+    events = [arrived[0], arrived[1], Notice("between"), arrived[2]]
+    got = sent_events(events, posted_rows=True)
+    assert [(m.kind.value, m.body) for m in got] == [
+        (kind, json.loads(json.dumps(body))) for kind, body in pipe_forms(events)
+    ]

@@ -56,8 +56,6 @@ def _text_or_null(value: str | None) -> str:
     return "null" if value is None else _text(value)
 
 
-# And json.dumps(..., ensure_ascii=False) this one: the --json line's.
-_encode_line = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def make_id(sent_at: datetime, entropy: bytes) -> str:
@@ -236,7 +234,15 @@ class Message:
         return fields
 
     def to_json_line(self) -> str:
-        return _encode_line(self.to_json_dict())
+        """``json.dumps(self.to_json_dict(), ensure_ascii=False)``, written field by field
+        as ``encode`` is (the same string; tests/test_fuzz.py holds them equal)."""
+        action = ', "kind": "action"' if self.kind == ACTION else ""
+        return (
+            f'{{"id": {_text(self.id)}, "from": {_text(self.author)}, '
+            f'"to": {_text_or_null(self.recipient)}, "room": {_text_or_null(self.room)}, '
+            f'"subject": {_text_or_null(self.subject)}, "content": {_text(self.content)}, '
+            f'"sent_at": {_text(self.sent_text())}, "origin": {_text(self.origin)}{action}}}'
+        )
 
     # -- the wire form ----------------------------------------------------
 

@@ -85,8 +85,8 @@ import zmq
 
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError, ProtocolError
-from ..core.events import Event, Posted, Rejected, pipe_forms
-from ..core.message import ACTION, keep_time_text, parse_time, time_text
+from ..core.events import Event, Incoming, Posted, Rejected, pipe_forms
+from ..core.message import ACTION, Message, keep_time_text, parse_time, time_text
 from ..core.rooms import check_room
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,35 @@ def send_events(pipe: zmq.Socket, events: list[Event], posted_rows: bool = False
 
 
 def _flush_events(pipe: zmq.Socket, events: list[Event]) -> None:
+    """The events in order; a run of Incoming as one INCOMING written from each
+    message's wire form (the same JSON as its wire dict's, without building the dict)."""
+    others: list[Event] = []
+    incoming: list[Message] = []
+    for event in events:
+        if isinstance(event, Incoming):
+            if others:
+                _send_forms(pipe, others)
+                others = []
+            incoming.append(event.message)
+        else:
+            if incoming:
+                _send_incoming(pipe, incoming)
+                incoming = []
+            others.append(event)
+    if others:
+        _send_forms(pipe, others)
+    if incoming:
+        _send_incoming(pipe, incoming)
+
+
+def _send_forms(pipe: zmq.Socket, events: list[Event]) -> None:
     for kind, body in pipe_forms(events):
         send(pipe, PipeKind(kind), **body)
+
+
+def _send_incoming(pipe: zmq.Socket, messages: list[Message]) -> None:
+    body = b'{"messages":[' + b",".join(m.encode() for m in messages) + b"]}"
+    pipe.send_multipart([PipeKind.INCOMING.value.encode(), body])
 
 
 def recv(pipe: zmq.Socket) -> PipeMessage:
