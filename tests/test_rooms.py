@@ -167,3 +167,10 @@ def test_history_by_room_on_the_command_line(tmp_path):
     assert len(both) == 2 and any("] #ops <alice> deploy at 10" in x for x in both)
     assert any("] #general <alice> lunch?" in x for x in both)
     assert history("--room", "dev") == []
+
+
+def test_a_room_name_asked_again_is_the_same_and_a_bad_one_stays_bad():
+    for _ in range(2):  # the second time from the table of names already found
+        assert room_name("#Ops") == "ops" and room_name(" ops ") == "ops"
+        with pytest.raises(RoomError):
+            room_name("#no such room")

@@ -32,16 +32,27 @@ class RoomError(MessageError):
         self.text = text
 
 
+# Texts already found to name a room, and the room: a pipeline names the same one for
+# every line. Bounded: a text is at most 34 characters, and the table is emptied at 512.
+_NAMED: dict[str, str] = {}
+
+
 def room_name(text: object) -> str:
     """The room ``text`` names (``#Ops`` -> ``ops``); RoomError when it names none."""
     if not isinstance(text, str):
         raise RoomError(text)
+    named = _NAMED.get(text)
+    if named is not None:
+        return named
     folded = text.strip()
     if folded.startswith("#"):
         folded = folded[1:]
     folded = folded.lower()
     if not folded.isascii() or not _ROOM.match(folded):
         raise RoomError(text)
+    if len(_NAMED) >= 512:
+        _NAMED.clear()
+    _NAMED[text] = folded
     return folded
 
 

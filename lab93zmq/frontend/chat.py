@@ -213,11 +213,17 @@ class ChatRun:
     def will_send(self, message_id: str, say: commands.Say, where: str | None) -> None:
         """``say`` goes out as ``message_id``: it waits until accepted or refused. Told
         before the node has it, so an answer that comes quickly finds it here."""
+        self.will_send_many([(message_id, say, where)])
+
+    def will_send_many(self, sends: Sequence[tuple[str, commands.Say, str | None]]) -> None:
+        """``will_send`` for a burst, under the lock once."""
         with self.lock:
-            self.attempts += 1
-            self.pending[message_id] = say
-            if where:
-                self.where[message_id] = where
+            self.attempts += len(sends)
+            pending, where = self.pending, self.where
+            for message_id, say, line in sends:
+                pending[message_id] = say
+                if line:
+                    where[message_id] = line
 
     def posted(self, message: Message) -> None:
         """One of ours is stored: show it like everyone's, marked queued or delivered."""

@@ -117,6 +117,7 @@ class Pipeline:
         self.node: Any = PipedRooms(node) if not node.config.listen else node
         self.run = run
         self._drafts: list[Draft] = []  # said in this burst, posted together at its end
+        self._sends: list[tuple[str, commands.Say, str | None]] = []  # and what each was
         self._shower = threading.Thread(target=self._show_all, name="lab93-show", daemon=True)
         self._shower.start()
 
@@ -171,13 +172,15 @@ class Pipeline:
         except MessageError as error:
             self.run.invalid(say, str(error), where)
             return
-        self.run.will_send(draft.id, say, where)
+        self._sends.append((draft.id, say, where))
         self._drafts.append(draft)
 
     def _post(self) -> None:
         if not self._drafts:
             return
         drafts, self._drafts = self._drafts, []
+        self.run.will_send_many(self._sends)  # before the node has them (see will_send)
+        self._sends = []
         try:
             self.node.send_many(drafts, timeout=None)  # stored, as one burst
         except Lab93Error:
