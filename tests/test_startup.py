@@ -114,3 +114,24 @@ def test_the_digest_of_a_vector_is_sha256_whichever_implementation_computes_it()
     vector = {"a" * 32: 3, "b" * 32: 0, "c" * 32: 12}
     text = f"{'a' * 32}:3\n{'c' * 32}:12\n"
     assert digest(vector) == hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+
+def test_the_command_collects_nothing_while_it_starts_and_collects_again_after():
+    out = run_python(
+        "import gc, sys\n"
+        "from lab93zmq.frontend import cli, startup\n"
+        "status = cli.main(['--version'])  # called, not run: the collector is left alone\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+        "startup.hold()\n"
+        "print(gc.isenabled())\n"
+        "import lab93zmq.io.repeater_client\n"
+        "startup.release()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+        "startup.release()  # once only\n"
+        "sys.argv = ['lab93-node', '--version']\n"
+        "gc.unfreeze()\n"
+        "cli.main()  # the command itself: held and released around the run\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+    )
+    lines = [line for line in out.splitlines() if not line.startswith("lab93-node ")]
+    assert lines == ["True 0", "False", "True True", "True True"]

@@ -20,6 +20,7 @@ import docopt
 from .. import __version__
 from ..core.errors import Lab93Error, MessageError, UsageError
 from ..core.message import check_name
+from . import startup
 from .options import ExitStatus, OutputClosed, Terminated, check_message_options, since_time
 
 USAGE = """\
@@ -301,10 +302,18 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None, env: Any = None) -> int:
     """Run lab93-node; returns the exit status (the console script exits with it)."""
+    whole_process = argv is None  # the command itself, not a test or program calling main
+    if whole_process:
+        startup.hold()  # released by run_mode once the mode's modules are in (startup.py)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv), env, whole_process)
+    finally:
+        startup.release()
+
+
+def _main(argv: list[str], env: Any, whole_process: bool) -> int:
     from .environment import Environment
 
-    whole_process = argv is None  # the command itself, not a test or program calling main
-    argv = sys.argv[1:] if argv is None else list(argv)
     env = env or Environment()
     traceback = "--traceback" in argv
     if threading.current_thread() is threading.main_thread():

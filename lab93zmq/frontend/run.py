@@ -12,6 +12,7 @@ from ..core.errors import StoreError
 from ..io.config import NodeConfig
 from ..io.paths import config_dir
 from ..io.store import Inbox
+from . import startup
 from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
 from .options import ExitStatus, build_config, since_time
@@ -46,11 +47,13 @@ def run_mode(mode: str, args: dict[str, Any], env: Environment) -> int:
     # --send and pipelines are scripts: their stderr is for what went wrong.
     run.printer.show_info = listening or interactive
     if interactive:
+        startup.release()
         return run_interactive(mode, config, run)
-    node: Node | Server = (
-        Server.with_config(config) if mode == "server" else Node(make_actor(mode, config), config)
-    )
+    actor = None if mode == "server" else make_actor(mode, config)  # imports the mode
     from . import console
+
+    startup.release()  # every module of the mode is in (see startup.py)
+    node: Node | Server = Server.with_config(config) if actor is None else Node(actor, config)
 
     if isinstance(node, Node):
         run.show_room = lambda: len(node.rooms) > 1
