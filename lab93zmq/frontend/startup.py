@@ -8,8 +8,10 @@ about 15 ms of a ``--send``'s 115 ms of CPU. So the command holds the
 collector off while it imports what its mode needs (``hold``), then freezes
 what start-up made (``gc.freeze``: kept for good, never walked again, at exit
 neither) and turns the collector back on (``release``), before any message
-is handled. Only the command does this (``cli.main`` of the whole process): a
-program on the API, or a test calling ``main``, keeps its collector as it is.
+is handled. Only the command does this (``lab93zmq.__main__.command``, the
+console script's entry, from its first import on; and ``cli.main`` of the whole
+process): a program on the API, or a test calling ``main``, keeps its
+collector as it is.
 """
 
 from __future__ import annotations
