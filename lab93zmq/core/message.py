@@ -266,6 +266,8 @@ class Message:
         kind = self.kind
         action = f',"kind":{_text(kind)}' if kind == ACTION else ""
         topic = f',"kind":{_text(kind)}' if kind is not None and kind != ACTION else ""
+        if self.signature is not None:
+            topic += f',"sig":"{base64.b64encode(self.signature).decode("ascii")}"'
         return (
             f'{{"id":{_text(self.id)},"from":{_text(self.author)},'
             f'"to":{_text_or_null(self.recipient)},"room":{_text_or_null(self.room)},'
