@@ -135,3 +135,12 @@ def test_the_command_collects_nothing_while_it_starts_and_collects_again_after()
     )
     lines = [line for line in out.splitlines() if not line.startswith("lab93-node ")]
     assert lines == ["True 0", "False", "True True", "True True"]
+
+
+def test_a_secure_node_id_is_sha256_whichever_implementation_computes_it():
+    import hashlib
+
+    from lab93zmq.core.signing import NODE_ID_PREFIX, node_id_of
+
+    key = bytes(range(32))
+    assert node_id_of(key) == hashlib.sha256(NODE_ID_PREFIX + key).digest()[:16].hex()

@@ -26,9 +26,9 @@ so a node id speaks for exactly one key and nobody can claim another's.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
+from .digests import sha256
 from .message import SIGNATURE_BYTES as SIGNATURE_BYTES
 from .message import Message, time_text
 
@@ -57,4 +57,5 @@ def signed_bytes(message: Message) -> bytes:
 
 def node_id_of(key: bytes) -> str:
     """The node id of a secure node whose raw CurveZMQ public key is ``key``."""
-    return hashlib.sha256(NODE_ID_PREFIX + bytes(key)).digest()[:16].hex()
+    digest: bytes = sha256(NODE_ID_PREFIX + bytes(key)).digest()
+    return digest[:16].hex()

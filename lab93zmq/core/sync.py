@@ -14,10 +14,9 @@ and when a live gap calls for an exchange.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
+from .digests import sha256
 from .errors import ProtocolError
 from .presence import is_node_id
 
@@ -28,23 +27,6 @@ MAX_VECTOR_ENTRIES = 10_000
 MAX_SEQ = 2**63 - 1
 
 Vector = dict[str, int]
-
-
-def _sha256_of_python() -> Callable[[bytes], Any]:
-    """CPython's own SHA-256 when it has one (``_sha256``; ``_sha2`` from 3.12), else
-    hashlib's: hashlib loads OpenSSL's libcrypto, 3.5 MiB of an idle node's 30 for a
-    digest of a few hundred bytes a beat."""
-    for name in ("_sha256", "_sha2"):
-        try:
-            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
-
-    return hashlib.sha256
-
-
-_sha256 = _sha256_of_python()
 
 
 class SyncError(ProtocolError):
@@ -70,7 +52,7 @@ def digest(vector: Mapping[str, int]) -> str:
     mark above 0, sorted by origin, each written ``origin:mark\n`` in ASCII. Equal
     vectors (marks of 0 left out) have equal digests."""
     text = "".join(f"{origin}:{mark}\n" for origin, mark in sorted(vector.items()) if mark > 0)
-    fingerprint: str = _sha256(text.encode("ascii")).hexdigest()
+    fingerprint: str = sha256(text.encode("ascii")).hexdigest()
     return fingerprint[:16]
 
 
