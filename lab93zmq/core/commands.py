@@ -13,7 +13,6 @@ front end's action table, frontend/actions.py).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -297,6 +296,8 @@ HELP = _help_text()
 
 
 def _did_you_mean(name: str) -> str:
+    import difflib  # only for a mistyped command: not at every start
+
     close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
     return f" (did you mean /{close[0]}?)" if close else ""
 

@@ -9,7 +9,6 @@ a pipe or a file never receives an escape code.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,6 +31,8 @@ def colour_wanted(environ: Mapping[str, str], isatty: bool, json_mode: bool) -> 
 
 def nick_colour(name: str) -> int:
     """The colour of ``name``: the same in every run and on every machine."""
+    import zlib  # only a run that shows names in colour needs it
+
     return NICK_COLOURS[zlib.crc32(name.encode("utf-8", "surrogateescape")) % len(NICK_COLOURS)]
 
 
