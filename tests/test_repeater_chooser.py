@@ -212,6 +212,38 @@ def test_a_failed_handshake_refuses_that_repeater_and_looks_for_another():
     assert uses(out) == [UseServer("tcp://127.0.0.1:6000", None)]
 
 
+def test_found_by_beacon_a_refusal_with_no_other_repeater_ends_the_client_as_with_a():
+    # The only repeater heard does not know our key: waiting on would only end in "not
+    # delivered (no repeater known)". The client ends with the sentence it gives when
+    # told where the server is (-a).
+    chooser = ServerChooser("mallory", None, secure(Known()))
+    hub = peer("a", key=KEY)
+    chooser.heard([PeerJoined(hub)], [hub], 1.0)
+    with pytest.raises(SecurityError) as refused:
+        chooser.handshake_failed("the other side does not know our key; ask", "tcp://h:1", 2.0)
+    assert str(refused.value) == (
+        f"the repeater at tcp://h:1: the other side does not know our key; ask (our key {OWN_KEY}:"
+        " give /home/alice/.config/lab93/id.key to its operator, to save as"
+        " authorized_keys/mallory.key)"
+    )
+
+
+def test_when_every_repeater_heard_refused_each_one_is_named():
+    chooser = ServerChooser("alice", None, None)
+    first, second = peer("a", seen=1.0), peer("b", port=6000, seen=2.0)
+    chooser.heard([PeerJoined(first)], [first, second], 2.0)
+    out = chooser.handshake_failed("the handshake failed", "tcp://127.0.0.1:5190", 2.0)
+    assert RefuseServer() in out  # the second one is still there to try
+    assert uses(chooser.heard([], [first, second], 3.0)) == [
+        UseServer("tcp://127.0.0.1:6000", None)
+    ]
+    with pytest.raises(SecurityError) as refused:
+        chooser.handshake_failed("the handshake failed", "tcp://127.0.0.1:6000", 3.0)
+    assert str(refused.value) == (
+        "the repeaters at tcp://127.0.0.1:5190 and tcp://127.0.0.1:6000: the handshake failed"
+    )
+
+
 def test_a_client_that_gave_up_chooses_nothing_more():
     chooser = ServerChooser("alice", None, None)
     chooser.give_up()

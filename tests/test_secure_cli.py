@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 from procs import NodeProcess, reserved_tcp_port
@@ -142,6 +143,24 @@ def test_from_keygen_to_an_encrypted_room(lab):
     listener.signal()
     server.signal()
     assert [json.loads(x)["content"] for x in listener.out] == ["meet at noon"]
+
+
+def test_a_refused_client_that_found_the_server_by_beacon_says_why_at_once(lab):
+    lab.keygen("hub")
+    lab.keygen("mallory")
+    lab.server()  # authorizes no one
+    started = time.monotonic()
+    intruder = lab.client("mallory", "--send", "let me in", "--timeout", "30")  # no -a
+    assert intruder.finish() == 1
+    assert time.monotonic() - started < 20  # told at once, not after --timeout
+    # One sentence, the one a client told where the server is (-a) gives; no stray lines.
+    [said] = intruder.err
+    assert said.startswith(f"lab93-node: the repeater at tcp://127.0.0.1:{lab.port}: the other"
+                           " side does not know our key"), said
+    assert "authorized_keys/mallory.key" in said
+    history = lab.run("mallory", "--history", "--json")
+    assert history.finish() == 0
+    assert [json.loads(x)["content"] for x in history.out] == ["let me in"]  # kept
 
 
 def test_a_plain_client_is_told_the_server_is_secure(lab):

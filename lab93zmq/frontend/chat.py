@@ -83,6 +83,7 @@ class ChatRun:
         self.where: dict[str, str] = {}  # message id -> "line N" in piped input
         self.refused: list[str] = []  # what was refused, as named to the user
         self.refused_earlier = 0  # messages an earlier run left in the outbox, now refused
+        self.node_failed = False  # the node cannot go on: waiting for posts is over
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)  # notified when a post is settled
         self.started = env.utc_now()  # what was written before is the backlog
@@ -347,12 +348,18 @@ class ChatRun:
         with self.lock:
             self.printer.note(str(error))
 
+    def ended(self) -> None:
+        """The node cannot go on (a server refused us): nothing pending will settle now."""
+        with self.lock:
+            self.node_failed = True
+            self.settled.notify_all()
+
     # -- the end ------------------------------------------------------------------------
 
     def wait_settled(self, deadline: float) -> None:
         """Wait until every post is accepted or refused, or the monotonic ``deadline``."""
         with self.settled:
-            while self.pending:
+            while self.pending and not self.node_failed:
                 left = deadline - self.env.monotonic()
                 if left <= 0:
                     return

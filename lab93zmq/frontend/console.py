@@ -126,6 +126,7 @@ class Pipeline:
             show_until_closed(self.node, self.run)
         except Lab93Error as error:
             self.failure = error  # the actor ended with this sentence
+            self.run.ended()  # told now, not after --timeout
         else:
             self.failure = None
 

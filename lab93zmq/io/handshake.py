@@ -54,7 +54,8 @@ class HandshakeMonitor:
         """The sentence for one event when it is worth reporting (logged), else None."""
         problem = self.watch.feed(event, value)
         if problem is not None:
-            log.info("%s: %s", self.where, problem)  # told as a notice or an error
+            # Told by the actor's core as a notice or an error: -v need not say it twice.
+            log.debug("%s: %s", self.where, problem)
         return problem
 
     def problems(self) -> list[str]:

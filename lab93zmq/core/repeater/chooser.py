@@ -10,7 +10,8 @@ that it may use: a plain client plain repeaters, a secure client secure ones
 (preferring keys it trusted before, wherever they are now); one showing
 another key than the one pinned for its address is refused, saying which
 line to remove. When the chosen repeater goes away it looks again; when its
-handshake fails it refuses that one and looks for another.
+handshake fails it refuses that one and looks for another, and with none
+left that it may use it gives up as a client told where its server is does.
 
 ``ServerChooser`` returns what to do: ``UseServer``, ``RefuseServer``, and
 for the shell ``PinKey``, ``ProbeBeacons`` and notices. The known_servers
@@ -100,6 +101,7 @@ class ServerChooser:
         self._chosen: str | None = None  # node id of the repeater found by beacon
         self._endpoint: str | None = None  # where we told the client to go
         self._refused: set[str] = set()  # node ids we will not use
+        self._refusals: list[tuple[str | None, str]] = []  # (endpoint, why) of handshakes
         self._said = SayOnce()  # (node id, what) told already
         self._gave_up = False
         # Failover: the servers given, the one in use; the live repeaters last heard.
@@ -198,10 +200,13 @@ class ServerChooser:
         self._live = [p for p in self._live if p.node_id != chosen.node_id]
         return self._use(peer)
 
-    def handshake_failed(self, problem: str, endpoint: str | None) -> list[Choice]:
+    def handshake_failed(
+        self, problem: str, endpoint: str | None, now: float = 0.0
+    ) -> list[Choice]:
         """The handshake with the server at ``endpoint`` failed. Told where the server
         is, the client cannot fix itself: SecurityError. Found by beacon: refuse that
-        repeater, say why, look for another."""
+        repeater, say why, look for another - and when no other we may use is heard,
+        SecurityError naming why each refused (the same end as told where it is)."""
         secure = self.secure
         if secure is not None and "key" in problem:
             if "does not know our key" in problem:
@@ -214,14 +219,34 @@ class ServerChooser:
         if self._chosen is None:
             raise SecurityError(f"the repeater at {endpoint}: {problem}")
         self._refused.add(self._chosen)
+        self._refusals.append((endpoint, problem))
         self._chosen = None
         self._endpoint = None
         # The connection is closed first, or ZeroMQ keeps retrying, and failing.
-        return [
+        out: list[Choice] = [
             RefuseServer(),
             Notice(f"not using the repeater at {endpoint}: {problem}"),
-            UseServer(None),
         ]
+        if not self._usable(out, self._live, now):
+            # No other repeater heard that we may use: waiting for one would only end in
+            # "not delivered (no repeater known)"; say why each one refused, as with -a.
+            raise SecurityError(self._refusal_text())
+        return [*out, UseServer(None)]
+
+    def _refusal_text(self) -> str:
+        """Why the repeaters found by beacon refused us: each problem once, with every
+        repeater that gave it."""
+        by_problem: dict[str, list[str]] = {}
+        for endpoint, problem in self._refusals:
+            by_problem.setdefault(problem, []).append(str(endpoint))
+        parts = []
+        for problem, endpoints in by_problem.items():
+            if len(endpoints) == 1:
+                parts.append(f"the repeater at {endpoints[0]}: {problem}")
+            else:
+                listed = ", ".join(endpoints[:-1]) + f" and {endpoints[-1]}"
+                parts.append(f"the repeaters at {listed}: {problem}")
+        return "; ".join(parts)
 
     def _usable(self, out: list[Choice], repeaters: list[Peer], now: float) -> list[Peer]:
         """The repeaters this client may use: secure ones for a secure client (preferring
@@ -349,7 +374,8 @@ class Choosing:
         """The DEALER's handshake failed; SecurityError when retrying cannot help."""
         if self.chooser is None:
             raise SecurityError(f"the repeater at {self.dealer_endpoint}: {problem}")
-        return self._choose(self.chooser.handshake_failed(problem, self.dealer_endpoint), now)
+        choices = self.chooser.handshake_failed(problem, self.dealer_endpoint, now)
+        return self._choose(choices, now)
 
     def give_up(self, error: str, now: float) -> list:
         """A refusal retrying cannot mend (a key not admitted, another name, a changed
