@@ -30,6 +30,7 @@ from lab93zmq.core.message import Message, make_id
 from lab93zmq.core.signing import node_id_of, signed_bytes
 from lab93zmq.io import security, signing
 from lab93zmq.io.actor import PipeKind
+from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -389,3 +390,33 @@ def test_commands_in_alice_s_node_id_before_she_comes_leave_her_link_working(roo
     assert bob.incoming() == [f"alice {n}" for n in range(10)]
     bob.post("hi alice")
     wait_for([alice, bob], lambda: alice.incoming() == ["hi alice"])
+
+
+def test_a_message_an_earlier_run_wrote_under_another_name_is_taken_out_and_told(room):
+    # An earlier run (before -u had to be the key's name) wrote a line as 'mallory' with
+    # alice's key. No peer takes it: offered at every meeting, it got alice cut off as
+    # a spoofer, and held up her later posts in the room (bob's mark stops below it).
+    earlier = room.add(Live(replace(room.config("alice"), user="mallory",
+                                    secure=room.keys.secure("alice", "bob"))))
+    misnamed = earlier.post("x")
+    wait_for([earlier], lambda: bool(earlier.of(PipeKind.STATUS)))
+    earlier.stop()
+    bob = room.start("bob", "alice")
+    alice = room.start("alice", "bob")
+    wait_for([alice], lambda: bool(alice.of(PipeKind.REJECTED)), "the misnamed line told")
+    [told] = alice.of(PipeKind.REJECTED)
+    assert told["id"] == misnamed
+    assert told["reason"] == ("'x' is written as 'mallory', but a secure node speaks as its"
+                              " key's name, 'alice'; it is taken out of the inbox")
+    honest = alice.post("honest")
+    wait_for([alice, bob], lambda: honest in alice.accepted() and "honest" in bob.incoming())
+    assert bob.incoming() == ["honest"]
+    assert bob.node.stats["spoofed"] == bob.node.stats["cut_offs"] == 0
+    alice.stop()
+    again = room.start("alice", "bob")  # told once: a later run has nothing to tell
+    wait_for([again, bob], lambda: again.connected_to(1))
+    assert again.of(PipeKind.REJECTED) == []
+    again.stop()
+    with Inbox(again.config.db_path) as inbox:
+        assert misnamed not in inbox  # never offered again
+        assert [m.content for m in inbox.history()] == ["honest"]

@@ -183,6 +183,20 @@ def test_secure_without_a_key_pair_says_how_to_make_one(lab):
     ]
 
 
+def test_a_secure_broadcast_node_speaks_as_its_keys_name_only(lab):
+    # Its peers drop a message under any other name (as spoofed, until they cut it
+    # off), so -u that differs is refused before anything starts.
+    lab.keygen("alice")
+    node = lab.run("alice", "-b", "--secure", "-u", "mallory", "-i", "lo",
+                   "--beacon-port", str(lab.beacon), "--send", "x", "--timeout", "3")
+    assert node.finish() == 2
+    assert node.err == [
+        "lab93-node: -u mallory: a secure broadcast node speaks as the name its key was made"
+        " for, 'alice'; leave out -u, or run with -u alice"
+    ]
+    assert not (lab.dir / "alice.db").exists()
+
+
 def test_two_secure_broadcast_nodes_chat_and_an_untrusted_one_is_named(lab):
     for person in ("alice", "bob", "carol"):
         lab.keygen(person)

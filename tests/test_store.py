@@ -281,3 +281,28 @@ def test_save_unknown_refused_batch_leaves_nothing(inbox):
         assert make_message(5).id not in inbox  # rolled back to before the batch
         assert inbox.save(make_message(6)) is True
     assert [m.origin_seq for m in inbox.history()] == [2, 6]
+
+
+def test_withdraw_misnamed_takes_out_only_what_nothing_of_ours_follows(inbox):
+    # Ours in general: 1 as alice, 2 as mallory (a hole if taken out: 3 follows), 3 as
+    # alice, 4 and 5 as mallory; in ops only 1 as mallory; direct: one as mallory not
+    # acknowledged, one acknowledged; and bob's message under his own name.
+    general = [make_message(1), make_message(2, author="mallory"), make_message(3),
+               make_message(4, author="mallory"), make_message(5, author="mallory")]
+    ops = make_message(1, author="mallory", room="ops")
+    waiting = make_message(1, author="mallory", to="bob")
+    delivered = make_message(2, author="mallory", to="carol")
+    theirs = make_message(4, author="bob", origin=NODE_B)
+    for message in (*general, ops, theirs):
+        inbox.save(message)
+    inbox.queue_many([waiting, delivered])
+    inbox.acknowledge([delivered.id])
+    withdrawn = inbox.withdraw_misnamed(NODE_A, "alice")
+    assert [m.id for m in withdrawn] == [general[3].id, general[4].id, ops.id, waiting.id]
+    for message in withdrawn:
+        assert message.id not in inbox
+    assert inbox.outbox() == []
+    assert inbox.next_origin_seq(NODE_A, direct=False) == 4  # no hole in our numbering
+    assert inbox.next_origin_seq(NODE_A, direct=False, room="ops") == 1
+    assert {general[1].id, delivered.id, theirs.id} <= {m.id for m in inbox.history()}
+    assert inbox.withdraw_misnamed(NODE_A, "alice") == []

@@ -340,8 +340,15 @@ def node_config(
         address, port = servers[0]
     elif not isinstance(address, str):
         address = None
-    # A secure node speaks as the name its key was made for, unless told otherwise.
+    # A secure node speaks as the name its key was made for; a repeater client may be
+    # told another (the server says which name its key is authorized as), but a secure
+    # broadcast node signs its messages as its key's, and its peers drop any other name.
     key_user = config_secure.keys.user if config_secure is not None else None
+    if mode == "broadcast" and key_user is not None and user is not None and user != key_user:
+        raise UsageError(
+            f"-u {user}: a secure broadcast node speaks as the name its key was made for,"
+            f" {key_user!r}; leave out -u, or run with -u {key_user}"
+        )
     return NodeConfig(
         user=user or key_user or default_user(),
         db_path=db_path,

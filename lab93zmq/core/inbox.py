@@ -75,6 +75,11 @@ class BroadcastInbox(Transactional, Protocol):
 
     def outbox(self) -> list[Message]: ...
 
+    def withdraw_misnamed(self, origin: str, user: str) -> list[Message]:
+        """Secure mode: delete and return our own messages written under another name
+        than ``user`` that nothing of ours follows (``io.signature_store``)."""
+        ...
+
 
 class ServerInbox(Transactional, Protocol):
     """The store of a repeater server."""

@@ -62,7 +62,7 @@ from typing import Any
 
 from .. import wire
 from ..errors import ProtocolError
-from ..events import Joined, Notice
+from ..events import Joined, Notice, Rejected
 from ..inbox import BroadcastInbox
 from ..message import Message
 from ..presence import Beacon, BeaconKind, OldBeacon, Peer
@@ -101,6 +101,13 @@ STAT_KEYS = ("bad_beacons", "bad_frames", "bad_messages", "misaddressed", "confl
              "old_beacons", "unsolicited", "unproven")
 
 
+def misnamed(message: Message, user: str) -> str:
+    """Why a message an earlier run wrote under another name is not sent (it is deleted)."""
+    text = message.content if len(message.content) <= 40 else message.content[:39] + "…"
+    return (f"{text!r} is written as {message.author!r}, but a secure node speaks as its"
+            f" key's name, {user!r}; it is taken out of the inbox")
+
+
 class BroadcastSession(Requests):
     """One broadcast node's protocol state. Every method takes ``now`` and returns outputs.
 
@@ -126,6 +133,10 @@ class BroadcastSession(Requests):
     ) -> None:
         self.trust = KeyTrust(trust, store.node_id, user)
         self.node_id = node_id = self.trust.node_id  # secure: our key's (signing.node_id_of)
+        # Secure: what an earlier run wrote under another name than our key's would be
+        # offered, and dropped as spoofed, at every meeting (and hold up our later posts):
+        # taken out before our marks are read, and told at start.
+        self._withdrawn = store.withdraw_misnamed(node_id, user) if trust is not None else []
         self.where = where
         interval = float(interval)
         # Every key exists from the start, so another thread may copy it safely.
@@ -171,7 +182,9 @@ class BroadcastSession(Requests):
     def start(self, now: float) -> list[Output]:
         """Beacon at once and say we are looking; the rooms we are in (listening)."""
         joined: list[Output] = list(self._joined_at_start) if self.membership.listen else []
-        return self._refresh_status() + joined + self.tick(now)
+        withdrawn: list[Output] = [Rejected(m.id, misnamed(m, self.posting.user))
+                                   for m in self._withdrawn]
+        return self._refresh_status() + joined + withdrawn + self.tick(now)
 
     def stop(self, now: float) -> list[Output]:
         """A clean exit: BYE to every linked peer, then the LEAVING beacon (same ports as
