@@ -174,16 +174,33 @@ def test_a_client_joining_late_gets_the_last_100_of_that_room_and_its_topic(net)
     assert carol.incoming() == [f"dev {n}" for n in range(20)]  # fewer than 100: all
     carol.events.clear()
     carol.apply(carol.core.join("ops", net.now))
-    [joined] = carol.of(Joined)
-    assert (joined.room, joined.topic, joined.first) == ("ops", None, True)  # not known yet
+    assert carol.of(Joined) == []  # held for the server's answer, which brings the topic
     net.run()
-    assert carol.incoming() == [f"ops {n}" for n in range(50, 150)]
-    [topic] = carol.of(Topic)  # older than the tail, and still told
+    [joined] = carol.of(Joined)
+    topic = joined.topic  # older than the tail, and still told: by JOINED, not again
+    assert (joined.room, joined.first) == ("ops", True) and carol.of(Topic) == []
     assert (topic.room, topic.text, topic.by) == ("ops", "deploys only", "alice")
+    assert carol.events.index(joined) < min(  # the join before what it brought
+        i for i, e in enumerate(carol.events) if type(e).__name__ == "Incoming")
+    assert carol.incoming() == [f"ops {n}" for n in range(50, 150)]
     assert carol.inbox.current_topic("ops").content == "deploys only"
     carol.apply(carol.core.join("ops", net.now))  # again: only JOINED, with the topic now
     assert carol.of(Joined)[-1] == Joined("ops", topic, False)
     assert "ops" in rooms_seen(carol)
+
+
+def test_a_join_held_for_the_answer_is_answered_when_parted_first(net):
+    alice = net.client("alice", rooms=("ops",))
+    alice.set_topic("ops", "deploys on friday")
+    net.run()
+    carol = net.client("carol", rooms=("dev",))
+    net.run()
+    carol.events.clear()
+    out = carol.core.join("ops", net.now)  # not answered yet: held
+    assert not [o for o in out if isinstance(o, Joined)]
+    parted = carol.core.part("ops", net.now)  # parted before the answer: JOINED, then PARTED
+    assert [type(o).__name__ for o in parted if isinstance(o, (Joined, Parted))] == [
+        "Joined", "Parted"]
 
 
 def test_a_new_client_gets_its_direct_messages_and_the_tail_of_each_room(make_net):

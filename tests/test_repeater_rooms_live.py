@@ -61,8 +61,9 @@ def test_join_part_rooms_topic_who_and_history_through_the_pipe(nodes, tmp_path)
 
     bob.handle.request(PipeKind.JOIN, room="ops")
     joined = bob.wait_kind(PipeKind.JOINED).body
-    assert (joined["room"], joined["first"], joined["topic"]) == ("ops", True, None)
-    told = bob.wait_kind(PipeKind.TOPIC, room="ops").body  # catch-up found it
+    assert (joined["room"], joined["first"]) == ("ops", True)  # after the server's answer:
+    assert joined["topic"] == {k: topic[k] for k in ("text", "by", "at")}  # its topic
+    told = bob.wait_kind(PipeKind.TOPIC, room="ops").body  # and in its place in the tail
     assert told["text"] == "deploys at five" and told["at"] == topic["at"]
     bob.wait(lambda n: contents(n, "ops") == ["ops 1", "ops 2"], what="the room's tail")
     member = alice.wait_kind(PipeKind.MEMBER).body

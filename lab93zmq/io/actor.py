@@ -56,8 +56,9 @@ Events (actor -> front end):
                    drafts' content, subject, to, sent_at, kind). The repeater
                    client answers so (``send_events(..., posted_rows=True)``).
 ``JOINED``         {"room", "topic": {"text", "by", "at"} | null, "first": bool}: we are
-                   in the room (subscribed); its topic as known then; ``first``: this
-                   inbox was never in it before
+                   in the room (subscribed); its topic as known then (a connected
+                   repeater client: after the server's first answer for the room);
+                   ``first``: this inbox was never in it before
 ``PARTED``         {"room"}: we left it; nothing of it is stored from now on
 ``ROOMS_RESULT``   {"rooms": [{"name", "members", "topic", "joined"}]}: every room
                    heard on the network, sorted by name

@@ -29,6 +29,8 @@ class ClientCatchUp:
         self.chains = Chains()
         self.fetches = FetchSchedule(retry, limit)
         self.arrived: list[Numbered] = []  # to be stored with the next flush
+        self.answered: set[str] = set()  # rooms a BATCH has started or resumed
+        self.outside: list[Message] = []  # rooms' topics sent outside their chain
 
     def new_server(self, marks: Marks | None, rooms: Sequence[str]) -> None:
         """Another server: its chains start where our marks for it say (None: afresh)."""
@@ -63,6 +65,7 @@ class ClientCatchUp:
     def replayed(self, header: dict, entries: Sequence[Entry], now: float) -> bool:
         """A BATCH; True when more follows (fetch the next page at once)."""
         starts = room_marks(header, "rooms")
+        self.answered |= starts.keys() & self.chains.rooms.keys()
         taken = 0
         for room, chain in self.chains.rooms.items():
             if chain.tip is None and room in starts:  # joining: the room starts here
@@ -76,6 +79,7 @@ class ClientCatchUp:
             if prev is None:  # outside its chain: a joined room's current topic
                 if message.is_topic:
                     self.arrived.append((seq, message))
+                    self.outside.append(message)
                     taken += 1
                 continue
             taken += self._take(chain, seq, prev, message)
@@ -104,6 +108,12 @@ class ClientCatchUp:
     def take_arrived(self) -> list[Numbered]:
         arrived, self.arrived = self.arrived, []
         return arrived
+
+    def take_answered(self) -> tuple[set[str], list[Message]]:
+        """The rooms answered since last asked, and the topics sent outside a chain."""
+        answered, outside = self.answered, self.outside
+        self.answered, self.outside = set(), []
+        return answered, outside
 
     def _take(self, chain: Chain, seq: int, prev: int, message: Message) -> int:
         """One numbered message into its chain; how many are now in order."""

@@ -446,6 +446,8 @@ class ClientCore(Choosing, ClientPosting, Troubles):
             except StoreUnavailable as exc:  # trouble.py: back to what the inbox holds
                 return out + self.inbox_failed(exc, now)
             out += self.inbox_works()
+        if not self.catchup.arrived:  # what the server's answers brought is stored
+            out = self.rooms.answered(*self.catchup.take_answered(), out)
         if self.phase is Phase.READY:
             out += self.posts.posts(now)
         return out

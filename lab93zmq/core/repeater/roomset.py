@@ -4,8 +4,11 @@ Joining a room subscribes the feed to its topic (``FollowRooms``), tells the
 server (JOIN, when connected; a HELLO names every room anyway) and starts its
 chain - where, the next replay says (catchup.py). Parting does the opposite;
 its tip is kept, so a later join gets only what it lacks of the room's last
-messages. The answer to the front end comes at once: JOINED (with the topic
-as the inbox knows it then) or PARTED.
+messages. PARTED comes at once. JOINED comes at once when not connected (with
+the topic as the inbox knows it then); when connected it waits for the
+server's first answer for the room (a BATCH naming it), which brings the
+room's current topic, so JOINED tells the topic the server knows - the topic
+that answer sent outside the chain is told by JOINED, not again as a TOPIC.
 
 WHO and ROOMS go to the server and come back in order (ROOMLIST in one or
 more pages); without a server they are answered at once with what this
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from ..away import AwayTextError, away_map
 from ..errors import ProtocolError
 from ..events import Event, Joined, Member, Notice, Parted, RoomInfo, RoomList, Topic, Users
+from ..message import Message
 from ..rooms import shown
 from .catchup import ClientCatchUp
 from .commands import MAX_ROOMS, RepeaterVerb, room_field
@@ -42,6 +46,7 @@ class RoomSet:
         self._asked_rooms = 0  # ROOMS asked, not answered
         self._pages: list[dict] = []  # ROOMLIST pages of the answer under way
         self.away: str | None = None  # our away text (/away): in each HELLO, AWAY on change
+        self.joining: dict[str, bool] = {}  # JOINED held for the server's answer: room -> first
 
     def follow(self) -> FollowRooms:
         return FollowRooms(frozenset(self.names))
@@ -53,7 +58,8 @@ class RoomSet:
     # -- joining and parting ----------------------------------------------------------
 
     def join(self, room: str, connected: bool) -> list[ClientOutput]:
-        """Be in ``room``; JOINED at once (also when already in it)."""
+        """Be in ``room``; JOINED at once when not connected or already in it, else once
+        the server has answered for it (``answered``)."""
         if not self.listen:
             return [Notice(f"a send-only run joins no room; not joining {shown(room)}")]
         if room in self.names:
@@ -62,10 +68,29 @@ class RoomSet:
             return [Notice(f"a client is in at most {MAX_ROOMS} rooms; part one first")]
         first = self.catchup.join(room)
         self.names.append(room)
-        out: list[ClientOutput] = [self.follow(), Joined(room, self.topic(room), first)]
-        if connected:
-            out.append(SendToServer(RepeaterVerb.JOIN.command({"room": room})))
-        return out
+        out: list[ClientOutput] = [self.follow()]
+        if not connected:
+            return out + [Joined(room, self.topic(room), first)]
+        self.joining[room] = first
+        return out + [SendToServer(RepeaterVerb.JOIN.command({"room": room}))]
+
+    def answered(
+        self, rooms: set[str], outside: list[Message], events: list[ClientOutput]
+    ) -> list[ClientOutput]:
+        """The server answered for ``rooms`` and what it brought is stored (``events``):
+        JOINED for each held join among them, with its topic now, before ``events`` -
+        less the topics sent ``outside`` their chain of those rooms, which JOINED tells."""
+        joined = [Joined(room, self.topic(room), self.joining.pop(room))
+                  for room in list(self.joining) if room in rooms]
+        told = {Topic.of(message) for message in outside
+                if any(message.room == j.room for j in joined)}
+        kept = [e for e in events if not (isinstance(e, Topic) and e in told)]
+        return [*joined, *kept]
+
+    def _unhold(self, rooms: list[str]) -> list[Event]:
+        """JOINED for held joins the server will not answer now: the inbox's topic."""
+        return [Joined(room, self.topic(room), self.joining.pop(room))
+                for room in rooms if room in self.joining]
 
     def part(self, room: str, connected: bool) -> list[ClientOutput]:
         """Leave ``room``; PARTED at once (also when not in it)."""
@@ -73,7 +98,7 @@ class RoomSet:
             return [Parted(room)]
         self.names.remove(room)
         self.catchup.part(room)
-        out: list[ClientOutput] = [self.follow(), Parted(room)]
+        out: list[ClientOutput] = [*self._unhold([room]), self.follow(), Parted(room)]
         if connected:
             out.append(SendToServer(RepeaterVerb.PART.command({"room": room})))
         return out
@@ -159,7 +184,8 @@ class RoomSet:
 
     def dropped(self) -> list[Event]:
         """The connection is gone: what was asked is answered with what we know."""
-        out: list[Event] = [Users((), connected=False, room=room) for room in self._who]
+        out: list[Event] = self._unhold(list(self.joining))
+        out += [Users((), connected=False, room=room) for room in self._who]
         out += [self._listing([]) for _ in range(self._asked_rooms)]
         self._who.clear()
         self._asked_rooms = 0
