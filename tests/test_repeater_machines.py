@@ -399,8 +399,8 @@ def test_a_topic_that_wins_is_told_as_a_topic_not_as_a_message(inbox):
     earlier = replace(old, id="0" * 32, origin_seq=3, content="stale",
                       sent_at=T0 - timedelta(seconds=1))
     events = ledger.commit("s" * 32, None, window, [(2, later), (3, earlier), (4, m(4))])
-    assert [type(e).__name__ for e in events] == ["Incoming", "Topic"]
-    assert (events[1].room, events[1].text, events[1].by) == ("ops", "new topic", "alice")
+    assert [type(e).__name__ for e in events] == ["Topic", "Incoming"]  # in server order
+    assert (events[0].room, events[0].text, events[0].by) == ("ops", "new topic", "alice")
     fresh = ClientLedger(inbox, "alice")  # a new run learns the topic from the inbox
     assert fresh.topics.current("ops").content == "new topic"
     assert fresh.topics.current("dev") is None

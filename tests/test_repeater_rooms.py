@@ -189,6 +189,24 @@ def test_a_client_joining_late_gets_the_last_100_of_that_room_and_its_topic(net)
     assert "ops" in rooms_seen(carol)
 
 
+def test_a_topic_in_the_tail_is_told_in_its_place_among_the_messages(net):
+    alice = net.client("alice", rooms=("ops",))
+    alice.say("before", room="ops")
+    alice.set_topic("ops", "deploys on friday")
+    alice.say("after", room="ops")
+    net.run()
+    carol = net.client("carol", rooms=("dev",))
+    net.run()
+    carol.events.clear()
+    carol.apply(carol.core.join("ops", net.now))
+    net.run()
+    told = [e.message.content if type(e).__name__ == "Incoming" else e
+            for e in carol.events if isinstance(e, (Joined, Topic)) or hasattr(e, "message")]
+    topic = Topic("ops", "deploys on friday", "alice", alice.inbox.current_topic("ops").sent_at)
+    assert told == [Joined("ops", topic, True), "before", topic, "after"]
+    assert carol.incoming() == ["before", "after"]
+
+
 def test_a_join_held_for_the_answer_is_answered_when_parted_first(net):
     alice = net.client("alice", rooms=("ops",))
     alice.set_topic("ops", "deploys on friday")

@@ -9,7 +9,10 @@ left off. A send-only run writes no marks: the next run of that inbox that
 listens still gets everything it missed.
 
 Topic messages are not shown as messages: a new one that wins its room's
-topic (``topics.py``) is told as a ``Topic`` event instead.
+topic (``topics.py``) is told as a ``Topic`` event instead, in its place in
+server order - a topic set before a message is told before it. (A topic the
+server sends outside its chain, ``[seq, null]``, is older than the start of
+the answer: its number puts it first.)
 """
 
 from __future__ import annotations
@@ -99,15 +102,13 @@ class ClientLedger:
         if written:  # only once committed: a failed commit leaves the marks as they were
             self.saved = marks
         events: list[Event] = []
-        topics: dict[str, Topic] = {}  # each room's last winner of this turn
         for (_, message), new in zip(arrived, fresh, strict=True):
             if not new:
                 continue
             if not message.is_topic:
                 events.append(Incoming(message))
-            elif self.topics.consider(message):
-                topics[message.room] = Topic.of(message)
-        events += topics.values()
+            elif self.topics.consider(message):  # told in its place among the messages
+                events.append(Topic.of(message))
         accepted, refused = window.settle([m for m, _ in acked], [m for m, _ in rejected])
         if accepted:
             events.append(Accepted(tuple(accepted)))
