@@ -116,7 +116,7 @@ def test_a_start_that_fails_raises_the_sentence(tmp_path, beacon_port):
     async def main():
         async with aio.Server(address="127.0.0.1", port=0, interfaces=["lo"],
                               beacon_port=beacon_port, db=tmp_path / "s.db") as server:
-            with pytest.raises(lab93zmq.Lab93Error, match=str(server.router_port)):
+            with pytest.raises(lab93zmq.ConfigError, match=str(server.router_port)):
                 await aio.Server(address="127.0.0.1", port=server.router_port,
                                  interfaces=["lo"], beacon_port=beacon_port,
                                  db=tmp_path / "t.db")

@@ -163,9 +163,15 @@ def test_one_node_per_inbox_as_on_the_command_line(server, tmp_path):
 
 
 def test_a_server_that_cannot_start_says_why(tmp_path, beacon_port, server):
-    with pytest.raises(lab93zmq.Lab93Error, match=str(server.router_port)):
+    with pytest.raises(lab93zmq.ConfigError, match=str(server.router_port)):  # API.rst's class
         lab93zmq.Server(address="127.0.0.1", port=server.router_port, interfaces=["lo"],
                         beacon_port=beacon_port, db=tmp_path / "other.db")
+
+
+def test_a_damaged_inbox_raises_a_store_error_as_api_rst_says(server, tmp_path):
+    (tmp_path / "alice.db").write_bytes(b"this is no SQLite database\n" * 200)
+    with pytest.raises(lab93zmq.StoreError):
+        client(server, tmp_path, "alice")
 
 
 def test_scan_lists_the_server(server):

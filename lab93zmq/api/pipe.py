@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core.authoring import Draft
 from ..core.away import AwayTextError, away_text
-from ..core.errors import Lab93Error, RefusedError, UsageError
+from ..core.errors import Lab93Error, RefusedError, UsageError, error_of_kind
 from ..core.events import (
     Accepted,
     Event,
@@ -261,7 +261,7 @@ class PipeClient:
             self.ended = True
             return [Ended()]
         if kind is PipeKind.FATAL:
-            return [Failed(Lab93Error(body["error"]))]
+            return [Failed(error_of_kind(body.get("error_class"), body["error"]))]
         for question, answer in ANSWERS.items():
             if kind is answer:
                 return self._answer(question, body)

@@ -81,3 +81,28 @@ class RefusedError(Lab93Error):
 
 class ClosedError(Lab93Error):
     """This node is closed: open a new one to send or receive."""
+
+
+# The errors a thread may end with, by name: how one crosses a pipe (``kind``) and is
+# raised again on the other side as the class the API documents. A subclass that is
+# not public crosses as its public base (a StoreLost as a StoreError).
+_CROSSING: tuple[type[Lab93Error], ...] = (
+    UsageError, SecurityError, ConfigError, StoreError, ProtocolError,
+    UnreachableError, UndeliveredError, RefusedError, ClosedError,
+)
+
+
+def error_kind(error: Lab93Error) -> str:
+    """The name of the public class ``error`` is raised as on the other side of a pipe."""
+    for cls in _CROSSING:
+        if isinstance(error, cls):
+            return cls.__name__
+    return Lab93Error.__name__
+
+
+def error_of_kind(kind: object, text: str) -> Lab93Error:
+    """The error ``error_kind`` named (an unknown or missing name: a plain Lab93Error)."""
+    for cls in _CROSSING:
+        if cls.__name__ == kind:
+            return cls(text)
+    return Lab93Error(text)

@@ -36,7 +36,9 @@ Requests (front end -> actor):
 Events (actor -> front end):
 
 ``READY``          {"node_id", "detail"}
-``FATAL``          {"error"}: the actor cannot go on; ``error`` is a user sentence
+``FATAL``          {"error", "error_class"}: the actor cannot go on; ``error`` is a user sentence,
+                   ``error_class`` the name of its public error class (``StoreError``,
+                   ``ConfigError``, ...; absent: ``Lab93Error``), raised again as that
 ``INCOMING``       {"messages": [wire dicts]}: messages new to this inbox, in order
 ``ACCEPTED``       {"ids": [...]}: these posts are delivered (see DESIGN.md)
 ``REJECTED``       {"id", "reason"}: this post can never be delivered
@@ -85,7 +87,7 @@ from typing import Any
 import zmq
 
 from ..core.authoring import Draft
-from ..core.errors import Lab93Error, MessageError, ProtocolError
+from ..core.errors import Lab93Error, MessageError, ProtocolError, error_kind, error_of_kind
 from ..core.events import Event, Incoming, Posted, Rejected, pipe_forms
 from ..core.message import ACTION, Message, keep_time_text, parse_time, time_text
 from ..core.rooms import check_room
@@ -307,7 +309,7 @@ class ActorHandle:
         try:
             self.actor.run(self.ctx, pipe)
         except Lab93Error as error:
-            send(pipe, PipeKind.FATAL, error=str(error))
+            send(pipe, PipeKind.FATAL, error=str(error), error_class=error_kind(error))
         except Exception as error:  # a bug: say so rather than hang the front end
             log.exception("the %s thread failed", self.actor.name)
             send(pipe, PipeKind.FATAL, error=f"internal error in {self.actor.name}: {error!r}")
@@ -329,7 +331,7 @@ class ActorHandle:
         """Take the actor's first event: READY, or raise its FATAL sentence."""
         if event.kind is PipeKind.FATAL:
             self._thread.join(timeout)
-            raise Lab93Error(event.body["error"])
+            raise error_of_kind(event.body.get("error_class"), event.body["error"])
         if event.kind is not PipeKind.READY:
             raise Lab93Error(f"the {self.actor.name} sent {event.kind.value} before ready")
         self.node_id = event.body.get("node_id")
