@@ -461,6 +461,7 @@ class Server(_AsyncRunning):
     def __init__(
         self,
         *,
+        user: str | None = None,
         address: str | None = None,
         port: int = DEFAULT_PORT,
         interfaces: str | Iterable[str] | None = None,
@@ -479,7 +480,7 @@ class Server(_AsyncRunning):
         from .io.repeater_server import ServerActor
 
         config = node_config(
-            "server", address=address, port=port, interfaces=interfaces,
+            "server", user=user, address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
             timeout=timeout, irc_port=irc_port, irc_address=irc_address,
             irc_tls_cert=irc_tls_cert, irc_tls_key=irc_tls_key, irc_password=irc_password,

@@ -174,6 +174,27 @@ def test_a_damaged_inbox_raises_a_store_error_as_api_rst_says(server, tmp_path):
         client(server, tmp_path, "alice")
 
 
+def test_a_server_takes_user_as_the_command_lines_u_and_its_beacons_say_it(tmp_path, beacon_port):
+    with lab93zmq.Server(user="hub", address="127.0.0.1", port=0, interfaces=["lo"],
+                         beacon_port=beacon_port, db=tmp_path / "hub.db") as hub:
+        assert hub.config.user == "hub"
+        [seen] = lab93zmq.scan(interfaces=["lo"], beacon_port=beacon_port, timeout=1.0)
+        assert (seen.user, seen.mode, seen.node) == ("hub", "repeater", hub.node_id)
+    with pytest.raises(lab93zmq.UsageError, match="--user 'no way'"):
+        lab93zmq.Server(user="no way", interfaces=["lo"], db=tmp_path / "x.db")
+
+
+def test_every_option_a_server_takes_on_the_command_line_is_a_keyword_of_server():
+    import inspect
+
+    from lab93zmq import aio
+    from lab93zmq.api.options import node_config
+    not_a_servers = {"mode", "rooms", "listen", "server_key"}  # API.rst: a client's, a node's
+    wanted = set(inspect.signature(node_config).parameters) - not_a_servers
+    for face in (lab93zmq.Server, aio.Server):
+        assert set(inspect.signature(face).parameters) == wanted, face
+
+
 def test_scan_lists_the_server(server):
     found = lab93zmq.scan(interfaces=["lo"], beacon_port=server.config.beacon_port,
                           timeout=1.0)

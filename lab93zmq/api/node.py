@@ -470,6 +470,7 @@ class Server(_Running):
     def __init__(
         self,
         *,
+        user: str | None = None,
         address: str | None = None,
         port: int = DEFAULT_PORT,
         interfaces: str | Iterable[str] | None = None,
@@ -486,7 +487,7 @@ class Server(_Running):
         irc_password_file: str | Path | None = None,
     ) -> None:
         self._open(node_config(
-            "server", address=address, port=port, interfaces=interfaces,
+            "server", user=user, address=address, port=port, interfaces=interfaces,
             beacon_port=beacon_port, db=db, secure=secure, authorized_keys=authorized_keys,
             timeout=timeout, irc_port=irc_port, irc_address=irc_address,
             irc_tls_cert=irc_tls_cert, irc_tls_key=irc_tls_key, irc_password=irc_password,
