@@ -406,7 +406,7 @@ class Node(NodeFacets, _AsyncRunning):
     async def part(self, room: str | None = None,
                    timeout: float | None = ANSWER_TIMEOUT) -> Parted:
         """Leave ``room`` (default: the current one)."""
-        name = self._room_or_current(room)
+        name = self._room_to_part(room)
         future = asyncio.get_running_loop().create_future()
         await self._send([self._client.move(PipeKind.PART, name, future)])
         parted: Parted = await self._wait(future, seconds(timeout), f"PART #{name}")

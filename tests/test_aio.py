@@ -125,3 +125,17 @@ def test_a_start_that_fails_raises_the_sentence(tmp_path, beacon_port):
                     await carol.receive(timeout="never")
 
     run(main())
+
+
+def test_part_of_a_room_the_node_is_not_in_raises_room_error(tmp_path, beacon_port):
+    async def main():
+        async with aio.Server(address="127.0.0.1", port=0, interfaces=["lo"],
+                              beacon_port=beacon_port, db=tmp_path / "s.db") as server:
+            async with repeater(server, tmp_path, "alice", rooms=["ops"]) as alice:
+                with pytest.raises(lab93zmq.RoomError, match="not in #nowhere"):
+                    await alice.part("nowhere")
+                assert await alice.part() == lab93zmq.Parted("ops")
+                with pytest.raises(lab93zmq.RoomError, match="in no room"):
+                    await alice.part()
+
+    run(main())

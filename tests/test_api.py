@@ -262,6 +262,20 @@ def test_rooms_join_part_topic_and_who_through_the_api(server, tmp_path):
         assert alice.who("ops") == ["alice"]
 
 
+def test_part_of_a_room_the_node_is_not_in_raises_room_error(server, tmp_path):
+    with client(server, tmp_path, "alice", rooms=["ops"]) as alice:
+        with pytest.raises(lab93zmq.RoomError, match=r"not in #nowhere \(it is in #ops\)"):
+            alice.part("nowhere")
+        assert alice.rooms == ["ops"]
+        assert alice.part() == lab93zmq.Parted("ops")
+        with pytest.raises(lab93zmq.RoomError, match="in no room: there is no room to part"):
+            alice.part()
+        with pytest.raises(lab93zmq.RoomError, match="not in #ops: there is no room to part"):
+            alice.part("#ops")
+        with pytest.raises(lab93zmq.RoomError, match="not a room name"):
+            alice.part("no way")
+
+
 def broadcast(tmp_path, beacon_port, user, **options):
     return lab93zmq.Node.broadcast(user=user, interfaces=["lo"], beacon_port=beacon_port,
                                    db=tmp_path / f"{user}.db", port=0, **options)

@@ -10,7 +10,7 @@ from ..core.authoring import Draft
 from ..core.errors import UsageError
 from ..core.events import Topic
 from ..core.message import ACTION, check_name, make_id
-from ..core.rooms import room_name
+from ..core.rooms import RoomError, room_name, shown
 from ..io.config import NodeConfig
 from .pipe import PipeClient
 
@@ -43,6 +43,17 @@ class NodeFacets:
 
     def _room_or_current(self, room: str | None) -> str:
         return room_name(room) if room is not None else self.room
+
+    def _room_to_part(self, room: str | None) -> str:
+        """The room ``part(room)`` leaves: one this node is in, else RoomError."""
+        if not self._joined:
+            where = "in no room" if room is None else f"not in {shown(room_name(room))}"
+            raise RoomError(room, f"this node is {where}: there is no room to part")
+        name = self._room_or_current(room)
+        if name not in self._joined:
+            rooms = ", ".join(map(shown, self._joined))
+            raise RoomError(room, f"this node is not in {shown(name)} (it is in {rooms})")
+        return name
 
     def _now_in(self, room: str) -> None:
         """Joined ``room``: it is the current room now."""

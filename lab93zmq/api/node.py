@@ -402,7 +402,7 @@ class Node(NodeFacets, _Running):
     def part(self, room: str | None = None, timeout: float | None = ANSWER_TIMEOUT) -> Parted:
         """Leave ``room`` (default: the current one): nothing of it is received or
         stored from now on. The next room in ``rooms`` becomes current."""
-        name = self._room_or_current(room)
+        name = self._room_to_part(room)
         future: Future[Any] = Future()
         self._submit(lambda: [self._client.move(PipeKind.PART, name, future)])
         parted: Parted = self._wait(future, seconds(timeout), f"PART #{name}")

@@ -24,8 +24,10 @@ RULE = (
 class RoomError(MessageError):
     """A room name is not valid."""
 
-    def __init__(self, text: object) -> None:
-        problem = f"{text!r} is not a room name: {RULE}"
+    def __init__(self, text: object, problem: str | None = None) -> None:
+        """``problem``: the sentence, when it is not the name that is wrong (a room the
+        node is not in)."""
+        problem = problem or f"{text!r} is not a room name: {RULE}"
         Exception.__init__(self, problem)  # the sentence alone, not "message field ..."
         self.field = "room"
         self.problem = problem
