@@ -16,7 +16,7 @@ def test_rooms_are_folded_kept_in_order_and_given_once():
     assert room_names("alerts") == ("alerts",)
 
 
-@pytest.mark.parametrize("rooms", [["-bad"], ["ops", "x" * 33], [","], 7])
+@pytest.mark.parametrize("rooms", [["-bad"], ["ops", "x" * 33], [","], 7, ["", "ops"]])
 def test_a_bad_room_is_a_usage_error(rooms):
     with pytest.raises(UsageError, match="--room"):
         room_names(rooms)
@@ -30,6 +30,15 @@ def test_the_api_and_the_command_line_say_the_same_sentence(capsys):
     assert f"lab93-node: {api.value}" in capsys.readouterr().err
     with pytest.raises(UsageError, match="--room 'Not a room'"):
         node_config("client", rooms=["Not a room"])
+
+
+def test_an_empty_interface_beside_others_and_a_servers_bad_port_name_their_option():
+    with pytest.raises(UsageError, match="-i/--interface '' names no interface"):
+        node_config("broadcast", interfaces=["", "lo"])
+    with pytest.raises(UsageError, match=r"-a/--address '127.0.0.1:x': the port takes a whole"):
+        node_config("client", address="127.0.0.1:x", interfaces=["lo"])
+    assert node_config("client", address="h:5191,h", interfaces="lo,").servers == (
+        ("h", 5191), ("h", 5190))
 
 
 def test_numbers_take_ints_or_their_text_but_not_bools_or_fractions():

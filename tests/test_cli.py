@@ -62,6 +62,10 @@ def run(*argv, stdin=""):
         # An unset -i "$IFACE", or an interface this host does not have.
         (["-b", "-i", ""], "-i/--interface '' names no interface; name one, e.g. -i lo"),
         (["-b", "-i", " , "], "names no interface"),
+        (["-b", "-i", "", "-i", "lo"], "-i/--interface '' names no interface"),  # one of two
+        (["-b", "-i", "lo", "--room", "", "--room", "ops"], "--room '' names no room"),
+        (["-r", "-c", "-i", "lo", "-a", "127.0.0.1:x"], "-a/--address '127.0.0.1:x': the port"),
+        (["-r", "-c", "-i", "lo", "-a", "h1,h2:70000"], "-a/--address 'h2:70000': the port"),
         (["-b", "-i", "nosuch0"], "-i/--interface 'nosuch0': there is no network interface"),
         (["-b", "-i", "lo,nosuch0"], "'nosuch0': there is no network interface"),
         (["-r", "-c", "-a", "127.0.0.1", "-i", "nosuch0"], "'nosuch0': there is no network"),

@@ -85,13 +85,15 @@ def _words(value: object, flag: str, noun: str, example: str) -> list[str]:
     raw = [value] if isinstance(value, str) else value
     if not isinstance(raw, Iterable) or not all(isinstance(item, str) for item in raw):
         raise UsageError(f"{flag} takes names (text), not {value!r}")
-    items = list(raw)
-    words = [word.strip() for item in items for word in item.split(",") if word.strip()]
-    if items and not words:
-        raise UsageError(
-            f"{flag} {items[0]!r} names no {noun}; name one, e.g. {example}"
-            f" (an empty {flag.split('/')[0]} \"$VARIABLE\" is often an unset one)"
-        )
+    words: list[str] = []
+    for item in raw:  # each value must name one: an empty one beside others is a mistake too
+        named = [word.strip() for word in item.split(",") if word.strip()]
+        if not named:
+            raise UsageError(
+                f"{flag} {item!r} names no {noun}; name one, e.g. {example}"
+                f" (an empty {flag.split('/')[0]} \"$VARIABLE\" is often an unset one)"
+            )
+        words += named
     return words
 
 
@@ -218,7 +220,7 @@ def server_list(mode: str, address: object, port: int) -> tuple[tuple[str, int],
         if not sep or (host.count(":") and not host.endswith("]")):
             host, tail = word, ""  # no port (or a bare IPv6 address)
         host = host.strip("[]")
-        number = port_number(mode, tail) if tail else port
+        number = whole_number(tail, f"-a/--address {word!r}: the port", 1, 65_535) if tail else port
         if (host, number) not in servers:
             servers.append((host, number))
     return tuple(servers)
