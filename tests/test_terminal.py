@@ -20,6 +20,7 @@ import pyte
 import pytest
 from procs import NodeProcess
 
+import lab93zmq
 from lab93zmq.frontend.style import nick_colour
 from lab93zmq.io.store import Inbox
 
@@ -95,6 +96,11 @@ class Terminal:
         wanted = [(PROMPT + typed).rstrip()]
         self.wait_screen(lambda lines: [line for line in lines if line][-1:] == wanted,
                          f"the prompt with {typed!r}")
+
+    def wait_prompt_of(self, prompt: str) -> None:
+        """Until the last drawn line is ``prompt`` (another user's, or room's)."""
+        self.wait_screen(lambda lines: [line for line in lines if line][-1:] == [prompt.rstrip()],
+                         repr(prompt))
 
     def exit_status_and_modes(self) -> tuple[int, set[str], list[str]]:
         """The node's exit status, the terminal's modes after it, and the screen as it
@@ -452,3 +458,31 @@ def test_away_shows_in_who_and_is_told_once_to_whoever_sends_a_direct_message(
         status, modes, lines = terminal.exit_status_and_modes()
         assert status == 0, lines
         assert_cooked(modes)
+
+
+def test_a_repeater_join_shows_the_rooms_topic_before_its_backlog(
+    terminals, server, state_home, tmp_path
+):
+    """bob (-r -c --room ops) set the topic and talked; alice's /join #ops says the topic
+    the server knows, never "has no topic yet", and its backlog comes after it."""
+    with lab93zmq.Node.repeater(address="127.0.0.1", port=server.router_port, user="bob",
+                                interfaces=["lo"], beacon_port=server.config.beacon_port,
+                                db=tmp_path / "bob.db", rooms=["ops"]) as bob:
+        bob.set_topic("deploys on friday")
+        while not isinstance(bob.next_event(timeout=WAIT), lab93zmq.Topic):
+            pass
+        bob.send("friday it is")
+        assert bob.flush(timeout=WAIT) == []
+    alice = Terminal(
+        "-r", "-c", "-a", "127.0.0.1", "-p", str(server.router_port), "-i", "lo",
+        "--beacon-port", str(server.config.beacon_port), "--db", str(tmp_path / "alice.db"),
+        "-u", "alice", "--timeout", "60", environ={"XDG_STATE_HOME": str(state_home)})
+    terminals.append(alice)
+    alice.expect(PROMPT.rstrip())
+    alice.child.send("/join #ops\r")
+    alice.wait_line("<bob> friday it is")
+    alice.wait_prompt_of("alice #ops> ")
+    lines = [line for line in alice.lines() if line]
+    assert not any("has no topic yet" in line for line in lines), lines
+    [said] = [n for n, line in enumerate(lines) if "* topic of #ops: deploys on friday" in line]
+    assert said < [n for n, line in enumerate(lines) if "friday it is" in line][0], lines

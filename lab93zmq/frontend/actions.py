@@ -81,15 +81,7 @@ def _show_help(run: ChatRun, asked: Asked, action: commands.Help, answer: Any) -
 
 
 def _show_joined(run: ChatRun, asked: Asked, action: commands.Join, joined: Joined) -> None:
-    with run.lock:
-        run.rooms.add(joined.room)
-        if joined.topic is not None:
-            run.topics[joined.room] = joined.topic
-        if joined.room in asked.rooms_before:
-            run.printer.info(f"you talk in {shown(joined.room)} now")
-        else:
-            run.printer.info(f"you joined {shown(joined.room)}; you talk there now")
-        run.printer.info(lines.topic_line(joined.room, joined.topic, run.view()))
+    run.show_joined(joined)  # unless the node's Joined in the stream showed it already
 
 
 def _not_in(node: Any, action: commands.Part) -> str | None:
@@ -160,7 +152,11 @@ def _prepare(node: Any, run: ChatRun, action: commands.Action) -> tuple[Step, As
     if hint is not None:
         run.printer.note(hint)
         return None
-    return step, Asked(node, tuple(node.rooms))
+    asked = Asked(node, tuple(node.rooms))
+    if isinstance(action, commands.Join):  # its line is the run's to show, once
+        with run.lock:
+            run.joining[action.room] = asked.rooms_before
+    return step, asked
 
 
 def perform(node: Any, run: ChatRun, action: commands.Action) -> None:

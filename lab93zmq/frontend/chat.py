@@ -29,8 +29,9 @@ from dataclasses import dataclass, replace
 from ..core import commands
 from ..core.away import AwayNotices
 from ..core.errors import Lab93Error, UndeliveredError
-from ..core.events import Accepted, Event, Member, Notice, Rejected, Status, Topic
+from ..core.events import Accepted, Event, Joined, Member, Notice, Rejected, Status, Topic
 from ..core.message import Message
+from ..core.rooms import shown
 from ..core.sighting import Sighting
 from . import lines
 from .environment import Environment
@@ -96,6 +97,10 @@ class ChatRun:
         self.users: set[str] = set()  # every name heard, for completion
         self.rooms: set[str] = set()  # every room heard, for completion
         self.topics: dict[str, Topic] = {}  # the topic last shown of each room
+        # /join asked, its line not shown yet: room -> the rooms we were in before. The
+        # line is shown by the first of the node's Joined in the stream (in its place,
+        # before the backlog it brings) and the answer to join (a node with no stream).
+        self.joining: dict[str, tuple[str, ...]] = {}
 
     def view(self) -> lines.View:
         today = self.env.utc_now().astimezone().date()
@@ -125,6 +130,8 @@ class ChatRun:
                 self._member(item)
             elif isinstance(item, Topic):
                 self.show_topic(item)
+            elif isinstance(item, Joined):
+                self.show_joined(item)
 
     def _incoming(self, message: Message) -> None:
         self.users.add(message.author)
@@ -200,6 +207,21 @@ class ChatRun:
         at = self.env.utc_now()
         self.printer.line(lines.format_member(member.room, member.user, member.joined, at,
                                               self.view()))
+
+    def show_joined(self, joined: Joined) -> None:
+        """The line of a /join, once (see ``joining``); a Joined nobody asked for says
+        nothing (our rooms at start)."""
+        with self.lock:
+            before = self.joining.pop(joined.room, None)
+            if before is None:
+                return
+            self.rooms.add(joined.room)
+            if joined.topic is not None:
+                self.topics[joined.room] = joined.topic
+            room = shown(joined.room)
+            self.printer.info(f"you talk in {room} now" if joined.room in before
+                              else f"you joined {room}; you talk there now")
+            self.printer.info(lines.topic_line(joined.room, joined.topic, self.view()))
 
     def show_topic(self, topic: Topic) -> None:
         """A room's topic, once per change."""
