@@ -256,7 +256,7 @@ def main() -> None:
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
-            ready = dict(poller.poll(1000))
+            ready = dict(poller.poll(0 if commands.pending() else 1000))
             if node is not None and node.socket() in ready:
                 node.on_ready()
             if expecting is not None and node is not None:
@@ -265,7 +265,10 @@ def main() -> None:
                     r = node.received
                     emit(event="got", n=r.n, t_first=r.t_first, t_last=r.t_last)
                     expecting = None
-            if commands.fileno() not in ready:
+            # Two commands can come in one read: the second is buffered, and stdin
+            # does not poll ready for it (it waited for the next command: a post
+            # sent right after an expect ran only at the stop, 60 s later).
+            if commands.fileno() not in ready and not commands.pending():
                 continue
             command = commands.next(0)
             if command is None:

@@ -566,6 +566,10 @@ class CommandReader:
     def fileno(self) -> int:
         return sys.stdin.fileno()
 
+    def pending(self) -> bool:
+        """Whether a whole command is buffered already (its fd no longer polls ready)."""
+        return b"\n" in self._buffer
+
     def next(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next command; None at end of input or after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
