@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import zmq
 from factories import NODE_A, T0
 
@@ -206,3 +207,49 @@ def test_incoming_runs_are_written_from_wire_forms_and_read_as_the_dict_form():
     assert [(m.kind.value, m.body) for m in got] == [
         (kind, json.loads(json.dumps(body))) for kind, body in pipe_forms(events)
     ]
+
+
+def test_posted_runs_in_full_are_written_from_wire_forms_and_read_as_the_dict_form():
+    from lab93zmq.core.events import Incoming, Notice, pipe_forms
+
+    mine = [draft(n, content=f"é {n}").author("alice", NODE_A, n) for n in (1, 2, 3)]
+    for message in mine[:2]:
+        message.encode()  # published first: POSTED reuses that form
+    theirs = Incoming(draft(9).author("bob", "b" * 32, 1))
+    events = [Posted(tuple(mine[:2])), Posted((mine[2],)), Notice("x"), theirs,
+              Posted((mine[0],))]
+    got = sent_events(events, posted_rows=False)
+    assert [m.kind for m in got] == [PipeKind.POSTED, PipeKind.NOTICE, PipeKind.INCOMING,
+                                     PipeKind.POSTED]
+    assert [(m.kind.value, m.body) for m in got] == [
+        (kind, json.loads(json.dumps(body))) for kind, body in pipe_forms(events)
+    ]
+
+
+def test_a_decoded_message_reaches_the_front_end_as_the_json_it_came_in():
+    """What a peer sent, checked once, is passed on as it came: the front end reads from
+    it the message the actor decoded (a time not in UTC, a field it does not know)."""
+    from lab93zmq.core.events import Incoming, from_pipe_form
+    from lab93zmq.core.message import Message
+
+    wire = json.loads(draft(1).author("bob", NODE_A, 1).encode())
+    wire.update(sent_at="2024-05-01T14:00:00.000001+02:00", later={"a": [1]})
+    raw = (" " + json.dumps(wire, ensure_ascii=False) + "\n").encode()
+    decoded = Message.decode(raw)
+    assert decoded.received_json() == raw
+    assert decoded.sent_at.utcoffset().total_seconds() == 0
+    [incoming] = sent_events([Incoming(decoded)], posted_rows=False)
+    [event] = from_pipe_form(incoming.kind.value, incoming.body)
+    assert event == Incoming(decoded) and event.message.sent_text() == decoded.sent_text()
+    authored = draft(2).author("bob", NODE_A, 2)
+    assert authored.received_json() == authored.encode()  # never decoded: its own form
+
+
+def test_a_pipe_message_of_no_kind_or_no_json_is_refused_with_a_reason():
+    from lab93zmq.core.errors import ProtocolError
+
+    for frames in ([b"nonsense", b"{}"], [b"post", b"{'a': 1}"], [b"post", b"\xff"],
+                   [b"post", b"{} {}"], [b"post"]):
+        with pytest.raises(ProtocolError):
+            PipeMessage.parse(frames)
+    assert PipeMessage.parse([b"post", b' {"a": [1, 2]} ']).body == {"a": [1, 2]}

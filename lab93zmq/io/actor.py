@@ -74,6 +74,7 @@ Events (actor -> front end):
 from __future__ import annotations
 
 import json
+import json.scanner
 import logging
 import threading
 import time
@@ -139,10 +140,29 @@ class PipeMessage:
     def parse(cls, frames: list[bytes]) -> PipeMessage:
         if len(frames) != 2:
             raise ProtocolError(f"a pipe message has 2 frames, not {len(frames)}")
+        kind = _KINDS.get(bytes(frames[0]))
+        if kind is None:
+            raise ProtocolError(f"bad pipe message: no kind {bytes(frames[0])[:20]!r}")
         try:
-            return cls(PipeKind(frames[0].decode()), json.loads(frames[1]))
-        except (ValueError, UnicodeDecodeError) as error:
+            return cls(kind, _body(frames[1]))
+        except ValueError as error:  # UnicodeDecodeError too
             raise ProtocolError(f"bad pipe message: {error}") from None
+
+
+_KINDS = {kind.value.encode(): kind for kind in PipeKind}
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
+
+
+def _body(data: bytes) -> Any:
+    """``json.loads(data)`` a third as dear (0.6 us against 1.8 for a POST): the pipe's
+    bodies are UTF-8 JSON with nothing around them, so the scanner runs at once; anything
+    else goes to json.loads to decide, as ``core.message`` does for the wire."""
+    text = data.decode()
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def send(pipe: zmq.Socket, kind: PipeKind, **body: Any) -> None:
@@ -174,25 +194,35 @@ def send_events(pipe: zmq.Socket, events: list[Event], posted_rows: bool = False
 
 
 def _flush_events(pipe: zmq.Socket, events: list[Event]) -> None:
-    """The events in order; a run of Incoming as one INCOMING written from each
-    message's wire form (the same JSON as its wire dict's, without building the dict)."""
+    """The events in order; a run of Incoming as one INCOMING, a run of Posted as one
+    POSTED, each written from its messages' wire form (the same JSON as their wire dicts',
+    without building the dicts; a message sent on before is encoded already)."""
     others: list[Event] = []
-    incoming: list[Message] = []
+    run: list[Message] = []
+    run_kind: PipeKind | None = None
     for event in events:
-        if isinstance(event, Incoming):
-            if others:
-                _send_forms(pipe, others)
-                others = []
-            incoming.append(event.message)
-        else:
-            if incoming:
-                _send_incoming(pipe, incoming)
-                incoming = []
+        kind = _RUNS.get(type(event))
+        if run and kind is not run_kind:
+            _send_messages(pipe, run_kind, run)
+            run = []
+        run_kind = kind
+        if kind is None:
             others.append(event)
+            continue
+        if others:
+            _send_forms(pipe, others)
+            others = []
+        if isinstance(event, Incoming):
+            run.append(event.message)
+        elif isinstance(event, Posted):
+            run += event.messages
     if others:
         _send_forms(pipe, others)
-    if incoming:
-        _send_incoming(pipe, incoming)
+    if run:
+        _send_messages(pipe, run_kind, run)
+
+
+_RUNS: dict[type, PipeKind] = {Incoming: PipeKind.INCOMING, Posted: PipeKind.POSTED}
 
 
 def _send_forms(pipe: zmq.Socket, events: list[Event]) -> None:
@@ -200,9 +230,13 @@ def _send_forms(pipe: zmq.Socket, events: list[Event]) -> None:
         send(pipe, PipeKind(kind), **body)
 
 
-def _send_incoming(pipe: zmq.Socket, messages: list[Message]) -> None:
-    body = b'{"messages":[' + b",".join(m.encode() for m in messages) + b"]}"
-    pipe.send_multipart([PipeKind.INCOMING.value.encode(), body])
+def _send_messages(pipe: zmq.Socket, kind: PipeKind | None, messages: list[Message]) -> None:
+    assert kind is not None
+    if kind is PipeKind.INCOMING:
+        body = b'{"messages":[' + b",".join(m.received_json() for m in messages) + b"]}"
+    else:
+        body = b'{"messages":[' + b",".join(m.encode() for m in messages) + b"]}"
+    pipe.send_multipart([kind.value.encode(), body])
 
 
 def recv(pipe: zmq.Socket) -> PipeMessage:
