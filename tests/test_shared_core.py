@@ -196,3 +196,29 @@ def test_a_drafts_check_refuses_exactly_what_authoring_it_refuses(fields):
         draft.check("alice", NODE_A)
     with pytest.raises(MessageError):
         draft.check("not a user!", NODE_A)
+
+
+def test_a_draft_is_authored_as_the_message_constructor_makes_it_and_refused_alike():
+    from datetime import timedelta, timezone
+
+    from lab93zmq.core.message import Message
+
+    def full(d: Draft, seq: int) -> Message:
+        return Message(d.id, "alice", d.to, d.subject, d.content, d.sent_at, NODE_A, seq,
+                       room=d.room if d.to is None else None, kind=d.kind)
+
+    base = Draft("a" * 32, "hi", "s", None, T0, None, "action")
+    later = T0.astimezone(timezone(timedelta(hours=2)))
+    for d in (base, base.in_room("ops"), Draft("b" * 32, "yo", None, "bob", T0),
+              Draft("c" * 32, "tz", None, None, later, "dev")):
+        assert d.author("alice", NODE_A, 3) == full(d, 3)
+        assert d.author("alice", NODE_A, 3).sent_at.tzinfo is timezone.utc
+    assert base.in_room("ops") == Draft("a" * 32, "hi", "s", None, T0, "ops", "action")
+    for bad in (Draft("a" * 32, "", None, None, T0), Draft("nothex", "x", None, None, T0),
+                Draft("a" * 32, "x", None, "no one", T0)):
+        with pytest.raises(MessageError):
+            bad.author("alice", NODE_A, 1)
+        with pytest.raises(MessageError):
+            full(bad, 1)
+    with pytest.raises(MessageError):
+        base.author("alice", NODE_A, 0)
