@@ -325,16 +325,21 @@ class RoomSync:
         saved = save_batch(self.store, [(m, None, None) for m in messages])
         fresh, taken.conflicts = saved.fresh, log_conflicts(saved.conflicts)
         touched: dict[str, None] = {}  # origins in order of first appearance
+        tracker, all_held, shown = self.tracker, self._held, taken.outputs
         for message, new in zip(messages, fresh, strict=True):
-            taken.gap = self.tracker.observe(message.origin, message.origin_seq) or taken.gap
+            origin, seq = message.origin, message.origin_seq
+            taken.gap = tracker.observe(origin, seq) or taken.gap
             if not new:
                 continue
             if message.is_topic:
                 taken.topics.append(message)
                 continue
-            held = self._held.setdefault(message.origin, {})
-            held[message.origin_seq] = (message, now + self.hold_for)
-            touched[message.origin] = None
+            if origin not in all_held and seq <= tracker.mark(origin):
+                shown.append(Incoming(message))  # in order, nothing held before it: shown
+                continue
+            held = all_held.setdefault(origin, {})
+            held[seq] = (message, now + self.hold_for)
+            touched[origin] = None
         self._digest = None
         if any(fresh):
             self._want_have(now)  # tell the authors soon that we hold them
