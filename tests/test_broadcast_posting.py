@@ -33,8 +33,9 @@ def numbers(authored: list) -> list[tuple[str, int]]:
 def test_a_burst_is_numbered_in_posting_order_room_and_direct_apart(inbox, monkeypatch):
     posting = Posting(OURS, "alice", inbox, INTERVAL, 0.0)
     calls = []
-    save_many = inbox.save_many
-    monkeypatch.setattr(inbox, "save_many", lambda rows: calls.append(len(rows)) or save_many(rows))
+    save_within = inbox.save_within  # a run is saved inside the transaction Posting holds
+    monkeypatch.setattr(inbox, "save_within",
+                        lambda rows: calls.append(len(rows)) or save_within(rows))
     authored = posting.author([draft(1), draft(2), draft(3, to="bob"), draft(4), draft(5, "")])
     assert numbers(authored) == [("post 1", 1), ("post 2", 2), ("post 3", 1), ("post 4", 3)]
     # A run names its refused posts first (nothing of the run is numbered for them).

@@ -471,11 +471,12 @@ def _count_calls(monkeypatch, inbox: Inbox, name: str) -> list[int]:
 def test_a_burst_of_posts_is_one_transaction_and_one_msg(lan, monkeypatch):
     alice, bob = lan.node("alice"), lan.node("bob")
     lan.run(1.5)
-    saves = _count_calls(monkeypatch, alice.inbox, "save_many")
+    saves = _count_calls(monkeypatch, alice.inbox, "save_within")  # in Posting's transaction
+    others = _count_calls(monkeypatch, alice.inbox, "save_many")
     before = len(alice.outputs)
     drafts = [alice.draft(f"line {n}") for n in range(BATCH_MESSAGES + 5)]
     alice.post_many(drafts)
-    assert saves == [BATCH_MESSAGES + 5]
+    assert saves == [BATCH_MESSAGES + 5] and others == []
     published = [o for o in alice.outputs[before:] if isinstance(o, PublishFrames)]
     commands = [wire.decode_published(o.frames) for o in published]
     msgs = [command for room, command in commands if command.name == MSG and room == "general"]

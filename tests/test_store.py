@@ -44,6 +44,20 @@ def test_batch_is_one_transaction(inbox):
     assert inbox.save(make_message(6)) is True  # still usable afterwards
 
 
+def test_saving_within_a_transaction_is_undone_with_it_and_dedupes_alike(inbox):
+    inbox.save(make_message(1))
+    batch = [(make_message(s), None, None) for s in (1, 2, 2, 3)]
+    assert inbox.save_within(batch) == [False, True, False, True]  # no transaction: its own
+    impostor = type(make_message(2))(**{**make_message(2).__dict__, "id": "f" * 32})
+    with pytest.raises(StoreError), inbox.transaction():
+        assert inbox.save_within([(make_message(5), None, None)]) == [True]
+        inbox.save_within([(impostor, None, None)])  # (origin, seq) taken: refused
+    assert make_message(5).id not in inbox and inbox.count() == 3
+    with inbox.transaction():
+        assert inbox.save_within([(make_message(6), None, None)]) == [True]
+    assert make_message(6).id in inbox
+
+
 def test_history_is_the_messages_order_not_arrival_and_limit_takes_newest(inbox):
     # Arrival 3, 1, 2 all written at T0: the same time, so in the order they came in.
     for seq in (3, 1, 2):

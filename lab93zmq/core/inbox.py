@@ -57,6 +57,11 @@ class BroadcastInbox(Transactional, Protocol):
 
     def save(self, message: Message) -> bool: ...
 
+    def save_within(self, batch: Sequence[Row]) -> list[bool]:
+        """``save_many`` inside the caller's transaction, which undoes it all on
+        StoreError (no savepoint of its own)."""
+        ...
+
     def origin_marks(self, room: str, floors: Mapping[str, int] | None = None) -> dict[str, int]:
         ...
 

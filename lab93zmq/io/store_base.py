@@ -102,6 +102,16 @@ class StoreBase:
         with self.transaction():
             return self._insert(batch, self._known_ids([m.id for m, _, _ in batch]))
 
+    def save_within(self, batch: Batch) -> list[bool]:
+        """``save_many`` for a caller inside its own transaction that undoes all of it on
+        StoreError (a burst of our own posts): no savepoint of its own, two statements
+        less a burst (about 30 us; a short burst's largest cost)."""
+        if not batch:
+            return []
+        if self._db.transaction_depth() == 0:
+            return self.save_many(batch)
+        return self._insert(batch, self._known_ids([m.id for m, _, _ in batch]))
+
     def save_unknown(
         self, batch: Batch, known: Container[str], *, savepoint: bool = True
     ) -> list[bool]:

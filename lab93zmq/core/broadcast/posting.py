@@ -189,7 +189,7 @@ class Posting:
             taken[draft.scope] += 1
         try:
             with self.store.transaction():
-                fresh = self.store.save_many([(m, None, None) for _, m in authored])
+                fresh = self.store.save_within([(m, None, None) for _, m in authored])
                 if not all(fresh):
                     raise StoreError(DUPLICATE)  # roll the whole run back
         except StoreLost:
