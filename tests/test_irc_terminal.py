@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import pexpect
-import pyte
 import pytest
+from ptys import DrawnTerminal
 
 import lab93zmq
 
@@ -23,36 +22,12 @@ ROWS, COLUMNS = 30, 120
 IRSSI = shutil.which("irssi")
 
 
-class Screen:
+class Screen(DrawnTerminal):
     """irssi in its own pseudo-terminal, what it drew kept on a pyte screen."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        self._stream = pyte.Stream(self.screen)
         env = {**os.environ, "TERM": "xterm", "LANG": "C.UTF-8"}
-        self.child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8",
-                                   dimensions=(ROWS, COLUMNS), timeout=WAIT)
-        self.child.logfile_read = self
-
-    def write(self, text: str) -> None:
-        self._stream.feed(text)
-
-    def flush(self) -> None:
-        pass
-
-    def lines(self) -> list[str]:
-        return [line.rstrip() for line in self.screen.display]
-
-    def wait_for(self, condition, what: str) -> None:
-        deadline = time.monotonic() + WAIT
-        while not condition(self.lines()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.lines()}"
-            try:
-                self.child.read_nonblocking(4096, timeout=0.1)
-            except pexpect.TIMEOUT:
-                pass
-            except pexpect.EOF:
-                raise AssertionError(f"irssi ended while waiting for {what}") from None
+        super().__init__(argv[0], argv[1:], env, ROWS, COLUMNS, WAIT)
 
     def type(self, line: str) -> None:
         self.child.send(line + "\r")
@@ -75,12 +50,12 @@ def test_irssi_connects_joins_sends_and_receives(tmp_path, beacon_port):
         home.mkdir()
         irssi = Screen([IRSSI, f"--home={home}", "--nick=erin", "--noconnect"])
         try:
-            irssi.wait_for(lambda lines: any("Irssi" in line for line in lines), "irssi")
+            irssi.wait_screen(lambda lines: any("Irssi" in line for line in lines), "irssi")
             irssi.type(f"/connect 127.0.0.1 {server.irc_port}")
-            irssi.wait_for(lambda lines: any("Welcome to the lab93 Network" in line
+            irssi.wait_screen(lambda lines: any("Welcome to the lab93 Network" in line
                                              for line in lines), "the welcome")
             irssi.type("/join #ops")
-            irssi.wait_for(lambda lines: any("erin" in line and "has joined #ops" in line
+            irssi.wait_screen(lambda lines: any("erin" in line and "has joined #ops" in line
                                              for line in lines), "the join")
             assert "erin" in alice.who("ops")
             irssi.type("hello from irssi")
@@ -89,7 +64,7 @@ def test_irssi_connects_joins_sends_and_receives(tmp_path, beacon_port):
             assert (message.sender, message.room, message.content) == (
                 "erin", "ops", "hello from irssi")
             alice.send("hi erin", room="ops")
-            irssi.wait_for(lambda lines: any("alice" in line and "hi erin" in line
+            irssi.wait_screen(lambda lines: any("alice" in line and "hi erin" in line
                                              for line in lines), "alice's message")
             irssi.type("/quit see you")
             irssi.child.expect(pexpect.EOF)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
 import pexpect
 import pyte
 import pytest
 from procs import NodeProcess
+from ptys import DrawnTerminal
 
 import lab93zmq
 from lab93zmq.frontend.style import nick_colour
@@ -33,13 +33,10 @@ ROWS, COLUMNS = 24, 100
 SCRIPT = 'exec 3<&0; "$@" <&3 3<&- & echo "PID=$!"; wait "$!"; echo "EXIT=$?"; stty -a'
 
 
-class Terminal:
+class Terminal(DrawnTerminal):
     """One lab93-node in its own pseudo-terminal, with what it drew kept on a pyte screen."""
 
     def __init__(self, *argv: str, environ: dict[str, str] | None = None) -> None:
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        self._stream = pyte.Stream(self.screen)
-        self.output = ""
         env = {
             # A colour test decides about NO_COLOR itself, whatever the caller's is.
             **{name: value for name, value in os.environ.items() if name != "NO_COLOR"},
@@ -50,41 +47,13 @@ class Terminal:
             "PYTHONUNBUFFERED": "1",
             **(environ or {}),
         }
-        self.child = pexpect.spawn(
-            "sh",
-            ["-c", SCRIPT, "sh", sys.executable, "-m", "lab93zmq", *argv],
-            env=env,
-            encoding="utf-8",
-            dimensions=(ROWS, COLUMNS),
-            timeout=WAIT,
-        )
-        self.child.logfile_read = self
+        super().__init__("sh", ["-c", SCRIPT, "sh", sys.executable, "-m", "lab93zmq", *argv],
+                         env, ROWS, COLUMNS, WAIT)
         self.child.expect(r"PID=(\d+)")
         self.pid = int(self.child.match.group(1))
 
-    # pexpect's logfile_read: everything the terminal shows goes to the screen too.
-    def write(self, text: str) -> None:
-        self.output += text
-        self._stream.feed(text)
-
-    def flush(self) -> None:
-        pass
-
     def expect(self, text: str) -> None:
         self.child.expect_exact(text)
-
-    def lines(self) -> list[str]:
-        return [line.rstrip() for line in self.screen.display]
-
-    def wait_screen(self, condition, what: str) -> None:
-        """Read output until the drawn screen satisfies ``condition`` (bounded)."""
-        deadline = time.monotonic() + WAIT
-        while not condition(self.lines()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.lines()}"
-            try:
-                self.child.read_nonblocking(4096, timeout=0.1)
-            except pexpect.TIMEOUT:
-                pass
 
     def wait_line(self, text: str) -> None:
         """Until a drawn line contains ``text``."""
