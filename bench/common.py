@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 import selectors
 import shutil
@@ -141,9 +142,46 @@ def ratio(figure: Figure) -> str:
     return f"{ours / base:.2f}"
 
 
+_SCALE = {"": 1.0, "k": 1e3, "M": 1e6}
+# One clause of a target: "<= 15", ">= 25k", ">= 0.8x bare", "<= 1.5x one room", "0".
+_CLAUSE = re.compile(r"^(?:(<=|>=)\s*)?([0-9.]+)(k|M|x)?\b")
+
+
+def target_met(figure: Figure) -> str:
+    """Whether the median of ours meets ``figure.target``: "yes", "no", or "" when the
+    target is not a bound this can read or there is nothing to compare.
+
+    A target is clauses joined by " and ": a bound on ours (``<= 15``, ``>= 25k``),
+    or on ours/baseline (``>= 0.8x bare``); a bare number is ``<=`` it for a lower-is-
+    better figure and ``>=`` for higher. Units after the number are the figure's own.
+    """
+    ours = median(figure.ours)
+    if not figure.target or ours is None:
+        return ""
+    verdicts = []
+    for clause in figure.target.split(" and "):
+        found = _CLAUSE.match(clause.strip())
+        if not found:
+            return ""
+        op, number, suffix = found.groups()
+        op = op or ("<=" if figure.better == "lower" else ">=")
+        value = ours
+        bound = float(number)
+        if suffix == "x":
+            base = median(figure.baseline)
+            if not base:
+                return ""
+            value = ours / base
+        else:
+            bound *= _SCALE[suffix or ""]
+        verdicts.append(value <= bound if op == "<=" else value >= bound)
+    return "yes" if all(verdicts) else "no"
+
+
 def table(figures: Sequence[Figure]) -> str:
-    """The table of medians with min-max and the ratio ours/baseline, as text."""
-    head = ["item", "metric", "unit", "ours", "baseline", "ours/base", "target"]
+    """The table of medians with min-max, the ratio ours/baseline and whether each
+    target is met, as text."""
+    head = ["item", "metric", "unit", "ours", "baseline", "ours/base", "target", "met"]
     rows = [head]
     notes: list[str] = []
     for figure in figures:
@@ -159,7 +197,8 @@ def table(figures: Sequence[Figure]) -> str:
         aim = f"{figure.target} ({'lower' if figure.better == 'lower' else 'higher'} is better)"
         target = aim if figure.target else figure.better + " is better"
         rows.append(
-            [figure.item, metric, figure.unit, cell(figure.ours), base, ratio(figure), target]
+            [figure.item, metric, figure.unit, cell(figure.ours), base, ratio(figure), target,
+             target_met(figure)]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []

@@ -66,7 +66,7 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
     return [
         Figure(item, "deliveries/s", "msg/s", "higher",
                [r["deliveries_per_s"] for r in ours], [r["deliveries_per_s"] for r in bare],
-               base, ">= 200k and >= 0.6x bare", details=ours + bare),
+               base, ">= 200k and >= 0.8x bare", details=ours + bare),
         Figure(item, "acked messages/s", "msg/s", "higher",
                [r["acked_per_s"] for r in ours], [r["acked_per_s"] for r in bare], base),
         Figure(item, "missed on the live feed", "msgs", "lower",

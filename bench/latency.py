@@ -66,7 +66,7 @@ def run(settings: Settings, workdir: Path) -> list[Figure]:
         Figure(item, "send->SUB p50", "ms", "lower", col(ours, "p50"), col(bare, "p50"), base,
                "<= 1 ms", details=ours + bare),
         Figure(item, "send->SUB p99", "ms", "lower", col(ours, "p99"), col(bare, "p99"), base,
-               "<= 5 ms"),
+               "<= 1 ms"),
         Figure(item, "send->ACK p50", "ms", "lower", col(ours, "ack_p50"), col(bare, "ack_p50"),
                base),
         Figure(item, "send->ACK p99", "ms", "lower", col(ours, "ack_p99"), col(bare, "ack_p99"),
