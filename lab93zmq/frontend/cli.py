@@ -242,6 +242,10 @@ def check_options(args: dict[str, Any], mode: str) -> None:
     if talk and mode in ("server", "scan", "history", "keygen"):
         where = "-s/--server" if mode == "server" else f"--{mode}"
         raise UsageError(f"{talk[0]} is for a client or broadcast node, not {where}")
+    if args["--room"] and mode in ("server", "scan", "keygen"):
+        # A server keeps every room; --scan lists nodes, whatever their rooms.
+        where = "-s/--server" if mode == "server" else f"--{mode}"
+        raise UsageError(f"--room is for a client, a broadcast node or --history, not {where}")
     _check_secure_options(args, mode)
     irc = [flag for flag in IRC_FLAGS if args[flag] is not None]
     if irc and mode != "server":
