@@ -359,10 +359,19 @@ def test_away_is_one_thing_for_irc_users_and_lab93_users(net, irc):
     flags = {line.params[5]: line.params[6] for line in irc.send(1, "WHO #ops")
              if line.command == "352"}
     assert flags == {"alice": "G", "carol": "G"}
+    # A PRIVMSG to the away lab93 user is answered with 301, as to an away IRC user;
+    # a NOTICE is not (no automatic reply to a NOTICE), and both are delivered.
+    told = irc.send(1, "PRIVMSG alice :are you there?")
+    assert [(line.command, line.params[1:]) for line in told if line.command == "301"] == [
+        ("301", ("alice", "lunch"))]
+    assert not [line for line in irc.send(1, "NOTICE alice :fyi") if line.command == "301"]
+    net.run()
+    assert alice.incoming() == ["are you there?", "fyi"]
     irc.send(1, "AWAY")
     alice.apply(alice.core.set_away(None, net.now))
     net.run()
     assert not [line for line in irc.send(1, "WHOIS alice") if line.command == "301"]
+    assert not [line for line in irc.send(1, "PRIVMSG alice :back?") if line.command == "301"]
     alice.apply(alice.core.who(net.now))
     net.run()
     assert alice.of(Users)[-1].away == ()

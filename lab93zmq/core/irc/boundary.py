@@ -12,6 +12,8 @@ Requests (connection -> service)::
     JoinRoom(conn, room)                               -> JoinResult | RequestFailed
     PartRoom(conn, room, reason)                       (no answer; others see UserParted)
     PostRoom / PostDirect                              -> Stored | RequestFailed
+                                                          (PostDirect to an away lab93
+                                                          user: RecipientAway first)
     SetTopic(conn, room, text)                         -> TopicChanged to the room | RequestFailed
     GetTopic(conn, room)                               -> TopicInfo
     Names(conn, room)                                  -> NamesResult
@@ -346,6 +348,17 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class RecipientAway:
+    """``request`` went to a lab93 user who is away (its /away): the sender is told, as
+    IRC tells of an away IRC user (the gateway knows those itself)."""
+
+    conn: Hashable
+    request: PostDirect
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
 class RequestFailed:
     """``request`` could not be done; ``no_such_target``: its room or user does not exist."""
 
@@ -415,6 +428,7 @@ ConnEvent = (
     | RegisterRefused
     | JoinResult
     | Stored
+    | RecipientAway
     | RequestFailed
     | TopicInfo
     | NamesResult

@@ -26,6 +26,7 @@ from .boundary import (
     PartRoom,
     PostDirect,
     PostRoom,
+    RecipientAway,
     RequestFailed,
     RoomTopic,
     SetTopic,
@@ -178,6 +179,11 @@ def _post(session: IrcSession, line: Line, notice: bool) -> None:
         if away is not None and speak:
             session.reply(rpl.RPL_AWAY, nick_for(name), away)
         session.request(PostDirect(session.conn, name, text, notice, action, session.next_ref()))
+
+
+def on_recipient_away(session: IrcSession, event: RecipientAway) -> None:
+    if not event.request.notice:  # a NOTICE is never answered automatically
+        session.reply(rpl.RPL_AWAY, nick_for(event.name), event.text)
 
 
 def on_stored(session: IrcSession, event: Stored) -> None:

@@ -42,7 +42,7 @@ from .irc_history import HistoryStore
 from .irc_queries import IRCUser, Queries, chat_message
 from .membership import MemberChange
 from .outputs import ServerOutput
-from .server import ServerCore
+from .server import ServerCore, away_of
 from .window import Outgoing, author_topic, numbering, outgoing
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,10 @@ class IRCService(Queries):
                 b.RequestFailed(user.conn, request, "No such nick", no_such_target=True)
             )
             return []
+        if fold(recipient) not in self._by_name:  # an IRC user's AWAY the gateway knows
+            away = away_of([recipient], self.core.sessions.values(), None).get(recipient)
+            if away is not None:
+                self._events.append(b.RecipientAway(user.conn, request, recipient, away))
         self._post(user, request, recipient, None, DIRECT, at, entropy)
         return []
 
