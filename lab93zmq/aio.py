@@ -384,13 +384,18 @@ class Node(NodeFacets, _AsyncRunning):
 
         async def settled() -> None:
             async with self._settled:
-                await self._settled.wait_for(lambda: not self._client.unaccepted or self.closed)
+                await self._settled.wait_for(
+                    lambda: not self._client.unaccepted or self.closed or self._error is not None
+                )
 
         try:
             await asyncio.wait_for(settled(), wait)
         except asyncio.TimeoutError:
             pass
-        return list(self._client.unaccepted.values())
+        waiting = list(self._client.unaccepted.values())
+        if waiting and self._error is not None:
+            raise self._error  # the node cannot go on (see lab93zmq.Node.flush)
+        return waiting
 
     # -- rooms ---------------------------------------------------------------------
 

@@ -379,11 +379,19 @@ class Node(NodeFacets, _Running):
 
     def flush(self, timeout: float | None = ANSWER_TIMEOUT) -> list[Message]:
         """Wait until every message sent by this object is accepted (the command line's
-        rule at the end of piped input), at most ``timeout``; return those that are not."""
+        rule at the end of piped input), at most ``timeout``; return those that are not.
+        Once the node cannot go on (a server refused its key) it stops waiting and raises
+        why, as ``receive`` does: what waits stays in the outbox."""
         wait = seconds(timeout)
         with self._guard:
-            self._guard.wait_for(lambda: not self._client.unaccepted or self.closed, wait)
-            return list(self._client.unaccepted.values())
+            self._guard.wait_for(
+                lambda: not self._client.unaccepted or self.closed or self._error is not None,
+                wait,
+            )
+            waiting = list(self._client.unaccepted.values())
+            if waiting and self._error is not None:
+                raise self._error
+            return waiting
 
 
     # -- rooms ---------------------------------------------------------------------

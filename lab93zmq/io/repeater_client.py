@@ -27,7 +27,7 @@ import zmq
 from .. import __version__
 from ..core.authoring import Draft
 from ..core.away import AwayTextError, away_text
-from ..core.errors import MessageError, SecurityError
+from ..core.errors import MessageError, SecurityError, error_kind
 from ..core.events import Notice
 from ..core.repeater.chooser import GivenServer, Secure, ServerChooser
 from ..core.repeater.client import ClientCore
@@ -192,7 +192,7 @@ class _ClientLoop:
                 if self.turn():
                     return
             except SecurityError as error:
-                self.perform(self.core.give_up(str(error), self.clock()))
+                self.perform(self.core.give_up(error, self.clock()))
 
     def turn(self) -> bool:
         """One turn of the loop; True when the front end said STOP."""
@@ -321,7 +321,8 @@ class _ClientLoop:
             elif isinstance(out, GiveUp):
                 actor.send_events(self.pipe, events, posted_rows=True)
                 events = []
-                actor.send(self.pipe, PipeKind.FATAL, error=out.error)
+                actor.send(self.pipe, PipeKind.FATAL, error=str(out.error),
+                           error_class=error_kind(out.error))
             else:
                 events.append(out)
         actor.send_events(self.pipe, events, posted_rows=True)

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from .. import z85
 from ..endpoints import tcp, where
-from ..errors import SecurityError
+from ..errors import Lab93Error, SecurityError
 from ..events import Notice
 from ..notices import SayOnce
 from ..presence import Peer, PeerChanged, PeerJoined, PeerLeft, PresenceEvent
@@ -377,7 +377,7 @@ class Choosing:
         choices = self.chooser.handshake_failed(problem, self.dealer_endpoint, now)
         return self._choose(choices, now)
 
-    def give_up(self, error: str, now: float) -> list:
+    def give_up(self, error: Lab93Error, now: float) -> list:
         """A refusal retrying cannot mend (a key not admitted, another name, a changed
         server key): tell the front end, and stop talking to any server - but go on
         taking posts into the outbox until stopped, so a line sent meanwhile is kept."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import Lab93Error
 from ..events import Event
 from ..wire import Command, room_topic
 from .commands import LEGACY_SIGNATURE
@@ -106,10 +107,11 @@ class PinKey:
 
 @dataclass(frozen=True)
 class GiveUp:
-    """Retrying cannot mend this (``error``, a user sentence): tell the front end it
-    is over. The client still takes posts into its outbox until it is stopped."""
+    """Retrying cannot mend ``error`` (its text a user sentence; its class crosses to
+    the API): tell the front end it is over. The client still takes posts into its
+    outbox until it is stopped."""
 
-    error: str
+    error: Lab93Error
 
 
 ClientOutput = (
