@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-from common import Figure, table, target_met  # noqa: E402
+# Loaded by its path, not by putting bench/ on sys.path: bench/irc.py would hide the
+# irc package (the IRC client library the IRC tests use) from every later test.
+_spec = importlib.util.spec_from_file_location(
+    "lab93_bench_common", Path(__file__).resolve().parent.parent / "bench" / "common.py"
+)
+assert _spec is not None and _spec.loader is not None
+bench_common = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench_common  # dataclasses look their module up by name
+_spec.loader.exec_module(bench_common)
+Figure, table, target_met = bench_common.Figure, bench_common.table, bench_common.target_met
 
 
 def figure(target: str, ours: list[float], baseline: list[float] = (), better: str = "higher"):
