@@ -144,3 +144,27 @@ def test_a_secure_node_id_is_sha256_whichever_implementation_computes_it():
 
     key = bytes(range(32))
     assert node_id_of(key) == hashlib.sha256(NODE_ID_PREFIX + key).digest()[:16].hex()
+
+
+def test_a_send_only_client_imports_no_command_table_or_beacon_code_until_a_command():
+    """What a --send or a pipeline imports (its mode's modules, the front end, a client
+    given its server) holds no chat command table, no beacon code; the first command
+    line brings the table."""
+    out = run_python(
+        "import sys, io\n"
+        "from lab93zmq.frontend import run, console\n"
+        "from lab93zmq.io.repeater_client import ClientActor\n"
+        "from lab93zmq.frontend.chat import ChatRun, FrontEndOptions\n"
+        "from lab93zmq.frontend.environment import Environment\n"
+        "env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())\n"
+        "chat = ChatRun(env, FrontEndOptions())\n"
+        "said = chat.parse('hello //there\\n'), chat.parse('//who\\n')\n"
+        "loaded = lambda: [m for m in ('lab93zmq.core.commands', 'lab93zmq.frontend.actions',"
+        " 'lab93zmq.core.presence', 'lab93zmq.io.beacon') if m in sys.modules]\n"
+        "print([s.text for s in said], loaded())\n"
+        "print(type(chat.parse('/who')).__name__, loaded()[:1])\n"
+    )
+    assert out.splitlines() == [
+        "['hello //there', '/who'] []",
+        "Who ['lab93zmq.core.commands']",
+    ]

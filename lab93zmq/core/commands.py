@@ -20,6 +20,8 @@ from .away import AwayTextError, away_text
 from .errors import Lab93Error
 from .message import ACTION, MAX_TOPIC_CHARS
 from .rooms import RoomError, room_name
+from .saying import Say as Say
+from .saying import said
 
 DEFAULT_HISTORY = 20
 # The most /history shows at once: more is a flood for a terminal and one huge
@@ -35,16 +37,6 @@ class CommandError(Lab93Error):
 
 
 # -- what a line means ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Say:
-    """Send ``text``; ``to`` None means the current room; ``kind`` "action" for /me."""
-
-    text: str
-    subject: str | None = None
-    to: str | None = None
-    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -305,13 +297,12 @@ def _did_you_mean(name: str) -> str:
 def parse_line(line: str, subject: str | None = None, to: str | None = None) -> Action:
     """Interpret one line. ``subject`` and ``to`` are the defaults for plain text
     (from ``--subject`` and ``--to``)."""
+    say = said(line, subject, to)
+    if say is not None:
+        return say
     line = line.rstrip("\r\n")
     if not line.strip():
         return Nothing()
-    if line.startswith("//"):
-        return Say(line[1:], subject, to)
-    if not line.startswith("/"):
-        return Say(line, subject, to)
     name, _, rest = line[1:].partition(" ")
     name = name.lower()
     command = COMMANDS.get(name)

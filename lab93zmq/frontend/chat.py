@@ -25,17 +25,21 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from ..core import commands
 from ..core.away import AwayNotices
 from ..core.errors import Lab93Error, UndeliveredError
 from ..core.events import Accepted, Event, Joined, Member, Notice, Rejected, Status, Topic
 from ..core.message import Message
 from ..core.rooms import shown
+from ..core.saying import Say, said
 from ..core.sighting import Sighting
 from . import lines
 from .environment import Environment
 from .printer import Printer
+
+if TYPE_CHECKING:
+    from ..core import commands
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ class ChatRun:
         self.printer = Printer(env, options.json)
         self.show_messages = show_messages  # a send-only run shows none of the room's
         self.show_room = show_room  # True while the node is in more than one room
-        self.pending: dict[str, commands.Say] = {}  # sent, not accepted or refused yet
+        self.pending: dict[str, Say] = {}  # sent, not accepted or refused yet
         self.attempts = 0  # lines that were to become messages (sent, invalid, unreadable)
         self.status_detail = ""
         self.connected: bool | None = None
@@ -233,12 +237,12 @@ class ChatRun:
 
     # -- what the user does ---------------------------------------------------------
 
-    def will_send(self, message_id: str, say: commands.Say, where: str | None) -> None:
+    def will_send(self, message_id: str, say: Say, where: str | None) -> None:
         """``say`` goes out as ``message_id``: it waits until accepted or refused. Told
         before the node has it, so an answer that comes quickly finds it here."""
         self.will_send_many([(message_id, say, where)])
 
-    def will_send_many(self, sends: Sequence[tuple[str, commands.Say, str | None]]) -> None:
+    def will_send_many(self, sends: Sequence[tuple[str, Say, str | None]]) -> None:
         """``will_send`` for a burst, under the lock once."""
         with self.lock:
             self.attempts += len(sends)
@@ -310,7 +314,7 @@ class ChatRun:
                 self._refused(say.text if say is not None else "", reason, where)
             self.settled.notify_all()
 
-    def invalid(self, say: commands.Say, reason: str, where: str | None) -> None:
+    def invalid(self, say: Say, reason: str, where: str | None) -> None:
         """A line that cannot become a message at all (checked before it is sent)."""
         with self.lock:
             self.attempts += 1
@@ -333,7 +337,14 @@ class ChatRun:
             self.printer.note(f"not sent: {where} is not valid UTF-8 text")
 
     def parse(self, line: str) -> commands.Action:
-        """What a line means; a line that is not understood gets a hint (and Nothing)."""
+        """What a line means; a line that is not understood gets a hint (and Nothing).
+        Plain text needs no command table: a send-only run imports it at its first
+        command (core/saying.py)."""
+        say = said(line, self.options.subject, self.options.to)
+        if say is not None:
+            return say
+        from ..core import commands
+
         try:
             return commands.parse_line(line, self.options.subject, self.options.to)
         except commands.CommandError as error:

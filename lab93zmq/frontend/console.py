@@ -13,18 +13,20 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..api.node import Node, Server
-from ..core import commands
 from ..core.authoring import Draft
 from ..core.errors import Lab93Error, MessageError
 from ..core.events import Joined, Parted, Topic
 from ..core.message import ACTION
 from ..core.rooms import room_name
-from . import actions
+from ..core.saying import Say
 from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
+
+if TYPE_CHECKING:
+    from ..core import commands
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class Pipeline:
         self.node: Any = PipedRooms(node) if not node.config.listen else node
         self.run = run
         self._drafts: list[Draft] = []  # said in this burst, posted together at its end
-        self._sends: list[tuple[str, commands.Say, str | None]] = []  # and what each was
+        self._sends: list[tuple[str, Say, str | None]] = []  # and what each was
         self._shower = threading.Thread(target=self._show_all, name="lab93-show", daemon=True)
         self._shower.start()
 
@@ -151,19 +153,19 @@ class Pipeline:
     def act(self, line: str, where: str | None = None) -> bool:
         """Carry out one line (a message waits for the burst's end); False on /quit."""
         action = self.run.parse(line)
-        if isinstance(action, commands.Say):
+        if isinstance(action, Say):
             self._draft(action, where)
             return True
         self._post()  # what was said before a command goes out before it
         return self.perform(action)
 
-    def say(self, say: commands.Say, where: str | None = None) -> None:
+    def say(self, say: Say, where: str | None = None) -> None:
         """Send ``say`` as it is (no command parsing: --send's text)."""
         self._draft(say, where)
         self._post()
 
-    def _draft(self, say: commands.Say, where: str | None) -> None:
-        hint = actions.no_room_hint(self.node, say)
+    def _draft(self, say: Say, where: str | None) -> None:
+        hint = self._no_room_hint(say)
         if hint is not None:
             self.run.invalid(say, hint, where)
             return
@@ -175,6 +177,13 @@ class Pipeline:
             return
         self._sends.append((draft.id, say, where))
         self._drafts.append(draft)
+
+    def _no_room_hint(self, say: Say) -> str | None:
+        if say.to is not None or self.node.rooms:
+            return None  # the usual line: no need of the action table
+        from . import actions
+
+        return actions.no_room_hint(self.node, say)
 
     def _post(self) -> None:
         if not self._drafts:
@@ -190,6 +199,9 @@ class Pipeline:
     def perform(self, action: commands.Action) -> bool:
         """A command, in its turn among the lines (the table of actions.py); False on
         /quit."""
+        from ..core import commands  # a command: its table is needed now (core/saying.py)
+        from . import actions
+
         if isinstance(action, commands.Quit):
             return False
         actions.perform(self.node, self.run, action)
@@ -217,7 +229,7 @@ def send_one(node: Node, run: ChatRun, text: str) -> None:
     """``--send TEXT``: one message, wait until accepted."""
     lines = Pipeline(node, run)
     try:
-        lines.say(commands.Say(text, run.options.subject, run.options.to))
+        lines.say(Say(text, run.options.subject, run.options.to))
         lines.finish()
     finally:
         node.close()

@@ -1,81 +1,27 @@
-"""The beacon edge of the repeater actors: UDP sockets, the live table, SCAN and HISTORY.
+"""What the repeater actors answer alike from their own beacons and inbox: SCAN and HISTORY.
 
-``BeaconEdge`` joins ``beacon.BeaconSocket`` (datagrams) to
-``presence.Discovery`` (which decodes them, keeps the live table and says
-when an announcing actor's beacon is due). ``ScanRequests`` answers the
-front end's SCAN: one probe, then the live table after ``SCAN_WAIT``
-seconds; an actor without beacon sockets of its own opens some for the scan.
-``LocalAnswers`` is what server and client answer alike: SCAN and HISTORY.
+``ScanRequests`` answers the front end's SCAN: one probe, then the live table
+after ``SCAN_WAIT`` seconds; an actor without beacon sockets of its own
+(``beacon_edge.BeaconEdge``) opens some for the scan. ``LocalAnswers`` is
+what server and client answer alike: SCAN, HISTORY and OUTBOX.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import zmq
 
 from ..core.errors import ConfigError, StoreUnavailable
-from ..core.presence import Beacon, Discovery, Peer, PeerLeft, PresenceEvent, peer_json
 from . import actor
 from .actor import PipeKind
-from .beacon import BeaconSocket
 from .config import NodeConfig
 from .history import HistorySource, answer_history, answer_outbox
-from .interfaces import resolve
+
+if TYPE_CHECKING:
+    from .beacon_edge import BeaconEdge
 
 SCAN_WAIT = 0.5  # how long SCAN listens for answers to its probe
-
-
-class BeaconEdge:
-    """Beacon sockets and the live table; with ``announce``, our own beacon too."""
-
-    def __init__(
-        self, config: NodeConfig, node_id: str, now: float, announce: Beacon | None = None
-    ) -> None:
-        self.socket = BeaconSocket(resolve(config.interfaces), config.beacon_port)
-        self.node_id = node_id
-        self.user = config.user
-        self.discovery = Discovery(node_id, config.beacon_interval, now, announce)
-        self.announce = announce
-
-    def filenos(self) -> list[int]:
-        return self.socket.filenos()
-
-    def live(self) -> list[Peer]:
-        return self.discovery.table.live()
-
-    def receive(self, fd: int, now: float) -> list[PresenceEvent]:
-        """Every datagram waiting on ``fd``: what changed in the live table."""
-        events: list[PresenceEvent] = []
-        for data, address in self.socket.receive(fd):
-            events += self.discovery.hear(data, address, now)
-        return events
-
-    def tick(self, now: float) -> list[PeerLeft]:
-        """Expire the silent; send our beacon when due."""
-        gone = self.discovery.table.expire(now)
-        due = self.discovery.beacon_due(now)
-        if due is not None:
-            self.socket.send(due)
-        return gone
-
-    def next_deadline(self) -> float | None:
-        return self.discovery.next_deadline()
-
-    def probe(self) -> None:
-        self.socket.send(Beacon.probe(self.node_id, self.user).encode())
-
-    def leave(self) -> None:
-        if self.announce is not None:
-            self.socket.send(self.announce.leaving().encode())
-
-    def sightings(self, now: float) -> list[dict]:
-        """The live table as DESIGN.md's ``--scan --json`` objects."""
-        wall = datetime.now(timezone.utc)
-        return [peer_json(peer, now, wall) for peer in self.live()]
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 class ScanRequests:
@@ -91,6 +37,8 @@ class ScanRequests:
     def start(self, beacons: BeaconEdge | None, now: float) -> str | None:
         """Begin a scan: probe, and answer at ``deadline``; a sentence when it cannot."""
         if beacons is None and self.own is None:
+            from .beacon_edge import BeaconEdge  # beacons only when asked: see beacon_edge.py
+
             try:
                 self.own = BeaconEdge(self.config, self.node_id, now)
             except (ConfigError, ValueError) as exc:

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -49,11 +50,14 @@ from ..core.wire import room_topic, subscription
 from . import actor, security
 from .actor import Actor, PipeKind, PipeMessage
 from .config import NodeConfig
-from .discovery import BeaconEdge, LocalAnswers, ScanRequests
+from .discovery import LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
 from .sockets import connect, drain, poll_timeout, tune
 from .store import Inbox, utc_now
 from .store_edge import StoreEdge
+
+if TYPE_CHECKING:
+    from .beacon_edge import BeaconEdge
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +182,8 @@ class _ClientLoop:
         self.store = StoreEdge(inbox, None, owner.clock())  # the inbox file's watch
 
     def open_beacons(self, now: float) -> None:
+        from .beacon_edge import BeaconEdge  # only a client that looks for its server
+
         self.beacons = BeaconEdge(self.owner.config, self.core.node_id, now)
         self.stack.callback(self.beacons.close)
         for fd in self.beacons.filenos():

@@ -44,8 +44,9 @@ from ..core.repeater.window import POST_LIMIT, WINDOW
 from ..core.rooms import check_room
 from . import actor, security
 from .actor import Actor, PipeKind, PipeMessage
+from .beacon_edge import BeaconEdge
 from .config import NodeConfig
-from .discovery import BeaconEdge, LocalAnswers, ScanRequests
+from .discovery import LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
 from .sockets import bind, drain, poll_timeout, send_frames, tune
 from .store import Inbox, open_store, utc_now

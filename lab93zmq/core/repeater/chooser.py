@@ -22,15 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .. import z85
 from ..endpoints import tcp, where
 from ..errors import Lab93Error, SecurityError
 from ..events import Notice
 from ..notices import SayOnce
-from ..presence import Peer, PeerChanged, PeerJoined, PeerLeft, PresenceEvent
 from .outputs import DisconnectServer, GiveUp, PinKey, ProbeBeacons
+
+if TYPE_CHECKING:
+    from ..presence import Peer, PresenceEvent
 
 
 class KnownKeys(Protocol):
@@ -137,6 +139,10 @@ class ServerChooser:
         ``live``: the live table now."""
         if self._gave_up:
             return []
+        # Beacons come only to a client that listens for them (not one given -a): the
+        # beacon code is imported for it alone.
+        from ..presence import PeerChanged, PeerJoined, PeerLeft
+
         self._live = [p for p in live if p.mode == "repeater"]
         out: list[Choice] = []
         for event in events:
