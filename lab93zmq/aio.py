@@ -97,7 +97,7 @@ class _AsyncRunning:
         self._lock_file = InboxLock(config.db_path, shared=config.db_url is not None)
         self._handle: ActorHandle | None = None
         self._pipe: zmq.asyncio.Socket | None = None
-        self._client = PipeClient(bursts=actor.takes_bursts)
+        self._client = PipeClient(bursts=actor.takes_bursts, handover=actor.handover)
         self._arrivals = Arrivals()
         self._settled = asyncio.Condition()  # notified whenever the pump took something
         self._error: Lab93Error | None = None

@@ -17,6 +17,7 @@ from lab93zmq.core.message import make_id
 from lab93zmq.io.actor import (
     Actor,
     ActorHandle,
+    Handover,
     PipeKind,
     PipeMessage,
     drafts_of,
@@ -43,6 +44,28 @@ def test_a_burst_is_one_posts_message_whose_drafts_come_back_equal():
     [message] = PipeClient(bursts=True).post_burst(drafts, "token")
     assert message.kind is PipeKind.POSTS
     assert drafts_of(through_the_pipe(message).body) == drafts
+
+
+def test_a_burst_handed_over_is_a_posts_naming_its_size_and_the_drafts_themselves():
+    handover = Handover()
+    first, second = [draft(1), draft(2, to="bob", room=None)], [draft(3, kind="action")]
+    client = PipeClient(bursts=True, handover=handover)
+    [one] = client.post_burst(first, "one")
+    [two] = client.post_burst(second, "two")
+    assert (one.kind, through_the_pipe(one).body) == (PipeKind.POSTS, {"handed": 2})
+    taken = drafts_of(through_the_pipe(one).body, handover)
+    assert taken == first and all(a is b for a, b in zip(taken, first, strict=True))  # same
+    assert drafts_of(through_the_pipe(two).body, handover) == second  # in the order sent
+
+
+def test_a_handed_draft_of_a_kind_no_post_may_have_is_rejected_as_its_row_would_be():
+    handover = Handover()
+    drafts = [draft(1), draft(2, kind="topic")]
+    [message] = PipeClient(bursts=True, handover=handover).post_burst(drafts, "token")
+    as_rows = drafts_of(posts_body(drafts))
+    assert drafts_of(message.body, handover) == as_rows
+    assert as_rows[0] == drafts[0] and isinstance(as_rows[1], Rejected)
+    assert as_rows[1].id == drafts[1].id and "topic" in as_rows[1].reason
 
 
 def test_without_bursts_each_draft_is_its_own_post():

@@ -96,7 +96,7 @@ class _Running:
         self.node_id: str = self._handle.node_id or ""
         #: The actor's own line about where it listens ("listening on ...").
         self.ready_detail: str = self._handle.ready_detail
-        self._client = PipeClient(bursts=actor.takes_bursts)
+        self._client = PipeClient(bursts=actor.takes_bursts, handover=actor.handover)
         self._guard = threading.Condition()  # held while the pump changes what waiters read
         self._requests: deque[Callable[[], list[PipeMessage]]] = deque()
         self._arrivals = Arrivals()  # read under _guard

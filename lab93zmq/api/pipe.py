@@ -40,7 +40,7 @@ from ..core.events import (
 )
 from ..core.message import Message
 from ..core.sighting import Sighting
-from ..io.actor import PipeKind, PipeMessage, posts_body
+from ..io.actor import Handover, PipeKind, PipeMessage, posts_body
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +192,12 @@ class _Burst:
 class PipeClient:
     """Bookkeeping for one node's pipe. Not thread-safe: one owner drives it.
 
-    ``bursts``: the actor takes a burst of drafts as one POSTS message."""
+    ``bursts``: the actor takes a burst of drafts as one POSTS message; ``handover``:
+    handed over as they are (``actor.Handover``), the actor being in this process."""
 
-    def __init__(self, bursts: bool = False) -> None:
+    def __init__(self, bursts: bool = False, handover: Handover | None = None) -> None:
         self.bursts = bursts
+        self.handover = handover
         # draft id -> who waits for its POSTED, where it stands among its burst, and
         # the draft itself (a POSTED in rows names only what the actor gave it)
         self._posting: dict[str, tuple[_Burst, list[int], Draft]] = {}
@@ -232,6 +234,8 @@ class PipeClient:
     def _requests(self, drafts: Sequence[Draft]) -> list[PipeMessage]:
         if not drafts:
             return []
+        if self.bursts and self.handover is not None:
+            return [self.handover.give(list(drafts))]
         if self.bursts:
             return [PipeMessage(PipeKind.POSTS, posts_body(list(drafts)))]
         return [PipeMessage(PipeKind.POST, draft.body()) for draft in drafts]

@@ -101,6 +101,7 @@ class ClientActor(Actor):
         self.endpoint: str | None = None
         # Secure mode: where this client trusts repeater keys (known_servers).
         self.known = security.KnownServers(config.secure.known_servers) if config.secure else None
+        self.handover = actor.Handover()  # POSTS of a front end in this process
 
     def chooser(self) -> ServerChooser:
         """How this client finds its server and whether it trusts its key."""
@@ -257,7 +258,7 @@ class _ClientLoop:
                     drafts.append(draft)
                 continue
             if request.kind is PipeKind.POSTS:
-                for draft in actor.drafts_of(request.body):
+                for draft in actor.drafts_of(request.body, self.owner.handover):
                     if isinstance(draft, Draft):
                         drafts.append(draft)
                     else:
