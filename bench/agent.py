@@ -113,27 +113,36 @@ class OursNode:
         return self.handle.pipe
 
     def on_ready(self) -> None:
-        from lab93zmq.io.actor import PipeKind, recv
+        """Take what the actor sent, as the API's pump does: its events as they are
+        (an EVENTS batch, see io/actor.py's EventPipe), the rest framed."""
+        from lab93zmq.core.events import Incoming, Status, Users
+        from lab93zmq.io.actor import PipeKind
 
         for _ in range(500):
             if not self.handle.pipe.poll(0):
                 return
-            event = recv(self.handle.pipe)
-            if event.kind is PipeKind.INCOMING:
-                for message in event.body["messages"]:
-                    if message["content"].startswith(self.received.tag):
+            message = self.handle.parse(self.handle.pipe.recv_multipart())
+            if message.kind is PipeKind.FATAL:
+                raise RuntimeError(message.body.get("error"))
+            if message.kind is not PipeKind.EVENTS:
+                continue
+            tag = self.received.tag
+            for event in message.body["events"]:
+                if isinstance(event, Incoming):
+                    if event.message.content.startswith(tag):
                         self.received.add()
-            elif event.kind is PipeKind.STATUS:
-                found = re.match(r"(\d+) peer", event.body.get("detail", ""))
-                count = int(found.group(1)) if found else 1  # a repeater client: the server
-                count = count if event.body.get("connected") else 0
-                if count != self.peers:
-                    self.peers = count
-                    emit(event="peers", n=count, t=time.monotonic())
-            elif event.kind is PipeKind.WHO_RESULT:
-                self.who_answers += 1
-            elif event.kind is PipeKind.FATAL:
-                raise RuntimeError(event.body.get("error"))
+                elif isinstance(event, Status):
+                    self._status(event.connected, event.detail)
+                elif isinstance(event, Users):
+                    self.who_answers += 1
+
+    def _status(self, connected: bool, detail: str) -> None:
+        found = re.match(r"(\d+) peer", detail)
+        count = int(found.group(1)) if found else 1  # a repeater client: the server
+        count = count if connected else 0
+        if count != self.peers:
+            self.peers = count
+            emit(event="peers", n=count, t=time.monotonic())
 
     def post_frames(self, content: str, sent_at: str, room: str | None = None) -> list[bytes]:
         from lab93zmq.io.actor import PipeKind, PipeMessage

@@ -240,11 +240,12 @@ class _AsyncRunning:
     # -- the pump task ----------------------------------------------------------------
 
     async def _pump(self) -> None:
-        assert self._pipe is not None
+        assert self._pipe is not None and self._handle is not None
+        handle = self._handle
         try:
             while not self._client.ended:
                 frames = await self._pipe.recv_multipart()
-                for item in self._client.take(PipeMessage.parse(frames)):
+                for item in self._client.take(handle.parse(frames)):
                     self._dispatch(item)
                 async with self._settled:
                     self._settled.notify_all()

@@ -51,8 +51,8 @@ def main(settings: dict) -> int:
         while True:
             for item, _ in poller.poll(1000):
                 if item is handle.pipe:
-                    event = handle.poll(0)
-                    if event is not None:
+                    # Every message now: one frame may stand for several (a batch).
+                    while (event := handle.poll(0)) is not None:
                         say({"kind": event.kind.value, "body": event.body})
                     continue
                 data = os.read(stdin, 65536)  # never a buffered readline: poll sees the fd

@@ -243,7 +243,7 @@ class _Running:
             except zmq.Again:
                 return
             with self._guard:
-                items = self._client.take(PipeMessage.parse(frames))
+                items = self._client.take(self._handle.parse(frames))
                 for item in items:
                     self._dispatch(item)
                 self._guard.notify_all()

@@ -12,8 +12,9 @@ messages and pipe messages into *settlements* for whoever waits:
 * everything else is an event (a message for ``receive``, or a typed event).
 
 It also keeps what ``flush`` needs: the posts of this session not yet
-accepted. Messages arrive already checked by the actor and are rebuilt
-without checking them again.
+accepted. Events come from an ``ActorHandle`` as the values the actor built
+(EVENTS); from any other pipe as JSON, and their messages, checked by the
+actor already, are rebuilt without checking them again.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from ..core.events import (
     Parted,
     Posted,
     Rejected,
+    RoomList,
     Topic,
+    Users,
     from_pipe_form,
 )
 from ..core.message import Message
@@ -261,6 +264,16 @@ class PipeClient:
 
     def take(self, message: PipeMessage) -> list[Item]:
         kind, body = message.kind, message.body
+        if kind is PipeKind.EVENTS:  # handed over as they are: nothing to rebuild
+            items: list[Item] = []
+            for event in body["events"]:
+                if isinstance(event, Users):
+                    items += self._answered(PipeKind.WHO, event)
+                elif isinstance(event, RoomList):
+                    items += self._answered(PipeKind.ROOMS, list(event.rooms))
+                else:
+                    items += self._event(event)
+            return items
         if kind is PipeKind.STOPPED:
             self.ended = True
             return [Ended()]
@@ -276,25 +289,31 @@ class PipeClient:
         except (KeyError, TypeError, ValueError) as error:
             log.error("ignored a %s from the actor: %s", kind.value, error)  # our own bug
             return []
-        items: list[Item] = []
+        items = []
         for event in events:
             items += self._event(event)
         return items
 
     def _answer(self, question: PipeKind, body: dict[str, Any]) -> list[Item]:
+        if not self._asking[question]:
+            return []  # nobody asked (a front end that asked and then left)
+        if question is PipeKind.SCAN:
+            return self._answered(question, [Sighting.from_json(b) for b in body["beacons"]])
+        if question in (PipeKind.HISTORY, PipeKind.OUTBOX):
+            messages = [Message.from_checked_dict(f) for f in body["messages"]]
+            return self._answered(question, messages)
+        if question is PipeKind.ROOMS:
+            [rooms] = from_pipe_form("rooms_result", body)
+            return self._answered(question, list(rooms.rooms))  # type: ignore[union-attr]
+        [users] = from_pipe_form("who_result", body)
+        return self._answered(question, users)
+
+    def _answered(self, question: PipeKind, value: Any) -> list[Item]:
+        """The next asker of ``question`` settled with ``value``."""
         askers = self._asking[question]
         if not askers:
             return []  # nobody asked (a front end that asked and then left)
-        token = askers.popleft()
-        if question is PipeKind.SCAN:
-            return [Settled(token, [Sighting.from_json(line) for line in body["beacons"]])]
-        if question in (PipeKind.HISTORY, PipeKind.OUTBOX):
-            return [Settled(token, [Message.from_checked_dict(f) for f in body["messages"]])]
-        if question is PipeKind.ROOMS:
-            [rooms] = from_pipe_form("rooms_result", body)
-            return [Settled(token, list(rooms.rooms))]  # type: ignore[union-attr]
-        [users] = from_pipe_form("who_result", body)
-        return [Settled(token, users)]
+        return [Settled(askers.popleft(), value)]
 
     def _event(self, event: Event) -> list[Item]:
         if isinstance(event, Incoming):

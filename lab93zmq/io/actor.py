@@ -72,6 +72,13 @@ Events (actor -> front end):
 ``MEMBER``         {"room", "user", "joined": bool}: someone came to or left a room
                    we are in
 ``STOPPED``        {}
+
+An ``ActorHandle``'s actor writes its pipe through an ``EventPipe``: what it gives
+``send_events`` (INCOMING, POSTED, ACCEPTED, ... above) is handed to the front end as
+the typed events themselves, each batch announced by one ``EVENTS`` frame (an empty
+body) in its place on the pipe; ``ActorHandle.parse`` takes that batch for it. The
+rest (READY, FATAL, STOPPED, the answers sent with ``send``) is written as above,
+and so is everything on any other pipe (``event_frames`` writes a batch's forms).
 """
 
 from __future__ import annotations
@@ -130,6 +137,7 @@ class PipeKind(str, Enum):
     ROOMS_RESULT = "rooms_result"
     MEMBER = "member"
     STOPPED = "stopped"
+    EVENTS = "events"  # in process only: the next batch handed over (see EventPipe)
 
 
 @dataclass(frozen=True)
@@ -173,10 +181,38 @@ def send(pipe: zmq.Socket, kind: PipeKind, **body: Any) -> None:
     pipe.send_multipart(PipeMessage(kind, body).frames())
 
 
+class EventPipe(zmq.Socket):  # type: ignore[type-arg]
+    """The actor's end of an ActorHandle's pipe. ``send_events`` hands the events
+    themselves (immutable values the actor built and checked) to the front end's side
+    through ``batches``, and rings the pipe with one EVENTS frame for each batch, so
+    the front end's poll still wakes and the batch keeps its place among the pipe's
+    other messages; nothing is encoded, decoded or checked again on the way."""
+
+    batches: deque[tuple[list[Event], bool]] | None = None
+
+
+EVENTS_BELL = [PipeKind.EVENTS.value.encode(), b""]
+
+
 def send_events(pipe: zmq.Socket, events: list[Event], posted_rows: bool = False) -> None:
     """Several events, a run of incoming messages as one pipe message. ``posted_rows``:
     POSTED as rows (see above) - a message's content went through the pipe once as a
-    draft, and need not come back, encoded and decoded again, to say it was stored."""
+    draft, and need not come back, encoded and decoded again, to say it was stored.
+    Through an ``EventPipe``: the events as they are, and an EVENTS frame."""
+    if not events:
+        return
+    batches = pipe.batches if isinstance(pipe, EventPipe) else None
+    if batches is not None:
+        batches.append((events, posted_rows))  # before the bell: it is there when heard
+        pipe.send_multipart(EVENTS_BELL)
+        return
+    for frames in event_frames(events, posted_rows):
+        pipe.send_multipart(frames)
+
+
+def event_frames(events: list[Event], posted_rows: bool = False) -> list[list[bytes]]:
+    """The pipe messages (their frames) that stand for ``events``, in order."""
+    out: list[list[bytes]] = []
     if posted_rows and any(isinstance(event, Posted) for event in events):
         rows: list[list[Any]] = []
         others: list[Event] = []
@@ -185,19 +221,20 @@ def send_events(pipe: zmq.Socket, events: list[Event], posted_rows: bool = False
                 rows += [[m.id, m.author, m.origin, m.origin_seq, m.room] for m in event.messages]
             else:
                 if rows:
-                    _flush_events(pipe, others)
+                    _event_runs(out, others)
                     others = []
-                    send(pipe, PipeKind.POSTED, rows=rows)
+                    out.append(PipeMessage(PipeKind.POSTED, {"rows": rows}).frames())
                     rows = []
                 others.append(event)
-        _flush_events(pipe, others)
+        _event_runs(out, others)
         if rows:
-            send(pipe, PipeKind.POSTED, rows=rows)
-        return
-    _flush_events(pipe, events)
+            out.append(PipeMessage(PipeKind.POSTED, {"rows": rows}).frames())
+        return out
+    _event_runs(out, events)
+    return out
 
 
-def _flush_events(pipe: zmq.Socket, events: list[Event]) -> None:
+def _event_runs(out: list[list[bytes]], events: list[Event]) -> None:
     """The events in order; a run of Incoming as one INCOMING, a run of Posted as one
     POSTED, each written from its messages' wire form (the same JSON as their wire dicts',
     without building the dicts; a message sent on before is encoded already)."""
@@ -207,40 +244,39 @@ def _flush_events(pipe: zmq.Socket, events: list[Event]) -> None:
     for event in events:
         kind = _RUNS.get(type(event))
         if run and kind is not run_kind:
-            _send_messages(pipe, run_kind, run)
+            out.append(_message_frames(run_kind, run))
             run = []
         run_kind = kind
         if kind is None:
             others.append(event)
             continue
         if others:
-            _send_forms(pipe, others)
+            out += _form_frames(others)
             others = []
         if isinstance(event, Incoming):
             run.append(event.message)
         elif isinstance(event, Posted):
             run += event.messages
     if others:
-        _send_forms(pipe, others)
+        out += _form_frames(others)
     if run:
-        _send_messages(pipe, run_kind, run)
+        out.append(_message_frames(run_kind, run))
 
 
 _RUNS: dict[type, PipeKind] = {Incoming: PipeKind.INCOMING, Posted: PipeKind.POSTED}
 
 
-def _send_forms(pipe: zmq.Socket, events: list[Event]) -> None:
-    for kind, body in pipe_forms(events):
-        send(pipe, PipeKind(kind), **body)
+def _form_frames(events: list[Event]) -> list[list[bytes]]:
+    return [PipeMessage(PipeKind(kind), body).frames() for kind, body in pipe_forms(events)]
 
 
-def _send_messages(pipe: zmq.Socket, kind: PipeKind | None, messages: list[Message]) -> None:
+def _message_frames(kind: PipeKind | None, messages: list[Message]) -> list[bytes]:
     assert kind is not None
     if kind is PipeKind.INCOMING:
         body = b'{"messages":[' + b",".join(m.received_json() for m in messages) + b"]}"
     else:
         body = b'{"messages":[' + b",".join(m.encode() for m in messages) + b"]}"
-    pipe.send_multipart([kind.value.encode(), body])
+    return [kind.value.encode(), body]
 
 
 def recv(pipe: zmq.Socket) -> PipeMessage:
@@ -376,9 +412,13 @@ class ActorHandle:
         self._thread = threading.Thread(target=self._main, name=actor.name, daemon=True)
         self.node_id: str | None = None
         self.ready_detail = ""
+        # What the actor's send_events hands over, a batch per EVENTS frame (EventPipe).
+        self._batches: deque[tuple[list[Event], bool]] = deque()
+        self._rendered: deque[PipeMessage] = deque()  # what poll has still to return
 
     def _main(self) -> None:
-        pipe = self.ctx.socket(zmq.PAIR)
+        pipe = self.ctx.socket(zmq.PAIR, socket_class=EventPipe)
+        pipe.batches = self._batches
         pipe.linger = 0
         pipe.connect(self.endpoint)
         try:
@@ -423,11 +463,26 @@ class ActorHandle:
     def request(self, kind: PipeKind, **body: Any) -> None:
         send(self.pipe, kind, **body)
 
+    def parse(self, frames: list[bytes]) -> PipeMessage:
+        """A pipe message read from ``pipe``; an EVENTS frame comes with its batch:
+        ``{"events": [Event, ...]}``, the very values the actor sent."""
+        if len(frames) == 2 and frames[0] == EVENTS_BELL[0] and not frames[1]:
+            return PipeMessage(PipeKind.EVENTS, {"events": self._batches.popleft()[0]})
+        return PipeMessage.parse(frames)
+
     def poll(self, timeout: float) -> PipeMessage | None:
-        """The next event, or None after ``timeout`` seconds."""
-        if self.pipe.poll(max(0, int(timeout * 1000))):
-            return recv(self.pipe)
-        return None
+        """The next event, or None after ``timeout`` seconds; a batch handed over by
+        object comes as the pipe messages it would have been (``event_frames``). One
+        frame on ``pipe`` may so be several messages: once it is readable, take them
+        all (``poll(0)`` until None) before waiting on it again."""
+        if not self._rendered and self.pipe.poll(max(0, int(timeout * 1000))):
+            frames = self.pipe.recv_multipart()
+            if len(frames) == 2 and frames[0] == EVENTS_BELL[0] and not frames[1]:
+                events, posted_rows = self._batches.popleft()
+                self._rendered += map(PipeMessage.parse, event_frames(events, posted_rows))
+            else:
+                return PipeMessage.parse(frames)
+        return self._rendered.popleft() if self._rendered else None
 
     def stop(
         self,
