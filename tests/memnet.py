@@ -193,8 +193,8 @@ class LanNode:
         self.user = user
         self.address = address
         self.path = lan.directory / f"{name}.db"
-        self.inbox = Inbox(self.path, new_node_id=bytes.fromhex(node_id) if node_id else None)
-        self.inbox.index_tails()  # as the broadcast shell does
+        self.inbox = Inbox(self.path, new_node_id=bytes.fromhex(node_id) if node_id else None,
+                           role="broadcast")  # as the broadcast shell opens it
         self.node_id = self.inbox.node_id
         self.router_port = 5000 + len(lan.nodes)
         self.pub_port = 6000 + len(lan.nodes)
@@ -252,7 +252,7 @@ class LanNode:
     def reopen(self) -> None:
         """The inbox file opened again, as a restarted node would."""
         self.inbox.close()
-        self.inbox = Inbox(self.path)
+        self.inbox = Inbox(self.path, role="broadcast")
 
     def draft(self, content: str, to: str | None = None, room: str | None = None) -> Draft:
         self.posts += 1
@@ -649,7 +649,7 @@ class Client:
         self.user = user
         self.path = path
         self.options = options
-        self.inbox = Inbox(path)
+        self.inbox = Inbox(path, role="client")
         self.end = net.attach(name, ClientCore(self.inbox, user, net.now, **options))
         self._n = itertools.count(1)
 
@@ -698,7 +698,7 @@ class Client:
         """The client process ends and starts again on the same inbox (with other
         ``options``, if given)."""
         self.inbox.close()
-        self.inbox = Inbox(self.path)
+        self.inbox = Inbox(self.path, role="client")
         self.end.gone()
         self.options = options or self.options
         self.end.core = ClientCore(self.inbox, self.user, self.net.now, **self.options)
@@ -721,7 +721,7 @@ class Net(RepeaterNet):
     def __init__(self, tmp_path, **server_options) -> None:
         self.tmp = tmp_path
         self.server_options = server_options
-        self.server_inbox = Inbox(tmp_path / "server.db")
+        self.server_inbox = Inbox(tmp_path / "server.db", role="server")
         super().__init__(ServerCore(self.server_inbox, PUB_PORT, 1000.0, **server_options), 1000.0)
         self.people: list[Client] = []
 
@@ -738,7 +738,7 @@ class Net(RepeaterNet):
     def restart_server(self) -> None:
         """A crash: no goodbye; a new core on the same inbox file."""
         self.server_inbox.close()
-        self.server_inbox = Inbox(self.tmp / "server.db")
+        self.server_inbox = Inbox(self.tmp / "server.db", role="server")
         self.server = ServerCore(self.server_inbox, PUB_PORT, self.now, **self.server_options)
 
     def close(self) -> None:

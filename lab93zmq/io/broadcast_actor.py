@@ -138,7 +138,7 @@ class BroadcastActor(Actor):
         for sentence in waiting:
             log.warning("%s It is used as soon as it can be.", sentence)
         where = describe(targets)
-        inbox = Inbox(config.db_path)
+        inbox = Inbox(config.db_path, role="broadcast")  # with its tails' index
         owned: list[zmq.Socket] = []
         beacons: BeaconSocket | None = None
         # A ZAP handler serves a whole context: a secure node gets one of its own.
@@ -148,7 +148,6 @@ class BroadcastActor(Actor):
         clean = False
         servers: list[HandshakeMonitor] = []  # failed handshakes on the ROUTER's and PUB's side
         try:
-            inbox.index_tails()  # once per inbox: the first run on a large one builds it
             if secure is not None:
                 from .zap import KeyAuthenticator  # asyncio: only secure nodes load it
 

@@ -120,7 +120,7 @@ class ClientActor(Actor):
 
     def run(self, ctx: zmq.Context, pipe: zmq.Socket) -> None:
         with ExitStack() as stack:
-            inbox = Inbox(self.config.db_path)
+            inbox = Inbox(self.config.db_path, role="client")
             stack.callback(inbox.close)
             now = self.clock()
             chooser = self.chooser()

@@ -33,6 +33,7 @@ from ..core.inbox import RoomState
 from ..core.message import Message
 from ..core.rooms import DEFAULT_ROOM
 from .server_order import from_row
+from .store_schema import TAIL_INDEX
 
 
 def room_model(db: pw.Database) -> type[pw.Model]:
@@ -51,7 +52,6 @@ def room_model(db: pw.Database) -> type[pw.Model]:
     return Room
 
 
-TAIL_INDEX = "message_room_sent"  # made by ``index_tails``
 # What ``newest`` selects: a Message's fields, then the server number, as ``Inbox._columns``.
 COLUMNS = ("id, author, recipient, subject, content, sent_at, origin, origin_seq, room, kind,"
            " server_seq")
@@ -137,7 +137,8 @@ class RoomStore:
 
     def index_tails(self) -> None:
         """Index each room's messages by time, for ``newest`` (a broadcast node's inbox
-        only: a repeater server never answers a tail, and every index slows each insert).
+        only, made when it opens one: ``Inbox(path, role="broadcast")``; a repeater
+        server never answers a tail, and every index slows each insert).
         Not (room, sent_at, id): a burst of posts of one microsecond would land at random
         places of it (the id is random), which made storing a busy room 80 % slower."""
         self._run(f"CREATE INDEX IF NOT EXISTS {TAIL_INDEX} ON message (room, sent_at)"

@@ -20,6 +20,14 @@ disk as ``StoreUnavailable`` (the caller refuses what it cannot store and goes
 on), a damaged, deleted or replaced file as ``StoreLost`` (the node stops).
 After each commit, and whenever the shell calls ``verify``, the path is
 checked to still name the file the node opened.
+
+An inbox is opened in a role (``role``: "server", "client", "broadcast"; None for a
+reader such as ``--history``, which changes no index). It has the indexes every role
+reads, and those of each role it has been opened in (``ROLE_INDEXES``; the roles
+are kept in the meta table under ``roles``): a client's inbox is written without
+the server's order indexes, and the same file opened later by ``--server`` gets
+them then, and keeps them. An index of a role the inbox was never used in (an
+inbox written before roles were kept has them all) is dropped when it opens.
 """
 
 from __future__ import annotations
@@ -49,9 +57,21 @@ from .store_faults import (
     is_damage,
     sqlite_fault,
 )
-from .store_schema import ROOM_ORIGIN_INDEX, SCHEMA_VERSION, columns, models
+from .store_schema import (
+    ROLE_INDEX_NAMES,
+    ROLE_INDEXES,
+    ROOM_ORIGIN_INDEX,
+    SCHEMA_VERSION,
+    TAIL_INDEX,
+    columns,
+    models,
+)
 
-__all__ = ["Inbox", "SCHEMA_VERSION", "ROOM_ORIGIN_INDEX", "damaged", "open_store", "utc_now"]
+__all__ = ["Inbox", "ROLES", "SCHEMA_VERSION", "ROOM_ORIGIN_INDEX", "damaged", "open_store",
+           "utc_now"]
+
+ROLES = tuple(ROLE_INDEXES)
+ROLES_KEY = "roles"  # meta: the roles this inbox was opened in, comma-separated
 
 
 class _Sqlite(pw.SqliteDatabase):
@@ -88,7 +108,10 @@ class _Sqlite(pw.SqliteDatabase):
 class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
     """A node's inbox file. Open it, use it from one thread, close it."""
 
-    def __init__(self, path: Path | str, *, new_node_id: bytes | None = None) -> None:
+    def __init__(self, path: Path | str, *, new_node_id: bytes | None = None,
+                 role: str | None = None) -> None:
+        if role is not None and role not in ROLE_INDEXES:
+            raise ValueError(f"an inbox role is one of {', '.join(ROLES)}, not {role!r}")
         self.path = Path(path)
         prepare_parent(self.path)
         self._watch: FileWatch | None = None
@@ -116,7 +139,9 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
             self._check_intact()
             with self._db.atomic():
                 from_schema_1 = self._migrate()  # first the columns today's tables need
-                self._db.create_tables([self._meta, self._message, self._outbox, self._room])
+                self._create_tables()
+                if role is not None:
+                    self._shape_for(role)
                 if from_schema_1:
                     self.stayed_in(DEFAULT_ROOM)  # 0.1.0's one room, caught up in full
                 self._check_schema()
@@ -131,7 +156,10 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
             if is_damage(error):
                 raise damaged(self.path, str(error)) from None
             raise StoreError(f"cannot open the inbox {self.path}: {error}") from None
-        self._arrival = self._message.select(pw.fn.MAX(self._message.arrival)).scalar() or 0
+        # The newest row is the last one inserted (SQLite gives each the highest rowid
+        # yet + 1) and carries the highest arrival: no index on arrival needed.
+        row = self._run("SELECT arrival FROM message ORDER BY rowid DESC LIMIT 1").fetchone()
+        self._arrival = 0 if row is None else row[0]
         self._queued = self._outbox.select(pw.fn.MAX(self._outbox.queued)).scalar() or 0
 
     # -- housekeeping ------------------------------------------------------
@@ -164,6 +192,38 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
         verdict = rows[0][0] if rows else "no answer"
         if verdict != "ok":
             raise damaged(self.path, verdict.splitlines()[-1])
+
+    def _create_tables(self) -> None:
+        """The tables, and the indexes every role reads (of a role: ``_shape_for``)."""
+        self._db.create_tables([self._meta, self._outbox, self._room])
+        message = self._message
+        message._schema.create_table(safe=True)
+        for index in message._meta.fields_to_index():
+            if index._name not in ROLE_INDEX_NAMES:
+                self._db.execute(message._schema._create_index(index, safe=True))
+
+    def _shape_for(self, role: str) -> None:
+        """The indexes of ``role`` and of the roles this inbox was used in before: made
+        when missing; another role's (a file written before roles were kept) dropped."""
+        recorded = self.get_meta(ROLES_KEY)
+        roles = set(recorded.split(",")) if recorded else set()
+        if role not in roles:
+            roles.add(role)
+            self.set_meta(ROLES_KEY, ",".join(sorted(roles)))
+        wanted = {name for r in roles for name in ROLE_INDEXES.get(r, ())}
+        present = {
+            row[0] for row in self._run(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'message'"
+            )
+        }
+        for name in sorted((present & ROLE_INDEX_NAMES) - wanted):
+            self._run(f'DROP INDEX "{name}"')
+        declared = {index._name: index for index in self._message._meta.fields_to_index()}
+        for name in sorted(wanted - present):
+            if name == TAIL_INDEX:
+                self.index_tails()
+            else:
+                self._db.execute(self._message._schema._create_index(declared[name], safe=True))
 
     def _stored_schema(self) -> int | None:
         if not self._meta.table_exists():
@@ -279,7 +339,7 @@ def open_store(where: str | Path) -> Any:
         from .pg_store import PostgresStore  # psycopg: loaded only by servers that use it
 
         return PostgresStore(where)
-    return Inbox(where)
+    return Inbox(where, role="server")
 
 
 def utc_now() -> datetime:

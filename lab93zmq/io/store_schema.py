@@ -4,6 +4,11 @@ SQLite and PostgreSQL stores declare the same peewee models (``models``),
 bound to their own database, and the same partial indexes: what a query of
 ``store_base.py`` or ``server_order.py`` asks is answered from an index on
 either. ``to_row`` is the column order of the group commit's one INSERT.
+
+A SQLite inbox has only the indexes of the roles it is used in (``ROLE_INDEXES``;
+``store.Inbox``): every index costs each row written, and a client never asks
+what the server's order indexes answer. PostgreSQL is a server's store: all of
+them, always.
 """
 
 from __future__ import annotations
@@ -17,6 +22,23 @@ from ..core.message import Message
 SCHEMA_VERSION = 2  # 2: rooms (message.room, message.kind; room numbering per room)
 CHUNK = 500  # stay far below SQLite's bound-parameter limit
 ROOM_ORIGIN_INDEX = "message_room_origin_seq_by_room"
+TAIL_INDEX = "message_room_sent"  # a broadcast node's (room_store.index_tails); not a model's
+
+# The indexes a role's queries read beyond those every inbox has (its key, the origin
+# numbering's two, the server number's, a room's topic), by role. The server number's
+# unique index is every role's: a client keeps a message whose number clashes with a
+# held one without the number (``ClientLedger._save``), which that index tells it.
+# Measured (bench/inbox_rows.py), a client's message took 2 to 4 us less without the
+# server's order indexes it never reads.
+ROLE_INDEXES: dict[str, tuple[str, ...]] = {
+    # Room and direct chains of the server order, and the arrival order's index
+    # (kept for the server as it was; ``Inbox`` no longer needs it at open).
+    "server": ("message_arrival", "message_room_server_seq", "message_direct_recipient",
+               "message_direct_author"),
+    "client": (),
+    "broadcast": (TAIL_INDEX,),  # a room's newest messages, for a first join's tail
+}
+ROLE_INDEX_NAMES = frozenset(name for names in ROLE_INDEXES.values() for name in names)
 
 
 def _partial_index(model: type[pw.Model], name: str, *fields: pw.Field, where: pw.Expression,
