@@ -46,6 +46,15 @@ def indexes(path: Path) -> set[str]:
     return {name for (name,) in rows}
 
 
+def outbox_without_rowid(path: Path) -> bool:
+    db = sqlite3.connect(path)
+    try:
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'outbox'").fetchone()
+    finally:
+        db.close()
+    return sql.endswith("WITHOUT ROWID")
+
+
 def filled(path: Path, role: str) -> Inbox:
     inbox = Inbox(path, role=role)
     rows = [(make_message(s), SERVER, s) for s in range(1, 50)]
@@ -220,6 +229,7 @@ def test_a_0_1_0_client_inbox_opens_lean_with_its_messages_outbox_and_resume_poi
     path = tmp_path / "alice.db"
     shutil.copy(CLIENT_0_1_0, path)
     assert "message_direct_recipient" in indexes(path)  # 0.1.0 had them all
+    assert not outbox_without_rowid(path)
     with Inbox(path, role="client") as inbox:
         node_id = inbox.node_id
         assert node_id == "296a0eabe79d03e517bcca4551ad386b"
@@ -234,7 +244,7 @@ def test_a_0_1_0_client_inbox_opens_lean_with_its_messages_outbox_and_resume_poi
             == '{"room": 3, "dm": 4}'
         assert inbox.next_origin_seq(node_id, direct=False) == 3
         assert inbox.room_states() == {"general": RoomState(True, False, {})}
-    assert indexes(path) == BASE
+    assert indexes(path) == BASE and outbox_without_rowid(path)
     with Inbox(path, role="client") as again:  # a second open changes nothing
         assert again.count() == 5 and len(again.outbox()) == 1
     assert indexes(path) == BASE
@@ -257,7 +267,7 @@ def test_a_schema_2_client_inbox_opens_lean_and_serves_later_as_a_server(tmp_pat
         # What it stores from now on carries on from there: the next arrival, the numbers.
         assert inbox.save(make_message(1, origin=NODE_A), server, 6)
         assert inbox._arrival == 7
-    assert indexes(path) == BASE
+    assert indexes(path) == BASE and outbox_without_rowid(path)
     with Inbox(path, role="server") as serving:  # the same file, now a server's
         assert indexes(path) == BASE | set(ROLE_INDEXES["server"])
         assert serving.room_head(server, "ops") == 5

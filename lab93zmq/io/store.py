@@ -42,11 +42,12 @@ from typing import Any
 import peewee as pw
 
 from ..core.errors import StoreError, StoreFault
+from ..core.message import Message
 from ..core.rooms import DEFAULT_ROOM
 from .checkpoint import AUTO_CHECKPOINT_PAGES, Checkpointer
 from .paths import prepare_parent
 from .room_store import RoomStore, room_model
-from .server_order import ServerOrder
+from .server_order import COLUMNS, ServerOrder, from_row
 from .signature_store import SignatureStore
 from .store_base import StoreBase
 from .store_faults import (
@@ -62,6 +63,7 @@ from .store_schema import (
     ROLE_INDEXES,
     ROOM_ORIGIN_INDEX,
     SCHEMA_VERSION,
+    SQLITE_OUTBOX,
     TAIL_INDEX,
     columns,
     models,
@@ -195,12 +197,28 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
 
     def _create_tables(self) -> None:
         """The tables, and the indexes every role reads (of a role: ``_shape_for``)."""
-        self._db.create_tables([self._meta, self._outbox, self._room])
+        self._db.create_tables([self._meta, self._room])
+        self._create_outbox()
         message = self._message
         message._schema.create_table(safe=True)
         for index in message._meta.fields_to_index():
             if index._name not in ROLE_INDEX_NAMES:
                 self._db.execute(message._schema._create_index(index, safe=True))
+
+    def _create_outbox(self) -> None:
+        """The outbox WITHOUT ROWID (``SQLITE_OUTBOX``); an inbox's older outbox (a rowid
+        table) is moved into one, row by row as it was."""
+        row = self._run(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+        ).fetchone()
+        if row is not None and "WITHOUT ROWID" in row[0].upper():
+            return
+        self._run(SQLITE_OUTBOX.format(name="outbox" if row is None else "outbox_moved"))
+        if row is not None:
+            self._run("INSERT INTO outbox_moved (message_id, queued)"
+                      " SELECT message_id, queued FROM outbox")
+            self._run("DROP TABLE outbox")
+            self._run("ALTER TABLE outbox_moved RENAME TO outbox")
 
     def _shape_for(self, role: str) -> None:
         """The indexes of ``role`` and of the roles this inbox was used in before: made
@@ -311,6 +329,14 @@ class Inbox(SignatureStore, StoreBase, ServerOrder, RoomStore):
             raise self._db.fault(error) from None
         if outermost:
             self.verify()
+
+    def outbox(self) -> list[Message]:
+        """Unacknowledged messages, in the order they were queued. CROSS JOIN keeps the
+        outbox SQLite's outer loop (a search of the message key a row): left to choose,
+        it walks every message and searches the outbox (WITHOUT ROWID) instead."""
+        sql = (f"SELECT {COLUMNS} FROM outbox CROSS JOIN message ON message.id = message_id"
+               " ORDER BY queued")
+        return self._signed([from_row(row) for row in self._run(sql)])
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database file now (a passive checkpoint).
