@@ -255,10 +255,18 @@ class StoreBase:
         return self._signed([from_row(row) for row in query.tuples()])
 
     def acknowledge(self, message_ids: Iterable[str]) -> int:
-        """Drop acknowledged messages from the outbox; how many were there."""
-        removed = 0
+        """Drop acknowledged messages from the outbox; how many were there. Inside the
+        caller's transaction (a client's commit of what came in) no savepoint of its own:
+        a failure is the caller's to undo, and a DELETE leaves nothing half done."""
+        ids = list(message_ids)
+        if self._db.transaction_depth() > 0:
+            return self._unqueue(ids)
         with self.transaction():
-            for chunk in chunks(list(message_ids)):
-                sql = f"DELETE FROM outbox WHERE message_id IN ({placeholders(len(chunk))})"
-                removed += self._run(sql, chunk).rowcount
+            return self._unqueue(ids)
+
+    def _unqueue(self, message_ids: list[str]) -> int:
+        removed = 0
+        for chunk in chunks(message_ids):
+            sql = f"DELETE FROM outbox WHERE message_id IN ({placeholders(len(chunk))})"
+            removed += self._run(sql, chunk).rowcount
         return removed
