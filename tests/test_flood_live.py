@@ -349,7 +349,13 @@ def test_a_broadcast_actor_flooded_with_garbage_delivers_every_honest_message_on
         + [f"bob to alice {n}" for n in range(0, ROUNDS, 10)] + ["bob after"]
     )  # every one, exactly once
     assert bob.incoming() == Counter([f"alice {n}" for n in range(ROUNDS)] + ["alice after"])
-    assert alice.connected("1 peer: bob") and bob.connected("1 peer: alice")
+    # The flood's well-formed beacons under alice's and bob's ids (LEAVE among them, from
+    # ports where nothing listens) can part the two for a moment on a loaded box - plain
+    # mode cannot tell an impostor's beacon from a peer's - but the real beacons bring
+    # each back to the other.
+    wait_for([alice, bob],
+             lambda: alice.connected("1 peer: bob") and bob.connected("1 peer: alice"),
+             "alice and bob see each other again after the flood")
     assert flooder.frames_sent == FRAMES and flooder.datagrams_sent == DATAGRAMS
     print(
         f"broadcast: {FRAMES} garbage frame lists + {DATAGRAMS} datagrams in {flood_took:.2f} s "
