@@ -177,6 +177,25 @@ def test_a_line_that_cannot_be_a_message_is_refused_before_it_is_sent(config):
     assert "not sent: message field 'content' is longer than" in env.stderr.getvalue()
 
 
+def test_what_is_wrong_with_the_lines_of_a_burst_is_said_in_their_order(config):
+    """Lines are drafted a burst at a time, yet each note comes in its line's place:
+    a refused line, one that is not UTF-8, an unknown command, another refused line."""
+    scripted = ScriptedActor()
+    # One burst (a stream without a descriptor); \udcff is the byte 0xff read as is.
+    env = environment("fine\n" + "x" * 70_000 + "\n\udcff\n/frobnicate\n/me " + "y" * 70_000
+                      + "\n/me waves\nlast\n")
+    with pytest.raises(UndeliveredError, match=r"3 of 6 messages were refused"
+                       r" and not sent \(line 2, line 3, line 5\)"):
+        pipe_lines(scripted, config, env)
+    assert [(p.content, p.kind) for p in scripted.posts] == [
+        ("fine", None), ("waves", "action"), ("last", None)]
+    notes = [line for line in env.stderr.getvalue().splitlines() if line]
+    assert [note.split(":")[0] for note in notes] == ["not sent"] * 2 + [
+        "unknown command /frobnicate; type /help for the list", "not sent"]
+    assert "(line 2: " in notes[0] and "line 3 is not valid UTF-8" in notes[1]
+    assert "(line 5: " in notes[3]
+
+
 def test_commands_answer_on_stdout_or_on_stderr_in_json_mode(config):
     env = environment("/who\n/history 1\n/help\n")
     pipe_lines(ScriptedActor(), config, env)

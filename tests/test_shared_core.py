@@ -222,3 +222,45 @@ def test_a_draft_is_authored_as_the_message_constructor_makes_it_and_refused_ali
             full(bad, 1)
     with pytest.raises(MessageError):
         base.author("alice", NODE_A, 0)
+
+
+@pytest.mark.parametrize(
+    "shared",
+    [
+        {},
+        {"room": "ops", "kind": "action"},
+        {"to": "bob", "room": None},
+        {"subject": "s" * 1000},
+        {"to": "not a name!", "room": None},
+        {"room": "No Such Room"},
+        {"kind": "topic"},
+        {"kind": "shout"},
+    ],
+)
+def test_a_burst_of_drafts_is_refused_line_by_line_exactly_as_each_draft_checked_alone(shared):
+    from datetime import timedelta
+
+    from lab93zmq.core.authoring import checked_drafts
+    from lab93zmq.core.message import make_id
+
+    fields = {"subject": None, "to": None, "room": "general", "kind": None, **shared}
+    texts = ["fine", "", "x" * 70_000, "bad \ud800 text", "also fine"]
+    times = [T0 + timedelta(milliseconds=k) for k in range(len(texts) + 1)]
+    clock = iter(times)
+    entropy = bytes(range(10 * len(texts)))
+    made = checked_drafts(texts, fields["subject"], fields["to"], fields["room"],
+                          fields["kind"], "alice", NODE_A, lambda: next(clock), entropy)
+    assert len(made) == len(texts)
+    for index, (text, got) in enumerate(zip(texts, made, strict=True)):
+        sent_at = times[index + 1]  # the first time is the shared fields' check's
+        alone = Draft(make_id(sent_at, entropy[10 * index : 10 * index + 10]), text,
+                      fields["subject"], fields["to"], sent_at, fields["room"], fields["kind"])
+        try:
+            alone.check("alice", NODE_A)
+        except MessageError as error:
+            assert isinstance(got, MessageError), text[:10]
+            assert str(got) == str(error)
+        else:
+            assert got == alone
+            assert got.author("alice", NODE_A, 4) == alone.author("alice", NODE_A, 4)
+

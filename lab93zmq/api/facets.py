@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-from ..core.authoring import Draft
-from ..core.errors import UsageError
+from ..core.authoring import Draft, checked_drafts
+from ..core.errors import MessageError, UsageError
 from ..core.events import Topic
 from ..core.message import ACTION, check_name, make_id
 from ..core.rooms import RoomError, room_name, shown
@@ -85,3 +85,28 @@ class NodeFacets:
         draft = Draft(message_id, text, subject, to, sent_at, room, kind)
         draft.check(self.user, self.node_id or "0" * 32)  # every field's own check
         return draft
+
+    def _drafts(
+        self, texts: list[str], *, subject: str | None = None, to: str | None = None,
+        room: str | None = None, action: bool = False,
+    ) -> list[Draft | MessageError]:
+        """What ``draft`` makes of each of ``texts`` (the same fields but the text), or
+        the MessageError that refuses it: the command line's piped lines, a burst at a
+        time, each line's content checked and what they share once."""
+        if to is not None:
+            try:
+                check_name(to, "to")
+            except MessageError as error:
+                return [error] * len(texts)
+            if room is not None:
+                raise UsageError("a direct message (to=...) has no room; give one or the other")
+        else:
+            room = self._room_or_current(room)
+        return checked_drafts(
+            texts, subject, to, room, ACTION if action else None, self.user,
+            self.node_id or "0" * 32, _utc_now, os.urandom(10 * len(texts)),
+        )  # fmt: skip
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)

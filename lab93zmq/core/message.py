@@ -453,18 +453,7 @@ def _checked(
             raise MessageError("subject", "must not contain line breaks")
         if not subject.isascii():
             _check_unicode(subject, "subject")
-    if not isinstance(content, str):
-        raise MessageError("content", "must be a string")
-    if not content:
-        raise MessageError("content", "must not be empty")
-    # ASCII text is valid and one byte a character: only other text needs encoding to tell.
-    if not (content.isascii() and len(content) <= MAX_CONTENT_BYTES):
-        try:
-            size = len(content.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise MessageError("content", "is not valid Unicode text") from None
-        if size > MAX_CONTENT_BYTES:
-            raise MessageError("content", f"is longer than {MAX_CONTENT_BYTES} bytes")
+    check_content(content)
     if not isinstance(sent_at, datetime):
         raise MessageError("sent_at", "must be a timezone-aware time")
     if sent_at.tzinfo is not timezone.utc:
@@ -477,6 +466,22 @@ def _checked(
     if type(origin_seq) is not int or not 1 <= origin_seq <= MAX_SEQ:
         raise MessageError("seq", f"must be a whole number from 1 to {MAX_SEQ}")
     return sent_at
+
+
+def check_content(content: object) -> None:
+    """A message's content: non-empty text of at most MAX_CONTENT_BYTES in UTF-8."""
+    if not isinstance(content, str):
+        raise MessageError("content", "must be a string")
+    if not content:
+        raise MessageError("content", "must not be empty")
+    # ASCII text is valid and one byte a character: only other text needs encoding to tell.
+    if not (content.isascii() and len(content) <= MAX_CONTENT_BYTES):
+        try:
+            size = len(content.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise MessageError("content", "is not valid Unicode text") from None
+        if size > MAX_CONTENT_BYTES:
+            raise MessageError("content", f"is longer than {MAX_CONTENT_BYTES} bytes")
 
 
 def time_text(when: datetime) -> str:

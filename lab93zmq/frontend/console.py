@@ -21,7 +21,7 @@ from ..core.errors import Lab93Error, MessageError
 from ..core.events import Joined, Parted, Topic
 from ..core.message import ACTION
 from ..core.rooms import room_name
-from ..core.saying import Say
+from ..core.saying import Say, said
 from .chat import ChatRun, FrontEndOptions
 from .environment import Environment
 
@@ -109,6 +109,12 @@ class PipedRooms:
             room = self._current(room)
         return self._node.draft(text, to=to, room=room, **fields)
 
+    def _drafts(self, texts: list[str], *, to: str | None = None, room: str | None = None,
+                **fields: Any) -> list[Draft | MessageError]:
+        if to is None:
+            room = self._current(room)
+        return self._node._drafts(texts, to=to, room=room, **fields)
+
 
 class Pipeline:
     """Lines to a node: piped input (each line a message, a line starting with / a
@@ -118,7 +124,8 @@ class Pipeline:
     def __init__(self, node: Node, run: ChatRun) -> None:
         self.node: Any = PipedRooms(node) if not node.config.listen else node
         self.run = run
-        self._drafts: list[Draft] = []  # said in this burst, posted together at its end
+        self._said: list[tuple[Say, str | None]] = []  # said in this burst, to draft
+        self._drafts: list[Draft] = []  # and drafted, posted together at its end
         self._sends: list[tuple[str, Say, str | None]] = []  # and what each was
         self._shower = threading.Thread(target=self._show_all, name="lab93-show", daemon=True)
         self._shower.start()
@@ -142,6 +149,7 @@ class Pipeline:
                 try:
                     line = data.decode("utf-8")
                 except UnicodeDecodeError:
+                    self._draft_said()  # what is wrong with the lines is said in their order
                     self.run.unreadable_line()
                     continue
                 if not self.act(line, f"line {self.run.line_number}"):
@@ -152,31 +160,51 @@ class Pipeline:
 
     def act(self, line: str, where: str | None = None) -> bool:
         """Carry out one line (a message waits for the burst's end); False on /quit."""
-        action = self.run.parse(line)
-        if isinstance(action, Say):
-            self._draft(action, where)
-            return True
-        self._post()  # what was said before a command goes out before it
-        return self.perform(action)
+        options = self.run.options
+        say = said(line, options.subject, options.to)  # plain text: the usual line
+        if say is None:
+            self._draft_said()  # what the lines before it did wrong is said before it
+            action = self.run.parse(line)
+            if not isinstance(action, Say):
+                self._post()  # what was said before a command goes out before it
+                return self.perform(action)
+            say = action  # /me, /msg
+        self._said.append((say, where))
+        return True
 
     def say(self, say: Say, where: str | None = None) -> None:
         """Send ``say`` as it is (no command parsing: --send's text)."""
-        self._draft(say, where)
+        self._said.append((say, where))
         self._post()
 
-    def _draft(self, say: Say, where: str | None) -> None:
-        hint = self._no_room_hint(say)
+    def _draft_said(self) -> None:
+        """Draft what was said since the last time, a run of lines alike at a time (the
+        same subject, addressee and kind: checked together); tell what is refused."""
+        said_lines, self._said = self._said, []
+        start = 0
+        while start < len(said_lines):
+            first = said_lines[start][0]
+            end = start + 1
+            while end < len(said_lines) and _alike(said_lines[end][0], first):
+                end += 1
+            self._draft_run(said_lines[start:end])
+            start = end
+
+    def _draft_run(self, run: list[tuple[Say, str | None]]) -> None:
+        first = run[0][0]
+        hint = self._no_room_hint(first)
         if hint is not None:
-            self.run.invalid(say, hint, where)
+            for say, where in run:
+                self.run.invalid(say, hint, where)
             return
-        try:
-            draft = self.node.draft(say.text, subject=say.subject, to=say.to,
-                                    action=say.kind == ACTION)
-        except MessageError as error:
-            self.run.invalid(say, str(error), where)
-            return
-        self._sends.append((draft.id, say, where))
-        self._drafts.append(draft)
+        made = self.node._drafts([say.text for say, _ in run], subject=first.subject,
+                                 to=first.to, action=first.kind == ACTION)
+        for (say, where), draft in zip(run, made, strict=True):
+            if isinstance(draft, MessageError):
+                self.run.invalid(say, str(draft), where)
+                continue
+            self._sends.append((draft.id, say, where))
+            self._drafts.append(draft)
 
     def _no_room_hint(self, say: Say) -> str | None:
         if say.to is not None or self.node.rooms:
@@ -186,6 +214,7 @@ class Pipeline:
         return actions.no_room_hint(self.node, say)
 
     def _post(self) -> None:
+        self._draft_said()
         if not self._drafts:
             return
         drafts, self._drafts = self._drafts, []
@@ -223,6 +252,11 @@ class Pipeline:
         failure = getattr(self, "failure", None)
         if failure is not None:
             raise failure
+
+
+def _alike(say: Say, other: Say) -> bool:
+    """Drafted alike: all but the text the same."""
+    return say.subject == other.subject and say.to == other.to and say.kind == other.kind
 
 
 def send_one(node: Node, run: ChatRun, text: str) -> None:
