@@ -52,7 +52,7 @@ from .actor import Actor, PipeKind, PipeMessage
 from .config import NodeConfig
 from .discovery import LocalAnswers, ScanRequests
 from .handshake import HandshakeMonitor
-from .sockets import connect, drain, poll_timeout, tune
+from .sockets import connect, drain, poll_timeout, send_frames, tune
 from .store import Inbox, utc_now
 from .store_edge import StoreEdge
 
@@ -337,7 +337,7 @@ class _ClientLoop:
     def send(self, out: SendToServer) -> None:
         if self.dealer is not None:
             try:
-                self.dealer.send_multipart(out.command.frames(), zmq.NOBLOCK)
+                send_frames(self.dealer, out.command.frames())
                 return
             except zmq.Again:
                 pass
