@@ -138,6 +138,8 @@ def checked_drafts(
         shared = False
     for index, text in enumerate(texts):
         sent_at = clock()
+        # Filled in place, not through the frozen dataclass's __init__ (one
+        # object.__setattr__ a field): a third of drafting a line, for values set once.
         draft = object.__new__(Draft)
         draft.__dict__.update(
             id=make_id(sent_at, entropy[10 * index : 10 * index + 10]), content=text,
