@@ -105,6 +105,17 @@ def cluster(tmp_path, beacon_port):
 
 
 @pytest.fixture
+def room(tmp_path, beacon_port):
+    """Secure and plain live broadcast actors on one beacon port (``broadcast_live.Room``),
+    stopped afterwards."""
+    from broadcast_live import Room
+
+    nodes = Room(tmp_path, beacon_port)
+    yield nodes
+    nodes.close()
+
+
+@pytest.fixture
 def server(tmp_path, beacon_port):
     """A repeater server through the Python API (``lab93zmq.Server``) on loopback."""
     import lab93zmq

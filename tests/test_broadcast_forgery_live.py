@@ -15,19 +15,12 @@ import threading
 import time
 
 import pytest
-from broadcast_live import INTERVAL, Room, announce_of, beacon_to
+from broadcast_live import INTERVAL, announce_of, beacon_to
 from live import wait_for
 
 from lab93zmq.io.actor import PipeKind
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def room(tmp_path, beacon_port):
-    nodes = Room(tmp_path, beacon_port)
-    yield nodes
-    nodes.close()
 
 
 class Forger:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import pytest
 import zmq
-from broadcast_live import INTERVAL, Live, Room, announce_of, beacon_to
+from broadcast_live import INTERVAL, Live, announce_of, beacon_to
 from live import wait_for
 from procs import reserved_beacon_port
 
@@ -33,13 +33,6 @@ from lab93zmq.io.actor import PipeKind
 from lab93zmq.io.store import Inbox
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def room(tmp_path, beacon_port):
-    nodes = Room(tmp_path, beacon_port)
-    yield nodes
-    nodes.close()
 
 
 @pytest.fixture

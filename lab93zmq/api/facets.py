@@ -73,17 +73,12 @@ class NodeFacets:
     ) -> Draft:
         """The draft ``send`` would post, checked now (MessageError names a bad field);
         ``action``: an action (/me), shown as "* alice waves"."""
-        if to is not None:
-            check_name(to, "to")
-            if room is not None:
-                raise UsageError("a direct message (to=...) has no room; give one or the other")
-        else:
-            room = self._room_or_current(room)
-        sent_at = datetime.now(timezone.utc)
+        room = self._room_of_post(to, room)
+        sent_at = _utc_now()
         message_id = make_id(sent_at, os.urandom(10)) if id is None else id
         kind = ACTION if action else None
         draft = Draft(message_id, text, subject, to, sent_at, room, kind)
-        draft.check(self.user, self.node_id or "0" * 32)  # every field's own check
+        draft.check(self.user, self._origin)  # every field's own check
         return draft
 
     def _drafts(
@@ -93,19 +88,31 @@ class NodeFacets:
         """What ``draft`` makes of each of ``texts`` (the same fields but the text), or
         the MessageError that refuses it: the command line's piped lines, a burst at a
         time, each line's content checked and what they share once."""
-        if to is not None:
-            try:
-                check_name(to, "to")
-            except MessageError as error:
-                return [error] * len(texts)
-            if room is not None:
-                raise UsageError("a direct message (to=...) has no room; give one or the other")
-        else:
-            room = self._room_or_current(room)
+        try:
+            room = self._room_of_post(to, room)
+        except MessageError as error:
+            if to is None:
+                raise  # not the lines' fault: a room this node is not in
+            return [error] * len(texts)  # each line is refused for its addressee
         return checked_drafts(
             texts, subject, to, room, ACTION if action else None, self.user,
-            self.node_id or "0" * 32, _utc_now, os.urandom(10 * len(texts)),
+            self._origin, _utc_now, os.urandom(10 * len(texts)),
         )  # fmt: skip
+
+    def _room_of_post(self, to: str | None, room: str | None) -> str | None:
+        """The room a post goes to: None for a direct message to ``to`` (its name
+        checked: MessageError), else ``room`` or the current one."""
+        if to is None:
+            return self._room_or_current(room)
+        check_name(to, "to")
+        if room is not None:
+            raise UsageError("a direct message (to=...) has no room; give one or the other")
+        return None
+
+    @property
+    def _origin(self) -> str:
+        """Our node id, for a draft's checks (zeros before the node has one)."""
+        return self.node_id or "0" * 32
 
 
 def _utc_now() -> datetime:

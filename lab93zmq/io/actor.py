@@ -194,6 +194,11 @@ class EventPipe(zmq.Socket):  # type: ignore[type-arg]
 EVENTS_BELL = [PipeKind.EVENTS.value.encode(), b""]
 
 
+def _is_bell(frames: list[bytes]) -> bool:
+    """Is this pipe message an EVENTS frame (its batch waits in the EventPipe)?"""
+    return len(frames) == 2 and frames[0] == EVENTS_BELL[0] and not frames[1]
+
+
 def send_events(pipe: zmq.Socket, events: list[Event], posted_rows: bool = False) -> None:
     """Several events, a run of incoming messages as one pipe message. ``posted_rows``:
     POSTED as rows (see above) - a message's content went through the pipe once as a
@@ -466,7 +471,7 @@ class ActorHandle:
     def parse(self, frames: list[bytes]) -> PipeMessage:
         """A pipe message read from ``pipe``; an EVENTS frame comes with its batch:
         ``{"events": [Event, ...]}``, the very values the actor sent."""
-        if len(frames) == 2 and frames[0] == EVENTS_BELL[0] and not frames[1]:
+        if _is_bell(frames):
             return PipeMessage(PipeKind.EVENTS, {"events": self._batches.popleft()[0]})
         return PipeMessage.parse(frames)
 
@@ -477,7 +482,7 @@ class ActorHandle:
         all (``poll(0)`` until None) before waiting on it again."""
         if not self._rendered and self.pipe.poll(max(0, int(timeout * 1000))):
             frames = self.pipe.recv_multipart()
-            if len(frames) == 2 and frames[0] == EVENTS_BELL[0] and not frames[1]:
+            if _is_bell(frames):
                 events, posted_rows = self._batches.popleft()
                 self._rendered += map(PipeMessage.parse, event_frames(events, posted_rows))
             else:
